@@ -1,0 +1,40 @@
+/**
+ * Builds the single executable: dist/neuron-appliance, with libneuron.so, the
+ * SQL migrations and the Swagger UI assets embedded. Also copies the library
+ * beside it (dist/libneuron.so) for packaging.
+ *
+ *   bun build/compile.ts [--outfile dist/neuron-appliance]
+ */
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const root = resolve(import.meta.dir, "..");
+const { values } = parseArgs({ options: { outfile: { type: "string" } } });
+const outfile = resolve(values.outfile ?? join(root, "dist", "neuron-appliance"));
+const lib = join(root, "native", "build", "libneuron.so");
+if (!existsSync(lib)) {
+  console.error(`compile: ${lib} is missing; run \`make -C native\` first`);
+  process.exit(1);
+}
+mkdirSync(dirname(outfile), { recursive: true });
+
+const proc = Bun.spawnSync(
+  [
+    process.execPath,
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--format=esm",
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    join(root, "build", "entry.ts"),
+    "--outfile",
+    outfile,
+  ],
+  { cwd: root, stdout: "inherit", stderr: "inherit" },
+);
+if (proc.exitCode !== 0) process.exit(proc.exitCode ?? 1);
+copyFileSync(lib, join(dirname(outfile), "libneuron.so"));
+console.log(`compile: ${outfile}`);

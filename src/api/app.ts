@@ -1,0 +1,58 @@
+/**
+ * The management API: Elysia under /api/v1, one controller per domain,
+ * OpenAPI at /swagger (UI) and /swagger/json (spec), assets served locally.
+ */
+import { openapi } from "@elysiajs/openapi";
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { appsRoutes } from "../apps/routes.ts";
+import type { Core } from "../core.ts";
+import { systemRoutes } from "../system/routes.ts";
+import { APPLIANCE_VERSION } from "../version.ts";
+import { errorBody, errorHandler } from "./errors.ts";
+import { SWAGGER_BUNDLE_URL, SWAGGER_CSS_URL, swaggerAssets } from "./swagger-assets.ts";
+
+export const API_PREFIX = "/api/v1";
+export const OPENAPI_PATH = "/swagger";
+export const OPENAPI_JSON_PATH = "/swagger/json";
+
+/** The services the routes need; a subset of Core so tests can compose freely. */
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+
+export function createApp(core: ApiDeps) {
+  const limit = core.config.maxBodyBytes;
+  return new Elysia({ name: "neuron.api" })
+    .use(errorHandler(core.log))
+    .onRequest(({ request, set }) => {
+      const length = Number(request.headers.get("content-length") ?? "0");
+      if (Number.isFinite(length) && length > limit) {
+        set.status = 413;
+        return errorBody("BODY_TOO_LARGE", `request body of ${length} bytes exceeds the limit of ${limit} bytes`);
+      }
+    })
+    .use(
+      openapi({
+        path: OPENAPI_PATH,
+        specPath: OPENAPI_JSON_PATH,
+        provider: "swagger-ui",
+        mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
+        exclude: { paths: [/^\/swagger/] },
+        documentation: {
+          info: {
+            title: "neuron-appliance management API",
+            version: APPLIANCE_VERSION,
+            description: "The NeuronOS host appliance: hardware, VFIO, VMs, apps, pairing and streaming.",
+          },
+          tags: [
+            { name: "system", description: "Health, version and the doctor report" },
+            { name: "apps", description: "The app catalog served to Moonlight clients" },
+          ],
+        },
+        swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
+      }),
+    )
+    .use(swaggerAssets())
+    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+}
+
+export type ApiApp = ReturnType<typeof createApp>;

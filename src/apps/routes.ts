@@ -1,0 +1,48 @@
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { ErrorBody } from "../api/errors.ts";
+import { App, AppCreate, AppIdParams, AppList, AppPatch } from "./model.ts";
+import type { AppsService } from "./service.ts";
+
+export const appsRoutes = (apps: AppsService) =>
+  new Elysia({ name: "neuron.apps", prefix: "/apps", detail: { tags: ["apps"] } })
+    .get("/", () => ({ apps: apps.list() }), {
+      response: { 200: AppList },
+      detail: { summary: "List the app catalog", description: "Ordered by sortOrder, then id." },
+    })
+    .post(
+      "/",
+      ({ body, set }) => {
+        set.status = 201;
+        return apps.create(body);
+      },
+      {
+        body: AppCreate,
+        response: { 201: App, 409: ErrorBody, 422: ErrorBody },
+        detail: { summary: "Add an app" },
+      },
+    )
+    .get("/:id", ({ params }) => apps.get(params.id), {
+      params: AppIdParams,
+      response: { 200: App, 404: ErrorBody },
+      detail: { summary: "Get one app" },
+    })
+    .patch("/:id", ({ params, body }) => apps.update(params.id, body), {
+      params: AppIdParams,
+      body: AppPatch,
+      response: { 200: App, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody },
+      detail: { summary: "Change an app" },
+    })
+    .delete(
+      "/:id",
+      ({ params, set }) => {
+        apps.remove(params.id);
+        set.status = 204;
+        return undefined;
+      },
+      {
+        params: AppIdParams,
+        response: { 204: z.undefined(), 404: ErrorBody },
+        detail: { summary: "Remove an app" },
+      },
+    );

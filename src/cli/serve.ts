@@ -1,0 +1,59 @@
+import { startServer } from "../api/server.ts";
+import { createCore } from "../core.ts";
+import { configFrom, type Command } from "./command.ts";
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "Run the appliance service: management API (and, as they are enabled, the stream host).",
+  usage: "serve [--host ADDR] [--port N] [--state-dir DIR] [--log-format auto|json|text]",
+  help: [
+    "Options:",
+    "  --host ADDR        API bind address (default 127.0.0.1; env NEURON_HOST)",
+    "  --port N           API port (default 8547, 0 = any free port; env NEURON_PORT)",
+    "  --state-dir DIR    database, keys and sockets (env NEURON_STATE_DIR)",
+    "  --log-format F     auto (text on a TTY, else JSON lines), json or text",
+  ].join("\n"),
+  flags: {
+    host: { type: "string" },
+    port: { type: "string" },
+    "state-dir": { type: "string" },
+    "log-format": { type: "string" },
+  },
+  async run(args, ctx) {
+    const config = configFrom(args, ctx, {
+      host: "host",
+      port: "port",
+      "state-dir": "stateDir",
+      "log-format": "logFormat",
+    });
+    const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
+    let server;
+    try {
+      server = startServer(core);
+    } catch (err) {
+      core.close();
+      throw err;
+    }
+    core.log.info("listening", {
+      url: server.url,
+      socket: server.socketPath,
+      stateDir: config.stateDir,
+      native: core.nativeState.version,
+    });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        core.log.info("stopping", { signal });
+        process.off("SIGINT", onInt);
+        process.off("SIGTERM", onTerm);
+        resolve();
+      };
+      const onInt = () => stop("SIGINT");
+      const onTerm = () => stop("SIGTERM");
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
+    });
+    await server.stop();
+    core.close();
+    return 0;
+  },
+};

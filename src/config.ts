@@ -1,0 +1,241 @@
+/**
+ * Settings of the appliance: one zod schema, three layers.
+ *
+ *   config file (/etc/neuron-appliance/config.json or --config)  <  env (NEURON_*)  <  flags
+ *
+ * Every filesystem path, port and external binary the appliance touches lives
+ * here, so tests point the appliance at fixture trees and local components.
+ * Parsed once at start and passed explicitly; nothing reads process.env later.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import { AppError } from "./errors.ts";
+
+export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
+
+const port = z.number().int().min(0).max(65535);
+const path = z.string().min(1, "must not be empty");
+const binary = z.string().min(1, "must not be empty");
+
+export const BinariesSchema = z
+  .object({
+    virsh: binary.default("virsh"),
+    qemuImg: binary.default("qemu-img"),
+    qemuSystem: binary.default("qemu-system-x86_64"),
+    modprobe: binary.default("modprobe"),
+    mkinitcpio: binary.default("mkinitcpio"),
+    pacman: binary.default("pacman"),
+    snapper: binary.default("snapper"),
+    btrfs: binary.default("btrfs"),
+    openssl: binary.default("openssl"),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** Management API bind address. Anything but loopback is an explicit choice. */
+    host: z.string().min(1).default("127.0.0.1"),
+    /** Management API TCP port (0 = pick a free one). */
+    port: port.default(8547),
+    /** Where the database, keys and certificates live. */
+    stateDir: path.default(defaultStateDir()),
+    /** SQLite database file; default <stateDir>/neuron.db. */
+    dbPath: path.optional(),
+    /** Local API unix socket for CLI → service calls; default <stateDir>/api.sock. */
+    socketPath: path.optional(),
+    /** Root that holds sys/ and proc/ (hardware detection reads <root>/sys, <root>/proc). */
+    root: path.default("/"),
+    /** Root under which system edits happen (modprobe.d, kernel cmdline, initramfs config). */
+    targetRoot: path.default("/"),
+    /** Directory of POSIX shared memory files (IVSHMEM / Looking Glass). */
+    shmDir: path.default("/dev/shm"),
+    /** Device nodes the appliance probes. */
+    kvmDevice: path.default("/dev/kvm"),
+    uinputDevice: path.default("/dev/uinput"),
+    /** libvirt connection URI. */
+    libvirtUri: z.string().min(1).default("qemu:///system"),
+    /** GameStream base port: HTTP = base, HTTPS = base-5, RTSP = base+21, video/control/audio = base+9/10/11. */
+    gamestreamPort: port.default(47989),
+    /** Explicit path of libneuron.so; default: embedded in the binary, then beside it, then the source tree. */
+    nativeLib: path.optional(),
+    /** Largest accepted HTTP request body, bytes. */
+    maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    /** json: one object per line (systemd); text: readable; auto: text on a TTY. */
+    logFormat: z.enum(["auto", "json", "text"]).default("auto"),
+    /** External binaries, by name on PATH or absolute path. */
+    bin: BinariesSchema.default(BinariesSchema.parse({})),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+type ParsedConfig = z.output<typeof ConfigSchema>;
+export type Config = Omit<ParsedConfig, "dbPath" | "socketPath"> & {
+  dbPath: string;
+  socketPath: string;
+  /** Where the file layer came from, or null when none was read. */
+  configFile: string | null;
+};
+
+function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return "/var/lib/neuron-appliance";
+  const xdg = process.env.XDG_STATE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), ".local", "state"), "neuron-appliance");
+}
+
+/** Keys of the schema in NEURON_* form: stateDir → NEURON_STATE_DIR, bin.virsh → NEURON_BIN_VIRSH. */
+export function envName(keyPath: string[]): string {
+  return "NEURON_" + keyPath.map((k) => k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_");
+}
+
+type Leaf = { keyPath: string[]; numeric: boolean };
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let s: z.ZodType = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+function leaves(shape: Record<string, z.ZodType>, prefix: string[] = []): Leaf[] {
+  const out: Leaf[] = [];
+  for (const [key, field] of Object.entries(shape)) {
+    const inner = unwrap(field);
+    if (inner instanceof z.ZodObject) out.push(...leaves(inner.shape as Record<string, z.ZodType>, [...prefix, key]));
+    else out.push({ keyPath: [...prefix, key], numeric: inner instanceof z.ZodNumber });
+  }
+  return out;
+}
+
+const LEAVES = leaves(ConfigSchema.shape as Record<string, z.ZodType>);
+
+function setPath(target: Record<string, unknown>, keyPath: string[], value: unknown): void {
+  let node = target;
+  for (const k of keyPath.slice(0, -1)) {
+    const next = node[k];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[k] = {};
+    node = node[k] as Record<string, unknown>;
+  }
+  node[keyPath[keyPath.length - 1]!] = value;
+}
+
+function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    if (v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b))
+      out[k] = mergeDeep(b as Record<string, unknown>, v as Record<string, unknown>);
+    else if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** A string from env/flags for a numeric field becomes a number only when it is one; else zod names the error. */
+function scalar(raw: string, numeric: boolean): unknown {
+  if (numeric && /^-?\d+$/.test(raw.trim())) return Number(raw.trim());
+  return raw;
+}
+
+export class ConfigError extends AppError {
+  constructor(message: string, cause?: unknown) {
+    super("CONFIG_INVALID", message, { status: 500, cause });
+  }
+}
+
+export interface LoadConfigOptions {
+  /** --config: an explicit file must exist; the default file may be absent. */
+  configPath?: string;
+  env?: Record<string, string | undefined>;
+  /** Values from command-line flags, already in schema shape (strings are accepted for numbers). */
+  flags?: Record<string, unknown>;
+  /** Base directory for relative paths (default: process.cwd()). */
+  cwd?: string;
+}
+
+function readConfigFile(file: string, explicit: boolean): Record<string, unknown> | null {
+  if (!existsSync(file)) {
+    if (explicit) throw new ConfigError(`config file ${file}: not found`);
+    return null;
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: cannot read (${(err as Error).message})`, err);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: invalid JSON (${(err as Error).message})`, err);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw new ConfigError(`config file ${file}: must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], sourceOf: (key: string) => string): string {
+  return issues
+    .map((i) => {
+      const key = i.path.length ? i.path.join(".") : "(root)";
+      const keys = i.code === "unrecognized_keys" ? ` ${(i as { keys: string[] }).keys.join(", ")}` : "";
+      return `${key}${keys}: ${i.message}${sourceOf(key)}`;
+    })
+    .join("; ");
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const explicit = opts.configPath ?? env.NEURON_CONFIG;
+  const file = explicit ? resolve(cwd, explicit) : DEFAULT_CONFIG_PATH;
+  const fromFile = readConfigFile(file, explicit !== undefined) ?? {};
+
+  const fromEnv: Record<string, unknown> = {};
+  const origin = new Map<string, string>();
+  for (const leaf of LEAVES) {
+    const name = envName(leaf.keyPath);
+    const raw = env[name];
+    if (raw !== undefined) {
+      setPath(fromEnv, leaf.keyPath, scalar(raw, leaf.numeric));
+      origin.set(leaf.keyPath.join("."), `env ${name}`);
+    }
+  }
+  const fromFlags: Record<string, unknown> = {};
+  for (const leaf of LEAVES) {
+    let v: unknown = opts.flags;
+    for (const k of leaf.keyPath) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+    if (v !== undefined) {
+      setPath(fromFlags, leaf.keyPath, typeof v === "string" ? scalar(v, leaf.numeric) : v);
+      origin.set(leaf.keyPath.join("."), "command-line flag");
+    }
+  }
+  for (const key of Object.keys(fromFile)) if (!origin.has(key)) origin.set(key, `config file ${file}`);
+
+  const merged = mergeDeep(mergeDeep(fromFile, fromEnv), fromFlags);
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const sourceOf = (key: string) => {
+      const o = origin.get(key) ?? origin.get(key.split(".")[0]!);
+      return o ? ` (from ${o})` : "";
+    };
+    throw new ConfigError(`invalid configuration: ${formatIssues(result.error.issues, sourceOf)}`);
+  }
+  const c = result.data;
+  const abs = (p: string) => resolve(cwd, p);
+  const stateDir = abs(c.stateDir);
+  return {
+    ...c,
+    stateDir,
+    root: abs(c.root),
+    targetRoot: abs(c.targetRoot),
+    shmDir: abs(c.shmDir),
+    kvmDevice: abs(c.kvmDevice),
+    uinputDevice: abs(c.uinputDevice),
+    nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),
+    dbPath: c.dbPath ? abs(c.dbPath) : join(stateDir, "neuron.db"),
+    socketPath: c.socketPath ? abs(c.socketPath) : join(stateDir, "api.sock"),
+    configFile: Object.keys(fromFile).length || existsSync(file) ? file : null,
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * createCore(config): the one place that builds the database connection, the
+ * native library and the domain services. The API, the CLI and the GameStream
+ * host are adapters over what it returns.
+ */
+import { AppsService } from "./apps/service.ts";
+import type { Config } from "./config.ts";
+import { appsRepo } from "./db/repos/apps.ts";
+import { openDatabase, type OpenedDb } from "./db/client.ts";
+import { schemaVersion } from "./db/migrator.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
+import type { NativeState } from "./system/doctor.ts";
+import { SystemService } from "./system/service.ts";
+
+export interface CoreOptions {
+  /** Path of the native library embedded in the compiled executable, if any. */
+  embeddedNativeLib?: string;
+  logger?: Logger;
+  /** Refuse to build the core without the native library (serve does). */
+  requireNative?: boolean;
+}
+
+export interface Core {
+  config: Config;
+  log: Logger;
+  database: OpenedDb;
+  native: NativeLibrary | null;
+  nativeState: NativeState;
+  apps: AppsService;
+  system: SystemService;
+  close(): void;
+}
+
+export function nativeLocation(config: Config, embedded?: string): NativeLocation {
+  return { explicit: config.nativeLib, embedded };
+}
+
+export function loadNative(config: Config, embedded?: string): { lib: NativeLibrary | null; state: NativeState } {
+  try {
+    const lib = NativeLibrary.load(nativeLocation(config, embedded));
+    return { lib, state: { version: lib.version, path: lib.path, error: null } };
+  } catch (err) {
+    return { lib: null, state: { version: null, path: null, error: (err as Error).message } };
+  }
+}
+
+export function createCore(config: Config, opts: CoreOptions = {}): Core {
+  const log = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
+  const { lib: native, state: nativeState } = loadNative(config, opts.embeddedNativeLib);
+  if (opts.requireNative && !native) throw new Error(nativeState.error ?? "native library unavailable");
+  let database: OpenedDb;
+  try {
+    database = openDatabase(config.dbPath);
+  } catch (err) {
+    native?.close();
+    throw err;
+  }
+  if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
+  const apps = new AppsService(appsRepo(database.db));
+  if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
+  const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  return {
+    config,
+    log,
+    database,
+    native,
+    nativeState,
+    apps,
+    system,
+    close() {
+      database.close();
+      native?.close();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The appliance's state, one SQLite database through Drizzle.
+ * Migrations are generated from this file by drizzle-kit into migrations/
+ * (`npm run db:generate`) and embedded into the binary.
+ *
+ * Times are integer milliseconds since the epoch (mode "timestamp_ms").
+ */
+import { sql } from "drizzle-orm";
+import { type AnySQLiteColumn, index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+const createdAt = () =>
+  integer("created_at", { mode: "timestamp_ms" })
+    .notNull()
+    .default(sql`(cast(unixepoch('subsec') * 1000 as integer))`);
+
+/** Moonlight clients paired with the GameStream host, identified by their certificate. */
+export const pairings = sqliteTable("pairings", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull(),
+  /** Client certificate, PEM. */
+  certPem: text("cert_pem").notNull(),
+  /** SHA-256 of the certificate's DER, lowercase hex. */
+  fingerprint: text("fingerprint").notNull().unique(),
+  createdAt: createdAt(),
+  lastSeenAt: integer("last_seen_at", { mode: "timestamp_ms" }),
+});
+
+export const APP_KINDS = ["desktop", "vm", "command"] as const;
+
+/** The app catalog the stream host serves (/applist) and the GUI shows. */
+export const apps = sqliteTable(
+  "apps",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    name: text("name").notNull().unique(),
+    kind: text("kind", { enum: APP_KINDS }).notNull(),
+    /** For kind=command: the command line run (in the VM when vmName is set). */
+    command: text("command"),
+    /** For kind=vm (and commands run inside a VM): the libvirt domain name. */
+    vmName: text("vm_name"),
+    boxArtPath: text("box_art_path"),
+    sortOrder: integer("sort_order").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [index("apps_sort_order_idx").on(t.sortOrder, t.id)],
+);
+
+export const SNAPSHOT_KINDS = ["pre", "post", "manual"] as const;
+
+/** Filesystem snapshots (snapper / btrfs) taken around updates or by hand. */
+export const snapshots = sqliteTable("snapshots", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  backend: text("backend").notNull(),
+  /** The backend's own reference (snapper number, subvolume path, ...). */
+  backendRef: text("backend_ref"),
+  label: text("label").notNull(),
+  kind: text("kind", { enum: SNAPSHOT_KINDS }).notNull(),
+  createdAt: createdAt(),
+  parentUpdateId: integer("parent_update_id").references((): AnySQLiteColumn => updateHistory.id, {
+    onDelete: "set null",
+  }),
+});
+
+export const UPDATE_STATUSES = ["running", "succeeded", "failed", "rolled_back"] as const;
+
+/** System updates run by the appliance, with the snapshots around them. */
+export const updateHistory = sqliteTable("update_history", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  startedAt: integer("started_at", { mode: "timestamp_ms" }).notNull(),
+  finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
+  status: text("status", { enum: UPDATE_STATUSES }).notNull(),
+  /** JSON array of { name, from, to }. */
+  packages: text("packages").notNull().default("[]"),
+  log: text("log").notNull().default(""),
+  snapshotBeforeId: integer("snapshot_before_id").references((): AnySQLiteColumn => snapshots.id, {
+    onDelete: "set null",
+  }),
+  snapshotAfterId: integer("snapshot_after_id").references((): AnySQLiteColumn => snapshots.id, {
+    onDelete: "set null",
+  }),
+});
+
+export const AUDIT_STATUSES = ["planned", "applied", "failed", "rolled_back"] as const;
+
+/** Every change the appliance makes to the host system (VFIO config, libvirt definitions, migrated files). */
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    createdAt: createdAt(),
+    /** Who asked: "api", "cli", "system". */
+    actor: text("actor").notNull(),
+    /** Stable action name, e.g. "vfio.apply", "vm.define". */
+    action: text("action").notNull(),
+    /** What was changed (a path, a VM name, ...). */
+    target: text("target").notNull(),
+    status: text("status", { enum: AUDIT_STATUSES }).notNull(),
+    dryRun: integer("dry_run", { mode: "boolean" }).notNull().default(false),
+    /** JSON details: the diff, the backup location, the error. */
+    details: text("details").notNull().default("{}"),
+    /** Where the previous state was saved, for rollback. */
+    backupPath: text("backup_path"),
+  },
+  (t) => [index("audit_log_action_idx").on(t.action, t.createdAt)],
+);

@@ -1,0 +1,13 @@
+// `import x from "...ext" with { type: "file" }` yields the file's path (embedded in the compiled binary).
+declare module "*.so" {
+  const path: string;
+  export default path;
+}
+declare module "*.css" {
+  const path: string;
+  export default path;
+}
+declare module "swagger-ui-dist/swagger-ui-bundle.js" {
+  const path: string;
+  export default path;
+}

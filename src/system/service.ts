@@ -1,0 +1,29 @@
+/** Health and identity of the running appliance. */
+import type { Config } from "../config.ts";
+import { APPLIANCE_VERSION } from "../version.ts";
+import { runDoctor, type NativeState } from "./doctor.ts";
+import type { SystemInfo } from "./model.ts";
+
+export class SystemService {
+  private readonly startedAt = performance.now();
+
+  constructor(
+    private readonly config: Config,
+    private readonly native: NativeState,
+    private readonly schemaVersion: () => number,
+  ) {}
+
+  health(): { status: "ok" } {
+    return { status: "ok" };
+  }
+
+  async info(): Promise<SystemInfo> {
+    return {
+      version: APPLIANCE_VERSION,
+      uptimeSeconds: Math.round((performance.now() - this.startedAt) / 10) / 100,
+      native: { loaded: this.native.error === null, version: this.native.version, path: this.native.path },
+      db: { path: this.config.dbPath, schemaVersion: this.schemaVersion() },
+      doctor: await runDoctor(this.config, this.native),
+    };
+  }
+}
