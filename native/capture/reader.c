@@ -281,7 +281,7 @@ int32_t neuron_kvmfr_reader_attach(neuron_kvmfr_reader *r, uint32_t timeout_ms) 
     if (rc) return rc;
     uint32_t session = ld32(b, H_SESSION);
     uint64_t ts0 = ld64(b, H_TIMESTAMP);
-    while (ld64(b, H_TIMESTAMP) == ts0) {
+    while (timeout_ms && ld64(b, H_TIMESTAMP) == ts0) {
         if (mono_ns() >= deadline)
             return fail(r, NEURON_EIO, "the guest's heartbeat did not move within %u ms", timeout_ms);
         neuron_capture_sleep_us(500);
@@ -475,7 +475,7 @@ int32_t neuron_kvmfr_reader_next_frame(neuron_kvmfr_reader *r, uint32_t timeout_
     for (;;) {
         if (!r->attached) {
             uint64_t now = mono_ns();
-            uint32_t left = now >= deadline ? 0 : (uint32_t)((deadline - now) / 1000000ull);
+            uint32_t left = now >= deadline ? 1 : (uint32_t)((deadline - now) / 1000000ull) + 1;
             int32_t rc = neuron_kvmfr_reader_attach(r, left);
             if (rc == NEURON_OK) return NEURON_CAPTURE_RESTARTED;
             if (rc == NEURON_EIO) return NEURON_CAPTURE_TIMEOUT;
