@@ -170,7 +170,8 @@ NEURON_EXPORT void neuron_kvmfr_reader_close(neuron_kvmfr_reader *r);
 
 /*
  * Attaches: validates magic, LGMP and KVMFR versions and the queues, waits up to
- * timeout_ms for the heartbeat to move, subscribes to the frame and pointer
+ * timeout_ms for the heartbeat to move (0: does not wait for the heartbeat, for a
+ * caller that knows the guest is alive), subscribes to the frame and pointer
  * queues. NEURON_EUNSUPPORTED for a version it does not speak (the message,
  * naming both versions, is in neuron_kvmfr_reader_error()), NEURON_EFORMAT for
  * a malformed header, NEURON_EIO when the heartbeat does not move in time.

@@ -4,6 +4,7 @@
  * host are adapters over what it returns.
  */
 import { AppsService } from "./apps/service.ts";
+import { CaptureService } from "./capture/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
@@ -29,6 +30,7 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  capture: CaptureService;
   close(): void;
 }
 
@@ -60,6 +62,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const capture = new CaptureService(config.shmDir, native?.path ?? null);
   return {
     config,
     log,
@@ -68,7 +71,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    capture,
     close() {
+      capture.close();
       database.close();
       native?.close();
     },

@@ -6,6 +6,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
+import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
@@ -18,7 +19,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config"> & Partial<Pick<Core, "capture">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -41,13 +42,19 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+    .group(API_PREFIX, (api) =>
+      api
+        .use(systemRoutes(core.system))
+        .use(appsRoutes(core.apps))
+        .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" })),
+    );
 }
 
 export type ApiApp = ReturnType<typeof createApp>;
