@@ -13,7 +13,7 @@ import {
   VideoEncoder,
   type AccessUnitInfo,
 } from "../../ffi/capture.ts";
-import { AppError } from "../errors.ts";
+import { AppError, invalid } from "../errors.ts";
 import {
   DemoRequest,
   ShmName,
@@ -91,11 +91,10 @@ export class CaptureService {
 
   /** Attaches to the region `name` under the shm directory and reads one frame (bounded). */
   inspectSource(name: string, timeoutMs = 1000): SourceStatus {
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 10 || timeoutMs > 5000) throw invalid("timeoutMs must be 10-5000");
     const parsed = ShmName.safeParse(name);
     if (!parsed.success)
-      throw new AppError("INVALID_INPUT", `bad shared-memory name ${JSON.stringify(name)}: ${parsed.error.issues[0]?.message}`, {
-        status: 422,
-      });
+      throw invalid(`bad shared-memory name ${JSON.stringify(name)}: ${parsed.error.issues[0]?.message}`);
     const path = join(this.shmDir, parsed.data);
     if (!existsSync(path)) throw new CaptureError("CAPTURE_SOURCE_NOT_FOUND", `${path} does not exist`, { status: 404 });
     const source = new KvmfrFrameSource(this.lib(), path);
@@ -148,7 +147,12 @@ export class CaptureService {
    * access unit goes to `sink` (if given). The region is removed afterwards.
    */
   async runDemo(input: Partial<DemoRequest>, sink?: DemoSink): Promise<DemoResult> {
-    const req = DemoRequest.parse(input);
+    const parsed = DemoRequest.safeParse(input);
+    if (!parsed.success)
+      throw invalid(
+        `bad demo settings: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"} ${i.message}`).join("; ")}`,
+      );
+    const req = parsed.data;
     const native = this.lib();
     const path = join(this.shmDir, `neuron-demo-${process.pid}-${++this.demoSeq}`);
     const producer = SyntheticProducer.start(native, path, { width: req.width, height: req.height, fps: req.fps });
