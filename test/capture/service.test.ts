@@ -164,3 +164,15 @@ describe("capture CLI", () => {
     expect(bad.stderr).toContain("frames");
   });
 });
+
+describe("doctor check", () => {
+  test("reports the encoder chosen and why the others were not", async () => {
+    const { checkVideoEncoder } = await import("../../src/capture/doctor.ts");
+    const c = checkVideoEncoder(resolveNativePath({}), shmDir);
+    expect(c.id).toBe("encoder");
+    expect(c.detail).toContain("libx264");
+    expect(c.detail).toContain("h264_nvenc");
+    expect(c.status).toBe("warn"); // software only on this machine
+    expect(checkVideoEncoder(null, shmDir).status).toBe("fail");
+  });
+});
