@@ -162,15 +162,15 @@ export interface PipelineOptions extends Omit<EncoderOptions, "width" | "height"
   wpTimeoutMs?: number;
 }
 
-const cstr = (s: string) => Buffer.from(s + "\0", "utf8");
+export const cstr = (s: string) => Buffer.from(s + "\0", "utf8");
 const num = (v: number | bigint) => Number(v);
 
-function check(fn: string, rc: number): void {
+export function check(fn: string, rc: number): void {
   if (rc < 0) throw new NativeCallError(fn, rc);
 }
 
 /** Reads the pointer written into an out-parameter cell. */
-function outPtr(cell: BigUint64Array): Pointer {
+export function outPtr(cell: BigUint64Array): Pointer {
   return read.ptr(ptr(cell), 0) as Pointer;
 }
 

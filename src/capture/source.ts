@@ -4,6 +4,7 @@
  * (test/capture/source-contract.ts) runs against each.
  */
 import { KvmfrReader, type CaptureNative, type CursorInfo, type FrameInfo, type ReaderStats } from "../../ffi/capture.ts";
+import { NfbReader, type FramebufNative } from "../../ffi/framebuf.ts";
 import { AppError } from "../errors.ts";
 
 export type FrameEvent =
@@ -86,6 +87,66 @@ export class KvmfrFrameSource implements FrameSource {
 
   cursor(): CursorInfo {
     return this.reader.cursor().info;
+  }
+
+  stats(): ReaderStats {
+    return this.reader.stats();
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
+
+/** The appliance's own NFB1 triple-buffered region (native/framebuf.h). */
+export class TripleBufferFrameSource implements FrameSource {
+  readonly kind = "nfb";
+  private readonly reader: NfbReader;
+
+  constructor(
+    native: FramebufNative,
+    private readonly path: string,
+  ) {
+    try {
+      this.reader = NfbReader.open(native, path);
+    } catch (err) {
+      throw new CaptureError("CAPTURE_SOURCE_UNAVAILABLE", `cannot open ${path} as a shared-memory region`, {
+        status: 404,
+        cause: err,
+      });
+    }
+  }
+
+  attach(timeoutMs: number): void {
+    const rc = this.reader.attach(timeoutMs);
+    if (rc !== 0) throw attachError(rc, this.reader.error(), this.path);
+  }
+
+  next(dst: Uint8Array, timeoutMs: number): FrameEvent {
+    const r = this.reader.nextFrame(dst, timeoutMs);
+    switch (r.event) {
+      case "frame":
+        return { kind: "frame", info: r.info! };
+      case "restarted":
+        return { kind: "restarted" };
+      case "too-small":
+        throw new CaptureError("CAPTURE_BUFFER_TOO_SMALL", `frame needs ${r.info?.bytes} bytes, buffer has ${dst.length}`, {
+          status: 500,
+        });
+      case "error":
+        throw attachError(r.status, this.reader.error(), this.path);
+      default:
+        return { kind: "timeout" };
+    }
+  }
+
+  /** Interleaved s16le PCM written since the last call. */
+  audio(dst: Uint8Array): { bytes: number; overrun: boolean } {
+    return this.reader.audio(dst);
+  }
+
+  cursor(): CursorInfo {
+    return this.reader.cursor();
   }
 
   stats(): ReaderStats {

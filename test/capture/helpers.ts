@@ -23,7 +23,10 @@ export interface ProducerProcess {
 }
 
 /** Starts the synthetic producer in a separate bun process and waits until it is ready. */
-export async function spawnProducer(path: string, opts: ProducerOptions): Promise<ProducerProcess> {
+export async function spawnProducer(
+  path: string,
+  opts: ProducerOptions & { layout?: "kvmfr" | "nfb" },
+): Promise<ProducerProcess> {
   const proc = Bun.spawn([process.execPath, `${import.meta.dir}/producer-proc.ts`, path, JSON.stringify(opts)], {
     stdin: "pipe",
     stdout: "pipe",
