@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define W 320
 #define H 240
@@ -213,7 +215,26 @@ static void test_garbage(void) {
     munmap(mem, REGION);
 }
 
+/* A sealed-memfd style backing: the region is an anonymous memfd opened through /proc/self/fd/N. */
+static void test_memfd(void) {
+    int fd = memfd_create("neuron-test-region", MFD_CLOEXEC);
+    CHECK(fd >= 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    neuron_producer_config cfg = {.width = W, .height = H, .fps = 200};
+    neuron_producer *p = NULL;
+    CHECK(neuron_producer_start(path, 0, &cfg, &p) == NEURON_OK);
+    neuron_kvmfr_reader *r = NULL;
+    CHECK(neuron_kvmfr_reader_open(path, 0, &r) == NEURON_OK);
+    CHECK(neuron_kvmfr_reader_attach(r, 1000) == NEURON_OK);
+    CHECK(read_frames(r, 5, NULL, NULL, 200) == 5);
+    neuron_kvmfr_reader_close(r);
+    neuron_producer_stop(p);
+    close(fd);
+}
+
 int main(void) {
+    test_memfd();
     test_normal_and_cursor();
     test_wrong_version();
     test_fault(NEURON_FAULT_NEW_SESSION, 1, 0);

@@ -82,6 +82,26 @@ describe("video encoder", () => {
     expect(probed).toMatchObject({ codec: "hevc", width: 256, height: 144, frames: 12 });
   });
 
+  test("intra refresh: no further IDR frames, the stream still decodes", async () => {
+    const enc = VideoEncoder.open(native, { codec: "h264", width: 320, height: 240, fps: 60, bitrateKbps: 3000, threads: 2, intraRefresh: true });
+    const src = new Uint8Array(320 * 240 * 4);
+    const out = new Uint8Array(320 * 240 * 2);
+    const chunks: Uint8Array[] = [];
+    try {
+      for (let i = 0; i < 90; i++) {
+        native.testpatternFill(src, 320, 240, 320 * 4, i);
+        const info = enc.encode(src, 320 * 4, false, out);
+        if (i > 0) expect(nalTypes(out.subarray(0, info.size), "h264").has(5)).toBe(false);
+        chunks.push(out.slice(0, info.size));
+      }
+    } finally {
+      enc.close();
+    }
+    const file = join(dir, "intra-refresh.h264");
+    writeFileSync(file, Buffer.concat(chunks));
+    expect(await probeStream(file, "h264")).toMatchObject({ width: 320, height: 240, frames: 90 });
+  });
+
   test("odd sizes are cropped to even; bitrate changes apply", async () => {
     const enc = VideoEncoder.open(native, { codec: "h264", width: 321, height: 179, fps: 30, bitrateKbps: 1000, threads: 1 });
     try {
