@@ -5,10 +5,13 @@
  *   { case, resolution, encoder, fps, p50Ms, p99Ms, stages: { copy, convert, encode }, ... }
  * p50Ms/p99Ms: host latency from the frame message seen to the access unit complete.
  * Stage figures are { p50, p99 } in ms. cpuPct: CPU of this process (pipeline + encoder
- * threads) per wall time, 100 = one core. Bounded: FRAMES access units or 20 s per case.
+ * threads) per wall time, 100 = one core; cpuMsPerFrame: the same per access unit (less
+ * sensitive to other load than wall-clock figures); loadAvg1m: the machine's 1-minute load
+ * average when the case ended. Bounded: FRAMES access units or 20 s per case.
  *
  *   npm run bench:capture            (FRAMES=300 by default)
  */
+import { loadavg } from "node:os";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { CaptureNative, CapturePipeline, VideoEncoder, type AccessUnitInfo } from "../../ffi/capture.ts";
 import { removeFile, shmPath, spawnProducer } from "../capture/helpers.ts";
@@ -70,6 +73,8 @@ async function pipelineCase(name: string, width: number, height: number, fps: nu
         targetFps: fps,
         dropped: stats.dropped,
         cpuPct: r2(((cpu.user + cpu.system) / 1000 / (elapsed * 1000)) * 100),
+        cpuMsPerFrame: r2((cpu.user + cpu.system) / 1000 / Math.max(1, measured.length)),
+        loadAvg1m: r2(loadavg()[0]!),
         avgAuBytes: Math.round(measured.reduce((s, i) => s + i.size, 0) / Math.max(1, measured.length)),
       }),
     );
@@ -95,6 +100,7 @@ function encodeOnlyCase(width: number, height: number): void {
   const totals: number[] = [];
   const n = Math.min(FRAMES, 300);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   try {
     for (let i = 0; i < n + 10; i++) {
       const info = enc.encode(frames[i % frames.length]!, pitch, false, out);
@@ -104,6 +110,7 @@ function encodeOnlyCase(width: number, height: number): void {
       totals.push(Number(info.doneNs - info.captureNs) / 1e6);
     }
     const elapsed = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     console.log(
       JSON.stringify({
         case: "encode-only",
@@ -114,6 +121,8 @@ function encodeOnlyCase(width: number, height: number): void {
         p99Ms: r2(pct(totals, 99)),
         stages: { copy: null, convert: stage(conv), encode: stage(encs) },
         frames: n,
+        cpuMsPerFrame: r2((cpu.user + cpu.system) / 1000 / (n + 10)),
+        loadAvg1m: r2(loadavg()[0]!),
       }),
     );
   } finally {
