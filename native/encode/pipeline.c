@@ -117,7 +117,11 @@ static void *pipeline_main(void *arg) {
         p->stats.restarts = rs.restarts;
         pthread_mutex_unlock(&p->mu);
         if (rc == NEURON_ERANGE) {
-            /* A bigger frame than the staging buffer: grow it (bounded by the reader's limits). */
+            /* A bigger frame than the staging buffer: grow it, up to what an encoder takes. */
+            if (fi.bytes > (uint64_t)8192 * 8192 * 4) {
+                set_error(p, NEURON_ERANGE);
+                continue;
+            }
             free(p->staging);
             p->staging_cap = fi.bytes;
             p->staging = malloc(p->staging_cap);

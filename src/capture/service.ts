@@ -13,7 +13,7 @@ import {
   VideoEncoder,
   type AccessUnitInfo,
 } from "../../ffi/capture.ts";
-import { AppError, invalid } from "../errors.ts";
+import { AppError, conflict, invalid } from "../errors.ts";
 import {
   DemoRequest,
   ShmName,
@@ -62,6 +62,7 @@ export interface DemoSink {
 export class CaptureService {
   private native: CaptureNative | null = null;
   private demoSeq = 0;
+  private demoRunning = false;
 
   constructor(
     private readonly shmDir: string,
@@ -147,6 +148,16 @@ export class CaptureService {
    * access unit goes to `sink` (if given). The region is removed afterwards.
    */
   async runDemo(input: Partial<DemoRequest>, sink?: DemoSink): Promise<DemoResult> {
+    if (this.demoRunning) throw conflict("a capture demo is already running; try again when it ends");
+    this.demoRunning = true;
+    try {
+      return await this.demo(input, sink);
+    } finally {
+      this.demoRunning = false;
+    }
+  }
+
+  private async demo(input: Partial<DemoRequest>, sink?: DemoSink): Promise<DemoResult> {
     const parsed = DemoRequest.safeParse(input);
     if (!parsed.success)
       throw invalid(

@@ -103,6 +103,9 @@ describe("CaptureService", () => {
     const file = join(shmDir, "demo.h264");
     writeFileSync(file, Buffer.concat(chunks));
     expect(await probeStream(file, "h264")).toMatchObject({ width: 320, height: 240, frames: 24 });
+    const first = service.runDemo({ width: 128, height: 128, fps: 120, frames: 5 });
+    await expect(service.runDemo({ width: 128, height: 128, frames: 5 })).rejects.toThrow("already running");
+    expect((await first).accessUnits).toBe(5);
     await expect(service.runDemo({ frames: 0 })).rejects.toThrow("frames");
     await expect(service.runDemo({ width: 10 })).rejects.toThrow("width");
   });
