@@ -221,7 +221,8 @@ typedef struct neuron_producer_config {
     uint32_t height;       /* 4 */
     uint32_t fps;          /* 8: frames per second (1-1000); 0 = as fast as the queue allows */
     uint32_t fault;        /* 12: NEURON_FAULT_* */
-    uint32_t fault_after;  /* 16: frames posted before the fault starts */
+    uint32_t fault_after;  /* 16: frames delivered to a subscribed reader before a stall/new-session
+                              fault (frames posted, for the others) */
     uint32_t session_id;   /* 20: 0 = random */
     uint32_t max_frames;   /* 24: stop posting after this many (0 = unlimited) */
     uint32_t reserved;     /* 28 */

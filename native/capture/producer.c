@@ -34,6 +34,7 @@ struct neuron_producer {
     int running;
     int stop;
     uint64_t frames;
+    uint64_t delivered; /* frames posted while a reader was subscribed (fault timing) */
     uint32_t session;
     uint32_t lgmp_version, kvmfr_version;
     uint64_t ptrq, frameq;
@@ -290,6 +291,7 @@ static int post_frame(neuron_producer *p) {
         p->serial--;
         return 0;
     }
+    if (ld64(p->base, p->frameq + Q_SUBS) >> 32) p->delivered++;
     write_pixels(p, slot, hostile ? 0 : rows, n);
     if (hostile) st32(p->base, slot + PAGE - 4, 0xffffffffu);
     p->last_slot = slot_i;
@@ -331,7 +333,7 @@ static void *producer_main(void *arg) {
             lgmp_unlock(p->base, q);
         }
         repost_for_new_subs(p);
-        if (!p->faulted && p->frames >= p->cfg.fault_after) {
+        if (!p->faulted && p->delivered >= p->cfg.fault_after) {
             if (p->cfg.fault == NEURON_FAULT_STALL_HEARTBEAT) {
                 p->faulted = 1;
                 stall_until = now + 1500000000ull;
