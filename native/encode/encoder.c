@@ -105,7 +105,8 @@ static int try_open(neuron_encoder *e, const char *name, char *why, size_t why_l
     if (rc < 0) {
         char err[AV_ERROR_MAX_STRING_SIZE] = {0};
         av_strerror(rc, err, sizeof err);
-        snprintf(why, why_len, "open failed: %s", err);
+        snprintf(why, why_len, "open failed: %s%s", err,
+                 strstr(name, "nvenc") ? " - needs an NVIDIA GPU and its driver's NVENC library" : "");
         avcodec_free_context(&ctx);
         return rc;
     }

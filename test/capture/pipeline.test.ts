@@ -107,6 +107,28 @@ describe("capture pipeline", () => {
     expect(() => p.stats()).toThrow("stopped");
   });
 
+  test("a hostile producer's frames are rejected while the good ones keep encoding", async () => {
+    const path = shmPath("pipeline-hostile");
+    const producer = await spawnProducer(path, { width: 320, height: 240, fps: 120, fault: "hostile" });
+    const p = CapturePipeline.start(native, path, { codec: "h264", fps: 60, bitrateKbps: 2000, threads: 1 });
+    try {
+      const buf = new Uint8Array(320 * 240 * 2);
+      let units = 0;
+      const end = Date.now() + 10_000;
+      while (units < 10 && Date.now() < end) {
+        if (p.poll(buf)) units++;
+        else await Bun.sleep(2);
+      }
+      expect(units).toBe(10);
+      expect(p.stats().rejected).toBeGreaterThan(0);
+      expect(p.stats().running).toBe(true);
+    } finally {
+      p.stop();
+      await producer.stop();
+      removeFile(path);
+    }
+  });
+
   test("invalid options and missing regions are refused", () => {
     expect(() => CapturePipeline.start(native, "/nonexistent/region", { codec: "h264", fps: 60, bitrateKbps: 2000, threads: 2 })).toThrow(
       "NEURON_EIO",
