@@ -53,9 +53,13 @@ export const GCM_TAG_BYTES = 16;
 export const GCM_IV_BYTES = 12;
 export const AES128_KEY_BYTES = 16;
 
-/** A byte buffer's pointer, or null for an empty one (bun:ffi cannot point at zero bytes). */
-export function bufPtr(buf: Uint8Array | Uint32Array | Int32Array | BigInt64Array | BigUint64Array): Pointer | null {
-  return buf.byteLength > 0 ? ptr(buf) : null;
+/** Stands in for empty buffers: bun:ffi cannot point at zero bytes, and the library reads and
+ * writes nothing through a pointer whose length is 0. */
+const EMPTY_SCRATCH = new Uint8Array(16);
+
+/** A buffer's pointer (a valid non-null pointer also for an empty buffer). */
+export function bufPtr(buf: Uint8Array | Uint32Array | Int32Array | BigInt64Array | BigUint64Array): Pointer {
+  return ptr(buf.byteLength > 0 ? buf : EMPTY_SCRATCH);
 }
 
 /** Throws NativeCallError for a negative status; returns the value otherwise. */

@@ -242,7 +242,7 @@ int32_t neuron_aes_cbc_encrypt(neuron_aes_cbc *c, const uint8_t *iv, const uint8
 
 int32_t neuron_aes_cbc_decrypt(neuron_aes_cbc *c, const uint8_t *iv, const uint8_t *in, size_t len, uint8_t *out,
                                size_t cap) {
-    if (c == NULL || iv == NULL || out == NULL || in == NULL) return NEURON_EINVAL;
+    if (c == NULL || iv == NULL || out == NULL || (in == NULL && len > 0)) return NEURON_EINVAL;
     if (len > NEURON_CRYPTO_MAX_INPUT) return NEURON_EINVAL;
     if (len == 0 || len % NEURON_AES_BLOCK_BYTES != 0) return NEURON_EFORMAT;
     if (cap < len) return NEURON_ERANGE;
