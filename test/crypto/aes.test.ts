@@ -87,7 +87,7 @@ describe("AES-128-GCM", () => {
     expect(g.openBatch(open, { count: N, input: output, lens: rlens, output: back, status })).toBe(N);
     for (let i = 0; i < N; i++) expect(back.subarray(i * PLEN, i * PLEN + lens[i]!)).toEqual(input.subarray(i * PLEN, i * PLEN + lens[i]!));
     // a tampered packet fails alone, with its plaintext zeroed
-    output[7 * REC + 500] ^= 1;
+    output[7 * REC + 500]! ^= 1;
     back.fill(0xee);
     expect(g.openBatch(open, { count: N, input: output, lens: rlens, output: back, status })).toBe(N - 1);
     expect(status[7]).toBe(-4);
@@ -127,7 +127,7 @@ describe("AES-128-GCM", () => {
     using g = crypto.aesGcm(key);
     const rec = g.seal(randomBytes(100), iv);
     const bad = new Uint8Array(rec);
-    bad[0] ^= 0x80;
+    bad[0]! ^= 0x80;
     const code = (f: () => unknown) => {
       try {
         f();
