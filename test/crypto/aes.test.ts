@@ -99,6 +99,30 @@ describe("AES-128-GCM", () => {
     expect(status[3]).toBe(-7);
   });
 
+  test("in place: plaintext already at the ciphertext offset of its record, sealed and opened there", () => {
+    const key = randomBytes(16);
+    using g = crypto.aesGcm(key);
+    const N = 8, PLEN = 200, REC = 32 + PLEN;
+    const records = new Uint8Array(N * REC);
+    const plain = randomBytes(N * PLEN);
+    for (let i = 0; i < N; i++) records.set(plain.subarray(i * PLEN, (i + 1) * PLEN), i * REC + 32);
+    const template = new Uint8Array(12);
+    template[11] = 0x56;
+    const status = new Int32Array(N);
+    const lens = new Uint32Array(N).fill(PLEN);
+    const seal = new GcmLayout({ inStride: REC, outStride: REC, ctOffset: 32, tagOffset: 16, ivOffset: 0, ivMode: GcmIvMode.Counter64 });
+    expect(g.sealBatch(seal, { count: N, input: records.subarray(32), lens, output: records, iv: template, counter: 9, status })).toBe(N);
+    const iv3 = records.subarray(3 * REC, 3 * REC + 12);
+    const d = createDecipheriv("aes-128-gcm", key, iv3);
+    d.setAuthTag(records.subarray(3 * REC + 16, 3 * REC + 32));
+    expect(Buffer.concat([d.update(records.subarray(3 * REC + 32, 4 * REC)), d.final()]).equals(plain.subarray(3 * PLEN, 4 * PLEN))).toBe(true);
+    const open = new GcmLayout({ inStride: REC, outStride: REC, ctOffset: 32, tagOffset: 16, ivOffset: 0, ivMode: GcmIvMode.InRecord });
+    expect(g.openBatch(open, { count: N, input: records, lens: new Uint32Array(N).fill(REC), output: records.subarray(32), status })).toBe(N);
+    for (let i = 0; i < N; i++) expect(records.subarray(i * REC + 32, (i + 1) * REC)).toEqual(plain.subarray(i * PLEN, (i + 1) * PLEN));
+    // one byte short of what the last packet needs is refused
+    expect(() => g.sealBatch(seal, { count: N, input: records.subarray(33), lens, output: records, iv: template, status })).toThrow(CryptoArgumentError);
+  });
+
   test("control and RTSP layouts: LE32 sequence IVs with 'H','C' / 'H','R' match node:crypto", () => {
     const key = randomBytes(16);
     using g = crypto.aesGcm(key);
