@@ -16,6 +16,7 @@ import {
   check,
   construct,
   requireLength,
+  type CryptoLease,
   type CryptoSymbols,
 } from "./crypto-symbols.ts";
 
@@ -109,15 +110,16 @@ const NO_BYTES = new Uint8Array(0);
 
 /** AES-128-GCM key object: the key schedule lives in native contexts, zeroed on close(). */
 export class AesGcm extends NativeHandle {
-  constructor(
-    private readonly sym: CryptoSymbols,
-    key: Uint8Array,
-  ) {
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, key: Uint8Array) {
     if (key.byteLength !== AES128_KEY_BYTES) throw new CryptoArgumentError("AES-128-GCM key must be 16 bytes");
+    const sym = lease.sym;
     super(
+      lease,
       construct("neuron_aes_gcm_new", (out) => sym.neuron_aes_gcm_new(ptr(key), key.byteLength, out)),
       (h) => sym.neuron_aes_gcm_free(h),
     );
+    this.sym = sym;
   }
 
   /** Seals a batch; returns how many packets were sealed (see batch.status for each). */
@@ -198,15 +200,16 @@ export class AesGcm extends NativeHandle {
 
 /** AES-128-CBC with PKCS#7 padding (GameStream audio). */
 export class AesCbc extends NativeHandle {
-  constructor(
-    private readonly sym: CryptoSymbols,
-    key: Uint8Array,
-  ) {
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, key: Uint8Array) {
     if (key.byteLength !== AES128_KEY_BYTES) throw new CryptoArgumentError("AES-128-CBC key must be 16 bytes");
+    const sym = lease.sym;
     super(
+      lease,
       construct("neuron_aes_cbc_new", (out) => sym.neuron_aes_cbc_new(ptr(key), key.byteLength, out)),
       (h) => sym.neuron_aes_cbc_free(h),
     );
+    this.sym = sym;
   }
 
   /** Encrypts into `out` (>= (len/16+1)*16 bytes); returns the ciphertext length. */

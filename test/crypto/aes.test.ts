@@ -304,3 +304,26 @@ describe("AES-128-ECB (no padding) and the pairing vectors", () => {
     expect(crypto.aesEcbEncrypt(new Uint8Array(16), new Uint8Array(0)).length).toBe(0);
   });
 });
+
+describe("object and library lifetimes", () => {
+  test("closing the loader keeps the library while objects live, then refuses new work", () => {
+    const c2 = NativeCrypto.load();
+    const g = c2.aesGcm(new Uint8Array(16));
+    const key = c2.generateRsaKey();
+    c2.close();
+    c2.close();
+    expect(() => c2.aesGcm(new Uint8Array(16))).toThrow(CryptoClosedError);
+    expect(() => c2.sha256(new Uint8Array(1))).toThrow(CryptoClosedError);
+    expect(hex(g.seal(new Uint8Array(16), new Uint8Array(12)))).toBe("ab6e47d42cec13bdf53a67b21257bddf0388dace60b6a392f328c2b971b2fe78");
+    expect(key.sign(new Uint8Array(3)).length).toBe(256);
+    g.close();
+    key.close(); // the last object: the library is unloaded now
+  });
+
+  test("objects that are never closed are freed by the garbage collector without harm", () => {
+    for (let i = 0; i < 2000; i++) crypto.aesGcm(randomBytes(16)).seal(new Uint8Array(8), new Uint8Array(12));
+    Bun.gc(true);
+    using g = crypto.aesGcm(new Uint8Array(16));
+    expect(g.seal(new Uint8Array(0), new Uint8Array(12)).length).toBe(16);
+  });
+});
