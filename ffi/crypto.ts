@@ -96,3 +96,4 @@ export class NativeCrypto {
     this.lease.close();
   }
 }
+export { gameStreamIv, ivTemplate, openLayout, sealLayout, RECORD_LAYOUT, type GameStreamChannel, type GameStreamSender } from "./crypto-gamestream.ts";
