@@ -1,0 +1,256 @@
+/*
+ * GF(2^8) Reed–Solomon codec: Moonlight Cauchy matrix / GameStream audio matrix, systematic
+ * encode, erasure decode by inverting only the square submatrix of the lost data columns.
+ *
+ * Decode with e lost data shards (columns L) and some lost parity shards:
+ *   1. pick e surviving parity rows R; A = [ C[R][L] | C[R][present data] | I_e ]  (e x (e + k))
+ *   2. Gauss–Jordan on A until its first e columns are I_e; the remaining e x k block D
+ *      maps the k surviving sources (present data, then parity R) to the lost data shards:
+ *      lost = D * sources   (because C[R][L] * lost = parity[R] + C[R][present] * present)
+ *   3. one kernel pass for the lost data, then re-encode the lost parity rows from the
+ *      now complete data.
+ */
+#include "rs8_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct neuron_rs8 {
+    uint32_t k, m;
+    const rs8_kernel *kern;
+    uint8_t *matrix;     /* m x k parity coefficients */
+    uint8_t *enc_tables; /* kern->prepare(matrix) */
+    /* decode scratch */
+    uint8_t *dec_tables; /* up to m x k tables */
+    uint8_t *dec_coefs;  /* up to m x k coefficients */
+    uint8_t *elim;       /* m rows x elim_stride: the matrix A being eliminated */
+    size_t elim_stride;
+};
+
+static const uint8_t audio_matrix[2 * 4] = {0x77, 0x40, 0x38, 0x0e, 0xc7, 0xa7, 0x0d, 0x6c};
+
+const rs8_kernel *rs8_kernel_get(uint32_t id) {
+    switch (id) {
+    case NEURON_RS8_KERNEL_AUTO: {
+        const rs8_kernel *k = rs8_kernel_gfni_avx512();
+        if (!k) k = rs8_kernel_gfni_avx2();
+        if (!k) k = rs8_kernel_avx2();
+        return k ? k : rs8_kernel_portable();
+    }
+    case NEURON_RS8_KERNEL_PORTABLE: return rs8_kernel_portable();
+    case NEURON_RS8_KERNEL_AVX2: return rs8_kernel_avx2();
+    case NEURON_RS8_KERNEL_GFNI_AVX2: return rs8_kernel_gfni_avx2();
+    case NEURON_RS8_KERNEL_GFNI_AVX512: return rs8_kernel_gfni_avx512();
+    case NEURON_RS8_KERNEL_ISAL: return rs8_kernel_isal();
+    default: return NULL;
+    }
+}
+
+int32_t neuron_rs8_kernel_available(uint32_t kernel) {
+    rs8_tables_init();
+    return rs8_kernel_get(kernel) != NULL;
+}
+
+const char *neuron_rs8_kernel_name(uint32_t kernel) {
+    switch (kernel) {
+    case NEURON_RS8_KERNEL_AUTO: return "auto";
+    case NEURON_RS8_KERNEL_PORTABLE: return "portable";
+    case NEURON_RS8_KERNEL_AVX2: return "avx2";
+    case NEURON_RS8_KERNEL_GFNI_AVX2: return "gfni-avx2";
+    case NEURON_RS8_KERNEL_GFNI_AVX512: return "gfni-avx512";
+    case NEURON_RS8_KERNEL_ISAL: return "isal";
+    default: return "unknown";
+    }
+}
+
+static void *alloc64(size_t n) {
+    n = (n + 63) & ~(size_t)63;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+void neuron_rs8_destroy(neuron_rs8 *c) {
+    if (!c) return;
+    free(c->matrix);
+    free(c->enc_tables);
+    free(c->dec_tables);
+    free(c->dec_coefs);
+    free(c->elim);
+    free(c);
+}
+
+static int32_t create(uint32_t k, uint32_t m, const uint8_t *matrix, uint32_t kernel, neuron_rs8 **out) {
+    if (!out) return NEURON_EINVAL;
+    *out = NULL;
+    if (k < 1 || m < 1 || k > NEURON_RS8_MAX_SHARDS || m > NEURON_RS8_MAX_SHARDS || k + m > NEURON_RS8_MAX_SHARDS)
+        return NEURON_EINVAL;
+    if (kernel > NEURON_RS8_KERNEL_ISAL) return NEURON_EINVAL;
+    rs8_tables_init();
+    const rs8_kernel *kern = rs8_kernel_get(kernel);
+    if (!kern) return NEURON_EUNSUPPORTED;
+
+    neuron_rs8 *c = calloc(1, sizeof *c);
+    if (!c) return NEURON_ENOMEM;
+    const size_t coefs = (size_t)m * k;
+    c->k = k;
+    c->m = m;
+    c->kern = kern;
+    c->elim_stride = ((size_t)m + k + 63) & ~(size_t)63;
+    c->matrix = alloc64(coefs);
+    c->enc_tables = alloc64(coefs * kern->coef_bytes);
+    c->dec_tables = alloc64(coefs * kern->coef_bytes);
+    c->dec_coefs = alloc64(coefs);
+    c->elim = alloc64((size_t)m * c->elim_stride);
+    if (!c->matrix || !c->enc_tables || !c->dec_tables || !c->dec_coefs || !c->elim) {
+        neuron_rs8_destroy(c);
+        return NEURON_ENOMEM;
+    }
+    if (matrix) {
+        memcpy(c->matrix, matrix, coefs);
+    } else {
+        for (uint32_t j = 0; j < m; j++)
+            for (uint32_t i = 0; i < k; i++) c->matrix[(size_t)j * k + i] = rs8_inv[(m + i) ^ j];
+    }
+    kern->prepare(c->matrix, m, k, c->enc_tables);
+    *out = c;
+    return NEURON_OK;
+}
+
+int32_t neuron_rs8_create(uint32_t k, uint32_t m, uint32_t kernel, neuron_rs8 **out) {
+    return create(k, m, NULL, kernel, out);
+}
+
+int32_t neuron_rs8_create_audio(uint32_t kernel, neuron_rs8 **out) { return create(4, 2, audio_matrix, kernel, out); }
+
+int32_t neuron_rs8_kernel_of(const neuron_rs8 *c) { return c ? (int32_t)c->kern->id : NEURON_EINVAL; }
+
+int32_t neuron_rs8_matrix(const neuron_rs8 *c, uint8_t *out, size_t out_len) {
+    if (!c || !out) return NEURON_EINVAL;
+    if (out_len < (size_t)c->m * c->k) return NEURON_ERANGE;
+    memcpy(out, c->matrix, (size_t)c->m * c->k);
+    return NEURON_OK;
+}
+
+static int shards_valid(const neuron_rs8 *c, uint8_t *const *shards, uint32_t count, size_t size) {
+    if (!c || !shards || count != c->k + c->m || size < 1 || size > NEURON_RS8_MAX_SHARD_SIZE) return 0;
+    for (uint32_t i = 0; i < count; i++)
+        if (!shards[i]) return 0;
+    return 1;
+}
+
+int32_t neuron_rs8_encode(const neuron_rs8 *c, uint8_t *const *shards, uint32_t shard_count, size_t shard_size) {
+    if (!shards_valid(c, shards, shard_count, shard_size)) return NEURON_EINVAL;
+    c->kern->apply(shard_size, c->k, c->m, c->enc_tables, c->matrix, (const uint8_t *const *)shards, shards + c->k);
+    return NEURON_OK;
+}
+
+/* Gauss–Jordan on the first e columns of c->elim (e rows); 0 when singular. */
+static int eliminate(neuron_rs8 *c, uint32_t e, size_t width) {
+    const rs8_kernel *kern = c->kern;
+    const size_t st = c->elim_stride;
+    for (uint32_t col = 0; col < e; col++) {
+        uint32_t p = col;
+        while (p < e && c->elim[p * st + col] == 0) p++;
+        if (p == e) return 0;
+        uint8_t *prow = c->elim + (size_t)col * st;
+        if (p != col) {
+            uint8_t *q = c->elim + (size_t)p * st;
+            for (size_t i = col; i < width; i++) {
+                uint8_t t = prow[i];
+                prow[i] = q[i];
+                q[i] = t;
+            }
+        }
+        /* columns < col of the pivot row are already zero */
+        const uint8_t piv = prow[col];
+        if (piv != 1) kern->mul(prow + col, rs8_inv[piv], width - col);
+        for (uint32_t r = 0; r < e; r++) {
+            if (r == col) continue;
+            uint8_t *row = c->elim + (size_t)r * st;
+            const uint8_t f = row[col];
+            if (f) kern->muladd(row + col, prow + col, f, width - col);
+        }
+    }
+    return 1;
+}
+
+int32_t neuron_rs8_decode(neuron_rs8 *c, uint8_t *const *shards, uint32_t shard_count, size_t shard_size,
+                          const uint32_t *lost, uint32_t lost_count) {
+    if (!shards_valid(c, shards, shard_count, shard_size)) return NEURON_EINVAL;
+    if (lost_count == 0) return NEURON_OK;
+    if (!lost || lost_count > shard_count) return NEURON_EINVAL;
+    uint8_t is_lost[NEURON_RS8_MAX_SHARDS] = {0};
+    for (uint32_t i = 0; i < lost_count; i++) {
+        if (lost[i] >= shard_count || is_lost[lost[i]]) return NEURON_EINVAL;
+        is_lost[lost[i]] = 1;
+    }
+    if (lost_count > c->m) return NEURON_EUNRECOVERABLE;
+
+    const uint32_t k = c->k, m = c->m;
+    uint32_t lost_data[NEURON_RS8_MAX_SHARDS], e = 0;
+    uint32_t lost_parity[NEURON_RS8_MAX_SHARDS], ep = 0;
+    for (uint32_t i = 0; i < k; i++)
+        if (is_lost[i]) lost_data[e++] = i;
+    for (uint32_t j = 0; j < m; j++)
+        if (is_lost[k + j]) lost_parity[ep++] = j;
+
+    if (e > 0) {
+        /* sources: present data in order, then the first e surviving parity rows */
+        const uint8_t *src[NEURON_RS8_MAX_SHARDS];
+        uint8_t *dst[NEURON_RS8_MAX_SHARDS];
+        uint32_t rows[NEURON_RS8_MAX_SHARDS], nsrc = 0, nr = 0;
+        for (uint32_t i = 0; i < k; i++)
+            if (!is_lost[i]) src[nsrc++] = shards[i];
+        for (uint32_t j = 0; j < m && nr < e; j++)
+            if (!is_lost[k + j]) rows[nr++] = j;
+        for (uint32_t r = 0; r < e; r++) src[nsrc++] = shards[k + rows[r]];
+        for (uint32_t r = 0; r < e; r++) dst[r] = shards[lost_data[r]];
+
+        const size_t width = (size_t)e + k;
+        for (uint32_t r = 0; r < e; r++) {
+            const uint8_t *crow = c->matrix + (size_t)rows[r] * k;
+            uint8_t *a = c->elim + (size_t)r * c->elim_stride;
+            memset(a, 0, width);
+            for (uint32_t l = 0; l < e; l++) a[l] = crow[lost_data[l]];
+            uint32_t col = e;
+            for (uint32_t i = 0; i < k; i++)
+                if (!is_lost[i]) a[col++] = crow[i];
+            a[col + r] = 1;
+        }
+        if (!eliminate(c, e, width)) return NEURON_EUNRECOVERABLE; /* nothing written yet */
+        for (uint32_t r = 0; r < e; r++) memcpy(c->dec_coefs + (size_t)r * k, c->elim + (size_t)r * c->elim_stride + e, k);
+        c->kern->prepare(c->dec_coefs, e, k, c->dec_tables);
+        c->kern->apply(shard_size, k, e, c->dec_tables, c->dec_coefs, src, dst);
+    }
+    if (ep > 0) {
+        uint8_t *dst[NEURON_RS8_MAX_SHARDS];
+        for (uint32_t r = 0; r < ep; r++) {
+            memcpy(c->dec_coefs + (size_t)r * k, c->matrix + (size_t)lost_parity[r] * k, k);
+            dst[r] = shards[k + lost_parity[r]];
+        }
+        c->kern->prepare(c->dec_coefs, ep, k, c->dec_tables);
+        c->kern->apply(shard_size, k, ep, c->dec_tables, c->dec_coefs, (const uint8_t *const *)shards, dst);
+    }
+    return NEURON_OK;
+}
+
+static int block_pointers(const neuron_rs8 *c, uint8_t *base, size_t stride, size_t size, uint8_t **ptrs) {
+    if (!c || !base || size < 1 || size > NEURON_RS8_MAX_SHARD_SIZE || stride < size) return 0;
+    const uint32_t n = c->k + c->m;
+    if (stride > (SIZE_MAX - size) / n) return 0;
+    if ((uintptr_t)base > UINTPTR_MAX - ((size_t)(n - 1) * stride + size)) return 0;
+    for (uint32_t i = 0; i < n; i++) ptrs[i] = base + (size_t)i * stride;
+    return 1;
+}
+
+int32_t neuron_rs8_encode_block(const neuron_rs8 *c, uint8_t *base, size_t stride, size_t shard_size) {
+    uint8_t *ptrs[NEURON_RS8_MAX_SHARDS];
+    if (!block_pointers(c, base, stride, shard_size, ptrs)) return NEURON_EINVAL;
+    return neuron_rs8_encode(c, ptrs, c->k + c->m, shard_size);
+}
+
+int32_t neuron_rs8_decode_block(neuron_rs8 *c, uint8_t *base, size_t stride, size_t shard_size, const uint32_t *lost,
+                                uint32_t lost_count) {
+    uint8_t *ptrs[NEURON_RS8_MAX_SHARDS];
+    if (!block_pointers(c, base, stride, shard_size, ptrs)) return NEURON_EINVAL;
+    return neuron_rs8_decode(c, ptrs, c->k + c->m, shard_size, lost, lost_count);
+}
