@@ -3,12 +3,15 @@
  * encode, erasure decode by inverting only the square submatrix of the lost data columns.
  *
  * Decode with e lost data shards (columns L) and some lost parity shards:
- *   1. pick e surviving parity rows R; A = [ C[R][L] | C[R][present data] | I_e ]  (e x (e + k))
- *   2. Gauss–Jordan on A until its first e columns are I_e; the remaining e x k block D
- *      maps the k surviving sources (present data, then parity R) to the lost data shards:
- *      lost = D * sources   (because C[R][L] * lost = parity[R] + C[R][present] * present)
- *   3. one kernel pass for the lost data, then re-encode the lost parity rows from the
+ *   1. pick the first e surviving parity rows R; invert S = C[R][L] (e x e, Gauss–Jordan);
+ *   2. since S * lost = parity[R] + C[R][present] * present, the lost data are
+ *        lost = S^-1 * parity[R] + (S^-1 * C[R])[present columns] * present.
+ *      Sources: the k data slots, with lost slot L[l] holding parity shard R[l] instead.
+ *      D = S^-1 * C[R] (e x k, computed on the same kernel, rows of C taken as shards),
+ *      then column L[l] of D is replaced by column l of S^-1: lost = D * sources;
+ *   3. one kernel pass for the lost data, then the lost parity rows are re-encoded from the
  *      now complete data.
+ * Every argument is checked before anything is written; an error leaves the shards untouched.
  */
 #include "rs8_internal.h"
 
@@ -19,11 +22,12 @@ struct neuron_rs8 {
     uint32_t k, m;
     const rs8_kernel *kern;
     uint8_t *matrix;     /* m x k parity coefficients */
-    uint8_t *enc_tables; /* kern->prepare(matrix) */
+    uint8_t *enc_tables; /* kern->prepare(matrix); NULL for kernels that read coefficients */
     /* decode scratch */
-    uint8_t *dec_tables; /* up to m x k tables */
-    uint8_t *dec_coefs;  /* up to m x k coefficients */
-    uint8_t *elim;       /* m rows x elim_stride: the matrix A being eliminated */
+    uint8_t *dec_tables; /* up to m x k kernel tables (table kernels only) */
+    uint8_t *dec_coefs;  /* up to m x k: the decode matrix D, then the lost parity rows */
+    uint8_t *sinv;       /* up to m x m: S^-1, row-major */
+    uint8_t *elim;       /* m rows x elim_stride: [S | I] being inverted */
     size_t elim_stride;
 };
 
@@ -74,6 +78,7 @@ void neuron_rs8_destroy(neuron_rs8 *c) {
     free(c->enc_tables);
     free(c->dec_tables);
     free(c->dec_coefs);
+    free(c->sinv);
     free(c->elim);
     free(c);
 }
@@ -94,13 +99,18 @@ static int32_t create(uint32_t k, uint32_t m, const uint8_t *matrix, uint32_t ke
     c->k = k;
     c->m = m;
     c->kern = kern;
-    c->elim_stride = ((size_t)m + k + 63) & ~(size_t)63;
+    c->elim_stride = (2 * (size_t)m + 63) & ~(size_t)63;
     c->matrix = alloc64(coefs);
-    c->enc_tables = alloc64(coefs * kern->coef_bytes);
-    c->dec_tables = alloc64(coefs * kern->coef_bytes);
     c->dec_coefs = alloc64(coefs);
+    c->sinv = alloc64((size_t)m * m);
     c->elim = alloc64((size_t)m * c->elim_stride);
-    if (!c->matrix || !c->enc_tables || !c->dec_tables || !c->dec_coefs || !c->elim) {
+    int ok = c->matrix && c->dec_coefs && c->sinv && c->elim;
+    if (ok && kern->coef_bytes) {
+        c->enc_tables = alloc64(coefs * kern->coef_bytes);
+        c->dec_tables = alloc64(coefs * kern->coef_bytes);
+        ok = c->enc_tables && c->dec_tables;
+    }
+    if (!ok) {
         neuron_rs8_destroy(c);
         return NEURON_ENOMEM;
     }
@@ -110,7 +120,7 @@ static int32_t create(uint32_t k, uint32_t m, const uint8_t *matrix, uint32_t ke
         for (uint32_t j = 0; j < m; j++)
             for (uint32_t i = 0; i < k; i++) c->matrix[(size_t)j * k + i] = rs8_inv[(m + i) ^ j];
     }
-    kern->prepare(c->matrix, m, k, c->enc_tables);
+    if (kern->prepare) kern->prepare(c->matrix, m, k, c->enc_tables);
     *out = c;
     return NEURON_OK;
 }
@@ -143,33 +153,42 @@ int32_t neuron_rs8_encode(const neuron_rs8 *c, uint8_t *const *shards, uint32_t 
     return NEURON_OK;
 }
 
-/* Gauss–Jordan on the first e columns of c->elim (e rows); 0 when singular. */
-static int eliminate(neuron_rs8 *c, uint32_t e, size_t width) {
-    const rs8_kernel *kern = c->kern;
-    const size_t st = c->elim_stride;
-    for (uint32_t col = 0; col < e; col++) {
-        uint32_t p = col;
-        while (p < e && c->elim[p * st + col] == 0) p++;
-        if (p == e) return 0;
-        uint8_t *prow = c->elim + (size_t)col * st;
-        if (p != col) {
-            uint8_t *q = c->elim + (size_t)p * st;
-            for (size_t i = col; i < width; i++) {
-                uint8_t t = prow[i];
-                prow[i] = q[i];
-                q[i] = t;
-            }
-        }
-        /* columns < col of the pivot row are already zero */
-        const uint8_t piv = prow[col];
-        if (piv != 1) kern->mul(prow + col, rs8_inv[piv], width - col);
-        for (uint32_t r = 0; r < e; r++) {
-            if (r == col) continue;
-            uint8_t *row = c->elim + (size_t)r * st;
-            const uint8_t f = row[col];
-            if (f) kern->muladd(row + col, prow + col, f, width - col);
-        }
+/* out[r] = M[r] * src over len bytes, preparing tables first for table kernels. */
+static void run(neuron_rs8 *c, size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *coefs,
+                const uint8_t *const *src, uint8_t *const *out) {
+    if (c->kern->prepare) c->kern->prepare(coefs, nout, nsrc, c->dec_tables);
+    c->kern->apply(len, nsrc, nout, c->dec_tables, coefs, src, out);
+}
+
+/* Rebuilds the e lost data shards lost_data[] (is_lost marks every lost index). */
+static int decode_data(neuron_rs8 *c, uint8_t *const *shards, size_t size, const uint8_t *is_lost,
+                       const uint32_t *lost_data, uint32_t e) {
+    const uint32_t k = c->k, m = c->m;
+    const uint8_t *src[NEURON_RS8_MAX_SHARDS], *crow[NEURON_RS8_MAX_SHARDS];
+    uint8_t *dst[NEURON_RS8_MAX_SHARDS], *drow[NEURON_RS8_MAX_SHARDS];
+    for (uint32_t i = 0; i < k; i++) src[i] = shards[i];
+    for (uint32_t j = 0, r = 0; j < m && r < e; j++) {
+        if (is_lost[k + j]) continue;
+        src[lost_data[r]] = shards[k + j];
+        dst[r] = shards[lost_data[r]];
+        crow[r] = c->matrix + (size_t)j * k;
+        drow[r] = c->dec_coefs + (size_t)r * k;
+        r++;
     }
+    /* [S | I] */
+    for (uint32_t r = 0; r < e; r++) {
+        uint8_t *a = c->elim + (size_t)r * c->elim_stride;
+        for (uint32_t l = 0; l < e; l++) a[l] = crow[r][lost_data[l]];
+        memset(a + e, 0, e);
+        a[e + r] = 1;
+    }
+    if (!c->kern->invert(c->elim, c->elim_stride, e)) return 0; /* not for an MDS matrix */
+    for (uint32_t r = 0; r < e; r++) memcpy(c->sinv + (size_t)r * e, c->elim + (size_t)r * c->elim_stride + e, e);
+
+    run(c, k, e, e, c->sinv, crow, drow); /* D = S^-1 * C[R] */
+    for (uint32_t r = 0; r < e; r++)
+        for (uint32_t l = 0; l < e; l++) drow[r][lost_data[l]] = c->sinv[(size_t)r * e + l];
+    run(c, size, k, e, c->dec_coefs, src, dst);
     return 1;
 }
 
@@ -187,49 +206,19 @@ int32_t neuron_rs8_decode(neuron_rs8 *c, uint8_t *const *shards, uint32_t shard_
 
     const uint32_t k = c->k, m = c->m;
     uint32_t lost_data[NEURON_RS8_MAX_SHARDS], e = 0;
-    uint32_t lost_parity[NEURON_RS8_MAX_SHARDS], ep = 0;
     for (uint32_t i = 0; i < k; i++)
         if (is_lost[i]) lost_data[e++] = i;
-    for (uint32_t j = 0; j < m; j++)
-        if (is_lost[k + j]) lost_parity[ep++] = j;
+    if (e > 0 && !decode_data(c, shards, shard_size, is_lost, lost_data, e))
+        return NEURON_EUNRECOVERABLE; /* nothing written yet */
 
-    if (e > 0) {
-        /* sources: present data in order, then the first e surviving parity rows */
-        const uint8_t *src[NEURON_RS8_MAX_SHARDS];
-        uint8_t *dst[NEURON_RS8_MAX_SHARDS];
-        uint32_t rows[NEURON_RS8_MAX_SHARDS], nsrc = 0, nr = 0;
-        for (uint32_t i = 0; i < k; i++)
-            if (!is_lost[i]) src[nsrc++] = shards[i];
-        for (uint32_t j = 0; j < m && nr < e; j++)
-            if (!is_lost[k + j]) rows[nr++] = j;
-        for (uint32_t r = 0; r < e; r++) src[nsrc++] = shards[k + rows[r]];
-        for (uint32_t r = 0; r < e; r++) dst[r] = shards[lost_data[r]];
-
-        const size_t width = (size_t)e + k;
-        for (uint32_t r = 0; r < e; r++) {
-            const uint8_t *crow = c->matrix + (size_t)rows[r] * k;
-            uint8_t *a = c->elim + (size_t)r * c->elim_stride;
-            memset(a, 0, width);
-            for (uint32_t l = 0; l < e; l++) a[l] = crow[lost_data[l]];
-            uint32_t col = e;
-            for (uint32_t i = 0; i < k; i++)
-                if (!is_lost[i]) a[col++] = crow[i];
-            a[col + r] = 1;
-        }
-        if (!eliminate(c, e, width)) return NEURON_EUNRECOVERABLE; /* nothing written yet */
-        for (uint32_t r = 0; r < e; r++) memcpy(c->dec_coefs + (size_t)r * k, c->elim + (size_t)r * c->elim_stride + e, k);
-        c->kern->prepare(c->dec_coefs, e, k, c->dec_tables);
-        c->kern->apply(shard_size, k, e, c->dec_tables, c->dec_coefs, src, dst);
+    uint8_t *dst[NEURON_RS8_MAX_SHARDS];
+    uint32_t ep = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        if (!is_lost[k + j]) continue;
+        memcpy(c->dec_coefs + (size_t)ep * k, c->matrix + (size_t)j * k, k);
+        dst[ep++] = shards[k + j];
     }
-    if (ep > 0) {
-        uint8_t *dst[NEURON_RS8_MAX_SHARDS];
-        for (uint32_t r = 0; r < ep; r++) {
-            memcpy(c->dec_coefs + (size_t)r * k, c->matrix + (size_t)lost_parity[r] * k, k);
-            dst[r] = shards[k + lost_parity[r]];
-        }
-        c->kern->prepare(c->dec_coefs, ep, k, c->dec_tables);
-        c->kern->apply(shard_size, k, ep, c->dec_tables, c->dec_coefs, (const uint8_t *const *)shards, dst);
-    }
+    if (ep > 0) run(c, shard_size, k, ep, c->dec_coefs, (const uint8_t *const *)shards, dst);
     return NEURON_OK;
 }
 

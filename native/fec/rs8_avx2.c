@@ -13,6 +13,7 @@
 #define GROUP 4
 #define TGT __attribute__((target("avx2")))
 #define INLINE static inline __attribute__((always_inline))
+#define UNROLL _Pragma("GCC unroll 8")
 #define LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define STORE(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), (v))
 #define BCAST(p) _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(p)))
@@ -39,17 +40,20 @@ INLINE TGT size_t group(size_t len, uint32_t nsrc, const uint8_t *t, const uint8
     size_t off = 0;
     for (; off + 64 <= len; off += 64) {
         __m256i a0[GROUP], a1[GROUP];
+        UNROLL
         for (uint32_t g = 0; g < G; g++) a0[g] = a1[g] = _mm256_setzero_si256();
         for (uint32_t s = 0; s < nsrc; s++) {
             const __m256i x0 = LOAD(src[s] + off), x1 = LOAD(src[s] + off + 32);
             const __m256i l0 = _mm256_and_si256(x0, mask), h0 = _mm256_and_si256(_mm256_srli_epi16(x0, 4), mask);
             const __m256i l1 = _mm256_and_si256(x1, mask), h1 = _mm256_and_si256(_mm256_srli_epi16(x1, 4), mask);
             const uint8_t *ts = t + (size_t)s * G * 32;
+            UNROLL
             for (uint32_t g = 0; g < G; g++) {
                 a0[g] = madd(a0[g], l0, h0, ts + 32 * g);
                 a1[g] = madd(a1[g], l1, h1, ts + 32 * g);
             }
         }
+        UNROLL
         for (uint32_t g = 0; g < G; g++) {
             STORE(out[g] + off, a0[g]);
             STORE(out[g] + off + 32, a1[g]);
@@ -57,13 +61,16 @@ INLINE TGT size_t group(size_t len, uint32_t nsrc, const uint8_t *t, const uint8
     }
     if (off + 32 <= len) {
         __m256i a0[GROUP];
+        UNROLL
         for (uint32_t g = 0; g < G; g++) a0[g] = _mm256_setzero_si256();
         for (uint32_t s = 0; s < nsrc; s++) {
             const __m256i x0 = LOAD(src[s] + off);
             const __m256i l0 = _mm256_and_si256(x0, mask), h0 = _mm256_and_si256(_mm256_srli_epi16(x0, 4), mask);
             const uint8_t *ts = t + (size_t)s * G * 32;
+            UNROLL
             for (uint32_t g = 0; g < G; g++) a0[g] = madd(a0[g], l0, h0, ts + 32 * g);
         }
+        UNROLL
         for (uint32_t g = 0; g < G; g++) STORE(out[g] + off, a0[g]);
         off += 32;
     }
@@ -88,7 +95,7 @@ static TGT void apply(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *t
     rs8_apply_scalar_range(done, len, nsrc, nout, coefs, src, out);
 }
 
-static TGT void muladd(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n) {
+INLINE TGT void muladd(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n) {
     const __m256i mask = _mm256_set1_epi8(0x0f);
     const uint8_t *tab = rs8_nibble[c];
     size_t off = 0;
@@ -100,7 +107,7 @@ static TGT void muladd(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n) {
     rs8_region_muladd_scalar(dst + off, src + off, c, n - off);
 }
 
-static TGT void mul(uint8_t *dst, uint8_t c, size_t n) {
+INLINE TGT void mul(uint8_t *dst, uint8_t c, size_t n) {
     const __m256i mask = _mm256_set1_epi8(0x0f);
     const uint8_t *tab = rs8_nibble[c];
     size_t off = 0;
@@ -112,13 +119,14 @@ static TGT void mul(uint8_t *dst, uint8_t c, size_t n) {
     rs8_region_mul_scalar(dst + off, c, n - off);
 }
 
+static TGT int invert(uint8_t *a, size_t stride, uint32_t n) { return rs8_gauss_jordan(a, stride, n, muladd, mul); }
+
 static const rs8_kernel avx2 = {
     .id = NEURON_RS8_KERNEL_AVX2,
     .coef_bytes = 32,
     .prepare = prepare,
     .apply = apply,
-    .muladd = muladd,
-    .mul = mul,
+    .invert = invert,
 };
 
 const rs8_kernel *rs8_kernel_avx2(void) {

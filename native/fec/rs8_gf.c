@@ -2,7 +2,6 @@
 #include "rs8_internal.h"
 
 #include <pthread.h>
-#include <string.h>
 
 uint8_t rs8_exp[512];
 uint8_t rs8_log[256];
@@ -83,11 +82,7 @@ void rs8_apply_scalar_range(size_t from, size_t len, uint32_t nsrc, uint32_t nou
     }
 }
 
-/* ---- portable kernel: tables are the coefficients themselves ---- */
-
-static void portable_prepare(const uint8_t *coefs, uint32_t rows, uint32_t cols, uint8_t *tables) {
-    memcpy(tables, coefs, (size_t)rows * cols);
-}
+/* ---- portable kernel: reads the coefficients, 64 KiB multiplication table ---- */
 
 static void portable_apply(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables, const uint8_t *coefs,
                            const uint8_t *const *src, uint8_t *const *out) {
@@ -95,13 +90,16 @@ static void portable_apply(size_t len, uint32_t nsrc, uint32_t nout, const uint8
     rs8_apply_scalar_range(0, len, nsrc, nout, coefs, src, out);
 }
 
+static int portable_invert(uint8_t *a, size_t stride, uint32_t n) {
+    return rs8_gauss_jordan(a, stride, n, rs8_region_muladd_scalar, rs8_region_mul_scalar);
+}
+
 static const rs8_kernel portable = {
     .id = NEURON_RS8_KERNEL_PORTABLE,
-    .coef_bytes = 1,
-    .prepare = portable_prepare,
+    .coef_bytes = 0,
+    .prepare = NULL,
     .apply = portable_apply,
-    .muladd = rs8_region_muladd_scalar,
-    .mul = rs8_region_mul_scalar,
+    .invert = portable_invert,
 };
 
 const rs8_kernel *rs8_kernel_portable(void) { return &portable; }

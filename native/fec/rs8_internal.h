@@ -30,17 +30,52 @@ void rs8_region_mul_scalar(uint8_t *dst, uint8_t c, size_t n);                  
 void rs8_apply_scalar_range(size_t from, size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *coefs,
                             const uint8_t *const *src, uint8_t *const *out);
 
+/*
+ * Gauss–Jordan inversion of the n x n matrix in the left half of `a` (n rows of 2n bytes at
+ * `stride`, right half = I on entry, = the inverse on return). Returns 0 when singular.
+ * Row operations go through the given region ops, which the compiler inlines per kernel.
+ */
+typedef void (*rs8_muladd_fn)(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n);
+typedef void (*rs8_mul_fn)(uint8_t *dst, uint8_t c, size_t n);
+
+static inline __attribute__((always_inline)) int rs8_gauss_jordan(uint8_t *a, size_t stride, uint32_t n,
+                                                                  rs8_muladd_fn muladd, rs8_mul_fn mul) {
+    const size_t width = 2 * (size_t)n;
+    for (uint32_t col = 0; col < n; col++) {
+        uint32_t p = col;
+        while (p < n && a[(size_t)p * stride + col] == 0) p++;
+        if (p == n) return 0;
+        uint8_t *prow = a + (size_t)col * stride;
+        if (p != col) {
+            uint8_t *q = a + (size_t)p * stride;
+            for (size_t i = col; i < width; i++) {
+                const uint8_t t = prow[i];
+                prow[i] = q[i];
+                q[i] = t;
+            }
+        }
+        /* columns < col of the pivot row are zero already */
+        const uint8_t piv = prow[col];
+        if (piv != 1) mul(prow + col, rs8_inv[piv], width - col);
+        for (uint32_t r = 0; r < n; r++) {
+            uint8_t *row = a + (size_t)r * stride;
+            const uint8_t f = row[col];
+            if (r != col && f) muladd(row + col, prow + col, f, width - col);
+        }
+    }
+    return 1;
+}
+
 typedef struct rs8_kernel {
     uint32_t id;       /* neuron_rs8_kernel */
-    size_t coef_bytes; /* table bytes per coefficient */
-    /* tables <- M (rows x cols). */
+    size_t coef_bytes; /* table bytes per coefficient; 0: the kernel reads the coefficients directly */
+    /* tables <- M (rows x cols); NULL when coef_bytes is 0. */
     void (*prepare)(const uint8_t *coefs, uint32_t rows, uint32_t cols, uint8_t *tables);
     /* out[r] = sum M[r][c] * src[c]; `coefs` is M itself (for tails). out never aliases src. */
     void (*apply)(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables, const uint8_t *coefs,
                   const uint8_t *const *src, uint8_t *const *out);
-    /* dst ^= c * src and dst = c * dst over n bytes (matrix inversion rows). */
-    void (*muladd)(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n);
-    void (*mul)(uint8_t *dst, uint8_t c, size_t n);
+    /* rs8_gauss_jordan with this kernel's row operations. */
+    int (*invert)(uint8_t *a, size_t stride, uint32_t n);
 } rs8_kernel;
 
 /* The kernels; each returns NULL when it cannot run on this CPU / system. */

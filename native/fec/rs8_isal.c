@@ -48,8 +48,7 @@ static void isal_load(void) {
         .coef_bytes = 32,
         .prepare = prepare,
         .apply = apply,
-        .muladd = rows->muladd,
-        .mul = rows->mul,
+        .invert = rows->invert,
     };
     isal_ok = 1; /* the handle stays open for the life of the process */
 }
