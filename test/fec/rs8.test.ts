@@ -27,7 +27,7 @@ for (let a = 1; a < 256; a++) {
 function refMatrix(k: number, m: number): number[][] {
   return Array.from({ length: m }, (_, j) => Array.from({ length: k }, (_, i) => refInv[(m + i) ^ j]!));
 }
-function refEncode(matrix: number[][], block: Uint8Array, k: number, size: number): Uint8Array {
+function refEncode(matrix: number[][], block: Uint8Array, k: number, size: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(matrix.length * size);
   matrix.forEach((row, j) => {
     for (let i = 0; i < k; i++) {
@@ -45,7 +45,7 @@ function rnd(n: number): number {
   seed ^= seed << 5;
   return (seed >>> 0) % n;
 }
-function randomBlock(k: number, m: number, size: number): Uint8Array {
+function randomBlock(k: number, m: number, size: number): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array((k + m) * size);
   for (let i = 0; i < k * size; i++) b[i] = rnd(256);
   return b;
