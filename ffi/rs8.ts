@@ -166,6 +166,7 @@ export class Rs8Codec implements Disposable {
   private readonly token = {};
   private readonly lostBuf = new Uint32Array(RS8_MAX_SHARDS);
   private readonly ptrBuf = new BigUint64Array(RS8_MAX_SHARDS);
+  private readonly seen = new Uint8Array(RS8_MAX_SHARDS);
 
   private constructor(lib: Rs8Library, handle: Pointer, k: number, m: number) {
     this.lib = lib;
@@ -241,7 +242,8 @@ export class Rs8Codec implements Disposable {
       throw invalid("lost must be an array of shard indices");
     const n = lost.length;
     if (n > this.totalShards) throw invalid(`${n} lost indices for a block of ${this.totalShards} shards`);
-    const seen = new Uint8Array(this.totalShards);
+    const seen = this.seen;
+    seen.fill(0, 0, this.totalShards);
     for (let i = 0; i < n; i++) {
       const v = lost[i];
       if (!isCount(v, 0, this.totalShards - 1))
