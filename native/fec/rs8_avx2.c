@@ -7,6 +7,7 @@
  */
 #include "rs8_internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <string.h>
 
@@ -133,3 +134,9 @@ const rs8_kernel *rs8_kernel_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") ? &avx2 : NULL;
 }
+
+#else /* not x86: the portable kernel serves */
+
+const rs8_kernel *rs8_kernel_avx2(void) { return NULL; }
+
+#endif

@@ -11,6 +11,7 @@
  */
 #include "rs8_internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #define GROUP512 8
@@ -209,3 +210,10 @@ const rs8_kernel *rs8_kernel_gfni_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("gfni") ? &gfni256 : NULL;
 }
+
+#else /* not x86: the portable kernel serves */
+
+const rs8_kernel *rs8_kernel_gfni_avx512(void) { return NULL; }
+const rs8_kernel *rs8_kernel_gfni_avx2(void) { return NULL; }
+
+#endif
