@@ -26,6 +26,9 @@ struct neuron_rs8 {
     /* decode scratch */
     uint8_t *dec_tables; /* up to m x k kernel tables (table kernels only) */
     uint8_t *dec_coefs;  /* up to m x k: the decode matrix D, then the lost parity rows */
+    uint8_t *mpad;       /* the parity matrix again, rows zero-padded to kpad bytes */
+    uint8_t *dpad;       /* up to m rows of kpad bytes: S^-1 * C[R] */
+    size_t kpad;         /* k rounded up to 64 */
     uint8_t *sinv;       /* up to m x m: S^-1, row-major */
     uint8_t *elim;       /* m rows x elim_stride: [S | I] being inverted */
     size_t elim_stride;
@@ -79,6 +82,8 @@ void neuron_rs8_destroy(neuron_rs8 *c) {
     free(c->dec_tables);
     free(c->dec_coefs);
     free(c->sinv);
+    free(c->mpad);
+    free(c->dpad);
     free(c->elim);
     free(c);
 }
@@ -104,7 +109,10 @@ static int32_t create(uint32_t k, uint32_t m, const uint8_t *matrix, uint32_t ke
     c->dec_coefs = alloc64(coefs);
     c->sinv = alloc64((size_t)m * m);
     c->elim = alloc64((size_t)m * c->elim_stride);
-    int ok = c->matrix && c->dec_coefs && c->sinv && c->elim;
+    c->kpad = ((size_t)k + 63) & ~(size_t)63;
+    c->mpad = alloc64((size_t)m * c->kpad);
+    c->dpad = alloc64((size_t)m * c->kpad);
+    int ok = c->matrix && c->dec_coefs && c->sinv && c->elim && c->mpad && c->dpad;
     if (ok && kern->coef_bytes) {
         c->enc_tables = alloc64(coefs * kern->coef_bytes);
         c->dec_tables = alloc64(coefs * kern->coef_bytes);
@@ -120,6 +128,8 @@ static int32_t create(uint32_t k, uint32_t m, const uint8_t *matrix, uint32_t ke
         for (uint32_t j = 0; j < m; j++)
             for (uint32_t i = 0; i < k; i++) c->matrix[(size_t)j * k + i] = rs8_inv[(m + i) ^ j];
     }
+    memset(c->mpad, 0, (size_t)m * c->kpad);
+    for (uint32_t j = 0; j < m; j++) memcpy(c->mpad + (size_t)j * c->kpad, c->matrix + (size_t)j * k, k);
     if (kern->prepare) kern->prepare(c->matrix, m, k, c->enc_tables);
     *out = c;
     return NEURON_OK;
@@ -171,23 +181,26 @@ static int decode_data(neuron_rs8 *c, uint8_t *const *shards, size_t size, const
         if (is_lost[k + j]) continue;
         src[lost_data[r]] = shards[k + j];
         dst[r] = shards[lost_data[r]];
-        crow[r] = c->matrix + (size_t)j * k;
-        drow[r] = c->dec_coefs + (size_t)r * k;
+        crow[r] = c->mpad + (size_t)j * c->kpad;
+        drow[r] = c->dpad + (size_t)r * c->kpad;
         r++;
     }
     /* [S | I] */
     for (uint32_t r = 0; r < e; r++) {
         uint8_t *a = c->elim + (size_t)r * c->elim_stride;
+        memset(a, 0, c->elim_stride); /* the inversion relies on zero padding past 2e */
         for (uint32_t l = 0; l < e; l++) a[l] = crow[r][lost_data[l]];
-        memset(a + e, 0, e);
         a[e + r] = 1;
     }
     if (!c->kern->invert(c->elim, c->elim_stride, e)) return 0; /* not for an MDS matrix */
     for (uint32_t r = 0; r < e; r++) memcpy(c->sinv + (size_t)r * e, c->elim + (size_t)r * c->elim_stride + e, e);
 
-    run(c, k, e, e, c->sinv, crow, drow); /* D = S^-1 * C[R] */
-    for (uint32_t r = 0; r < e; r++)
-        for (uint32_t l = 0; l < e; l++) drow[r][lost_data[l]] = c->sinv[(size_t)r * e + l];
+    run(c, c->kpad, e, e, c->sinv, crow, drow); /* S^-1 * C[R], whole 64-byte spans */
+    for (uint32_t r = 0; r < e; r++) {
+        uint8_t *d = c->dec_coefs + (size_t)r * k;
+        memcpy(d, drow[r], k);
+        for (uint32_t l = 0; l < e; l++) d[lost_data[l]] = c->sinv[(size_t)r * e + l];
+    }
     run(c, size, k, e, c->dec_coefs, src, dst);
     return 1;
 }

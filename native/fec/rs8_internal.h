@@ -33,14 +33,16 @@ void rs8_apply_scalar_range(size_t from, size_t len, uint32_t nsrc, uint32_t nou
 /*
  * Gauss–Jordan inversion of the n x n matrix in the left half of `a` (n rows of 2n bytes at
  * `stride`, right half = I on entry, = the inverse on return). Returns 0 when singular.
- * Row operations go through the given region ops, which the compiler inlines per kernel.
+ * `stride` is a multiple of 64 and the bytes of each row past 2n are zero: row operations then
+ * run over whole 64-byte spans (no scalar tails; zeros stay zero). Row operations go through
+ * the given region ops, which the compiler inlines per kernel.
  */
 typedef void (*rs8_muladd_fn)(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n);
 typedef void (*rs8_mul_fn)(uint8_t *dst, uint8_t c, size_t n);
 
 static inline __attribute__((always_inline)) int rs8_gauss_jordan(uint8_t *a, size_t stride, uint32_t n,
                                                                   rs8_muladd_fn muladd, rs8_mul_fn mul) {
-    const size_t width = 2 * (size_t)n;
+    const size_t end = (2 * (size_t)n + 63) & ~(size_t)63;
     for (uint32_t col = 0; col < n; col++) {
         uint32_t p = col;
         while (p < n && a[(size_t)p * stride + col] == 0) p++;
@@ -48,19 +50,20 @@ static inline __attribute__((always_inline)) int rs8_gauss_jordan(uint8_t *a, si
         uint8_t *prow = a + (size_t)col * stride;
         if (p != col) {
             uint8_t *q = a + (size_t)p * stride;
-            for (size_t i = col; i < width; i++) {
+            for (size_t i = col; i < end; i++) {
                 const uint8_t t = prow[i];
                 prow[i] = q[i];
                 q[i] = t;
             }
         }
-        /* columns < col of the pivot row are zero already */
+        /* the pivot row is zero before column col: start at the 64-byte span holding col */
+        const size_t from = col & ~(size_t)63;
         const uint8_t piv = prow[col];
-        if (piv != 1) mul(prow + col, rs8_inv[piv], width - col);
+        if (piv != 1) mul(prow + from, rs8_inv[piv], end - from);
         for (uint32_t r = 0; r < n; r++) {
             uint8_t *row = a + (size_t)r * stride;
             const uint8_t f = row[col];
-            if (r != col && f) muladd(row + col, prow + col, f, width - col);
+            if (r != col && f) muladd(row + from, prow + from, f, end - from);
         }
     }
     return 1;
