@@ -93,7 +93,7 @@ static TGT void apply(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *t
             GROUP_CASE(4)
         }
     }
-    rs8_apply_scalar_range(done, len, nsrc, nout, coefs, src, out);
+    rs8_apply_tail32(done, len, nsrc, nout, tables, coefs, src, out, apply);
 }
 
 INLINE TGT void muladd(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n) {

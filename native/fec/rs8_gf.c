@@ -2,6 +2,7 @@
 #include "rs8_internal.h"
 
 #include <pthread.h>
+#include <string.h>
 
 uint8_t rs8_exp[512];
 uint8_t rs8_log[256];
@@ -80,6 +81,26 @@ void rs8_apply_scalar_range(size_t from, size_t len, uint32_t nsrc, uint32_t nou
         for (size_t i = 0; i < n; i++) o[i] = t[s0[i]];
         for (uint32_t c = 1; c < nsrc; c++) rs8_region_muladd_scalar(o, src[c] + from, coefs[(size_t)r * nsrc + c], n);
     }
+}
+
+void rs8_apply_tail32(size_t done, size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables,
+                      const uint8_t *coefs, const uint8_t *const *src, uint8_t *const *out, rs8_apply_fn apply) {
+    if (done >= len) return;
+    const size_t rem = len - done; /* < 32 */
+    _Alignas(32) uint8_t in[NEURON_RS8_MAX_SHARDS][32];
+    _Alignas(32) uint8_t res[NEURON_RS8_MAX_SHARDS][32];
+    const uint8_t *ip[NEURON_RS8_MAX_SHARDS];
+    uint8_t *op[NEURON_RS8_MAX_SHARDS];
+    ip[0] = in[0];
+    op[0] = res[0];
+    for (uint32_t s = 0; s < nsrc; s++) {
+        memset(in[s] + rem, 0, 32 - rem);
+        memcpy(in[s], src[s] + done, rem);
+        ip[s] = in[s];
+    }
+    for (uint32_t r = 0; r < nout; r++) op[r] = res[r];
+    apply(32, nsrc, nout, tables, coefs, ip, op);
+    for (uint32_t r = 0; r < nout; r++) memcpy(out[r] + done, res[r], rem);
 }
 
 /* ---- portable kernel: reads the coefficients, 64 KiB multiplication table ---- */

@@ -162,7 +162,7 @@ static TGT256 void apply256(size_t len, uint32_t nsrc, uint32_t nout, const uint
             GROUP256_CASE(4)
         }
     }
-    rs8_apply_scalar_range(done, len, nsrc, nout, coefs, src, out);
+    rs8_apply_tail32(done, len, nsrc, nout, tables, coefs, src, out, apply256);
 }
 
 INLINE TGT256 void muladd256(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n) {

@@ -69,14 +69,23 @@ static inline __attribute__((always_inline)) int rs8_gauss_jordan(uint8_t *a, si
     return 1;
 }
 
+typedef void (*rs8_apply_fn)(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables, const uint8_t *coefs,
+                             const uint8_t *const *src, uint8_t *const *out);
+
+/*
+ * Bytes [done, len) (fewer than 32) through zero-padded 32-byte copies on the stack and one
+ * more call of `apply` with len = 32: a vector step instead of a scalar tail.
+ */
+void rs8_apply_tail32(size_t done, size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables,
+                      const uint8_t *coefs, const uint8_t *const *src, uint8_t *const *out, rs8_apply_fn apply);
+
 typedef struct rs8_kernel {
     uint32_t id;       /* neuron_rs8_kernel */
     size_t coef_bytes; /* table bytes per coefficient; 0: the kernel reads the coefficients directly */
     /* tables <- M (rows x cols); NULL when coef_bytes is 0. */
     void (*prepare)(const uint8_t *coefs, uint32_t rows, uint32_t cols, uint8_t *tables);
     /* out[r] = sum M[r][c] * src[c]; `coefs` is M itself (for tails). out never aliases src. */
-    void (*apply)(size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *tables, const uint8_t *coefs,
-                  const uint8_t *const *src, uint8_t *const *out);
+    rs8_apply_fn apply;
     /* rs8_gauss_jordan with this kernel's row operations. */
     int (*invert)(uint8_t *a, size_t stride, uint32_t n);
 } rs8_kernel;
