@@ -74,6 +74,11 @@ describe("field and matrix", () => {
     }
   });
 
+  test("auto picks the fastest own kernel this CPU runs (never the ISA-L baseline)", () => {
+    using codec = Rs8Codec.create(4, 2);
+    expect(codec.kernel).toBe(kernels.filter((k) => k !== "isal").at(-1)!);
+  });
+
   test("audio codec uses {77 40 38 0e / c7 a7 0d 6c}", () => {
     using codec = Rs8Codec.audio();
     expect(Array.from(codec.matrix())).toEqual([0x77, 0x40, 0x38, 0x0e, 0xc7, 0xa7, 0x0d, 0x6c]);
