@@ -74,6 +74,19 @@ describe("field and matrix", () => {
     }
   });
 
+  test("kernel names", () => {
+    expect([0, 1, 2, 3, 4, 5, 99].map((id) => lib.kernelName(id))).toEqual([
+      "auto",
+      "portable",
+      "avx2",
+      "gfni-avx2",
+      "gfni-avx512",
+      "isal",
+      "unknown",
+    ]);
+    expect(kernels).toContain("portable");
+  });
+
   test("auto picks the fastest own kernel this CPU runs (never the ISA-L baseline)", () => {
     using codec = Rs8Codec.create(4, 2);
     expect(codec.kernel).toBe(kernels.filter((k) => k !== "isal").at(-1)!);
