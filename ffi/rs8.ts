@@ -93,6 +93,12 @@ function isCount(v: unknown, min: number, max: number): v is number {
   return typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
 }
 
+function kernelId(name: Rs8KernelName | undefined): number {
+  const key = name ?? "auto";
+  if (typeof key !== "string" || !Object.hasOwn(Rs8Kernel, key)) throw invalid(`unknown kernel ${String(name)}`);
+  return Rs8Kernel[key];
+}
+
 /** The native library's rs8 entry points (one per library path). */
 export class Rs8Library {
   readonly path: string;
@@ -116,7 +122,7 @@ export class Rs8Library {
   }
 
   kernelAvailable(kernel: Rs8KernelName): boolean {
-    return this.sym.neuron_rs8_kernel_available(Rs8Kernel[kernel]) === 1;
+    return this.sym.neuron_rs8_kernel_available(kernelId(kernel)) === 1;
   }
 
   /** The kernels this machine runs (auto excluded), slowest first. */
@@ -194,8 +200,7 @@ export class Rs8Codec implements Disposable {
     if (dataShards + parityShards > RS8_MAX_SHARDS)
       throw invalid(`k + m must be at most ${RS8_MAX_SHARDS}, got ${dataShards} + ${parityShards}`);
     const lib = opts.library ?? rs8Library();
-    const kernel = Rs8Kernel[opts.kernel ?? "auto"];
-    if (kernel === undefined) throw invalid(`unknown kernel ${String(opts.kernel)}`);
+    const kernel = kernelId(opts.kernel);
     return Rs8Codec.make(
       lib,
       dataShards,
@@ -208,8 +213,7 @@ export class Rs8Codec implements Disposable {
   /** The GameStream audio codec: 4 data + 2 parity, fixed matrix {77 40 38 0e / c7 a7 0d 6c}. */
   static audio(opts: Rs8Options = {}): Rs8Codec {
     const lib = opts.library ?? rs8Library();
-    const kernel = Rs8Kernel[opts.kernel ?? "auto"];
-    if (kernel === undefined) throw invalid(`unknown kernel ${String(opts.kernel)}`);
+    const kernel = kernelId(opts.kernel);
     return Rs8Codec.make(lib, 4, 2, (out) => lib.sym.neuron_rs8_create_audio(kernel, out), "neuron_rs8_create_audio");
   }
 

@@ -220,6 +220,8 @@ describe("hostile input", () => {
     expect(errorCode(() => Rs8Codec.create(2 ** 32 + 3, 2))).toBe("RS8_INVALID_ARGUMENT");
     expect(errorCode(() => Rs8Codec.create(4, 2, { kernel: "sse9" as Rs8KernelName }))).toBe("RS8_INVALID_ARGUMENT");
     expect(errorCode(() => Rs8Codec.audio({ kernel: "nope" as Rs8KernelName }))).toBe("RS8_INVALID_ARGUMENT");
+    expect(errorCode(() => Rs8Codec.create(4, 2, { kernel: "constructor" as Rs8KernelName }))).toBe("RS8_INVALID_ARGUMENT");
+    expect(errorCode(() => Rs8Codec.create(4, 2, { kernel: 3 as unknown as Rs8KernelName }))).toBe("RS8_INVALID_ARGUMENT");
   });
 
   test("bad blocks, sizes and loss lists: clear error, block unchanged", () => {
