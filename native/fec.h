@@ -47,7 +47,8 @@ extern "C" {
  * benchmark baseline and is never chosen by AUTO.
  *
  * Threads: a codec is immutable after creation except for decode's scratch space: encode calls
- * may run concurrently on one codec; a decode call needs the codec to itself.
+ * may run concurrently on one codec; a decode call needs the codec to itself. Calls use up to
+ * ~40 KiB of stack (pointer arrays, zero-padded vector tails) and never allocate.
  */
 #define NEURON_RS8_MAX_SHARDS 255u
 #define NEURON_RS8_MAX_SHARD_SIZE (1u << 24) /* 16 MiB */
