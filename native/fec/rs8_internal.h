@@ -23,10 +23,10 @@ extern uint8_t rs8_nibble[256][32];  /* c * x for x = 0..15 (bytes 0..15), c * (
 
 void rs8_tables_init(void);
 
-/* Scalar helpers shared by every kernel (tails, inversion). */
+/* Scalar region operations (the portable kernel, short tails of the AVX2 row operations). */
 void rs8_region_muladd_scalar(uint8_t *dst, const uint8_t *src, uint8_t c, size_t n); /* dst ^= c * src */
 void rs8_region_mul_scalar(uint8_t *dst, uint8_t c, size_t n);                        /* dst = c * dst */
-/* out[r][from..len) for every row, from the coefficient matrix (used for SIMD tails). */
+/* out[r][from..len) for every row, straight from the coefficient matrix. */
 void rs8_apply_scalar_range(size_t from, size_t len, uint32_t nsrc, uint32_t nout, const uint8_t *coefs,
                             const uint8_t *const *src, uint8_t *const *out);
 
