@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #define HEARTBEAT_STALL_NS 1000000000ull
-#define LOCK_WAIT_NS 100000000ull
+#define LOCK_WAIT_NS 10000000ull /* the guest holds a queue lock for microseconds */
 #define KVMFR_IOCTL_SIZE _IO('u', 0x44)
 
 typedef struct sub {
