@@ -9,9 +9,12 @@
  * sensitive to other load than wall-clock figures); loadAvg1m: the machine's 1-minute load
  * average when the case ended. Bounded: FRAMES access units or 20 s per case.
  *
+ * Also Opus (48 kHz, 5 ms CBR frames, stereo and 7.1): time per encoded frame.
+ *
  *   npm run bench:capture            (FRAMES=300 by default)
  */
 import { loadavg } from "node:os";
+import { AudioNative, OpusEncoder } from "../../ffi/audio.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { CaptureNative, CapturePipeline, VideoEncoder, type AccessUnitInfo } from "../../ffi/capture.ts";
 import { removeFile, shmPath, spawnProducer } from "../capture/helpers.ts";
@@ -130,6 +133,41 @@ function encodeOnlyCase(width: number, height: number): void {
   }
 }
 
+/** Opus, 48 kHz, 5 ms frames, CBR: time per encoded frame. */
+function opusCase(channels: 2 | 6 | 8, bitrateBps: number): void {
+  const audio = new AudioNative(resolveNativePath({}));
+  const enc = OpusEncoder.open(audio, { channels, bitrateBps, frameSamples: 240 });
+  const pcm = new Int16Array(240 * channels);
+  const out = new Uint8Array(4000);
+  const times: number[] = [];
+  try {
+    for (let f = 0; f < 2000; f++) {
+      for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(8000 * Math.sin((f * 240 + i / channels) * 0.0576));
+      const t = performance.now();
+      enc.encode(pcm, out);
+      times.push(performance.now() - t);
+    }
+    const total = times.reduce((a, b) => a + b, 0) / 1000;
+    console.log(
+      JSON.stringify({
+        case: "opus-5ms",
+        resolution: `48kHz-${channels}ch`,
+        encoder: "libopus",
+        fps: r2(times.length / total),
+        p50Ms: Math.round(pct(times, 50) * 1000) / 1000,
+        p99Ms: Math.round(pct(times, 99) * 1000) / 1000,
+        stages: { copy: null, convert: null, encode: { p50: Math.round(pct(times, 50) * 1000) / 1000, p99: Math.round(pct(times, 99) * 1000) / 1000 } },
+        frames: times.length,
+      }),
+    );
+  } finally {
+    enc.close();
+    audio.close();
+  }
+}
+
+opusCase(2, 128000);
+opusCase(8, 450000);
 encodeOnlyCase(1920, 1080);
 await pipelineCase("pipeline-60fps", 1920, 1080, 60);
 await pipelineCase("pipeline-60fps", 2560, 1440, 60);
