@@ -92,6 +92,31 @@ describe("capture pipeline", () => {
     }
   });
 
+  test("HEVC through the pipeline decodes to the right size and count", async () => {
+    const path = shmPath("pipeline-hevc");
+    const producer = await spawnProducer(path, { width: 320, height: 240, fps: 120 });
+    const p = CapturePipeline.start(native, path, { codec: "hevc", fps: 60, bitrateKbps: 2000, threads: 2 });
+    try {
+      const buf = new Uint8Array(320 * 240 * 2);
+      const chunks: Uint8Array[] = [];
+      const end = Date.now() + 15_000;
+      while (chunks.length < 12 && Date.now() < end) {
+        const info = p.poll(buf);
+        if (info) chunks.push(buf.slice(0, info.size));
+        else await Bun.sleep(2);
+      }
+      expect(chunks.length).toBe(12);
+      expect(p.encoderReport()).toContain("libx265: chosen");
+      const file = join(dir, "pipeline.hevc");
+      writeFileSync(file, Buffer.concat(chunks));
+      expect(await probeStream(file, "hevc")).toMatchObject({ codec: "hevc", width: 320, height: 240, frames: 12 });
+    } finally {
+      p.stop();
+      await producer.stop();
+      removeFile(path);
+    }
+  });
+
   test("a guest speaking another version yields no units and a reported error; stop is clean", async () => {
     const path = shmPath("pipeline-version");
     const producer = await spawnProducer(path, { width: 320, height: 240, fps: 60, fault: "wrongVersion" });
