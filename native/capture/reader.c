@@ -1,5 +1,6 @@
 /* LGMP v6 / KVMFR v20 reader (v5 / v19 accepted). Layout: ../capture.h. */
 #include "lgmp.h"
+#include "reader_sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -435,9 +436,9 @@ static int parse_frame(neuron_kvmfr_reader *r, uint32_t size, uint32_t offset, f
     return 1;
 }
 
-/* Copies rows out as the guest's wp covers them; 1 done, 0 timed out. */
-static int copy_pixels(neuron_kvmfr_reader *r, uint64_t fb, const frame_hdr *f, uint32_t row_bytes, uint8_t *dst,
-                       uint32_t wp_timeout_ms) {
+/* Hands rows to the sink as the guest's wp covers them; 1 done, 0 timed out or refused. */
+static int consume_pixels(neuron_kvmfr_reader *r, uint64_t fb, const frame_hdr *f, const neuron_frame_sink *sink,
+                          uint32_t wp_timeout_ms) {
     uint8_t *b = r->base;
     const uint8_t *src = b + fb + 4;
     uint64_t total = (uint64_t)f->data_h * f->pitch;
@@ -449,16 +450,13 @@ static int copy_pixels(neuron_kvmfr_reader *r, uint64_t fb, const frame_hdr *f, 
         if (wp > total) wp = total;
         uint32_t rows_ready = wp == total ? f->data_h : (uint32_t)(wp / f->pitch);
         if (rows_ready > rows_done) {
-            if (f->pitch == row_bytes) {
-                memcpy(dst + (uint64_t)rows_done * row_bytes, src + (uint64_t)rows_done * f->pitch,
-                       (uint64_t)(rows_ready - rows_done) * row_bytes);
-            } else {
-                for (uint32_t y = rows_done; y < rows_ready; y++)
-                    memcpy(dst + (uint64_t)y * row_bytes, src + (uint64_t)y * f->pitch, row_bytes);
+            uint32_t next = sink->rows(sink->ctx, src, f->pitch, rows_done, rows_ready, f->data_h);
+            if (next < rows_done || next > rows_ready) return 0;
+            if (next > rows_done) {
+                rows_done = next;
+                spins = 0;
+                continue;
             }
-            rows_done = rows_ready;
-            spins = 0;
-            continue;
         }
         if (mono_ns() >= deadline) return 0;
         if (++spins > 64) neuron_capture_sleep_us(50);
@@ -467,9 +465,41 @@ static int copy_pixels(neuron_kvmfr_reader *r, uint64_t fb, const frame_hdr *f, 
     return 1;
 }
 
+typedef struct copy_ctx {
+    uint8_t *dst;
+    uint64_t cap;
+    uint32_t row_bytes;
+} copy_ctx;
+
+static int copy_begin(void *ctx, const neuron_frame_info *info) {
+    copy_ctx *c = ctx;
+    c->row_bytes = info->out_pitch;
+    return (uint64_t)info->out_pitch * info->data_height <= c->cap ? 0 : NEURON_ERANGE;
+}
+
+static uint32_t copy_rows(void *ctx, const uint8_t *src, uint32_t pitch, uint32_t y0, uint32_t y1, uint32_t height) {
+    (void)height;
+    copy_ctx *c = ctx;
+    if (pitch == c->row_bytes) {
+        memcpy(c->dst + (uint64_t)y0 * pitch, src + (uint64_t)y0 * pitch, (uint64_t)(y1 - y0) * pitch);
+    } else {
+        for (uint32_t y = y0; y < y1; y++)
+            memcpy(c->dst + (uint64_t)y * c->row_bytes, src + (uint64_t)y * pitch, c->row_bytes);
+    }
+    return y1;
+}
+
 int32_t neuron_kvmfr_reader_next_frame(neuron_kvmfr_reader *r, uint32_t timeout_ms, uint32_t wp_timeout_ms,
                                        uint8_t *dst, uint64_t dst_cap, neuron_frame_info *info) {
     if (!r || !info || (!dst && dst_cap)) return NEURON_EINVAL;
+    copy_ctx c = {.dst = dst, .cap = dst_cap};
+    neuron_frame_sink sink = {.begin = copy_begin, .rows = copy_rows, .ctx = &c};
+    return neuron_kvmfr_reader_next_frame_sink(r, timeout_ms, wp_timeout_ms, &sink, info);
+}
+
+int32_t neuron_kvmfr_reader_next_frame_sink(neuron_kvmfr_reader *r, uint32_t timeout_ms, uint32_t wp_timeout_ms,
+                                            const neuron_frame_sink *sink, neuron_frame_info *info) {
+    if (!r || !info || !sink) return NEURON_EINVAL;
     uint64_t start = mono_ns(), deadline = start + (uint64_t)timeout_ms * 1000000ull;
     r->err[0] = 0;
     for (;;) {
@@ -539,13 +569,14 @@ int32_t neuron_kvmfr_reader_next_frame(neuron_kvmfr_reader *r, uint32_t timeout_
             info->flags = f.flags;
             info->damage_count = f.damage_count;
             uint64_t need = (uint64_t)row * f.data_h;
-            if (need > dst_cap) {
+            info->bytes = need;
+            int32_t accepted = sink->begin(sink->ctx, info);
+            if (accepted < 0) {
                 sub_release(r, &r->frameq);
-                info->bytes = need;
-                return fail(r, NEURON_ERANGE, "frame needs %llu bytes, buffer has %llu", (unsigned long long)need,
-                            (unsigned long long)dst_cap);
+                return fail(r, accepted, "frame of %llu bytes refused by the consumer (status %d)",
+                            (unsigned long long)need, accepted);
             }
-            int ok = copy_pixels(r, fb, &f, row, dst, wp_timeout_ms);
+            int ok = consume_pixels(r, fb, &f, sink, wp_timeout_ms);
             sub_release(r, &r->frameq);
             info->copy_ns = mono_ns() - seen;
             if (!ok) {
@@ -556,7 +587,6 @@ int32_t neuron_kvmfr_reader_next_frame(neuron_kvmfr_reader *r, uint32_t timeout_
             }
             r->last_serial = f.serial;
             r->have_serial = 1;
-            info->bytes = need;
             r->stats.frames++;
             return NEURON_CAPTURE_FRAME;
         }
