@@ -1,6 +1,7 @@
 /* libavcodec H.264/HEVC encoder with libyuv colour conversion (../encode.h). */
 #include "../capture.h"
 #include "../encode.h"
+#include "encoder_rows.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavutil/error.h>
@@ -193,21 +194,32 @@ const char *neuron_encoder_name(const neuron_encoder *e) { return e ? e->name : 
 
 const char *neuron_encoder_probe_report(const neuron_encoder *e) { return e ? e->report : last_report; }
 
-int64_t neuron_encoder_encode(neuron_encoder *e, const uint8_t *src, uint32_t pitch, uint32_t force_idr, uint8_t *out,
-                              uint64_t cap, neuron_au_info *info) {
-    if (!e || !src || !info || (!out && cap) || pitch < e->width * 4u) return NEURON_EINVAL;
-    uint64_t t0 = now_ns();
-    memset(info, 0, sizeof *info);
-    info->capture_ns = t0;
-    if (av_frame_make_writable(e->frame) < 0) return NEURON_ENOMEM;
+int32_t neuron_encoder_begin_frame(neuron_encoder *e) {
+    if (!e) return NEURON_EINVAL;
+    return av_frame_make_writable(e->frame) < 0 ? NEURON_ENOMEM : NEURON_OK;
+}
+
+int32_t neuron_encoder_convert_rows(neuron_encoder *e, const uint8_t *src, uint32_t pitch, uint32_t y0, uint32_t y1) {
+    if (!e || !src || (y0 & 1u) || y1 < y0 || pitch < e->width * 4u) return NEURON_EINVAL;
+    if (y1 > e->height) y1 = e->height; /* an odd last row is cropped */
+    if (y1 <= y0) return NEURON_OK;
     AVFrame *f = e->frame;
-    int crc = e->cfg.input_format == NEURON_FRAME_RGBA
-                  ? ABGRToI420(src, (int)pitch, f->data[0], f->linesize[0], f->data[1], f->linesize[1], f->data[2],
-                               f->linesize[2], (int)e->width, (int)e->height)
-                  : ARGBToI420(src, (int)pitch, f->data[0], f->linesize[0], f->data[1], f->linesize[1], f->data[2],
-                               f->linesize[2], (int)e->width, (int)e->height);
-    if (crc != 0) return NEURON_EINVAL;
+    const uint8_t *s0 = src + (uint64_t)y0 * pitch;
+    uint8_t *py = f->data[0] + (ptrdiff_t)y0 * f->linesize[0];
+    uint8_t *pu = f->data[1] + (ptrdiff_t)(y0 / 2) * f->linesize[1];
+    uint8_t *pv = f->data[2] + (ptrdiff_t)(y0 / 2) * f->linesize[2];
+    int h = (int)(y1 - y0);
+    int rc = e->cfg.input_format == NEURON_FRAME_RGBA
+                 ? ABGRToI420(s0, (int)pitch, py, f->linesize[0], pu, f->linesize[1], pv, f->linesize[2], (int)e->width, h)
+                 : ARGBToI420(s0, (int)pitch, py, f->linesize[0], pu, f->linesize[1], pv, f->linesize[2], (int)e->width, h);
+    return rc == 0 ? NEURON_OK : NEURON_EINVAL;
+}
+
+int64_t neuron_encoder_encode_frame(neuron_encoder *e, uint32_t force_idr, uint8_t *out, uint64_t cap,
+                                    neuron_au_info *info) {
+    if (!e || !info || (!out && cap)) return NEURON_EINVAL;
     uint64_t t1 = now_ns();
+    AVFrame *f = e->frame;
     f->pts = (int64_t)e->index;
     f->pict_type = force_idr ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
     f->key_frame = force_idr ? 1 : 0;
@@ -215,6 +227,7 @@ int64_t neuron_encoder_encode(neuron_encoder *e, const uint8_t *src, uint32_t pi
     if (rc < 0) return NEURON_EIO;
     int64_t total = 0;
     int32_t status = NEURON_OK;
+    info->idr = 0;
     for (;;) {
         rc = avcodec_receive_packet(e->ctx, e->pkt);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) break;
@@ -229,11 +242,24 @@ int64_t neuron_encoder_encode(neuron_encoder *e, const uint8_t *src, uint32_t pi
     info->frame_index = e->index++;
     info->done_ns = t2;
     info->size = (uint32_t)total;
-    info->convert_us = (uint32_t)((t1 - t0) / 1000);
     info->encode_us = (uint32_t)((t2 - t1) / 1000);
     info->width = e->width;
     info->height = e->height;
     return status ? status : total;
+}
+
+int64_t neuron_encoder_encode(neuron_encoder *e, const uint8_t *src, uint32_t pitch, uint32_t force_idr, uint8_t *out,
+                              uint64_t cap, neuron_au_info *info) {
+    if (!e || !src || !info || (!out && cap) || pitch < e->width * 4u) return NEURON_EINVAL;
+    uint64_t t0 = now_ns();
+    memset(info, 0, sizeof *info);
+    info->capture_ns = t0;
+    int32_t rc = neuron_encoder_begin_frame(e);
+    if (rc) return rc;
+    rc = neuron_encoder_convert_rows(e, src, pitch, 0, e->height);
+    if (rc) return rc;
+    info->convert_us = (uint32_t)((now_ns() - t0) / 1000);
+    return neuron_encoder_encode_frame(e, force_idr, out, cap, info);
 }
 
 int32_t neuron_encoder_set_bitrate(neuron_encoder *e, uint32_t kbps) {
