@@ -1,6 +1,8 @@
 /* Capture thread → convert → encode → ring of access units (../encode.h). */
 #include "../capture.h"
 #include "../encode.h"
+#include "../capture/reader_sink.h"
+#include "encoder_rows.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,9 +32,9 @@ struct neuron_pipeline {
     uint32_t new_bitrate;
     neuron_pipeline_stats stats;
     char report[1024];
-    /* thread-owned buffers */
-    uint8_t *staging;
-    uint64_t staging_cap;
+    /* thread-owned state */
+    uint32_t enc_w, enc_h, enc_fmt;
+    int force_idr;
     uint8_t *au;
     uint64_t au_cap;
 };
@@ -102,35 +104,47 @@ static void set_error(neuron_pipeline *p, int32_t rc) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The frame sink: validate the frame, (re)open the encoder, convert rows straight out of shared memory. */
+static int conv_begin(void *ctx, const neuron_frame_info *fi) {
+    neuron_pipeline *p = ctx;
+    if (fi->type != NEURON_FRAME_BGRA && fi->type != NEURON_FRAME_RGBA) return NEURON_EUNSUPPORTED;
+    if (fi->data_width < 16 || fi->data_height < 16 || fi->data_width > 8192 || fi->data_height > 8192)
+        return NEURON_EUNSUPPORTED;
+    if (fi->data_width != p->enc_w || fi->data_height != p->enc_h || fi->type != p->enc_fmt || !p->enc) {
+        int32_t rc = open_encoder(p, fi->data_width, fi->data_height, fi->type);
+        if (rc) return rc;
+        p->enc_w = fi->data_width;
+        p->enc_h = fi->data_height;
+        p->enc_fmt = fi->type;
+        p->force_idr = 1;
+    }
+    return neuron_encoder_begin_frame(p->enc);
+}
+
+static uint32_t conv_rows(void *ctx, const uint8_t *src, uint32_t pitch, uint32_t y0, uint32_t y1, uint32_t height) {
+    neuron_pipeline *p = ctx;
+    uint32_t end = y1 == height ? y1 : y0 + ((y1 - y0) & ~1u); /* whole 2-row bands until the last */
+    if (end == y0) return y0;
+    return neuron_encoder_convert_rows(p->enc, src, pitch, y0, end) == NEURON_OK ? end : UINT32_MAX;
+}
+
 static void *pipeline_main(void *arg) {
     neuron_pipeline *p = arg;
     neuron_frame_info fi;
-    int force_idr = 1;
-    uint32_t enc_w = 0, enc_h = 0, enc_fmt = 0;
+    neuron_frame_sink sink = {.begin = conv_begin, .rows = conv_rows, .ctx = p};
+    p->force_idr = 1;
     while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
-        int32_t rc = neuron_kvmfr_reader_next_frame(p->reader, p->cfg.frame_timeout_ms, p->cfg.wp_timeout_ms,
-                                                    p->staging, p->staging_cap, &fi);
+        int32_t rc = neuron_kvmfr_reader_next_frame_sink(p->reader, p->cfg.frame_timeout_ms, p->cfg.wp_timeout_ms,
+                                                         &sink, &fi);
         neuron_reader_stats rs;
         neuron_kvmfr_reader_stats(p->reader, &rs);
         pthread_mutex_lock(&p->mu);
         p->stats.rejected = rs.rejected;
         p->stats.restarts = rs.restarts;
         pthread_mutex_unlock(&p->mu);
-        if (rc == NEURON_ERANGE) {
-            /* A bigger frame than the staging buffer: grow it, up to what an encoder takes. */
-            if (fi.bytes > (uint64_t)8192 * 8192 * 4) {
-                set_error(p, NEURON_ERANGE);
-                continue;
-            }
-            free(p->staging);
-            p->staging_cap = fi.bytes;
-            p->staging = malloc(p->staging_cap);
-            if (!p->staging) {
-                p->staging_cap = 0;
-                set_error(p, NEURON_ENOMEM);
-                break;
-            }
-            continue;
+        if (rc == NEURON_ENOMEM) {
+            set_error(p, rc);
+            break;
         }
         if (rc < 0) {
             set_error(p, rc);
@@ -138,47 +152,33 @@ static void *pipeline_main(void *arg) {
             nanosleep(&ts, NULL); /* e.g. a guest speaking another version: retry slowly */
             continue;
         }
-        if (rc == NEURON_CAPTURE_RESTARTED) force_idr = 1;
+        if (rc == NEURON_CAPTURE_RESTARTED) p->force_idr = 1;
         if (rc != NEURON_CAPTURE_FRAME) continue;
-        if (fi.type != NEURON_FRAME_BGRA && fi.type != NEURON_FRAME_RGBA) {
-            set_error(p, NEURON_EUNSUPPORTED);
-            continue;
-        }
         pthread_mutex_lock(&p->mu);
         p->stats.frames_in++;
-        if (p->idr_requested) force_idr = 1;
+        if (p->idr_requested) p->force_idr = 1;
         p->idr_requested = 0;
         uint32_t kbps = p->new_bitrate;
         p->new_bitrate = 0;
         pthread_mutex_unlock(&p->mu);
-        if (fi.data_width != enc_w || fi.data_height != enc_h || fi.type != enc_fmt || !p->enc) {
-            rc = open_encoder(p, fi.data_width, fi.data_height, fi.type);
-            if (rc) {
-                set_error(p, rc);
-                break;
-            }
-            enc_w = fi.data_width;
-            enc_h = fi.data_height;
-            enc_fmt = fi.type;
-            force_idr = 1;
-        }
         if (kbps) neuron_encoder_set_bitrate(p->enc, kbps);
         neuron_au_info ai;
-        int64_t n = neuron_encoder_encode(p->enc, p->staging, fi.out_pitch, (uint32_t)force_idr, p->au, p->au_cap, &ai);
+        memset(&ai, 0, sizeof ai);
+        int64_t n = neuron_encoder_encode_frame(p->enc, (uint32_t)p->force_idr, p->au, p->au_cap, &ai);
         if (n < 0) {
             set_error(p, (int32_t)n);
             pthread_mutex_lock(&p->mu);
             p->stats.dropped++;
             pthread_mutex_unlock(&p->mu);
-            force_idr = 1;
+            p->force_idr = 1;
             continue;
         }
         if (n == 0) continue;
         ai.capture_ns = fi.read_time_ns;
-        ai.copy_us = (uint32_t)(fi.copy_ns / 1000);
+        ai.copy_us = 0; /* no copy: rows are converted straight out of shared memory */
+        ai.convert_us = (uint32_t)(fi.copy_ns / 1000);
         ai.frame_serial = fi.frame_serial;
-        if (push_au(p, &ai)) force_idr = 0;
-        else force_idr = 1; /* the client lost a reference: restart the chain */
+        p->force_idr = push_au(p, &ai) ? 0 : 1; /* a dropped unit breaks the chain: restart it */
     }
     pthread_mutex_lock(&p->mu);
     p->stats.running = 0;
@@ -210,9 +210,7 @@ int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cf
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->slots = calloc(cfg->ring_slots, sizeof *p->slots);
-    p->staging_cap = (uint64_t)1920 * 1080 * 4;
-    p->staging = malloc(p->staging_cap);
-    int32_t rc = p->slots && p->staging ? neuron_kvmfr_reader_open(path, 0, &p->reader) : NEURON_ENOMEM;
+    int32_t rc = p->slots ? neuron_kvmfr_reader_open(path, 0, &p->reader) : NEURON_ENOMEM;
     if (rc == NEURON_OK) {
         p->stats.running = 1;
         if (pthread_create(&p->thread, NULL, pipeline_main, p) != 0) rc = NEURON_EIO;
@@ -303,7 +301,6 @@ void neuron_pipeline_stop(neuron_pipeline *p) {
     if (p->slots)
         for (uint32_t i = 0; i < p->cfg.ring_slots; i++) free(p->slots[i].data);
     free(p->slots);
-    free(p->staging);
     free(p->au);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
