@@ -1,10 +1,12 @@
 /**
  * Capture → AU benchmark: BGRA frames from the synthetic producer (its own
- * process, 60 fps) through the native pipeline (copy out of shared memory,
- * libyuv BGRA→I420, x264 on 2 threads). Prints one JSON object per line and case:
+ * process, 60 fps) through the native pipeline (libyuv BGRA→I420 straight out of
+ * shared memory as the frame's wp advances, x264 on 2 threads). Prints one JSON object
+ * per line and case:
  *   { case, resolution, encoder, fps, p50Ms, p99Ms, stages: { copy, convert, encode }, ... }
  * p50Ms/p99Ms: host latency from the frame message seen to the access unit complete.
- * Stage figures are { p50, p99 } in ms. cpuPct: CPU of this process (pipeline + encoder
+ * Stage figures are { p50, p99 } in ms; the pipeline makes no frame copy, so its copy stage
+ * is 0 and convert includes waiting on wp. cpuPct: CPU of this process (pipeline + encoder
  * threads) per wall time, 100 = one core; cpuMsPerFrame: the same per access unit (less
  * sensitive to other load than wall-clock figures); loadAvg1m: the machine's 1-minute load
  * average when the case ended. Bounded: FRAMES access units or 20 s per case.
