@@ -7,7 +7,9 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
+import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
+import { vfioRoutes } from "../vfio/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { errorBody, errorHandler } from "./errors.ts";
 import { SWAGGER_BUNDLE_URL, SWAGGER_CSS_URL, swaggerAssets } from "./swagger-assets.ts";
@@ -17,7 +19,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config"> & Partial<Pick<Core, "hardware" | "vfio">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -46,13 +48,21 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
+            { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+    .group(API_PREFIX, (api) =>
+      api
+        .use(systemRoutes(core.system))
+        .use(appsRoutes(core.apps))
+        .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
+        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" })),
+    );
 }
 
 export type ApiApp = ReturnType<typeof createApp>;

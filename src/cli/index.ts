@@ -4,12 +4,13 @@ import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
+import { vfioCommand } from "./vfio.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, hardwareCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, hardwareCommand, vfioCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
