@@ -66,13 +66,15 @@ export function compareVersions(a: string, b: string): number {
 export function detectSystems(targetRoot: string): TargetSystems {
   const at = (rel: string) => kind(join(targetRoot, rel));
   const initramfs: InitramfsSystem[] = [];
-  if (at("etc/mkinitcpio.conf") === "file") initramfs.push("mkinitcpio");
-  if (at("etc/dracut.conf") === "file" || at("etc/dracut.conf.d") === "dir") initramfs.push("dracut");
-  if (at("etc/initramfs-tools") === "dir") initramfs.push("initramfs-tools");
+  // Anything present counts (a symlink or a directory where a file belongs is then refused by name when read).
+  const has = (rel: string) => at(rel) !== null;
+  if (has("etc/mkinitcpio.conf")) initramfs.push("mkinitcpio");
+  if (has("etc/dracut.conf") || has("etc/dracut.conf.d")) initramfs.push("dracut");
+  if (has("etc/initramfs-tools")) initramfs.push("initramfs-tools");
   const boot: BootSystem[] = [];
-  if (at("etc/default/grub") === "file") boot.push("grub");
+  if (has("etc/default/grub")) boot.push("grub");
   if (SYSTEMD_BOOT_DIRS.some((d) => at(d) === "dir")) boot.push("systemd-boot");
-  if (at("etc/kernel/cmdline") === "file" || at("etc/cmdline.d") === "dir") boot.push("uki");
+  if (has("etc/kernel/cmdline") || at("etc/cmdline.d") === "dir") boot.push("uki");
   let kernel: string | null = null;
   for (const dir of ["usr/lib/modules", "lib/modules"]) {
     const l = listDir(join(targetRoot, dir));
@@ -127,7 +129,7 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
         }
       }
     } else {
-      if (kind(join(targetRoot, "etc/kernel/cmdline")) === "file") {
+      if (kind(join(targetRoot, "etc/kernel/cmdline")) !== null) {
         const before = readTargetFile(targetRoot, "etc/kernel/cmdline");
         add("etc/kernel/cmdline", edit.kernelCmdline(before, input.kernelParams), "kernel parameters built into the UKI", before);
       }

@@ -34,13 +34,14 @@ export interface Rig {
   hardware: HardwareService;
 }
 
+/** machine: a fixture machine name, or the absolute path of a sysfs/procfs root. */
 export function rig(machine: string, style: TargetStyle | null, bin: Partial<VfioSettings["bin"]> = {}): Rig {
   const base = mkdtempSync(join(tmpdir(), "neuron-vfio-"));
   const target = join(base, "target");
   const stateDir = join(base, "state");
   if (style) writeTarget(target, style);
   const db = openDatabase(join(stateDir, "neuron.db"));
-  const hardware = new HardwareService({ root: fixtureRoot(machine) });
+  const hardware = new HardwareService({ root: machine.startsWith("/") ? machine : fixtureRoot(machine) });
   const vfio = new VfioService(
     {
       targetRoot: target,
