@@ -52,7 +52,9 @@ export function readTargetFile(targetRoot: string, rel: string): string | null {
     });
   const r = readBounded(abs, CONFIG_FILE_MAX);
   if (!r.ok) throw new AppError("TARGET_UNREADABLE", `cannot read /${rel}: ${r.error}`, { status: 422 });
-  if (r.text.includes("\0")) throw new AppError("UNSUPPORTED_CONFIG", `/${rel} is not a text file`, { status: 422 });
+  // Edits and backups handle text; bytes that are not UTF-8 would not survive a round trip exactly.
+  if (r.text.includes("\0") || r.text.includes("\uFFFD"))
+    throw new AppError("UNSUPPORTED_CONFIG", `/${rel} is not a UTF-8 text file; refusing to edit it`, { status: 422 });
   return r.text;
 }
 

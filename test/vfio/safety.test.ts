@@ -65,6 +65,15 @@ describe("bad input changes nothing", () => {
     expect(snapshot(r2.target)).toEqual(before);
   });
 
+  test("a config file that is not UTF-8 text is refused (its bytes could not be restored exactly)", async () => {
+    const r = make("desktop-intel-nvidia", "arch-grub-mkinitcpio");
+    writeFileSync(join(r.target, "etc/default/grub"), Buffer.from([0x23, 0x20, 0xe9, 0x0a])); // "# é" in Latin-1
+    const before = snapshot(r.target);
+    expect(() => r.vfio.plan({ gpu: GPU })).toThrow(/\/etc\/default\/grub is not a UTF-8 text file/);
+    await expect(r.vfio.apply({ gpu: GPU }, "test")).rejects.toThrow(/UTF-8/);
+    expect(snapshot(r.target)).toEqual(before);
+  });
+
   test("a GPU sharing its ids with the host GPU is refused", async () => {
     // two RTX 3070s, the first one the boot GPU: vfio-pci.ids would take the host's card as well
     const m = MACHINES.find((x) => x.name === "desktop-intel-nvidia")!;
