@@ -171,7 +171,7 @@ export function readCpu(root: string, warnings: string[]): CpuInfo & { flags: Se
   const reason = virtualization
     ? `${virtualization === "vmx" ? "Intel VT-x" : "AMD-V"} available (${virtualization} flag)`
     : flags.has("hypervisor")
-      ? "no vmx/svm flag: this system is itself a virtual machine whose hypervisor does not expose nested virtualisation"
+      ? "no vmx/svm flag: this system is itself a virtual machine and its hypervisor hides the flag (/dev/kvm may still work through nested virtualisation)"
       : "no vmx/svm flag: hardware virtualisation is off in firmware or unsupported";
   return { vendor, model: field("model name"), virtualization, reason, flags };
 }

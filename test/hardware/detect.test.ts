@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HardwareReport, type Gpu } from "../../src/hardware/model.ts";
@@ -256,6 +256,7 @@ describe("this machine", () => {
       expect(r.iommu.enabled).toBe(false);
       expect(r.iommu.state).not.toBe("enabled");
       expect(r.iommu.reason.length).toBeGreaterThan(10);
+      if (/^flags\s*:.*\bhypervisor\b/m.test(readFileSync("/proc/cpuinfo", "utf8"))) expect(r.iommu.reason).toContain("virtual machine");
     }
   });
 });
