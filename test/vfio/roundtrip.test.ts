@@ -102,6 +102,23 @@ const CASES: Case[] = [
   },
 ];
 
+describe("verify", () => {
+  test("after the reboot with vfio-pci bound every check passes", () => {
+    const r = make("desktop-intel-nvidia-vfio", null);
+    const v = r.vfio.verify("01:00.0");
+    expect(v.ok).toBe(true);
+    expect(v.checks.map((c) => c.name)).toEqual(["iommu", "vfio-pci module", "driver 0000:01:00.0", "driver 0000:01:00.1", "isolation"]);
+  });
+  test("before: the drivers, the module and the reset bug are reported", () => {
+    const r = make("amd-two-gpus-reset-bug", null);
+    const v = r.vfio.verify("0000:0d:00.0");
+    expect(v.ok).toBe(false);
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(["vfio-pci module", "driver 0000:0d:00.0", "driver 0000:0d:00.1", "reset bug"]);
+    expect(() => r.vfio.verify("0000:0e:00.3")).toThrow(/not found/);
+    expect(() => r.vfio.verify("bogus")).toThrow(/PCI address/);
+  });
+});
+
 describe("plan / apply / re-apply / rollback on every target style", () => {
   for (const c of CASES) {
     test(c.style, async () => {
@@ -121,6 +138,8 @@ describe("plan / apply / re-apply / rollback on every target style", () => {
       expect(applied.files.map((f) => f.path).sort()).toEqual([...c.files].sort());
       c.check(r);
       const afterApply = snapshot(r.target);
+      expect(afterApply["etc/modprobe.d"]).toBe("dir 755");
+      if (c.style === "fedora-dracut") expect(original["etc/modprobe.d"]).toBeUndefined();
       if (c.style === "arch-systemd-boot-uki") expect(afterApply["boot/loader/entries/arch.conf"]).toStartWith("file 755 "); // mode kept
       if (c.style === "debian-initramfs-tools") expect(afterApply["etc/modprobe.d/vfio.conf"]).toStartWith("file 600 ");
 
