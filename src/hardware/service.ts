@@ -67,6 +67,8 @@ export class HardwareService {
       laptop: platform.chassis === "laptop",
     });
     if (!cpuInfo.virtualization) warnings.push(cpuInfo.reason);
+    if (cpuInfo.vendor === "amd" && cmdline.some((w) => w.replace(/-/g, "_") === "amd_iommu=on"))
+      warnings.push("amd_iommu=on on the kernel command line is not a valid value (AMD-Vi is on by default): remove it");
     if (!iommu.enabled) warnings.push(`IOMMU: ${iommu.reason}`);
     warnings.push(...judged.warnings);
     return HardwareReport.parse({

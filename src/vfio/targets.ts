@@ -107,6 +107,12 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
       const r = edit.mkinitcpioConf("/etc/mkinitcpio.conf", before, modules);
       warnings.push(...r.warnings);
       add("etc/mkinitcpio.conf", r.text, "vfio modules in the initramfs before any KMS driver; modconf hook", before);
+      const dropins = listDir(join(targetRoot, "etc/mkinitcpio.conf.d"));
+      for (const name of dropins.ok ? dropins.names.filter((n) => n.endsWith(".conf")) : []) {
+        const text = readTargetFile(targetRoot, `etc/mkinitcpio.conf.d/${name}`);
+        if (text !== null && /^\s*MODULES\+?=/m.test(text))
+          warnings.push(`/etc/mkinitcpio.conf.d/${name} sets MODULES too: make sure it keeps vfio_pci vfio vfio_iommu_type1 first`);
+      }
     } else if (sys === "dracut") add("etc/dracut.conf.d/10-vfio.conf", edit.dracutConf(modules), "dracut loads the vfio modules early");
     else {
       const before = readTargetFile(targetRoot, "etc/initramfs-tools/modules");

@@ -124,6 +124,15 @@ describe("fixture machines", () => {
     expect(svc.detect(root).iommu.state).toBe("disabled-by-kernel-parameter");
   });
 
+  test("amd_iommu=on is named as invalid", () => {
+    const m = MACHINES.find((x) => x.name === "amd-two-gpus-reset-bug")!;
+    const root = join(tmp, "amd-iommu-on");
+    writeMachine(root, { ...m, cmdline: m.cmdline + " amd_iommu=on" });
+    const r = svc.detect(root);
+    expect(r.warnings.some((w) => w.startsWith("amd_iommu=on") && w.includes("not a valid value"))).toBe(true);
+    expect(r.iommu.state).toBe("enabled");
+  });
+
   test("single GPU: it is the host GPU, no candidate, a clear warning; USB-C functions listed", () => {
     const r = detect("single-gpu-turing");
     expect(r.gpus.length).toBe(1);

@@ -65,6 +65,13 @@ describe("bad input changes nothing", () => {
     expect(snapshot(r2.target)).toEqual(before);
   });
 
+  test("a mkinitcpio drop-in that sets MODULES is warned about", () => {
+    const r = make("desktop-intel-nvidia", "arch-grub-mkinitcpio");
+    mkdirSync(join(r.target, "etc/mkinitcpio.conf.d"), { recursive: true });
+    writeFileSync(join(r.target, "etc/mkinitcpio.conf.d/nvidia.conf"), "MODULES=(nvidia nvidia_drm)\n");
+    expect(r.vfio.plan({ gpu: GPU }).warnings.some((w) => w.includes("/etc/mkinitcpio.conf.d/nvidia.conf sets MODULES"))).toBe(true);
+  });
+
   test("a config file that is not UTF-8 text is refused (its bytes could not be restored exactly)", async () => {
     const r = make("desktop-intel-nvidia", "arch-grub-mkinitcpio");
     writeFileSync(join(r.target, "etc/default/grub"), Buffer.from([0x23, 0x20, 0xe9, 0x0a])); // "# é" in Latin-1
