@@ -91,6 +91,8 @@ export interface EditInputs {
   functionKinds: string[];
   kernelParams: string[];
   needsVirqfd: boolean;
+  /** GPU ids with the AMD reset bug, and whether reset_method must be set to device_specific (kernel ≥ 5.15). */
+  resetBug: { ids: string[]; deviceSpecific: boolean } | null;
 }
 
 export function plannedFiles(targetRoot: string, systems: TargetSystems, input: EditInputs): { files: PlannedFile[]; warnings: string[] } {
@@ -101,6 +103,11 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
   const modules = edit.vfioModules(input.needsVirqfd);
 
   add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds)), "vfio-pci claims the GPU's functions before their drivers");
+  if (input.resetBug) {
+    add("etc/modules-load.d/vendor-reset.conf", edit.vendorResetModulesLoad(), "load vendor-reset at boot: the GPU has the AMD reset bug");
+    if (input.resetBug.deviceSpecific)
+      add("etc/udev/rules.d/99-neuron-vendor-reset.rules", edit.vendorResetUdevRule(input.resetBug.ids), "reset_method=device_specific so vendor-reset handles the reset");
+  }
   for (const sys of systems.initramfs) {
     if (sys === "mkinitcpio") {
       const before = readTargetFile(targetRoot, "etc/mkinitcpio.conf")!;

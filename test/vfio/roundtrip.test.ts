@@ -92,8 +92,19 @@ const CASES: Case[] = [
     machine: "amd-two-gpus-reset-bug",
     gpu: "0000:0d:00.0",
     systems: { initramfs: ["initramfs-tools"], boot: ["grub"] },
-    files: ["/etc/modprobe.d/vfio.conf", "/etc/initramfs-tools/modules", "/etc/default/grub"],
+    files: [
+      "/etc/modprobe.d/vfio.conf",
+      "/etc/modules-load.d/vendor-reset.conf",
+      "/etc/udev/rules.d/99-neuron-vendor-reset.rules",
+      "/etc/initramfs-tools/modules",
+      "/etc/default/grub",
+    ],
     check(r) {
+      // the RX 580 has the AMD reset bug: vendor-reset loads at boot and udev selects its reset method
+      expect(read(r, "etc/modules-load.d/vendor-reset.conf")).toEndWith("\nvendor-reset\n");
+      expect(read(r, "etc/udev/rules.d/99-neuron-vendor-reset.rules")).toEndWith(
+          '\nACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x1002", ATTR{device}=="0x67df", ATTR{reset_method}="device_specific"\n',
+      );
       // kernel 6.1 < 6.2: vfio_virqfd is still its own module; AMD: no intel_iommu, never amd_iommu=on
       expect(read(r, "etc/initramfs-tools/modules")).toEndWith("# sd_mod\nvfio_pci\nvfio\nvfio_iommu_type1\nvfio_virqfd\namdgpu\n");
       expect(read(r, "etc/default/grub")).toContain('GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt vfio-pci.ids=1002:67df,1002:aaf0"');
