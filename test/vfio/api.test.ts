@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
@@ -128,6 +128,7 @@ describe("CLI", () => {
     expect(plan.out).toContain("+vfio_virqfd");
     expect(plan.out).toContain("update-initramfs -u -k all");
     expect(snapshot(t2)).toEqual(original);
+    expect(existsSync(join(base, "cli-state"))).toBe(false); // plan opens no database
     const apply = await cli("vfio", "apply", "--gpu", "0d:00.0", "--json", ...common);
     expect(apply.code).toBe(0);
     expect(JSON.parse(apply.out).changed).toBe(true);
