@@ -12,7 +12,7 @@ import type { NvHttpHandler, NvReply, NvRequest } from "./nvhttp.ts";
 import { xmlError } from "./xml.ts";
 
 /** Longest request target accepted (a PEM client certificate in hex is ~3 KB). */
-export const MAX_URL_BYTES = 16 * 1024;
+export const MAX_URL_BYTES = 32 * 1024;
 
 export interface NvListeners {
   httpPort: number;
