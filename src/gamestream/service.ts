@@ -15,6 +15,7 @@ import { loadOrCreateIdentity, type HostIdentity } from "./identity.ts";
 import { createNvHttp, portsFromBase, type GameStreamPorts } from "./nvhttp.ts";
 import { PairingManager, type PendingPairing } from "./pairing.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
+import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
 import { SessionStore, type StreamSession } from "./sessions.ts";
 
 export interface GameStreamDeps {
@@ -58,6 +59,7 @@ export class GameStreamService {
   private readonly clients: PairedClients;
   private readonly pairing: PairingManager;
   private listeners: NvListeners | null = null;
+  private mdns: MdnsAdvert | null = null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -98,6 +100,10 @@ export class GameStreamService {
       handler,
       log: this.deps.log,
     });
+    if (this.deps.config.mdns) {
+      this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
+      this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
+    }
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort };
   }
 
@@ -151,6 +157,8 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    await this.mdns?.stop();
+    this.mdns = null;
     await this.listeners?.close();
     this.listeners = null;
   }
