@@ -40,6 +40,8 @@ interface Attempt {
   createdAt: number;
   lastAt: number;
   phase: Phase;
+  /** The PIN was entered; the phase-1 reply is on its way. */
+  pinEntered?: boolean;
   aesKey?: Uint8Array;
   serverSecret?: Uint8Array;
   serverChallenge?: Uint8Array;
@@ -83,7 +85,7 @@ export class PairingManager {
   pending(): PendingPairing[] {
     this.expire();
     return [...this.attempts.values()]
-      .filter((a) => a.phase === "waiting_pin")
+      .filter((a) => a.phase === "waiting_pin" && !a.pinEntered)
       .map((a) => ({ id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString() }));
   }
 
@@ -91,12 +93,13 @@ export class PairingManager {
   submitPin(pin: string, attemptId?: string): PendingPairing {
     if (!PIN_PATTERN.test(pin)) throw new AppError("PAIRING_PIN_INVALID", "the PIN must be 4 digits", { status: 422 });
     this.expire();
-    const waiting = [...this.attempts.values()].filter((a) => a.phase === "waiting_pin" && (!attemptId || a.id === attemptId));
+    const waiting = [...this.attempts.values()].filter((a) => a.phase === "waiting_pin" && !a.pinEntered && (!attemptId || a.id === attemptId));
     if (waiting.length === 0)
       throw new AppError("PAIRING_NOT_PENDING", attemptId ? `no pairing attempt ${attemptId} is waiting for a PIN` : "no client is waiting for a PIN", { status: 404 });
     if (waiting.length > 1)
       throw new AppError("PAIRING_AMBIGUOUS", `${waiting.length} clients are waiting for a PIN; name the attempt id`, { status: 409 });
     const a = waiting[0]!;
+    a.pinEntered = true;
     a.pinWaiter?.resolve(pin);
     return { id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString() };
   }

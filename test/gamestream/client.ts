@@ -70,7 +70,6 @@ const ecb = (encrypt: boolean, key: Buffer, data: Buffer) => {
 };
 
 export class GameStreamTestClient {
-  readonly uniqueId = "0123456789ABCDEF";
   serverCertPem: string | null = null;
 
   constructor(
@@ -78,6 +77,8 @@ export class GameStreamTestClient {
     readonly httpPort: number,
     readonly httpsPort: number,
     readonly id: ClientIdentity,
+    readonly uniqueId = "0123456789ABCDEF",
+    readonly deviceName = "roth",
   ) {}
 
   private q(params: Record<string, string>) {
@@ -122,7 +123,7 @@ export class GameStreamTestClient {
    */
   async pair(pin: string, enterPin: () => Promise<void>, opts: { tamperClientHash?: boolean; tamperSignature?: boolean } = {}) {
     const salt = randomBytes(16);
-    const phase1 = this.http("/pair", { devicename: "roth", updateState: "1", phrase: "getservercert", salt: salt.toString("hex"), clientcert: Buffer.from(this.id.certPem).toString("hex") });
+    const phase1 = this.http("/pair", { devicename: this.deviceName, updateState: "1", phrase: "getservercert", salt: salt.toString("hex"), clientcert: Buffer.from(this.id.certPem).toString("hex") });
     await enterPin();
     const p1 = await phase1;
     if (p1.fields.paired !== "1") return { ok: false, phase: 1, reply: p1 };
@@ -153,7 +154,7 @@ export class GameStreamTestClient {
     if (opts.tamperSignature) sig = Buffer.from(sig.map((b, i) => (i === 0 ? b ^ 1 : b)));
     const p4 = await this.http("/pair", { clientpairingsecret: Buffer.concat([clientSecret, sig]).toString("hex") });
     if (p4.fields.paired !== "1") return { ok: false, phase: 4, reply: p4, hostSigOk, hostHashOk };
-    const p5 = await this.httpsXml("/pair", { devicename: "roth", updateState: "1", phrase: "pairchallenge" });
+    const p5 = await this.httpsXml("/pair", { devicename: this.deviceName, updateState: "1", phrase: "pairchallenge" });
     return { ok: p5.fields.paired === "1", phase: 5, reply: p5, hostSigOk, hostHashOk };
   }
 }

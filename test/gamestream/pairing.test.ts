@@ -131,6 +131,27 @@ describe("GameStream pairing with a client written from the spec", () => {
       expect(host.service.listPairings()).toHaveLength(0);
     });
 
+    test("concurrent attempts keep their own state; the PIN goes to the attempt named", async () => {
+      const a = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "AAAAAAAAAAAAAAAA", "tv");
+      const m = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "BBBBBBBBBBBBBBBB", "phone");
+      let release!: () => void;
+      const bothWaiting = new Promise<void>((r) => (release = r));
+      const waitForBoth = async () => {
+        for (let i = 0; i < 200 && host.service.pendingPairings().length < 2; i++) await Bun.sleep(5);
+        expect(() => host.service.submitPin("1111")).toThrow(/2 clients are waiting/);
+        release();
+      };
+      const enter = (device: string, pin: string) => async () => {
+        await bothWaiting;
+        host.service.submitPin(pin, host.service.pendingPairings().find((p) => p.deviceName === device)!.id);
+      };
+      const [ra, rm] = await Promise.all([a.pair("1111", enter("tv", "1111")), m.pair("2222", enter("phone", "2222")), waitForBoth()]);
+      expect(ra).toMatchObject({ ok: true });
+      expect(rm).toMatchObject({ ok: true });
+      expect(host.service.listPairings().map((p) => p.name).sort()).toEqual(["phone", "tv"]);
+      for (const p of host.service.listPairings()) host.service.removePairing(p.id);
+    });
+
     test("phases out of order are rejected", async () => {
       const c = client();
       const outOfOrder: Record<string, string>[] = [{ clientchallenge: "00".repeat(16) }, { serverchallengeresp: "00".repeat(32) }, { clientpairingsecret: "00".repeat(272) }];
