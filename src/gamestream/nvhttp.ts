@@ -147,6 +147,7 @@ export function createNvHttp(deps: NvHttpDeps) {
     if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const s = sessions.rekey(Uint8Array.from(Buffer.from(parsed.data.rikey, "hex")), parsed.data.rikeyid | 0);
     if (!s) return xml(xmlError(503, "no app is running"));
+    deps.log.info("session resumed", { session: s.id, app: s.appName });
     return xml(xmlReply([["sessionUrl0", sessionUrl(req, parsed.data.corever !== undefined)], ["resume", 1]]));
   }
 
