@@ -45,7 +45,7 @@ export const serveCommand: Command = {
       try {
         const ports = await core.gamestream().start();
         gamestreamStarted = true;
-        core.log.info("GameStream host listening", { host: config.gamestreamHost, http: ports.http, https: ports.https });
+        core.log.info("GameStream host listening", { host: config.gamestreamHost, http: ports.http, https: ports.https, rtsp: ports.rtsp });
       } catch (err) {
         await server.stop();
         core.close();

@@ -3,6 +3,8 @@
  * Implemented over libneuron (ffi/crypto.ts → OpenSSL); injected so the
  * pairing state machine stays free of pointers and buffers.
  */
+import type { RtspCipher } from "./rtsp/record.ts";
+
 export interface GameStreamCrypto {
   sha256(data: Uint8Array): Uint8Array;
   randomBytes(n: number): Uint8Array;
@@ -15,6 +17,8 @@ export interface GameStreamCrypto {
   verifyWithCert(certPem: string, data: Uint8Array, signature: Uint8Array): boolean;
   /** Parses a PEM certificate (serial 0, no extensions accepted); throws on garbage. */
   parseCert(certPem: string): ParsedCert;
+  /** AES-128-GCM with one key (encrypted RTSP); close() frees it and zeroes the key schedule. */
+  aesGcm(key: Uint8Array): RtspCipher;
   /** RSA-2048 key + self-signed SHA-256 certificate. */
   createIdentity(commonName: string, validityDays: number): { keyPem: string; certPem: string };
 }

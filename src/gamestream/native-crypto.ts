@@ -18,6 +18,10 @@ export function gameStreamCrypto(native: NativeCrypto): GameStreamCrypto {
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
     aesEcbEncrypt: (key, data) => native.aesEcbEncrypt(key, data),
     aesEcbDecrypt: (key, data) => native.aesEcbDecrypt(key, data),
+    aesGcm(key) {
+      const gcm = native.aesGcm(key);
+      return { seal: (pt, iv) => gcm.seal(pt, iv), open: (sealed, iv) => gcm.open(sealed, iv), close: () => gcm.close() };
+    },
     sign: (keyPem, data) => withClose(native.rsaKeyFromPrivate(keyPem), (k) => k.sign(data)),
     verifyWithCert: (certPem, data, signature) => withClose(native.parseCertificate(certPem), (c) => c.verify(data, signature)),
     parseCert: (certPem): ParsedCert =>

@@ -17,6 +17,9 @@ import { PairingManager, type PendingPairing } from "./pairing.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
 import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
 import { SessionStore, type StreamSession } from "./sessions.ts";
+import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
+import { createRtspHandler } from "./rtsp/handler.ts";
+import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -26,6 +29,10 @@ export interface GameStreamDeps {
   log: Logger;
   /** ServerCodecModeSupport bits of the encoders this machine really has. */
   codecModeSupport: () => number;
+  /** What the streaming part supports beyond codecs (RTSP DESCRIBE); defaults in streamCapabilities(). */
+  streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
+  /** RTSP: time a connection has to deliver its request (ms). */
+  rtspRequestTimeoutMs?: number;
 }
 
 export interface PairedClient {
@@ -54,15 +61,17 @@ export interface SessionInfo {
 export class GameStreamService {
   readonly identity: HostIdentity;
   readonly ports: GameStreamPorts;
-  readonly sessions = new SessionStore();
+  readonly sessions: SessionStore;
   readonly hostname: string;
   private readonly clients: PairedClients;
   private readonly pairing: PairingManager;
   private listeners: NvListeners | null = null;
+  private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
+    this.sessions = new SessionStore((err, e) => log.error("session event listener failed", { event: e.type, session: e.session.id, error: err }));
     this.identity = loadOrCreateIdentity(config.stateDir, crypto);
     this.ports = portsFromBase(config.gamestreamPort);
     this.hostname = config.hostname ?? osHostname();
@@ -77,8 +86,23 @@ export class GameStreamService {
     });
   }
 
-  /** Starts the HTTP and HTTPS listeners; returns the ports bound. */
-  async start(): Promise<{ http: number; https: number }> {
+  /**
+   * What RTSP DESCRIBE advertises: the encoders' codec bits; encryption of control
+   * (requested), video and audio; reference-frame invalidation.
+   */
+  streamCapabilities(): HostCapabilities {
+    return {
+      codecModeSupport: this.deps.codecModeSupport(),
+      encryptionSupported: ENCRYPTION.CONTROL | ENCRYPTION.VIDEO | ENCRYPTION.AUDIO,
+      encryptionRequested: ENCRYPTION.CONTROL,
+      featureFlags: 0,
+      refPicInvalidation: true,
+      ...this.deps.streamCapabilities,
+    };
+  }
+
+  /** Starts the HTTP, HTTPS and RTSP listeners; returns the ports bound. */
+  async start(): Promise<{ http: number; https: number; rtsp: number }> {
     const handler = createNvHttp({
       identity: this.identity,
       crypto: this.deps.crypto,
@@ -100,11 +124,31 @@ export class GameStreamService {
       handler,
       log: this.deps.log,
     });
+    try {
+      this.rtsp = await startRtspServer({
+        host: this.deps.config.gamestreamHost,
+        port: this.ports.rtsp,
+        sessions: this.sessions,
+        handler: createRtspHandler({
+          ports: this.ports,
+          sessions: this.sessions,
+          capabilities: () => this.streamCapabilities(),
+          log: this.deps.log.child({ component: "rtsp" }),
+        }),
+        cipher: (key) => this.deps.crypto.aesGcm(key),
+        log: this.deps.log.child({ component: "rtsp" }),
+        requestTimeoutMs: this.deps.rtspRequestTimeoutMs,
+      });
+    } catch (err) {
+      await this.listeners.close();
+      this.listeners = null;
+      throw err;
+    }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
     }
-    return { http: this.listeners.httpPort, https: this.listeners.httpsPort };
+    return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
   }
 
   pendingPairings(): PendingPairing[] {
@@ -159,6 +203,8 @@ export class GameStreamService {
     this.sessions.end();
     await this.mdns?.stop();
     this.mdns = null;
+    await this.rtsp?.close();
+    this.rtsp = null;
     await this.listeners?.close();
     this.listeners = null;
   }

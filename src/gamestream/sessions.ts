@@ -5,6 +5,8 @@
  */
 import { randomInt } from "node:crypto";
 import { z } from "zod";
+import type { StreamConfig } from "./rtsp/announce.ts";
+import { newRtspHandshake, type RtspHandshake } from "./rtsp/state.ts";
 
 const int = (min: number, max: number) =>
   z
@@ -64,17 +66,53 @@ export interface StreamSession {
   /** Connect data the control stream's ENet connect carries (X-SS-Connect-Data). */
   connectData: number;
   startedAt: Date;
+  /** RTSP handshake state: session id, ping payloads, streams set up (fresh after /resume: new keys). */
+  rtsp: RtspHandshake;
+  /** What the client's RTSP ANNOUNCE asked for; null until then. */
+  stream: StreamConfig | null;
+  /** Set by RTSP PLAY: the client waits for video, audio and the control stream. */
+  playing: boolean;
 }
+
+export type SessionEvent = { type: "playing"; session: StreamSession } | { type: "ended"; session: StreamSession };
 
 export class SessionStore {
   private current: StreamSession | null = null;
+  private readonly listeners = new Set<(e: SessionEvent) => void>();
+
+  /** `onListenerError` hears of a subscriber that threw: the session lifecycle goes on regardless. */
+  constructor(private readonly onListenerError: (err: unknown, e: SessionEvent) => void = () => {}) {}
+
+  /** Subscribes to session events (PLAY, end); returns the unsubscribe function. */
+  subscribe(listener: (e: SessionEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: SessionEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        this.onListenerError(err, e);
+      }
+    }
+  }
+
+  /** RTSP PLAY: marks the session playing and tells subscribers (once per handshake). */
+  markPlaying(s: StreamSession): void {
+    if (s !== this.current || s.playing) return;
+    s.playing = true;
+    this.emit({ type: "playing", session: s });
+  }
 
   get active(): StreamSession | null {
     return this.current;
   }
 
-  start(s: Omit<StreamSession, "id" | "startedAt" | "connectData">): StreamSession {
-    this.current = { ...s, id: crypto.randomUUID(), connectData: randomInt(1, 2 ** 31), startedAt: new Date() };
+  start(s: Omit<StreamSession, "id" | "startedAt" | "connectData" | "rtsp" | "stream" | "playing">): StreamSession {
+    if (this.current) this.end();
+    this.current = { ...s, id: crypto.randomUUID(), connectData: randomInt(1, 2 ** 31), startedAt: new Date(), rtsp: newRtspHandshake(), stream: null, playing: false };
     return this.current;
   }
 
@@ -82,7 +120,7 @@ export class SessionStore {
   rekey(riKey: Uint8Array, riKeyId: number): StreamSession | null {
     if (!this.current) return null;
     this.current.riKey.fill(0);
-    this.current = { ...this.current, riKey, riKeyId };
+    this.current = { ...this.current, riKey, riKeyId, rtsp: newRtspHandshake(), stream: null, playing: false };
     return this.current;
   }
 
@@ -90,6 +128,7 @@ export class SessionStore {
     const s = this.current;
     if (s) s.riKey.fill(0);
     this.current = null;
+    if (s) this.emit({ type: "ended", session: s });
     return s;
   }
 }
