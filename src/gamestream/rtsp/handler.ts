@@ -104,6 +104,7 @@ export function createRtspHandler(deps: RtspHandlerDeps) {
         if (!s.stream) return fail(455, "PLAY before ANNOUNCE");
         const missing = (["audio", "video", "control"] as const).filter((k) => !s.rtsp.setup[k]);
         if (missing.length > 0) return fail(455, `PLAY before SETUP of ${missing.join(", ")}`);
+        if (!s.playing) deps.log.info("session playing", { session: s.id, rtspSession: s.rtsp.sessionId });
         sessions.markPlaying(s);
         return { status: 200, cseq };
       }
