@@ -4,27 +4,13 @@
  * from the spec (encrypted with the launch's rikey, and plain).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { CODEC } from "../../src/gamestream/nvhttp.ts";
 import type { SessionEvent } from "../../src/gamestream/sessions.ts";
-import { REPO_ROOT, tempDir } from "../helpers/env.ts";
+import { tempDir } from "../helpers/env.ts";
 import { GameStreamTestClient, makeClientIdentity } from "./client.ts";
 import { gameStreamHost } from "./helpers.ts";
 import { RtspTestClient } from "./rtsp-client.ts";
-
-export const SAMPLE_SDP = readFileSync(join(REPO_ROOT, "test", "fixtures", "gamestream", "announce-sample.sdp"), "utf8");
-
-/** Starts a session on the host directly (what /launch does), with a fresh random key. */
-export function launchDirect(host: ReturnType<typeof gameStreamHost>, encrypted: boolean) {
-  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16)));
-  const s = host.service.sessions.start({
-    appId: 1, appName: "Desktop", vmName: null, width: 1280, height: 720, fps: 60,
-    riKey: new Uint8Array(key), riKeyId: 7, localAudioPlayMode: 0, surroundAudioInfo: 0x30002,
-    remoteControllersBitmap: 1, gcmap: 1, hdr: false, encryptedRtsp: encrypted, clientFingerprint: "test",
-  });
-  return { key, session: s };
-}
+import { launchDirect, SAMPLE_SDP } from "./rtsp-fixtures.ts";
 
 describe("RTSP after pairing and /launch", () => {
   let host: ReturnType<typeof gameStreamHost>;

@@ -21,8 +21,8 @@ export interface RtspHandlerDeps {
   log: Logger;
 }
 
-const SETUP_TARGET = /^(?:rtspr?u?:\/\/[^/]*\/)?streamid=(audio|video|control)\/(\d{1,3})\/(\d{1,3})$/;
-const ANNOUNCE_TARGETS = /^(?:rtspr?u?:\/\/[^/]*\/)?streamid=(control\/13\/0|control\/1\/0|video)$/;
+const SETUP_TARGET = /^(?:rtsp(?:enc|ru)?:\/\/[^/]*\/)?streamid=(audio|video|control)\/(\d{1,3})\/(\d{1,3})$/;
+const ANNOUNCE_TARGETS = /^(?:rtsp(?:enc|ru)?:\/\/[^/]*\/)?streamid=(control\/13\/0|control\/1\/0|video)$/;
 
 /** Parses a SETUP target; null when it is not one of the streams this host serves. */
 export function setupStream(target: string): RtspStream | null {
