@@ -55,6 +55,8 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
 
     function cut(reason: string, session?: StreamSession | null): void {
       if (socket.destroyed) return;
+      // replied already: a peer that does not read its reply to the end is just let go
+      if (done) return void socket.destroy();
       done = true;
       log.warn("RTSP connection cut off", { peer, reason, session: session?.id });
       socket.destroy();
