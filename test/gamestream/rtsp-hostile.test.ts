@@ -72,6 +72,18 @@ describe("RTSP plain session: malformed and oversized requests", () => {
     await stillServes(null);
   });
 
+  test("a request split anywhere across TCP segments is put together (headers and body in pieces)", async () => {
+    const c = new RtspTestClient(port, null);
+    await c.setup("audio/0/0");
+    const msg = c.serialize("ANNOUNCE", "streamid=control/13/0", [["Session", c.sessionId!]], SAMPLE_SDP);
+    const cuts = [1, 2, 30, msg.indexOf("\r\n\r\n") + 2, msg.indexOf("\r\n\r\n") + 5, msg.length - 1];
+    const pieces = cuts.map((end, i) => msg.subarray(i === 0 ? 0 : cuts[i - 1]!, end)).concat([msg.subarray(msg.length - 1)]);
+    const r = await exchange(port, pieces, { pauseMs: 15 });
+    expect(parseReply(r.bytes.toString()).status).toBe(200);
+    expect(session.stream?.width).toBe(1280);
+    session.stream = null;
+  });
+
   test("slowloris: a request dribbled in slower than the timeout is cut off without a reply", async () => {
     const text = Buffer.from("OPTIONS rtsp://h RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     // 40 ms a byte: the whole request would take ~1.5 s, the host allows 0.4 s; had it waited, it would have answered 200
@@ -159,6 +171,15 @@ describe("RTSP encrypted session: records", () => {
     expect(session.rtsp.setup.video).toBe(false);
     // the client's own next record (seq above the last accepted) still works
     expect((await c.setup("video/0/0")).status).toBe(200);
+  });
+
+  test("a record split across TCP segments (inside the header, the tag and the ciphertext) is put together", async () => {
+    const c = new RtspTestClient(port, key);
+    c.seq = session.rtsp.clientSeq;
+    const rec = c.wrap(c.serialize("OPTIONS", "rtsp://h"));
+    const pieces = [rec.subarray(0, 3), rec.subarray(3, 12), rec.subarray(12, 30), rec.subarray(30)];
+    const r = await exchange(port, pieces, { pauseMs: 15 });
+    expect(c.unwrap(r.bytes).status).toBe(200);
   });
 
   test("a plain request, a record claiming 1 MiB, a truncated or padded record → cut off", async () => {

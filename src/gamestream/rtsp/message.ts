@@ -20,11 +20,11 @@ export interface RtspRequest {
 }
 
 export type Framed =
-  | { kind: "incomplete" }
+  | { kind: "incomplete"; /** Total bytes the request needs, once its headers are in. */ need?: number }
   | { kind: "invalid"; status: number; reason: string; cseq: number | null }
   | { kind: "request"; request: RtspRequest };
 
-const CRLFCRLF = Buffer.from("\r\n\r\n");
+export const CRLFCRLF = Buffer.from("\r\n\r\n");
 
 /** Reads one request from the bytes received so far. */
 export function frameRequest(buf: Uint8Array): Framed {
@@ -56,7 +56,7 @@ export function frameRequest(buf: Uint8Array): Framed {
   const bodyLen = Number(lenText);
   if (bodyLen > MAX_BODY_BYTES) return { kind: "invalid", status: 413, reason: `body exceeds ${MAX_BODY_BYTES} bytes`, cseq };
   const start = end + 4;
-  if (b.length < start + bodyLen) return { kind: "incomplete" };
+  if (b.length < start + bodyLen) return { kind: "incomplete", need: start + bodyLen };
   return { kind: "request", request: { method: m[1]!, target: m[2]!, headers, cseq, body: new Uint8Array(b.subarray(start, start + bodyLen)) } };
 }
 

@@ -24,20 +24,20 @@ export function rtspIv(seq: number, origin: "C" | "H"): Uint8Array {
 }
 
 export type FramedRecord =
-  | { kind: "incomplete" }
+  | { kind: "incomplete"; /** Total bytes needed before framing again. */ need: number }
   | { kind: "invalid"; reason: string }
   | { kind: "record"; seq: number; sealed: Uint8Array };
 
 /** Reads one record from the bytes received so far; the length is checked against `maxPlaintext` before waiting for it. */
 export function frameRecord(buf: Uint8Array, maxPlaintext: number): FramedRecord {
   if (buf.byteLength >= 1 && (buf[0]! & 0x80) === 0) return { kind: "invalid", reason: "not an encrypted RTSP record" };
-  if (buf.byteLength < RECORD_HEADER_BYTES) return { kind: "incomplete" };
+  if (buf.byteLength < RECORD_HEADER_BYTES) return { kind: "incomplete", need: RECORD_HEADER_BYTES };
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const len = view.getUint32(0) & ~ENCRYPTED_BIT;
   const seq = view.getUint32(4);
   if (len === 0 || len > maxPlaintext) return { kind: "invalid", reason: `record length ${len} outside 1..${maxPlaintext}` };
   const total = RECORD_HEADER_BYTES + RECORD_TAG_BYTES + len;
-  if (buf.byteLength < total) return { kind: "incomplete" };
+  if (buf.byteLength < total) return { kind: "incomplete", need: total };
   if (buf.byteLength > total) return { kind: "invalid", reason: "bytes after the record" };
   return { kind: "record", seq, sealed: buf.subarray(RECORD_HEADER_BYTES, total) };
 }

@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../log.ts";
 import type { SessionStore, StreamSession } from "../sessions.ts";
 import type { RtspHandler } from "./handler.ts";
-import { frameRequest, MAX_BODY_BYTES, MAX_HEADER_BYTES, serializeResponse, type RtspResponse } from "./message.ts";
+import { CRLFCRLF, frameRequest, MAX_BODY_BYTES, MAX_HEADER_BYTES, serializeResponse, type RtspResponse } from "./message.ts";
 import { frameRecord, RECORD_HEADER_BYTES, RECORD_TAG_BYTES, rtspIv, sealRecord, type RtspCipher } from "./record.ts";
 
 /** Largest plaintext a record may carry: a whole request. */
@@ -44,8 +44,18 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
   function serve(socket: Socket): void {
     open.add(socket);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    let buf: Buffer = Buffer.alloc(0);
+    // Bytes arrive in pieces; they are joined only when a whole request (or record header) can be
+    // in, so a peer dribbling bytes costs O(bytes), not O(bytes²).
+    let chunks: Buffer[] = [];
+    let received = 0;
+    let tail: Buffer = Buffer.alloc(0); // last 3 bytes seen, for finding CRLFCRLF across pieces
+    let headersIn = false;
+    let need = 0; // total bytes needed before framing again, once known
     let done = false;
+    const bytes = (): Buffer => {
+      if (chunks.length > 1) chunks = [Buffer.concat(chunks, received)];
+      return chunks[0] ?? Buffer.alloc(0);
+    };
     const timer = setTimeout(() => cut("request not complete in time"), timeoutMs);
     socket.on("close", () => {
       clearTimeout(timer);
@@ -76,10 +86,20 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
       }
     }
 
-    function onPlain(s: StreamSession | null): void {
+    function onPlain(s: StreamSession | null, chunk: Buffer): void {
       if (s?.encryptedRtsp) return cut("plain request for an encrypted session", s);
-      const framed = frameRequest(buf);
-      if (framed.kind === "incomplete") return;
+      if (!headersIn) {
+        const window = Buffer.concat([tail, chunk]);
+        headersIn = window.indexOf(CRLFCRLF) >= 0;
+        tail = window.subarray(Math.max(0, window.length - 3));
+        if (!headersIn && received <= MAX_HEADER_BYTES) return;
+      }
+      if (received < need) return;
+      const framed = frameRequest(bytes());
+      if (framed.kind === "incomplete") {
+        need = framed.need ?? 0;
+        return;
+      }
       if (framed.kind === "invalid") {
         log.warn("RTSP request refused", { peer, status: framed.status, reason: framed.reason, session: s?.id });
         return reply(serializeResponse({ status: framed.status, cseq: framed.cseq, headers: [["X-Neuron-Reason", framed.reason]] }));
@@ -90,8 +110,12 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
     function onRecord(s: StreamSession | null): void {
       if (!s) return cut("encrypted record but no session");
       if (!s.encryptedRtsp) return cut("encrypted record for a plain-RTSP session", s);
-      const framed = frameRecord(buf, MAX_RECORD_PLAINTEXT);
-      if (framed.kind === "incomplete") return;
+      if (received < need) return;
+      const framed = frameRecord(bytes(), MAX_RECORD_PLAINTEXT);
+      if (framed.kind === "incomplete") {
+        need = framed.need;
+        return;
+      }
       if (framed.kind === "invalid") return cut(framed.reason, s);
       if (framed.seq <= s.rtsp.clientSeq) return cut(`record sequence ${framed.seq} not above ${s.rtsp.clientSeq} (replay)`, s);
       let cipher: RtspCipher;
@@ -125,11 +149,13 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
 
     socket.on("data", (chunk: Buffer) => {
       if (done) return;
-      if (buf.length + chunk.length > MAX_BUFFERED) return cut(`more than ${MAX_BUFFERED} bytes`);
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      if (chunk.length === 0) return;
+      if (received + chunk.length > MAX_BUFFERED) return cut(`more than ${MAX_BUFFERED} bytes`);
+      chunks.push(chunk);
+      received += chunk.length;
       const s = sessions.active;
-      if ((buf[0]! & 0x80) !== 0) onRecord(s);
-      else onPlain(s);
+      if ((chunks[0]![0]! & 0x80) !== 0) onRecord(s);
+      else onPlain(s, chunk);
     });
     socket.on("end", () => {
       if (!done) cut("peer closed before a whole request");
