@@ -16,6 +16,7 @@ import {
   check,
   construct,
   requireLength,
+  type CryptoLease,
   type CryptoSymbols,
 } from "./crypto-symbols.ts";
 
@@ -105,19 +106,20 @@ export interface GcmBatch {
   status: Int32Array;
 }
 
-const EMPTY_IV = new Uint8Array(GCM_IV_BYTES);
+const NO_BYTES = new Uint8Array(0);
 
 /** AES-128-GCM key object: the key schedule lives in native contexts, zeroed on close(). */
 export class AesGcm extends NativeHandle {
-  constructor(
-    private readonly sym: CryptoSymbols,
-    key: Uint8Array,
-  ) {
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, key: Uint8Array) {
     if (key.byteLength !== AES128_KEY_BYTES) throw new CryptoArgumentError("AES-128-GCM key must be 16 bytes");
+    const sym = lease.sym;
     super(
+      lease,
       construct("neuron_aes_gcm_new", (out) => sym.neuron_aes_gcm_new(ptr(key), key.byteLength, out)),
       (h) => sym.neuron_aes_gcm_free(h),
     );
+    this.sym = sym;
   }
 
   /** Seals a batch; returns how many packets were sealed (see batch.status for each). */
@@ -174,14 +176,22 @@ export class AesGcm extends NativeHandle {
     const s = layout.spec;
     u32("count", b.count, GCM_MAX_BATCH);
     if (b.count === 0) return;
-    requireLength("input", b.input, b.count * s.inStride);
-    requireLength("output", b.output, b.count * s.outStride);
     if (b.lens.length < b.count) throw new CryptoArgumentError(`lens has ${b.lens.length} entries, needs ${b.count}`);
+    // The native side touches, for packet i, at most [i*stride, i*stride + stride) and skips a
+    // packet whose length does not fit its stride; the last slot only needs what its lengths use
+    // (so in-place batches can start a few bytes into a record buffer).
+    let maxLen = 0;
+    for (let i = 0; i < b.count; i++) if (b.lens[i]! > maxLen) maxLen = b.lens[i]!;
+    const last = b.count - 1;
+    const inTail = Math.min(s.inStride, maxLen);
+    const outTail = Math.min(s.outStride, opening ? Math.max(0, maxLen - s.ctOffset) : s.ctOffset + maxLen);
+    requireLength("input", b.input, last * s.inStride + inTail);
+    requireLength("output", b.output, last * s.outStride + outTail);
     if (b.status.length < b.count) throw new CryptoArgumentError(`status has ${b.status.length} entries, needs ${b.count}`);
-    if (s.ivMode === GcmIvMode.Explicit) requireLength("iv", b.iv ?? EMPTY_IV.subarray(0, 0), (b.count - 1) * s.ivStride + GCM_IV_BYTES);
-    else if (s.ivMode !== GcmIvMode.InRecord) requireLength("iv", b.iv ?? EMPTY_IV.subarray(0, 0), GCM_IV_BYTES);
+    if (s.ivMode === GcmIvMode.Explicit) requireLength("iv", b.iv ?? NO_BYTES, (b.count - 1) * s.ivStride + GCM_IV_BYTES);
+    else if (s.ivMode !== GcmIvMode.InRecord) requireLength("iv", b.iv ?? NO_BYTES, GCM_IV_BYTES);
     else if (!opening) throw new CryptoArgumentError("InRecord IVs apply to openBatch only");
-    if (s.aadLen > 0) requireLength("aad", b.aad ?? EMPTY_IV.subarray(0, 0), (b.count - 1) * s.aadStride + s.aadLen);
+    if (s.aadLen > 0) requireLength("aad", b.aad ?? NO_BYTES, (b.count - 1) * s.aadStride + s.aadLen);
     const c = b.counter ?? 0;
     if (typeof c === "number" && (!Number.isSafeInteger(c) || c < 0)) throw new CryptoArgumentError("counter must be a non-negative safe integer or a bigint");
     if (typeof c === "bigint" && (c < 0n || c >= 1n << 64n)) throw new CryptoArgumentError("counter must fit 64 bits");
@@ -190,15 +200,16 @@ export class AesGcm extends NativeHandle {
 
 /** AES-128-CBC with PKCS#7 padding (GameStream audio). */
 export class AesCbc extends NativeHandle {
-  constructor(
-    private readonly sym: CryptoSymbols,
-    key: Uint8Array,
-  ) {
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, key: Uint8Array) {
     if (key.byteLength !== AES128_KEY_BYTES) throw new CryptoArgumentError("AES-128-CBC key must be 16 bytes");
+    const sym = lease.sym;
     super(
+      lease,
       construct("neuron_aes_cbc_new", (out) => sym.neuron_aes_cbc_new(ptr(key), key.byteLength, out)),
       (h) => sym.neuron_aes_cbc_free(h),
     );
+    this.sym = sym;
   }
 
   /** Encrypts into `out` (>= (len/16+1)*16 bytes); returns the ciphertext length. */

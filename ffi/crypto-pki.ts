@@ -10,6 +10,7 @@ import {
   bufPtr,
   check,
   construct,
+  type CryptoLease,
   type CryptoSymbols,
 } from "./crypto-symbols.ts";
 import { NativeCallError, NativeStatus } from "./native.ts";
@@ -32,11 +33,11 @@ function readOut(fn: string, cap: number, call: (out: Pointer, cap: number) => n
 /** An RSA key pair; the private key never leaves native memory except through privateKeyPem(). */
 export class RsaKey extends NativeHandle {
   /** @internal use NativeCrypto.generateRsaKey / rsaKeyFromPrivate */
-  constructor(
-    private readonly sym: CryptoSymbols,
-    handle: Pointer,
-  ) {
-    super(handle, (h) => sym.neuron_rsa_free(h));
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, handle: Pointer) {
+    const sym = lease.sym;
+    super(lease, handle, (h) => sym.neuron_rsa_free(h));
+    this.sym = sym;
   }
 
   /** @internal */
@@ -93,14 +94,15 @@ export interface CertificateSpec {
 /** A parsed or created X.509 certificate. */
 export class Certificate extends NativeHandle {
   /** @internal use NativeCrypto.createCertificate / parseCertificate */
-  constructor(
-    private readonly sym: CryptoSymbols,
-    handle: Pointer,
-  ) {
-    super(handle, (h) => sym.neuron_cert_free(h));
+  private readonly sym: CryptoSymbols;
+  constructor(lease: CryptoLease, handle: Pointer) {
+    const sym = lease.sym;
+    super(lease, handle, (h) => sym.neuron_cert_free(h));
+    this.sym = sym;
   }
 
-  static create(sym: CryptoSymbols, key: RsaKey, spec: CertificateSpec): Certificate {
+  static create(lease: CryptoLease, key: RsaKey, spec: CertificateSpec): Certificate {
+    const sym = lease.sym;
     const cn = new TextEncoder().encode(spec.commonName);
     if (cn.byteLength === 0 || cn.byteLength > 64 || cn.includes(0))
       throw new CryptoArgumentError("commonName must be 1..64 bytes of UTF-8 without NUL");
@@ -111,14 +113,15 @@ export class Certificate extends NativeHandle {
     if (!Number.isFinite(nb) || !Number.isFinite(na) || nb > na) throw new CryptoArgumentError("validity must be notBefore <= notAfter");
     const h = construct("neuron_cert_create", (out) =>
       sym.neuron_cert_create(key.nativeHandle, ptr(cn), cn.byteLength, serial, BigInt(nb), BigInt(na), out));
-    return new Certificate(sym, h);
+    return new Certificate(lease, h);
   }
 
   /** PEM ("-----BEGIN CERTIFICATE-----", the first one) or DER. */
-  static parse(sym: CryptoSymbols, data: Uint8Array | string): Certificate {
+  static parse(lease: CryptoLease, data: Uint8Array | string): Certificate {
+    const sym = lease.sym;
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     boundedInput("certificate", bytes);
-    return new Certificate(sym, construct("neuron_cert_parse", (out) => sym.neuron_cert_parse(ptr(bytes), bytes.byteLength, out)));
+    return new Certificate(lease, construct("neuron_cert_parse", (out) => sym.neuron_cert_parse(ptr(bytes), bytes.byteLength, out)));
   }
 
   toPem(): string {

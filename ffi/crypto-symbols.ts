@@ -53,9 +53,13 @@ export const GCM_TAG_BYTES = 16;
 export const GCM_IV_BYTES = 12;
 export const AES128_KEY_BYTES = 16;
 
-/** A byte buffer's pointer, or null for an empty one (bun:ffi cannot point at zero bytes). */
-export function bufPtr(buf: Uint8Array | Uint32Array | Int32Array | BigInt64Array | BigUint64Array): Pointer | null {
-  return buf.byteLength > 0 ? ptr(buf) : null;
+/** Stands in for empty buffers: bun:ffi cannot point at zero bytes, and the library reads and
+ * writes nothing through a pointer whose length is 0. */
+const EMPTY_SCRATCH = new Uint8Array(16);
+
+/** A buffer's pointer (a valid non-null pointer also for an empty buffer). */
+export function bufPtr(buf: Uint8Array | Uint32Array | Int32Array | BigInt64Array | BigUint64Array): Pointer {
+  return ptr(buf.byteLength > 0 ? buf : EMPTY_SCRATCH);
 }
 
 /** Throws NativeCallError for a negative status; returns the value otherwise. */
@@ -74,21 +78,58 @@ export function construct(fn: string, call: (out: Pointer) => number): Pointer {
 }
 
 /**
+ * Keeps the library loaded while any object made from it is alive: NativeCrypto.close() unloads
+ * it only once the last object is freed (closed or collected), so a late free never calls into
+ * unmapped code.
+ */
+export class CryptoLease {
+  #live = 0;
+  #closing = false;
+  constructor(private readonly lib: CryptoLib) {}
+
+  get sym(): CryptoSymbols {
+    if (this.#closing) throw new CryptoClosedError("NativeCrypto");
+    return this.lib.symbols;
+  }
+
+  acquire(): void {
+    if (this.#closing) throw new CryptoClosedError("NativeCrypto");
+    this.#live++;
+  }
+
+  release(): void {
+    this.#live--;
+    if (this.#closing && this.#live === 0) this.lib.close();
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#live === 0) this.lib.close();
+  }
+}
+
+/**
  * Base of the wrappers that own one native object: `close()` frees it exactly once (the native
  * free zeroes key material); a FinalizationRegistry frees objects that were never closed.
  */
 export abstract class NativeHandle {
   #handle: Pointer | null;
   readonly #token = {};
+  readonly #free: (handle: Pointer) => void;
+  readonly #lease: CryptoLease;
   static readonly #registry = new FinalizationRegistry<() => void>((free) => free());
 
-  protected constructor(handle: Pointer, free: (handle: Pointer) => void) {
+  protected constructor(lease: CryptoLease, handle: Pointer, free: (handle: Pointer) => void) {
+    lease.acquire();
     this.#handle = handle;
     this.#free = free;
-    NativeHandle.#registry.register(this, () => free(handle), this.#token);
+    this.#lease = lease;
+    NativeHandle.#registry.register(this, () => {
+      free(handle);
+      lease.release();
+    }, this.#token);
   }
-
-  readonly #free: (handle: Pointer) => void;
 
   /** The live native pointer; throws once closed. */
   protected get handle(): Pointer {
@@ -106,6 +147,7 @@ export abstract class NativeHandle {
     this.#handle = null;
     NativeHandle.#registry.unregister(this.#token);
     this.#free(h);
+    this.#lease.release();
   }
 
   [Symbol.dispose](): void {

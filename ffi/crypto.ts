@@ -14,7 +14,7 @@ import { ptr } from "bun:ffi";
 import { openSymbols, resolveNativePath, type NativeLocation } from "./native.ts";
 import { AesCbc, AesGcm, aesEcb } from "./crypto-aes.ts";
 import { Certificate, RsaKey, type CertificateSpec } from "./crypto-pki.ts";
-import { bufPtr, check, construct, CryptoArgumentError, type CryptoLib } from "./crypto-symbols.ts";
+import { bufPtr, check, construct, CryptoArgumentError, CryptoLease } from "./crypto-symbols.ts";
 import { cryptoSymbols } from "./crypto-symbols.ts";
 
 export { AesCbc, AesGcm, GcmIvMode, GcmLayout, audioIv, type GcmBatch, type GcmLayoutSpec } from "./crypto-aes.ts";
@@ -31,16 +31,16 @@ export {
 export class NativeCrypto {
   private constructor(
     readonly path: string,
-    private readonly lib: CryptoLib,
+    private readonly lease: CryptoLease,
   ) {}
 
   static load(loc: NativeLocation = {}): NativeCrypto {
     const path = resolveNativePath(loc);
-    return new NativeCrypto(path, openSymbols(path, cryptoSymbols));
+    return new NativeCrypto(path, new CryptoLease(openSymbols(path, cryptoSymbols)));
   }
 
   private get sym() {
-    return this.lib.symbols;
+    return this.lease.sym;
   }
 
   sha256(data: Uint8Array): Uint8Array {
@@ -50,11 +50,11 @@ export class NativeCrypto {
   }
 
   aesGcm(key: Uint8Array): AesGcm {
-    return new AesGcm(this.sym, key);
+    return new AesGcm(this.lease, key);
   }
 
   aesCbc(key: Uint8Array): AesCbc {
-    return new AesCbc(this.sym, key);
+    return new AesCbc(this.lease, key);
   }
 
   /** AES-128-ECB without padding; data length a multiple of 16. */
@@ -68,7 +68,7 @@ export class NativeCrypto {
 
   /** RSA key pair, e = 65537; bits 2048 (default), 3072 or 4096. */
   generateRsaKey(bits: 2048 | 3072 | 4096 = 2048): RsaKey {
-    return new RsaKey(this.sym, construct("neuron_rsa_generate", (out) => this.sym.neuron_rsa_generate(bits, out)));
+    return new RsaKey(this.lease, construct("neuron_rsa_generate", (out) => this.sym.neuron_rsa_generate(bits, out)));
   }
 
   /** Loads an unencrypted RSA private key (PKCS#8 / PKCS#1 PEM, or DER). */
@@ -76,7 +76,7 @@ export class NativeCrypto {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     if (bytes.byteLength === 0 || bytes.byteLength > 1 << 20) throw new CryptoArgumentError("private key must be 1 byte..1 MiB");
     try {
-      return new RsaKey(this.sym, construct("neuron_rsa_from_private", (out) =>
+      return new RsaKey(this.lease, construct("neuron_rsa_from_private", (out) =>
         this.sym.neuron_rsa_from_private(ptr(bytes), bytes.byteLength, out)));
     } finally {
       if (typeof data === "string") bytes.fill(0);
@@ -84,15 +84,16 @@ export class NativeCrypto {
   }
 
   createCertificate(key: RsaKey, spec: CertificateSpec): Certificate {
-    return Certificate.create(this.sym, key, spec);
+    return Certificate.create(this.lease, key, spec);
   }
 
   parseCertificate(data: Uint8Array | string): Certificate {
-    return Certificate.parse(this.sym, data);
+    return Certificate.parse(this.lease, data);
   }
 
-  /** Unloads the library; close every object made from it first. */
+  /** Refuses new work and unloads the library once every object made from it is freed. */
   close(): void {
-    this.lib.close();
+    this.lease.close();
   }
 }
+export { gameStreamIv, ivTemplate, openLayout, sealLayout, RECORD_LAYOUT, type GameStreamChannel, type GameStreamSender } from "./crypto-gamestream.ts";

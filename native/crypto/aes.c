@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -137,12 +138,16 @@ int32_t neuron_aes_gcm_seal_batch(neuron_aes_gcm *g, const neuron_gcm_layout *l,
         uint8_t *rec = out + (size_t)i * l->out_stride;
         packet_iv(l, iv, counter, i, ivb);
         int outl = 0;
-        int ok = EVP_EncryptInit_ex(g->enc, NULL, NULL, NULL, ivb) == 1;
+        /* OSSL_PARAM get/set of the tag: the legacy ctrl() path costs a translation per call */
+        OSSL_PARAM tagp[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, rec + l->tag_offset,
+                                                                NEURON_GCM_TAG_BYTES),
+                              OSSL_PARAM_construct_end()};
+        int ok = EVP_CipherInit_ex2(g->enc, NULL, NULL, ivb, 1, NULL) == 1;
         if (ok && l->aad_len > 0) ok = EVP_EncryptUpdate(g->enc, NULL, &outl, packet_aad(l, aad, i), (int)l->aad_len) == 1;
         if (ok && len > 0) ok = EVP_EncryptUpdate(g->enc, rec + l->ct_offset, &outl, pt, (int)len) == 1;
         int fin = 0;
         if (ok) ok = EVP_EncryptFinal_ex(g->enc, rec + l->ct_offset + (len > 0 ? outl : 0), &fin) == 1;
-        if (ok) ok = EVP_CIPHER_CTX_ctrl(g->enc, EVP_CTRL_GCM_GET_TAG, NEURON_GCM_TAG_BYTES, rec + l->tag_offset) == 1;
+        if (ok) ok = EVP_CIPHER_CTX_get_params(g->enc, tagp) == 1;
         if (!ok) {
             status[i] = NEURON_ECRYPTO;
             continue;
@@ -182,10 +187,12 @@ int32_t neuron_aes_gcm_open_batch(neuron_aes_gcm *g, const neuron_gcm_layout *l,
             packet_iv(l, iv, counter, i, ivb);
         memcpy(tag, rec + l->tag_offset, NEURON_GCM_TAG_BYTES);
         int outl = 0;
-        int ok = EVP_DecryptInit_ex(g->dec, NULL, NULL, NULL, ivb) == 1;
+        OSSL_PARAM tagp[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, NEURON_GCM_TAG_BYTES),
+                              OSSL_PARAM_construct_end()};
+        int ok = EVP_CipherInit_ex2(g->dec, NULL, NULL, ivb, 0, NULL) == 1;
         if (ok && l->aad_len > 0) ok = EVP_DecryptUpdate(g->dec, NULL, &outl, packet_aad(l, aad, i), (int)l->aad_len) == 1;
         if (ok && ct_len > 0) ok = EVP_DecryptUpdate(g->dec, pt, &outl, rec + l->ct_offset, (int)ct_len) == 1;
-        if (ok) ok = EVP_CIPHER_CTX_ctrl(g->dec, EVP_CTRL_GCM_SET_TAG, NEURON_GCM_TAG_BYTES, tag) == 1;
+        if (ok) ok = EVP_CIPHER_CTX_set_params(g->dec, tagp) == 1;
         if (!ok) {
             if (ct_len > 0) OPENSSL_cleanse(pt, ct_len);
             status[i] = NEURON_ECRYPTO;
@@ -242,7 +249,7 @@ int32_t neuron_aes_cbc_encrypt(neuron_aes_cbc *c, const uint8_t *iv, const uint8
 
 int32_t neuron_aes_cbc_decrypt(neuron_aes_cbc *c, const uint8_t *iv, const uint8_t *in, size_t len, uint8_t *out,
                                size_t cap) {
-    if (c == NULL || iv == NULL || out == NULL || in == NULL) return NEURON_EINVAL;
+    if (c == NULL || iv == NULL || out == NULL || (in == NULL && len > 0)) return NEURON_EINVAL;
     if (len > NEURON_CRYPTO_MAX_INPUT) return NEURON_EINVAL;
     if (len == 0 || len % NEURON_AES_BLOCK_BYTES != 0) return NEURON_EFORMAT;
     if (cap < len) return NEURON_ERANGE;
