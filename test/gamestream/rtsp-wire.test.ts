@@ -122,3 +122,40 @@ describe("DESCRIBE and ANNOUNCE", () => {
     expect(() => parseAnnounce(SAMPLE_SDP.replace("encoderCscMode:0", "encoderCscMode:6"), offer)).toThrow("encoderCscMode");
   });
 });
+
+describe("random input (bounded, seeded)", () => {
+  // xorshift32: the same inputs every run
+  let x = 0x9e3779b9;
+  const rnd = () => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 0);
+  const bytes = (n: number) => Uint8Array.from({ length: n }, () => rnd() & 0xff);
+
+  test("framing never throws: every input is a request, incomplete or invalid", () => {
+    const head = Buffer.from("ANNOUNCE streamid=control/13/0 RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 12\r\n\r\n");
+    for (let i = 0; i < 3000; i++) {
+      const base = i % 2 ? bytes(rnd() % 300) : Uint8Array.from(head);
+      // flip a few bytes of a valid request, or take pure noise
+      for (let k = 0; k < (i % 2 ? 0 : 1 + (rnd() % 4)); k++) base[rnd() % base.length] = rnd() & 0xff;
+      expect(["request", "incomplete", "invalid"]).toContain(frameRequest(base).kind);
+      expect(["record", "incomplete", "invalid"]).toContain(frameRecord(base, 1000).kind);
+    }
+  });
+
+  test("ANNOUNCE with mutated values: a configuration within bounds or an AnnounceError, nothing else", () => {
+    const lines = SAMPLE_SDP.split("\r\n");
+    const junk = ["", "-1", "99999999999", "0x10", "1e3", "abc", " 7", "4294967296", "60\u0000", "½"];
+    let accepted = 0;
+    for (let i = 0; i < 1000; i++) {
+      const mutated = lines.map((l) => (l.startsWith("a=") && rnd() % 8 === 0 ? l.replace(/:.*$/, `:${junk[rnd() % junk.length]}`) : l)).join("\r\n");
+      try {
+        const c = parseAnnounce(mutated, offer);
+        accepted++;
+        expect(c.width).toBeGreaterThanOrEqual(64);
+        expect(c.packetSize).toBeLessThanOrEqual(8192);
+        expect([2, 6, 8]).toContain(c.audio.channels);
+      } catch (err) {
+        expect(err).toBeInstanceOf(AnnounceError);
+      }
+    }
+    expect(accepted).toBeGreaterThan(0);
+  });
+});
