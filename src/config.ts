@@ -57,7 +57,7 @@ export const ConfigSchema = z
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
     /** GameStream base port: HTTP = base, HTTPS = base-5, RTSP = base+21, video/control/audio = base+9/10/11. */
-    gamestreamPort: port.refine((p) => p === 0 || (p >= 6 && p <= 65535 - 21), "leaves room for base-5 .. base+21").default(47989),
+    gamestreamPort: z.number().int().min(6, "must leave room for HTTPS at base-5").max(65535 - 21, "must leave room for RTSP at base+21").default(47989),
     /** Run the GameStream host (Moonlight clients) inside `serve`. */
     gamestreamEnabled: z.boolean().default(true),
     /** GameStream bind address: clients on the LAN must reach it. */
