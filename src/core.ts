@@ -6,6 +6,9 @@
 import { AppsService } from "./apps/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
+import { auditRepo } from "./db/repos/audit.ts";
+import { HardwareService, hardwareSettings } from "./hardware/service.ts";
+import { VfioService, vfioSettings } from "./vfio/service.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -37,6 +40,8 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  hardware: HardwareService;
+  vfio: VfioService;
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
   close(): void;
@@ -70,6 +75,8 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const hardware = new HardwareService(hardwareSettings(config));
+  const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
   const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
@@ -95,6 +102,8 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
       });
       return gamestream;
     },
+    hardware,
+    vfio,
     close() {
       database.close();
       crypto?.close();
