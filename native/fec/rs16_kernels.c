@@ -1,0 +1,191 @@
+/*
+ * rs16_kernels.c — shard-wide GF(2^16) kernels for the rs16 codec: a portable version and an
+ * AVX2 version (4-bit split tables through VPSHUFB), chosen at run time.
+ * Shard layout (rs16_internal.h): 64-byte chunks, 32 low bytes then 32 high bytes.
+ */
+#include "rs16_internal.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* ---------- portable ---------- */
+
+static inline uint16_t mul_sym(const rs16_mt *t, uint16_t x) {
+    unsigned n0 = x & 15u, n1 = (x >> 4) & 15u, n2 = (x >> 8) & 15u, n3 = x >> 12;
+    unsigned lo = t->lo[0][n0] ^ t->lo[1][n1] ^ t->lo[2][n2] ^ t->lo[3][n3];
+    unsigned hi = t->hi[0][n0] ^ t->hi[1][n1] ^ t->hi[2][n2] ^ t->hi[3][n3];
+    return (uint16_t)(lo | hi << 8);
+}
+
+static inline uint16_t get_sym(const uint8_t *chunk, unsigned j) {
+    return (uint16_t)(chunk[j] | (unsigned)chunk[32 + j] << 8);
+}
+
+static inline void put_sym(uint8_t *chunk, unsigned j, uint16_t v) {
+    chunk[j] = (uint8_t)v;
+    chunk[32 + j] = (uint8_t)(v >> 8);
+}
+
+static void p_xor(uint8_t *dst, const uint8_t *src, size_t bytes) {
+    for (size_t i = 0; i < bytes; i++) dst[i] ^= src[i];
+}
+
+static void p_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) {
+        memset(dst, 0, bytes);
+        return;
+    }
+    for (size_t c = 0; c < bytes; c += 64)
+        for (unsigned j = 0; j < 32; j++) put_sym(dst + c, j, mul_sym(t, get_sym(src + c, j)));
+}
+
+static void p_muladd(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) return;
+    for (size_t c = 0; c < bytes; c += 64)
+        for (unsigned j = 0; j < 32; j++)
+            put_sym(dst + c, j, (uint16_t)(get_sym(dst + c, j) ^ mul_sym(t, get_sym(src + c, j))));
+}
+
+static void p_fft(uint8_t *a, uint8_t *b, const rs16_mt *t, size_t bytes) {
+    p_muladd(a, b, t, bytes);
+    p_xor(b, a, bytes);
+}
+
+static void p_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t, size_t bytes) {
+    for (size_t c = 0; c < bytes; c += 64) {
+        for (unsigned j = 0; j < 32; j++) {
+            uint16_t a = get_sym(ia + c, j);
+            uint16_t b = (uint16_t)(a ^ (ib ? get_sym(ib + c, j) : 0));
+            if (t) a ^= mul_sym(t, b);
+            put_sym(ob + c, j, b);
+            put_sym(oa + c, j, a);
+        }
+    }
+}
+
+const rs16_kernels rs16_kernels_portable = {
+    .name = "portable", .xor_into = p_xor, .mul = p_mul, .muladd = p_muladd, .fft = p_fft, .ifft = p_ifft,
+};
+
+/* ---------- AVX2 ---------- */
+
+#define AVX2 __attribute__((target("avx2")))
+
+typedef struct {
+    __m256i lo[4], hi[4];
+} avx2_tab;
+
+AVX2 static inline void avx2_load(avx2_tab *r, const rs16_mt *t) {
+    for (unsigned j = 0; j < 4; j++) {
+        r->lo[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t->lo[j]));
+        r->hi[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t->hi[j]));
+    }
+}
+
+/* (pl, ph) = c·(xl, xh) for the 32 symbols of one chunk. */
+AVX2 static inline void avx2_mul(const avx2_tab *r, __m256i xl, __m256i xh, __m256i *pl, __m256i *ph) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    __m256i n0 = _mm256_and_si256(xl, m);
+    __m256i n1 = _mm256_and_si256(_mm256_srli_epi64(xl, 4), m);
+    __m256i n2 = _mm256_and_si256(xh, m);
+    __m256i n3 = _mm256_and_si256(_mm256_srli_epi64(xh, 4), m);
+    __m256i l = _mm256_xor_si256(_mm256_shuffle_epi8(r->lo[0], n0), _mm256_shuffle_epi8(r->lo[1], n1));
+    __m256i h = _mm256_xor_si256(_mm256_shuffle_epi8(r->hi[0], n0), _mm256_shuffle_epi8(r->hi[1], n1));
+    l = _mm256_xor_si256(l, _mm256_xor_si256(_mm256_shuffle_epi8(r->lo[2], n2), _mm256_shuffle_epi8(r->lo[3], n3)));
+    h = _mm256_xor_si256(h, _mm256_xor_si256(_mm256_shuffle_epi8(r->hi[2], n2), _mm256_shuffle_epi8(r->hi[3], n3)));
+    *pl = l;
+    *ph = h;
+}
+
+#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define ST(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), (v))
+
+AVX2 static void a_xor(uint8_t *dst, const uint8_t *src, size_t bytes) {
+    for (size_t c = 0; c < bytes; c += 64) {
+        ST(dst + c, _mm256_xor_si256(LD(dst + c), LD(src + c)));
+        ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), LD(src + c + 32)));
+    }
+}
+
+AVX2 static void a_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) {
+        memset(dst, 0, bytes);
+        return;
+    }
+    avx2_tab r;
+    avx2_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i pl, ph;
+        avx2_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
+        ST(dst + c, pl);
+        ST(dst + c + 32, ph);
+    }
+}
+
+AVX2 static void a_muladd(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) return;
+    avx2_tab r;
+    avx2_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i pl, ph;
+        avx2_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
+        ST(dst + c, _mm256_xor_si256(LD(dst + c), pl));
+        ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), ph));
+    }
+}
+
+AVX2 static void a_fft(uint8_t *a, uint8_t *b, const rs16_mt *t, size_t bytes) {
+    if (!t) {
+        a_xor(b, a, bytes);
+        return;
+    }
+    avx2_tab r;
+    avx2_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i bl = LD(b + c), bh = LD(b + c + 32), pl, ph;
+        avx2_mul(&r, bl, bh, &pl, &ph);
+        __m256i al = _mm256_xor_si256(LD(a + c), pl), ah = _mm256_xor_si256(LD(a + c + 32), ph);
+        ST(a + c, al);
+        ST(a + c + 32, ah);
+        ST(b + c, _mm256_xor_si256(bl, al));
+        ST(b + c + 32, _mm256_xor_si256(bh, ah));
+    }
+}
+
+AVX2 static void a_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t,
+                        size_t bytes) {
+    avx2_tab r;
+    if (t) avx2_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i al = LD(ia + c), ah = LD(ia + c + 32);
+        __m256i bl = al, bh = ah;
+        if (ib) {
+            bl = _mm256_xor_si256(bl, LD(ib + c));
+            bh = _mm256_xor_si256(bh, LD(ib + c + 32));
+        }
+        if (t) {
+            __m256i pl, ph;
+            avx2_mul(&r, bl, bh, &pl, &ph);
+            al = _mm256_xor_si256(al, pl);
+            ah = _mm256_xor_si256(ah, ph);
+        }
+        ST(ob + c, bl);
+        ST(ob + c + 32, bh);
+        ST(oa + c, al);
+        ST(oa + c + 32, ah);
+    }
+}
+
+static const rs16_kernels k_avx2 = {
+    .name = "avx2", .xor_into = a_xor, .mul = a_mul, .muladd = a_muladd, .fft = a_fft, .ifft = a_ifft,
+};
+
+const rs16_kernels *rs16_kernels_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? &k_avx2 : NULL;
+}
+
+const rs16_kernels *rs16_kernels_best(void) {
+    const rs16_kernels *k = rs16_kernels_avx2();
+    return k ? k : &rs16_kernels_portable;
+}
