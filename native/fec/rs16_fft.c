@@ -17,6 +17,24 @@ static const rs16_mt *twiddle(uint32_t point, unsigned layer) {
     return c ? rs16_mul_table(rs16_log_of((uint16_t)c)) : NULL;
 }
 
+/*
+ * Both transforms recurse depth first (halves before/after the layer that joins them), so once
+ * a sub-transform's shards fit in cache all its remaining layers run there.
+ */
+static void ifft_rec(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
+                     uint32_t count, size_t bytes) {
+    const uint32_t h = n / 2;
+    if (n == 2) {
+        k->ifft(out[0], out[1], in[0], count > 1 ? in[1] : NULL, twiddle(beta, 0), bytes);
+        return;
+    }
+    ifft_rec(k, out, in, h, beta, count < h ? count : h, bytes);
+    if (count > h) ifft_rec(k, out + h, in + h, h, beta + h, count - h, bytes);
+    const rs16_mt *t = twiddle(beta, (unsigned)__builtin_ctz(h));
+    const int bzero = count <= h;
+    for (uint32_t j = 0; j < h; j++) k->ifft(out[j], out[j + h], out[j], bzero ? NULL : out[j + h], t, bytes);
+}
+
 void rs16_ifft(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
                uint32_t count, size_t bytes) {
     if (count == 0) {
@@ -27,42 +45,34 @@ void rs16_ifft(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const 
         if (out[0] != in[0]) memcpy(out[0], in[0], bytes);
         return;
     }
-    uint32_t cnt = count;
-    for (unsigned l = 0; (1u << l) < n; l++) {
-        const uint32_t s = 1u << l;
-        const uint8_t *const *src = l == 0 ? in : (const uint8_t *const *)out;
-        for (uint32_t r = 0; r < cnt; r += 2 * s) {
-            const rs16_mt *t = twiddle(beta + r, l);
-            const int bzero = r + s >= cnt;
-            for (uint32_t j = r; j < r + s; j++)
-                k->ifft(out[j], out[j + s], src[j], bzero ? NULL : src[j + s], t, bytes);
-        }
-        cnt = (cnt + 2 * s - 1) & ~(2 * s - 1);
+    ifft_rec(k, out, in, n, beta, count < n ? count : n, bytes);
+}
+
+static void fft_rec(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32_t beta, const uint32_t *need,
+                    size_t bytes) {
+    const uint32_t h = n / 2;
+    int na = 1, nb = 1;
+    if (need) {
+        na = need[h] > need[0];
+        nb = need[n] > need[h];
+        if (!na && !nb) return;
     }
+    const rs16_mt *t = twiddle(beta, (unsigned)__builtin_ctz(h));
+    for (uint32_t j = 0; j < h; j++) {
+        if (nb)
+            k->fft(x[j], x[j + h], t, bytes);
+        else
+            k->muladd(x[j], x[j + h], t, bytes);
+    }
+    if (h == 1) return;
+    if (na) fft_rec(k, x, h, beta, need, bytes);
+    if (nb) fft_rec(k, x + h, h, beta + h, need ? need + h : NULL, bytes);
 }
 
 void rs16_fft(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32_t beta, const uint32_t *need_prefix,
               size_t bytes) {
     if (n < 2) return;
-    unsigned top = (unsigned)__builtin_ctz(n) - 1;
-    for (int l = (int)top; l >= 0; l--) {
-        const uint32_t s = 1u << l;
-        for (uint32_t r = 0; r < n; r += 2 * s) {
-            int na = 1, nb = 1;
-            if (need_prefix) {
-                na = need_prefix[r + s] > need_prefix[r];
-                nb = need_prefix[r + 2 * s] > need_prefix[r + s];
-                if (!na && !nb) continue;
-            }
-            const rs16_mt *t = twiddle(beta + r, (unsigned)l);
-            for (uint32_t j = r; j < r + s; j++) {
-                if (nb)
-                    k->fft(x[j], x[j + s], t, bytes);
-                else
-                    k->muladd(x[j], x[j + s], t, bytes);
-            }
-        }
-    }
+    fft_rec(k, x, n, beta, need_prefix, bytes);
 }
 
 void rs16_derivative(const rs16_kernels *k, uint8_t *const *x, uint32_t n, size_t bytes) {
