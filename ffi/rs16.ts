@@ -75,7 +75,7 @@ export class Rs16Codec {
   readonly totalShards: number;
   /** All shards back to back: data 0..k-1, then parity 0..m-1. */
   readonly block: Uint8Array;
-  /** "avx2" or "portable": the kernels the native codec runs. */
+  /** "gfni", "avx2" or "portable": the kernels the native codec runs (best the CPU has). */
   readonly isa: string;
   /** Bytes of the native work area. */
   readonly workBytes: number;

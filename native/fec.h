@@ -68,7 +68,7 @@ NEURON_EXPORT int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shar
 /* Frees a codec (NULL is a no-op). */
 NEURON_EXPORT void neuron_rs16_free(neuron_rs16 *codec);
 
-/* Name of the kernels the codec runs: "avx2" or "portable" (static string). */
+/* Name of the kernels the codec runs: "gfni" (GFNI + AVX2), "avx2" or "portable" (static string). */
 NEURON_EXPORT const char *neuron_rs16_isa(const neuron_rs16 *codec);
 
 /* Size in bytes of the codec's work area (N × max_shard_size). */

@@ -25,8 +25,10 @@ static uint16_t poly_mul(const uint16_t *plog, const uint16_t *pexp, uint16_t a,
 
 static void build_mul_table(rs16_mt *t, uint32_t log) {
     uint16_t prod[16];
-    for (unsigned b = 0; b < 16; b++)
-        prod[b] = g_exp[(log + g_log[1u << b]) % RS16_MODULUS];
+    for (unsigned b = 0; b < 16; b++) {
+        uint32_t e = log + g_log[1u << b];
+        prod[b] = g_exp[e >= RS16_MODULUS ? e - RS16_MODULUS : e];
+    }
     for (unsigned j = 0; j < 4; j++) {
         uint16_t tab[16];
         tab[0] = 0;
@@ -36,6 +38,17 @@ static void build_mul_table(rs16_mt *t, uint32_t log) {
             t->lo[j][v] = (uint8_t)tab[v];
             t->hi[j][v] = (uint8_t)(tab[v] >> 8);
         }
+    }
+    /* aff[2*ho + hi_in]: output bits 8*ho.., input bits 8*hi_in.. */
+    for (unsigned q = 0; q < 4; q++) {
+        const unsigned out_base = (q >> 1) * 8, in_base = (q & 1) * 8;
+        uint64_t a = 0;
+        for (unsigned i = 0; i < 8; i++) {
+            unsigned row = 0;
+            for (unsigned b = 0; b < 8; b++) row |= ((prod[in_base + b] >> (out_base + i)) & 1u) << b;
+            a |= (uint64_t)row << (8 * (7 - i));
+        }
+        t->aff[q] = a;
     }
 }
 
@@ -63,13 +76,20 @@ static int build(void) {
     pexp[RS16_MODULUS] = pexp[0];
     plog[0] = 0;
 
-    /* Cantor basis: v_0 = 1, v_i a root of y^2 + y = v_{i-1}. */
-    uint16_t v[16];
+    /* Cantor basis: v_0 = 1, v_i a root of y^2 + y = v_{i-1}. y -> y^2 + y is GF(2)-linear:
+     * tabulate it from its values on the 16 unit vectors (phi is free scratch here). */
+    uint16_t v[16], unit[16];
+    for (unsigned b = 0; b < 16; b++) {
+        uint16_t y = (uint16_t)(1u << b);
+        unit[b] = (uint16_t)(poly_mul(plog, pexp, y, y) ^ y);
+    }
+    phi[0] = 0;
+    for (uint32_t y = 1; y < RS16_ORDER; y++) phi[y] = (uint16_t)(phi[y & (y - 1)] ^ unit[__builtin_ctz(y)]);
     v[0] = 1;
     for (unsigned i = 1; i < 16; i++) {
         v[i] = 0;
         for (uint32_t y = 2; y < RS16_ORDER; y++) {
-            if ((uint16_t)(poly_mul(plog, pexp, (uint16_t)y, (uint16_t)y) ^ y) == v[i - 1]) {
+            if (phi[y] == v[i - 1]) {
                 v[i] = (uint16_t)y;
                 break;
             }

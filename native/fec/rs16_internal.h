@@ -22,11 +22,14 @@
  * Multiplication by one constant c as four 4-bit table lookups: for a symbol
  * x = n0 | n1 << 4 | n2 << 8 | n3 << 12,
  *   c·x = XOR over j of (lo[j][nj] | hi[j][nj] << 8).
- * 128 bytes, one per log value (rs16_mul_table()).
+ * One per log value (rs16_mul_table()).
  */
 typedef struct rs16_mt {
     uint8_t lo[4][16];
     uint8_t hi[4][16];
+    /* The same map as four GF2P8AFFINEQB bit matrices (byte 7 - i = row of output bit i):
+     * low<-low, low<-high, high<-low, high<-high; c·x = (A0·xl ^ A1·xh) | (A2·xl ^ A3·xh) << 8. */
+    uint64_t aff[4];
 } rs16_mt;
 
 /* Builds the tables once per process (thread-safe). Returns 0 or a negative neuron_status. */
@@ -64,6 +67,8 @@ typedef struct rs16_kernels {
 extern const rs16_kernels rs16_kernels_portable;
 /* NULL when the CPU lacks AVX2. */
 const rs16_kernels *rs16_kernels_avx2(void);
+/* NULL when the CPU lacks AVX2 or GFNI. */
+const rs16_kernels *rs16_kernels_gfni(void);
 /* The fastest kernels this CPU runs. */
 const rs16_kernels *rs16_kernels_best(void);
 

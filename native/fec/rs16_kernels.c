@@ -185,7 +185,106 @@ const rs16_kernels *rs16_kernels_avx2(void) {
     return __builtin_cpu_supports("avx2") ? &k_avx2 : NULL;
 }
 
+/* ---------- GFNI (VEX, 256-bit): one affine op per 8x8 block of the 16x16 bit matrix ---------- */
+
+#define GFNI __attribute__((target("avx2,gfni")))
+
+typedef struct {
+    __m256i a0, a1, a2, a3;
+} gfni_tab;
+
+GFNI static inline void gfni_load(gfni_tab *r, const rs16_mt *t) {
+    r->a0 = _mm256_set1_epi64x((long long)t->aff[0]);
+    r->a1 = _mm256_set1_epi64x((long long)t->aff[1]);
+    r->a2 = _mm256_set1_epi64x((long long)t->aff[2]);
+    r->a3 = _mm256_set1_epi64x((long long)t->aff[3]);
+}
+
+GFNI static inline void gfni_mul(const gfni_tab *r, __m256i xl, __m256i xh, __m256i *pl, __m256i *ph) {
+    *pl = _mm256_xor_si256(_mm256_gf2p8affine_epi64_epi8(xl, r->a0, 0), _mm256_gf2p8affine_epi64_epi8(xh, r->a1, 0));
+    *ph = _mm256_xor_si256(_mm256_gf2p8affine_epi64_epi8(xl, r->a2, 0), _mm256_gf2p8affine_epi64_epi8(xh, r->a3, 0));
+}
+
+GFNI static void g_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) {
+        memset(dst, 0, bytes);
+        return;
+    }
+    gfni_tab r;
+    gfni_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i pl, ph;
+        gfni_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
+        ST(dst + c, pl);
+        ST(dst + c + 32, ph);
+    }
+}
+
+GFNI static void g_muladd(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
+    if (!t) return;
+    gfni_tab r;
+    gfni_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i pl, ph;
+        gfni_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
+        ST(dst + c, _mm256_xor_si256(LD(dst + c), pl));
+        ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), ph));
+    }
+}
+
+GFNI static void g_fft(uint8_t *a, uint8_t *b, const rs16_mt *t, size_t bytes) {
+    if (!t) {
+        a_xor(b, a, bytes);
+        return;
+    }
+    gfni_tab r;
+    gfni_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i bl = LD(b + c), bh = LD(b + c + 32), pl, ph;
+        gfni_mul(&r, bl, bh, &pl, &ph);
+        __m256i al = _mm256_xor_si256(LD(a + c), pl), ah = _mm256_xor_si256(LD(a + c + 32), ph);
+        ST(a + c, al);
+        ST(a + c + 32, ah);
+        ST(b + c, _mm256_xor_si256(bl, al));
+        ST(b + c + 32, _mm256_xor_si256(bh, ah));
+    }
+}
+
+GFNI static void g_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t,
+                        size_t bytes) {
+    gfni_tab r;
+    if (t) gfni_load(&r, t);
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i al = LD(ia + c), ah = LD(ia + c + 32);
+        __m256i bl = al, bh = ah;
+        if (ib) {
+            bl = _mm256_xor_si256(bl, LD(ib + c));
+            bh = _mm256_xor_si256(bh, LD(ib + c + 32));
+        }
+        if (t) {
+            __m256i pl, ph;
+            gfni_mul(&r, bl, bh, &pl, &ph);
+            al = _mm256_xor_si256(al, pl);
+            ah = _mm256_xor_si256(ah, ph);
+        }
+        ST(ob + c, bl);
+        ST(ob + c + 32, bh);
+        ST(oa + c, al);
+        ST(oa + c + 32, ah);
+    }
+}
+
+static const rs16_kernels k_gfni = {
+    .name = "gfni", .xor_into = a_xor, .mul = g_mul, .muladd = g_muladd, .fft = g_fft, .ifft = g_ifft,
+};
+
+const rs16_kernels *rs16_kernels_gfni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("gfni") ? &k_gfni : NULL;
+}
+
 const rs16_kernels *rs16_kernels_best(void) {
-    const rs16_kernels *k = rs16_kernels_avx2();
+    const rs16_kernels *k = rs16_kernels_gfni();
+    if (!k) k = rs16_kernels_avx2();
     return k ? k : &rs16_kernels_portable;
 }

@@ -58,11 +58,11 @@ static void fill(uint8_t *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rnd();
 }
 
-/* Every kernel of the AVX2 set equals the portable one. */
-static void test_kernels(void) {
-    const rs16_kernels *a = rs16_kernels_avx2(), *p = &rs16_kernels_portable;
+/* Every kernel of a SIMD set equals the portable one. */
+static void test_kernels_of(const rs16_kernels *a, const char *what) {
+    const rs16_kernels *p = &rs16_kernels_portable;
     if (!a) {
-        printf("rs16: AVX2 kernels not testable: this CPU lacks AVX2\n");
+        printf("rs16: %s kernels not testable: this CPU lacks the instructions\n", what);
         return;
     }
     enum { B = 64 * 5 };
@@ -101,6 +101,11 @@ static void test_kernels(void) {
         }
     }
     CHECK(ok);
+}
+
+static void test_kernels(void) {
+    test_kernels_of(rs16_kernels_avx2(), "AVX2");
+    test_kernels_of(rs16_kernels_gfni(), "GFNI");
 }
 
 typedef struct {
@@ -173,8 +178,8 @@ static int round_trip(uint32_t k, uint32_t m, size_t size, int patterns, const r
 }
 
 static void test_round_trips(void) {
-    const rs16_kernels *kinds[2] = {&rs16_kernels_portable, rs16_kernels_avx2()};
-    for (int kk = 0; kk < 2; kk++) {
+    const rs16_kernels *kinds[3] = {&rs16_kernels_portable, rs16_kernels_avx2(), rs16_kernels_gfni()};
+    for (int kk = 0; kk < 3; kk++) {
         const rs16_kernels *kern = kinds[kk];
         if (!kern) continue;
         CHECK(round_trip(1, 1, 64, 4, kern));
