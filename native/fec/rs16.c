@@ -113,6 +113,13 @@ uint64_t neuron_rs16_work_bytes(const neuron_rs16 *c) { return c ? (uint64_t)c->
 /* Kernels override for tests (portable vs SIMD agreement); not exported. */
 void rs16_codec_use_kernels(neuron_rs16 *c, const rs16_kernels *k) { c->kern = k; }
 
+/* 1 if any of the n pointers is NULL (branch-free so it vectorises). */
+static int any_null(const void *const *p, uint32_t n) {
+    unsigned nulls = 0;
+    for (uint32_t i = 0; i < n; i++) nulls |= p[i] == NULL;
+    return nulls != 0;
+}
+
 static int bad_size(const neuron_rs16 *c, size_t bytes) {
     return bytes == 0 || bytes % NEURON_RS16_SHARD_ALIGN != 0 || bytes > c->max_shard;
 }
@@ -186,10 +193,7 @@ static void encode_fallback(neuron_rs16 *c, const uint8_t *const *data, uint8_t 
 
 int32_t neuron_rs16_encode(neuron_rs16 *c, const uint8_t *const *data, uint8_t *const *parity, size_t bytes) {
     if (!c || !data || !parity || bad_size(c, bytes)) return NEURON_EINVAL;
-    for (uint32_t i = 0; i < c->k; i++)
-        if (!data[i]) return NEURON_EINVAL;
-    for (uint32_t j = 0; j < c->m; j++)
-        if (!parity[j]) return NEURON_EINVAL;
+    if (any_null((const void *const *)data, c->k) || any_null((const void *const *)parity, c->m)) return NEURON_EINVAL;
     if (c->layout == LAYOUT_HIGH_RATE)
         encode_high_rate(c, data, parity, bytes);
     else
@@ -207,8 +211,7 @@ int32_t neuron_rs16_decode(neuron_rs16 *c, uint8_t *const *shards, const uint32_
     if (!c || !shards || bad_size(c, bytes)) return NEURON_EINVAL;
     const uint32_t k = c->k, m = c->m, total = k + m, n = c->n;
     if (lost_count > total || (lost_count && !lost)) return NEURON_EINVAL;
-    for (uint32_t i = 0; i < total; i++)
-        if (!shards[i]) return NEURON_EINVAL;
+    if (any_null((const void *const *)shards, total)) return NEURON_EINVAL;
     int32_t rc = NEURON_OK;
     for (uint32_t i = 0; i < lost_count; i++) {
         if (lost[i] >= total || c->mark[lost[i]]) {
