@@ -75,11 +75,17 @@ void rs16_fft(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32_t bet
     fft_rec(k, x, n, beta, need_prefix, bytes);
 }
 
+/*
+ * D = D0 + s_l·D1 with s_l' = 1 (Cantor basis) gives D' = (D0' + D1) + s_l·D1': derivative of
+ * the low half, add the (original) high half into it, derivative of the high half. Depth first
+ * for the same cache reason as the transforms.
+ */
 void rs16_derivative(const rs16_kernels *k, uint8_t *const *x, uint32_t n, size_t bytes) {
-    for (uint32_t i = 1; i < n; i++) {
-        const uint32_t w = i & (0u - i);
-        for (uint32_t t = 0; t < w; t++) k->xor_into(x[i - w + t], x[i + t], bytes);
-    }
+    if (n < 2) return;
+    const uint32_t h = n / 2;
+    rs16_derivative(k, x, h, bytes);
+    for (uint32_t j = 0; j < h; j++) k->xor_into(x[j], x[j + h], bytes);
+    rs16_derivative(k, x + h, h, bytes);
 }
 
 static inline uint32_t fold(uint32_t v) { return (v & 0xffffu) + (v >> 16); }
