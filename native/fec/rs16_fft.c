@@ -23,9 +23,19 @@ static const rs16_mt *twiddle(uint32_t point, unsigned layer) {
  */
 static void ifft_rec(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
                      uint32_t count, size_t bytes) {
-    const uint32_t h = n / 2;
+    const uint32_t h = n / 2, q = n / 4;
     if (n == 2) {
         k->ifft(out[0], out[1], in[0], count > 1 ? in[1] : NULL, twiddle(beta, 0), bytes);
+        return;
+    }
+    if (count > 3 * q && (n >= 8 || (const uint8_t *const *)out == in)) {
+        /* every quarter holds data: quarters first, then both joining layers fused */
+        if (n >= 8)
+            for (uint32_t i = 0; i < 4; i++)
+                ifft_rec(k, out + i * q, in + i * q, q, beta + i * q, count - i * q < q ? count - i * q : q, bytes);
+        const unsigned lq = (unsigned)__builtin_ctz(q);
+        const rs16_mt *t01 = twiddle(beta, lq + 1), *t0 = twiddle(beta, lq), *t1 = twiddle(beta + h, lq);
+        for (uint32_t j = 0; j < q; j++) k->ifft4(out[j], out[j + q], out[j + h], out[j + h + q], t01, t0, t1, bytes);
         return;
     }
     ifft_rec(k, out, in, h, beta, count < h ? count : h, bytes);
@@ -56,6 +66,16 @@ static void fft_rec(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32
         na = need[h] > need[0];
         nb = need[n] > need[h];
         if (!na && !nb) return;
+    }
+    if (na && nb && n >= 4) {
+        /* both halves wanted: the top two layers fused, then the four quarters */
+        const uint32_t q = n / 4;
+        const unsigned lq = (unsigned)__builtin_ctz(q);
+        const rs16_mt *t01 = twiddle(beta, lq + 1), *t0 = twiddle(beta, lq), *t1 = twiddle(beta + h, lq);
+        for (uint32_t j = 0; j < q; j++) k->fft4(x[j], x[j + q], x[j + h], x[j + h + q], t01, t0, t1, bytes);
+        if (q == 1) return;
+        for (uint32_t i = 0; i < 4; i++) fft_rec(k, x + i * q, q, beta + i * q, need ? need + i * q : NULL, bytes);
+        return;
     }
     const rs16_mt *t = twiddle(beta, (unsigned)__builtin_ctz(h));
     for (uint32_t j = 0; j < h; j++) {

@@ -62,6 +62,14 @@ typedef struct rs16_kernels {
     /* inverse FFT butterfly, out of place allowed (oa may equal ia, ob may equal ib):
      * ob = ia ^ ib; oa = ia ^ c·ob. ib == NULL stands for a zero shard. */
     void (*ifft)(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t, size_t bytes);
+    /* Two FFT layers over four shards, in place: (x0,x2) and (x1,x3) with t01, then (x0,x1)
+     * with t0 and (x2,x3) with t1. */
+    void (*fft4)(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
+                 const rs16_mt *t1, size_t bytes);
+    /* The inverse, in place: (x0,x1) with t0 and (x2,x3) with t1, then (x0,x2) and (x1,x3)
+     * with t01. */
+    void (*ifft4)(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
+                  const rs16_mt *t1, size_t bytes);
 } rs16_kernels;
 
 extern const rs16_kernels rs16_kernels_portable;

@@ -63,8 +63,28 @@ static void p_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *i
     }
 }
 
+/* Radix-4 steps composed of radix-2 butterflies (sets without a fused version). */
+#define COMPOSED_RADIX4(prefix)                                                                              \
+    static void prefix##_fft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01,         \
+                              const rs16_mt *t0, const rs16_mt *t1, size_t bytes) {                         \
+        prefix##_fft(x0, x2, t01, bytes);                                                                    \
+        prefix##_fft(x1, x3, t01, bytes);                                                                    \
+        prefix##_fft(x0, x1, t0, bytes);                                                                     \
+        prefix##_fft(x2, x3, t1, bytes);                                                                     \
+    }                                                                                                        \
+    static void prefix##_ifft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01,        \
+                               const rs16_mt *t0, const rs16_mt *t1, size_t bytes) {                        \
+        prefix##_ifft(x0, x1, x0, x1, t0, bytes);                                                            \
+        prefix##_ifft(x2, x3, x2, x3, t1, bytes);                                                            \
+        prefix##_ifft(x0, x2, x0, x2, t01, bytes);                                                           \
+        prefix##_ifft(x1, x3, x1, x3, t01, bytes);                                                           \
+    }
+
+COMPOSED_RADIX4(p)
+
 const rs16_kernels rs16_kernels_portable = {
     .name = "portable", .xor_into = p_xor, .mul = p_mul, .muladd = p_muladd, .fft = p_fft, .ifft = p_ifft,
+    .fft4 = p_fft4, .ifft4 = p_ifft4,
 };
 
 /* ---------- AVX2 ---------- */
@@ -176,8 +196,11 @@ AVX2 static void a_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8
     }
 }
 
+COMPOSED_RADIX4(a)
+
 static const rs16_kernels k_avx2 = {
     .name = "avx2", .xor_into = a_xor, .mul = a_mul, .muladd = a_muladd, .fft = a_fft, .ifft = a_ifft,
+    .fft4 = a_fft4, .ifft4 = a_ifft4,
 };
 
 const rs16_kernels *rs16_kernels_avx2(void) {
@@ -274,8 +297,86 @@ GFNI static void g_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8
     }
 }
 
+/* Fused radix-4: four shards stay in registers across both layers (half the loads/stores). */
+typedef struct {
+    __m256i l, h;
+} sym32;
+
+GFNI __attribute__((always_inline)) static inline void g_bfly_fft(sym32 *a, sym32 *b, const gfni_tab *r) {
+    if (r) {
+        __m256i pl, ph;
+        gfni_mul(r, b->l, b->h, &pl, &ph);
+        a->l = _mm256_xor_si256(a->l, pl);
+        a->h = _mm256_xor_si256(a->h, ph);
+    }
+    b->l = _mm256_xor_si256(b->l, a->l);
+    b->h = _mm256_xor_si256(b->h, a->h);
+}
+
+GFNI __attribute__((always_inline)) static inline void g_bfly_ifft(sym32 *a, sym32 *b, const gfni_tab *r) {
+    b->l = _mm256_xor_si256(b->l, a->l);
+    b->h = _mm256_xor_si256(b->h, a->h);
+    if (r) {
+        __m256i pl, ph;
+        gfni_mul(r, b->l, b->h, &pl, &ph);
+        a->l = _mm256_xor_si256(a->l, pl);
+        a->h = _mm256_xor_si256(a->h, ph);
+    }
+}
+
+GFNI __attribute__((always_inline)) static inline sym32 g_ld(const uint8_t *p) {
+    sym32 v = {LD(p), LD(p + 32)};
+    return v;
+}
+
+GFNI __attribute__((always_inline)) static inline void g_st(uint8_t *p, sym32 v) {
+    ST(p, v.l);
+    ST(p + 32, v.h);
+}
+
+GFNI static void g_fft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
+                        const rs16_mt *t1, size_t bytes) {
+    gfni_tab r01, r0, r1;
+    if (t01) gfni_load(&r01, t01);
+    if (t0) gfni_load(&r0, t0);
+    if (t1) gfni_load(&r1, t1);
+    const gfni_tab *p01 = t01 ? &r01 : NULL, *p0 = t0 ? &r0 : NULL, *p1 = t1 ? &r1 : NULL;
+    for (size_t c = 0; c < bytes; c += 64) {
+        sym32 a = g_ld(x0 + c), b = g_ld(x1 + c), d = g_ld(x2 + c), e = g_ld(x3 + c);
+        g_bfly_fft(&a, &d, p01);
+        g_bfly_fft(&b, &e, p01);
+        g_bfly_fft(&a, &b, p0);
+        g_bfly_fft(&d, &e, p1);
+        g_st(x0 + c, a);
+        g_st(x1 + c, b);
+        g_st(x2 + c, d);
+        g_st(x3 + c, e);
+    }
+}
+
+GFNI static void g_ifft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
+                         const rs16_mt *t1, size_t bytes) {
+    gfni_tab r01, r0, r1;
+    if (t01) gfni_load(&r01, t01);
+    if (t0) gfni_load(&r0, t0);
+    if (t1) gfni_load(&r1, t1);
+    const gfni_tab *p01 = t01 ? &r01 : NULL, *p0 = t0 ? &r0 : NULL, *p1 = t1 ? &r1 : NULL;
+    for (size_t c = 0; c < bytes; c += 64) {
+        sym32 a = g_ld(x0 + c), b = g_ld(x1 + c), d = g_ld(x2 + c), e = g_ld(x3 + c);
+        g_bfly_ifft(&a, &b, p0);
+        g_bfly_ifft(&d, &e, p1);
+        g_bfly_ifft(&a, &d, p01);
+        g_bfly_ifft(&b, &e, p01);
+        g_st(x0 + c, a);
+        g_st(x1 + c, b);
+        g_st(x2 + c, d);
+        g_st(x3 + c, e);
+    }
+}
+
 static const rs16_kernels k_gfni = {
     .name = "gfni", .xor_into = a_xor, .mul = g_mul, .muladd = g_muladd, .fft = g_fft, .ifft = g_ifft,
+    .fft4 = g_fft4, .ifft4 = g_ifft4,
 };
 
 const rs16_kernels *rs16_kernels_gfni(void) {

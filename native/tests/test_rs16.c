@@ -101,6 +101,24 @@ static void test_kernels_of(const rs16_kernels *a, const char *what) {
         }
     }
     CHECK(ok);
+    /* radix-4 steps */
+    ok = 1;
+    for (int it = 0; it < 100; it++) {
+        uint8_t q[2][4][B];
+        for (int i = 0; i < 4; i++) fill(q[0][i], B);
+        memcpy(q[1], q[0], sizeof q[0]);
+        const rs16_mt *t[3];
+        for (int i = 0; i < 3; i++) t[i] = (it + i) % 5 == 0 ? NULL : rs16_mul_table(rnd_below(RS16_MODULUS));
+        if (it & 1) {
+            a->fft4(q[0][0], q[0][1], q[0][2], q[0][3], t[0], t[1], t[2], B);
+            p->fft4(q[1][0], q[1][1], q[1][2], q[1][3], t[0], t[1], t[2], B);
+        } else {
+            a->ifft4(q[0][0], q[0][1], q[0][2], q[0][3], t[0], t[1], t[2], B);
+            p->ifft4(q[1][0], q[1][1], q[1][2], q[1][3], t[0], t[1], t[2], B);
+        }
+        if (memcmp(q[0], q[1], sizeof q[0])) ok = 0;
+    }
+    CHECK(ok);
 }
 
 static void test_kernels(void) {
