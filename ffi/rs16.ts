@@ -28,6 +28,7 @@ const rs16Symbols = {
   neuron_rs16_free: { args: [FFIType.ptr], returns: FFIType.void },
   neuron_rs16_isa: { args: [FFIType.ptr], returns: FFIType.ptr },
   neuron_rs16_work_bytes: { args: [FFIType.ptr], returns: FFIType.u64 },
+  neuron_rs16_set_isa: { args: [FFIType.ptr, FFIType.cstring], returns: FFIType.i32 },
   neuron_rs16_encode: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, "usize"], returns: FFIType.i32 },
   neuron_rs16_decode: {
     args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u32, "usize"],
@@ -55,7 +56,12 @@ export interface Rs16Options {
   shardSize: number;
   /** where libneuron.so is (default: the usual search, ffi/native.ts) */
   native?: NativeLocation;
+  /** force these kernels instead of the best the CPU has (benchmarks, cross-checks) */
+  isa?: Rs16Isa;
 }
+
+export const RS16_ISAS = ["gfni", "avx2", "portable"] as const;
+export type Rs16Isa = (typeof RS16_ISAS)[number];
 
 function checkParams(k: number, m: number, shardSize: number): void {
   if (!Number.isInteger(k) || k < 1) throw new FecParameterError(`k must be an integer >= 1 (got ${k})`);
@@ -76,7 +82,7 @@ export class Rs16Codec {
   /** All shards back to back: data 0..k-1, then parity 0..m-1. */
   readonly block: Uint8Array;
   /** "gfni", "avx2" or "portable": the kernels the native codec runs (best the CPU has). */
-  readonly isa: string;
+  readonly isa: Rs16Isa;
   /** Bytes of the native work area. */
   readonly workBytes: number;
 
@@ -105,7 +111,7 @@ export class Rs16Codec {
     this.parityTablePtr = this.tablePtr + 8 * k;
     this.lost = new Uint32Array(new ArrayBuffer(4 * this.totalShards));
     this.lostPtr = ptr(this.lost);
-    this.isa = new CString(lib.symbols.neuron_rs16_isa(handle)!).toString();
+    this.isa = new CString(lib.symbols.neuron_rs16_isa(handle)!).toString() as Rs16Isa;
     this.workBytes = Number(lib.symbols.neuron_rs16_work_bytes(handle));
   }
 
@@ -116,7 +122,18 @@ export class Rs16Codec {
     const out = new BigUint64Array(new ArrayBuffer(8));
     const rc = lib.symbols.neuron_rs16_create(opts.k, opts.m, opts.shardSize, ptr(out));
     if (rc !== NativeStatus.OK) throw new NativeCallError("neuron_rs16_create", rc);
-    return new Rs16Codec(lib, Number(out[0]) as Pointer, opts.k, opts.m, opts.shardSize);
+    const handle = Number(out[0]) as Pointer;
+    if (opts.isa !== undefined) {
+      const isaRc = RS16_ISAS.includes(opts.isa)
+        ? lib.symbols.neuron_rs16_set_isa(handle, Buffer.from(`${opts.isa}\0`))
+        : NativeStatus.EINVAL;
+      if (isaRc !== NativeStatus.OK) {
+        lib.symbols.neuron_rs16_free(handle);
+        if (isaRc === NativeStatus.EINVAL) throw new FecParameterError(`unknown kernel set ${String(opts.isa)}`);
+        throw new NativeCallError("neuron_rs16_set_isa", isaRc);
+      }
+    }
+    return new Rs16Codec(lib, handle, opts.k, opts.m, opts.shardSize);
   }
 
   /** View of shard i (data i < k, parity i - k otherwise) inside `block`. */

@@ -71,6 +71,13 @@ NEURON_EXPORT void neuron_rs16_free(neuron_rs16 *codec);
 /* Name of the kernels the codec runs: "gfni" (GFNI + AVX2), "avx2" or "portable" (static string). */
 NEURON_EXPORT const char *neuron_rs16_isa(const neuron_rs16 *codec);
 
+/*
+ * Makes the codec run the named kernels ("gfni", "avx2" or "portable") instead of the best the
+ * CPU has (benchmarks, cross-checks). NEURON_EINVAL for an unknown name or NULL,
+ * NEURON_EUNSUPPORTED when this CPU lacks the instructions. All kernels give identical bytes.
+ */
+NEURON_EXPORT int32_t neuron_rs16_set_isa(neuron_rs16 *codec, const char *name);
+
 /* Size in bytes of the codec's work area (N × max_shard_size). */
 NEURON_EXPORT uint64_t neuron_rs16_work_bytes(const neuron_rs16 *codec);
 

@@ -110,6 +110,22 @@ const char *neuron_rs16_isa(const neuron_rs16 *c) { return c ? c->kern->name : "
 
 uint64_t neuron_rs16_work_bytes(const neuron_rs16 *c) { return c ? (uint64_t)c->n * c->max_shard : 0; }
 
+int32_t neuron_rs16_set_isa(neuron_rs16 *c, const char *name) {
+    if (!c || !name) return NEURON_EINVAL;
+    const rs16_kernels *k;
+    if (strcmp(name, "portable") == 0)
+        k = &rs16_kernels_portable;
+    else if (strcmp(name, "avx2") == 0)
+        k = rs16_kernels_avx2();
+    else if (strcmp(name, "gfni") == 0)
+        k = rs16_kernels_gfni();
+    else
+        return NEURON_EINVAL;
+    if (!k) return NEURON_EUNSUPPORTED;
+    c->kern = k;
+    return NEURON_OK;
+}
+
 /* Kernels override for tests (portable vs SIMD agreement); not exported. */
 void rs16_codec_use_kernels(neuron_rs16 *c, const rs16_kernels *k) { c->kern = k; }
 

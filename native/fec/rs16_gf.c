@@ -12,7 +12,9 @@
 #define RS16_POLY 0x1002Du
 
 static uint16_t g_log[RS16_ORDER];
-static uint16_t g_exp[RS16_ORDER];
+static uint16_t g_exp[2 * RS16_MODULUS + 1];
+const uint16_t *const rs16_exp2 = g_exp;
+const uint16_t *const rs16_logt = g_log;
 static rs16_mt g_mt[RS16_MODULUS] __attribute__((aligned(64)));
 static int g_status = NEURON_ENOMEM;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -24,6 +26,7 @@ static uint16_t poly_mul(const uint16_t *plog, const uint16_t *pexp, uint16_t a,
 }
 
 static void build_mul_table(rs16_mt *t, uint32_t log) {
+    t->log = log;
     uint16_t prod[16];
     for (unsigned b = 0; b < 16; b++) {
         uint32_t e = log + g_log[1u << b];
@@ -111,7 +114,7 @@ static int build(void) {
     g_log[0] = 0;
     for (uint32_t u = 1; u < RS16_ORDER; u++) g_log[u] = plog[phi[u]];
     for (uint32_t e = 0; e < RS16_MODULUS; e++) g_exp[e] = phi_inv[pexp[e]];
-    g_exp[RS16_MODULUS] = g_exp[0];
+    for (uint32_t e = RS16_MODULUS; e < 2 * RS16_MODULUS + 1; e++) g_exp[e] = g_exp[e - RS16_MODULUS];
 
     for (uint32_t l = 0; l < RS16_MODULUS; l++) build_mul_table(&g_mt[l], l);
     rc = NEURON_OK;
@@ -133,7 +136,7 @@ int rs16_field_init(void) {
 
 uint16_t rs16_log_of(uint16_t a) { return g_log[a]; }
 
-uint16_t rs16_exp_of(uint32_t e) { return g_exp[e % RS16_ORDER]; }
+uint16_t rs16_exp_of(uint32_t e) { return g_exp[e % RS16_ORDER]; /* e = 65535 → g_exp[65535] = 1 */ }
 
 uint16_t rs16_mul(uint16_t a, uint16_t b) {
     if (a == 0 || b == 0) return 0;

@@ -30,6 +30,8 @@ typedef struct rs16_mt {
     /* The same map as four GF2P8AFFINEQB bit matrices (byte 7 - i = row of output bit i):
      * low<-low, low<-high, high<-low, high<-high; c·x = (A0·xl ^ A1·xh) | (A2·xl ^ A3·xh) << 8. */
     uint64_t aff[4];
+    /* log of the constant itself (portable kernels: c·x = exp[log c + log x]) */
+    uint32_t log;
 } rs16_mt;
 
 /* Builds the tables once per process (thread-safe). Returns 0 or a negative neuron_status. */
@@ -41,6 +43,11 @@ uint16_t rs16_log_of(uint16_t a);
 uint16_t rs16_exp_of(uint32_t e);
 /* Field product (scalar, for tests and table building). */
 uint16_t rs16_mul(uint16_t a, uint16_t b);
+/* exp over [0, 2·65535): exp2[a + b] for two logs without a modulo (portable kernels). */
+extern const uint16_t *const rs16_exp2;
+/* log table (log[0] = 0; callers test x == 0 themselves). */
+extern const uint16_t *const rs16_logt;
+
 /* The lookup tables of the constant whose log is `log` (< 65535). */
 const rs16_mt *rs16_mul_table(uint32_t log);
 

@@ -11,10 +11,7 @@
 /* ---------- portable ---------- */
 
 static inline uint16_t mul_sym(const rs16_mt *t, uint16_t x) {
-    unsigned n0 = x & 15u, n1 = (x >> 4) & 15u, n2 = (x >> 8) & 15u, n3 = x >> 12;
-    unsigned lo = t->lo[0][n0] ^ t->lo[1][n1] ^ t->lo[2][n2] ^ t->lo[3][n3];
-    unsigned hi = t->hi[0][n0] ^ t->hi[1][n1] ^ t->hi[2][n2] ^ t->hi[3][n3];
-    return (uint16_t)(lo | hi << 8);
+    return x ? rs16_exp2[t->log + rs16_logt[x]] : 0;
 }
 
 static inline uint16_t get_sym(const uint8_t *chunk, unsigned j) {

@@ -286,6 +286,17 @@ static void test_unrecoverable_and_hostile(void) {
     CHECK(x == (neuron_rs16 *)&rng_state);
     neuron_rs16_free(NULL);
     CHECK(strcmp(neuron_rs16_isa(NULL), "none") == 0);
+
+    CHECK(neuron_rs16_create(4, 4, 64, &x) == NEURON_OK);
+    CHECK(neuron_rs16_set_isa(x, "portable") == NEURON_OK);
+    CHECK(strcmp(neuron_rs16_isa(x), "portable") == 0);
+    CHECK(neuron_rs16_set_isa(x, "sse9") == NEURON_EINVAL);
+    CHECK(neuron_rs16_set_isa(x, NULL) == NEURON_EINVAL);
+    CHECK(neuron_rs16_set_isa(NULL, "avx2") == NEURON_EINVAL);
+    CHECK(strcmp(neuron_rs16_isa(x), "portable") == 0);
+    int32_t rc = neuron_rs16_set_isa(x, "gfni");
+    CHECK(rc == (rs16_kernels_gfni() ? NEURON_OK : NEURON_EUNSUPPORTED));
+    neuron_rs16_free(x);
 }
 
 int main(void) {

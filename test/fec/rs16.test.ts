@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { FecParameterError, Rs16Codec } from "../../ffi/rs16.ts";
+import { FecParameterError, RS16_ISAS, Rs16Codec, type Rs16Isa } from "../../ffi/rs16.ts";
 import { NativeCallError } from "../../ffi/native.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -115,6 +115,38 @@ describe("Rs16Codec round trips", () => {
     b.encode();
     for (let j = 0; j < 6; j++) expect(Buffer.compare(a.shard(30 + j), b.shard(30 + j))).not.toBe(0);
     expect(["gfni", "avx2", "portable"]).toContain(a.isa);
+  });
+});
+
+describe("Rs16Codec kernel sets", () => {
+  test("every kernel set this CPU runs gives the same parity and the same recovery", () => {
+    const runnable: Rs16Isa[] = [];
+    let reference: Uint8Array | null = null;
+    for (const isa of RS16_ISAS) {
+      let codec: Rs16Codec;
+      try {
+        codec = Rs16Codec.create({ k: 70, m: 21, shardSize: 192, isa });
+      } catch (e) {
+        expect((e as NativeCallError).errorCode).toBe("NEURON_EUNSUPPORTED");
+        continue;
+      }
+      using c = codec;
+      expect(c.isa).toBe(isa);
+      runnable.push(isa);
+      fillData(c, rng(77));
+      c.encode();
+      if (!reference) reference = c.block.slice();
+      expect(Buffer.compare(c.block, reference)).toBe(0);
+      const lost = pickLost(21, 91, rng(78));
+      for (const i of lost) c.shard(i).fill(0);
+      c.decode(lost);
+      expect(Buffer.compare(c.block, reference)).toBe(0);
+    }
+    expect(runnable).toContain("portable");
+  });
+
+  test("an unknown kernel set is refused", () => {
+    expect(() => Rs16Codec.create({ k: 2, m: 2, shardSize: 64, isa: "sse9" as Rs16Isa })).toThrow(FecParameterError);
   });
 });
 
