@@ -96,16 +96,21 @@ void rs16_fft(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32_t bet
 }
 
 /*
- * D = D0 + s_l·D1 with s_l' = 1 (Cantor basis) gives D' = (D0' + D1) + s_l·D1': derivative of
- * the low half, add the (original) high half into it, derivative of the high half. Depth first
- * for the same cache reason as the transforms.
+ * With X_j = prod over the bits b of j of s_b and s_b' = 1 (Cantor basis), X_j' = sum over the
+ * bits b of j of X_(j - 2^b), so the coefficient q of D' is the XOR of d[q | 2^b] over the bits
+ * b clear in q. This computes D + D' (keeping d[q] — harmless: the decoder only evaluates it
+ * where D vanishes). In place in increasing q: every source index is above q, still original.
+ * One multi-source XOR per coefficient instead of a read-modify-write per term.
  */
 void rs16_derivative(const rs16_kernels *k, uint8_t *const *x, uint32_t n, size_t bytes) {
-    if (n < 2) return;
-    const uint32_t h = n / 2;
-    rs16_derivative(k, x, h, bytes);
-    for (uint32_t j = 0; j < h; j++) k->xor_into(x[j], x[j + h], bytes);
-    rs16_derivative(k, x + h, h, bytes);
+    const unsigned t = (unsigned)__builtin_ctz(n);
+    const uint8_t *src[16];
+    for (uint32_t q = 0; q + 1 < n; q++) {
+        unsigned cnt = 0;
+        for (unsigned b = 0; b < t; b++)
+            if (!(q >> b & 1u)) src[cnt++] = x[q | 1u << b];
+        k->xor_many(x[q], src, cnt, bytes);
+    }
 }
 
 static inline uint32_t fold(uint32_t v) { return (v & 0xffffu) + (v >> 16); }

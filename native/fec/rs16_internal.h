@@ -60,6 +60,8 @@ typedef struct rs16_kernels {
     const char *name;
     /* dst ^= src */
     void (*xor_into)(uint8_t *dst, const uint8_t *src, size_t bytes);
+    /* dst ^= src[0] ^ ... ^ src[n-1] (one pass over dst) */
+    void (*xor_many)(uint8_t *dst, const uint8_t *const *src, unsigned n, size_t bytes);
     /* dst = c·src */
     void (*mul)(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes);
     /* dst ^= c·src */

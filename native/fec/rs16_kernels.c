@@ -27,6 +27,10 @@ static void p_xor(uint8_t *dst, const uint8_t *src, size_t bytes) {
     for (size_t i = 0; i < bytes; i++) dst[i] ^= src[i];
 }
 
+static void p_xor_many(uint8_t *dst, const uint8_t *const *src, unsigned n, size_t bytes) {
+    for (unsigned s = 0; s < n; s++) p_xor(dst, src[s], bytes);
+}
+
 static void p_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
     if (!t) {
         memset(dst, 0, bytes);
@@ -80,7 +84,7 @@ static void p_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *i
 COMPOSED_RADIX4(p)
 
 const rs16_kernels rs16_kernels_portable = {
-    .name = "portable", .xor_into = p_xor, .mul = p_mul, .muladd = p_muladd, .fft = p_fft, .ifft = p_ifft,
+    .name = "portable", .xor_into = p_xor, .xor_many = p_xor_many, .mul = p_mul, .muladd = p_muladd, .fft = p_fft, .ifft = p_ifft,
     .fft4 = p_fft4, .ifft4 = p_ifft4,
 };
 
@@ -121,6 +125,18 @@ AVX2 static void a_xor(uint8_t *dst, const uint8_t *src, size_t bytes) {
     for (size_t c = 0; c < bytes; c += 64) {
         ST(dst + c, _mm256_xor_si256(LD(dst + c), LD(src + c)));
         ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), LD(src + c + 32)));
+    }
+}
+
+AVX2 static void a_xor_many(uint8_t *dst, const uint8_t *const *src, unsigned n, size_t bytes) {
+    for (size_t c = 0; c < bytes; c += 64) {
+        __m256i l = LD(dst + c), h = LD(dst + c + 32);
+        for (unsigned s = 0; s < n; s++) {
+            l = _mm256_xor_si256(l, LD(src[s] + c));
+            h = _mm256_xor_si256(h, LD(src[s] + c + 32));
+        }
+        ST(dst + c, l);
+        ST(dst + c + 32, h);
     }
 }
 
@@ -196,7 +212,7 @@ AVX2 static void a_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8
 COMPOSED_RADIX4(a)
 
 static const rs16_kernels k_avx2 = {
-    .name = "avx2", .xor_into = a_xor, .mul = a_mul, .muladd = a_muladd, .fft = a_fft, .ifft = a_ifft,
+    .name = "avx2", .xor_into = a_xor, .xor_many = a_xor_many, .mul = a_mul, .muladd = a_muladd, .fft = a_fft, .ifft = a_ifft,
     .fft4 = a_fft4, .ifft4 = a_ifft4,
 };
 
@@ -372,7 +388,7 @@ GFNI static void g_ifft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, con
 }
 
 static const rs16_kernels k_gfni = {
-    .name = "gfni", .xor_into = a_xor, .mul = g_mul, .muladd = g_muladd, .fft = g_fft, .ifft = g_ifft,
+    .name = "gfni", .xor_into = a_xor, .xor_many = a_xor_many, .mul = g_mul, .muladd = g_muladd, .fft = g_fft, .ifft = g_ifft,
     .fft4 = g_fft4, .ifft4 = g_ifft4,
 };
 
