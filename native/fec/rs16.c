@@ -166,7 +166,7 @@ static void recover(neuron_rs16 *c, size_t bytes, uint32_t count, uint32_t nout)
         else
             memset(c->w[p], 0, bytes);
     }
-    rs16_ifft(k, c->w, (const uint8_t *const *)c->w, n, 0, count, bytes);
+    rs16_ifft(k, c->w, (const uint8_t *const *)c->w, n, 0, count, NULL, bytes);
     rs16_derivative(k, c->w, n, bytes);
     rs16_fft(k, c->w, n, 0, c->need, bytes);
     for (uint32_t i = 0; i < nout; i++) {
@@ -181,9 +181,8 @@ static void encode_high_rate(neuron_rs16 *c, const uint8_t *const *data, uint8_t
     uint8_t **acc = c->w, **tmp = c->w + mp;
     for (uint32_t g = 0; g * mp < k; g++) {
         uint32_t cnt = k - g * mp < mp ? k - g * mp : mp;
-        rs16_ifft(kern, g == 0 ? acc : tmp, data + (size_t)g * mp, mp, mp * (g + 1), cnt, bytes);
-        if (g > 0)
-            for (uint32_t j = 0; j < mp; j++) kern->xor_into(acc[j], tmp[j], bytes);
+        /* group 0 lands in acc, later groups are added into it */
+        rs16_ifft(kern, g == 0 ? acc : tmp, data + (size_t)g * mp, mp, mp * (g + 1), cnt, g == 0 ? NULL : acc, bytes);
     }
     uint32_t *need = c->need;
     for (uint32_t p = 0; p <= mp; p++) need[p] = p < c->m ? p : c->m;

@@ -22,31 +22,44 @@ static const rs16_mt *twiddle(uint32_t point, unsigned layer) {
  * a sub-transform's shards fit in cache all its remaining layers run there.
  */
 static void ifft_rec(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
-                     uint32_t count, size_t bytes) {
+                     uint32_t count, uint8_t *const *acc, size_t bytes) {
     const uint32_t h = n / 2, q = n / 4;
-    if (n == 2) {
+    if (n == 2) { /* never with acc (rs16_ifft) */
         k->ifft(out[0], out[1], in[0], count > 1 ? in[1] : NULL, twiddle(beta, 0), bytes);
         return;
     }
-    if (count > 3 * q && (n >= 8 || (const uint8_t *const *)out == in)) {
+    if (count > 3 * q && (n >= 8 || !acc)) {
         /* every quarter holds data: quarters first, then both joining layers fused */
         if (n >= 8)
             for (uint32_t i = 0; i < 4; i++)
-                ifft_rec(k, out + i * q, in + i * q, q, beta + i * q, count - i * q < q ? count - i * q : q, bytes);
+                ifft_rec(k, out + i * q, in + i * q, q, beta + i * q, count - i * q < q ? count - i * q : q, NULL,
+                         bytes);
+        const uint8_t *const *src = n >= 8 ? (const uint8_t *const *)out : in;
+        uint8_t *const *dst = acc ? acc : out;
         const unsigned lq = (unsigned)__builtin_ctz(q);
         const rs16_mt *t01 = twiddle(beta, lq + 1), *t0 = twiddle(beta, lq), *t1 = twiddle(beta + h, lq);
-        for (uint32_t j = 0; j < q; j++) k->ifft4(out[j], out[j + q], out[j + h], out[j + h + q], t01, t0, t1, bytes);
+        for (uint32_t j = 0; j < q; j++) {
+            uint8_t *o[4] = {dst[j], dst[j + q], dst[j + h], dst[j + h + q]};
+            const uint8_t *i[4] = {src[j], src[j + q], src[j + h], src[j + h + q]};
+            k->ifft4(o, i, t01, t0, t1, acc != NULL, bytes);
+        }
         return;
     }
-    ifft_rec(k, out, in, h, beta, count < h ? count : h, bytes);
-    if (count > h) ifft_rec(k, out + h, in + h, h, beta + h, count - h, bytes);
+    ifft_rec(k, out, in, h, beta, count < h ? count : h, NULL, bytes);
+    if (count > h) ifft_rec(k, out + h, in + h, h, beta + h, count - h, NULL, bytes);
     const rs16_mt *t = twiddle(beta, (unsigned)__builtin_ctz(h));
     const int bzero = count <= h;
     for (uint32_t j = 0; j < h; j++) k->ifft(out[j], out[j + h], out[j], bzero ? NULL : out[j + h], t, bytes);
 }
 
 void rs16_ifft(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
-               uint32_t count, size_t bytes) {
+               uint32_t count, uint8_t *const *acc, size_t bytes) {
+    if (acc && !(n >= 8 && count > 3 * (n / 4))) {
+        /* the fused accumulate needs a full top step: transform, then add */
+        rs16_ifft(k, out, in, n, beta, count, NULL, bytes);
+        for (uint32_t j = 0; j < n; j++) k->xor_into(acc[j], out[j], bytes);
+        return;
+    }
     if (count == 0) {
         for (uint32_t j = 0; j < n; j++) memset(out[j], 0, bytes);
         return;
@@ -55,7 +68,7 @@ void rs16_ifft(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const 
         if (out[0] != in[0]) memcpy(out[0], in[0], bytes);
         return;
     }
-    ifft_rec(k, out, in, n, beta, count < n ? count : n, bytes);
+    ifft_rec(k, out, in, n, beta, count < n ? count : n, acc, bytes);
 }
 
 static void fft_rec(const rs16_kernels *k, uint8_t *const *x, uint32_t n, uint32_t beta, const uint32_t *need,

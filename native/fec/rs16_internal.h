@@ -75,10 +75,11 @@ typedef struct rs16_kernels {
      * with t0 and (x2,x3) with t1. */
     void (*fft4)(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
                  const rs16_mt *t1, size_t bytes);
-    /* The inverse, in place: (x0,x1) with t0 and (x2,x3) with t1, then (x0,x2) and (x1,x3)
-     * with t01. */
-    void (*ifft4)(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
-                  const rs16_mt *t1, size_t bytes);
+    /* The inverse: (i0,i1) with t0 and (i2,i3) with t1, then (0,2) and (1,3) with t01; the
+     * result is stored in o[0..3] (o may equal i), or XORed into o when `accumulate` is set —
+     * then the inputs are scratch and may be overwritten. */
+    void (*ifft4)(uint8_t *const *o, const uint8_t *const *i, const rs16_mt *t01, const rs16_mt *t0,
+                  const rs16_mt *t1, int accumulate, size_t bytes);
 } rs16_kernels;
 
 extern const rs16_kernels rs16_kernels_portable;
@@ -101,9 +102,10 @@ void rs16_codec_use_kernels(struct neuron_rs16 *c, const rs16_kernels *k);
  * Inverse additive FFT of size n (a power of two) over the points beta + u, u < n (beta a
  * multiple of n): values in, novel-basis coefficients out. in[0..count) are the inputs (in[j]
  * for j >= count are zero and never read); out[0..n) receive the result (out may equal in).
+ * With acc non-NULL the result is XORed into acc[0..n) instead (out is then scratch).
  */
 void rs16_ifft(const rs16_kernels *k, uint8_t *const *out, const uint8_t *const *in, uint32_t n, uint32_t beta,
-               uint32_t count, size_t bytes);
+               uint32_t count, uint8_t *const *acc, size_t bytes);
 
 /*
  * Additive FFT of size n in place over the points beta + u. Only outputs whose positions have

@@ -73,12 +73,16 @@ static void p_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *i
         prefix##_fft(x0, x1, t0, bytes);                                                                     \
         prefix##_fft(x2, x3, t1, bytes);                                                                     \
     }                                                                                                        \
-    static void prefix##_ifft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01,        \
-                               const rs16_mt *t0, const rs16_mt *t1, size_t bytes) {                        \
-        prefix##_ifft(x0, x1, x0, x1, t0, bytes);                                                            \
-        prefix##_ifft(x2, x3, x2, x3, t1, bytes);                                                            \
-        prefix##_ifft(x0, x2, x0, x2, t01, bytes);                                                           \
-        prefix##_ifft(x1, x3, x1, x3, t01, bytes);                                                           \
+    static void prefix##_ifft4(uint8_t *const *o, const uint8_t *const *i, const rs16_mt *t01,                \
+                               const rs16_mt *t0, const rs16_mt *t1, int accumulate, size_t bytes) {        \
+        uint8_t *w[4];                                                                                       \
+        for (int r = 0; r < 4; r++) w[r] = accumulate ? (uint8_t *)(uintptr_t)i[r] : o[r];                  \
+        prefix##_ifft(w[0], w[1], i[0], i[1], t0, bytes);                                                    \
+        prefix##_ifft(w[2], w[3], i[2], i[3], t1, bytes);                                                    \
+        prefix##_ifft(w[0], w[2], w[0], w[2], t01, bytes);                                                   \
+        prefix##_ifft(w[1], w[3], w[1], w[3], t01, bytes);                                                   \
+        if (accumulate)                                                                                      \
+            for (int r = 0; r < 4; r++) prefix##_xor(o[r], w[r], bytes);                                     \
     }
 
 COMPOSED_RADIX4(p)
@@ -367,23 +371,32 @@ GFNI static void g_fft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, cons
     }
 }
 
-GFNI static void g_ifft4(uint8_t *x0, uint8_t *x1, uint8_t *x2, uint8_t *x3, const rs16_mt *t01, const rs16_mt *t0,
-                         const rs16_mt *t1, size_t bytes) {
+GFNI static void g_ifft4(uint8_t *const *o, const uint8_t *const *i, const rs16_mt *t01, const rs16_mt *t0,
+                         const rs16_mt *t1, int accumulate, size_t bytes) {
     gfni_tab r01, r0, r1;
     if (t01) gfni_load(&r01, t01);
     if (t0) gfni_load(&r0, t0);
     if (t1) gfni_load(&r1, t1);
     const gfni_tab *p01 = t01 ? &r01 : NULL, *p0 = t0 ? &r0 : NULL, *p1 = t1 ? &r1 : NULL;
+    const uint8_t *i0 = i[0], *i1 = i[1], *i2 = i[2], *i3 = i[3];
+    uint8_t *o0 = o[0], *o1 = o[1], *o2 = o[2], *o3 = o[3];
     for (size_t c = 0; c < bytes; c += 64) {
-        sym32 a = g_ld(x0 + c), b = g_ld(x1 + c), d = g_ld(x2 + c), e = g_ld(x3 + c);
+        sym32 a = g_ld(i0 + c), b = g_ld(i1 + c), d = g_ld(i2 + c), e = g_ld(i3 + c);
         g_bfly_ifft(&a, &b, p0);
         g_bfly_ifft(&d, &e, p1);
         g_bfly_ifft(&a, &d, p01);
         g_bfly_ifft(&b, &e, p01);
-        g_st(x0 + c, a);
-        g_st(x1 + c, b);
-        g_st(x2 + c, d);
-        g_st(x3 + c, e);
+        if (accumulate) {
+            sym32 u = g_ld(o0 + c), v = g_ld(o1 + c), w = g_ld(o2 + c), z = g_ld(o3 + c);
+            a.l = _mm256_xor_si256(a.l, u.l), a.h = _mm256_xor_si256(a.h, u.h);
+            b.l = _mm256_xor_si256(b.l, v.l), b.h = _mm256_xor_si256(b.h, v.h);
+            d.l = _mm256_xor_si256(d.l, w.l), d.h = _mm256_xor_si256(d.h, w.h);
+            e.l = _mm256_xor_si256(e.l, z.l), e.h = _mm256_xor_si256(e.h, z.h);
+        }
+        g_st(o0 + c, a);
+        g_st(o1 + c, b);
+        g_st(o2 + c, d);
+        g_st(o3 + c, e);
     }
 }
 

@@ -113,8 +113,26 @@ static void test_kernels_of(const rs16_kernels *a, const char *what) {
             a->fft4(q[0][0], q[0][1], q[0][2], q[0][3], t[0], t[1], t[2], B);
             p->fft4(q[1][0], q[1][1], q[1][2], q[1][3], t[0], t[1], t[2], B);
         } else {
-            a->ifft4(q[0][0], q[0][1], q[0][2], q[0][3], t[0], t[1], t[2], B);
-            p->ifft4(q[1][0], q[1][1], q[1][2], q[1][3], t[0], t[1], t[2], B);
+            /* out of place from shared inputs, into outputs that start equal (accumulate or not) */
+            static uint8_t in[4][B];
+            for (int i = 0; i < 4; i++) fill(in[i], B);
+            const int accumulate = (it / 2) % 2;
+            uint8_t in_a[4][B], in_p[4][B];
+            memcpy(in_a, in, sizeof in);
+            memcpy(in_p, in, sizeof in);
+            uint8_t *oa[4] = {q[0][0], q[0][1], q[0][2], q[0][3]}, *op[4] = {q[1][0], q[1][1], q[1][2], q[1][3]};
+            const uint8_t *ia[4] = {in_a[0], in_a[1], in_a[2], in_a[3]}, *ip[4] = {in_p[0], in_p[1], in_p[2], in_p[3]};
+            a->ifft4(oa, ia, t[0], t[1], t[2], accumulate, B);
+            p->ifft4(op, ip, t[0], t[1], t[2], accumulate, B);
+            if (!accumulate && (memcmp(in_a, in, sizeof in) || memcmp(in_p, in, sizeof in))) ok = 0;
+            /* in place too */
+            uint8_t *xa[4] = {in_a[0], in_a[1], in_a[2], in_a[3]}, *xp[4] = {in_p[0], in_p[1], in_p[2], in_p[3]};
+            memcpy(in_a, in, sizeof in);
+            memcpy(in_p, in, sizeof in);
+            a->ifft4(xa, (const uint8_t *const *)xa, t[0], t[1], t[2], 0, B);
+            p->ifft4(xp, (const uint8_t *const *)xp, t[0], t[1], t[2], 0, B);
+            if (memcmp(in_a, in_p, sizeof in)) ok = 0;
+            if (!accumulate && memcmp(in_a, q[0], sizeof in)) ok = 0;
         }
         if (memcmp(q[0], q[1], sizeof q[0])) ok = 0;
     }
