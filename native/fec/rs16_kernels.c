@@ -24,7 +24,13 @@ static inline void put_sym(uint8_t *chunk, unsigned j, uint16_t v) {
 }
 
 static void p_xor(uint8_t *dst, const uint8_t *src, size_t bytes) {
-    for (size_t i = 0; i < bytes; i++) dst[i] ^= src[i];
+    for (size_t i = 0; i < bytes; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, dst + i, 8);
+        memcpy(&b, src + i, 8);
+        a ^= b;
+        memcpy(dst + i, &a, 8);
+    }
 }
 
 static void p_xor_many(uint8_t *dst, const uint8_t *const *src, unsigned n, size_t bytes) {
