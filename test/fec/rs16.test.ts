@@ -88,6 +88,12 @@ describe("Rs16Codec round trips", () => {
     roundTrip(4000, 800, 1408, 2, 11);
   });
 
+  test("the largest blocks: 65,535 shards, and parity counts whose power of two does not fit beside k", () => {
+    roundTrip(65534, 1, 64, 1, 13);
+    roundTrip(1, 32769, 64, 1, 14);
+    roundTrip(30000, 35535, 64, 1, 15);
+  });
+
   test("all data shards lost when m >= k; all parity lost", () => {
     using codec = Rs16Codec.create({ k: 8, m: 12, shardSize: 64 });
     fillData(codec, rng(12));
