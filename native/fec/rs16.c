@@ -2,12 +2,18 @@
  * rs16.c — the GF(2^16) Reed–Solomon codec of fec.h (neuron_rs16_*).
  *
  * The code: every block is a vector of evaluations of one polynomial on points of the additive
- * subgroup W_N = {0..N-1} (Cantor coordinates), of degree < N - m' (high-rate layout, parity at
- * points 0..m-1, data at m'..m'+k-1, points >= m'+k fixed to zero) or < k (fallback layout,
- * data at 0..k-1, parity at k..k+m-1, points >= k+m unused).
+ * subgroup W_N = {0..N-1} (Cantor coordinates), in one of three layouts (m', k' the powers of
+ * two >= m, k):
+ *  - high rate: parity at points 0..m-1, data at m'..m'+k-1, points >= m'+k fixed to zero,
+ *    degree < N - m';
+ *  - low rate (k' < m'): data at 0..k-1, points k..k'-1 fixed to zero, parity at k'..k'+m-1,
+ *    degree < k';
+ *  - fallback (neither fits in 65,536 points): data at 0..k-1, parity at k..k+m-1, degree < k.
  *
- * Encode (high-rate): each group of m' data shards is interpolated on its coset m'(g+1) + W_m'
+ * Encode (high rate): each group of m' data shards is interpolated on its coset m'(g+1) + W_m'
  * (inverse FFT), the coefficients of all groups are summed and evaluated on W_m' (FFT).
+ * Encode (low rate): the data are interpolated on W_k', the polynomial is evaluated on each
+ * parity coset k'(g+1) + W_k'.
  * Decode (and fallback encode): with E the unknown points and Pi(x) = prod_{e in E}(x - e),
  * (f·Pi)' = f'·Pi + f·Pi' gives f(e) = (f·Pi)'(e) / Pi'(e) for e in E; f·Pi is known at every
  * point (zero on E), so IFFT → formal derivative → FFT recovers it, O(N log N). Pi and Pi' are
@@ -20,17 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { LAYOUT_HIGH_RATE = 0, LAYOUT_FALLBACK = 1 };
+enum { LAYOUT_HIGH_RATE = 0, LAYOUT_LOW_RATE = 1, LAYOUT_FALLBACK = 2 };
 
 struct neuron_rs16 {
     uint32_t k, m;
     uint32_t mp;     /* m': power of two >= m */
+    uint32_t kp;     /* k': power of two >= k */
     uint32_t n;      /* N: the transform size of decode */
     int layout;
     size_t max_shard;
     const rs16_kernels *kern;
     uint8_t *work;         /* n * max_shard bytes, 64-aligned */
     uint8_t **w;           /* n pointers into work */
+    uint8_t **x;           /* n: pointer scratch (low-rate encode) */
     const uint8_t **src;   /* n: present shard at each point (NULL = zero or unknown) */
     uint8_t *erased;       /* n: 1 where the point is unknown */
     uint32_t *need;        /* n + 1: running count of points whose value is wanted */
@@ -50,9 +58,20 @@ static uint32_t pow2_at_least(uint32_t v) {
 int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shard_size, neuron_rs16 **out) {
     if (!out || k == 0 || m == 0 || (uint64_t)k + m > NEURON_RS16_MAX_SHARDS) return NEURON_EINVAL;
     if (max_shard_size == 0 || max_shard_size % NEURON_RS16_SHARD_ALIGN != 0) return NEURON_EINVAL;
-    uint32_t mp = pow2_at_least(m);
-    int layout = (uint64_t)mp + k <= RS16_ORDER ? LAYOUT_HIGH_RATE : LAYOUT_FALLBACK;
-    uint32_t n = pow2_at_least(layout == LAYOUT_HIGH_RATE ? mp + k : k + m);
+    const uint32_t mp = pow2_at_least(m), kp = pow2_at_least(k);
+    const int high_fits = (uint64_t)mp + k <= RS16_ORDER, low_fits = (uint64_t)kp + m <= RS16_ORDER;
+    int layout;
+    uint32_t n;
+    if (low_fits && (kp < mp || !high_fits)) {
+        layout = LAYOUT_LOW_RATE;
+        n = pow2_at_least(kp + m);
+    } else if (high_fits) {
+        layout = LAYOUT_HIGH_RATE;
+        n = pow2_at_least(mp + k);
+    } else {
+        layout = LAYOUT_FALLBACK;
+        n = pow2_at_least(k + m);
+    }
     if (max_shard_size > NEURON_RS16_MAX_WORK_BYTES / n) return NEURON_EINVAL;
     int rc = rs16_field_init();
     if (rc != NEURON_OK) return rc;
@@ -62,12 +81,14 @@ int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shard_size, neuron
     c->k = k;
     c->m = m;
     c->mp = mp;
+    c->kp = kp;
     c->n = n;
     c->layout = layout;
     c->max_shard = max_shard_size;
     c->kern = rs16_kernels_best();
     c->work = aligned_alloc(64, (size_t)n * max_shard_size);
     c->w = calloc(n, sizeof *c->w);
+    c->x = calloc(n, sizeof *c->x);
     c->src = calloc(n, sizeof *c->src);
     c->erased = calloc(n, 1);
     c->need = calloc((size_t)n + 1, sizeof *c->need);
@@ -76,7 +97,7 @@ int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shard_size, neuron
     c->mark = calloc((size_t)k + m, 1);
     c->outpos = calloc(m, sizeof *c->outpos);
     c->outdst = calloc(m, sizeof *c->outdst);
-    if (!c->work || !c->w || !c->src || !c->erased || !c->need || !c->logpi || !c->flog || !c->mark || !c->outpos ||
+    if (!c->work || !c->w || !c->x || !c->src || !c->erased || !c->need || !c->logpi || !c->flog || !c->mark || !c->outpos ||
         !c->outdst) {
         neuron_rs16_free(c);
         return NEURON_ENOMEM;
@@ -95,6 +116,7 @@ void neuron_rs16_free(neuron_rs16 *c) {
     if (!c) return;
     free(c->work);
     free(c->w);
+    free(c->x);
     free(c->src);
     free(c->erased);
     free(c->need);
@@ -190,6 +212,23 @@ static void encode_high_rate(neuron_rs16 *c, const uint8_t *const *data, uint8_t
     for (uint32_t j = 0; j < c->m; j++) memcpy(parity[j], acc[j], bytes);
 }
 
+static void encode_low_rate(neuron_rs16 *c, const uint8_t *const *data, uint8_t *const *parity, size_t bytes) {
+    const uint32_t kp = c->kp, m = c->m;
+    const rs16_kernels *kern = c->kern;
+    uint8_t **coef = c->w, **spare = c->w + kp, **x = c->x;
+    rs16_ifft(kern, coef, data, kp, 0, c->k, NULL, bytes);
+    for (uint32_t g = 0; g * kp < m; g++) {
+        /* evaluate on coset k'(g+1): wanted outputs straight into the parity buffers */
+        const uint32_t cnt = m - g * kp < kp ? m - g * kp : kp;
+        for (uint32_t j = 0; j < kp; j++) {
+            x[j] = j < cnt ? parity[g * kp + j] : spare[j];
+            memcpy(x[j], coef[j], bytes);
+        }
+        for (uint32_t p = 0; p <= kp; p++) c->need[p] = p < cnt ? p : cnt;
+        rs16_fft(kern, x, kp, kp * (g + 1), c->need, bytes);
+    }
+}
+
 static void encode_fallback(neuron_rs16 *c, const uint8_t *const *data, uint8_t *const *parity, size_t bytes) {
     const uint32_t n = c->n, k = c->k, m = c->m;
     memset(c->need, 0, ((size_t)n + 1) * sizeof *c->need);
@@ -211,6 +250,8 @@ int32_t neuron_rs16_encode(neuron_rs16 *c, const uint8_t *const *data, uint8_t *
     if (any_null((const void *const *)data, c->k) || any_null((const void *const *)parity, c->m)) return NEURON_EINVAL;
     if (c->layout == LAYOUT_HIGH_RATE)
         encode_high_rate(c, data, parity, bytes);
+    else if (c->layout == LAYOUT_LOW_RATE)
+        encode_low_rate(c, data, parity, bytes);
     else
         encode_fallback(c, data, parity, bytes);
     return NEURON_OK;
@@ -218,6 +259,7 @@ int32_t neuron_rs16_encode(neuron_rs16 *c, const uint8_t *const *data, uint8_t *
 
 static uint32_t point_of(const neuron_rs16 *c, uint32_t index) {
     if (c->layout == LAYOUT_HIGH_RATE) return index < c->k ? c->mp + index : index - c->k;
+    if (c->layout == LAYOUT_LOW_RATE) return index < c->k ? index : c->kp + index - c->k;
     return index;
 }
 
@@ -248,6 +290,10 @@ int32_t neuron_rs16_decode(neuron_rs16 *c, uint8_t *const *shards, const uint32_
     if (c->layout == LAYOUT_HIGH_RATE) {
         for (uint32_t p = m; p < c->mp; p++) c->erased[p] = 1;
         count = c->mp + k;
+    } else if (c->layout == LAYOUT_LOW_RATE) {
+        /* points k..k'-1 are known zeros (src NULL, not erased) */
+        for (uint32_t p = c->kp + m; p < n; p++) c->erased[p] = 1;
+        count = c->kp + m;
     } else {
         for (uint32_t p = total; p < n; p++) c->erased[p] = 1;
         count = total;
