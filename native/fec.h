@@ -42,14 +42,16 @@ extern "C" {
  * the low byte of symbol j and byte 32 + j its high byte. (Only encoder and decoder need to
  * agree on it; it is why shard sizes are multiples of 64.)
  *
- * Layout of the code (fixed per (k, m)): with m' the power of two >= m and k + m' <= 65,536,
- * parity shard j is the evaluation at point j and data shard i at point m' + i (the points
- * m..m'-1 are never sent); otherwise data shard i sits at point i and parity shard j at k + j.
+ * Layout of the code (fixed per (k, m); m', k' the powers of two >= m, k): high rate (the usual
+ * case) — parity shard j is the evaluation at point j, data shard i at point m' + i (points
+ * m..m'-1 are never sent); low rate (k' < m') — data shard i at point i, parity shard j at
+ * k' + j; when neither fits in the 65,536 points — data at i, parity at k + j.
  *
  * A codec holds the tables and the work area for one (k, m) and one maximum shard size:
- * N × max_shard_size bytes, N the power of two >= k + m' (or >= k + m), at most
- * NEURON_RS16_MAX_WORK_BYTES. Encode/decode never allocate. One codec serves one thread at a
- * time; codecs are independent of each other.
+ * N × max_shard_size bytes, N the power of two >= k + m' (high rate), k' + m (low rate) or
+ * k + m, at most NEURON_RS16_MAX_WORK_BYTES. Encode/decode never allocate. One codec serves one
+ * thread at a time; codecs are independent of each other. The field tables (about 11 MB) are
+ * built once per process by the first neuron_rs16_create (tens of milliseconds).
  */
 #define NEURON_RS16_MAX_SHARDS 65535u
 #define NEURON_RS16_SHARD_ALIGN 64u
@@ -92,7 +94,8 @@ NEURON_EXPORT int32_t neuron_rs16_encode(neuron_rs16 *codec, const uint8_t *cons
 /*
  * Decodes one block in place. shards[0..k+m) points to every shard (data 0..k-1, then parity
  * 0..m-1), lost[0..lost_count) lists the indices whose content is missing; those shards are
- * rebuilt (data and parity alike), every other shard is read only.
+ * rebuilt (data and parity alike), every other shard is read only. Shards must not overlap.
+ * An erasure code: a shard passed as present must hold the bytes that were encoded.
  *   NEURON_EINVAL          NULL pointers, bad shard_size, an index >= k + m, a duplicate index,
  *                          or lost_count > k + m;
  *   NEURON_EUNRECOVERABLE  lost_count > m (no shard is written).
