@@ -124,6 +124,20 @@ describe("Rs16Codec round trips", () => {
   });
 });
 
+describe("Rs16Codec work area", () => {
+  test("sized N × shardSize with N the transform size of the layout", () => {
+    // high rate: m' = 64, N = pow2(64 + 200) = 512
+    using a = Rs16Codec.create({ k: 200, m: 40, shardSize: 1408 });
+    expect(a.workBytes).toBe(512 * 1408);
+    // low rate: k' = 8 < m' = 16, N = pow2(8 + 12) = 32
+    using b = Rs16Codec.create({ k: 8, m: 12, shardSize: 64 });
+    expect(b.workBytes).toBe(32 * 64);
+    // neither fits: N = pow2(30000 + 35535) = 65536
+    using c = Rs16Codec.create({ k: 30000, m: 35535, shardSize: 64 });
+    expect(c.workBytes).toBe(65536 * 64);
+  });
+});
+
 describe("Rs16Codec kernel sets", () => {
   test("every kernel set this CPU runs gives the same parity and the same recovery", () => {
     const runnable: Rs16Isa[] = [];
