@@ -60,7 +60,7 @@ export interface Rs16Options {
   isa?: Rs16Isa;
 }
 
-export const RS16_ISAS = ["gfni", "avx2", "portable"] as const;
+export const RS16_ISAS = ["gfni-avx512", "gfni", "avx2", "portable"] as const;
 export type Rs16Isa = (typeof RS16_ISAS)[number];
 
 function checkParams(k: number, m: number, shardSize: number): void {
@@ -81,7 +81,7 @@ export class Rs16Codec {
   readonly totalShards: number;
   /** All shards back to back: data 0..k-1, then parity 0..m-1. */
   readonly block: Uint8Array;
-  /** "gfni", "avx2" or "portable": the kernels the native codec runs (best the CPU has). */
+  /** The kernels the native codec runs: "gfni" where the CPU has it, else "avx2", else "portable"; or the `isa` asked for. */
   readonly isa: Rs16Isa;
   /** Bytes of the native work area. */
   readonly workBytes: number;

@@ -167,12 +167,13 @@ NEURON_EXPORT int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shar
 /* Frees a codec (NULL is a no-op). */
 NEURON_EXPORT void neuron_rs16_free(neuron_rs16 *codec);
 
-/* Name of the kernels the codec runs: "gfni" (GFNI + AVX2), "avx2" or "portable" (static string). */
+/* Name of the kernels the codec runs: "gfni" (GFNI on 256-bit AVX registers, the default where
+ * present), "avx2", "portable", or "gfni-avx512" when chosen (static string). */
 NEURON_EXPORT const char *neuron_rs16_isa(const neuron_rs16 *codec);
 
 /*
- * Makes the codec run the named kernels ("gfni", "avx2" or "portable") instead of the best the
- * CPU has (benchmarks, cross-checks). NEURON_EINVAL for an unknown name or NULL,
+ * Makes the codec run the named kernels ("gfni-avx512", "gfni", "avx2" or "portable") instead of
+ * the default (benchmarks, cross-checks). NEURON_EINVAL for an unknown name or NULL,
  * NEURON_EUNSUPPORTED when this CPU lacks the instructions. All kernels give identical bytes.
  */
 NEURON_EXPORT int32_t neuron_rs16_set_isa(neuron_rs16 *codec, const char *name);

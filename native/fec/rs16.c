@@ -141,6 +141,8 @@ int32_t neuron_rs16_set_isa(neuron_rs16 *c, const char *name) {
         k = rs16_kernels_avx2();
     else if (strcmp(name, "gfni") == 0)
         k = rs16_kernels_gfni();
+    else if (strcmp(name, "gfni-avx512") == 0)
+        k = rs16_kernels_gfni512();
     else
         return NEURON_EINVAL;
     if (!k) return NEURON_EUNSUPPORTED;

@@ -87,6 +87,8 @@ extern const rs16_kernels rs16_kernels_portable;
 const rs16_kernels *rs16_kernels_avx2(void);
 /* NULL when the CPU lacks AVX2 or GFNI. */
 const rs16_kernels *rs16_kernels_gfni(void);
+/* NULL when the CPU lacks AVX-512F/BW or GFNI (rs16_kernels_avx512.c). */
+const rs16_kernels *rs16_kernels_gfni512(void);
 /* The fastest kernels this CPU runs. */
 const rs16_kernels *rs16_kernels_best(void);
 

@@ -142,6 +142,7 @@ static void test_kernels_of(const rs16_kernels *a, const char *what) {
 static void test_kernels(void) {
     test_kernels_of(rs16_kernels_avx2(), "AVX2");
     test_kernels_of(rs16_kernels_gfni(), "GFNI");
+    test_kernels_of(rs16_kernels_gfni512(), "GFNI/AVX-512");
 }
 
 typedef struct {
@@ -214,8 +215,9 @@ static int round_trip(uint32_t k, uint32_t m, size_t size, int patterns, const r
 }
 
 static void test_round_trips(void) {
-    const rs16_kernels *kinds[3] = {&rs16_kernels_portable, rs16_kernels_avx2(), rs16_kernels_gfni()};
-    for (int kk = 0; kk < 3; kk++) {
+    const rs16_kernels *kinds[4] = {&rs16_kernels_portable, rs16_kernels_avx2(), rs16_kernels_gfni(),
+                                    rs16_kernels_gfni512()};
+    for (int kk = 0; kk < 4; kk++) {
         const rs16_kernels *kern = kinds[kk];
         if (!kern) continue;
         CHECK(round_trip(1, 1, 64, 4, kern));
