@@ -28,7 +28,7 @@ function rng(seed: number): () => number {
 
 /** Runs fn until `maxIter` iterations or `budgetMs`; returns per-call times in ms (after warm-up). */
 function measure(fn: () => void, maxIter: number, budgetMs: number): number[] {
-  for (let i = 0; i < 3; i++) fn();
+  for (let i = 0; i < 20; i++) fn();
   const times: number[] = [];
   const end = performance.now() + budgetMs;
   while (times.length < maxIter && performance.now() < end) {
