@@ -70,8 +70,24 @@ function checkParams(k: number, m: number, shardSize: number): void {
     throw new FecParameterError(`k + m must be at most ${RS16_MAX_SHARDS} (got ${k} + ${m} = ${k + m})`);
   if (!Number.isInteger(shardSize) || shardSize < RS16_SHARD_ALIGN || shardSize % RS16_SHARD_ALIGN !== 0)
     throw new FecParameterError(`shardSize must be a positive multiple of ${RS16_SHARD_ALIGN} (got ${shardSize})`);
-  if ((k + m) * shardSize > RS16_MAX_WORK_BYTES)
-    throw new FecParameterError(`block of ${k + m} shards of ${shardSize} bytes exceeds ${RS16_MAX_WORK_BYTES} bytes`);
+  const work = rs16TransformSize(k, m) * shardSize;
+  if (work > RS16_MAX_WORK_BYTES)
+    throw new FecParameterError(
+      `work area of ${work} bytes for ${k} + ${m} shards of ${shardSize} bytes exceeds ${RS16_MAX_WORK_BYTES} bytes`,
+    );
+}
+
+const pow2AtLeast = (v: number) => 2 ** Math.ceil(Math.log2(v));
+
+/** N, the transform size of the codec's layout (native/fec.h): its work area is N × shardSize. */
+export function rs16TransformSize(k: number, m: number): number {
+  const mp = pow2AtLeast(m);
+  const kp = pow2AtLeast(k);
+  const highFits = mp + k <= 65536;
+  const lowFits = kp + m <= 65536;
+  if (lowFits && (kp < mp || !highFits)) return pow2AtLeast(kp + m);
+  if (highFits) return pow2AtLeast(mp + k);
+  return pow2AtLeast(k + m);
 }
 
 export class Rs16Codec {

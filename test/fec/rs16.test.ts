@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { FecParameterError, RS16_ISAS, Rs16Codec, type Rs16Isa } from "../../ffi/rs16.ts";
+import { FecParameterError, RS16_ISAS, Rs16Codec, rs16TransformSize, type Rs16Isa } from "../../ffi/rs16.ts";
 import { NativeCallError } from "../../ffi/native.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -135,6 +135,15 @@ describe("Rs16Codec work area", () => {
     // neither fits: N = pow2(30000 + 35535) = 65536
     using c = Rs16Codec.create({ k: 30000, m: 35535, shardSize: 64 });
     expect(c.workBytes).toBe(65536 * 64);
+    // the TypeScript pre-check computes the same size as the library
+    for (const [k, m] of [[200, 40], [8, 12], [30000, 35535], [1, 1], [4000, 800], [1, 32769], [33, 31]] as const) {
+      using codec = Rs16Codec.create({ k, m, shardSize: 64 });
+      expect(codec.workBytes).toBe(rs16TransformSize(k, m) * 64);
+    }
+  });
+
+  test("a work area over 1 GiB is refused before any native call, with the size in the message", () => {
+    expect(() => Rs16Codec.create({ k: 60000, m: 100, shardSize: 1 << 20 })).toThrow(/work area of \d+ bytes/);
   });
 });
 
