@@ -4,12 +4,23 @@ import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { captureCommand } from "./capture.ts";
 import { doctorCommand } from "./doctor.ts";
+import { hardwareCommand } from "./hardware.ts";
+import { vfioCommand } from "./vfio.ts";
+import { pairCommand } from "./pair.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, captureCommand];
+export const COMMANDS: Command[] = [
+  serveCommand,
+  doctorCommand,
+  versionCommand,
+  pairCommand,
+  hardwareCommand,
+  vfioCommand,
+  captureCommand,
+];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
