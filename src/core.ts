@@ -81,8 +81,8 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
-  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
   const capture = new CaptureService(config.shmDir, native?.path ?? null);
+  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
   return {
     config,
     log,
