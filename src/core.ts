@@ -12,6 +12,8 @@ import { createLogger, type Logger } from "./log.ts";
 import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
 import type { NativeState } from "./system/doctor.ts";
 import { SystemService } from "./system/service.ts";
+import type { VmService } from "./vm/service.ts";
+import { createVmService } from "./vm/wire.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -29,6 +31,7 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  vms: VmService;
   close(): void;
 }
 
@@ -60,6 +63,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const vms = createVmService(config, database.db);
   return {
     config,
     log,
@@ -68,6 +72,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    vms,
     close() {
       database.close();
       native?.close();

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
 import { systemRoutes } from "../system/routes.ts";
+import { vmRoutes } from "../vm/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -18,7 +19,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "vms">;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -41,13 +42,14 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)).use(vmRoutes(core.vms)));
 }
 
 export type ApiApp = ReturnType<typeof createApp>;

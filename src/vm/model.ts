@@ -157,7 +157,7 @@ export const VM_STATES = ["running", "paused", "shutdown", "shut off", "crashed"
 export const VmState = z.enum(VM_STATES);
 export type VmState = z.infer<typeof VmState>;
 
-export const VmSummary = z.object({ name: z.string(), state: VmState, id: z.number().int().nullable() }).meta({ id: "VmSummary" });
+export const VmSummary = z.object({ name: z.string(), state: VmState }).meta({ id: "VmSummary" });
 export type VmSummary = z.infer<typeof VmSummary>;
 
 export const VmList = z.object({ vms: z.array(VmSummary) }).meta({ id: "VmList" });
