@@ -5,10 +5,11 @@ import { helpText, parseCommandArgs, UsageError, type CliContext, type Command }
 import { doctorCommand } from "./doctor.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
+import { vmCommand } from "./vm.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, vmCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -75,6 +75,19 @@ export function checkName(name: string): string {
   return r.data;
 }
 
+export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root"> };
+
+/** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
+export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
+  const spec = parseSpec(input);
+  const gpuFunctions = spec.gpu ? deps.resolver.functionsOf(spec.gpu, root ?? deps.settings.root) : [];
+  const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
+  const diskPath =
+    spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType });
+  return { spec, xml, hostdevs, diskPath, shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) } };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class VmService {
@@ -82,13 +95,7 @@ export class VmService {
 
   /** Spec → XML, without touching libvirt (the GPU is expanded through hardware detection). */
   plan(input: unknown, opts: { root?: string } = {}): VmPlan {
-    const spec = parseSpec(input);
-    const gpuFunctions = spec.gpu ? this.deps.resolver.functionsOf(spec.gpu, opts.root ?? this.deps.settings.root) : [];
-    const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
-    const diskPath =
-      spec.disk.kind === "new" ? (spec.disk.path ?? join(this.deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
-    const xml = buildDomainXml(spec, { cpuVendor: this.deps.cpuVendor(), hostdevs, diskPath, domainType: this.deps.domainType });
-    return { spec, xml, hostdevs, diskPath, shm: { path: shmPath(this.deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) } };
+    return planVm(input, this.deps, opts.root);
   }
 
   async create(input: unknown, actor = "system"): Promise<VmCreateResult> {

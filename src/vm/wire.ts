@@ -6,7 +6,7 @@ import { AppError } from "../errors.ts";
 import { cpuVendor, idOf } from "./host.ts";
 import { noPassthrough, type PassthroughResolver } from "./passthrough.ts";
 import type { ShmOwner } from "./shm.ts";
-import { VmService } from "./service.ts";
+import { VmService, type PlanDeps } from "./service.ts";
 import { Virsh } from "./virsh.ts";
 
 export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/passwd", group = "/etc/group"): ShmOwner | null {
@@ -27,4 +27,12 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
   });
+}
+
+export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
+  return {
+    resolver,
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root },
+    cpuVendor: () => cpuVendor(config.root),
+  };
 }
