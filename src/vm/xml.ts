@@ -134,10 +134,12 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
 export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
   const windows = spec.template !== "linux";
   const t = spec.topology;
+  // TCG cannot pass the host CPU through; "maximum" is the closest it offers.
+  const tcg = opts.domainType === "qemu";
   const cpu: Node = {
-    ...attrs({ mode: "host-passthrough", check: "none", migratable: "on" }),
+    ...attrs(tcg ? { mode: "maximum" } : { mode: "host-passthrough", check: "none", migratable: "on" }),
     topology: attrs({ sockets: t.sockets, dies: 1, cores: t.cores, threads: t.threads }),
-    ...(opts.cpuVendor === "amd" ? { feature: attrs({ policy: "require", name: "topoext" }) } : {}),
+    ...(opts.cpuVendor === "amd" && !tcg ? { feature: attrs({ policy: "require", name: "topoext" }) } : {}),
   };
   const timers: Node[] = [attrs({ name: "rtc", tickpolicy: "catchup" }), attrs({ name: "pit", tickpolicy: "delay" }), attrs({ name: "hpet", present: "no" })];
   if (spec.hyperv) timers.push(attrs({ name: "hypervclock", present: "yes" }));
