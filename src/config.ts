@@ -30,6 +30,10 @@ export const BinariesSchema = z
     snapper: binary.default("snapper"),
     btrfs: binary.default("btrfs"),
     openssl: binary.default("openssl"),
+    dracut: binary.default("dracut"),
+    updateInitramfs: binary.default("update-initramfs"),
+    grubMkconfig: binary.default("grub-mkconfig"),
+    chroot: binary.default("chroot"),
   })
   .strict();
 
@@ -49,6 +53,11 @@ export const ConfigSchema = z
     root: path.default("/"),
     /** Root under which system edits happen (modprobe.d, kernel cmdline, initramfs config). */
     targetRoot: path.default("/"),
+    /** Hardware detection data: pci.ids (default: the distribution's) and the vendor-reset id list (default: built in). */
+    hardware: z
+      .object({ pciIds: path.optional(), vendorResetIds: path.optional() })
+      .strict()
+      .default({}),
     /** Directory of POSIX shared memory files (IVSHMEM / Looking Glass). */
     shmDir: path.default("/dev/shm"),
     /** Device nodes the appliance probes. */

@@ -6,6 +6,9 @@
 import { AppsService } from "./apps/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
+import { auditRepo } from "./db/repos/audit.ts";
+import { HardwareService, hardwareSettings } from "./hardware/service.ts";
+import { VfioService, vfioSettings } from "./vfio/service.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -13,6 +16,7 @@ import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
 import type { NativeState } from "./system/doctor.ts";
 import { SystemService } from "./system/service.ts";
 import type { VmService } from "./vm/service.ts";
+import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
 
 export interface CoreOptions {
@@ -31,6 +35,8 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  hardware: HardwareService;
+  vfio: VfioService;
   vms: VmService;
   close(): void;
 }
@@ -63,7 +69,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
-  const vms = createVmService(config, database.db);
+  const hardware = new HardwareService(hardwareSettings(config));
+  const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
+  const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   return {
     config,
     log,
@@ -72,6 +80,8 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    hardware,
+    vfio,
     vms,
     close() {
       database.close();

@@ -7,7 +7,9 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
+import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
+import { vfioRoutes } from "../vfio/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
@@ -19,7 +21,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "vms">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "vms"> & Partial<Pick<Core, "hardware" | "vfio">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -42,6 +44,8 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
+            { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
           ],
         },
@@ -49,7 +53,14 @@ export function createApp(core: ApiDeps) {
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)).use(vmRoutes(core.vms)));
+    .group(API_PREFIX, (api) =>
+      api
+        .use(systemRoutes(core.system))
+        .use(appsRoutes(core.apps))
+        .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
+        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
+        .use(vmRoutes(core.vms)),
+    );
 }
 
 export type ApiApp = ReturnType<typeof createApp>;

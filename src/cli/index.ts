@@ -3,13 +3,15 @@ import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
+import { hardwareCommand } from "./hardware.ts";
+import { vfioCommand } from "./vfio.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 import { vmCommand } from "./vm.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, vmCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, hardwareCommand, vfioCommand, vmCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

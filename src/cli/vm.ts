@@ -5,6 +5,8 @@ import { AppError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { ResolutionText, type VmDetails, type VmSummary } from "../vm/model.ts";
 import { formatZodError, planVm } from "../vm/service.ts";
+import { HardwareService, hardwareSettings } from "../hardware/service.ts";
+import { hardwarePassthrough } from "../vm/hardware-passthrough.ts";
 import { planDeps } from "../vm/wire.ts";
 import { configFrom, JSON_FLAG, printJson, UsageError, type CliContext, type Command, type ParsedArgs } from "./command.ts";
 
@@ -136,7 +138,7 @@ export const vmCommand: Command = {
     const config = configFrom(args, ctx, { "state-dir": "stateDir", root: "root" });
     if (sub === "xml") {
       if (rest.length) throw new UsageError("vm xml takes no positional arguments");
-      const plan = planVm(specFromFlags(args), planDeps(config));
+      const plan = planVm(specFromFlags(args), planDeps(config, hardwarePassthrough(new HardwareService(hardwareSettings(config)))));
       if (args.values.json) printJson(ctx, { xml: plan.xml, hostdevs: plan.hostdevs, shm: plan.shm });
       else ctx.stdout(plan.xml);
       return 0;
