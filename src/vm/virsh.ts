@@ -10,6 +10,9 @@
  * callbacks would arrive on libvirt's own thread, which bun:ffi can only
  * deliver asynchronously anyway; polling the state serves the same purpose.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { XMLParser } from "fast-xml-parser";
 import { AppError } from "../errors.ts";
 import { execFile } from "../exec.ts";
@@ -34,7 +37,7 @@ export function libvirtReason(stderr: string): string {
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
-  const picked = lines.map((l) => l.replace(/^error:\s*/, "").replace(/ from \/dev\/stdin$/, ""));
+  const picked = lines.map((l) => l.replace(/^error:\s*/, "").replace(/ from \S*neuron-define-\S*$/, ""));
   return picked.join(": ").slice(0, 2000) || "virsh failed without a message";
 }
 
@@ -107,7 +110,15 @@ export class Virsh {
 
   /** Defines (or fails, naming the bad attribute); libvirt validates against its schema first. */
   async define(xml: string): Promise<void> {
-    await this.run(["define", "--validate", "/dev/stdin"], "define", xml);
+    // A private temporary file: virsh cannot open /dev/stdin when it is a socket.
+    const dir = mkdtempSync(join(tmpdir(), "neuron-define-"));
+    try {
+      const file = join(dir, "domain.xml");
+      writeFileSync(file, xml, { mode: 0o600 });
+      await this.run(["define", "--validate", file], "define");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   async exists(name: string): Promise<boolean> {
