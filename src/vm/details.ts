@@ -21,6 +21,9 @@ function toMiB(value: string | null, unit: string | null): number | null {
 export interface DomainFacts {
   uuid: string | null;
   template: string | null;
+  /** Display size and HDR the shared memory was sized for (from the appliance's metadata). */
+  resolution: { width: number; height: number } | null;
+  hdr: boolean | null;
   vcpus: number | null;
   memoryMiB: number | null;
   channels: { name: string; path: string | null }[];
@@ -42,9 +45,13 @@ export function domainFacts(xml: string, shmDir: string): DomainFacts {
   const shmName = shmem ? str(shmem["@_name"]) : null;
   const meta = obj(obj(d.metadata)["neuron:vm"]);
   const vcpuText = text(d.vcpu);
+  const res = /^(\d{3,4})x(\d{3,4})$/.exec(text(meta["neuron:resolution"]) ?? "");
+  const hdrText = text(meta["neuron:hdr"]);
   return {
     uuid: text(d.uuid),
     template: text(meta["neuron:template"]),
+    resolution: res ? { width: Number(res[1]), height: Number(res[2]) } : null,
+    hdr: hdrText === null ? null : hdrText === "yes",
     vcpus: vcpuText && /^\d+$/.test(vcpuText) ? Number(vcpuText) : null,
     memoryMiB: toMiB(text(d.memory), str(obj(d.memory)["@_unit"])),
     channels,

@@ -171,6 +171,8 @@ export const VmDetails = z
     state: VmState,
     id: z.number().int().nullable(),
     template: z.string().nullable(),
+    resolution: z.object({ width: z.number().int(), height: z.number().int() }).nullable(),
+    hdr: z.boolean().nullable(),
     vcpus: z.number().int().nullable(),
     memoryMiB: z.number().int().nullable(),
     /** Unix sockets of the virtio-serial channels, as libvirt assigned them (null until started). */

@@ -6,8 +6,8 @@
  * create() is all-or-nothing: a failure at any step removes what earlier steps
  * made (the new disk image, the definition), and the audit log records it.
  */
-import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { z } from "zod";
 import type { VmAuditRepo } from "../db/repos/vm-audit.ts";
 import { AppError, conflict, invalid } from "../errors.ts";
@@ -26,7 +26,7 @@ import {
   type VmSummary,
 } from "./model.ts";
 import type { PassthroughResolver } from "./passthrough.ts";
-import { ivshmemSizeMiB, provisionShm, shmPath, type ShmOwner } from "./shm.ts";
+import { ivshmemSizeMiB, lookingGlassClientIni, provisionShm, shmPath, tmpfilesLine, type ShmOwner } from "./shm.ts";
 import { LibvirtError, type Virsh } from "./virsh.ts";
 import { buildDomainXml, type BuildOptions } from "./xml.ts";
 
@@ -36,6 +36,8 @@ export interface VmSettings {
   qemuImg: string;
   /** Root holding sys/ for GPU function expansion (hardware detection). */
   root: string;
+  /** Root under which host configuration is written (<targetRoot>/etc/tmpfiles.d). */
+  targetRoot: string;
 }
 
 export interface VmServiceDeps {
@@ -44,9 +46,24 @@ export interface VmServiceDeps {
   resolver: PassthroughResolver;
   settings: VmSettings;
   /** Owner of the IVSHMEM file; null leaves its creation to QEMU (doctor then reports the owner). */
-  shmOwner: () => ShmOwner | null;
+  shmOwner: () => (ShmOwner & { user: string }) | null;
   cpuVendor: () => BuildOptions["cpuVendor"];
   domainType?: BuildOptions["domainType"];
+}
+
+/** Host files that belong to one VM besides its definition and disk. */
+export function vmSideFiles(settings: Pick<VmSettings, "stateDir" | "targetRoot">, name: string) {
+  return {
+    tmpfiles: join(settings.targetRoot, "etc", "tmpfiles.d", `neuron-vm-${name}.conf`),
+    clientIni: join(settings.stateDir, "vms", `${name}.looking-glass.ini`),
+  };
+}
+
+function writeFileAtomic(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, path);
 }
 
 export interface VmPlan {
@@ -114,12 +131,19 @@ export class VmService {
       await this.deps.virsh.define(plan.xml);
       defined = true;
       const owner = this.deps.shmOwner();
-      if (owner) provisionShm(plan.shm.path, plan.shm.sizeMiB, owner);
+      const side = vmSideFiles(this.deps.settings, spec.name);
+      if (owner) {
+        provisionShm(plan.shm.path, plan.shm.sizeMiB, owner);
+        // Recreated at every boot by systemd-tmpfiles (owner user, group kvm, 0660).
+        writeFileAtomic(side.tmpfiles, tmpfilesLine(plan.shm.path, owner.user));
+      }
+      writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path));
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "applied", details: { xml: plan.xml, disk: plan.diskPath, hostdevs: plan.hostdevs, shm: plan.shm } });
       return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
     } catch (err) {
       if (defined) await this.deps.virsh.undefine(spec.name).catch(() => this.deps.virsh.undefine(spec.name, false).catch(() => undefined));
       if (createdDisk) rmSync(createdDisk, { force: true });
+      for (const f of Object.values(vmSideFiles(this.deps.settings, spec.name))) rmSync(f, { force: true });
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "failed", details: { error: (err as Error).message, xml: plan.xml } });
       throw err;
     }
@@ -205,6 +229,7 @@ export class VmService {
     }
     const ownDisks = facts.disks.filter((d) => d.startsWith(join(this.deps.settings.stateDir, "vms") + "/"));
     if (opts.deleteDisk) for (const d of ownDisks) rmSync(d, { force: true });
+    for (const f of Object.values(vmSideFiles(this.deps.settings, name))) rmSync(f, { force: true });
     // The previous definition stays in the audit log: redefining it is the rollback.
     this.deps.audit.record({ actor, action: "vm.undefine", target: name, status: "applied", details: { xml, deletedDisks: opts.deleteDisk ? ownDisks : [] } });
   }

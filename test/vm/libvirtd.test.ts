@@ -10,7 +10,7 @@
  * by xml.test.ts against the validator and libvirt's test driver.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
@@ -19,9 +19,10 @@ import { AppError } from "../../src/errors.ts";
 import { execFile } from "../../src/exec.ts";
 import { idOf } from "../../src/vm/host.ts";
 import { noPassthrough } from "../../src/vm/passthrough.ts";
-import { VmService, type VmServiceDeps } from "../../src/vm/service.ts";
+import { VmService, vmSideFiles, type VmServiceDeps } from "../../src/vm/service.ts";
 import { Virsh } from "../../src/vm/virsh.ts";
-import { testCore } from "../helpers/env.ts";
+import { checkVmSharedMemory } from "../../src/vm/doctor.ts";
+import { testConfig, testCore } from "../helpers/env.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "./libvirtd.ts";
 
 const SKIP = libvirtdUnavailable();
@@ -52,8 +53,8 @@ beforeAll(async () => {
     virsh: new Virsh({ bin: "virsh", uri: daemon.uri }),
     audit: vmAuditRepo(ctx.core.database.db),
     resolver: noPassthrough,
-    settings: { stateDir: ctx.core.config.stateDir, shmDir: daemon.shmDir, qemuImg: "qemu-img", root: "/" },
-    shmOwner: () => ({ uid: 0, gid: kvmGid }),
+    settings: { stateDir: ctx.core.config.stateDir, shmDir: daemon.shmDir, qemuImg: "qemu-img", root: "/", targetRoot: join(daemon.dir, "target") },
+    shmOwner: () => ({ uid: 0, gid: kvmGid, user: "root" }),
     cpuVendor: () => "other",
     domainType: "qemu",
   };
@@ -90,6 +91,9 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
     expect(statSync(shmFile).mode & 0o777).toBe(0o660);
     expect(statSync(shmFile).gid).toBe(kvmGid);
     expect(await vms.list()).toContainEqual({ name: "life", state: "shut off" });
+    const side = vmSideFiles(deps.settings, "life");
+    expect(readFileSync(side.tmpfiles, "utf8")).toBe(`f ${join(daemon.shmDir, "looking-glass-life")} 0660 root kvm -\n`);
+    expect(readFileSync(side.clientIni, "utf8")).toContain(`shmFile=${shmFile}`);
 
     const running = await vms.start("life", "test");
     expect(running.state).toBe("running");
@@ -122,10 +126,29 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
     await vms.remove("life", { deleteDisk: true }, "test");
     expect(readdirSync(nvramDir)).not.toContain("life_VARS.fd");
     expect(existsSync(created.disk!)).toBe(false);
+    expect(existsSync(side.tmpfiles) || existsSync(side.clientIni)).toBe(false);
     expect(await deps.virsh.exists("life")).toBe(false);
     const actions = deps.audit.forVm("life").map((r) => `${r.action}:${r.status}`).reverse();
     expect(actions).toEqual(["vm.define:applied", "vm.start:applied", "vm.stop:applied", "vm.undefine:applied"]);
   }, 60_000);
+
+  test("doctor reports a VM's shared memory: ok, then too small and wrong mode", async () => {
+    await vms.create(spec("doc", { resolution: { width: 2560, height: 1440 } }));
+    const config = testConfig({ stateDir: ctx.core.config.stateDir, libvirtUri: daemon.uri, shmDir: daemon.shmDir, desktopUser: "root" });
+    const ok = await checkVmSharedMemory(config);
+    expect(ok.status).toBe("ok");
+    const file = join(daemon.shmDir, "looking-glass-doc");
+    truncateSync(file, 32 * 1024 * 1024);
+    chmodSync(file, 0o644);
+    const bad = await checkVmSharedMemory(config);
+    expect(bad.status).toBe("warn");
+    expect(bad.detail).toContain("doc: ");
+    expect(bad.detail).toContain("too small for 2560x1440 (needs 64 MiB)");
+    expect(bad.detail).toContain("mode 0644, expected 0660");
+    await vms.remove("doc");
+    const down = await checkVmSharedMemory(testConfig({ libvirtUri: `qemu:///system?socket=${join(daemon.dir, "nope")}` }));
+    expect(down.status).toBe("warn");
+  });
 
   test("a duplicate name is refused before anything is created", async () => {
     await vms.create(spec("dup"));
@@ -153,6 +176,7 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
     expect(await deps.virsh.exists("rollback")).toBe(false);
     expect(existsSync(join(ctx.core.config.stateDir, "vms", "rollback.qcow2"))).toBe(false);
     expect(deps.audit.forVm("rollback")[0]).toMatchObject({ action: "vm.define", status: "failed" });
+    expect(existsSync(vmSideFiles(deps.settings, "rollback").clientIni)).toBe(false);
   });
 
   test("libvirt down: a clear error, nothing created", async () => {
