@@ -15,6 +15,12 @@ import { createLogger, type Logger } from "./log.ts";
 import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
 import type { NativeState } from "./system/doctor.ts";
 import { SystemService } from "./system/service.ts";
+import { NativeCrypto } from "../ffi/crypto.ts";
+import { pairingsRepo } from "./db/repos/pairings.ts";
+import { AppError } from "./errors.ts";
+import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
+import { GameStreamService } from "./gamestream/service.ts";
+import { probeCodecModeSupport } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
@@ -25,6 +31,8 @@ export interface CoreOptions {
   logger?: Logger;
   /** Refuse to build the core without the native library (serve does). */
   requireNative?: boolean;
+  /** ServerCodecModeSupport override (tests); default: probed from the encoders this machine has. */
+  codecModeSupport?: () => number;
 }
 
 export interface Core {
@@ -37,6 +45,8 @@ export interface Core {
   system: SystemService;
   hardware: HardwareService;
   vfio: VfioService;
+  /** The GameStream host, created on first use (its identity is generated then). */
+  gamestream(): GameStreamService;
   vms: VmService;
   close(): void;
 }
@@ -71,6 +81,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
   const hardware = new HardwareService(hardwareSettings(config));
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
+  let crypto: NativeCrypto | null = null;
+  let gamestream: GameStreamService | null = null;
+  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   return {
     config,
@@ -80,11 +93,26 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    gamestream() {
+      if (gamestream) return gamestream;
+      if (!native) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${nativeState.error}`, { status: 503 });
+      crypto ??= NativeCrypto.load({ explicit: native.path });
+      gamestream = new GameStreamService({
+        config,
+        apps,
+        pairings: pairingsRepo(database.db),
+        crypto: gameStreamCrypto(crypto),
+        log: log.child({ component: "gamestream" }),
+        codecModeSupport,
+      });
+      return gamestream;
+    },
     hardware,
     vfio,
     vms,
     close() {
       database.close();
+      crypto?.close();
       native?.close();
     },
   };

@@ -10,6 +10,7 @@ import type { Core } from "../core.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
+import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
@@ -21,7 +22,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "vms"> & Partial<Pick<Core, "hardware" | "vfio">>;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms"> & Partial<Pick<Core, "hardware" | "vfio">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -46,6 +47,7 @@ export function createApp(core: ApiDeps) {
             { name: "apps", description: "The app catalog served to Moonlight clients" },
             { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
             { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
+            { name: "gamestream", description: "Moonlight pairing and stream sessions" },
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
           ],
         },
@@ -57,6 +59,7 @@ export function createApp(core: ApiDeps) {
       api
         .use(systemRoutes(core.system))
         .use(appsRoutes(core.apps))
+        .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(vmRoutes(core.vms)),

@@ -5,13 +5,14 @@ import { helpText, parseCommandArgs, UsageError, type CliContext, type Command }
 import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
 import { vfioCommand } from "./vfio.ts";
+import { pairCommand } from "./pair.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 import { vmCommand } from "./vm.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, hardwareCommand, vfioCommand, vmCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, pairCommand, hardwareCommand, vfioCommand, vmCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,5 +1,6 @@
 import { openDatabase } from "../db/client.ts";
-import { auditRepo } from "../db/repos/audit.ts";
+import { auditRepo, type AuditRepo } from "../db/repos/audit.ts";
+import { AppError } from "../errors.ts";
 import { HardwareService, hardwareSettings } from "../hardware/service.ts";
 import type { VfioPlan } from "../vfio/model.ts";
 import { VfioService, vfioSettings } from "../vfio/service.ts";
@@ -26,9 +27,17 @@ function requireGpu(args: ParsedArgs): string {
   return gpu;
 }
 
-async function withService<T>(args: ParsedArgs, ctx: CliContext, fn: (vfio: VfioService) => Promise<T> | T): Promise<T> {
+/** plan and verify read only: they get no database (nothing is created in the state dir). */
+const NO_AUDIT = new Proxy({} as AuditRepo, {
+  get() {
+    throw new AppError("INTERNAL", "the audit log is not open for a read-only command");
+  },
+});
+
+async function withService<T>(args: ParsedArgs, ctx: CliContext, writes: boolean, fn: (vfio: VfioService) => Promise<T> | T): Promise<T> {
   const config = configFrom(args, ctx, { root: "root", target: "targetRoot", "state-dir": "stateDir" });
   const hardware = new HardwareService(hardwareSettings(config));
+  if (!writes) return await fn(new VfioService(vfioSettings(config), hardware, NO_AUDIT));
   const db = openDatabase(config.dbPath);
   try {
     return await fn(new VfioService(vfioSettings(config), hardware, auditRepo(db.db)));
@@ -76,14 +85,14 @@ export const vfioCommand: Command = {
     const acsOverride = args.values["acs-override"] === true;
     if (sub === "plan") {
       const gpu = requireGpu(args);
-      const plan = await withService(args, ctx, (v) => v.plan({ gpu, acsOverride }));
+      const plan = await withService(args, ctx, false, (v) => v.plan({ gpu, acsOverride }));
       if (json) printJson(ctx, plan);
       else ctx.stdout(formatPlan(plan));
       return 0;
     }
     if (sub === "apply") {
       const gpu = requireGpu(args);
-      const r = await withService(args, ctx, (v) => v.apply({ gpu, acsOverride, regenerate: args.values.regenerate === true }, "cli"));
+      const r = await withService(args, ctx, true, (v) => v.apply({ gpu, acsOverride, regenerate: args.values.regenerate === true }, "cli"));
       if (json) printJson(ctx, r);
       else {
         ctx.stdout(r.changed ? `applied (audit #${r.auditId}), backup in ${r.backupDir}:\n` : `nothing to change (audit #${r.auditId})\n`);
@@ -99,7 +108,7 @@ export const vfioCommand: Command = {
         if (!/^\d{1,15}$/.test(rest[0]) || Number(rest[0]) < 1) throw new UsageError(`vfio rollback: ID must be a positive integer, got ${JSON.stringify(rest[0])}`);
         id = Number(rest[0]);
       }
-      const r = await withService(args, ctx, (v) => v.rollback(id, "cli"));
+      const r = await withService(args, ctx, true, (v) => v.rollback(id, "cli"));
       if (json) printJson(ctx, r);
       else {
         ctx.stdout(`rolled back apply #${r.rolledBack} (audit #${r.auditId}):\n`);
@@ -108,7 +117,7 @@ export const vfioCommand: Command = {
       return 0;
     }
     const gpu = requireGpu(args);
-    const report = await withService(args, ctx, (v) => v.verify(gpu));
+    const report = await withService(args, ctx, false, (v) => v.verify(gpu));
     if (json) printJson(ctx, report);
     else {
       for (const c of report.checks) ctx.stdout(`[${c.ok ? "ok  " : "FAIL"}] ${c.name.padEnd(22)} ${c.detail}\n`);

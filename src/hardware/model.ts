@@ -5,7 +5,7 @@ import { z } from "zod";
 export const PCI_ADDRESS_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]$/;
 export const PciAddress = z
   .string()
-  .max(12)
+  .max(12, "must be a PCI address like 0000:01:00.0")
   .transform((s) => (/^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(s) ? `0000:${s}` : s).toLowerCase())
   .pipe(z.string().regex(PCI_ADDRESS_RE, "must be a PCI address like 0000:01:00.0"))
   .meta({ description: "PCI address, e.g. 0000:01:00.0 (01:00.0 is accepted)" });

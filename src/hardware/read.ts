@@ -170,7 +170,9 @@ export function readCpu(root: string, warnings: string[]): CpuInfo & { flags: Se
   const virtualization = flags.has("vmx") ? "vmx" : flags.has("svm") ? "svm" : null;
   const reason = virtualization
     ? `${virtualization === "vmx" ? "Intel VT-x" : "AMD-V"} available (${virtualization} flag)`
-    : "no vmx/svm flag: hardware virtualisation is off in firmware or unsupported";
+    : flags.has("hypervisor")
+      ? "no vmx/svm flag: this system is itself a virtual machine and its hypervisor hides the flag (/dev/kvm may still work through nested virtualisation)"
+      : "no vmx/svm flag: hardware virtualisation is off in firmware or unsupported";
   return { vendor, model: field("model name"), virtualization, reason, flags };
 }
 

@@ -52,8 +52,8 @@ export class HardwareService {
     const tables = join(root, "sys", "firmware", "acpi", "tables");
     const acpi = listDir(tables);
     const firmwareTable = acpi.ok ? (acpi.names.includes("DMAR") ? "DMAR" : acpi.names.includes("IVRS") ? "IVRS" : null) : null;
-    const { flags: _flags, ...cpuInfo } = cpu;
-    const iommu = judgeIommu({ cpu: cpuInfo, cmdline, groups, firmwareTable, acpiVisible: acpi.ok });
+    const { flags, ...cpuInfo } = cpu;
+    const iommu = judgeIommu({ cpu: cpuInfo, cmdline, groups, firmwareTable, acpiVisible: acpi.ok, virtualMachine: flags.has("hypervisor") });
     const platform = { ...readChassis(root), firmware: exists(join(root, "sys", "firmware", "efi")) ? ("efi" as const) : ("bios" as const) };
     const vendorReset = modules.has("vendor_reset");
     const judged = judgeGpus({
@@ -67,6 +67,8 @@ export class HardwareService {
       laptop: platform.chassis === "laptop",
     });
     if (!cpuInfo.virtualization) warnings.push(cpuInfo.reason);
+    if (cpuInfo.vendor === "amd" && cmdline.some((w) => w.replace(/-/g, "_") === "amd_iommu=on"))
+      warnings.push("amd_iommu=on on the kernel command line is not a valid value (AMD-Vi is on by default): remove it");
     if (!iommu.enabled) warnings.push(`IOMMU: ${iommu.reason}`);
     warnings.push(...judged.warnings);
     return HardwareReport.parse({

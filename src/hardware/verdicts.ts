@@ -14,6 +14,8 @@ export interface IommuFacts {
   firmwareTable: "DMAR" | "IVRS" | null;
   /** false when the ACPI tables directory itself is not visible (cannot tell firmware state). */
   acpiVisible: boolean;
+  /** The CPU reports the hypervisor flag: this system is a virtual machine. */
+  virtualMachine?: boolean;
 }
 
 export function judgeIommu(f: IommuFacts): IommuInfo {
@@ -34,6 +36,9 @@ export function judgeIommu(f: IommuFacts): IommuInfo {
   } else if (offByParam) {
     state = "disabled-by-kernel-parameter";
     reason = `the kernel command line has ${offByParam}: remove it`;
+  } else if (f.acpiVisible && f.firmwareTable === null && f.virtualMachine) {
+    state = "disabled-in-firmware";
+    reason = "this system is a virtual machine without a virtual IOMMU (no DMAR/IVRS table): GPU passthrough needs bare metal";
   } else if (f.acpiVisible && f.firmwareTable === null) {
     state = "disabled-in-firmware";
     reason = `no ${intel ? "DMAR" : f.cpu.vendor === "amd" ? "IVRS" : "DMAR/IVRS"} ACPI table: enable ${intel ? "VT-d" : f.cpu.vendor === "amd" ? "AMD-Vi/IOMMU (often named SVM + IOMMU)" : "the IOMMU"} in the firmware setup`;

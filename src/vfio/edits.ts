@@ -157,3 +157,17 @@ export function cmdlineDropKeys(text: string, wanted: string[]): string {
 export function cmdlineConf(wanted: string[]): string {
   return [MANAGED_HEADER, wanted.join(" "), ""].join("\n");
 }
+
+/** Loads vendor-reset at boot (the AMD reset bug); the module itself comes from vendor-reset-dkms. */
+export function vendorResetModulesLoad(): string {
+  return [MANAGED_HEADER, "vendor-reset", ""].join("\n");
+}
+
+/** On kernels ≥ 5.15 vendor-reset only acts when reset_method is device_specific: udev sets it per device. */
+export function vendorResetUdevRule(ids: string[]): string {
+  const rules = ids.map((id) => {
+    const [v, d] = id.split(":");
+    return `ACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x${v}", ATTR{device}=="0x${d}", ATTR{reset_method}="device_specific"`;
+  });
+  return [MANAGED_HEADER, ...rules, ""].join("\n");
+}

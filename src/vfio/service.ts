@@ -10,6 +10,7 @@ import { AppError, invalid, notFound } from "../errors.ts";
 import { execFile, firstLine } from "../exec.ts";
 import { ACS_OVERRIDE_PARAM } from "../hardware/cmdline.ts";
 import type { Gpu, HardwareReport } from "../hardware/model.ts";
+import { kernelAtLeast } from "../hardware/verdicts.ts";
 import type { HardwareService } from "../hardware/service.ts";
 import { unifiedDiff } from "./diff.ts";
 import { vfioModules } from "./edits.ts";
@@ -109,7 +110,12 @@ export class VfioService {
       functionKinds: gpu.functions.map((f) => f.kind),
       kernelParams: params,
       needsVirqfd,
+      resetBug: gpu.resetBug.affected
+        ? { ids: [`${gpu.vendorId}:${gpu.deviceId}`], deviceSpecific: kernelAtLeast(kernel, 5, 15) !== false }
+        : null,
     });
+    if (gpu.resetBug.affected && !gpu.resetBug.vendorResetLoaded)
+      warnings.push("install the vendor-reset module (vendor-reset-dkms); the plan loads it at boot and sets its reset method");
     warnings.push(...fileWarnings);
     const changes = files.map((f) => ({ path: f.path, action: actionOf(f), reason: f.reason, diff: unifiedDiff(f.path, f.before, f.after) }));
     const plan: VfioPlan = {

@@ -52,7 +52,9 @@ export function readTargetFile(targetRoot: string, rel: string): string | null {
     });
   const r = readBounded(abs, CONFIG_FILE_MAX);
   if (!r.ok) throw new AppError("TARGET_UNREADABLE", `cannot read /${rel}: ${r.error}`, { status: 422 });
-  if (r.text.includes("\0")) throw new AppError("UNSUPPORTED_CONFIG", `/${rel} is not a text file`, { status: 422 });
+  // Edits and backups handle text; bytes that are not UTF-8 would not survive a round trip exactly.
+  if (r.text.includes("\0") || r.text.includes("\uFFFD"))
+    throw new AppError("UNSUPPORTED_CONFIG", `/${rel} is not a UTF-8 text file; refusing to edit it`, { status: 422 });
   return r.text;
 }
 
@@ -66,13 +68,15 @@ export function compareVersions(a: string, b: string): number {
 export function detectSystems(targetRoot: string): TargetSystems {
   const at = (rel: string) => kind(join(targetRoot, rel));
   const initramfs: InitramfsSystem[] = [];
-  if (at("etc/mkinitcpio.conf") === "file") initramfs.push("mkinitcpio");
-  if (at("etc/dracut.conf") === "file" || at("etc/dracut.conf.d") === "dir") initramfs.push("dracut");
-  if (at("etc/initramfs-tools") === "dir") initramfs.push("initramfs-tools");
+  // Anything present counts (a symlink or a directory where a file belongs is then refused by name when read).
+  const has = (rel: string) => at(rel) !== null;
+  if (has("etc/mkinitcpio.conf")) initramfs.push("mkinitcpio");
+  if (has("etc/dracut.conf") || has("etc/dracut.conf.d")) initramfs.push("dracut");
+  if (has("etc/initramfs-tools")) initramfs.push("initramfs-tools");
   const boot: BootSystem[] = [];
-  if (at("etc/default/grub") === "file") boot.push("grub");
+  if (has("etc/default/grub")) boot.push("grub");
   if (SYSTEMD_BOOT_DIRS.some((d) => at(d) === "dir")) boot.push("systemd-boot");
-  if (at("etc/kernel/cmdline") === "file" || at("etc/cmdline.d") === "dir") boot.push("uki");
+  if (has("etc/kernel/cmdline") || at("etc/cmdline.d") === "dir") boot.push("uki");
   let kernel: string | null = null;
   for (const dir of ["usr/lib/modules", "lib/modules"]) {
     const l = listDir(join(targetRoot, dir));
@@ -87,6 +91,8 @@ export interface EditInputs {
   functionKinds: string[];
   kernelParams: string[];
   needsVirqfd: boolean;
+  /** GPU ids with the AMD reset bug, and whether reset_method must be set to device_specific (kernel ≥ 5.15). */
+  resetBug: { ids: string[]; deviceSpecific: boolean } | null;
 }
 
 export function plannedFiles(targetRoot: string, systems: TargetSystems, input: EditInputs): { files: PlannedFile[]; warnings: string[] } {
@@ -97,12 +103,23 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
   const modules = edit.vfioModules(input.needsVirqfd);
 
   add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds)), "vfio-pci claims the GPU's functions before their drivers");
+  if (input.resetBug) {
+    add("etc/modules-load.d/vendor-reset.conf", edit.vendorResetModulesLoad(), "load vendor-reset at boot: the GPU has the AMD reset bug");
+    if (input.resetBug.deviceSpecific)
+      add("etc/udev/rules.d/99-neuron-vendor-reset.rules", edit.vendorResetUdevRule(input.resetBug.ids), "reset_method=device_specific so vendor-reset handles the reset");
+  }
   for (const sys of systems.initramfs) {
     if (sys === "mkinitcpio") {
       const before = readTargetFile(targetRoot, "etc/mkinitcpio.conf")!;
       const r = edit.mkinitcpioConf("/etc/mkinitcpio.conf", before, modules);
       warnings.push(...r.warnings);
       add("etc/mkinitcpio.conf", r.text, "vfio modules in the initramfs before any KMS driver; modconf hook", before);
+      const dropins = listDir(join(targetRoot, "etc/mkinitcpio.conf.d"));
+      for (const name of dropins.ok ? dropins.names.filter((n) => n.endsWith(".conf")) : []) {
+        const text = readTargetFile(targetRoot, `etc/mkinitcpio.conf.d/${name}`);
+        if (text !== null && /^\s*MODULES\+?=/m.test(text))
+          warnings.push(`/etc/mkinitcpio.conf.d/${name} sets MODULES too: make sure it keeps vfio_pci vfio vfio_iommu_type1 first`);
+      }
     } else if (sys === "dracut") add("etc/dracut.conf.d/10-vfio.conf", edit.dracutConf(modules), "dracut loads the vfio modules early");
     else {
       const before = readTargetFile(targetRoot, "etc/initramfs-tools/modules");
@@ -127,7 +144,7 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
         }
       }
     } else {
-      if (kind(join(targetRoot, "etc/kernel/cmdline")) === "file") {
+      if (kind(join(targetRoot, "etc/kernel/cmdline")) !== null) {
         const before = readTargetFile(targetRoot, "etc/kernel/cmdline");
         add("etc/kernel/cmdline", edit.kernelCmdline(before, input.kernelParams), "kernel parameters built into the UKI", before);
       }

@@ -61,7 +61,8 @@ function currentBytes(abs: string): string | null {
     if (!st.isFile()) throw new AppError("UNSUPPORTED_CONFIG", `${abs} is not a regular file`, { status: 422 });
     return readFileSync(abs, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
     throw err;
   }
 }

@@ -1,10 +1,10 @@
 /** `vm xml` end to end (real argv, real exit codes), GPU functions expanded from a fixture sysfs tree. */
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { domainXmlParser } from "../../src/vm/virsh.ts";
-import { REPO_ROOT, runCli } from "../helpers/env.ts";
+import { fixtureRoot } from "../fixtures/sysfs/build.ts";
+import { runCli } from "../helpers/env.ts";
 
-const FIXTURE = join(REPO_ROOT, "test", "fixtures", "sysfs", "desktop-intel-nvidia");
+const FIXTURE = fixtureRoot("desktop-intel-nvidia");
 
 describe("vm xml", () => {
   test("prints a win11 definition with both GPU functions, 1440p HDR shared memory, memory and vcpus", () => {
