@@ -150,6 +150,31 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
     expect(down.status).toBe("warn");
   });
 
+  test("watch reports state changes by polling", async () => {
+    await vms.create(spec("watched"));
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const watching = vms.watch((vm, prev) => vm.name === "watched" && seen.push(`${prev ?? "-"}>${vm.state}`), ac.signal, 100);
+    const until = async (text: string) => {
+      const deadline = Date.now() + 20_000;
+      while (!seen.includes(text) && Date.now() < deadline) await Bun.sleep(50);
+    };
+    await until("->shut off");
+    await vms.start("watched");
+    // libvirt starts QEMU paused, then resumes it: "paused" may be seen on the way.
+    const deadline = Date.now() + 20_000;
+    while (!seen.some((s) => s.endsWith(">running")) && Date.now() < deadline) await Bun.sleep(50);
+    await vms.stop("watched", { force: true });
+    await until("running>shut off");
+    ac.abort();
+    await watching;
+    expect(seen[0]).toBe("->shut off");
+    expect(seen.filter((s) => s !== "shut off>paused" && s !== "paused>running" && s !== "shut off>running")).toEqual(["->shut off", "running>shut off"]);
+    expect(seen.some((s) => s.endsWith(">running"))).toBe(true);
+    expect(seen.at(-1)).toBe("running>shut off");
+    await vms.remove("watched");
+  }, 60_000);
+
   test("a duplicate name is refused before anything is created", async () => {
     await vms.create(spec("dup"));
     const disk = join(ctx.core.config.stateDir, "vms", "dup.qcow2");
