@@ -1,10 +1,11 @@
 /** `vm xml|create|list|show|start|stop|delete`: VM definitions and lifecycle through libvirt. */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createCore } from "../core.ts";
 import { AppError } from "../errors.ts";
 import { silentLogger } from "../log.ts";
 import { ResolutionText, type VmDetails, type VmSummary } from "../vm/model.ts";
-import { formatZodError, planVm } from "../vm/service.ts";
+import { lookingGlassClientArgv, ProcessSupervisor } from "../vm/lg-client.ts";
+import { checkName, formatZodError, planVm, vmSideFiles } from "../vm/service.ts";
 import { HardwareService, hardwareSettings } from "../hardware/service.ts";
 import { hardwarePassthrough } from "../vm/hardware-passthrough.ts";
 import { planDeps } from "../vm/wire.ts";
@@ -77,7 +78,27 @@ function printDetails(ctx: CliContext, d: VmDetails): void {
   ctx.stdout(lines.join("\n") + "\n");
 }
 
-const SUBCOMMANDS = ["xml", "create", "list", "show", "start", "stop", "delete"] as const;
+const SUBCOMMANDS = ["xml", "create", "list", "show", "start", "stop", "delete", "view"] as const;
+
+/** Runs looking-glass-client for a VM in the desktop session, restarting it when it crashes, until SIGINT/SIGTERM. */
+async function view(name: string, client: string, stateDir: string, ctx: CliContext): Promise<number> {
+  checkName(name);
+  const ini = vmSideFiles({ stateDir, targetRoot: "/" }, name).clientIni;
+  if (!existsSync(ini)) throw new AppError("NOT_FOUND", `no looking-glass-client config for VM ${name} (${ini}); create the VM first`, { status: 404 });
+  const sup = new ProcessSupervisor({
+    argv: lookingGlassClientArgv(client, ini),
+    onEvent: (e) => {
+      if (e.kind === "exited") ctx.stderr(`looking-glass-client exited (${e.exitCode}); restarting in ${e.restartInMs} ms\n`);
+    },
+  });
+  sup.start();
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await sup.stop();
+  return 0;
+}
 
 export const vmCommand: Command = {
   name: "vm",
@@ -86,6 +107,7 @@ export const vmCommand: Command = {
     "vm xml --template T --name NAME [--gpu ADDR] [--resolution WxH] [--hdr] [--memory GiB] [--vcpus N] [--root DIR]",
     "       vm create (same flags) [--disk-size GiB] [--disk PATH] [--iso PATH] [--virtio-iso PATH] [--spec FILE]",
     "       vm list | show NAME | start NAME | stop NAME [--timeout S] [--force] | delete NAME [--delete-disk]",
+    "       vm view NAME [--client BIN]   (the Looking Glass viewer, restarted when it crashes)",
   ].join("\n"),
   help: [
     "Options:",
@@ -104,6 +126,7 @@ export const vmCommand: Command = {
     "  --headless         no SPICE display",
     "  --spec FILE        spec as JSON (flags override its fields)",
     "  --state-dir DIR    state directory (database, disks)",
+    "  --client BIN       looking-glass-client to run for `vm view` (default looking-glass-client)",
     "  --json             machine-readable output",
   ].join("\n"),
   positionals: true,
@@ -130,6 +153,7 @@ export const vmCommand: Command = {
     timeout: { type: "string" },
     force: { type: "boolean" },
     "delete-disk": { type: "boolean" },
+    client: { type: "string" },
   },
   async run(args, ctx) {
     const [sub, ...rest] = args.positionals;
@@ -146,6 +170,7 @@ export const vmCommand: Command = {
     const needsName = sub !== "list" && sub !== "create";
     if (needsName && rest.length !== 1) throw new UsageError(`vm ${sub} needs exactly one VM name`);
     if (!needsName && rest.length) throw new UsageError(`vm ${sub} takes no positional arguments`);
+    if (sub === "view") return view(rest[0]!, str(args, "client") ?? "looking-glass-client", config.stateDir, ctx);
     const core = createCore(config, { logger: silentLogger, embeddedNativeLib: ctx.embeddedNativeLib });
     try {
       const name = rest[0]!;

@@ -1,8 +1,10 @@
 /** `vm xml` end to end (real argv, real exit codes), GPU functions expanded from a fixture sysfs tree. */
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { domainXmlParser } from "../../src/vm/virsh.ts";
 import { fixtureRoot } from "../fixtures/sysfs/build.ts";
-import { runCli } from "../helpers/env.ts";
+import { runCli, tempDir } from "../helpers/env.ts";
 
 const FIXTURE = fixtureRoot("desktop-intel-nvidia");
 
@@ -50,5 +52,22 @@ describe("vm xml", () => {
     expect(runCli(["vm", "explode"]).code).toBe(2);
     expect(runCli(["vm", "show"]).code).toBe(2);
     expect(runCli(["vm", "xml", "--bogus"]).code).toBe(2);
+  });
+
+  test("vm view: clear errors for an unknown VM and a missing viewer, nothing started", () => {
+    const dir = tempDir("neuron-vmview-");
+    try {
+      const unknown = runCli(["vm", "view", "nope", "--state-dir", dir.path]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("no looking-glass-client config for VM nope");
+      mkdirSync(join(dir.path, "vms"));
+      writeFileSync(join(dir.path, "vms", "a.looking-glass.ini"), "[app]\n");
+      const missing = runCli(["vm", "view", "a", "--state-dir", dir.path, "--client", "looking-glass-client-not-installed"]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain("not installed");
+      expect(runCli(["vm", "view", "../a", "--state-dir", dir.path]).stderr).toContain("invalid VM name");
+    } finally {
+      dir.cleanup();
+    }
   });
 });
