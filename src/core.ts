@@ -22,6 +22,9 @@ import { AppError } from "./errors.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
 import { probeCodecModeSupport } from "./gamestream/codecs.ts";
+import type { VmService } from "./vm/service.ts";
+import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
+import { createVmService } from "./vm/wire.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -46,6 +49,7 @@ export interface Core {
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
   capture: CaptureService;
+  vms: VmService;
   close(): void;
 }
 
@@ -83,6 +87,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   let gamestream: GameStreamService | null = null;
   const capture = new CaptureService(config.shmDir, native?.path ?? null);
   const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
+  const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   return {
     config,
     log,
@@ -108,6 +113,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     hardware,
     vfio,
     capture,
+    vms,
     close() {
       capture.close();
       database.close();

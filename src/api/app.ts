@@ -12,6 +12,7 @@ import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
+import { vmRoutes } from "../vm/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -22,7 +23,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> &
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms"> &
   Partial<Pick<Core, "hardware" | "vfio" | "capture">>;
 
 export function createApp(core: ApiDeps) {
@@ -50,6 +51,7 @@ export function createApp(core: ApiDeps) {
             { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
             { name: "gamestream", description: "Moonlight pairing and stream sessions" },
             { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
+            { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
@@ -63,7 +65,8 @@ export function createApp(core: ApiDeps) {
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
-        .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" })),
+        .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
+        .use(vmRoutes(core.vms)),
     );
 }
 

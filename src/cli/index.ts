@@ -9,6 +9,7 @@ import { vfioCommand } from "./vfio.ts";
 import { pairCommand } from "./pair.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
+import { vmCommand } from "./vm.ts";
 
 export const PROGRAM = "neuron-appliance";
 
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   hardwareCommand,
   vfioCommand,
   captureCommand,
+  vmCommand,
 ];
 
 export function mainHelp(): string {
