@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { execFile, firstLine } from "../exec.ts";
 import { checkVmSharedMemory } from "../vm/doctor.ts";
+import { checkVideoEncoder } from "../capture/doctor.ts";
 import type { DoctorCheck, DoctorReport } from "./model.ts";
 
 export interface NativeState {
@@ -139,6 +140,7 @@ export async function runDoctor(config: Config, native: NativeState): Promise<Do
     checkShm(config.shmDir),
     await checkVmSharedMemory(config),
     checkNative(native),
+    checkVideoEncoder(native.error ? null : native.path, config.shmDir),
     checkDb(config.dbPath),
   ];
   const status = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "warn") ? "warn" : "ok";
