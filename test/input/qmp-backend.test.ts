@@ -159,7 +159,7 @@ describe.skipIf(skip)("QMP input backend against a real QEMU", () => {
   });
 
   test("wheel: 120 per notch as press/release taps, remainders carried, bursts bounded", async () => {
-    const tap = (b: string) => [
+    const tap = (b: string): TraceEvent[] => [
       { ev: "btn", button: b, down: true },
       { ev: "btn", button: b, down: false },
     ];
@@ -177,7 +177,7 @@ describe.skipIf(skip)("QMP input backend against a real QEMU", () => {
 
   test("UTF-8 text is typed as US-layout key taps; untypeable text is refused whole", async () => {
     const seen = await observe(() => backend.submit([{ kind: "text", text: "Hi!" }]), 10);
-    const k = (qcode: string, down: boolean) => ({ ev: "key", qcode, down });
+    const k = (qcode: string, down: boolean): TraceEvent => ({ ev: "key", qcode, down });
     expect(seen).toEqual([
       k("shift", true), k("h", true), k("h", false), k("shift", false),
       k("i", true), k("i", false),
