@@ -165,6 +165,11 @@ export class QmpInputBackend implements InputBackend {
     this.counters.connects++;
     this.reconnectAttempt = 0;
     client.onClose((err) => this.onDisconnect(client, err));
+    if (!client.connected) {
+      // lost between the probe and here: the close listeners already ran
+      this.onDisconnect(client, new AppError("QMP_DISCONNECTED", "QMP socket closed", { status: 502 }));
+      return;
+    }
     if (stale.length > 0) {
       this.enqueue(stale, false, true);
       this.schedulePump();
