@@ -80,6 +80,12 @@ export class QmpInputBackend implements InputBackend {
     return this.client?.connected ?? false;
   }
 
+  /** The QEMU version from the QMP greeting ("7.2.22"), once connected. */
+  get qemuVersion(): string | null {
+    const v = this.client?.version;
+    return v ? `${v.major}.${v.minor}.${v.micro}` : null;
+  }
+
   async open(): Promise<void> {
     if (this.closing) throw new AppError("INPUT_BACKEND_CLOSED", "input backend is closed", { status: 409 });
     await this.connectOnce();
