@@ -283,7 +283,10 @@ export class QmpInputBackend implements InputBackend {
         } catch (err) {
           if (err instanceof QmpError) {
             this.counters.refusedBatches++;
-            this.log.warn("QEMU refused input events", { events: batch.length, err: err.message });
+            const n = this.counters.refusedBatches;
+            if (n <= 10 || n % 1000 === 0) {
+              this.log.warn("QEMU refused input events", { events: batch.length, err: err.message, refusedSoFar: n });
+            }
           } else {
             this.counters.dropped += batch.length;
           }

@@ -171,14 +171,16 @@ export class QmpTranslator {
 
   private text(text: string): TranslateResult {
     const out: QmpInputEvent[] = [];
+    // Shift keys the user holds: lifted around unshifted characters, pressed again after.
+    const heldShifts = ["shift", "shift_r"].filter((q) => this.heldKeys.has(q));
     for (const ch of text) {
       const k = US_CHAR_KEYS.get(ch);
       if (!k || !this.support.qcodes.has(k.qcode)) return { ok: false, why: "unmapped" };
-      const shiftHeld = this.heldKeys.has("shift") || this.heldKeys.has("shift_r");
-      const needShift = k.shift && !shiftHeld;
-      if (needShift) out.push(key("shift", true));
-      out.push(key(k.qcode, true), key(k.qcode, false));
-      if (needShift) out.push(key("shift", false));
+      const tap = [key(k.qcode, true), key(k.qcode, false)];
+      if (k.shift && heldShifts.length === 0) out.push(key("shift", true), ...tap, key("shift", false));
+      else if (!k.shift && heldShifts.length > 0) {
+        out.push(...heldShifts.map((q) => key(q, false)), ...tap, ...heldShifts.map((q) => key(q, true)));
+      } else out.push(...tap);
     }
     return { ok: true, events: out };
   }

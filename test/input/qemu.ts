@@ -52,11 +52,19 @@ async function canConnect(path: string): Promise<boolean> {
   if (!existsSync(path)) return false;
   return new Promise((resolve) => {
     const s = connect({ path });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 500);
     s.once("data", () => {
+      clearTimeout(timer);
       s.destroy();
       resolve(true);
     });
-    s.once("error", () => resolve(false));
+    s.once("error", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }
 
@@ -81,8 +89,9 @@ export async function startQemu(dir: string, name = "vm", opts: { traceName?: st
   ];
   const proc = Bun.spawn(args, { stdout: "ignore", stderr: "pipe" });
   const deadline = Date.now() + 10_000;
-  // QEMU's QMP server takes one client at a time: probe once, then let go.
-  while (!(await canConnect(socketPath)) || !(await canConnect(controlPath))) {
+  // QEMU's QMP server takes one client at a time, and a backend may already be reconnecting to
+  // the main socket: greet on the control socket only; both exist once it answers.
+  while (!existsSync(socketPath) || !(await canConnect(controlPath))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill();
       const err = await new Response(proc.stderr).text();

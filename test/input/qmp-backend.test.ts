@@ -183,6 +183,14 @@ describe.skipIf(skip)("QMP input backend against a real QEMU", () => {
       k("i", true), k("i", false),
       k("shift", true), k("1", true), k("1", false), k("shift", false),
     ]);
+    // with the user holding left shift: lowercase lifts it around the tap, uppercase uses it as is
+    await observe(() => backend.submit([key(0xa0, true)]), 1);
+    expect(await observe(() => backend.submit([{ kind: "text", text: "aB" }]), 6)).toEqual([
+      k("shift", false), k("a", true), k("a", false), k("shift", true),
+      k("b", true), k("b", false),
+    ]);
+    expect(backend.held().keys).toEqual(["shift"]);
+    await observe(() => backend.submit([key(0xa0, false)]), 1);
     const before = backend.stats().unmappedKeys;
     expect(await observe(() => backend.submit([{ kind: "text", text: "é" }]))).toEqual([]);
     expect(backend.stats().unmappedKeys).toBe(before + 1);
@@ -271,7 +279,7 @@ describe.skipIf(skip)("QMP input backend against a real QEMU", () => {
       { ev: "key", qcode: "c", down: true },
       { ev: "key", qcode: "c", down: false },
     ]);
-  });
+  }, 20_000);
 
   test("close() releases what is held, then further input is dropped, and close is idempotent", async () => {
     await observe(() => backend.submit([key(0x5b, true)]), 1);
