@@ -7,7 +7,10 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
+import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
+import { vfioRoutes } from "../vfio/routes.ts";
+import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -18,7 +21,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> & Partial<Pick<Core, "hardware" | "vfio">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -41,13 +44,23 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
+            { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
+            { name: "gamestream", description: "Moonlight pairing and stream sessions" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+    .group(API_PREFIX, (api) =>
+      api
+        .use(systemRoutes(core.system))
+        .use(appsRoutes(core.apps))
+        .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
+        .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
+        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" })),
+    );
 }
 
 export type ApiApp = ReturnType<typeof createApp>;

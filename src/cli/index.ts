@@ -3,13 +3,16 @@ import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { doctorCommand } from "./doctor.ts";
+import { hardwareCommand } from "./hardware.ts";
+import { vfioCommand } from "./vfio.ts";
+import { pairCommand } from "./pair.ts";
 import { inputCommand } from "./input.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, inputCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, pairCommand, hardwareCommand, vfioCommand, inputCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
