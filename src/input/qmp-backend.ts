@@ -119,9 +119,10 @@ export class QmpInputBackend implements InputBackend {
 
   async releaseAll(): Promise<void> {
     const t = this.translator;
-    if (!t) return;
+    // While disconnected the held state is kept: the reconnect releases it.
+    if (!t || !this.connected) return;
     const ups = t.releaseAll();
-    if (ups.length > 0 && this.connected) {
+    if (ups.length > 0) {
       this.enqueue(ups, false, true);
       this.schedulePump();
     }
