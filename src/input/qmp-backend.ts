@@ -24,7 +24,11 @@ import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
 export interface QmpInputBackendOptions {
   socketPath: string;
   log?: Logger;
-  /** Most QMP input events per command (default 128). */
+  /**
+   * Most QMP input events per command (default 32). QEMU ends each command with one sync, and
+   * virtio-input delivers a sync'ed report only if all of it fits the guest's event queue (64
+   * entries); a larger report is dropped whole, silently (trace `virtio_input_queue_full`).
+   */
   maxBatch?: number;
   /** Most QMP input events waiting (default 4096); beyond it new events are dropped. */
   maxQueue?: number;
@@ -72,7 +76,7 @@ export class QmpInputBackend implements InputBackend {
 
   constructor(private readonly opts: QmpInputBackendOptions) {
     this.log = (opts.log ?? silentLogger).child({ backend: "qmp" });
-    this.maxBatch = opts.maxBatch ?? 128;
+    this.maxBatch = opts.maxBatch ?? 32;
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 

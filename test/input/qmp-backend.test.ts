@@ -80,7 +80,7 @@ describe.skipIf(skip)("QMP input backend against a real QEMU", () => {
       { ev: "key", qcode: q, down: false },
     ]));
     // submitted in one tick: batched into as few commands as the batch bound allows
-    expect(s.batches).toBe(Math.ceil(events.length / 128));
+    expect(s.batches).toBe(Math.ceil(events.length / 32));
     expect(backend.held().keys).toEqual([]);
   });
 
