@@ -214,6 +214,8 @@ export class QmpInputBackend implements InputBackend {
       relativePointer: relative,
       absolutePointer: absolute,
       wheel: buttons.has("wheel-up"),
+      // QMP accepts wheel-left/right here; whether the guest gets them depends on the pointer
+      // device (QEMU 7.2's virtio mouse/tablet drop them, measured).
       hwheel: buttons.has("wheel-left"),
       text: qcodes.size > 0,
       touch: absolute,
