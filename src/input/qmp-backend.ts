@@ -7,7 +7,7 @@
  * Delivery: submit() translates at once (held state stays exact) and queues;
  * one command is in flight at a time, so events that arrive together — in the
  * same tick, or while the previous command is outstanding — leave as one
- * command. Adjacent pointer motions in the queue are merged (relative deltas
+ * command (at most maxBatch events each). Adjacent pointer motions in the queue are merged (relative deltas
  * summed, absolute positions replaced). The queue is bounded.
  *
  * Safety: releaseAll()/close() send key-up / button-up for everything held;
