@@ -127,6 +127,81 @@ NEURON_EXPORT uint8_t neuron_rs8_gf_inv(uint8_t a);
 
 /* ===== GF(2^16) Reed–Solomon ===== */
 
+/*
+ * Systematic erasure code over GF(2^16) (polynomial 0x1002D, elements in Cantor-basis
+ * coordinates) with O(n log n) encode and decode through the Lin–Chung–Han additive FFT over
+ * the novel polynomial basis; MDS: any k of the k + m shards recover the block.
+ *
+ * Limits: 1 <= k, 1 <= m, k + m <= NEURON_RS16_MAX_SHARDS (65,535).
+ * Shard size: a multiple of 64 bytes (NEURON_RS16_SHARD_ALIGN), at least 64 and at most the
+ * codec's max_shard_size; anything else is NEURON_EINVAL.
+ * Symbol layout inside a shard: 64-byte chunks; chunk c carries 32 symbols, byte j (j < 32) is
+ * the low byte of symbol j and byte 32 + j its high byte. (Only encoder and decoder need to
+ * agree on it; it is why shard sizes are multiples of 64.)
+ *
+ * Layout of the code (fixed per (k, m); m', k' the powers of two >= m, k): high rate (the usual
+ * case) — parity shard j is the evaluation at point j, data shard i at point m' + i (points
+ * m..m'-1 are never sent); low rate (k' < m') — data shard i at point i, parity shard j at
+ * k' + j; when neither fits in the 65,536 points — data at i, parity at k + j.
+ *
+ * A codec holds the tables and the work area for one (k, m) and one maximum shard size:
+ * N × max_shard_size bytes, N the power of two >= k + m' (high rate), k' + m (low rate) or
+ * k + m, at most NEURON_RS16_MAX_WORK_BYTES. Encode/decode never allocate. One codec serves one
+ * thread at a time; codecs are independent of each other. The field tables (about 11 MB) are
+ * built once per process by the first neuron_rs16_create (tens of milliseconds).
+ */
+#define NEURON_RS16_MAX_SHARDS 65535u
+#define NEURON_RS16_SHARD_ALIGN 64u
+#define NEURON_RS16_MAX_WORK_BYTES (1ull << 30)
+
+typedef struct neuron_rs16 neuron_rs16;
+
+/*
+ * Creates a codec for k data + m parity shards of up to max_shard_size bytes each and stores it
+ * in *out. NEURON_EINVAL for k, m or max_shard_size out of range or a work area over the limit;
+ * NEURON_ENOMEM when allocation fails; NEURON_EUNSUPPORTED if the field tables fail their
+ * self-check. *out is untouched on error.
+ */
+NEURON_EXPORT int32_t neuron_rs16_create(uint32_t k, uint32_t m, size_t max_shard_size, neuron_rs16 **out);
+
+/* Frees a codec (NULL is a no-op). */
+NEURON_EXPORT void neuron_rs16_free(neuron_rs16 *codec);
+
+/* Name of the kernels the codec runs: "gfni" (GFNI on 256-bit AVX registers, the default where
+ * present), "avx2", "portable", or "gfni-avx512" when chosen (static string). */
+NEURON_EXPORT const char *neuron_rs16_isa(const neuron_rs16 *codec);
+
+/*
+ * Makes the codec run the named kernels ("gfni-avx512", "gfni", "avx2" or "portable") instead of
+ * the default (benchmarks, cross-checks). NEURON_EINVAL for an unknown name or NULL,
+ * NEURON_EUNSUPPORTED when this CPU lacks the instructions. All kernels give identical bytes.
+ */
+NEURON_EXPORT int32_t neuron_rs16_set_isa(neuron_rs16 *codec, const char *name);
+
+/* Size in bytes of the codec's work area (N × max_shard_size). */
+NEURON_EXPORT uint64_t neuron_rs16_work_bytes(const neuron_rs16 *codec);
+
+/*
+ * Encodes one block: data[0..k) (k pointers to shard_size bytes each, read only) into
+ * parity[0..m) (m pointers, written). Parity buffers must not overlap the data.
+ * NEURON_EINVAL (nothing written) for a NULL codec/array/pointer or a bad shard_size.
+ */
+NEURON_EXPORT int32_t neuron_rs16_encode(neuron_rs16 *codec, const uint8_t *const *data, uint8_t *const *parity,
+                                         size_t shard_size);
+
+/*
+ * Decodes one block in place. shards[0..k+m) points to every shard (data 0..k-1, then parity
+ * 0..m-1), lost[0..lost_count) lists the indices whose content is missing; those shards are
+ * rebuilt (data and parity alike), every other shard is read only. Shards must not overlap.
+ * An erasure code: a shard passed as present must hold the bytes that were encoded.
+ *   NEURON_EINVAL          NULL pointers, bad shard_size, an index >= k + m, a duplicate index,
+ *                          or lost_count > k + m;
+ *   NEURON_EUNRECOVERABLE  lost_count > m (no shard is written).
+ * lost_count == 0 is a no-op success.
+ */
+NEURON_EXPORT int32_t neuron_rs16_decode(neuron_rs16 *codec, uint8_t *const *shards, const uint32_t *lost,
+                                         uint32_t lost_count, size_t shard_size);
+
 #ifdef __cplusplus
 }
 #endif

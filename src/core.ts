@@ -4,6 +4,7 @@
  * host are adapters over what it returns.
  */
 import { AppsService } from "./apps/service.ts";
+import { CaptureService } from "./capture/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
 import { auditRepo } from "./db/repos/audit.ts";
@@ -44,6 +45,7 @@ export interface Core {
   vfio: VfioService;
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
+  capture: CaptureService;
   close(): void;
 }
 
@@ -80,6 +82,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
   const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
+  const capture = new CaptureService(config.shmDir, native?.path ?? null);
   return {
     config,
     log,
@@ -104,7 +107,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     },
     hardware,
     vfio,
+    capture,
     close() {
+      capture.close();
       database.close();
       crypto?.close();
       native?.close();

@@ -6,6 +6,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
+import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
@@ -21,7 +22,8 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> & Partial<Pick<Core, "hardware" | "vfio">>;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> &
+  Partial<Pick<Core, "hardware" | "vfio" | "capture">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -47,6 +49,7 @@ export function createApp(core: ApiDeps) {
             { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
             { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
             { name: "gamestream", description: "Moonlight pairing and stream sessions" },
+            { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
@@ -59,7 +62,8 @@ export function createApp(core: ApiDeps) {
         .use(appsRoutes(core.apps))
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
-        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" })),
+        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
+        .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" })),
     );
 }
 

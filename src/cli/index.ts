@@ -2,6 +2,7 @@
 import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
+import { captureCommand } from "./capture.ts";
 import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
 import { vfioCommand } from "./vfio.ts";
@@ -12,7 +13,16 @@ import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, pairCommand, hardwareCommand, vfioCommand, inputCommand];
+export const COMMANDS: Command[] = [
+  serveCommand,
+  doctorCommand,
+  versionCommand,
+  pairCommand,
+  hardwareCommand,
+  vfioCommand,
+  captureCommand,
+  inputCommand,
+];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
