@@ -7,6 +7,7 @@ import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
 import { vfioCommand } from "./vfio.ts";
 import { pairCommand } from "./pair.ts";
+import { inputCommand } from "./input.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 import { vmCommand } from "./vm.ts";
@@ -22,6 +23,7 @@ export const COMMANDS: Command[] = [
   vfioCommand,
   captureCommand,
   vmCommand,
+  inputCommand,
 ];
 
 export function mainHelp(): string {
