@@ -144,8 +144,8 @@ export class ConfigError extends AppError {
 }
 
 export interface LoadConfigOptions {
-  /** --config: an explicit file must exist; the default file may be absent. */
-  configPath?: string;
+  /** --config: an explicit file must exist; the default file may be absent; null reads no file. */
+  configPath?: string | null;
   env?: Record<string, string | undefined>;
   /** Values from command-line flags, already in schema shape (strings are accepted for numbers). */
   flags?: Record<string, unknown>;
@@ -188,9 +188,9 @@ function formatIssues(issues: z.core.$ZodIssue[], sourceOf: (key: string) => str
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
-  const explicit = opts.configPath ?? env.NEURON_CONFIG;
+  const explicit = opts.configPath === null ? undefined : (opts.configPath ?? env.NEURON_CONFIG);
   const file = explicit ? resolve(cwd, explicit) : DEFAULT_CONFIG_PATH;
-  const fromFile = readConfigFile(file, explicit !== undefined) ?? {};
+  const fromFile = opts.configPath === null ? {} : (readConfigFile(file, explicit !== undefined) ?? {});
 
   const fromEnv: Record<string, unknown> = {};
   const origin = new Map<string, string>();
@@ -236,6 +236,6 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),
     dbPath: c.dbPath ? abs(c.dbPath) : join(stateDir, "neuron.db"),
     socketPath: c.socketPath ? abs(c.socketPath) : join(stateDir, "api.sock"),
-    configFile: Object.keys(fromFile).length || existsSync(file) ? file : null,
+    configFile: opts.configPath !== null && existsSync(file) ? file : null,
   };
 }

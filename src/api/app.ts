@@ -9,7 +9,8 @@ import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
-import { errorBody, errorHandler } from "./errors.ts";
+import { rejectDeclaredOversize } from "./body.ts";
+import { errorHandler } from "./errors.ts";
 import { SWAGGER_BUNDLE_URL, SWAGGER_CSS_URL, swaggerAssets } from "./swagger-assets.ts";
 
 export const API_PREFIX = "/api/v1";
@@ -23,13 +24,7 @@ export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
   return new Elysia({ name: "neuron.api" })
     .use(errorHandler(core.log))
-    .onRequest(({ request, set }) => {
-      const length = Number(request.headers.get("content-length") ?? "0");
-      if (Number.isFinite(length) && length > limit) {
-        set.status = 413;
-        return errorBody("BODY_TOO_LARGE", `request body of ${length} bytes exceeds the limit of ${limit} bytes`);
-      }
-    })
+    .onRequest(({ request }) => rejectDeclaredOversize(request, limit))
     .use(
       openapi({
         path: OPENAPI_PATH,

@@ -38,7 +38,9 @@ function validationMessage(err: ValidationLike): { message: string; details: unk
 }
 
 export function errorHandler(log: Logger) {
-  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
+  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, ({ code, error: thrown, set, request }) => {
+    // Errors thrown while parsing a body arrive wrapped in Elysia's ParseError.
+    const error = code === "PARSE" && (thrown as Error).cause instanceof AppError ? ((thrown as Error).cause as AppError) : thrown;
     if (error instanceof AppError) {
       set.status = error.status;
       if (error.status >= 500) log.error(error.message, { code: error.errorCode, cause: error.cause, path: new URL(request.url).pathname });
@@ -63,8 +65,7 @@ export function errorHandler(log: Logger) {
         set.status = 404;
         return errorBody("NOT_FOUND", `no route for ${request.method} ${new URL(request.url).pathname}`);
       default: {
-        const status = typeof (error as { status?: unknown }).status === "number" ? (error as { status: number }).status : 500;
-        if (status === 413) {
+        if ((error as unknown as { status?: unknown }).status === 413) {
           set.status = 413;
           return errorBody("BODY_TOO_LARGE", "request body is too large");
         }
