@@ -151,14 +151,14 @@ export class OsBackend {
     };
   }
 
-  async setResolution(req: SetResolution): Promise<Display & { display: string }> {
+  async setResolution(req: SetResolution): Promise<{ display: string; width: number; height: number }> {
     const argv = this.need("setResolution");
     const current = await this.displays().catch(() => [] as Display[]);
     const display = req.display ?? current.find((d) => d.primary)?.name ?? "";
     if (req.display && current.length && !current.some((d) => d.name === req.display))
       throw new GuestCommandError("NO_SUCH_DISPLAY", `display ${JSON.stringify(req.display)} not found`);
     await runArgv(substitute(argv, { width: String(req.width), height: String(req.height), display }), { timeoutMs: this.timeoutMs });
-    return { name: display, display, width: req.width, height: req.height, primary: true };
+    return { display, width: req.width, height: req.height };
   }
 
   async clipboardGet(): Promise<ClipboardContent> {
