@@ -62,6 +62,11 @@ export class AgentServer {
     this.channel?.close();
   }
 
+  /** Bytes held for the current session's incomplete frame. */
+  get bufferedBytes(): number {
+    return this.channel?.buffered ?? 0;
+  }
+
   get connected(): boolean {
     return this.channel?.isOpen ?? false;
   }
