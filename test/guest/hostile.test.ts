@@ -22,7 +22,7 @@ function scriptedGuest(onRequest: (s: net.Socket, req: Record<string, unknown>) 
       },
       onDrop: () => {},
     });
-    s.on("data", (b) => d.push(b));
+    s.on("data", (b: Buffer) => d.push(b));
   };
 }
 
@@ -126,7 +126,7 @@ async function rawHost(path: string) {
   await new Promise<void>((r) => s.once("connect", () => r()));
   const replies: Record<string, unknown>[] = [];
   const d = new FrameDecoder({ onFrame: (f) => replies.push(f), onDrop: () => {} });
-  s.on("data", (b) => d.push(b));
+  s.on("data", (b: Buffer) => d.push(b));
   return { s, replies };
 }
 
