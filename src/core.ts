@@ -6,6 +6,8 @@
 import { AppsService } from "./apps/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
+import { virshSocketResolver, type SocketResolver } from "./guest/resolver.ts";
+import { GuestService } from "./guest/service.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -19,6 +21,8 @@ export interface CoreOptions {
   logger?: Logger;
   /** Refuse to build the core without the native library (serve does). */
   requireNative?: boolean;
+  /** VM → agent socket paths; default: libvirt's domain XML through virsh. */
+  agentSocketResolver?: SocketResolver;
 }
 
 export interface Core {
@@ -29,6 +33,7 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  guest: GuestService;
   close(): void;
 }
 
@@ -60,6 +65,13 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const guest = new GuestService({
+    stateDir: config.stateDir,
+    openssl: config.bin.openssl,
+    settings: config.guestAgent,
+    resolve: opts.agentSocketResolver ?? virshSocketResolver({ virsh: config.bin.virsh, uri: config.libvirtUri }),
+    log: log.child({ module: "guest" }),
+  });
   return {
     config,
     log,
@@ -68,7 +80,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    guest,
     close() {
+      guest.close();
       database.close();
       native?.close();
     },

@@ -7,6 +7,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
+import { guestRoutes } from "../guest/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
@@ -18,7 +19,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config">;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config"> & Partial<Pick<Core, "guest">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -41,13 +42,19 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
     )
     .use(swaggerAssets())
-    .group(API_PREFIX, (api) => api.use(systemRoutes(core.system)).use(appsRoutes(core.apps)));
+    .group(API_PREFIX, (api) =>
+      api
+        .use(systemRoutes(core.system))
+        .use(appsRoutes(core.apps))
+        .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" })),
+    );
 }
 
 export type ApiApp = ReturnType<typeof createApp>;

@@ -177,3 +177,30 @@ export function issues(err: z.ZodError): string {
     .map((i) => `${i.path.join(".") || "(root)"} ${i.message}`)
     .join("; ");
 }
+
+// ---- management API shapes ----
+
+export const VmNameParams = z.strictObject({
+  name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only"),
+});
+export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello"]) });
+
+export const AgentStatusBody = z
+  .object({
+    vm: z.string(),
+    connected: z.boolean(),
+    state: z.enum(["idle", "connecting", "connected", "backoff", "stopped"]),
+    error: z.string().nullable(),
+    sockets: z.object({ agent: z.string().nullable(), qga: z.string().nullable() }),
+    hello: HelloResponse.nullable(),
+    info: GuestInfo.nullable(),
+    resolution: Display.nullable(),
+    qga: z
+      .object({ available: z.boolean(), os: z.record(z.string(), z.unknown()).nullable(), error: z.string().nullable() })
+      .nullable(),
+  })
+  .meta({ id: "AgentStatus" });
+
+export const AgentCommandResult = z
+  .object({ vm: z.string(), command: CommandName, via: z.enum(["agent", "qga"]), data: z.unknown() })
+  .meta({ id: "AgentCommandResult" });
