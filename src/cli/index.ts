@@ -2,13 +2,14 @@
 import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
+import { agentCommand } from "./agent.ts";
 import { doctorCommand } from "./doctor.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, agentCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
