@@ -9,6 +9,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
 import { QgaClient } from "../../src/guest/qga.ts";
+import { GuestService } from "../../src/guest/service.ts";
+import { GuestAgentSettingsSchema } from "../../src/guest/settings.ts";
+import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
 import { rawPeer, waitFor } from "./agent-env.ts";
 
@@ -69,6 +72,28 @@ describe.skipIf(skip)("QEMU guest agent (real qemu-ga)", () => {
     await expect(c.exec("", [])).rejects.toThrow("exec: path");
     await c.ping();
     await c.close();
+  });
+
+  test("GuestService falls back to qemu-ga for ping, get_info and shutdown when the VM has no agent channel", async () => {
+    const service = new GuestService({
+      stateDir: dir.path,
+      openssl: "openssl",
+      settings: GuestAgentSettingsSchema.parse(undefined),
+      resolve: async () => ({ agent: null, qga: sockPath }),
+      log: silentLogger,
+    });
+    try {
+      expect(await service.command("vm1", "ping", {})).toMatchObject({ via: "qga", data: { pong: true } });
+      const info = await service.command("vm1", "get_info", {});
+      expect((info.data as { os: { id: string } }).os.id).toBeTruthy();
+      const status = await service.status("vm1");
+      expect(status).toMatchObject({ connected: false, qga: { available: true } });
+      await expect(service.command("vm1", "launch_app", { path: "/bin/true" })).rejects.toMatchObject({ errorCode: "AGENT_NOT_CONNECTED" });
+      await expect(service.command("vm1", "shutdown", {})).rejects.toMatchObject({ errorCode: "QGA_COMMAND_FAILED" });
+      expect(proc!.exitCode).toBeNull();
+    } finally {
+      service.close();
+    }
   });
 
   test("the same client API through the appliance CLI: agent ping --protocol qga --json", async () => {
