@@ -9,7 +9,7 @@ import type { Logger } from "../log.ts";
 import { assertVmName, ensureAgentCertificates } from "./certs.ts";
 import { AgentClient, type AgentState } from "./client.ts";
 import { ClipboardSync, commandClipboard } from "./clipboard.ts";
-import { REQUEST_SCHEMAS, issues, type CommandName, type Display, type GuestInfo, type HelloResponse } from "./model.ts";
+import { AGENT_PORT_NAME, REQUEST_SCHEMAS, issues, type CommandName, type Display, type GuestInfo, type HelloResponse } from "./model.ts";
 import { QgaClient, type QgaOsInfo } from "./qga.ts";
 import type { AgentSockets, SocketResolver } from "./resolver.ts";
 import type { GuestAgentSettings } from "./settings.ts";
@@ -66,7 +66,7 @@ export class GuestService {
     const a = sockets.agent ? await this.ensure(vm, sockets.agent) : null;
     if (a && a.client.state !== "connected") await this.waitConnected(a.client, this.deps.settings.connectWaitMs);
     let info: GuestInfo | null = null;
-    let error = a ? a.client.error : `VM ${vm} has no ${"org.neuronos.agent.0"} channel`;
+    let error = a ? a.client.error : `VM ${vm} has no ${AGENT_PORT_NAME} channel`;
     if (a?.client.state === "connected") {
       try {
         info = await a.client.request<GuestInfo>("get_info");
@@ -121,18 +121,20 @@ export class GuestService {
     return this.command(vm, "set_resolution", size);
   }
 
-  /** Starts clipboard sync for a VM when host commands are configured; returns whether it runs. */
-  async startClipboardSync(vm: string): Promise<boolean> {
-    const { getCommand, setCommand, pollMs } = this.deps.settings.clipboard;
-    if (!getCommand || !setCommand) return false;
+  /**
+   * Connects to a VM's agent and keeps the connection (with clipboard sync when
+   * host clipboard commands are configured). Returns false when the VM has no agent channel.
+   */
+  async attach(vm: string): Promise<boolean> {
+    assertVmName(vm);
     const sockets = await this.deps.resolve(vm);
     if (!sockets.agent) return false;
-    const a = await this.ensure(vm, sockets.agent);
-    if (!a.clipboard) {
-      a.clipboard = new ClipboardSync(a.client, commandClipboard(getCommand, setCommand), this.deps.log.child({ vm }), pollMs);
-      a.clipboard.start();
-    }
+    await this.ensure(vm, sockets.agent);
     return true;
+  }
+
+  connectionState(vm: string): AgentState | null {
+    return this.vms.get(vm)?.client.state ?? null;
   }
 
   clipboardStats(vm: string): ClipboardSync["stats"] | null {
@@ -164,6 +166,11 @@ export class GuestService {
     const entry: VmAgent = { client, socket, resolution: null, clipboard: null, pendingSize: null, resizing: null };
     client.on("resolution_changed", (d: Display) => (entry.resolution = d));
     client.on("error", () => {}); // errors surface through state/error
+    const { getCommand, setCommand, pollMs } = s.clipboard;
+    if (getCommand && setCommand) {
+      entry.clipboard = new ClipboardSync(client, commandClipboard(getCommand, setCommand), this.deps.log.child({ vm }), pollMs);
+      entry.clipboard.start();
+    }
     this.vms.set(vm, entry);
     client.start();
     return entry;

@@ -11,6 +11,8 @@ import { ensureAgentCertificates } from "../../src/guest/certs.ts";
 import { ClipboardSync, commandClipboard } from "../../src/guest/clipboard.ts";
 import { AgentClient } from "../../src/guest/client.ts";
 import { agentSocketsFromDomainXml, virshSocketResolver, type AgentSockets } from "../../src/guest/resolver.ts";
+import { GuestService } from "../../src/guest/service.ts";
+import { GuestAgentSettingsSchema } from "../../src/guest/settings.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createCore, type Core } from "../../src/core.ts";
 import { AppError } from "../../src/errors.ts";
@@ -183,6 +185,36 @@ describe("clipboard sync host ↔ guest", () => {
     } finally {
       sync.stop();
       client.stop();
+      await served.close();
+      d.cleanup();
+    }
+  });
+});
+
+describe("GuestService with host clipboard commands configured", () => {
+  test("attach starts the sync; a host copy reaches the guest", async () => {
+    const d = tempDir();
+    const path = join(d.path, "s.sock");
+    const hostClip = join(d.path, "host-clip");
+    writeFileSync(hostClip, "");
+    const served = await serveAgent({ socketPath: path, dir: d.path, tls: null, pollMs: 30 });
+    const service = new GuestService({
+      stateDir: d.path,
+      openssl: "openssl",
+      settings: GuestAgentSettingsSchema.parse({ tls: false, clipboard: { getCommand: ["cat", hostClip], setCommand: ["sh", "-c", 'cat > "$0"', hostClip], pollMs: 50 } }),
+      resolve: async () => ({ agent: path, qga: null }),
+      log: silentLogger,
+    });
+    try {
+      expect(await service.attach("vm1")).toBe(true);
+      await waitFor(() => service.connectionState("vm1") === "connected", 5000, "connection");
+      expect(service.clipboardStats("vm1")).not.toBeNull();
+      await Bun.sleep(150);
+      writeFileSync(hostClip, "sync me");
+      await waitFor(() => readFileSync(join(d.path, "clip"), "utf8") === "sync me", 5000, "host → guest through the service");
+      await waitFor(() => service.clipboardStats("vm1")?.toGuest === 1, 5000, "sync counted");
+    } finally {
+      service.close();
       await served.close();
       d.cleanup();
     }
