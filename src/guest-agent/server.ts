@@ -39,12 +39,19 @@ export function clipboardHash(c: ClipboardContent): string {
   return h.digest("hex");
 }
 
+const displayKey = (name: string, width: number, height: number) => `${name} ${width}x${height}`;
+
 export class AgentServer {
   private channel: FramedChannel | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private polling = false;
   private lastClipboard: string | null = null;
   private lastDisplays: string | null = null;
+  /** Bumped by host-made changes: a poll that raced with one discards what it read. */
+  private clipboardGen = 0;
+  private displayGen = 0;
+  private clipboardWrites = 0;
+  private displayWrites = 0;
   private children = new Set<number>();
   private stopped = false;
 
@@ -172,17 +179,27 @@ export class AgentServer {
         return { pong: true, time: Date.now() };
       case "get_info":
         return b.info();
-      case "set_resolution":
-        return b.setResolution(data as Parameters<OsBackend["setResolution"]>[0]);
+      case "set_resolution": {
+        this.displayGen++;
+        this.displayWrites++;
+        const r = await b.setResolution(data as Parameters<OsBackend["setResolution"]>[0]).finally(() => (this.displayGen++, this.displayWrites--));
+        // Like the clipboard: a change the host made is not reported back to it.
+        this.lastDisplays = displayKey(r.display, r.width, r.height);
+        this.displayGen++;
+        return r;
+      }
       case "launch_app":
         return this.launch(data as { path: string; args: string[]; cwd?: string });
       case "clipboard_get":
         return b.clipboardGet();
       case "clipboard_set": {
         const content = data as ClipboardContent;
-        await b.clipboardSet(content);
+        this.clipboardGen++;
+        this.clipboardWrites++;
+        await b.clipboardSet(content).finally(() => (this.clipboardGen++, this.clipboardWrites--));
         // Loop suppression: what the host set is not reported back as a guest change.
         this.lastClipboard = clipboardHash(content);
+        this.clipboardGen++;
         return {};
       }
       case "screenshot":
@@ -214,17 +231,21 @@ export class AgentServer {
     if (this.polling || this.stopped) return;
     this.polling = true;
     try {
+      const clipGen = this.clipboardGen;
       const clip = await this.opts.backend.clipboardGet().catch(() => null);
-      if (clip) {
+      if (clip && clipGen === this.clipboardGen && this.clipboardWrites === 0) {
         const h = clipboardHash(clip);
         if (this.lastClipboard !== null && h !== this.lastClipboard && clip.mime !== "empty") this.emitEvent("clipboard_changed", clip);
         this.lastClipboard = h;
       }
+      const dispGen = this.displayGen;
       const displays = await this.opts.backend.displays().catch(() => [] as Display[]);
       const primary = displays.find((d) => d.primary);
-      const key = primary ? `${primary.name} ${primary.width}x${primary.height}` : "";
-      if (this.lastDisplays !== null && key !== this.lastDisplays && primary) this.emitEvent("resolution_changed", primary);
-      this.lastDisplays = key;
+      const key = primary ? displayKey(primary.name, primary.width, primary.height) : "";
+      if (dispGen === this.displayGen && this.displayWrites === 0) {
+        if (this.lastDisplays !== null && key !== this.lastDisplays && primary) this.emitEvent("resolution_changed", primary);
+        this.lastDisplays = key;
+      }
     } finally {
       this.polling = false;
     }

@@ -214,3 +214,37 @@ describe("connection lifecycle", () => {
     await expect(c.request("ping")).rejects.toThrow("not connected");
   });
 });
+
+describe("events report only changes the host did not make", () => {
+  test("host resizes and clipboard writes are not echoed; guest-side changes are", async () => {
+    const dir = tempDir();
+    const path = sock();
+    const served = await serveAgent({ socketPath: path, dir: dir.path, tls: null, pollMs: 5 });
+    const c = client(path, null);
+    const events: { type: string }[] = [];
+    c.on("event", (e: { type: string }) => events.push(e));
+    try {
+      await c.connectOnce();
+      await Bun.sleep(50);
+      for (let i = 0; i < 10; i++) {
+        await c.request("set_resolution", { width: 1000 + i * 10, height: 700 });
+        await c.request("clipboard_set", { mime: "text/plain", text: `host ${i}` });
+      }
+      await Bun.sleep(100);
+      expect(events).toEqual([]);
+      writeFileSync(join(dir.path, "displays"), "Virtual-1 800x600 primary\n");
+      writeFileSync(join(dir.path, "clip"), "guest text");
+      await waitFor(() => events.length >= 2, 5000, "guest events");
+      expect(events).toEqual(
+        expect.arrayContaining([
+          { type: "resolution_changed", data: { name: "Virtual-1", width: 800, height: 600, primary: true } },
+          { type: "clipboard_changed", data: { mime: "text/plain", text: "guest text" } },
+        ]),
+      );
+    } finally {
+      c.stop();
+      await served.close();
+      dir.cleanup();
+    }
+  });
+});
