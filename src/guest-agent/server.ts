@@ -101,6 +101,8 @@ export class AgentServer {
         this.channel = channel;
       };
       if (!this.opts.tls) return attach(stream);
+      // The TLS socket reports failures; the raw stream's own errors must not go unhandled.
+      stream.on("error", () => {});
       const t = new tls.TLSSocket(stream, {
         isServer: true,
         ca: this.opts.tls.ca,

@@ -178,7 +178,8 @@ export class AgentClient extends EventEmitter {
       );
       const sock = net.createConnection({ path: this.opts.socketPath });
       this.stream = sock;
-      sock.once("error", (err) => fail(agentError.notConnected(err.message)));
+      // Kept for the socket's life: a second error (e.g. a reset under TLS) must not go unhandled.
+      sock.on("error", (err) => fail(agentError.notConnected(err.message)));
       const ready = (stream: Duplex) => {
         this.stream = stream;
         const channel: FramedChannel = new FramedChannel(stream, {
@@ -226,7 +227,7 @@ export class AgentClient extends EventEmitter {
           // Trust is the per-VM CA, which signs only this VM's two certificates.
           checkServerIdentity: () => undefined,
         });
-        t.once("error", (err) => fail(new AppError("AGENT_TLS_FAILED", `TLS with the guest agent failed: ${err.message}`, { status: 502 })));
+        t.on("error", (err) => fail(new AppError("AGENT_TLS_FAILED", `TLS with the guest agent failed: ${err.message}`, { status: 502 })));
         t.once("secureConnect", () => ready(t));
       });
     });

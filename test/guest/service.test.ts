@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
+import { startServer } from "../../src/api/server.ts";
 import { ensureAgentCertificates } from "../../src/guest/certs.ts";
 import { ClipboardSync, commandClipboard } from "../../src/guest/clipboard.ts";
 import { AgentClient } from "../../src/guest/client.ts";
@@ -222,15 +223,68 @@ describe("GuestService with host clipboard commands configured", () => {
 });
 
 describe("CLI: agent ping --socket", () => {
-  async function cli(args: string[]) {
+  async function cli(args: string[], extraEnv: Record<string, string> = {}) {
     const p = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), ...args], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "empty.json") },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "empty.json"), ...extraEnv },
       stdout: "pipe",
       stderr: "pipe",
     });
     const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
     return { code, stdout, stderr };
   }
+
+  test.skipIf(!Bun.which("virsh"))("agent ping|info|clipboard|resolution|launch VM: socket from libvirt, in-process and through the running service", async () => {
+    const d = tempDir();
+    const state = join(d.path, "state");
+    const certs = await ensureAgentCertificates({ stateDir: state, openssl: "openssl" }, "win11");
+    const path = join(d.path, "win11.sock");
+    const node = join(d.path, "node.xml");
+    writeFileSync(
+      node,
+      `<node><domain type='test'><name>win11</name><memory>524288</memory><os><type>hvm</type></os><devices>
+        <channel type='unix'><source mode='bind' path='${path}'/><target type='virtio' name='org.neuronos.agent.0'/></channel>
+      </devices></domain></node>`,
+    );
+    const served = await serveAgent({ socketPath: path, dir: d.path, tls: certs.guest });
+    const env = { NEURON_LIBVIRT_URI: `test://${node}` };
+    try {
+      // No service running: the CLI resolves the socket through virsh and connects itself.
+      const ping = await cli(["agent", "ping", "win11", "--state-dir", state, "--json"], env);
+      expect(ping.stderr).toBe("");
+      expect(JSON.parse(ping.stdout)).toMatchObject({ vm: "win11", via: "agent", data: { pong: true } });
+      const info = await cli(["agent", "info", "win11", "--state-dir", state], env);
+      expect(info.stdout).toContain("display Virtual-1 1280x800 primary");
+      const nope = await cli(["agent", "ping", "nosuchvm", "--state-dir", state], env);
+      expect(nope.code).toBe(1);
+      expect(nope.stderr).toContain("not found");
+      // With the service running, the same commands go through its local API socket.
+      const core = createCore(testConfig({ stateDir: state, port: 0, libvirtUri: `test://${node}` }), { logger: silentLogger });
+      const server = startServer(core);
+      try {
+        const set = await cli(["agent", "clipboard", "win11", "set", "through the service", "--state-dir", state], env);
+        expect(set.code).toBe(0);
+        expect(readFileSync(join(d.path, "clip"), "utf8")).toBe("through the service");
+        expect(core.guest.connectionState("win11")).toBe("connected"); // the service holds the connection
+        const get = await cli(["agent", "clipboard", "win11", "get", "--state-dir", state], env);
+        expect(get.stdout).toBe("through the service");
+        const res = await cli(["agent", "resolution", "win11", "1600x900", "--state-dir", state], env);
+        expect(res.stdout).toBe("win11: 1600x900 on Virtual-1\n");
+        const launch = await cli(["agent", "launch", "win11", "/bin/true", "--state-dir", state, "--json"], env);
+        expect(JSON.parse(launch.stdout).data.pid).toBeGreaterThan(0);
+        const bad = await cli(["agent", "resolution", "win11", "huge", "--state-dir", state], env);
+        expect(bad.code).toBe(2);
+        const tiny = await cli(["agent", "resolution", "win11", "10x10", "--state-dir", state], env);
+        expect(tiny.code).toBe(1);
+        expect(tiny.stderr).toContain("set_resolution");
+      } finally {
+        await server.stop();
+        core.close();
+      }
+    } finally {
+      await served.close();
+      d.cleanup();
+    }
+  });
 
   test("neuron protocol over TLS with --cert-dir, plain, and clear errors", async () => {
     const d = tempDir();
