@@ -91,8 +91,10 @@ export class FrameDecoder {
         continue;
       }
       // In a frame: find the next STX or ETX, whichever comes first.
-      let j = i;
-      while (j < n && data[j] !== STX && data[j] !== ETX) j++;
+      // indexOf is a native byte scan: several times faster than a JS loop.
+      const etx = data.indexOf(ETX, i);
+      const stx = data.indexOf(STX, i);
+      const j = etx < 0 ? (stx < 0 ? n : stx) : stx < 0 ? etx : Math.min(etx, stx);
       this.take(data, i, j);
       if (j === n) return;
       if (data[j] === STX) {
