@@ -77,7 +77,7 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
       { stdout: "ignore", stderr: "pipe" },
     );
     await waitFor(() => existsSync(sock), 10_000, "QEMU's chardev socket");
-    client = new AgentClient({ socketPath: sock, tls: certs.host, log: silentLogger, requestTimeoutMs: 30_000, connectTimeoutMs: 20_000, backoff: { initialMs: 200, maxMs: 1000 } });
+    client = new AgentClient({ socketPath: sock, tls: certs.host, log: silentLogger, requestTimeoutMs: 30_000, connectTimeoutMs: 4_000, backoff: { initialMs: 200, maxMs: 1000 } });
     client.start();
     const booted = Date.now();
     const qemuProc = vm;
