@@ -46,6 +46,9 @@ export class ClipboardSync {
   private lastHost: string | null = null;
   private lastSynced: string | null = null;
   private busy = false;
+  /** Bumped around our own writes to the host clipboard: a poll that overlapped one discards what it read. */
+  private hostGen = 0;
+  private hostWrites = 0;
   /** Counters, for status and tests. */
   readonly stats = { toGuest: 0, toHost: 0, suppressed: 0, errors: 0 };
   private readonly onGuest = (c: ClipboardContent) => void this.fromGuest(c);
@@ -74,7 +77,9 @@ export class ClipboardSync {
     if (this.busy || this.peer.state !== "connected") return;
     this.busy = true;
     try {
+      const gen = this.hostGen;
       const text = await this.host.get();
+      if (gen !== this.hostGen || this.hostWrites > 0) return;
       const h = hash(text);
       if (this.lastHost === null) {
         this.lastHost = h; // first look: the current content is not a change
@@ -107,12 +112,17 @@ export class ClipboardSync {
     // Recorded before the write so a host poll racing with it sees an echo.
     this.lastSynced = h;
     this.lastHost = h;
+    this.hostGen++;
+    this.hostWrites++;
     try {
       await this.host.set(c.text);
       this.stats.toHost++;
     } catch (err) {
       this.stats.errors++;
       this.log.warn("clipboard guest→host failed", { error: (err as Error).message });
+    } finally {
+      this.hostGen++;
+      this.hostWrites--;
     }
   }
 }

@@ -1,5 +1,5 @@
 /** Host client ↔ guest agent over real unix sockets, plain and mutual TLS (certificates from the real openssl). */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
@@ -8,6 +8,9 @@ import type { GuestInfo } from "../../src/guest/model.ts";
 import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
 import { captureLogger, serveAgent, tinyPng, waitFor } from "./agent-env.ts";
+
+// Real subprocesses and sockets: generous under load (CI runs on 2 cores).
+setDefaultTimeout(30_000);
 
 const tmp = tempDir("neuron-agent-");
 let certs: AgentCertificates;

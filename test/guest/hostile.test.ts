@@ -1,11 +1,14 @@
 /** Hostile and broken peers on both ends of the agent channel: bounded memory, clear errors, connection kept. */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import net from "node:net";
 import { join } from "node:path";
 import { AgentClient } from "../../src/guest/client.ts";
 import { encodeFrame, ETX, FrameDecoder, STX } from "../../src/guest/framing.ts";
 import { tempDir } from "../helpers/env.ts";
 import { captureLogger, rawPeer, serveAgent, waitFor } from "./agent-env.ts";
+
+// Real subprocesses and sockets: generous under load (CI runs on 2 cores).
+setDefaultTimeout(30_000);
 
 const tmp = tempDir("neuron-hostile-");
 afterAll(() => tmp.cleanup());

@@ -4,7 +4,7 @@
  * with answers unread). guest-shutdown is blocked with -b so nothing here can
  * power the machine off.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,9 @@ import { GuestAgentSettingsSchema } from "../../src/guest/settings.ts";
 import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
 import { rawPeer, waitFor } from "./agent-env.ts";
+
+// Real subprocesses and sockets: generous under load (CI runs on 2 cores).
+setDefaultTimeout(30_000);
 
 const QGA = Bun.which("qemu-ga") ?? Bun.which("qemu-ga", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
 const skip = QGA === null;

@@ -3,7 +3,7 @@
  * a unix socket with the service's own per-VM certificates, a real qemu-ga for
  * the fallback, and libvirt's test driver for the VM → socket mapping.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
@@ -19,6 +19,9 @@ import { createCore, type Core } from "../../src/core.ts";
 import { AppError } from "../../src/errors.ts";
 import { BUN, REPO_ROOT, tempDir, testConfig } from "../helpers/env.ts";
 import { serveAgent, waitFor } from "./agent-env.ts";
+
+// Real subprocesses and sockets: generous under load (CI runs on 2 cores).
+setDefaultTimeout(30_000);
 
 describe("domain XML → agent sockets", () => {
   test("finds both channels, unescapes paths, ignores the rest", () => {
