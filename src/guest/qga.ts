@@ -192,53 +192,51 @@ export class QgaClient {
   }
 
   private async roundTrip(command: string, args: Record<string, unknown> | undefined, delimited: boolean, noReply: boolean): Promise<unknown> {
-    {
-      const sock = this.sock;
-      if (!sock || this.closedReason) throw qgaError.notConnected(this.closedReason ?? "not connected");
-      const line = JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args }) + "\n";
-      const timeoutMs = noReply ? 500 : (this.opts.timeoutMs ?? 5000);
-      const reply = new Promise<string | null>((resolve, reject) => {
-        const t = setTimeout(() => {
-          this.waiter = null;
-          if (noReply) resolve(null);
-          else {
-            // The answer may still come: resync before the next command.
-            this.needSync = true;
-            reject(qgaError.timeout(command, timeoutMs));
-          }
-        }, timeoutMs);
-        this.waiter = {
-          resolve: (l) => {
-            clearTimeout(t);
-            resolve(l);
-          },
-          reject: (e) => {
-            clearTimeout(t);
-            reject(e);
-          },
-        };
-      });
-      if (delimited) {
-        this.awaitSentinel = true;
-        this.buf = [];
-        this.bufLen = 0;
-        sock.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(line)]));
-      } else sock.write(line);
-      const text = await reply;
-      if (text === null) return undefined;
-      let msg: unknown;
-      try {
-        msg = JSON.parse(text);
-      } catch {
-        throw qgaError.bad(command, "invalid JSON");
-      }
-      const m = msg as { return?: unknown; error?: { class?: unknown; desc?: unknown } };
-      if (m && typeof m === "object" && "error" in m && m.error)
-        throw qgaError.failed(command, String(m.error.class ?? "Error"), String(m.error.desc ?? "").slice(0, 1000));
-      if (!m || typeof m !== "object" || !("return" in m)) throw qgaError.bad(command, "neither return nor error");
-      if (delimited) this.needSync = false;
-      return m.return;
+    const sock = this.sock;
+    if (!sock || this.closedReason) throw qgaError.notConnected(this.closedReason ?? "not connected");
+    const line = JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args }) + "\n";
+    const timeoutMs = noReply ? 500 : (this.opts.timeoutMs ?? 5000);
+    const reply = new Promise<string | null>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiter = null;
+        if (noReply) resolve(null);
+        else {
+          // The answer may still come: resync before the next command.
+          this.needSync = true;
+          reject(qgaError.timeout(command, timeoutMs));
+        }
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (l) => {
+          clearTimeout(t);
+          resolve(l);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      };
+    });
+    if (delimited) {
+      this.awaitSentinel = true;
+      this.buf = [];
+      this.bufLen = 0;
+      sock.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(line)]));
+    } else sock.write(line);
+    const text = await reply;
+    if (text === null) return undefined;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      throw qgaError.bad(command, "invalid JSON");
     }
+    const m = msg as { return?: unknown; error?: { class?: unknown; desc?: unknown } };
+    if (m && typeof m === "object" && "error" in m && m.error)
+      throw qgaError.failed(command, String(m.error.class ?? "Error"), String(m.error.desc ?? "").slice(0, 1000));
+    if (!m || typeof m !== "object" || !("return" in m)) throw qgaError.bad(command, "neither return nor error");
+    if (delimited) this.needSync = false;
+    return m.return;
   }
 
   private onData(d: Buffer): void {

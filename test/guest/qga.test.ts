@@ -163,6 +163,38 @@ describe("QEMU guest agent client against a broken peer", () => {
     }
   });
 
+  test("after a timeout the next command resyncs, so a late answer is never taken for the next one", async () => {
+    const d = tempDir();
+    const path = join(d.path, "late.sock");
+    // Like qemu-ga, one command at a time, in order; guest-ping is slow here.
+    const peer = await rawPeer(path, (s) => {
+      let queue = Promise.resolve();
+      s.on("data", (b: Buffer) => {
+        for (const line of b.toString("latin1").split("\n").filter((l) => l.trim())) {
+          queue = queue.then(async () => {
+            const m = /"id":\s*(\d+)/.exec(line);
+            if (m) s.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${m[1]}}\n`)]));
+            else if (line.includes("guest-ping")) {
+              await Bun.sleep(150);
+              s.write('{"return": {"late": true}}\n');
+            } else if (line.includes("guest-info")) s.write('{"return": {"version": "9.9", "supported_commands": []}}\n');
+          });
+        }
+      });
+    });
+    try {
+      const c = new QgaClient({ socketPath: path, timeoutMs: 100 });
+      await c.connect();
+      await expect(c.execute("guest-ping")).rejects.toThrow("did not answer");
+      // Sent while the ping's answer is still to come: without the resync it would take that answer.
+      expect(await c.info()).toEqual({ version: "9.9", supported_commands: [] });
+      await c.close();
+    } finally {
+      await peer.close();
+      d.cleanup();
+    }
+  });
+
   test("no socket: a clear error", async () => {
     const c = new QgaClient({ socketPath: "/nonexistent/qga.sock" });
     await expect(c.connect()).rejects.toThrow("QEMU guest agent not reachable");
