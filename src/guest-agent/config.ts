@@ -49,6 +49,36 @@ const XRANDR_LIST = [
 
 const PS = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"];
 
+/** PowerShell: the primary screen as PNG on stdout. */
+const WIN_SCREENSHOT =
+  "Add-Type -AssemblyName System.Windows.Forms,System.Drawing; $b = [System.Windows.Forms.Screen]::PrimaryScreen.Bounds; " +
+  "$bmp = New-Object System.Drawing.Bitmap $b.Width, $b.Height; $g = [System.Drawing.Graphics]::FromImage($bmp); " +
+  "$g.CopyFromScreen($b.Location, [System.Drawing.Point]::Empty, $b.Size); $ms = New-Object System.IO.MemoryStream; " +
+  "$bmp.Save($ms, [System.Drawing.Imaging.ImageFormat]::Png); $o = [Console]::OpenStandardOutput(); $ms.WriteTo($o); $o.Flush()";
+
+/**
+ * PowerShell: ChangeDisplaySettingsEx on a display. -Command joins trailing
+ * arguments into the script, so the values are substituted into it: width and
+ * height are integers and display names are restricted to [A-Za-z0-9_.:\\-]
+ * (model.ts), so nothing can break out of the quoted string.
+ */
+const WIN_SET_RESOLUTION =
+  "$w = [int]'{width}'; $h = [int]'{height}'; $d = '{display}'; " +
+  "Add-Type -TypeDefinition 'using System; using System.Runtime.InteropServices; " +
+  "[StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)] public struct DEVMODE { " +
+  "[MarshalAs(UnmanagedType.ByValTStr, SizeConst = 32)] public string dmDeviceName; public short dmSpecVersion; public short dmDriverVersion; " +
+  "public short dmSize; public short dmDriverExtra; public int dmFields; public int dmPositionX; public int dmPositionY; public int dmDisplayOrientation; " +
+  "public int dmDisplayFixedOutput; public short dmColor; public short dmDuplex; public short dmYResolution; public short dmTTOption; public short dmCollate; " +
+  "[MarshalAs(UnmanagedType.ByValTStr, SizeConst = 32)] public string dmFormName; public short dmLogPixels; public int dmBitsPerPel; public int dmPelsWidth; " +
+  "public int dmPelsHeight; public int dmDisplayFlags; public int dmDisplayFrequency; public int dmICMMethod; public int dmICMIntent; public int dmMediaType; " +
+  "public int dmDitherType; public int dmReserved1; public int dmReserved2; public int dmPanningWidth; public int dmPanningHeight; } " +
+  "public static class Disp { [DllImport(\"user32.dll\", CharSet = CharSet.Unicode)] public static extern bool EnumDisplaySettings(string dev, int mode, ref DEVMODE dm); " +
+  "[DllImport(\"user32.dll\", CharSet = CharSet.Unicode)] public static extern int ChangeDisplaySettingsEx(string dev, ref DEVMODE dm, IntPtr hwnd, int flags, IntPtr param); }'; " +
+  "$dev = if ($d) { $d } else { $null }; $dm = New-Object DEVMODE; $dm.dmSize = [System.Runtime.InteropServices.Marshal]::SizeOf($dm); " +
+  "if (-not [Disp]::EnumDisplaySettings($dev, -1, [ref]$dm)) { throw 'cannot read the display mode' }; " +
+  "$dm.dmPelsWidth = $w; $dm.dmPelsHeight = $h; $dm.dmFields = 0x180000; " +
+  "$r = [Disp]::ChangeDisplaySettingsEx($dev, [ref]$dm, [IntPtr]::Zero, 1, [IntPtr]::Zero); if ($r -ne 0) { throw \"ChangeDisplaySettingsEx returned $r\" }";
+
 export function defaultCommands(platform: NodeJS.Platform, env: Record<string, string | undefined>): AgentCommands {
   if (platform === "win32")
     return {
@@ -60,8 +90,8 @@ export function defaultCommands(platform: NodeJS.Platform, env: Record<string, s
         ...PS,
         "Add-Type -AssemblyName System.Windows.Forms; [System.Windows.Forms.Screen]::AllScreens | % { '{0} {1}x{2}{3}' -f $_.DeviceName, $_.Bounds.Width, $_.Bounds.Height, $(if ($_.Primary) {' primary'} else {''}) }",
       ],
-      setResolution: null,
-      screenshot: null,
+      setResolution: [...PS, WIN_SET_RESOLUTION],
+      screenshot: [...PS, WIN_SCREENSHOT],
       poweroff: ["shutdown.exe", "/s", "/t", "0"],
       reboot: ["shutdown.exe", "/r", "/t", "0"],
     };

@@ -155,6 +155,9 @@ export class OsBackend {
     const argv = this.need("setResolution");
     const current = await this.displays().catch(() => [] as Display[]);
     const display = req.display ?? current.find((d) => d.primary)?.name ?? "";
+    // Substituted into OS commands (PowerShell script text on Windows): only plain names pass.
+    if (display && !/^[A-Za-z0-9_.:\\-]{1,256}$/.test(display))
+      throw new GuestCommandError("INVALID_ARGUMENT", `display name ${JSON.stringify(display.slice(0, 64))} has unsupported characters`);
     if (req.display && current.length && !current.some((d) => d.name === req.display))
       throw new GuestCommandError("NO_SUCH_DISPLAY", `display ${JSON.stringify(req.display)} not found`);
     await runArgv(substitute(argv, { width: String(req.width), height: String(req.height), display }), { timeoutMs: this.timeoutMs });

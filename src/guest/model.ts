@@ -92,10 +92,13 @@ export const GuestInfo = z.object({
 });
 export type GuestInfo = z.infer<typeof GuestInfo>;
 
+/** Display names as the guest OS reports them (Virtual-1, HDMI-A-1, \\.\DISPLAY1); no quotes or spaces. */
+const displayName = z.string().min(1).max(256).regex(/^[A-Za-z0-9_.:\\-]+$/, "letters, digits and _ . : \\ - only");
+
 export const SetResolution = z.strictObject({
   width: z.number().int().min(320).max(16384),
   height: z.number().int().min(200).max(16384),
-  display: z.string().min(1).max(256).optional(),
+  display: displayName.optional(),
 });
 export type SetResolution = z.infer<typeof SetResolution>;
 

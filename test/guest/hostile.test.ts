@@ -1,5 +1,6 @@
 /** Hostile and broken peers on both ends of the agent channel: bounded memory, clear errors, connection kept. */
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { AgentClient } from "../../src/guest/client.ts";
@@ -184,6 +185,25 @@ describe("guest agent against a hostile host", () => {
       const reasons = lines.filter((l) => l.level === "error").map((l) => l.fields.reason);
       expect(reasons).toEqual(expect.arrayContaining(["invalid_message", "nested_stx", "invalid_utf8", "not_an_object"]));
       expect(served.agent.connected).toBe(true);
+    } finally {
+      s.destroy();
+      await served.close();
+      dir.cleanup();
+    }
+  });
+
+  test("display names with quotes or spaces never reach an OS command", async () => {
+    const dir = tempDir();
+    const path = sock();
+    const served = await serveAgent({ socketPath: path, dir: dir.path, tls: null });
+    writeFileSync(join(dir.path, "displays"), "Evil';$(reboot) 1024x768 primary\n");
+    const { s, replies } = await rawHost(path);
+    try {
+      s.write(encodeFrame({ type: "set_resolution", request_id: "d1", data: { width: 800, height: 600 } }));
+      s.write(encodeFrame({ type: "set_resolution", request_id: "d2", data: { width: 800, height: 600, display: "a'b" } }));
+      await waitFor(() => replies.length >= 2, 5000, "replies");
+      for (const r of replies) expect(r).toMatchObject({ success: false, error: { code: "INVALID_ARGUMENT" } });
+      expect(readFileSync(join(dir.path, "displays"), "utf8")).toBe("Evil';$(reboot) 1024x768 primary\n");
     } finally {
       s.destroy();
       await served.close();
