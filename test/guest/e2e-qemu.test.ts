@@ -3,13 +3,16 @@
  * Debian kernel, busybox initramfs) on the virtio-serial port
  * org.neuronos.agent.0; the host client talks to it over the chardev's unix
  * socket with mutual TLS: ping, info, resize, launch (+ exit event),
- * clipboard both ways, reconnect after the host side drops.
+ * clipboard both ways, reconnect after the host side drops. The guest also
+ * runs the real qemu-ga on org.qemu.guest_agent.0, which the host's QEMU guest
+ * agent client talks to over the second port.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
 import { AgentClient } from "../../src/guest/client.ts";
+import { QgaClient } from "../../src/guest/qga.ts";
 import type { GuestInfo } from "../../src/guest/model.ts";
 import { silentLogger } from "../../src/log.ts";
 import { BUN, REPO_ROOT, tempDir } from "../helpers/env.ts";
@@ -17,6 +20,7 @@ import { tinyPng, waitFor } from "./agent-env.ts";
 import { buildInitramfs, findKernel, qemuArgs, tinyGuestUnavailable, type Kernel } from "./tiny-guest.ts";
 
 const kernel = findKernel();
+const QGA = Bun.which("qemu-ga", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
 const skipReason = tinyGuestUnavailable();
 if (skipReason) console.warn(`skipping the QEMU end-to-end agent test: ${skipReason}`);
 
@@ -41,6 +45,7 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
   const work = tempDir("neuron-e2e-agent-");
   const sock = join(work.path, "agent.sock");
   const consoleLog = join(work.path, "console.log");
+  const qgaSock = join(work.path, "qga.sock");
   let certs: AgentCertificates;
   let vm: Bun.Subprocess | null = null;
   let client: AgentClient;
@@ -60,9 +65,12 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
         "agent/certs/guest.crt": { text: certs.guest.cert },
         "agent/certs/guest.key": { text: certs.guest.key, mode: 0o600 },
         "agent/shot.png": { text: tinyPng() },
-        "etc/os-release": { text: 'NAME="NeuronOS test guest"\nVERSION_ID="1"\n' },
+        "etc/os-release": { text: 'NAME="NeuronOS test guest"\nID=neuronos-test\nVERSION_ID="1"\n' },
+        ...(QGA ? { "bin/qemu-ga": { host: QGA, libs: true } } : {}),
       },
       [
+        // The QEMU guest agent on its own port, found by name (no udev in this guest).
+        "for p in /sys/class/virtio-ports/*; do if [ \"$(cat $p/name)\" = org.qemu.guest_agent.0 ]; then /bin/qemu-ga -m virtio-serial -p /dev/$(basename $p) -t /tmp -f /tmp/qga.pid & fi; done",
         "echo 'Virtual-1 1024x768 primary' > /tmp/displays",
         ": > /tmp/clip",
         "HOME=/root TMPDIR=/tmp /agent/neuron-agent --config /agent/config.json",
@@ -73,6 +81,8 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
         "-device", "virtio-serial-pci,id=vser0",
         "-chardev", `socket,id=agent0,path=${sock},server=on,wait=off`,
         "-device", "virtserialport,bus=vser0.0,chardev=agent0,name=org.neuronos.agent.0",
+        "-chardev", `socket,id=qga0,path=${qgaSock},server=on,wait=off`,
+        "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
       ]),
       { stdout: "ignore", stderr: "pipe" },
     );
@@ -123,6 +133,19 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
     const fromGuest = new Promise((r) => client.once("clipboard_changed", r));
     await client.request("launch_app", { path: "/bin/sh", args: ["-c", "printf 'guest → host' > /tmp/clip"] });
     expect(await fromGuest).toEqual({ mime: "text/plain", text: "guest → host" });
+  }, 90_000);
+
+  test.skipIf(!QGA)("the same host speaks to the real qemu-ga in the guest (org.qemu.guest_agent.0)", async () => {
+    const q = new QgaClient({ socketPath: qgaSock, timeoutMs: 20_000 });
+    await q.connect();
+    try {
+      await q.ping();
+      expect(await q.osInfo()).toMatchObject({ id: "neuronos-test", name: "NeuronOS test guest", "kernel-release": expect.stringMatching(/^6\./) });
+      const r = await q.exec("/bin/sh", ["-c", "cat /tmp/displays; exit 4"]);
+      expect(r).toMatchObject({ exitCode: 4, stdout: expect.stringContaining("Virtual-1") });
+    } finally {
+      await q.close();
+    }
   }, 90_000);
 
   test("the host drops the connection; a new client gets a fresh TLS session", async () => {
