@@ -54,7 +54,13 @@ export async function agentMain(argv: string[]): Promise<number> {
   if (!tls) log.warn("running without TLS: any process with access to the port on the host side can talk to this agent");
   const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs });
   server.start();
-  const port = config.port ?? defaultPort(process.platform);
+  // The port may show up after the agent starts (driver loading, hot-plug): wait for it.
+  let port = config.port ?? defaultPort(process.platform);
+  for (let waited = 0; process.platform !== "win32" && !existsSync(port); waited++) {
+    if (waited === 0) log.warn("agent port not present yet; waiting", { port });
+    await Bun.sleep(1000);
+    port = config.port ?? defaultPort(process.platform);
+  }
   await runPortLoop({ path: port, log, onSession: (s) => server.serve(s) });
   return 0;
 }

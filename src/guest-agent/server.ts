@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import { FramedChannel } from "../guest/channel.ts";
 import type { TlsMaterial } from "../guest/certs.ts";
 import { FrameTooLargeError } from "../guest/framing.ts";
+import { afterPreamble } from "../guest/preamble.ts";
 import {
   CommandName,
   issues,
@@ -82,7 +83,10 @@ export class AgentServer {
    * Serves one host session on `stream`; resolves when it ends. A new session
    * replaces the previous one (the host reconnected).
    */
-  serve(stream: Duplex): Promise<string> {
+  async serve(raw: Duplex): Promise<string> {
+    raw.on("error", () => {}); // failures surface through the TLS socket / channel
+    const stream = await afterPreamble(raw, (bytes) => this.opts.log.warn("bytes before the session preamble discarded", { bytes }));
+    if (!stream) return "stream ended before the session preamble";
     return new Promise<string>((resolve) => {
       const attach = (s: Duplex) => {
         this.channel?.close();
@@ -101,7 +105,6 @@ export class AgentServer {
         this.channel = channel;
       };
       if (!this.opts.tls) return attach(stream);
-      // The TLS socket reports failures; the raw stream's own errors must not go unhandled.
       stream.on("error", () => {});
       const t = new tls.TLSSocket(stream, {
         isServer: true,
@@ -121,14 +124,24 @@ export class AgentServer {
       });
       t.on("error", (err: Error) => {
         if (!secure) {
+          failed = true;
           this.opts.log.error("TLS handshake with the host failed", { error: err.message });
           t.destroy();
           resolve(`TLS failed: ${err.message}`);
         }
       });
-      t.once("close", () => {
-        if (!secure) resolve("closed before the TLS handshake");
-      });
+      let failed = false;
+      const closedEarly = () => {
+        if (secure || failed) return;
+        failed = true;
+        this.opts.log.error("TLS handshake with the host failed", { error: "the host closed the connection during the handshake" });
+        t.destroy();
+        resolve("closed before the TLS handshake");
+      };
+      t.once("close", closedEarly);
+      // A TLS socket over a generic stream does not always see the stream end: watch the raw one too.
+      raw.once("end", closedEarly);
+      raw.once("close", closedEarly);
     });
   }
 

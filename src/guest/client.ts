@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import { FramedChannel } from "./channel.ts";
 import type { TlsMaterial } from "./certs.ts";
 import { FrameTooLargeError } from "./framing.ts";
+import { PREAMBLE } from "./preamble.ts";
 import {
   EVENT_SCHEMAS,
   issues,
@@ -216,6 +217,7 @@ export class AgentClient extends EventEmitter {
           .catch((err: Error) => fail(err));
       };
       sock.once("connect", () => {
+        sock.write(PREAMBLE);
         if (!this.opts.tls) return ready(sock);
         const t = tls.connect({
           socket: sock,

@@ -70,6 +70,8 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
       },
       [
         // The QEMU guest agent on its own port, found by name (no udev in this guest).
+        // Ports appear asynchronously after virtio_console loads: wait for them.
+        "for i in $(seq 100); do [ -e /sys/class/virtio-ports/vport0p2/name ] && break; sleep 0.1; done",
         "for p in /sys/class/virtio-ports/*; do if [ \"$(cat $p/name)\" = org.qemu.guest_agent.0 ]; then /bin/qemu-ga -m virtio-serial -p /dev/$(basename $p) -t /tmp -f /tmp/qga.pid & fi; done",
         "echo 'Virtual-1 1024x768 primary' > /tmp/displays",
         ": > /tmp/clip",

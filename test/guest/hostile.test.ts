@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { AgentClient } from "../../src/guest/client.ts";
+import { PREAMBLE } from "../../src/guest/preamble.ts";
 import { encodeFrame, ETX, FrameDecoder, STX } from "../../src/guest/framing.ts";
 import { tempDir } from "../helpers/env.ts";
 import { captureLogger, rawPeer, serveAgent, waitFor } from "./agent-env.ts";
@@ -128,6 +129,7 @@ describe("host client against a hostile guest", () => {
 async function rawHost(path: string) {
   const s = net.createConnection({ path });
   await new Promise<void>((r) => s.once("connect", () => r()));
+  s.write(PREAMBLE);
   const replies: Record<string, unknown>[] = [];
   const d = new FrameDecoder({ onFrame: (f) => replies.push(f), onDrop: () => {} });
   s.on("data", (b: Buffer) => d.push(b));
@@ -204,6 +206,36 @@ describe("guest agent against a hostile host", () => {
       await waitFor(() => replies.length >= 2, 5000, "replies");
       for (const r of replies) expect(r).toMatchObject({ success: false, error: { code: "INVALID_ARGUMENT" } });
       expect(readFileSync(join(dir.path, "displays"), "utf8")).toBe("Evil';$(reboot) 1024x768 primary\n");
+    } finally {
+      s.destroy();
+      await served.close();
+      dir.cleanup();
+    }
+  });
+
+  test("stale bytes before the session preamble (a broken earlier session) are discarded, bounded", async () => {
+    const dir = tempDir();
+    const path = sock();
+    const { log, lines } = captureLogger();
+    const served = await serveAgent({ socketPath: path, dir: dir.path, tls: null, log });
+    const s = net.createConnection({ path });
+    await new Promise<void>((r) => s.once("connect", () => r()));
+    const replies: Record<string, unknown>[] = [];
+    const d = new FrameDecoder({ onFrame: (f) => replies.push(f), onDrop: () => {} });
+    s.on("data", (b: Buffer) => d.push(b));
+    try {
+      // Leftovers: half a TLS record, a frame, and the preamble split across writes.
+      s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+      s.write(encodeFrame({ type: "ping", request_id: "stale", data: {} }));
+      s.write(Buffer.alloc(3 * 1024 * 1024, 0x55));
+      s.write(PREAMBLE.subarray(0, 7));
+      await Bun.sleep(20);
+      s.write(PREAMBLE.subarray(7));
+      s.write(encodeFrame({ type: "ping", request_id: "fresh", data: {} }));
+      await waitFor(() => replies.find((r) => r.request_id === "fresh"), 5000, "fresh reply");
+      expect(replies.map((r) => r.request_id)).toEqual(["fresh"]);
+      const discarded = lines.find((l) => l.msg === "bytes before the session preamble discarded");
+      expect(discarded?.fields.bytes).toBe(6 + encodeFrame({ type: "ping", request_id: "stale", data: {} }).length + 3 * 1024 * 1024);
     } finally {
       s.destroy();
       await served.close();
