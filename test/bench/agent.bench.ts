@@ -77,6 +77,9 @@ try {
   console.log("  1 KiB frames ", decoderBench(1024, 64 * 1024 * 1024));
   console.log("  1 MiB frames ", decoderBench(1024 * 1024, 256 * 1024 * 1024));
   console.log("  oversized skip", skipBench(256 * 1024 * 1024));
+  // A first pair warms the JIT and the sockets; the second pair is reported.
+  await channelBench("warm-plain", false, dir);
+  await channelBench("warm-tls", true, dir);
   const plain = await channelBench("plain", false, dir);
   const tls = await channelBench("tls", true, dir);
   console.log("unix socket, host client ↔ guest agent (ping answered by the agent, clipboard via `sh -c cat > file`):");
