@@ -31,6 +31,10 @@ export const BinariesSchema = z
     snapper: binary.default("snapper"),
     btrfs: binary.default("btrfs"),
     openssl: binary.default("openssl"),
+    dracut: binary.default("dracut"),
+    updateInitramfs: binary.default("update-initramfs"),
+    grubMkconfig: binary.default("grub-mkconfig"),
+    chroot: binary.default("chroot"),
   })
   .strict();
 
@@ -50,6 +54,11 @@ export const ConfigSchema = z
     root: path.default("/"),
     /** Root under which system edits happen (modprobe.d, kernel cmdline, initramfs config). */
     targetRoot: path.default("/"),
+    /** Hardware detection data: pci.ids (default: the distribution's) and the vendor-reset id list (default: built in). */
+    hardware: z
+      .object({ pciIds: path.optional(), vendorResetIds: path.optional() })
+      .strict()
+      .default({}),
     /** Directory of POSIX shared memory files (IVSHMEM / Looking Glass). */
     shmDir: path.default("/dev/shm"),
     /** Device nodes the appliance probes. */
@@ -58,7 +67,17 @@ export const ConfigSchema = z
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
     /** GameStream base port: HTTP = base, HTTPS = base-5, RTSP = base+21, video/control/audio = base+9/10/11. */
-    gamestreamPort: port.default(47989),
+    gamestreamPort: z.number().int().min(6, "must leave room for HTTPS at base-5").max(65535 - 21, "must leave room for RTSP at base+21").default(47989),
+    /** Run the GameStream host (Moonlight clients) inside `serve`. */
+    gamestreamEnabled: z.boolean().default(true),
+    /** GameStream bind address: clients on the LAN must reach it. */
+    gamestreamHost: z.string().min(1).default("0.0.0.0"),
+    /** Advertise the host over mDNS (_nvstream._tcp). */
+    mdns: z.boolean().default(true),
+    /** Host name shown to clients; default: the machine's. */
+    hostname: z.string().min(1).max(63).optional(),
+    /** How long a pairing client waits for the PIN to be entered on the host. */
+    pairingPinTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
     /** Explicit path of libneuron.so; default: embedded in the binary, then beside it, then the source tree. */
     nativeLib: path.optional(),
     /** Largest accepted HTTP request body, bytes. */
@@ -93,7 +112,7 @@ export function envName(keyPath: string[]): string {
   return "NEURON_" + keyPath.map((k) => k.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_");
 }
 
-type Leaf = { keyPath: string[]; numeric: boolean };
+type Leaf = { keyPath: string[]; numeric: boolean; boolean: boolean };
 
 function unwrap(schema: z.ZodType): z.ZodType {
   let s: z.ZodType = schema;
@@ -106,7 +125,7 @@ function leaves(shape: Record<string, z.ZodType>, prefix: string[] = []): Leaf[]
   for (const [key, field] of Object.entries(shape)) {
     const inner = unwrap(field);
     if (inner instanceof z.ZodObject) out.push(...leaves(inner.shape as Record<string, z.ZodType>, [...prefix, key]));
-    else out.push({ keyPath: [...prefix, key], numeric: inner instanceof z.ZodNumber });
+    else out.push({ keyPath: [...prefix, key], numeric: inner instanceof z.ZodNumber, boolean: inner instanceof z.ZodBoolean });
   }
   return out;
 }
@@ -134,9 +153,12 @@ function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>)
   return out;
 }
 
-/** A string from env/flags for a numeric field becomes a number only when it is one; else zod names the error. */
-function scalar(raw: string, numeric: boolean): unknown {
-  if (numeric && /^-?\d+$/.test(raw.trim())) return Number(raw.trim());
+/** A string from env/flags for a numeric or boolean field converts only when it is one; else zod names the error. */
+function scalar(raw: string, leaf: Leaf): unknown {
+  const t = raw.trim();
+  if (leaf.numeric && /^-?\d+$/.test(t)) return Number(t);
+  if (leaf.boolean && /^(true|1|yes|on)$/i.test(t)) return true;
+  if (leaf.boolean && /^(false|0|no|off)$/i.test(t)) return false;
   return raw;
 }
 
@@ -201,7 +223,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     const name = envName(leaf.keyPath);
     const raw = env[name];
     if (raw !== undefined) {
-      setPath(fromEnv, leaf.keyPath, scalar(raw, leaf.numeric));
+      setPath(fromEnv, leaf.keyPath, scalar(raw, leaf));
       origin.set(leaf.keyPath.join("."), `env ${name}`);
     }
   }
@@ -210,7 +232,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     let v: unknown = opts.flags;
     for (const k of leaf.keyPath) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
     if (v !== undefined) {
-      setPath(fromFlags, leaf.keyPath, typeof v === "string" ? scalar(v, leaf.numeric) : v);
+      setPath(fromFlags, leaf.keyPath, typeof v === "string" ? scalar(v, leaf) : v);
       origin.set(leaf.keyPath.join("."), "command-line flag");
     }
   }

@@ -6,6 +6,9 @@
 import { AppsService } from "./apps/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
+import { auditRepo } from "./db/repos/audit.ts";
+import { HardwareService, hardwareSettings } from "./hardware/service.ts";
+import { VfioService, vfioSettings } from "./vfio/service.ts";
 import { virshSocketResolver, type SocketResolver } from "./guest/resolver.ts";
 import { GuestService } from "./guest/service.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
@@ -14,6 +17,12 @@ import { createLogger, type Logger } from "./log.ts";
 import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
 import type { NativeState } from "./system/doctor.ts";
 import { SystemService } from "./system/service.ts";
+import { NativeCrypto } from "../ffi/crypto.ts";
+import { pairingsRepo } from "./db/repos/pairings.ts";
+import { AppError } from "./errors.ts";
+import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
+import { GameStreamService } from "./gamestream/service.ts";
+import { probeCodecModeSupport } from "./gamestream/codecs.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -21,6 +30,8 @@ export interface CoreOptions {
   logger?: Logger;
   /** Refuse to build the core without the native library (serve does). */
   requireNative?: boolean;
+  /** ServerCodecModeSupport override (tests); default: probed from the encoders this machine has. */
+  codecModeSupport?: () => number;
   /** VM → agent socket paths; default: libvirt's domain XML through virsh. */
   agentSocketResolver?: SocketResolver;
 }
@@ -33,6 +44,10 @@ export interface Core {
   nativeState: NativeState;
   apps: AppsService;
   system: SystemService;
+  hardware: HardwareService;
+  vfio: VfioService;
+  /** The GameStream host, created on first use (its identity is generated then). */
+  gamestream(): GameStreamService;
   guest: GuestService;
   close(): void;
 }
@@ -65,6 +80,11 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const hardware = new HardwareService(hardwareSettings(config));
+  const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
+  let crypto: NativeCrypto | null = null;
+  let gamestream: GameStreamService | null = null;
+  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
   const guest = new GuestService({
     stateDir: config.stateDir,
     openssl: config.bin.openssl,
@@ -80,10 +100,27 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativeState,
     apps,
     system,
+    gamestream() {
+      if (gamestream) return gamestream;
+      if (!native) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${nativeState.error}`, { status: 503 });
+      crypto ??= NativeCrypto.load({ explicit: native.path });
+      gamestream = new GameStreamService({
+        config,
+        apps,
+        pairings: pairingsRepo(database.db),
+        crypto: gameStreamCrypto(crypto),
+        log: log.child({ component: "gamestream" }),
+        codecModeSupport,
+      });
+      return gamestream;
+    },
+    hardware,
+    vfio,
     guest,
     close() {
       guest.close();
       database.close();
+      crypto?.close();
       native?.close();
     },
   };

@@ -11,3 +11,8 @@ declare module "swagger-ui-dist/swagger-ui-bundle.js" {
   const path: string;
   export default path;
 }
+// `import x from "...tsv" with { type: "text" }` yields the file's text (embedded in the compiled binary).
+declare module "*.tsv" {
+  const text: string;
+  export default text;
+}

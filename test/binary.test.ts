@@ -49,7 +49,7 @@ describe("compiled executable", () => {
     const stateDir = join(run.path, "state");
     const proc = Bun.spawn([exe, "serve", "--port", "0", "--state-dir", stateDir, "--log-format", "json"], {
       cwd: run.path,
-      env: { PATH: "/usr/bin:/bin", HOME: run.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "empty.json") },
+      env: { PATH: "/usr/bin:/bin", HOME: run.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json") },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

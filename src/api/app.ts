@@ -8,7 +8,10 @@ import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
+import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
+import { vfioRoutes } from "../vfio/routes.ts";
+import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -19,7 +22,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config"> & Partial<Pick<Core, "guest">>;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> & Partial<Pick<Core, "hardware" | "vfio" | "guest">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -42,6 +45,9 @@ export function createApp(core: ApiDeps) {
           tags: [
             { name: "system", description: "Health, version and the doctor report" },
             { name: "apps", description: "The app catalog served to Moonlight clients" },
+            { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
+            { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
+            { name: "gamestream", description: "Moonlight pairing and stream sessions" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
           ],
         },
@@ -53,6 +59,9 @@ export function createApp(core: ApiDeps) {
       api
         .use(systemRoutes(core.system))
         .use(appsRoutes(core.apps))
+        .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
+        .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
+        .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" })),
     );
 }

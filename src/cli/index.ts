@@ -4,12 +4,15 @@ import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { agentCommand } from "./agent.ts";
 import { doctorCommand } from "./doctor.ts";
+import { hardwareCommand } from "./hardware.ts";
+import { vfioCommand } from "./vfio.ts";
+import { pairCommand } from "./pair.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, agentCommand];
+export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, pairCommand, hardwareCommand, vfioCommand, agentCommand];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

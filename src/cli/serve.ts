@@ -40,6 +40,18 @@ export const serveCommand: Command = {
       stateDir: config.stateDir,
       native: core.nativeState.version,
     });
+    let gamestreamStarted = false;
+    if (config.gamestreamEnabled) {
+      try {
+        const ports = await core.gamestream().start();
+        gamestreamStarted = true;
+        core.log.info("GameStream host listening", { host: config.gamestreamHost, http: ports.http, https: ports.https, rtsp: ports.rtsp });
+      } catch (err) {
+        await server.stop();
+        core.close();
+        throw err;
+      }
+    }
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         core.log.info("stopping", { signal });
@@ -52,6 +64,7 @@ export const serveCommand: Command = {
       process.on("SIGINT", onInt);
       process.on("SIGTERM", onTerm);
     });
+    if (gamestreamStarted) await core.gamestream().stop();
     await server.stop();
     core.close();
     return 0;

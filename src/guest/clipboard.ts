@@ -60,6 +60,11 @@ export class ClipboardSync {
     private readonly pollMs = 1000,
   ) {}
 
+  /** True once the host clipboard has been read a first time (later changes are synced). */
+  get primed(): boolean {
+    return this.lastHost !== null;
+  }
+
   start(): void {
     if (this.timer) return;
     this.peer.on("clipboard_changed", this.onGuest);
@@ -91,8 +96,9 @@ export class ClipboardSync {
         this.stats.suppressed++;
         return;
       }
-      await this.peer.request("clipboard_set", { mime: "text/plain", text });
+      // Recorded before the request: the guest's echo, should one come, must find it.
       this.lastSynced = h;
+      await this.peer.request("clipboard_set", { mime: "text/plain", text });
       this.stats.toGuest++;
     } catch (err) {
       this.stats.errors++;

@@ -137,6 +137,10 @@ export class GuestService {
     return this.vms.get(vm)?.client.state ?? null;
   }
 
+  clipboardPrimed(vm: string): boolean {
+    return this.vms.get(vm)?.clipboard?.primed ?? false;
+  }
+
   clipboardStats(vm: string): ClipboardSync["stats"] | null {
     return this.vms.get(vm)?.clipboard?.stats ?? null;
   }

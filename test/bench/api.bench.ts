@@ -37,7 +37,7 @@ async function startAndTime(stateDir: string): Promise<{ ms: number; proc: Bun.S
   const port = freePort();
   const t0 = performance.now();
   const proc = Bun.spawn([EXE, "serve", "--port", String(port), "--state-dir", stateDir, "--log-format", "json"], {
-    env: { PATH: "/usr/bin:/bin", HOME: stateDir, NEURON_CONFIG: join(ROOT, "test", "fixtures", "config", "empty.json") },
+    env: { PATH: "/usr/bin:/bin", HOME: stateDir, NEURON_CONFIG: join(ROOT, "test", "fixtures", "config", "test.json") },
     stdout: "ignore",
     stderr: "ignore",
   });

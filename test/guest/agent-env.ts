@@ -1,5 +1,5 @@
 /** Scaffolding for agent tests: a guest agent served on a real unix socket, OS commands backed by files. */
-import { writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
@@ -8,6 +8,12 @@ import { loadAgentConfig } from "../../src/guest-agent/config.ts";
 import { OsBackend } from "../../src/guest-agent/os.ts";
 import { AgentServer } from "../../src/guest-agent/server.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
+
+/** Replaces a file in one step (rename), so a concurrent reader never sees a torn mix of old and new bytes. */
+export function replaceFile(path: string, content: string): void {
+  writeFileSync(`${path}.new`, content);
+  renameSync(`${path}.new`, path);
+}
 
 /** A valid 1×1 PNG, built here (signature, IHDR, IDAT, IEND with real CRCs). */
 export function tinyPng(): Buffer {

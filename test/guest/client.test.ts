@@ -7,7 +7,7 @@ import { AgentClient } from "../../src/guest/client.ts";
 import type { GuestInfo } from "../../src/guest/model.ts";
 import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
-import { captureLogger, serveAgent, tinyPng, waitFor } from "./agent-env.ts";
+import { captureLogger, replaceFile, serveAgent, tinyPng, waitFor } from "./agent-env.ts";
 
 // Real subprocesses and sockets: generous under load (CI runs on 2 cores).
 setDefaultTimeout(30_000);
@@ -197,7 +197,7 @@ describe("connection lifecycle", () => {
       // A guest-side clipboard change becomes an event.
       const changed = new Promise((r) => c.once("clipboard_changed", r));
       await Bun.sleep(120); // let the agent take its first clipboard snapshot
-      writeFileSync(join(dir.path, "clip"), "typed in the guest");
+      replaceFile(join(dir.path, "clip"), "typed in the guest");
       expect(await changed).toEqual({ mime: "text/plain", text: "typed in the guest" });
     } finally {
       c.stop();
@@ -235,8 +235,8 @@ describe("events report only changes the host did not make", () => {
       }
       await Bun.sleep(100);
       expect(events).toEqual([]);
-      writeFileSync(join(dir.path, "displays"), "Virtual-1 800x600 primary\n");
-      writeFileSync(join(dir.path, "clip"), "guest text");
+      replaceFile(join(dir.path, "displays"), "Virtual-1 800x600 primary\n");
+      replaceFile(join(dir.path, "clip"), "guest text");
       await waitFor(() => events.length >= 2, 5000, "guest events");
       expect(events).toEqual(
         expect.arrayContaining([

@@ -18,7 +18,7 @@ import { silentLogger } from "../../src/log.ts";
 import { createCore, type Core } from "../../src/core.ts";
 import { AppError } from "../../src/errors.ts";
 import { BUN, REPO_ROOT, tempDir, testConfig } from "../helpers/env.ts";
-import { serveAgent, waitFor } from "./agent-env.ts";
+import { replaceFile, serveAgent, waitFor } from "./agent-env.ts";
 
 // Real subprocesses and sockets: generous under load (CI runs on 2 cores).
 setDefaultTimeout(30_000);
@@ -178,10 +178,11 @@ describe("clipboard sync host ↔ guest", () => {
     try {
       await client.connectOnce();
       sync.start();
-      await Bun.sleep(100); // first looks on both sides
-      writeFileSync(hostClip, "copied on the host");
+      await waitFor(() => sync.primed, 5000, "the host side's first look");
+      await Bun.sleep(100); // the guest's first look
+      replaceFile(hostClip, "copied on the host");
       await waitFor(() => readFileSync(join(d.path, "clip"), "utf8") === "copied on the host", 5000, "host → guest");
-      writeFileSync(join(d.path, "clip"), "copied in the guest");
+      replaceFile(join(d.path, "clip"), "copied in the guest");
       await waitFor(() => readFileSync(hostClip, "utf8") === "copied in the guest", 5000, "guest → host");
       await Bun.sleep(300); // several poll rounds on both sides: nothing may bounce
       expect(sent).toEqual(["copied on the host"]);
@@ -213,8 +214,8 @@ describe("GuestService with host clipboard commands configured", () => {
       expect(await service.attach("vm1")).toBe(true);
       await waitFor(() => service.connectionState("vm1") === "connected", 5000, "connection");
       expect(service.clipboardStats("vm1")).not.toBeNull();
-      await Bun.sleep(150);
-      writeFileSync(hostClip, "sync me");
+      await waitFor(() => service.clipboardPrimed("vm1"), 5000, "the host side's first look");
+      replaceFile(hostClip, "sync me");
       await waitFor(() => readFileSync(join(d.path, "clip"), "utf8") === "sync me", 5000, "host → guest through the service");
       await waitFor(() => service.clipboardStats("vm1")?.toGuest === 1, 5000, "sync counted");
     } finally {
@@ -228,7 +229,7 @@ describe("GuestService with host clipboard commands configured", () => {
 describe("CLI: agent ping --socket", () => {
   async function cli(args: string[], extraEnv: Record<string, string> = {}) {
     const p = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), ...args], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "empty.json"), ...extraEnv },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/tmp", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...extraEnv },
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -33,7 +33,7 @@ export function testCore(overrides: Record<string, unknown> = {}): { core: Core;
 /** Runs the CLI from source in a child process (real argv, real exit code). */
 export function runCli(args: string[], env: Record<string, string> = {}) {
   const proc = Bun.spawnSync([BUN, join(REPO_ROOT, "src", "main.ts"), ...args], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "empty.json"), ...env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env },
     stdout: "pipe",
     stderr: "pipe",
   });

@@ -1,0 +1,26 @@
+import { asc, eq } from "drizzle-orm";
+import type { Db } from "../client.ts";
+import { pairings } from "../schema.ts";
+
+export type PairingRow = typeof pairings.$inferSelect;
+
+export function pairingsRepo(db: Db) {
+  return {
+    list: (): PairingRow[] => db.select().from(pairings).orderBy(asc(pairings.id)).all(),
+    get: (id: number): PairingRow | undefined => db.select().from(pairings).where(eq(pairings.id, id)).get(),
+    byFingerprint: (fp: string): PairingRow | undefined => db.select().from(pairings).where(eq(pairings.fingerprint, fp)).get(),
+    /** Stores a paired client; pairing the same certificate again renames it. */
+    upsert: (row: { name: string; certPem: string; fingerprint: string }): PairingRow =>
+      db
+        .insert(pairings)
+        .values(row)
+        .onConflictDoUpdate({ target: pairings.fingerprint, set: { name: row.name, certPem: row.certPem } })
+        .returning()
+        .get(),
+    touch: (id: number, at: Date): void => void db.update(pairings).set({ lastSeenAt: at }).where(eq(pairings.id, id)).run(),
+    remove: (id: number): boolean => db.delete(pairings).where(eq(pairings.id, id)).returning({ id: pairings.id }).all().length > 0,
+    removeByFingerprint: (fp: string): boolean =>
+      db.delete(pairings).where(eq(pairings.fingerprint, fp)).returning({ id: pairings.id }).all().length > 0,
+  };
+}
+export type PairingsRepo = ReturnType<typeof pairingsRepo>;

@@ -1,0 +1,222 @@
+/**
+ * The nvhttp endpoints stock Moonlight clients speak, transport-free: a request
+ * (path, query, whether it came over TLS, the client certificate, addresses)
+ * in, an XML (or PNG) reply out. server.ts feeds it from the HTTP and HTTPS
+ * listeners. Clients are identified by their certificate only.
+ */
+import { networkInterfaces } from "node:os";
+import type { AppsService } from "../apps/service.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { GameStreamCrypto } from "./crypto.ts";
+
+import type { HostIdentity } from "./identity.ts";
+import { loadBoxArt } from "./boxart.ts";
+import { PairingError, type PairingManager } from "./pairing.ts";
+import { LaunchQuery, ResumeQuery, type SessionStore } from "./sessions.ts";
+import { xmlError, xmlReply, type XmlChild } from "./xml.ts";
+import type { PairedClients } from "./clients.ts";
+
+export const APP_VERSION = "7.1.431.-1";
+export const GFE_VERSION = "3.23.0.74";
+
+/** ServerCodecModeSupport bits. */
+export const CODEC = { H264: 0x1, HEVC: 0x100, HEVC_MAIN10: 0x200, AV1_MAIN8: 0x10000, AV1_MAIN10: 0x20000 } as const;
+
+export interface GameStreamPorts {
+  http: number;
+  https: number;
+  rtsp: number;
+  video: number;
+  control: number;
+  audio: number;
+}
+
+/** All ports from one base, as clients expect: HTTP = base, HTTPS = base − 5, RTSP = base + 21, … */
+export function portsFromBase(base: number): GameStreamPorts {
+  return { http: base, https: base - 5, rtsp: base + 21, video: base + 9, control: base + 10, audio: base + 11 };
+}
+
+export interface NvRequest {
+  path: string;
+  query: URLSearchParams;
+  https: boolean;
+  /** DER of the client certificate presented in the TLS handshake, if any. */
+  peerCertDer: Uint8Array | null;
+  localIp: string;
+  remoteIp: string;
+  /** Aborted when the client closes the connection (ends a PIN wait early). */
+  signal?: AbortSignal;
+}
+
+export interface NvReply {
+  status: number;
+  contentType: string;
+  body: string | Uint8Array;
+}
+
+export interface NvHttpDeps {
+  identity: HostIdentity;
+  crypto: GameStreamCrypto;
+  pairing: PairingManager;
+  sessions: SessionStore;
+  apps: AppsService;
+  clients: PairedClients;
+  ports: GameStreamPorts;
+  hostname: string;
+  /** ServerCodecModeSupport: what the encoder really supports on this machine. */
+  codecModeSupport: () => number;
+  log: Logger;
+}
+
+const xml = (body: string): NvReply => ({ status: 200, contentType: "application/xml; charset=utf-8", body });
+
+function macOf(ip: string): string {
+  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.address === ip && !i.internal) return i.mac;
+  return "00:00:00:00:00:00";
+}
+
+/** Strips an IPv4-mapped IPv6 prefix (::ffff:1.2.3.4 → 1.2.3.4). */
+export const plainIp = (ip: string) => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
+
+export function createNvHttp(deps: NvHttpDeps) {
+  const { identity, pairing, sessions, apps, clients, ports } = deps;
+
+  function serverInfo(req: NvRequest, pairedFp: string | null): XmlChild[] {
+    const codecs = deps.codecModeSupport();
+    const s = sessions.active;
+    const localIp = plainIp(req.localIp);
+    return [
+      ["hostname", deps.hostname],
+      ["appversion", APP_VERSION],
+      ["GfeVersion", GFE_VERSION],
+      ["uniqueid", identity.uniqueId],
+      ["HttpsPort", ports.https],
+      ["ExternalPort", ports.http],
+      ["MaxLumaPixelsHEVC", codecs & CODEC.HEVC ? 1869449984 : 0],
+      ["mac", req.https && pairedFp ? macOf(localIp) : "00:00:00:00:00:00"],
+      ["LocalIP", localIp],
+      ["ServerCodecModeSupport", codecs],
+      ["PairStatus", pairedFp ? 1 : 0],
+      ["currentgame", s ? s.appId : 0],
+      ["state", s ? "SUNSHINE_SERVER_BUSY" : "SUNSHINE_SERVER_FREE"],
+    ];
+  }
+
+  function sessionUrl(req: NvRequest, encrypted: boolean): string {
+    const ip = plainIp(req.localIp);
+    const host = ip.includes(":") ? `[${ip}]` : ip;
+    return `${encrypted ? "rtspenc" : "rtsp"}://${host}:${ports.rtsp}`;
+  }
+
+  function launch(req: NvRequest, fp: string): NvReply {
+    const parsed = LaunchQuery.safeParse(Object.fromEntries(req.query));
+    if (!parsed.success) return xml(xmlError(400, `invalid launch request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
+    const q = parsed.data;
+    if (sessions.active) return xml(xmlError(400, "an app is already running; resume or quit it first"));
+    let app;
+    try {
+      app = apps.get(q.appid);
+    } catch (err) {
+      if (err instanceof AppError && err.status === 404) return xml(xmlError(404, `no app with id ${q.appid}`));
+      throw err;
+    }
+    const session = sessions.start({
+      appId: app.id,
+      appName: app.name,
+      vmName: app.vmName,
+      width: q.mode.width,
+      height: q.mode.height,
+      fps: q.mode.fps,
+      riKey: Uint8Array.from(Buffer.from(q.rikey, "hex")),
+      riKeyId: q.rikeyid | 0,
+      localAudioPlayMode: q.localAudioPlayMode,
+      surroundAudioInfo: q.surroundAudioInfo ?? 0x30002,
+      remoteControllersBitmap: q.remoteControllersBitmap ?? 0,
+      gcmap: q.gcmap ?? 0,
+      hdr: q.hdrMode === 1,
+      encryptedRtsp: q.corever !== undefined,
+      clientFingerprint: fp,
+    });
+    deps.log.info("session launched", { session: session.id, app: app.name, mode: `${session.width}x${session.height}x${session.fps}` });
+    return xml(xmlReply([["sessionUrl0", sessionUrl(req, session.encryptedRtsp)], ["gamesession", 1]]));
+  }
+
+  function resume(req: NvRequest): NvReply {
+    const parsed = ResumeQuery.safeParse(Object.fromEntries(req.query));
+    if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
+    const s = sessions.rekey(Uint8Array.from(Buffer.from(parsed.data.rikey, "hex")), parsed.data.rikeyid | 0);
+    if (!s) return xml(xmlError(503, "no app is running"));
+    deps.log.info("session resumed", { session: s.id, app: s.appName });
+    return xml(xmlReply([["sessionUrl0", sessionUrl(req, parsed.data.corever !== undefined)], ["resume", 1]]));
+  }
+
+  function appList(): NvReply {
+    return xml(
+      xmlReply(
+        apps.list().map((a): XmlChild => [
+          "App",
+          [
+            ["IsHdrSupported", 0],
+            ["AppTitle", a.name],
+            ["ID", a.id],
+          ],
+        ]),
+      ),
+    );
+  }
+
+  function appAsset(req: NvRequest): NvReply {
+    const id = Number(req.query.get("appid"));
+    if (!Number.isSafeInteger(id) || id < 1) return xml(xmlError(400, "invalid appid"));
+    let path: string | null;
+    try {
+      path = apps.get(id).boxArtPath;
+    } catch {
+      return xml(xmlError(404, `no app with id ${id}`));
+    }
+    return { status: 200, contentType: "image/png", body: loadBoxArt(path).png };
+  }
+
+  return async function handle(req: NvRequest): Promise<NvReply> {
+    const pairedFp = req.https && req.peerCertDer ? clients.match(req.peerCertDer) : null;
+    if (pairedFp) clients.seen(pairedFp);
+    switch (req.path) {
+      case "/serverinfo":
+        return xml(xmlReply(serverInfo(req, pairedFp)));
+      case "/pair":
+        if (req.https && req.query.get("phrase") === "pairchallenge") return xml(xmlReply([["paired", pairedFp ? 1 : 0]], pairedFp ? 200 : 401, pairedFp ? undefined : "unknown client certificate"));
+        if (req.https) return xml(xmlError(400, "pairing phases 1–4 run over HTTP"));
+        try {
+          return xml(xmlReply(await pairing.handle(req.query, { remoteIp: plainIp(req.remoteIp), signal: req.signal })));
+        } catch (err) {
+          if (err instanceof PairingError) return xml(xmlError(err.statusCode, err.message, [["paired", 0]]));
+          throw err;
+        }
+      case "/unpair":
+        // Over HTTP the caller cannot be identified: nothing to remove (clients call it after a failed pairing).
+        if (pairedFp) clients.remove(pairedFp);
+        return xml(xmlReply([]));
+    }
+    if (!req.https) return xml(xmlError(404, `${req.path} is not served over HTTP`));
+    if (!pairedFp) return xml(xmlError(401, "unknown client certificate: pair first"));
+    switch (req.path) {
+      case "/applist":
+        return appList();
+      case "/appasset":
+        return appAsset(req);
+      case "/launch":
+        return launch(req, pairedFp);
+      case "/resume":
+        return resume(req);
+      case "/cancel": {
+        const ended = sessions.end();
+        if (ended) deps.log.info("session cancelled", { session: ended.id });
+        return xml(xmlReply([["cancel", 1]]));
+      }
+      default:
+        return xml(xmlError(404, `unknown endpoint ${req.path}`));
+    }
+  };
+}
+export type NvHttpHandler = ReturnType<typeof createNvHttp>;

@@ -1,0 +1,47 @@
+import { Elysia } from "elysia";
+import { z } from "zod";
+import { ErrorBody } from "../api/errors.ts";
+import { GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry } from "./model.ts";
+import type { GameStreamService } from "./service.ts";
+
+/** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
+export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: boolean) =>
+  new Elysia({ name: "neuron.gamestream", detail: { tags: ["gamestream"] } })
+    .get(
+      "/gamestream",
+      () => {
+        const g = gamestream();
+        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session() };
+      },
+      { response: { 200: GameStreamStatus }, detail: { summary: "GameStream host identity, ports and the running session" } },
+    )
+    .delete(
+      "/gamestream/session",
+      ({ set }) => {
+        set.status = gamestream().endSession() ? 204 : 404;
+        return set.status === 404 ? { error: { code: "NOT_FOUND", message: "no stream session is running" } } : undefined;
+      },
+      { response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "End the running stream session" } },
+    )
+    .get("/pairing/pending", () => gamestream().pendingPairings(), {
+      response: { 200: z.array(PendingPairing) },
+      detail: { summary: "Clients waiting for the PIN to be entered" },
+    })
+    .post("/pairing/pin", ({ body }) => gamestream().submitPin(body.pin, body.attemptId), {
+      body: PinEntry,
+      response: { 200: PendingPairing, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody },
+      detail: { summary: "Enter the PIN a Moonlight client shows", description: "Completes phase 1 of the waiting pairing; the client then finishes the exchange." },
+    })
+    .get("/pairings", () => gamestream().listPairings(), {
+      response: { 200: z.array(Pairing) },
+      detail: { summary: "Paired clients" },
+    })
+    .delete(
+      "/pairings/:id",
+      ({ params, set }) => {
+        gamestream().removePairing(params.id);
+        set.status = 204;
+        return undefined;
+      },
+      { params: PairingIdParams, response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "Unpair a client" } },
+    );

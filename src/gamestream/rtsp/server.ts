@@ -1,0 +1,183 @@
+/**
+ * The RTSP listener (TCP, base + 21): one request per connection, reply then
+ * close (clients read to EOF). A launch with `corever` makes the session's
+ * RTSP encrypted: every request must then be one record sealed with the
+ * session's rikey, its sequence number above any accepted before; the reply
+ * is sealed likewise. Peers that send too much, too slowly, garbage, or a
+ * record that does not authenticate are cut off; the listener keeps serving.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "../../log.ts";
+import type { SessionStore, StreamSession } from "../sessions.ts";
+import type { RtspHandler } from "./handler.ts";
+import { CRLFCRLF, frameRequest, MAX_BODY_BYTES, MAX_HEADER_BYTES, serializeResponse, type RtspResponse } from "./message.ts";
+import { frameRecord, RECORD_HEADER_BYTES, RECORD_TAG_BYTES, rtspIv, sealRecord, type RtspCipher } from "./record.ts";
+
+/** Largest plaintext a record may carry: a whole request. */
+export const MAX_RECORD_PLAINTEXT = MAX_HEADER_BYTES + 4 + MAX_BODY_BYTES;
+const MAX_BUFFERED = RECORD_HEADER_BYTES + RECORD_TAG_BYTES + MAX_RECORD_PLAINTEXT;
+
+export interface RtspServerOptions {
+  host: string;
+  port: number;
+  sessions: SessionStore;
+  handler: RtspHandler;
+  /** AES-128-GCM keyed with a session's rikey. */
+  cipher: (key: Uint8Array) => RtspCipher;
+  log: Logger;
+  /** A connection must deliver its whole request within this time (default 5 s). */
+  requestTimeoutMs?: number;
+  /** Connections open at once; further ones are refused (default 16). */
+  maxConnections?: number;
+}
+
+export interface RtspListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startRtspServer(opts: RtspServerOptions): Promise<RtspListener> {
+  const { log, sessions } = opts;
+  const timeoutMs = opts.requestTimeoutMs ?? 5000;
+  const open = new Set<Socket>();
+
+  function serve(socket: Socket): void {
+    open.add(socket);
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    // Bytes arrive in pieces; they are joined only when a whole request (or record header) can be
+    // in, so a peer dribbling bytes costs O(bytes), not O(bytes²).
+    let chunks: Buffer[] = [];
+    let received = 0;
+    let tail: Buffer = Buffer.alloc(0); // last 3 bytes seen, for finding CRLFCRLF across pieces
+    let headersIn = false;
+    let need = 0; // total bytes needed before framing again, once known
+    let done = false;
+    const bytes = (): Buffer => {
+      if (chunks.length > 1) chunks = [Buffer.concat(chunks, received)];
+      return chunks[0] ?? Buffer.alloc(0);
+    };
+    const timer = setTimeout(() => cut("request not complete in time"), timeoutMs);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      open.delete(socket);
+    });
+    socket.on("error", (err) => log.debug("RTSP connection error", { peer, error: err.message }));
+
+    function cut(reason: string, session?: StreamSession | null): void {
+      if (socket.destroyed) return;
+      // replied already: a peer that does not read its reply to the end is just let go
+      if (done) return void socket.destroy();
+      done = true;
+      log.warn("RTSP connection cut off", { peer, reason, session: session?.id });
+      socket.destroy();
+    }
+
+    function reply(bytes: Uint8Array): void {
+      done = true;
+      socket.end(bytes);
+    }
+
+    function respond(req: Parameters<RtspHandler>[0], s: StreamSession | null): RtspResponse {
+      try {
+        return opts.handler(req, s);
+      } catch (err) {
+        log.error("RTSP request failed", { peer, method: req.method, session: s?.id, error: err });
+        return { status: 500, cseq: req.cseq };
+      }
+    }
+
+    function onPlain(s: StreamSession | null, chunk: Buffer): void {
+      if (s?.encryptedRtsp) return cut("plain request for an encrypted session", s);
+      if (!headersIn) {
+        const window = Buffer.concat([tail, chunk]);
+        headersIn = window.indexOf(CRLFCRLF) >= 0;
+        tail = window.subarray(Math.max(0, window.length - 3));
+        if (!headersIn && received <= MAX_HEADER_BYTES) return;
+      }
+      if (received < need) return;
+      const framed = frameRequest(bytes());
+      if (framed.kind === "incomplete") {
+        need = framed.need ?? 0;
+        return;
+      }
+      if (framed.kind === "invalid") {
+        log.warn("RTSP request refused", { peer, status: framed.status, reason: framed.reason, session: s?.id });
+        return reply(serializeResponse({ status: framed.status, cseq: framed.cseq, headers: [["X-Neuron-Reason", framed.reason]] }));
+      }
+      reply(serializeResponse(respond(framed.request, s)));
+    }
+
+    function onRecord(s: StreamSession | null): void {
+      if (!s) return cut("encrypted record but no session");
+      if (!s.encryptedRtsp) return cut("encrypted record for a plain-RTSP session", s);
+      if (received < need) return;
+      const framed = frameRecord(bytes(), MAX_RECORD_PLAINTEXT);
+      if (framed.kind === "incomplete") {
+        need = framed.need;
+        return;
+      }
+      if (framed.kind === "invalid") return cut(framed.reason, s);
+      if (framed.seq <= s.rtsp.clientSeq) return cut(`record sequence ${framed.seq} not above ${s.rtsp.clientSeq} (replay)`, s);
+      let cipher: RtspCipher;
+      try {
+        cipher = opts.cipher(s.riKey);
+      } catch (err) {
+        log.error("RTSP cipher unavailable", { session: s.id, error: err });
+        return cut("cipher unavailable", s);
+      }
+      try {
+        let plaintext: Uint8Array;
+        try {
+          plaintext = cipher.open(framed.sealed, rtspIv(framed.seq, "C"));
+        } catch {
+          return cut("record does not authenticate", s);
+        }
+        s.rtsp.clientSeq = framed.seq;
+        const inner = frameRequest(plaintext);
+        const res: RtspResponse =
+          inner.kind === "request"
+            ? respond(inner.request, s)
+            : inner.kind === "invalid"
+              ? { status: inner.status, cseq: inner.cseq, headers: [["X-Neuron-Reason", inner.reason]] }
+              : { status: 400, cseq: null, headers: [["X-Neuron-Reason", "record does not hold a whole request"]] };
+        s.rtsp.hostSeq += 1;
+        reply(sealRecord(cipher, s.rtsp.hostSeq, serializeResponse(res), "H"));
+      } finally {
+        cipher.close();
+      }
+    }
+
+    socket.on("data", (chunk: Buffer) => {
+      if (done) return;
+      if (chunk.length === 0) return;
+      if (received + chunk.length > MAX_BUFFERED) return cut(`more than ${MAX_BUFFERED} bytes`);
+      chunks.push(chunk);
+      received += chunk.length;
+      const s = sessions.active;
+      if ((chunks[0]![0]! & 0x80) !== 0) onRecord(s);
+      else onPlain(s, chunk);
+    });
+    socket.on("end", () => {
+      if (!done) cut("peer closed before a whole request");
+    });
+  }
+
+  const server: Server = createServer({ allowHalfOpen: true }, serve);
+  server.maxConnections = opts.maxConnections ?? 16;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", reject);
+      const addr = server.address();
+      resolve(typeof addr === "object" && addr ? addr.port : opts.port);
+    });
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

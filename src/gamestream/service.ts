@@ -1,0 +1,211 @@
+/**
+ * The GameStream host: identity, pairing, paired clients, launch sessions and
+ * the nvhttp listeners, built from config. The management API and the CLI
+ * reach pairing and sessions through this service.
+ */
+import { hostname as osHostname } from "node:os";
+import type { AppsService } from "../apps/service.ts";
+import type { Config } from "../config.ts";
+import type { PairingsRepo } from "../db/repos/pairings.ts";
+import { notFound } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { PairedClients } from "./clients.ts";
+import type { GameStreamCrypto } from "./crypto.ts";
+import { loadOrCreateIdentity, type HostIdentity } from "./identity.ts";
+import { createNvHttp, portsFromBase, type GameStreamPorts } from "./nvhttp.ts";
+import { PairingManager, type PendingPairing } from "./pairing.ts";
+import { startNvListeners, type NvListeners } from "./server.ts";
+import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
+import { SessionStore, type StreamSession } from "./sessions.ts";
+import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
+import { createRtspHandler } from "./rtsp/handler.ts";
+import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+
+export interface GameStreamDeps {
+  config: Config;
+  apps: AppsService;
+  pairings: PairingsRepo;
+  crypto: GameStreamCrypto;
+  log: Logger;
+  /** ServerCodecModeSupport bits of the encoders this machine really has. */
+  codecModeSupport: () => number;
+  /** What the streaming part supports beyond codecs (RTSP DESCRIBE); defaults in streamCapabilities(). */
+  streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
+  /** RTSP: time a connection has to deliver its request (ms). */
+  rtspRequestTimeoutMs?: number;
+}
+
+export interface PairedClient {
+  id: number;
+  name: string;
+  fingerprint: string;
+  certPem: string;
+  createdAt: string;
+  lastSeenAt: string | null;
+}
+
+export interface SessionInfo {
+  id: string;
+  appId: number;
+  appName: string;
+  vmName: string | null;
+  width: number;
+  height: number;
+  fps: number;
+  hdr: boolean;
+  encryptedRtsp: boolean;
+  clientFingerprint: string;
+  startedAt: string;
+}
+
+export class GameStreamService {
+  readonly identity: HostIdentity;
+  readonly ports: GameStreamPorts;
+  readonly sessions: SessionStore;
+  readonly hostname: string;
+  private readonly clients: PairedClients;
+  private readonly pairing: PairingManager;
+  private listeners: NvListeners | null = null;
+  private rtsp: RtspListener | null = null;
+  private mdns: MdnsAdvert | null = null;
+
+  constructor(private readonly deps: GameStreamDeps) {
+    const { config, crypto, log } = deps;
+    this.sessions = new SessionStore((err, e) => log.error("session event listener failed", { event: e.type, session: e.session.id, error: err }));
+    this.identity = loadOrCreateIdentity(config.stateDir, crypto);
+    this.ports = portsFromBase(config.gamestreamPort);
+    this.hostname = config.hostname ?? osHostname();
+    this.clients = new PairedClients(deps.pairings, crypto);
+    this.pairing = new PairingManager(this.identity, crypto, {
+      pinTimeoutMs: config.pairingPinTimeoutMs,
+      idleTimeoutMs: 60_000,
+      store: ({ name, cert }) => {
+        const row = this.clients.add(name, cert.pem, cert.fingerprint);
+        log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
+      },
+    });
+  }
+
+  /**
+   * What RTSP DESCRIBE advertises: the encoders' codec bits; encryption of control
+   * (requested), video and audio; reference-frame invalidation.
+   */
+  streamCapabilities(): HostCapabilities {
+    return {
+      codecModeSupport: this.deps.codecModeSupport(),
+      encryptionSupported: ENCRYPTION.CONTROL | ENCRYPTION.VIDEO | ENCRYPTION.AUDIO,
+      encryptionRequested: ENCRYPTION.CONTROL,
+      featureFlags: 0,
+      refPicInvalidation: true,
+      ...this.deps.streamCapabilities,
+    };
+  }
+
+  /** Starts the HTTP, HTTPS and RTSP listeners; returns the ports bound. */
+  async start(): Promise<{ http: number; https: number; rtsp: number }> {
+    const handler = createNvHttp({
+      identity: this.identity,
+      crypto: this.deps.crypto,
+      pairing: this.pairing,
+      sessions: this.sessions,
+      apps: this.deps.apps,
+      clients: this.clients,
+      ports: this.ports,
+      hostname: this.hostname,
+      codecModeSupport: this.deps.codecModeSupport,
+      log: this.deps.log.child({ component: "gamestream" }),
+    });
+    this.listeners = await startNvListeners({
+      host: this.deps.config.gamestreamHost,
+      httpPort: this.ports.http,
+      httpsPort: this.ports.https,
+      keyPem: this.identity.keyPem,
+      certPem: this.identity.cert.pem,
+      handler,
+      log: this.deps.log,
+    });
+    try {
+      this.rtsp = await startRtspServer({
+        host: this.deps.config.gamestreamHost,
+        port: this.ports.rtsp,
+        sessions: this.sessions,
+        handler: createRtspHandler({
+          ports: this.ports,
+          sessions: this.sessions,
+          capabilities: () => this.streamCapabilities(),
+          log: this.deps.log.child({ component: "rtsp" }),
+        }),
+        cipher: (key) => this.deps.crypto.aesGcm(key),
+        log: this.deps.log.child({ component: "rtsp" }),
+        requestTimeoutMs: this.deps.rtspRequestTimeoutMs,
+      });
+    } catch (err) {
+      await this.listeners.close();
+      this.listeners = null;
+      throw err;
+    }
+    if (this.deps.config.mdns) {
+      this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
+      this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
+    }
+    return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
+  }
+
+  pendingPairings(): PendingPairing[] {
+    return this.pairing.pending();
+  }
+
+  submitPin(pin: string, attemptId?: string): PendingPairing {
+    return this.pairing.submitPin(pin, attemptId);
+  }
+
+  listPairings(): PairedClient[] {
+    return this.clients.list().map((r) => ({
+      id: r.id,
+      name: r.name,
+      fingerprint: r.fingerprint,
+      certPem: r.certPem,
+      createdAt: r.createdAt.toISOString(),
+      lastSeenAt: r.lastSeenAt ? r.lastSeenAt.toISOString() : null,
+    }));
+  }
+
+  removePairing(id: number): void {
+    const row = this.clients.removeById(id);
+    if (!row) throw notFound("pairing", id);
+    this.deps.log.info("client unpaired", { client: row.name, fingerprint: row.fingerprint });
+  }
+
+  session(): SessionInfo | null {
+    const s: StreamSession | null = this.sessions.active;
+    if (!s) return null;
+    return {
+      id: s.id,
+      appId: s.appId,
+      appName: s.appName,
+      vmName: s.vmName,
+      width: s.width,
+      height: s.height,
+      fps: s.fps,
+      hdr: s.hdr,
+      encryptedRtsp: s.encryptedRtsp,
+      clientFingerprint: s.clientFingerprint,
+      startedAt: s.startedAt.toISOString(),
+    };
+  }
+
+  endSession(): boolean {
+    return this.sessions.end() !== null;
+  }
+
+  async stop(): Promise<void> {
+    this.pairing.close();
+    this.sessions.end();
+    await this.mdns?.stop();
+    this.mdns = null;
+    await this.rtsp?.close();
+    this.rtsp = null;
+    await this.listeners?.close();
+    this.listeners = null;
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Pure text edits of the files VFIO setup touches. Each function maps the
+ * current content (null = absent) to the wanted content and is idempotent:
+ * edit(edit(x)) === edit(x), so applying twice changes nothing.
+ */
+import { AppError } from "../errors.ts";
+import { mergeParams, paramKey, splitCmdline } from "../hardware/cmdline.ts";
+
+export const MANAGED_HEADER = "# Written by neuron-appliance for GPU passthrough; `neuron-appliance vfio rollback` restores the previous file.";
+
+const unsupported = (file: string, why: string) =>
+  new AppError("UNSUPPORTED_CONFIG", `${file}: ${why}; edit it by hand or simplify it, then plan again`, { status: 422 });
+
+/** vfio modules in load order; vfio_virqfd was merged into vfio in Linux 6.2. */
+export function vfioModules(needsVirqfd: boolean): string[] {
+  return ["vfio_pci", "vfio", "vfio_iommu_type1", ...(needsVirqfd ? ["vfio_virqfd"] : [])];
+}
+const ALL_VFIO_MODULES = new Set(["vfio_pci", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio-pci", "vfio-iommu-type1", "vfio-virqfd"]);
+
+/** Drivers that must wait for vfio-pci so it claims the card first. */
+export function softdepDrivers(functionKinds: string[]): string[] {
+  const drivers = ["nvidia", "nouveau", "amdgpu", "radeon", "snd_hda_intel"];
+  if (functionKinds.includes("usb")) drivers.push("xhci_pci");
+  if (functionKinds.includes("serial-bus")) drivers.push("i2c_nvidia_gpu");
+  return drivers;
+}
+
+export function modprobeConf(ids: string[], drivers: string[]): string {
+  return [MANAGED_HEADER, `options vfio-pci ids=${ids.join(",")}`, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`), ""].join("\n");
+}
+
+/** Rewrites a bash array or string assignment NAME=(...) / NAME="..." on one line. */
+function editAssignment(
+  file: string,
+  text: string,
+  name: string,
+  edit: (words: string[]) => string[],
+  fallback: string | null,
+): string {
+  const lines = text.split("\n");
+  const re = new RegExp(`^(\\s*${name}=)(\\((.*)\\)|"([^"]*)"|'([^']*)'|\\(.*)(\\s*(#.*)?)$`);
+  let found = false;
+  for (let i = 0; i < lines.length; i++) {
+    const m = re.exec(lines[i]!);
+    if (!m) continue;
+    if (m[2]!.startsWith("(") && m[3] === undefined) throw unsupported(file, `${name}=( spans several lines`);
+    const inner = m[3] ?? m[4] ?? m[5] ?? "";
+    if (/[$`"'\\]/.test(inner)) throw unsupported(file, `${name} uses quoting or expansions`);
+    const words = edit(inner.split(/\s+/).filter(Boolean)).join(" ");
+    const value = m[3] !== undefined ? `(${words})` : m[4] !== undefined ? `"${words}"` : `'${words}'`;
+    lines[i] = `${m[1]}${value}${m[6] ?? ""}`;
+    found = true;
+  }
+  if (!found && fallback !== null) {
+    const tail = lines.length && lines[lines.length - 1] === "" ? lines.pop() : undefined;
+    lines.push(`${name}=(${edit([]).join(" ")})`);
+    if (tail !== undefined) lines.push(tail);
+  }
+  return lines.join("\n");
+}
+
+export function mkinitcpioConf(file: string, text: string, modules: string[]): { text: string; warnings: string[] } {
+  const warnings: string[] = [];
+  let out = editAssignment(file, text, "MODULES", (words) => [...modules, ...words.filter((w) => !ALL_VFIO_MODULES.has(w))], "");
+  if (!/^\s*HOOKS=/m.test(out)) warnings.push(`${file}: no HOOKS line; make sure the modconf hook runs so /etc/modprobe.d is read in the initramfs`);
+  else
+    out = editAssignment(
+      file,
+      out,
+      "HOOKS",
+      (words) => {
+        if (words.includes("modconf")) return words;
+        const after = ["autodetect", "udev", "systemd", "base"].find((h) => words.includes(h));
+        if (!after) return [...words, "modconf"];
+        const i = words.indexOf(after) + 1;
+        return [...words.slice(0, i), "modconf", ...words.slice(i)];
+      },
+      null,
+    );
+  return { text: out, warnings };
+}
+
+export function dracutConf(modules: string[]): string {
+  return [MANAGED_HEADER, `force_drivers+=" ${modules.join(" ")} "`, ""].join("\n");
+}
+
+/** /etc/initramfs-tools/modules: our modules first (after the leading comments), in order, once. */
+export function initramfsToolsModules(text: string | null, modules: string[]): string {
+  const lines = (text ?? "").split("\n");
+  if (lines.length && lines[lines.length - 1] === "") lines.pop();
+  const isOurs = (l: string) => ALL_VFIO_MODULES.has(l.trim().split(/\s+/)[0] ?? "");
+  const kept = lines.filter((l) => !isOurs(l));
+  let at = 0;
+  while (at < kept.length && (kept[at]!.trim() === "" || kept[at]!.trim().startsWith("#"))) at++;
+  return [...kept.slice(0, at), ...modules, ...kept.slice(at)].join("\n") + "\n";
+}
+
+/** /etc/default/grub: GRUB_CMDLINE_LINUX_DEFAULT gets the wanted parameters. */
+export function grubDefault(file: string, text: string, wanted: string[]): string {
+  const lines = text.split("\n");
+  const re = /^(\s*GRUB_CMDLINE_LINUX_DEFAULT=)(?:"([^"]*)"|'([^']*)'|([^\s"'#]*))(\s*(?:#.*)?)$/;
+  let found = false;
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*GRUB_CMDLINE_LINUX_DEFAULT=/.test(lines[i]!)) continue;
+    const m = re.exec(lines[i]!);
+    if (!m) throw unsupported(file, "GRUB_CMDLINE_LINUX_DEFAULT is not a simple quoted value");
+    const inner = m[2] ?? m[3] ?? m[4] ?? "";
+    if (/[$`\\]/.test(inner)) throw unsupported(file, "GRUB_CMDLINE_LINUX_DEFAULT uses expansions");
+    const quote = m[3] !== undefined ? "'" : '"';
+    lines[i] = `${m[1]}${quote}${mergeParams(splitCmdline(inner), wanted).join(" ")}${quote}${m[5] ?? ""}`;
+    found = true;
+  }
+  if (!found) {
+    const tail = lines.length && lines[lines.length - 1] === "" ? lines.pop() : undefined;
+    lines.push(`GRUB_CMDLINE_LINUX_DEFAULT="${wanted.join(" ")}"`);
+    if (tail !== undefined) lines.push(tail);
+  }
+  return lines.join("\n");
+}
+
+/** A systemd-boot entry: the last `options` line gets the parameters, earlier ones lose those keys. */
+export function bootEntry(text: string, wanted: string[]): string | null {
+  const lines = text.split("\n");
+  if (!lines.some((l) => /^\s*linux\s/.test(l))) return null; // not a Linux entry (Windows, EFI shell)
+  const optionIdx = lines.flatMap((l, i) => (/^\s*options(\s|$)/.test(l) ? [i] : []));
+  const keys = wanted.map(paramKey);
+  const render = (words: string[]) => `options ${words.join(" ")}`.trimEnd();
+  if (optionIdx.length === 0) {
+    const linuxAt = lines.findIndex((l) => /^\s*linux\s/.test(l));
+    lines.splice(linuxAt + 1, 0, render(wanted));
+    return lines.join("\n");
+  }
+  optionIdx.forEach((idx, n) => {
+    const words = splitCmdline(lines[idx]!.replace(/^\s*options/, ""));
+    lines[idx] = render(n === optionIdx.length - 1 ? mergeParams(words, wanted) : mergeParams(words, [], keys));
+  });
+  return lines.join("\n");
+}
+
+/** /etc/kernel/cmdline: the whole command line on one line. */
+export function kernelCmdline(text: string | null, wanted: string[]): string {
+  return mergeParams(splitCmdline((text ?? "").replace(/\n/g, " ")), wanted).join(" ") + "\n";
+}
+
+/** A /etc/cmdline.d/*.conf file that is not ours: drop the keys we manage (ours carries them). */
+export function cmdlineDropKeys(text: string, wanted: string[]): string {
+  const keys = wanted.map(paramKey);
+  const lines = text.split("\n").map((l) => {
+    if (l.trim().startsWith("#") || l.trim() === "") return l;
+    const words = splitCmdline(l);
+    const kept = mergeParams(words, [], keys);
+    return kept.length === words.length ? l : kept.join(" ");
+  });
+  return lines.join("\n");
+}
+
+export function cmdlineConf(wanted: string[]): string {
+  return [MANAGED_HEADER, wanted.join(" "), ""].join("\n");
+}
+
+/** Loads vendor-reset at boot (the AMD reset bug); the module itself comes from vendor-reset-dkms. */
+export function vendorResetModulesLoad(): string {
+  return [MANAGED_HEADER, "vendor-reset", ""].join("\n");
+}
+
+/** On kernels ≥ 5.15 vendor-reset only acts when reset_method is device_specific: udev sets it per device. */
+export function vendorResetUdevRule(ids: string[]): string {
+  const rules = ids.map((id) => {
+    const [v, d] = id.split(":");
+    return `ACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x${v}", ATTR{device}=="0x${d}", ATTR{reset_method}="device_specific"`;
+  });
+  return [MANAGED_HEADER, ...rules, ""].join("\n");
+}

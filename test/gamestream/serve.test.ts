@@ -1,0 +1,83 @@
+/**
+ * The service as a user runs it: `serve` with the GameStream host on loopback,
+ * a client pairing, and the PIN entered with `neuron-appliance pair --pin`
+ * through the local API socket; then `pair list` / `pair remove`.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { BUN, REPO_ROOT, runCli, tempDir } from "../helpers/env.ts";
+import { GameStreamTestClient, makeClientIdentity } from "./client.ts";
+import { freeBasePort } from "./helpers.ts";
+
+let dir: ReturnType<typeof tempDir>;
+let proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+let base: number;
+const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREAM_ENABLED: "true", NEURON_GAMESTREAM_HOST: "127.0.0.1", NEURON_GAMESTREAM_PORT: String(base), NEURON_PORT: "0" });
+
+beforeAll(async () => {
+  dir = tempDir("neuron-serve-gs-");
+  base = freeBasePort();
+  proc = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), "serve", "--log-format", "json"], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env() },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const reader = proc.stderr.getReader();
+  let log = "";
+  while (!log.includes("GameStream host listening")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited: ${log}`);
+    log += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+});
+afterAll(async () => {
+  proc.kill("SIGTERM");
+  await proc.exited;
+  dir.cleanup();
+});
+
+describe("serve + pair CLI", () => {
+  test("a client pairs with the PIN entered through `pair --pin`; `pair list` and `pair remove` manage it", async () => {
+    const keys = tempDir("neuron-keys-");
+    try {
+      const client = new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(keys.path));
+      expect(runCli(["pair", "pending", "--json"], env()).stdout.trim()).toBe("[]");
+      const result = await client.pair("4321", async () => {
+        for (let i = 0; i < 200; i++) {
+          const pending = JSON.parse(runCli(["pair", "pending", "--json"], env()).stdout);
+          if (pending.length) break;
+          await Bun.sleep(10);
+        }
+        const r = runCli(["pair", "--pin", "4321"], env());
+        expect(r.stderr).toBe("");
+        expect(r.stdout).toContain("PIN entered for roth");
+      });
+      expect(result.ok).toBe(true);
+      const list = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout);
+      expect(list).toHaveLength(1);
+      expect(list[0].name).toBe("roth");
+      expect((await client.httpsXml("/applist")).apps.length).toBeGreaterThan(0);
+      const removed = runCli(["pair", "remove", String(list[0].id)], env());
+      expect(removed.code).toBe(0);
+      expect((await client.httpsXml("/applist")).status).toBe(401);
+    } finally {
+      keys.cleanup();
+    }
+  });
+
+  test("pair CLI errors are one clear line", () => {
+    const noPending = runCli(["pair", "--pin", "1234"], env());
+    expect(noPending.code).toBe(1);
+    expect(noPending.stderr).toMatch(/no client is waiting for a PIN/);
+    const badPin = runCli(["pair", "--pin", "12a4"], env());
+    expect(badPin.code).toBe(1);
+    expect(badPin.stderr).toMatch(/4 digits/);
+    expect(runCli(["pair", "remove", "999"], env()).stderr).toMatch(/not found/);
+    expect(runCli(["pair", "frob"], env()).code).toBe(2);
+    const notRunning = runCli(["pair", "list"], { NEURON_STATE_DIR: join(dir.path, "nothing-here") });
+    expect(notRunning.code).toBe(1);
+    expect(notRunning.stderr).toMatch(/service is not running/);
+  });
+});
