@@ -66,6 +66,8 @@ export const ConfigSchema = z
     uinputDevice: path.default("/dev/uinput"),
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
+    /** The desktop user who runs looking-glass-client: owner of the VMs' IVSHMEM files (group kvm, 0660). */
+    desktopUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name").optional(),
     /** GameStream base port: HTTP = base, HTTPS = base-5, RTSP = base+21, video/control/audio = base+9/10/11. */
     gamestreamPort: z.number().int().min(6, "must leave room for HTTPS at base-5").max(65535 - 21, "must leave room for RTSP at base+21").default(47989),
     /** Run the GameStream host (Moonlight clients) inside `serve`. */

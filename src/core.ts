@@ -4,6 +4,7 @@
  * host are adapters over what it returns.
  */
 import { AppsService } from "./apps/service.ts";
+import { CaptureService } from "./capture/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
 import { auditRepo } from "./db/repos/audit.ts";
@@ -23,6 +24,9 @@ import { AppError } from "./errors.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
 import { probeCodecModeSupport } from "./gamestream/codecs.ts";
+import type { VmService } from "./vm/service.ts";
+import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
+import { createVmService } from "./vm/wire.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -48,6 +52,8 @@ export interface Core {
   vfio: VfioService;
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
+  capture: CaptureService;
+  vms: VmService;
   guest: GuestService;
   close(): void;
 }
@@ -84,7 +90,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
-  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(log);
+  const capture = new CaptureService(config.shmDir, native?.path ?? null);
+  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
+  const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   const guest = new GuestService({
     stateDir: config.stateDir,
     openssl: config.bin.openssl,
@@ -116,9 +124,12 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     },
     hardware,
     vfio,
+    capture,
+    vms,
     guest,
     close() {
       guest.close();
+      capture.close();
       database.close();
       crypto?.close();
       native?.close();

@@ -6,12 +6,14 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
+import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
+import { vmRoutes } from "../vm/routes.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -22,7 +24,8 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream"> & Partial<Pick<Core, "hardware" | "vfio" | "guest">>;
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms"> &
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -48,6 +51,8 @@ export function createApp(core: ApiDeps) {
             { name: "hardware", description: "CPU, IOMMU groups and GPUs judged for passthrough" },
             { name: "vfio", description: "VFIO configuration: plan, apply, rollback, verify" },
             { name: "gamestream", description: "Moonlight pairing and stream sessions" },
+            { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
+            { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
           ],
         },
@@ -62,6 +67,8 @@ export function createApp(core: ApiDeps) {
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
+        .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
+        .use(vmRoutes(core.vms))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" })),
     );
 }

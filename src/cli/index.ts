@@ -3,16 +3,28 @@ import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
 import { agentCommand } from "./agent.ts";
+import { captureCommand } from "./capture.ts";
 import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
 import { vfioCommand } from "./vfio.ts";
 import { pairCommand } from "./pair.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
+import { vmCommand } from "./vm.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [serveCommand, doctorCommand, versionCommand, pairCommand, hardwareCommand, vfioCommand, agentCommand];
+export const COMMANDS: Command[] = [
+  serveCommand,
+  doctorCommand,
+  versionCommand,
+  pairCommand,
+  hardwareCommand,
+  vfioCommand,
+  captureCommand,
+  vmCommand,
+  agentCommand,
+];
 
 export function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

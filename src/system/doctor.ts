@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync 
 import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { execFile, firstLine } from "../exec.ts";
+import { checkVmSharedMemory } from "../vm/doctor.ts";
 import type { DoctorCheck, DoctorReport } from "./model.ts";
 
 export interface NativeState {
@@ -136,6 +137,7 @@ export async function runDoctor(config: Config, native: NativeState): Promise<Do
     await checkQemu(config),
     checkUinput(config.uinputDevice),
     checkShm(config.shmDir),
+    await checkVmSharedMemory(config),
     checkNative(native),
     checkDb(config.dbPath),
   ];

@@ -62,6 +62,7 @@ describe("API server on real sockets", () => {
       "qemu",
       "uinput",
       "shm",
+      "vm-shm",
       "native",
       "db",
     ]);

@@ -1,0 +1,105 @@
+/* Encoder (libx264 through libavcodec) and the capture → encode pipeline. */
+#include "../capture.h"
+#include "../encode.h"
+#include "check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define W 320
+#define H 240
+
+/* Bitmask of the H.264 NAL unit types in an Annex-B buffer. */
+static uint32_t nal_types(const uint8_t *b, int64_t n) {
+    uint32_t mask = 0;
+    for (int64_t i = 0; i + 3 < n; i++)
+        if (b[i] == 0 && b[i + 1] == 0 && b[i + 2] == 1) mask |= 1u << (b[i + 3] & 0x1f);
+    return mask;
+}
+
+static void test_encoder(void) {
+    neuron_encoder_config cfg = {.codec = NEURON_CODEC_H264, .width = W, .height = H, .fps = 60,
+                                 .bitrate_kbps = 2000, .threads = 2, .input_format = NEURON_FRAME_BGRA};
+    neuron_encoder *e = NULL;
+    CHECK(neuron_encoder_open(&cfg, &e) == NEURON_OK);
+    CHECK(strcmp(neuron_encoder_name(e), "libx264") == 0);
+    const char *rep = neuron_encoder_probe_report(e);
+    CHECK(strstr(rep, "libx264: chosen") != NULL && strstr(rep, "h264_nvenc: ") != NULL);
+    static uint8_t src[W * H * 4], out[W * H * 2];
+    neuron_au_info info;
+    for (uint32_t i = 0; i < 12; i++) {
+        neuron_testpattern_fill(src, W, H, W * 4, i);
+        int64_t n = neuron_encoder_encode(e, src, W * 4, i == 8, out, sizeof out, &info);
+        CHECK(n > 0);
+        CHECK(info.frame_index == i && info.size == (uint32_t)n);
+        uint32_t types = nal_types(out, n);
+        if (i == 0 || i == 8) {
+            CHECK(info.idr == 1);
+            CHECK((types & (1u << 7)) && (types & (1u << 8)) && (types & (1u << 5)));
+            CHECK(out[0] == 0 && out[1] == 0 && (out[2] == 1 || (out[2] == 0 && out[3] == 1)));
+        } else {
+            CHECK(info.idr == 0 && !(types & (1u << 5)) && (types & (1u << 1)));
+        }
+    }
+    CHECK(neuron_encoder_encode(e, src, W * 4, 0, out, 8, &info) == NEURON_ERANGE);
+    CHECK(neuron_encoder_set_bitrate(e, 50) == NEURON_EINVAL);
+    CHECK(neuron_encoder_set_bitrate(e, 1000) == NEURON_OK);
+    CHECK(neuron_encoder_encode(e, src, 4, 0, out, sizeof out, &info) == NEURON_EINVAL);
+    neuron_encoder_close(e);
+
+    /* No silent fallback: a named encoder that cannot open is an error with a reason. */
+    snprintf(cfg.encoder, sizeof cfg.encoder, "h264_nvenc");
+    CHECK(neuron_encoder_open(&cfg, &e) == NEURON_EUNSUPPORTED);
+    CHECK(strstr(neuron_encoder_probe_report(NULL), "h264_nvenc: unavailable") != NULL);
+    cfg.encoder[0] = 0;
+    cfg.width = 8;
+    CHECK(neuron_encoder_open(&cfg, &e) == NEURON_EINVAL);
+}
+
+static void test_pipeline(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/neuron-test-encode-%d", (int)getpid());
+    neuron_producer_config pc = {.width = W, .height = H, .fps = 120};
+    neuron_producer *prod = NULL;
+    CHECK(neuron_producer_start(path, 0, &pc, &prod) == NEURON_OK);
+    neuron_pipeline_config cfg = {.enc = {.codec = NEURON_CODEC_H264, .fps = 60, .bitrate_kbps = 2000, .threads = 2},
+                                  .ring_slots = 8, .frame_timeout_ms = 50, .wp_timeout_ms = 100};
+    neuron_pipeline *p = NULL;
+    CHECK(neuron_pipeline_start(path, &cfg, &p) == NEURON_OK);
+    static uint8_t au[W * H * 2];
+    neuron_au_info info;
+    int got = 0, idrs = 0;
+    uint32_t last_serial = 0;
+    for (int i = 0; i < 800 && got < 30; i++) {
+        if (!neuron_pipeline_wait(p, 50)) continue;
+        int64_t n = neuron_pipeline_poll(p, au, sizeof au, &info);
+        if (n <= 0) continue;
+        CHECK(info.width == W && info.height == H && info.done_ns >= info.capture_ns);
+        CHECK(info.frame_serial > last_serial);
+        last_serial = info.frame_serial;
+        if (info.idr) idrs++;
+        if (got == 10) neuron_pipeline_request_idr(p);
+        got++;
+    }
+    CHECK(got == 30); /* the ring holds 8: the IDR requested at unit 10 arrives by unit 19 */
+    CHECK(idrs >= 2);
+    char rep[1024];
+    CHECK(neuron_pipeline_encoder_report(p, rep, sizeof rep) == NEURON_OK && strstr(rep, "libx264: chosen"));
+    neuron_pipeline_stats st;
+    neuron_pipeline_stats_get(p, &st);
+    CHECK(st.running == 1 && st.frames_in >= 30 && st.width == W && st.idr_requests == 1);
+    neuron_pipeline_stop(p);
+    neuron_producer_stop(prod);
+    unlink(path);
+    CHECK(neuron_pipeline_start("/nonexistent/region", &cfg, &p) == NEURON_EIO);
+    cfg.ring_slots = 1;
+    CHECK(neuron_pipeline_start(path, &cfg, &p) == NEURON_EINVAL);
+}
+
+int main(void) {
+    test_encoder();
+    test_pipeline();
+    return check_report("encode");
+}

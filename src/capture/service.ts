@@ -1,0 +1,234 @@
+/**
+ * The capture domain: which encoder this machine uses and why, what a guest's
+ * shared-memory region holds, and a self-contained demo run (synthetic
+ * producer → native pipeline). Knows no transport.
+ */
+import { existsSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CaptureNative,
+  CapturePipeline,
+  EncoderUnavailableError,
+  SyntheticProducer,
+  VideoEncoder,
+  type AccessUnitInfo,
+} from "../../ffi/capture.ts";
+import { AppError, conflict, invalid } from "../errors.ts";
+import {
+  DemoRequest,
+  ShmName,
+  type CodecName,
+  type DemoResult,
+  type EncoderProbe,
+  type SourceStatus,
+} from "./model.ts";
+import { CaptureError, FRAME_TYPE_NAMES, KvmfrFrameSource } from "./source.ts";
+
+const FLAG_NAMES: [number, string][] = [
+  [0x1, "BLOCK_SCREENSAVER"],
+  [0x2, "REQUEST_ACTIVATION"],
+  [0x4, "TRUNCATED"],
+  [0x8, "HDR"],
+  [0x10, "HDR_PQ"],
+];
+
+/** Parses the native probe report ("name: status (reason)" per line). */
+export function parseProbeReport(codec: CodecName, report: string): EncoderProbe {
+  const candidates = report
+    .split("\n")
+    .map((l) => l.match(/^(\S+): (chosen|unavailable|skipped) \((.*)\)$/))
+    .filter((m): m is RegExpMatchArray => m !== null)
+    .map((m) => ({ name: m[1]!, status: m[2] as "chosen" | "unavailable" | "skipped", reason: m[3]! }));
+  const chosen = candidates.find((c) => c.status === "chosen") ?? null;
+  return {
+    codec,
+    chosen: chosen?.name ?? null,
+    reason: chosen ? chosen.reason : "no encoder could be opened",
+    candidates,
+  };
+}
+
+const pct = (values: number[], p: number) => {
+  if (!values.length) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const stage = (v: number[]) => ({ p50: Math.round(pct(v, 50) * 100) / 100, p99: Math.round(pct(v, 99) * 100) / 100 });
+
+export interface DemoSink {
+  (data: Uint8Array, info: AccessUnitInfo): void;
+}
+
+export class CaptureService {
+  private native: CaptureNative | null = null;
+  private demoSeq = 0;
+  private demoRunning = false;
+
+  constructor(
+    private readonly shmDir: string,
+    private readonly nativePath: string | null,
+  ) {}
+
+  private lib(): CaptureNative {
+    if (!this.nativePath)
+      throw new AppError("NATIVE_UNAVAILABLE", "the native library is not loaded; capture needs it", { status: 503 });
+    this.native ??= new CaptureNative(this.nativePath);
+    return this.native;
+  }
+
+  /** Probes the encoders for `codec` (hardware first) and reports the choice with every reason. */
+  probeEncoders(codec: CodecName = "h264"): EncoderProbe {
+    const native = this.lib();
+    try {
+      const enc = VideoEncoder.open(native, { codec, width: 1280, height: 720, fps: 60, bitrateKbps: 10000, threads: 2 });
+      const report = enc.report;
+      enc.close();
+      return parseProbeReport(codec, report);
+    } catch (err) {
+      if (err instanceof EncoderUnavailableError) return parseProbeReport(codec, err.report);
+      throw err;
+    }
+  }
+
+  /** Attaches to the region `name` under the shm directory and reads one frame (bounded). */
+  inspectSource(name: string, timeoutMs = 1000): SourceStatus {
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 10 || timeoutMs > 5000) throw invalid("timeoutMs must be 10-5000");
+    const parsed = ShmName.safeParse(name);
+    if (!parsed.success)
+      throw invalid(`bad shared-memory name ${JSON.stringify(name)}: ${parsed.error.issues[0]?.message}`);
+    const path = join(this.shmDir, parsed.data);
+    if (!existsSync(path)) throw new CaptureError("CAPTURE_SOURCE_NOT_FOUND", `${path} does not exist`, { status: 404 });
+    const source = new KvmfrFrameSource(this.lib(), path);
+    try {
+      source.attach(timeoutMs);
+      const buf = new Uint8Array(3840 * 2160 * 4);
+      let frame: SourceStatus["frame"] = null;
+      const end = Date.now() + timeoutMs;
+      while (!frame && Date.now() < end) {
+        let ev;
+        try {
+          ev = source.next(buf, Math.max(1, end - Date.now()));
+        } catch (err) {
+          if (err instanceof CaptureError && err.errorCode === "CAPTURE_BUFFER_TOO_SMALL") break;
+          throw err;
+        }
+        if (ev.kind !== "frame") continue;
+        const i = ev.info;
+        frame = {
+          serial: i.frameSerial,
+          type: FRAME_TYPE_NAMES[i.type] ?? `type ${i.type}`,
+          width: i.dataWidth,
+          height: i.dataHeight,
+          frameWidth: i.frameWidth,
+          frameHeight: i.frameHeight,
+          rotation: i.rotation,
+          flags: FLAG_NAMES.filter(([bit]) => i.flags & bit).map(([, n]) => n),
+          damageRects: i.damage.length,
+        };
+      }
+      const s = source.stats();
+      const c = source.cursor();
+      return {
+        name: parsed.data,
+        kind: "kvmfr",
+        lgmpVersion: s.lgmpVersion,
+        kvmfrVersion: s.kvmfrVersion,
+        sessionId: s.sessionId,
+        frame,
+        cursor: { x: c.x, y: c.y, visible: c.visible, updates: c.updates },
+      };
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * The synthetic producer writes a moving test pattern into a fresh region under
+   * the shm directory; the native pipeline reads, converts and encodes it. Each
+   * access unit goes to `sink` (if given). The region is removed afterwards.
+   */
+  async runDemo(input: Partial<DemoRequest>, sink?: DemoSink): Promise<DemoResult> {
+    if (this.demoRunning) throw conflict("a capture demo is already running; try again when it ends");
+    this.demoRunning = true;
+    try {
+      return await this.demo(input, sink);
+    } finally {
+      this.demoRunning = false;
+    }
+  }
+
+  private async demo(input: Partial<DemoRequest>, sink?: DemoSink): Promise<DemoResult> {
+    const parsed = DemoRequest.safeParse(input);
+    if (!parsed.success)
+      throw invalid(
+        `bad demo settings: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"} ${i.message}`).join("; ")}`,
+      );
+    const req = parsed.data;
+    const native = this.lib();
+    const path = join(this.shmDir, `neuron-demo-${process.pid}-${++this.demoSeq}`);
+    const producer = SyntheticProducer.start(native, path, { width: req.width, height: req.height, fps: req.fps });
+    let pipeline: CapturePipeline | null = null;
+    try {
+      pipeline = CapturePipeline.start(native, path, {
+        codec: req.codec,
+        fps: req.fps,
+        bitrateKbps: req.bitrateKbps,
+        threads: req.threads,
+      });
+      const buf = new Uint8Array(req.width * req.height * 2 + 65536);
+      const infos: AccessUnitInfo[] = [];
+      let bytes = 0;
+      const t0 = performance.now();
+      const deadline = Date.now() + 5000 + (req.frames * 2000) / req.fps;
+      while (infos.length < req.frames && Date.now() < deadline) {
+        const info = pipeline.poll(buf);
+        if (!info) {
+          const st = pipeline.stats();
+          if (!st.running) break;
+          await Bun.sleep(1);
+          continue;
+        }
+        infos.push(info);
+        bytes += info.size;
+        sink?.(buf.subarray(0, info.size), info);
+      }
+      const elapsedMs = performance.now() - t0;
+      const stats = pipeline.stats();
+      const report = pipeline.encoderReport();
+      if (!infos.length)
+        throw new CaptureError("CAPTURE_DEMO_FAILED", `the pipeline produced no access units (last status ${stats.lastError})`, {
+          status: 500,
+          details: report ? parseProbeReport(req.codec, report) : undefined,
+        });
+      const probe = parseProbeReport(req.codec, report);
+      return {
+        encoder: probe.chosen ?? "unknown",
+        encoderReport: report,
+        codec: req.codec,
+        width: stats.width,
+        height: stats.height,
+        accessUnits: infos.length,
+        idrUnits: infos.filter((i) => i.idr).length,
+        bytes,
+        elapsedMs: Math.round(elapsedMs),
+        fps: Math.round((infos.length / (elapsedMs / 1000)) * 100) / 100,
+        latencyMs: stage(infos.map((i) => Number(i.doneNs - i.captureNs) / 1e6)),
+        stagesMs: {
+          copy: stage(infos.map((i) => i.copyUs / 1000)),
+          convert: stage(infos.map((i) => i.convertUs / 1000)),
+          encode: stage(infos.map((i) => i.encodeUs / 1000)),
+        },
+        dropped: stats.dropped,
+      };
+    } finally {
+      pipeline?.stop();
+      producer.stop();
+      if (existsSync(path)) unlinkSync(path);
+    }
+  }
+
+  close(): void {
+    this.native?.close();
+    this.native = null;
+  }
+}

@@ -1,0 +1,116 @@
+import { closeSync, openSync, writeSync } from "node:fs";
+import { CodecName } from "../capture/model.ts";
+import { CaptureService } from "../capture/service.ts";
+import { loadNative } from "../core.ts";
+import { AppError } from "../errors.ts";
+import { configFrom, JSON_FLAG, printJson, UsageError, type Command, type ParsedArgs } from "./command.ts";
+
+const intFlag = (args: ParsedArgs, name: string): number | undefined => {
+  const v = args.values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`capture: --${name} must be a whole number`);
+  return Number(v);
+};
+
+export const captureCommand: Command = {
+  name: "capture",
+  summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.",
+  usage: "capture encoders [--codec h264|hevc] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
+  help: [
+    "Subcommands:",
+    "  encoders          which encoder this machine uses for --codec, and why (every candidate's reason)",
+    "  inspect NAME      attach to <shmDir>/NAME (Looking Glass B7 layout) and describe it and one frame",
+    "  demo              synthetic producer → capture → convert → encode; prints throughput and stage latency",
+    "",
+    "Options:",
+    "  --codec h264|hevc   (default h264)",
+    "  --timeout-ms N      inspect: how long to wait for the guest (default 1000)",
+    "  --width N --height N --fps N --frames N --bitrate-kbps N --threads N   demo settings",
+    "  --out FILE          demo: write the Annex-B stream to FILE",
+    "  --shm-dir DIR       directory of shared-memory files (default /dev/shm)",
+    "  --json              print JSON",
+  ].join("\n"),
+  positionals: true,
+  flags: {
+    ...JSON_FLAG,
+    codec: { type: "string" },
+    "timeout-ms": { type: "string" },
+    width: { type: "string" },
+    height: { type: "string" },
+    fps: { type: "string" },
+    frames: { type: "string" },
+    "bitrate-kbps": { type: "string" },
+    threads: { type: "string" },
+    out: { type: "string" },
+    "shm-dir": { type: "string" },
+  },
+  async run(args, ctx) {
+    const [sub, ...rest] = args.positionals;
+    const codec = CodecName.safeParse(args.values.codec ?? "h264");
+    if (!codec.success) throw new UsageError("capture: --codec must be h264 or hevc");
+    if (sub !== "encoders" && sub !== "inspect" && sub !== "demo")
+      throw new UsageError("capture: expected a subcommand: encoders, inspect NAME or demo");
+    if ((sub === "inspect" && rest.length !== 1) || (sub !== "inspect" && rest.length))
+      throw new UsageError(`capture ${sub}: unexpected arguments`);
+    const config = configFrom(args, ctx, { "shm-dir": "shmDir" });
+    const { lib, state } = loadNative(config, ctx.embeddedNativeLib);
+    const path = lib?.path ?? null;
+    lib?.close();
+    if (!path) throw new AppError("NATIVE_UNAVAILABLE", `native library unavailable: ${state.error}`);
+    const service = new CaptureService(config.shmDir, path);
+    try {
+      if (sub === "encoders") {
+        const probe = service.probeEncoders(codec.data);
+        if (args.values.json) printJson(ctx, probe);
+        else {
+          ctx.stdout(`${probe.codec}: ${probe.chosen ?? "none"} (${probe.reason})\n`);
+          for (const c of probe.candidates) ctx.stdout(`  ${c.name.padEnd(12)} ${c.status.padEnd(11)} ${c.reason}\n`);
+        }
+        return probe.chosen ? 0 : 1;
+      }
+      if (sub === "inspect") {
+        const status = service.inspectSource(rest[0]!, intFlag(args, "timeout-ms") ?? 1000);
+        if (args.values.json) printJson(ctx, status);
+        else {
+          ctx.stdout(`${status.name}: LGMP ${status.lgmpVersion}, KVMFR ${status.kvmfrVersion}, session ${status.sessionId}\n`);
+          const f = status.frame;
+          ctx.stdout(
+            f
+              ? `frame ${f.serial}: ${f.type} ${f.width}x${f.height} (frame ${f.frameWidth}x${f.frameHeight}, rotation ${f.rotation})${f.flags.length ? ` [${f.flags.join(", ")}]` : ""}\n`
+              : "no frame within the timeout\n",
+          );
+          ctx.stdout(`cursor: ${status.cursor.x},${status.cursor.y} ${status.cursor.visible ? "visible" : "hidden"}\n`);
+        }
+        return 0;
+      }
+      const out = args.values.out as string | undefined;
+      const fd = out ? openSync(out, "w", 0o644) : null;
+      try {
+        const result = await service.runDemo(
+          {
+            codec: codec.data,
+            width: intFlag(args, "width"),
+            height: intFlag(args, "height"),
+            fps: intFlag(args, "fps"),
+            frames: intFlag(args, "frames"),
+            bitrateKbps: intFlag(args, "bitrate-kbps"),
+            threads: intFlag(args, "threads"),
+          },
+          fd === null ? undefined : (data) => void writeSync(fd, data),
+        );
+        if (args.values.json) printJson(ctx, result);
+        else {
+          ctx.stdout(`encoder ${result.encoder}: ${result.accessUnits} access units (${result.idrUnits} IDR), ${result.width}x${result.height}, ${result.fps} fps\n`);
+          ctx.stdout(`latency p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms; ` +
+            `copy ${result.stagesMs.copy.p50} / convert ${result.stagesMs.convert.p50} / encode ${result.stagesMs.encode.p50} ms (p50)\n`);
+          if (out) ctx.stdout(`wrote ${result.bytes} bytes to ${out}\n`);
+        }
+        return 0;
+      } finally {
+        if (fd !== null) closeSync(fd);
+      }
+    } finally {
+      service.close();
+    }
+  },
+};

@@ -1,0 +1,251 @@
+/**
+ * VM lifecycle: specs become libvirt definitions (with their disk and shared
+ * memory), and libvirt's domains are started, stopped, inspected and removed.
+ * No transport: the API routes and the `vm` CLI commands call this.
+ *
+ * create() is all-or-nothing: a failure at any step removes what earlier steps
+ * made (the new disk image, the definition), and the audit log records it.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import type { VmAuditRepo } from "../db/repos/vm-audit.ts";
+import { AppError, conflict, invalid } from "../errors.ts";
+import { domainFacts } from "./details.ts";
+import { createQcow2 } from "./disk.ts";
+import {
+  VmName,
+  VmSpecInput,
+  VmStopBody,
+  resolveSpec,
+  type VmCreateResult,
+  type VmDetails,
+  type VmSpec,
+  type VmState,
+  type VmStopResult,
+  type VmSummary,
+} from "./model.ts";
+import type { PassthroughResolver } from "./passthrough.ts";
+import { ivshmemSizeMiB, lookingGlassClientIni, provisionShm, shmPath, tmpfilesLine, type ShmOwner } from "./shm.ts";
+import { LibvirtError, type Virsh } from "./virsh.ts";
+import { buildDomainXml, type BuildOptions } from "./xml.ts";
+
+export interface VmSettings {
+  stateDir: string;
+  shmDir: string;
+  qemuImg: string;
+  /** Root holding sys/ for GPU function expansion (hardware detection). */
+  root: string;
+  /** Root under which host configuration is written (<targetRoot>/etc/tmpfiles.d). */
+  targetRoot: string;
+}
+
+export interface VmServiceDeps {
+  virsh: Virsh;
+  audit: VmAuditRepo;
+  resolver: PassthroughResolver;
+  settings: VmSettings;
+  /** Owner of the IVSHMEM file; null leaves its creation to QEMU (doctor then reports the owner). */
+  shmOwner: () => (ShmOwner & { user: string }) | null;
+  cpuVendor: () => BuildOptions["cpuVendor"];
+  domainType?: BuildOptions["domainType"];
+}
+
+/** Host files that belong to one VM besides its definition and disk. */
+export function vmSideFiles(settings: Pick<VmSettings, "stateDir" | "targetRoot">, name: string) {
+  return {
+    tmpfiles: join(settings.targetRoot, "etc", "tmpfiles.d", `neuron-vm-${name}.conf`),
+    clientIni: join(settings.stateDir, "vms", `${name}.looking-glass.ini`),
+  };
+}
+
+function writeFileAtomic(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+export interface VmPlan {
+  spec: VmSpec;
+  xml: string;
+  hostdevs: string[];
+  diskPath: string | null;
+  shm: { path: string; sizeMiB: number };
+}
+
+const OFF_STATES: VmState[] = ["shut off", "crashed"];
+
+export function formatZodError(err: z.ZodError): string {
+  return err.issues.map((i) => `${i.path.length ? i.path.join(".") : "(spec)"}: ${i.message}`).join("; ");
+}
+
+export function parseSpec(input: unknown): VmSpec {
+  const r = VmSpecInput.safeParse(input);
+  if (!r.success) throw invalid(`invalid VM spec: ${formatZodError(r.error)}`, r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  return resolveSpec(r.data);
+}
+
+export function checkName(name: string): string {
+  const r = VmName.safeParse(name);
+  if (!r.success) throw invalid(`invalid VM name ${JSON.stringify(name.slice(0, 80))}: ${formatZodError(r.error)}`);
+  return r.data;
+}
+
+export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root"> };
+
+/** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
+export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
+  const spec = parseSpec(input);
+  const gpuFunctions = spec.gpu ? deps.resolver.functionsOf(spec.gpu, root ?? deps.settings.root) : [];
+  const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
+  const diskPath =
+    spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType });
+  return { spec, xml, hostdevs, diskPath, shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) } };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class VmService {
+  constructor(private readonly deps: VmServiceDeps) {}
+
+  /** Spec → XML, without touching libvirt (the GPU is expanded through hardware detection). */
+  plan(input: unknown, opts: { root?: string } = {}): VmPlan {
+    return planVm(input, this.deps, opts.root);
+  }
+
+  async create(input: unknown, actor = "system"): Promise<VmCreateResult> {
+    const plan = this.plan(input);
+    const { spec } = plan;
+    if (await this.deps.virsh.exists(spec.name)) throw conflict(`a VM named ${JSON.stringify(spec.name)} already exists`);
+    if (spec.disk.kind === "existing" && !existsSync(spec.disk.path)) throw invalid(`disk image ${spec.disk.path} does not exist`);
+    for (const iso of [spec.osIso, spec.virtioIso]) if (iso && !existsSync(iso)) throw invalid(`install medium ${iso} does not exist`);
+    let createdDisk: string | null = null;
+    let defined = false;
+    try {
+      if (spec.disk.kind === "new" && plan.diskPath) {
+        await createQcow2(this.deps.settings.qemuImg, plan.diskPath, spec.disk.sizeGiB);
+        createdDisk = plan.diskPath;
+      }
+      await this.deps.virsh.define(plan.xml);
+      defined = true;
+      const owner = this.deps.shmOwner();
+      const side = vmSideFiles(this.deps.settings, spec.name);
+      if (owner) {
+        provisionShm(plan.shm.path, plan.shm.sizeMiB, owner);
+        // Recreated at every boot by systemd-tmpfiles (owner user, group kvm, 0660).
+        writeFileAtomic(side.tmpfiles, tmpfilesLine(plan.shm.path, owner.user));
+      }
+      writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path));
+      this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "applied", details: { xml: plan.xml, disk: plan.diskPath, hostdevs: plan.hostdevs, shm: plan.shm } });
+      return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
+    } catch (err) {
+      if (defined) await this.deps.virsh.undefine(spec.name).catch(() => this.deps.virsh.undefine(spec.name, false).catch(() => undefined));
+      if (createdDisk) rmSync(createdDisk, { force: true });
+      for (const f of Object.values(vmSideFiles(this.deps.settings, spec.name))) rmSync(f, { force: true });
+      this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "failed", details: { error: (err as Error).message, xml: plan.xml } });
+      throw err;
+    }
+  }
+
+  async list(): Promise<VmSummary[]> {
+    const states = await this.deps.virsh.states();
+    return [...states.entries()].map(([name, state]) => ({ name, state })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async show(name: string): Promise<VmDetails> {
+    checkName(name);
+    const xml = await this.deps.virsh.dumpxml(name);
+    const state = await this.deps.virsh.state(name);
+    const id = state === "running" || state === "paused" ? await this.deps.virsh.id(name) : null;
+    return { name, state, id, ...domainFacts(xml, this.deps.settings.shmDir) };
+  }
+
+  async start(name: string, actor = "system"): Promise<VmDetails> {
+    checkName(name);
+    const state = await this.deps.virsh.state(name);
+    if (state === "running") throw conflict(`VM ${name} is already running`);
+    try {
+      await this.deps.virsh.start(name);
+    } catch (err) {
+      if (err instanceof LibvirtError && err.errorCode === "LIBVIRT_ERROR")
+        throw new AppError("VM_START_FAILED", `VM ${name} failed to start: ${err.libvirtMessage}`, { status: 409, cause: err });
+      throw err;
+    }
+    this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: {} });
+    return this.show(name);
+  }
+
+  /** Waits until the VM is in one of `states`; returns the state seen last. */
+  async waitForState(name: string, states: VmState[], timeoutMs: number, intervalMs = 250): Promise<VmState> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.deps.virsh.state(name);
+      if (states.includes(s) || Date.now() >= deadline) return s;
+      await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  /** Graceful shutdown: an ACPI power-button press, then destroy after the timeout. */
+  async stop(name: string, options: unknown = {}, actor = "system"): Promise<VmStopResult> {
+    checkName(name);
+    const r = VmStopBody.safeParse(options ?? {});
+    if (!r.success) throw invalid(`invalid stop options: ${formatZodError(r.error)}`);
+    const { timeoutSeconds, force } = r.data;
+    const state = await this.deps.virsh.state(name);
+    if (OFF_STATES.includes(state)) return { name, state, method: "already-off" };
+    let method: VmStopResult["method"] = "destroy";
+    if (!force) {
+      await this.deps.virsh.shutdownAcpi(name).catch((err: unknown) => {
+        if (!(err instanceof LibvirtError) || err.errorCode !== "LIBVIRT_ERROR") throw err;
+      });
+      const after = await this.waitForState(name, OFF_STATES, timeoutSeconds * 1000);
+      if (OFF_STATES.includes(after)) method = "acpi";
+    }
+    if (method === "destroy") {
+      await this.deps.virsh.destroy(name).catch(async (err: unknown) => {
+        if (OFF_STATES.includes(await this.deps.virsh.state(name))) return;
+        throw err;
+      });
+    }
+    const final = await this.deps.virsh.state(name);
+    this.deps.audit.record({ actor, action: "vm.stop", target: name, status: "applied", details: { method } });
+    return { name, state: final, method };
+  }
+
+  /** Removes the definition with its NVRAM and TPM state; the disk image only when asked. */
+  async remove(name: string, opts: { deleteDisk?: boolean } = {}, actor = "system"): Promise<void> {
+    checkName(name);
+    const state = await this.deps.virsh.state(name);
+    if (!OFF_STATES.includes(state)) throw conflict(`VM ${name} is ${state}: stop it before deleting it`);
+    const xml = await this.deps.virsh.dumpxml(name, true);
+    const facts = domainFacts(xml, this.deps.settings.shmDir);
+    try {
+      await this.deps.virsh.undefine(name);
+    } catch (err) {
+      this.deps.audit.record({ actor, action: "vm.undefine", target: name, status: "failed", details: { error: (err as Error).message } });
+      throw err;
+    }
+    const ownDisks = facts.disks.filter((d) => d.startsWith(join(this.deps.settings.stateDir, "vms") + "/"));
+    if (opts.deleteDisk) for (const d of ownDisks) rmSync(d, { force: true });
+    for (const f of Object.values(vmSideFiles(this.deps.settings, name))) rmSync(f, { force: true });
+    // The previous definition stays in the audit log: redefining it is the rollback.
+    this.deps.audit.record({ actor, action: "vm.undefine", target: name, status: "applied", details: { xml, deletedDisks: opts.deleteDisk ? ownDisks : [] } });
+  }
+
+  /** Polls the domains' states and reports every change until `signal` aborts. */
+  async watch(onChange: (vm: VmSummary, previous: VmState | null) => void, signal: AbortSignal, intervalMs = 1000): Promise<void> {
+    const seen = new Map<string, VmState>();
+    while (!signal.aborted) {
+      const states = await this.deps.virsh.states();
+      for (const [name, state] of states) {
+        const prev = seen.get(name) ?? null;
+        if (prev !== state) onChange({ name, state }, prev);
+        seen.set(name, state);
+      }
+      for (const name of [...seen.keys()]) if (!states.has(name)) seen.delete(name);
+      await sleep(intervalMs);
+    }
+  }
+}

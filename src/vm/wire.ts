@@ -1,0 +1,38 @@
+/** Builds the VM service from the configuration (used by createCore and offline CLI commands). */
+import type { Config } from "../config.ts";
+import type { Db } from "../db/client.ts";
+import { vmAuditRepo } from "../db/repos/vm-audit.ts";
+import { AppError } from "../errors.ts";
+import { cpuVendor, idOf } from "./host.ts";
+import { noPassthrough, type PassthroughResolver } from "./passthrough.ts";
+import type { ShmOwner } from "./shm.ts";
+import { VmService, type PlanDeps } from "./service.ts";
+import { Virsh } from "./virsh.ts";
+
+export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/passwd", group = "/etc/group"): (ShmOwner & { user: string }) | null {
+  if (!config.desktopUser) return null;
+  const uid = idOf(passwd, config.desktopUser);
+  const gid = idOf(group, "kvm");
+  if (uid === null) throw new AppError("CONFIG_INVALID", `desktopUser ${config.desktopUser}: no such user`, { status: 500 });
+  if (gid === null) throw new AppError("CONFIG_INVALID", "group kvm does not exist", { status: 500 });
+  return { uid, gid, user: config.desktopUser };
+}
+
+export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
+  return new VmService({
+    virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri }),
+    audit: vmAuditRepo(db),
+    resolver,
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, qemuImg: config.bin.qemuImg, root: config.root, targetRoot: config.targetRoot },
+    shmOwner: () => shmOwnerFor(config),
+    cpuVendor: () => cpuVendor(config.root),
+  });
+}
+
+export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
+  return {
+    resolver,
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root },
+    cpuVendor: () => cpuVendor(config.root),
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * buildDomainXml(spec): the libvirt domain definition of a passthrough-ready VM,
+ * built as a tree and serialised by an XML library (every value escaped), never
+ * by concatenating strings. Firmware files are picked by libvirt
+ * (`<os firmware='efi'>` + feature flags), not hard-coded paths.
+ */
+import { XMLBuilder } from "fast-xml-parser";
+import type { VmSpec } from "./model.ts";
+import { ivshmemSizeMiB, shmName } from "./shm.ts";
+
+/** Namespace of the appliance's own <metadata> element. */
+export const NEURON_XMLNS = "urn:neuronos:appliance:vm:1";
+export const AGENT_CHANNEL = "org.neuronos.agent.0";
+export const QEMU_GA_CHANNEL = "org.qemu.guest_agent.0";
+/** Hyper-V vendor id: 12 characters at most. */
+const HV_VENDOR_ID = "NeuronOS";
+
+type Node = { [key: string]: unknown };
+
+export interface BuildOptions {
+  /** Host CPU vendor: AMD hosts get `topoext` so SMT topology reaches the guest. */
+  cpuVendor?: "amd" | "intel" | "other";
+  /** Every PCI function to pass through (the GPU expanded to its slot, then spec.passthrough). */
+  hostdevs?: string[];
+  /** Path of the disk image (a new disk's final path). */
+  diskPath?: string | null;
+  /** libvirt domain type: kvm on real hosts; "qemu" (TCG) where KVM cannot run a guest. */
+  domainType?: "kvm" | "qemu";
+}
+
+const attrs = (o: Record<string, string | number>): Node =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [`@_${k}`, String(v)]));
+
+function pciSource(address: string): Node {
+  const [domain, bus, slotFn] = address.split(":") as [string, string, string];
+  const [slot, fn] = slotFn.split(".") as [string, string];
+  return attrs({ domain: `0x${domain}`, bus: `0x${bus}`, slot: `0x${slot}`, function: `0x${fn}` });
+}
+
+function hypervFeatures(): Node {
+  const on = attrs({ state: "on" });
+  return {
+    ...attrs({ mode: "custom" }),
+    relaxed: on,
+    vapic: on,
+    spinlocks: attrs({ state: "on", retries: 8191 }),
+    vpindex: on,
+    runtime: on,
+    synic: on,
+    stimer: on,
+    reset: on,
+    vendor_id: attrs({ state: "on", value: HV_VENDOR_ID }),
+    frequencies: on,
+    tlbflush: on,
+    ipi: on,
+  };
+}
+
+function osNode(spec: VmSpec): Node {
+  const firmware = spec.secureBoot
+    ? { firmware: { feature: [attrs({ enabled: "yes", name: "secure-boot" }), attrs({ enabled: "yes", name: "enrolled-keys" })] }, loader: attrs({ secure: "yes" }) }
+    : { firmware: { feature: [attrs({ enabled: "no", name: "secure-boot" })] } };
+  return { ...attrs({ firmware: "efi" }), type: { ...attrs({ arch: "x86_64", machine: "q35" }), "#text": "hvm" }, ...firmware };
+}
+
+function devices(spec: VmSpec, opts: BuildOptions): Node {
+  const windows = spec.template !== "linux";
+  const hostdevs = opts.hostdevs ?? [];
+  const disks: Node[] = [];
+  let bootOrder = 1;
+  if (spec.disk.kind !== "none" && opts.diskPath) {
+    const format = spec.disk.kind === "existing" ? spec.disk.format : "qcow2";
+    disks.push({
+      ...attrs({ type: "file", device: "disk" }),
+      driver: attrs({ name: "qemu", type: format, cache: "none", io: "native", discard: "unmap" }),
+      source: attrs({ file: opts.diskPath }),
+      target: attrs({ dev: "vda", bus: "virtio" }),
+      boot: attrs({ order: bootOrder++ }),
+    });
+  }
+  const cdroms = [spec.osIso, spec.virtioIso].filter((p): p is string => p !== undefined);
+  cdroms.forEach((iso, i) =>
+    disks.push({
+      ...attrs({ type: "file", device: "cdrom" }),
+      driver: attrs({ name: "qemu", type: "raw" }),
+      source: attrs({ file: iso }),
+      target: attrs({ dev: `sd${String.fromCharCode(97 + i)}`, bus: "sata" }),
+      readonly: "",
+      ...(iso === spec.osIso ? { boot: attrs({ order: bootOrder++ }) } : {}),
+    }),
+  );
+  const channels: Node[] = [AGENT_CHANNEL, QEMU_GA_CHANNEL].map((name) => ({
+    ...attrs({ type: "unix" }),
+    source: attrs({ mode: "bind" }),
+    target: attrs({ type: "virtio", name }),
+  }));
+  if (spec.graphics === "spice") channels.push({ ...attrs({ type: "spicevmc" }), target: attrs({ type: "virtio", name: "com.redhat.spice.0" }) });
+  const net = spec.network;
+  const iface =
+    net.kind === "nat"
+      ? [{ ...attrs({ type: "network" }), source: attrs({ network: net.network }), model: attrs({ type: "virtio" }) }]
+      : net.kind === "bridge"
+        ? [{ ...attrs({ type: "bridge" }), source: attrs({ bridge: net.bridge }), model: attrs({ type: "virtio" }) }]
+        : [];
+  const passthroughGpu = hostdevs.length > 0;
+  return {
+    disk: disks,
+    controller: [attrs({ type: "usb", model: "qemu-xhci", ports: 15 }), attrs({ type: "virtio-serial", index: 0 })],
+    interface: iface,
+    channel: channels,
+    input: [attrs({ type: "keyboard", bus: "virtio" }), attrs({ type: "mouse", bus: "virtio" }), attrs({ type: "tablet", bus: "virtio" })],
+    ...(spec.graphics === "spice"
+      ? { graphics: { ...attrs({ type: "spice", autoport: "yes" }), listen: attrs({ type: "address", address: "127.0.0.1" }), image: attrs({ compression: "off" }) } }
+      : {}),
+    // With a passed-through GPU the guest renders there and Looking Glass shows it: no emulated adapter.
+    video: { model: attrs(passthroughGpu ? { type: "none" } : windows ? { type: "vga" } : { type: "virtio", heads: 1 }) },
+    hostdev: hostdevs.map((address) => ({
+      ...attrs({ mode: "subsystem", type: "pci", managed: "yes" }),
+      source: { address: pciSource(address) },
+    })),
+    ...(spec.tpm ? { tpm: { ...attrs({ model: "tpm-crb" }), backend: attrs({ type: "emulator", version: "2.0" }) } } : {}),
+    shmem: {
+      ...attrs({ name: shmName(spec.name) }),
+      model: attrs({ type: "ivshmem-plain" }),
+      size: { ...attrs({ unit: "M" }), "#text": String(ivshmemSizeMiB(spec.resolution, spec.hdr)) },
+    },
+    rng: { ...attrs({ model: "virtio" }), backend: { ...attrs({ model: "random" }), "#text": "/dev/urandom" } },
+    // Ballooning fights a passed-through device's pinned DMA memory.
+    memballoon: attrs({ model: passthroughGpu ? "none" : "virtio" }),
+  };
+}
+
+/** The domain as a tree (for tests and for callers that adjust it before serialising). */
+export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
+  const windows = spec.template !== "linux";
+  const t = spec.topology;
+  // TCG cannot pass the host CPU through; "maximum" is the closest it offers.
+  const tcg = opts.domainType === "qemu";
+  const cpu: Node = {
+    ...attrs(tcg ? { mode: "maximum" } : { mode: "host-passthrough", check: "none", migratable: "on" }),
+    topology: attrs({ sockets: t.sockets, dies: 1, cores: t.cores, threads: t.threads }),
+    ...(opts.cpuVendor === "amd" && !tcg ? { feature: attrs({ policy: "require", name: "topoext" }) } : {}),
+  };
+  const timers: Node[] = [attrs({ name: "rtc", tickpolicy: "catchup" }), attrs({ name: "pit", tickpolicy: "delay" }), attrs({ name: "hpet", present: "no" })];
+  if (spec.hyperv) timers.push(attrs({ name: "hypervclock", present: "yes" }));
+  const features: Node = {
+    acpi: "",
+    apic: "",
+    ...(spec.hyperv ? { hyperv: hypervFeatures(), kvm: { hidden: attrs({ state: "on" }) } } : {}),
+    vmport: attrs({ state: "off" }),
+    ...(spec.secureBoot ? { smm: attrs({ state: "on" }) } : {}),
+  };
+  return {
+    domain: {
+      ...attrs({ type: opts.domainType ?? "kvm" }),
+      name: spec.name,
+      metadata: {
+        "neuron:vm": {
+          ...attrs({ "xmlns:neuron": NEURON_XMLNS }),
+          "neuron:template": spec.template,
+          "neuron:resolution": `${spec.resolution.width}x${spec.resolution.height}`,
+          "neuron:hdr": spec.hdr ? "yes" : "no",
+          ...(spec.gpu ? { "neuron:gpu": spec.gpu } : {}),
+        },
+      },
+      memory: { ...attrs({ unit: "MiB" }), "#text": String(spec.memoryMiB) },
+      currentMemory: { ...attrs({ unit: "MiB" }), "#text": String(spec.memoryMiB) },
+      ...(spec.hugepages ? { memoryBacking: { hugepages: "" } } : {}),
+      vcpu: { ...attrs({ placement: "static" }), "#text": String(spec.vcpus) },
+      ...(spec.pinning ? { cputune: { vcpupin: spec.pinning.map((host, vcpu) => attrs({ vcpu, cpuset: host })) } } : {}),
+      os: osNode(spec),
+      features,
+      cpu,
+      clock: { ...attrs({ offset: windows ? "localtime" : "utc" }), timer: timers },
+      on_poweroff: "destroy",
+      on_reboot: "restart",
+      on_crash: "destroy",
+      pm: { "suspend-to-mem": attrs({ enabled: "no" }), "suspend-to-disk": attrs({ enabled: "no" }) },
+      devices: devices(spec, opts),
+    },
+  };
+}
+
+const builder = new XMLBuilder({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@_",
+  textNodeName: "#text",
+  format: true,
+  indentBy: "  ",
+  suppressEmptyNode: true,
+});
+
+export function serializeXml(tree: Node): string {
+  return builder.build(tree) as string;
+}
+
+export function buildDomainXml(spec: VmSpec, opts: BuildOptions = {}): string {
+  return serializeXml(domainTree(spec, opts));
+}
