@@ -25,3 +25,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 make -C native -j"$(nproc)" --no-print-directory
+
+# A Debian kernel for the end-to-end guest tests (unpacked into .cache/, never installed).
+bash build/test-guest-kernel.sh || echo "setup: could not fetch the test guest kernel; end-to-end guest tests will skip" >&2

@@ -12,6 +12,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { AppError } from "./errors.ts";
+import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
 
@@ -88,6 +89,8 @@ export const ConfigSchema = z
     logFormat: z.enum(["auto", "json", "text"]).default("auto"),
     /** External binaries, by name on PATH or absolute path. */
     bin: BinariesSchema.default(BinariesSchema.parse({})),
+    /** Guest agent channel: TLS, timeouts, host clipboard commands. */
+    guestAgent: GuestAgentSettingsSchema,
   })
   .strict();
 

@@ -10,6 +10,8 @@ import { appsRepo } from "./db/repos/apps.ts";
 import { auditRepo } from "./db/repos/audit.ts";
 import { HardwareService, hardwareSettings } from "./hardware/service.ts";
 import { VfioService, vfioSettings } from "./vfio/service.ts";
+import { virshSocketResolver, type SocketResolver } from "./guest/resolver.ts";
+import { GuestService } from "./guest/service.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -34,6 +36,8 @@ export interface CoreOptions {
   requireNative?: boolean;
   /** ServerCodecModeSupport override (tests); default: probed from the encoders this machine has. */
   codecModeSupport?: () => number;
+  /** VM → agent socket paths; default: libvirt's domain XML through virsh. */
+  agentSocketResolver?: SocketResolver;
 }
 
 export interface Core {
@@ -50,6 +54,7 @@ export interface Core {
   gamestream(): GameStreamService;
   capture: CaptureService;
   vms: VmService;
+  guest: GuestService;
   close(): void;
 }
 
@@ -88,6 +93,13 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const capture = new CaptureService(config.shmDir, native?.path ?? null);
   const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
+  const guest = new GuestService({
+    stateDir: config.stateDir,
+    openssl: config.bin.openssl,
+    settings: config.guestAgent,
+    resolve: opts.agentSocketResolver ?? virshSocketResolver({ virsh: config.bin.virsh, uri: config.libvirtUri }),
+    log: log.child({ module: "guest" }),
+  });
   return {
     config,
     log,
@@ -114,7 +126,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     vfio,
     capture,
     vms,
+    guest,
     close() {
+      guest.close();
       capture.close();
       database.close();
       crypto?.close();

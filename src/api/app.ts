@@ -8,6 +8,7 @@ import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
 import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
+import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
@@ -24,7 +25,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -52,6 +53,7 @@ export function createApp(core: ApiDeps) {
             { name: "gamestream", description: "Moonlight pairing and stream sessions" },
             { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
+            { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
           ],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
@@ -66,7 +68,8 @@ export function createApp(core: ApiDeps) {
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
-        .use(vmRoutes(core.vms)),
+        .use(vmRoutes(core.vms))
+        .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" })),
     );
 }
 

@@ -2,6 +2,7 @@
 import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
+import { agentCommand } from "./agent.ts";
 import { captureCommand } from "./capture.ts";
 import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
@@ -24,6 +25,7 @@ export const COMMANDS: Command[] = [
   captureCommand,
   vmCommand,
   inputCommand,
+  agentCommand,
 ];
 
 export function mainHelp(): string {

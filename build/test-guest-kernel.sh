@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fetches a Debian kernel (package linux-image-amd64's current dependency) and
+# unpacks it, without installing it, into .cache/test-guest/: the end-to-end
+# tests boot it under QEMU (TCG) with a busybox initramfs they build themselves.
+# Safe to run again: does nothing when the kernel is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=.cache/test-guest
+if compgen -G "$dest/boot/vmlinuz-*" >/dev/null; then exit 0; fi
+pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+[ -n "$pkg" ] || { echo "test-guest-kernel: cannot find the kernel package behind linux-image-amd64 (apt-get update?)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
+(cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg")
+mkdir -p "$dest.partial"
+dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dest.partial"
+# Keep only what the tests use: the kernel and the virtio modules.
+find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' -delete
+rm -rf "$dest" "$dest.partial/usr"
+mv "$dest.partial" "$dest"
+echo "test-guest-kernel: $(ls "$dest"/boot/vmlinuz-*)"
