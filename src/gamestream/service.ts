@@ -20,6 +20,7 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -33,6 +34,8 @@ export interface GameStreamDeps {
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
+  /** libneuron path: the video stream runs when it is given. */
+  nativePath?: string;
 }
 
 export interface PairedClient {
@@ -68,6 +71,8 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
+  /** The video stream (UDP base + 9) while started; requestIdr(sessionId) for the control stream. */
+  video: AttachedVideo | null = null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -144,6 +149,16 @@ export class GameStreamService {
       this.listeners = null;
       throw err;
     }
+    if (this.deps.nativePath) {
+      this.video = attachVideoStream({
+        nativePath: this.deps.nativePath,
+        sessions: this.sessions,
+        host: this.deps.config.gamestreamHost,
+        port: this.ports.video,
+        shmDir: this.deps.config.shmDir,
+        log: this.deps.log.child({ component: "video" }),
+      });
+    }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
@@ -201,6 +216,8 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    this.video?.close();
+    this.video = null;
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();
