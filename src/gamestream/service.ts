@@ -150,14 +150,22 @@ export class GameStreamService {
       throw err;
     }
     if (this.deps.nativePath) {
-      this.video = attachVideoStream({
-        nativePath: this.deps.nativePath,
-        sessions: this.sessions,
-        host: this.deps.config.gamestreamHost,
-        port: this.ports.video,
-        shmDir: this.deps.config.shmDir,
-        log: this.deps.log.child({ component: "video" }),
-      });
+      try {
+        this.video = attachVideoStream({
+          nativePath: this.deps.nativePath,
+          sessions: this.sessions,
+          host: this.deps.config.gamestreamHost,
+          port: this.ports.video,
+          shmDir: this.deps.config.shmDir,
+          log: this.deps.log.child({ component: "video" }),
+        });
+      } catch (err) {
+        await this.rtsp?.close();
+        this.rtsp = null;
+        await this.listeners.close();
+        this.listeners = null;
+        throw err;
+      }
     }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });

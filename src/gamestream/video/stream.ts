@@ -6,7 +6,7 @@
  * one access unit at a time: packetizing, FEC, encryption and sending happen in one
  * native call per frame.
  */
-import type { CaptureNative, CodecName } from "../../../ffi/capture.ts";
+import type { AccessUnitInfo, CaptureNative, CodecName } from "../../../ffi/capture.ts";
 import { StreamNative, UdpSocket, VideoSender, type UdpPeer, type VideoFrameResult } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
@@ -56,7 +56,7 @@ export class VideoSession {
   private readonly epochNs: bigint;
   private readonly counters = { frames: 0, shards: 0, parityShards: 0, bytes: 0, sendErrors: 0, idrRequests: 0, framesDiscarded: 0, lastFrameIndex: 0, lastLatencyMs: 0 };
   /** Called after each frame sent (benchmarks, stats). */
-  onFrame: ((r: VideoFrameResult, captureNs: bigint) => void) | null = null;
+  onFrame: ((r: VideoFrameResult, au: AccessUnitInfo) => void) | null = null;
 
   constructor(
     readonly session: StreamSession,
@@ -111,7 +111,7 @@ export class VideoSession {
       c.sendErrors += r.sendErrors;
       c.lastFrameIndex = r.frameIndex;
       c.lastLatencyMs = Number(r.doneNs - info.captureNs) / 1e6;
-      this.onFrame?.(r, info.captureNs);
+      this.onFrame?.(r, info);
     }
   }
 

@@ -1,0 +1,138 @@
+/**
+ * Video stream benchmark: 1080p60 end to end on this machine — the synthetic producer
+ * (its own process, standing in for the guest writing IVSHMEM) → native pipeline
+ * (BGRA→I420, x264 ultrafast/zerolatency) → the video stream (one native call per frame:
+ * packetize, FEC 20 %, AES-GCM, sendmmsg) → a receiver socket on 127.0.0.1 drained here.
+ *
+ * Prints one JSON object per line and case:
+ *   { case, resolution, fps, p50Ms, p99Ms, sessions, cpuPct, ... }
+ * p50Ms/p99Ms: host latency from the frame seen by the pipeline (capture) to the last shard
+ * of the frame handed to the kernel, over all sessions. fps: frames sent per second per
+ * session. cpuPct: CPU of this process (encoders, pipeline, sender, JS) per wall time,
+ * 100 = one core (the producers run in their own processes and are not counted).
+ * sendMbps: bytes handed to the kernel per session; droppedByHost: access units the
+ * pipeline dropped (ring full) plus frames not sent; sendMsP50/P99: AU complete → last shard
+ * sent (ring wait + JS poll + the native send call).
+ *
+ *   npm run bench:stream             (SECONDS=20 by default, at most 120)
+ */
+import { cpus } from "node:os";
+import { CaptureNative } from "../../ffi/capture.ts";
+import { resolveNativePath } from "../../ffi/native.ts";
+import { StreamNative, UdpSocket } from "../../ffi/stream.ts";
+import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
+import { newRtspHandshake } from "../../src/gamestream/rtsp/state.ts";
+import type { StreamSession } from "../../src/gamestream/sessions.ts";
+import { VideoStream } from "../../src/gamestream/video/stream.ts";
+import { shmPath as vmShmPath } from "../../src/vm/shm.ts";
+import { silentLogger } from "../../src/log.ts";
+import { removeFile, spawnProducer, type ProducerProcess } from "../capture/helpers.ts";
+
+const SECONDS = Math.min(Math.max(Number(process.env.SECONDS ?? 20), 3), 120);
+const nativePath = resolveNativePath({});
+const stream = new StreamNative(nativePath);
+const capture = new CaptureNative(nativePath);
+
+function pct(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const r2 = (v: number) => Math.round(v * 100) / 100;
+
+function session(i: number, w: number, h: number, fps: number, encrypt: boolean): StreamSession {
+  const cfg: StreamConfig = {
+    width: w, height: h, fps, packetSize: 1392, bitStreamFormat: 0, codec: "h264", dynamicRangeMode: 0, encoderCscMode: 0,
+    colorspace: "rec601", fullRange: false, chromaSamplingType: 0, bitrateKbps: 20000, fec: { minRequiredFecPackets: 2 },
+    maxNumReferenceFrames: 1, slicesPerFrame: 1, audio: { channels: 2, channelMask: 3, highQuality: false, packetDurationMs: 5 },
+    encryption: { mask: encrypt ? 3 : 1, control: true, video: encrypt, audio: false }, clientFeatureFlags: 0,
+  };
+  return {
+    id: `bench-${i}`, appId: 1, appName: "bench", vmName: `bench-${process.pid}-${i}`, width: w, height: h, fps,
+    riKey: new Uint8Array(16).fill(i + 1), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0,
+    gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: "bench", connectData: 1, startedAt: new Date(),
+    rtsp: newRtspHandshake(), stream: cfg, playing: true,
+  };
+}
+
+async function runCase(name: string, sessions: number, w: number, h: number, fps: number, encrypt: boolean): Promise<void> {
+  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: 2, encoder: "libx264" });
+  const producers: ProducerProcess[] = [];
+  const paths: string[] = [];
+  const receivers: UdpSocket[] = [];
+  const lat: number[] = [];
+  const sendMs: number[] = [];
+  let bytes = 0, frames = 0, datagrams = 0;
+  try {
+    const sess = Array.from({ length: sessions }, (_, i) => session(i, w, h, fps, encrypt));
+    for (const s of sess) {
+      const path = vmShmPath("/dev/shm", s.vmName!);
+      paths.push(path);
+      producers.push(await spawnProducer(path, { width: w, height: h, fps }));
+    }
+    const rxBuf = new Uint8Array(2048);
+    for (const s of sess) {
+      const vs = video.start(s);
+      const rx = UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 });
+      receivers.push(rx);
+      vs.setPeer({ family: 4, address: "127.0.0.1", port: rx.port });
+    }
+    const warmupEnd = Date.now() + 1500;
+    let measuring = false;
+    for (const s of sess)
+      video.get(s.id)!.onFrame = (r, au) => {
+        if (!measuring) return;
+        frames++;
+        bytes += r.bytes;
+        lat.push(Number(r.doneNs - au.captureNs) / 1e6);
+        sendMs.push(Number(r.doneNs - au.doneNs) / 1e6);
+      };
+    const drain = setInterval(() => {
+      for (const rx of receivers) while (rx.recv(rxBuf)) datagrams++;
+    }, 2);
+    while (Date.now() < warmupEnd) await Bun.sleep(10);
+    measuring = true;
+    const discardedBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Bun.sleep(SECONDS * 1000);
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    measuring = false;
+    clearInterval(drain);
+    const discarded = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0) - discardedBefore;
+    const sendErrors = sess.reduce((n, s) => n + video.get(s.id)!.stats().sendErrors, 0);
+    console.log(
+      JSON.stringify({
+        case: name,
+        resolution: `${w}x${h}`,
+        fps: r2(frames / sessions / (wallMs / 1000)),
+        p50Ms: r2(pct(lat, 50)),
+        p99Ms: r2(pct(lat, 99)),
+        sessions,
+        cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
+        sendMbps: r2((bytes * 8) / sessions / (wallMs / 1000) / 1e6),
+        sendMsP50: r2(pct(sendMs, 50)),
+        sendMsP99: r2(pct(sendMs, 99)),
+        framesMeasured: frames,
+        droppedByHost: discarded,
+        sendErrors,
+        datagramsReceived: datagrams,
+        encrypted: encrypt,
+        seconds: SECONDS,
+        cores: cpus().length,
+      }),
+    );
+  } finally {
+    video.close();
+    for (const rx of receivers) rx.close();
+    for (const p of producers) await p.stop();
+    for (const p of paths) removeFile(p);
+  }
+}
+
+await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
+await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
+await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
+stream.close();
+capture.close();
