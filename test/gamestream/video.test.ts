@@ -13,6 +13,8 @@ import { createLogger, type Logger } from "../../src/log.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
 import { SessionStore, type StreamSession } from "../../src/gamestream/sessions.ts";
 import { attachVideoStream, type AttachedVideo } from "../../src/gamestream/video/attach.ts";
+import { shmPath } from "../../src/vm/shm.ts";
+import { CaptureNative, SyntheticProducer } from "../../ffi/capture.ts";
 import { parsePing } from "../../src/gamestream/video/ping.ts";
 import { tempDir } from "../helpers/env.ts";
 import { VideoTestClient } from "./video-client.ts";
@@ -45,11 +47,11 @@ function streamConfig(o: { width: number; height: number; fps: number; packetSiz
   };
 }
 
-function startSession(store: SessionStore, cfg: StreamConfig, key: Uint8Array): StreamSession {
+function startSession(store: SessionStore, cfg: StreamConfig, key: Uint8Array, vmName: string | null = null): StreamSession {
   const s = store.start({
     appId: 1,
-    appName: "Desktop",
-    vmName: null,
+    appName: vmName ? "VM" : "Desktop",
+    vmName,
     width: cfg.width,
     height: cfg.height,
     fps: cfg.fps,
@@ -191,6 +193,32 @@ describe("video stream", () => {
       expect(frames[0]).toEqual({ key: true, width: 1280, height: 720 });
     },
     40_000,
+  );
+
+  test(
+    "an app whose VM has shared memory streams from that region",
+    async () => {
+      const vmName = `win-${process.pid}`;
+      const capture = new CaptureNative(nativePath);
+      const producer = SyntheticProducer.start(capture, shmPath(dir.path, vmName), { width: 320, height: 240, fps: 30 });
+      try {
+        const cfg = streamConfig({ width: 320, height: 240, fps: 30, packetSize: 1024, encrypt: false });
+        const session = startSession(store, cfg, new Uint8Array(16).fill(9), vmName);
+        expect(video.stream.get(session.id)!.stats().source).toBe("vm");
+        const client = new VideoTestClient({ port: video.stream.port, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024 });
+        await client.start();
+        await until(() => client.frames.length >= 5, 10_000);
+        store.end();
+        await client.close();
+        expect(client.errors).toEqual([]);
+        expect(client.frames.length).toBeGreaterThanOrEqual(5);
+        expect(client.frames[0]!.frameType).toBe(2);
+      } finally {
+        producer.stop();
+        capture.close();
+      }
+    },
+    20_000,
   );
 
   test("the session's end stops its video; an unknown session has nothing to request", () => {
