@@ -119,7 +119,7 @@ static void reassemble_and_check(uint8_t *shards, uint32_t n, uint32_t S, const 
     free(frame);
 }
 
-static void run_case(uint32_t packet_size, uint32_t len, uint32_t pct, uint32_t min_fec, int encrypt) {
+static void run_case(uint32_t packet_size, uint32_t len, uint32_t pct, uint32_t min_fec, int encrypt, uint64_t pace_ns) {
     pair pr;
     CHECK(open_pair(&pr));
     uint8_t key[16];
@@ -131,7 +131,7 @@ static void run_case(uint32_t packet_size, uint32_t len, uint32_t pct, uint32_t 
     CHECK(neuron_video_sender_create(&cfg, &s) == NEURON_OK);
     uint8_t *au = malloc(len);
     for (uint32_t i = 0; i < len; i++) au[i] = (uint8_t)(i * 31 + 7);
-    neuron_video_frame fr = {.capture_ns = neuron_monotonic_ns(), .rtp_timestamp = 90000, .frame_type = 2};
+    neuron_video_frame fr = {.capture_ns = neuron_monotonic_ns(), .rtp_timestamp = 90000, .frame_type = 2, .pace_ns = pace_ns};
     neuron_video_result res;
     CHECK(neuron_video_send_frame(s, au, len, &fr, &res) == NEURON_EINVAL); /* no peer yet */
     CHECK(neuron_video_sender_set_peer(s, &pr.rx_addr) == NEURON_OK);
@@ -226,10 +226,11 @@ static void test_invalid(void) {
 
 int main(void) {
     test_invalid();
-    run_case(1024, 10, 20, 2, 0);        /* one shard: parity raised to the minimum */
-    run_case(1024, 50000, 20, 2, 0);     /* one block */
-    run_case(1024, 400000, 20, 2, 0);    /* multi-block */
-    run_case(1392, 120000, 20, 2, 1);    /* encrypted */
-    run_case(1024, 1000 * 4, 0, 0, 0);   /* no FEC */
+    run_case(1024, 10, 20, 2, 0, 0);           /* one shard: parity raised to the minimum */
+    run_case(1024, 50000, 20, 2, 0, 0);        /* one block */
+    run_case(1024, 400000, 20, 2, 0, 0);       /* multi-block */
+    run_case(1392, 120000, 20, 2, 1, 0);       /* encrypted */
+    run_case(1024, 1000 * 4, 0, 0, 0, 0);      /* no FEC */
+    run_case(1024, 200000, 20, 2, 1, 4000000); /* paced over 4 ms, multi-block, encrypted */
     return check_report("stream");
 }
