@@ -12,11 +12,12 @@
  * 100 = one core (the producers run in their own processes and are not counted).
  * sendMbps: bytes handed to the kernel per session; droppedByHost: access units the
  * pipeline dropped (ring full) plus frames not sent; sendMsP50/P99: AU complete → last shard
- * sent (ring wait + JS poll + the native send call).
+ * sent (ring wait + JS poll + the native send call). loadAvg1m: the machine's 1-minute load
+ * average when the case ended (figures on a shared 2-core machine move with it).
  *
  *   npm run bench:stream             (SECONDS=20 by default, at most 120)
  */
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { CaptureNative } from "../../ffi/capture.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { StreamNative, UdpSocket } from "../../ffi/stream.ts";
@@ -121,6 +122,7 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
         encrypted: encrypt,
         seconds: SECONDS,
         cores: cpus().length,
+        loadAvg1m: r2(loadavg()[0]!),
       }),
     );
   } finally {

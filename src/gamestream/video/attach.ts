@@ -28,7 +28,19 @@ export function attachVideoStream(o: {
   const capture = new CaptureNative(o.nativePath);
   let stream: VideoStream;
   try {
-    stream = new VideoStream({ stream: streamNative, capture, host: o.host, port: o.port, shmDir: o.shmDir, log: o.log, encoderThreads: o.encoderThreads });
+    stream = new VideoStream({
+      stream: streamNative,
+      capture,
+      host: o.host,
+      port: o.port,
+      shmDir: o.shmDir,
+      log: o.log,
+      encoderThreads: o.encoderThreads,
+      // a source that stops for good (VM shut down) ends its session
+      onSourceEnded: (s) => {
+        if (o.sessions.active?.id === s.id) o.sessions.end();
+      },
+    });
   } catch (err) {
     capture.close();
     streamNative.close();

@@ -31,6 +31,8 @@ export interface VideoStreamOptions {
   /** libavcodec encoder to use without probing. */
   encoder?: string;
   fecPercent?: number;
+  /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
+  onSourceEnded?: (session: StreamSession, lastError: number) => void;
 }
 
 export interface VideoSessionStats {
@@ -115,8 +117,9 @@ export class VideoSession {
     }
   }
 
-  get running(): boolean {
-    return this.source.pipeline.stats().running;
+  pipelineStats(): { running: boolean; lastError: number } {
+    const st = this.source.pipeline.stats();
+    return { running: st.running, lastError: st.lastError };
   }
 
   stats(): VideoSessionStats {
@@ -143,6 +146,7 @@ export class VideoStream {
   private pumpTimer: ReturnType<typeof setInterval> | null = null;
   private readonly epochNs: bigint;
   private rejected = 0;
+  private lastSourceCheck = 0;
   private lastRejectLog = 0;
 
   constructor(private readonly o: VideoStreamOptions) {
@@ -251,7 +255,19 @@ export class VideoStream {
   }
 
   private pumpAll(): void {
-    for (const vs of this.sessions.values()) {
+    const now = Date.now();
+    const checkSources = now - this.lastSourceCheck >= 500;
+    if (checkSources) this.lastSourceCheck = now;
+    for (const vs of [...this.sessions.values()]) {
+      if (checkSources) {
+        const st = vs.pipelineStats();
+        if (!st.running) {
+          this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError });
+          this.stop(vs.session.id);
+          this.o.onSourceEnded?.(vs.session, st.lastError);
+          continue;
+        }
+      }
       try {
         vs.pump();
       } catch (err) {
