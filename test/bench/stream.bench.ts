@@ -15,12 +15,15 @@
  * sent (ring wait + JS poll + the native send call). loadAvg1m: the machine's 1-minute load
  * average when the case ended (figures on a shared 2-core machine move with it).
  *
+ * First the native send call alone (fixed access units, back to back; the receiver drains in
+ * the same loop): time per call, shards per frame, Mpps.
+ *
  *   npm run bench:stream             (SECONDS=20 by default, at most 120)
  */
 import { cpus, loadavg } from "node:os";
 import { CaptureNative } from "../../ffi/capture.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
-import { StreamNative, UdpSocket } from "../../ffi/stream.ts";
+import { StreamNative, UdpSocket, VideoSender } from "../../ffi/stream.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
 import { newRtspHandshake } from "../../src/gamestream/rtsp/state.ts";
 import type { StreamSession } from "../../src/gamestream/sessions.ts";
@@ -133,6 +136,40 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
   }
 }
 
+/** The native send call alone: a fixed access unit, N frames back to back to a drained socket. */
+function senderCase(name: string, auBytes: number, encrypt: boolean, frames = 3000): void {
+  const tx = UdpSocket.open(stream, "127.0.0.1", 0, { sndbuf: 4 << 20 });
+  const rx = UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 });
+  const sender = VideoSender.create(stream, tx, { packetSize: 1392, fecPercent: 20, minFec: 2, maxFrameBytes: 1 << 21, key: encrypt ? new Uint8Array(16).fill(1) : undefined });
+  sender.setPeer({ family: 4, address: "127.0.0.1", port: rx.port });
+  const au = new Uint8Array(auBytes).map((_, i) => (i * 13) & 0xff);
+  const rxBuf = new Uint8Array(2048);
+  const us: number[] = [];
+  let shards = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < frames; i++) {
+    const a = performance.now();
+    const r = sender.sendFrame(au, au.length, { captureNs: 0n, rtpTimestamp: i * 1500, kind: i === 0 ? "idr" : "p" });
+    us.push((performance.now() - a) * 1000);
+    shards += r.shards;
+    while (rx.recv(rxBuf)) {}
+  }
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  console.log(JSON.stringify({
+    case: name, resolution: "n/a", fps: r2(frames / (wallMs / 1000)), p50Ms: r2(pct(us, 50) / 1000), p99Ms: r2(pct(us, 99) / 1000),
+    sessions: 1, cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100), auBytes, shardsPerFrame: r2(shards / frames),
+    sendCallUsP50: r2(pct(us, 50)), sendCallUsP99: r2(pct(us, 99)), mpps: r2(shards / (wallMs / 1000) / 1e6), encrypted: encrypt, loadAvg1m: r2(loadavg()[0]!),
+  }));
+  sender.close();
+  tx.close();
+  rx.close();
+}
+
+senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
+senderCase("native send call: 40 KB P-frame, FEC 20 %, plain", 40_000, false);
+senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
 await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
 await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
 await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
