@@ -88,7 +88,7 @@ export class EnetHost {
   constructor(opts: EnetHostOptions) {
     const l = enet();
     const addr = opts.bind ? address(opts.bind.host, opts.bind.port) : null;
-    this.handle = l.symbols.enet_host_create(addr ? ptr(addr) : null, opts.peers, opts.channels, 0, 0);
+    this.handle = l.symbols.enet_host_create(addr ? ptr(addr) : null, opts.peers, opts.channels, 0, 0) as Pointer | null;
     if (!this.handle) {
       throw new NativeLibraryError(opts.bind ? `cannot bind ENet host on ${opts.bind.host}:${opts.bind.port}` : "cannot create ENet host");
     }

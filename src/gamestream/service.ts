@@ -20,6 +20,9 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+import { ControlServer } from "./control/server.ts";
+import { defaultSessionInputBackend } from "./control/input-backend.ts";
+import type { InputBackend } from "../input/backend.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -33,6 +36,10 @@ export interface GameStreamDeps {
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
+  /** Control stream: time without a client message before the session ends (ms, default 10 s). */
+  controlPeerTimeoutMs?: number;
+  /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
+  inputBackend?: (session: StreamSession) => Promise<InputBackend>;
 }
 
 export interface PairedClient {
@@ -68,6 +75,7 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
+  private controlServer: ControlServer | null = null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -144,11 +152,35 @@ export class GameStreamService {
       this.listeners = null;
       throw err;
     }
+    try {
+      this.controlServer = new ControlServer({
+        host: this.deps.config.gamestreamHost,
+        port: this.ports.control,
+        sessions: this.sessions,
+        cipher: (key) => this.deps.crypto.aesGcm(key),
+        inputBackend: this.deps.inputBackend ?? defaultSessionInputBackend(this.deps.config.stateDir, this.deps.log.child({ component: "input" })),
+        log: this.deps.log.child({ component: "control" }),
+        peerTimeoutMs: this.deps.controlPeerTimeoutMs,
+      });
+      this.controlServer.start();
+    } catch (err) {
+      this.controlServer = null;
+      await this.rtsp?.close();
+      this.rtsp = null;
+      await this.listeners.close();
+      this.listeners = null;
+      throw err;
+    }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
     }
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
+  }
+
+  /** The control stream (IDR requests, invalidations, FEC status, rumble); null until start(). */
+  get control(): ControlServer | null {
+    return this.controlServer;
   }
 
   pendingPairings(): PendingPairing[] {
@@ -201,6 +233,8 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    await this.controlServer?.close();
+    this.controlServer = null;
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();
