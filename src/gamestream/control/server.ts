@@ -384,6 +384,11 @@ export class ControlServer {
     if (c.closing) return;
     c.closing = true;
     c.cipher.close();
+    const st = c.stats;
+    this.log.info("control stream closed", {
+      session: c.session.id, reason, messages: st.messages, pings: st.pings, idrRequests: st.idrRequests, invalidations: st.invalidations,
+      fecReports: st.fec.reports, inputPackets: c.sink?.stats().packets ?? 0, dropped: Object.values(st.dropped).reduce((a, b) => a + b, 0),
+    });
     this.emit({ type: "disconnected", sessionId: c.session.id, reason });
     const backend = c.backend;
     c.backend = null;
