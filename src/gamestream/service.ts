@@ -20,7 +20,7 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
-import { ControlServer } from "./control/server.ts";
+import { ControlServer, type ControlStats } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 
@@ -63,6 +63,7 @@ export interface SessionInfo {
   encryptedRtsp: boolean;
   clientFingerprint: string;
   startedAt: string;
+  control: Omit<ControlStats, "sessionId"> | null;
 }
 
 export class GameStreamService {
@@ -223,6 +224,7 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
+      control: this.controlServer?.stats(s.id) ?? null,
     };
   }
 

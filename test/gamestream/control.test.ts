@@ -10,6 +10,7 @@ import { enetAvailable } from "../../ffi/enet.ts";
 import { ControlType, TERMINATION_GRACEFUL, sealControl } from "../../src/gamestream/control/envelope.ts";
 import { encodeFecStatus } from "../../src/gamestream/control/messages.ts";
 import type { ControlEvent } from "../../src/gamestream/control/server.ts";
+import { StreamSessionInfo } from "../../src/gamestream/model.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import { encodeInputEvent } from "../../src/input/encode.ts";
 import { ControlTestClient } from "./control-client.ts";
@@ -57,6 +58,10 @@ describe.skipIf(skip)("control stream", () => {
     await c.waitFor(() => stats()?.pings === 5, 2000, "5 pings");
     expect(stats()).toMatchObject({ sessionId: session.id, messages: 5, dropped: { badTag: 0, unencrypted: 0, replayed: 0 } });
     expect(stats()!.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The management API's view of the session carries the same statistics.
+    expect(host.service.session()!.control).toMatchObject({ pings: 5, messages: 5 });
+    const parsed = StreamSessionInfo.safeParse(host.service.session());
+    expect(parsed.success).toBe(true);
   });
 
   test("unknown connect data is refused and the session is untouched", async () => {
