@@ -183,6 +183,19 @@ describe.skipIf(skip)("control stream", () => {
     expect(host.service.sessions.active?.id).toBe(session.id);
   });
 
+  test("after /resume (new rikey) a reconnect replaces the old connection", async () => {
+    const { c: first, session } = await connected();
+    const newKey = crypto.getRandomValues(new Uint8Array(16));
+    host.service.sessions.rekey(newKey.slice(), 8);
+    const second = new ControlTestClient(newKey);
+    clients.push(second);
+    expect(await second.connect(port, session.connectData)).toBe(true);
+    await first.waitFor(() => first.disconnected, 3000, "old connection dropped");
+    expect(events.some((e) => e.type === "disconnected" && e.reason === "replaced")).toBe(true);
+    second.send(ControlType.IDR_REQUEST);
+    await second.waitFor(() => host.service.control!.stats(session.id)?.idrRequests === 1, 2000, "IDR on the new connection");
+  });
+
   test("input messages reach the session's input sink (Desktop: counted)", async () => {
     const { c, session } = await connected();
     await c.waitFor(() => host.service.control!.stats(session.id)!.input !== null, 2000, "input backend");
