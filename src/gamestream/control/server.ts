@@ -54,6 +54,7 @@ export interface ControlServerOptions {
   log: Logger;
   /** Time without a message from the client before the session ends (default 10 s). */
   peerTimeoutMs?: number;
+  /** How often the ENet host is serviced (ms, default 2): bounds the delay of an IDR request. */
   pollIntervalMs?: number;
   /** ENet events handled per poll (default 512): bounds the work a flood can cause per tick. */
   maxEventsPerPoll?: number;
@@ -111,7 +112,7 @@ export class ControlServer {
     if (this.host) return;
     this.host = new EnetHost({ bind: { host: this.opts.host, port: this.opts.port }, peers: this.opts.maxPeers ?? 8, channels: CONTROL_CHANNELS });
     this.unsubscribe = this.opts.sessions.subscribe((e) => this.onSession(e));
-    this.timer = setInterval(() => this.poll(), this.opts.pollIntervalMs ?? 5);
+    this.timer = setInterval(() => this.poll(), this.opts.pollIntervalMs ?? 2);
     this.log.info("control stream listening", { host: this.opts.host, port: this.opts.port, peerTimeoutMs: this.peerTimeoutMs });
   }
 
