@@ -76,7 +76,7 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
-  private controlServer: ControlServer | null = null;
+  private readonly controlServer: ControlServer;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -92,6 +92,15 @@ export class GameStreamService {
         const row = this.clients.add(name, cert.pem, cert.fingerprint);
         log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
       },
+    });
+    this.controlServer = new ControlServer({
+      host: config.gamestreamHost,
+      port: this.ports.control,
+      sessions: this.sessions,
+      cipher: (key) => crypto.aesGcm(key),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
+      log: log.child({ component: "control" }),
+      peerTimeoutMs: deps.controlPeerTimeoutMs,
     });
   }
 
@@ -154,18 +163,8 @@ export class GameStreamService {
       throw err;
     }
     try {
-      this.controlServer = new ControlServer({
-        host: this.deps.config.gamestreamHost,
-        port: this.ports.control,
-        sessions: this.sessions,
-        cipher: (key) => this.deps.crypto.aesGcm(key),
-        inputBackend: this.deps.inputBackend ?? defaultSessionInputBackend(this.deps.config.stateDir, this.deps.log.child({ component: "input" })),
-        log: this.deps.log.child({ component: "control" }),
-        peerTimeoutMs: this.deps.controlPeerTimeoutMs,
-      });
       this.controlServer.start();
     } catch (err) {
-      this.controlServer = null;
       await this.rtsp?.close();
       this.rtsp = null;
       await this.listeners.close();
@@ -179,8 +178,8 @@ export class GameStreamService {
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
   }
 
-  /** The control stream (IDR requests, invalidations, FEC status, rumble); null until start(). */
-  get control(): ControlServer | null {
+  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
+  get control(): ControlServer {
     return this.controlServer;
   }
 
@@ -224,7 +223,7 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
-      control: this.controlServer?.stats(s.id) ?? null,
+      control: this.controlServer.stats(s.id),
     };
   }
 
@@ -235,8 +234,7 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
-    await this.controlServer?.close();
-    this.controlServer = null;
+    await this.controlServer.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();

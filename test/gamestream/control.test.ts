@@ -75,6 +75,19 @@ describe.skipIf(skip)("control stream", () => {
     expect(host.service.control!.stats(session.id)).toBeNull();
   });
 
+  test("hostile: more refused connects at once than peer slots; the right client still gets in", async () => {
+    const { key, session } = launchSession(host);
+    const refusedBefore = host.service.control!.refusedConnects;
+    const intruders = Array.from({ length: 12 }, () => new ControlTestClient(new Uint8Array(16)));
+    clients.push(...intruders);
+    const results = await Promise.all(intruders.map((c, i) => c.connect(port, (session.connectData + 1 + i) >>> 0)));
+    expect(results.every((r) => r === false)).toBe(true);
+    expect(host.service.control!.refusedConnects).toBe(refusedBefore + 12);
+    const c = new ControlTestClient(key);
+    clients.push(c);
+    expect(await c.connect(port, session.connectData)).toBe(true);
+  });
+
   test("IDR requests (0x0302, 0x0307) and reference-frame invalidation become events", async () => {
     const { c, session } = await connected();
     c.send(ControlType.IDR_REQUEST);
