@@ -58,7 +58,7 @@ export interface ControlServerOptions {
   pollIntervalMs?: number;
   /** ENet events handled per poll (default 512): bounds the work a flood can cause per tick. */
   maxEventsPerPoll?: number;
-  /** Messages a connection may send per second before the rest are dropped (default 2000). */
+  /** Messages a connection may send per second before the rest are dropped (default 4000: a 1 kHz mouse, keys, pad and pings fit). */
   maxMessagesPerSecond?: number;
   maxPeers?: number;
 }
@@ -100,7 +100,7 @@ export class ControlServer {
   constructor(private readonly opts: ControlServerOptions) {
     this.peerTimeoutMs = opts.peerTimeoutMs ?? 10_000;
     this.maxEventsPerPoll = opts.maxEventsPerPoll ?? 512;
-    this.maxPerSecond = opts.maxMessagesPerSecond ?? 2000;
+    this.maxPerSecond = opts.maxMessagesPerSecond ?? 4000;
     this.log = opts.log;
   }
 
