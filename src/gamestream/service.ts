@@ -20,6 +20,9 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+import { ControlServer, type ControlStats } from "./control/server.ts";
+import { defaultSessionInputBackend } from "./control/input-backend.ts";
+import type { InputBackend } from "../input/backend.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -33,6 +36,10 @@ export interface GameStreamDeps {
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
+  /** Control stream: time without a client message before the session ends (ms, default 10 s). */
+  controlPeerTimeoutMs?: number;
+  /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
+  inputBackend?: (session: StreamSession) => Promise<InputBackend>;
 }
 
 export interface PairedClient {
@@ -56,6 +63,7 @@ export interface SessionInfo {
   encryptedRtsp: boolean;
   clientFingerprint: string;
   startedAt: string;
+  control: Omit<ControlStats, "sessionId"> | null;
 }
 
 export class GameStreamService {
@@ -68,6 +76,7 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
+  private readonly controlServer: ControlServer;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -83,6 +92,15 @@ export class GameStreamService {
         const row = this.clients.add(name, cert.pem, cert.fingerprint);
         log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
       },
+    });
+    this.controlServer = new ControlServer({
+      host: config.gamestreamHost,
+      port: this.ports.control,
+      sessions: this.sessions,
+      cipher: (key) => crypto.aesGcm(key),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
+      log: log.child({ component: "control" }),
+      peerTimeoutMs: deps.controlPeerTimeoutMs,
     });
   }
 
@@ -144,11 +162,25 @@ export class GameStreamService {
       this.listeners = null;
       throw err;
     }
+    try {
+      this.controlServer.start();
+    } catch (err) {
+      await this.rtsp?.close();
+      this.rtsp = null;
+      await this.listeners.close();
+      this.listeners = null;
+      throw err;
+    }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
     }
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
+  }
+
+  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
+  get control(): ControlServer {
+    return this.controlServer;
   }
 
   pendingPairings(): PendingPairing[] {
@@ -191,6 +223,7 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
+      control: this.controlServer.stats(s.id),
     };
   }
 
@@ -201,6 +234,7 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    await this.controlServer.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();
