@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ControlStreamStats } from "./control/model.ts";
 
 export const PendingPairing = z
   .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
@@ -37,6 +38,8 @@ export const StreamSessionInfo = z
     encryptedRtsp: z.boolean(),
     clientFingerprint: z.string(),
     startedAt: z.iso.datetime(),
+    /** The control stream's connection and loss statistics; null while the client has none. */
+    control: ControlStreamStats.nullable(),
   })
   .meta({ id: "StreamSession" });
 

@@ -21,6 +21,9 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
+import { ControlServer, type ControlStats } from "./control/server.ts";
+import { defaultSessionInputBackend } from "./control/input-backend.ts";
+import type { InputBackend } from "../input/backend.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -36,6 +39,10 @@ export interface GameStreamDeps {
   rtspRequestTimeoutMs?: number;
   /** libneuron path: the video stream runs when it is given. */
   nativePath?: string;
+  /** Control stream: time without a client message before the session ends (ms, default 10 s). */
+  controlPeerTimeoutMs?: number;
+  /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
+  inputBackend?: (session: StreamSession) => Promise<InputBackend>;
 }
 
 export interface PairedClient {
@@ -59,6 +66,7 @@ export interface SessionInfo {
   encryptedRtsp: boolean;
   clientFingerprint: string;
   startedAt: string;
+  control: Omit<ControlStats, "sessionId"> | null;
 }
 
 export class GameStreamService {
@@ -73,6 +81,7 @@ export class GameStreamService {
   private mdns: MdnsAdvert | null = null;
   /** The video stream (UDP base + 9) while started; requestIdr(sessionId) for the control stream. */
   video: AttachedVideo | null = null;
+  private readonly controlServer: ControlServer;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -88,6 +97,19 @@ export class GameStreamService {
         const row = this.clients.add(name, cert.pem, cert.fingerprint);
         log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
       },
+    });
+    this.controlServer = new ControlServer({
+      host: config.gamestreamHost,
+      port: this.ports.control,
+      sessions: this.sessions,
+      cipher: (key) => crypto.aesGcm(key),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
+      log: log.child({ component: "control" }),
+      peerTimeoutMs: deps.controlPeerTimeoutMs,
+    });
+    // the client's IDR requests and reference invalidations make the video's next frame an IDR
+    this.controlServer.subscribe((e) => {
+      if (e.type === "idr-request" || e.type === "invalidate-refs") this.video?.requestIdr(e.sessionId);
     });
   }
 
@@ -167,11 +189,27 @@ export class GameStreamService {
         throw err;
       }
     }
+    try {
+      this.controlServer.start();
+    } catch (err) {
+      this.video?.close();
+      this.video = null;
+      await this.rtsp?.close();
+      this.rtsp = null;
+      await this.listeners.close();
+      this.listeners = null;
+      throw err;
+    }
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
     }
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
+  }
+
+  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
+  get control(): ControlServer {
+    return this.controlServer;
   }
 
   pendingPairings(): PendingPairing[] {
@@ -214,6 +252,7 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
+      control: this.controlServer.stats(s.id),
     };
   }
 
@@ -226,6 +265,7 @@ export class GameStreamService {
     this.sessions.end();
     this.video?.close();
     this.video = null;
+    await this.controlServer.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();

@@ -1,0 +1,403 @@
+/**
+ * The GameStream control stream (UDP base+10): ENet (libenet through ffi/enet.ts, polled from
+ * a timer) carrying encrypted control messages. A client connects with 0x30 channels and the
+ * session's connect data; every message is opened with the session's rikey, replays and bad tags
+ * are dropped (counted, logged a bounded number of times). IDR requests and reference-frame
+ * invalidations become events for the video sender; input goes to the session's input backend;
+ * 10 s without a message ends the session; a session that ends gets a graceful termination.
+ */
+import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
+import type { InputBackend } from "../../input/backend.ts";
+import { InputSink, type InputSinkStats } from "../../input/service.ts";
+import type { Logger } from "../../log.ts";
+import type { RtspCipher } from "../rtsp/record.ts";
+import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
+import { ControlType, openControl, ReplayWindow, sealControl, type ControlMessage } from "./envelope.ts";
+import { parseFecStatus, parseInvalidation, rumblePayload, terminationPayload, type FrameFecStatus, type FrameRange, type Rumble } from "./messages.ts";
+
+export const CONTROL_CHANNELS = 0x30;
+
+export type ControlEvent =
+  | { type: "connected"; sessionId: string; address: string }
+  /** The client asked for a fresh IDR frame (0x0302 / 0x0307). */
+  | { type: "idr-request"; sessionId: string }
+  /** The client lost reference frames `range`: recover with an IDR (or a frame that avoids them). */
+  | { type: "invalidate-refs"; sessionId: string; range: FrameRange }
+  | { type: "fec-status"; sessionId: string; status: FrameFecStatus }
+  | { type: "disconnected"; sessionId: string; reason: "client" | "timeout" | "session-ended" | "replaced" };
+
+export type DropReason = "unencrypted" | "malformed" | "badTag" | "replayed" | "rateLimited" | "oversized";
+
+export interface ControlStats {
+  sessionId: string;
+  address: string;
+  connectedAt: string;
+  messages: number;
+  pings: number;
+  idrRequests: number;
+  invalidations: number;
+  unknownTypes: number;
+  dropped: Record<DropReason, number>;
+  fec: { reports: number; lostDataShards: number; recoveredFrames: number; unrecoverableFrames: number; lastFrameIndex: number | null };
+  input: InputSinkStats | null;
+  msSinceLastMessage: number;
+}
+
+export interface ControlServerOptions {
+  host: string;
+  port: number;
+  sessions: SessionStore;
+  /** AES-128-GCM with the session's rikey. */
+  cipher: (key: Uint8Array) => RtspCipher;
+  /** The input backend of a session (opened by the server, closed when the connection goes). */
+  inputBackend: (session: StreamSession) => Promise<InputBackend>;
+  log: Logger;
+  /** Time without a message from the client before the session ends (default 10 s). */
+  peerTimeoutMs?: number;
+  /** How often the ENet host is serviced (ms, default 2): bounds the delay of an IDR request. */
+  pollIntervalMs?: number;
+  /** ENet events handled per poll (default 512): bounds the work a flood can cause per tick. */
+  maxEventsPerPoll?: number;
+  /** Messages a connection may send per second before the rest are dropped (default 4000: a 1 kHz mouse, keys, pad and pings fit). */
+  maxMessagesPerSecond?: number;
+  maxPeers?: number;
+}
+
+const LOG_FIRST = 10;
+const LOG_EVERY = 1000;
+
+interface Connection {
+  peer: EnetPeer;
+  session: StreamSession;
+  address: string;
+  cipher: RtspCipher;
+  replay: ReplayWindow;
+  sendSeq: number;
+  connectedAt: Date;
+  lastMessageAt: number;
+  windowStart: number;
+  windowCount: number;
+  sink: InputSink | null;
+  backend: InputBackend | null;
+  stats: Omit<ControlStats, "sessionId" | "address" | "connectedAt" | "input" | "msSinceLastMessage">;
+  dropsLogged: number;
+  closing: boolean;
+}
+
+export class ControlServer {
+  private host: EnetHost | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly connections = new Map<EnetPeer, Connection>();
+  private readonly listeners = new Set<(e: ControlEvent) => void>();
+  private unsubscribe: (() => void) | null = null;
+  private readonly peerTimeoutMs: number;
+  private readonly maxEventsPerPoll: number;
+  private readonly maxPerSecond: number;
+  private readonly log: Logger;
+  /** Connect attempts refused (unknown connect data). */
+  refusedConnects = 0;
+
+  constructor(private readonly opts: ControlServerOptions) {
+    this.peerTimeoutMs = opts.peerTimeoutMs ?? 10_000;
+    this.maxEventsPerPoll = opts.maxEventsPerPoll ?? 512;
+    this.maxPerSecond = opts.maxMessagesPerSecond ?? 4000;
+    this.log = opts.log;
+  }
+
+  get port(): number {
+    return this.opts.port;
+  }
+
+  start(): void {
+    if (this.host) return;
+    this.host = new EnetHost({ bind: { host: this.opts.host, port: this.opts.port }, peers: this.opts.maxPeers ?? 8, channels: CONTROL_CHANNELS });
+    this.unsubscribe = this.opts.sessions.subscribe((e) => this.onSession(e));
+    this.timer = setInterval(() => this.poll(), this.opts.pollIntervalMs ?? 2);
+    this.log.info("control stream listening", { host: this.opts.host, port: this.opts.port, peerTimeoutMs: this.peerTimeoutMs });
+  }
+
+  /** Subscribes to control events (IDR requests, invalidations, FEC status, connection changes). */
+  subscribe(listener: (e: ControlEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Statistics of the session's control connection, or null when it has none. */
+  stats(sessionId: string): ControlStats | null {
+    const c = [...this.connections.values()].find((x) => x.session.id === sessionId && !x.closing);
+    if (!c) return null;
+    return {
+      ...c.stats,
+      dropped: { ...c.stats.dropped },
+      fec: { ...c.stats.fec },
+      sessionId,
+      address: c.address,
+      connectedAt: c.connectedAt.toISOString(),
+      input: c.sink?.stats() ?? null,
+      msSinceLastMessage: Date.now() - c.lastMessageAt,
+    };
+  }
+
+  /** Sends a rumble to the session's client; false when it has no control connection. */
+  rumble(sessionId: string, r: Rumble): boolean {
+    if (!Number.isInteger(r.controller) || r.controller < 0 || r.controller > 15) throw new RangeError("controller must be 0–15");
+    for (const v of [r.lowFreq, r.highFreq]) if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError("rumble strength must be 0–65535");
+    const c = this.connectionOf(sessionId);
+    if (!c) return false;
+    return this.send(c, { type: ControlType.RUMBLE, payload: rumblePayload(r) });
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    const host = this.host;
+    if (!host) return;
+    for (const c of [...this.connections.values()]) {
+      if (!c.closing) this.send(c, { type: ControlType.TERMINATION, payload: terminationPayload() });
+      host.flush();
+      host.disconnectNow(c.peer);
+      await this.drop(c, "session-ended");
+    }
+    host.close();
+    this.host = null;
+  }
+
+  private connectionOf(sessionId: string): Connection | undefined {
+    return [...this.connections.values()].find((x) => x.session.id === sessionId && !x.closing);
+  }
+
+  private emit(e: ControlEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch (err) {
+        this.log.error("control event listener failed", { event: e.type, session: e.sessionId, error: err });
+      }
+    }
+  }
+
+  private poll(): void {
+    const host = this.host;
+    if (!host) return;
+    try {
+      for (let i = 0; i < this.maxEventsPerPoll; i++) {
+        const ev = host.service(0);
+        if (!ev) break;
+        this.onEnet(ev);
+      }
+      this.checkTimeouts();
+    } catch (err) {
+      this.log.error("control stream poll failed", { error: err });
+    }
+  }
+
+  private onEnet(ev: EnetEvent): void {
+    const host = this.host!;
+    if (ev.type === "connect") {
+      const s = this.opts.sessions.active;
+      if (!s || s.connectData !== ev.data) {
+        this.refusedConnects++;
+        if (this.refusedConnects <= LOG_FIRST || this.refusedConnects % LOG_EVERY === 0) {
+          this.log.warn("control connect refused: unknown connect data", { address: ev.address, refused: this.refusedConnects });
+        }
+        host.disconnectNow(ev.peer);
+        return;
+      }
+      const old = this.connectionOf(s.id);
+      if (old) {
+        host.disconnectNow(old.peer);
+        void this.drop(old, "replaced");
+      }
+      this.accept(ev.peer, s, ev.address);
+      return;
+    }
+    const c = this.connections.get(ev.peer);
+    if (!c) return;
+    if (ev.type === "disconnect") {
+      if (!c.closing) this.log.info("control stream disconnected by the client", { session: c.session.id });
+      void this.drop(c, "client");
+      return;
+    }
+    if (ev.type === "oversized") {
+      this.dropped(c, "oversized", `${ev.bytes} bytes`);
+      return;
+    }
+    this.onMessage(c, ev.data);
+  }
+
+  private accept(peer: EnetPeer, session: StreamSession, address: string): void {
+    const now = Date.now();
+    const c: Connection = {
+      peer,
+      session,
+      address,
+      cipher: this.opts.cipher(session.riKey),
+      replay: new ReplayWindow(),
+      sendSeq: 0,
+      connectedAt: new Date(now),
+      lastMessageAt: now,
+      windowStart: now,
+      windowCount: 0,
+      sink: null,
+      backend: null,
+      stats: {
+        messages: 0,
+        pings: 0,
+        idrRequests: 0,
+        invalidations: 0,
+        unknownTypes: 0,
+        dropped: { unencrypted: 0, malformed: 0, badTag: 0, replayed: 0, rateLimited: 0, oversized: 0 },
+        fec: { reports: 0, lostDataShards: 0, recoveredFrames: 0, unrecoverableFrames: 0, lastFrameIndex: null },
+      },
+      dropsLogged: 0,
+      closing: false,
+    };
+    this.connections.set(peer, c);
+    // ENet's own timeout a little later than ours, so ours (which ends the session) decides.
+    this.host!.peerTimeout(peer, this.peerTimeoutMs + 5000, this.peerTimeoutMs + 5000);
+    const log = this.log.child({ session: session.id });
+    log.info("control stream connected", { address });
+    this.opts
+      .inputBackend(session)
+      .then(async (backend) => {
+        await backend.open();
+        if (c.closing) {
+          await backend.close();
+          return;
+        }
+        c.backend = backend;
+        c.sink = new InputSink(backend, log.child({ component: "input" }));
+        log.info("input backend ready", { backend: backend.name });
+      })
+      .catch((err) => log.warn("no input backend for the session: input is dropped", { error: err }));
+    this.emit({ type: "connected", sessionId: session.id, address });
+  }
+
+  private dropped(c: Connection, reason: DropReason, detail: string): void {
+    c.stats.dropped[reason]++;
+    c.dropsLogged++;
+    if (c.dropsLogged <= LOG_FIRST || c.dropsLogged % LOG_EVERY === 0) {
+      this.log.warn("control message dropped", { session: c.session.id, reason, detail, droppedSoFar: c.dropsLogged });
+    }
+  }
+
+  private onMessage(c: Connection, data: Uint8Array): void {
+    if (c.closing) return;
+    const now = Date.now();
+    if (now - c.windowStart >= 1000) {
+      c.windowStart = now;
+      c.windowCount = 0;
+    }
+    if (++c.windowCount > this.maxPerSecond) {
+      this.dropped(c, "rateLimited", `over ${this.maxPerSecond} messages/s`);
+      return;
+    }
+    const r = openControl(c.cipher, data);
+    if (!r.ok) {
+      this.dropped(c, r.reason === "bad-tag" ? "badTag" : r.reason, r.detail);
+      return;
+    }
+    if (!c.replay.accept(r.seq)) {
+      this.dropped(c, "replayed", `seq ${r.seq}`);
+      return;
+    }
+    c.lastMessageAt = now;
+    c.stats.messages++;
+    this.handle(c, r.message);
+  }
+
+  private handle(c: Connection, m: ControlMessage): void {
+    const sessionId = c.session.id;
+    switch (m.type) {
+      case ControlType.PING:
+        c.stats.pings++;
+        return;
+      case ControlType.IDR_REQUEST:
+      case ControlType.START_B:
+        c.stats.idrRequests++;
+        this.emit({ type: "idr-request", sessionId });
+        return;
+      case ControlType.INVALIDATE_REFS: {
+        const range = parseInvalidation(m.payload);
+        if (!range) return this.dropped(c, "malformed", `invalidation of ${m.payload.length} bytes`);
+        c.stats.invalidations++;
+        this.emit({ type: "invalidate-refs", sessionId, range });
+        return;
+      }
+      case ControlType.FEC_STATUS: {
+        const s = parseFecStatus(m.payload);
+        if (!s) return this.dropped(c, "malformed", `FEC status of ${m.payload.length} bytes`);
+        const f = c.stats.fec;
+        f.reports++;
+        f.lastFrameIndex = s.frameIndex;
+        f.lostDataShards += s.totalData - s.receivedData;
+        if (s.receivedData + s.receivedParity >= s.totalData) f.recoveredFrames++;
+        else f.unrecoverableFrames++;
+        this.emit({ type: "fec-status", sessionId, status: s });
+        return;
+      }
+      case ControlType.INPUT:
+        if (c.sink) c.sink.deliver(m.payload);
+        return;
+      case ControlType.LOSS_STATS:
+      case ControlType.LTR_ACK:
+        return;
+      default:
+        c.stats.unknownTypes++;
+        if (c.stats.unknownTypes <= LOG_FIRST) this.log.debug("control message of unknown type", { session: sessionId, type: `0x${m.type.toString(16)}`, bytes: m.payload.length });
+    }
+  }
+
+  private send(c: Connection, m: ControlMessage): boolean {
+    if (!this.host || c.closing) return false;
+    const ok = this.host.send(c.peer, 0, sealControl(c.cipher, c.sendSeq++, m, "host"));
+    this.host.flush();
+    return ok;
+  }
+
+  private checkTimeouts(): void {
+    const now = Date.now();
+    for (const c of this.connections.values()) {
+      if (c.closing || now - c.lastMessageAt <= this.peerTimeoutMs) continue;
+      this.log.warn("control stream timed out: ending the session", { session: c.session.id, silentMs: now - c.lastMessageAt });
+      this.host!.disconnectNow(c.peer);
+      void this.drop(c, "timeout");
+      if (this.opts.sessions.active?.id === c.session.id) this.opts.sessions.end();
+    }
+  }
+
+  /** Session end: graceful termination, then a disconnect once it is delivered. */
+  private onSession(e: SessionEvent): void {
+    if (e.type !== "ended") return;
+    const c = this.connectionOf(e.session.id);
+    if (!c || !this.host) return;
+    this.send(c, { type: ControlType.TERMINATION, payload: terminationPayload() });
+    this.host.disconnectLater(c.peer);
+    this.log.info("control stream: sent termination", { session: c.session.id });
+    void this.drop(c, "session-ended", false);
+  }
+
+  /** Forgets a connection (now, or when ENet reports its disconnect when `forget` is false) and releases its input. */
+  private async drop(c: Connection, reason: Extract<ControlEvent, { type: "disconnected" }>["reason"], forget = true): Promise<void> {
+    if (forget) this.connections.delete(c.peer);
+    if (c.closing) return;
+    c.closing = true;
+    c.cipher.close();
+    const st = c.stats;
+    this.log.info("control stream closed", {
+      session: c.session.id, reason, messages: st.messages, pings: st.pings, idrRequests: st.idrRequests, invalidations: st.invalidations,
+      fecReports: st.fec.reports, inputPackets: c.sink?.stats().packets ?? 0, dropped: Object.values(st.dropped).reduce((a, b) => a + b, 0),
+    });
+    this.emit({ type: "disconnected", sessionId: c.session.id, reason });
+    const backend = c.backend;
+    c.backend = null;
+    try {
+      await c.sink?.end();
+      await backend?.close();
+    } catch (err) {
+      this.log.warn("input backend close failed", { session: c.session.id, error: err });
+    }
+  }
+}
