@@ -64,7 +64,8 @@ describe.skipIf(skip)("video + control", () => {
         encryption: { mask: 3, control: true, video: true, audio: false }, clientFeatureFlags: 0,
       } satisfies StreamConfig;
       service.sessions.markPlaying(session);
-      const gcm = gameStreamCrypto(NativeCrypto.load()).aesGcm(key);
+      const nativeCrypto = NativeCrypto.load();
+      const gcm = nativeCrypto.aesGcm(key);
       const video = new VideoTestClient({ port: service.ports.video, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024, gcm, drop: () => 1 });
       const control = new ControlTestClient(key);
       try {
@@ -82,6 +83,8 @@ describe.skipIf(skip)("video + control", () => {
         control.close();
         await video.close();
         service.sessions.end();
+        gcm.close();
+        nativeCrypto.close();
       }
     },
     30_000,
