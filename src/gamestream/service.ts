@@ -21,6 +21,7 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
+import type { VideoStreamStats } from "./video/model.ts";
 import { ControlServer, type ControlStats } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
@@ -67,6 +68,7 @@ export interface SessionInfo {
   clientFingerprint: string;
   startedAt: string;
   control: Omit<ControlStats, "sessionId"> | null;
+  video: VideoStreamStats | null;
 }
 
 export class GameStreamService {
@@ -253,6 +255,7 @@ export class GameStreamService {
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
       control: this.controlServer.stats(s.id),
+      video: this.video?.stream.get(s.id)?.apiStats() ?? null,
     };
   }
 

@@ -11,6 +11,7 @@ import { appsRepo } from "../../src/db/repos/apps.ts";
 import { pairingsRepo } from "../../src/db/repos/pairings.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { ControlType } from "../../src/gamestream/control/envelope.ts";
+import { StreamSessionInfo } from "../../src/gamestream/model.ts";
 import { CODEC } from "../../src/gamestream/nvhttp.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
@@ -79,6 +80,11 @@ describe.skipIf(skip)("video + control", () => {
         expect(video.frames[0]!.frameType).toBe(2);
         expect(video.frames.slice(before).some((f) => f.frameType === 2)).toBe(true);
         expect(service.video!.stream.get(session.id)!.stats().idrRequests).toBeGreaterThanOrEqual(1);
+        // the management API's view of the session carries the video statistics
+        const info = StreamSessionInfo.parse(service.session());
+        expect(info.video).toMatchObject({ source: "test-pattern", sendErrors: 0 });
+        expect(info.video!.frames).toBeGreaterThanOrEqual(10);
+        expect(info.video!.peer).toMatch(/^127\.0\.0\.1:\d+$/);
       } finally {
         control.close();
         await video.close();

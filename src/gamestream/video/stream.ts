@@ -10,6 +10,7 @@ import type { AccessUnitInfo, CaptureNative, CodecName } from "../../../ffi/capt
 import { StreamNative, UdpSocket, VideoSender, type UdpPeer, type VideoFrameResult } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
+import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
 import { openVideoSource, type VideoSource } from "./source.ts";
 
@@ -120,6 +121,12 @@ export class VideoSession {
   pipelineStats(): { running: boolean; lastError: number } {
     const st = this.source.pipeline.stats();
     return { running: st.running, lastError: st.lastError };
+  }
+
+  /** The management API's view (video/model.ts). */
+  apiStats(): VideoStreamStats {
+    const { sessionId: _id, peer, ...rest } = this.stats();
+    return { ...rest, peer: peer ? `${peer.family === 6 ? `[${peer.address}]` : peer.address}:${peer.port}` : null };
   }
 
   stats(): VideoSessionStats {
