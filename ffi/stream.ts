@@ -5,7 +5,7 @@
  */
 import { FFIType, ptr, type FFIFunction, type Library } from "bun:ffi";
 import { NativeCallError, openSymbols } from "./native.ts";
-import { cstr, outPtr } from "./capture.ts";
+import { cstr, outPtr, type CapturePipeline } from "./capture.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -18,6 +18,11 @@ const symbols = {
   neuron_video_send_frame: { args: [P, P, FFIType.u32, P, P], returns: FFIType.i32 },
   neuron_video_sender_destroy: { args: [P], returns: FFIType.void },
   neuron_monotonic_ns: { args: [], returns: FFIType.u64 },
+  neuron_video_pump_start: { args: [P, P, FFIType.u64, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_video_pump_set_peer: { args: [P, P], returns: FFIType.i32 },
+  neuron_video_pump_stats_get: { args: [P, P], returns: FFIType.void },
+  neuron_video_pump_latencies: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
+  neuron_video_pump_stop: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
 type Syms = Library<typeof symbols>["symbols"];
@@ -203,7 +208,7 @@ export class VideoSender {
     return new VideoSender(n, outPtr(cell));
   }
 
-  private h(): NonNullable<typeof this.handle> {
+  h(): NonNullable<typeof this.handle> {
     if (this.handle === null) throw new Error("video sender is closed");
     return this.handle;
   }
@@ -246,6 +251,84 @@ export class VideoSender {
 
   close(): void {
     if (this.handle !== null) this.n.sym.neuron_video_sender_destroy(this.handle);
+    this.handle = null;
+  }
+}
+
+export interface VideoPumpStats {
+  frames: number;
+  shards: number;
+  parityShards: number;
+  bytes: number;
+  sendErrors: number;
+  discarded: number;
+  lastLatencyMs: number;
+  lastFrameIndex: number;
+  running: boolean;
+  lastError: number;
+  havePeer: boolean;
+}
+
+/**
+ * The native thread from a pipeline's access-unit ring to a sender: no frame passes through
+ * JS. Stop it before stopping the pipeline or closing the sender.
+ */
+export class VideoPump {
+  private handle: ReturnType<typeof outPtr> | null;
+  private readonly statsBuf = new Uint8Array(80);
+
+  private constructor(
+    private readonly n: StreamNative,
+    handle: ReturnType<typeof outPtr>,
+  ) {
+    this.handle = handle;
+  }
+
+  static start(n: StreamNative, pipeline: CapturePipeline, sender: VideoSender, epochNs: bigint, auCap: number): VideoPump {
+    const cell = new BigUint64Array(1);
+    const rc = n.sym.neuron_video_pump_start(pipeline.nativeHandle, sender.h(), epochNs, auCap, ptr(cell));
+    if (rc < 0) throw new NativeCallError("neuron_video_pump_start", rc);
+    return new VideoPump(n, outPtr(cell));
+  }
+
+  private h(): NonNullable<typeof this.handle> {
+    if (this.handle === null) throw new Error("video pump is stopped");
+    return this.handle;
+  }
+
+  setPeer(peer: UdpPeer): void {
+    const rc = this.n.sym.neuron_video_pump_set_peer(this.h(), ptr(encodePeer(peer)));
+    if (rc < 0) throw new NativeCallError("neuron_video_pump_set_peer", rc);
+  }
+
+  stats(): VideoPumpStats {
+    this.n.sym.neuron_video_pump_stats_get(this.h(), ptr(this.statsBuf));
+    const v = new DataView(this.statsBuf.buffer);
+    const q = (o: number) => Number(v.getBigUint64(o, true));
+    return {
+      frames: q(0),
+      shards: q(8),
+      parityShards: q(16),
+      bytes: q(24),
+      sendErrors: q(32),
+      discarded: q(40),
+      lastLatencyMs: q(48) / 1e6,
+      lastFrameIndex: v.getUint32(56, true),
+      running: v.getUint32(60, true) === 1,
+      lastError: v.getInt32(64, true),
+      havePeer: v.getUint32(68, true) === 1,
+    };
+  }
+
+  /** Latency samples (capture → last shard sent, µs) taken since the last call. */
+  latencies(max = 4096): Uint32Array {
+    const out = new Uint32Array(max);
+    const n = this.n.sym.neuron_video_pump_latencies(this.h(), ptr(out), max);
+    return out.subarray(0, n);
+  }
+
+  stop(): void {
+    if (this.handle !== null) this.n.sym.neuron_video_pump_stop(this.handle);
     this.handle = null;
   }
 }

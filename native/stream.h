@@ -153,6 +153,47 @@ NEURON_EXPORT int32_t neuron_video_send_frame(neuron_video_sender *s, const uint
 
 NEURON_EXPORT void neuron_video_sender_destroy(neuron_video_sender *s);
 
+/* ===== Video pump: a native thread from the encoder's ring to the wire ===== */
+
+/*
+ * A thread that waits on a capture → encode pipeline (encode.h), takes each access unit
+ * and sends it with the sender, so no frame passes through JS. Frames are discarded until a
+ * peer is set and then until the first IDR (setting a peer requests one). The pump owns the
+ * sender from start to stop; the pipeline stays the caller's and must outlive the pump.
+ * Latency samples (capture → last shard handed to the kernel, µs) go to a ring that
+ * neuron_video_pump_latencies drains.
+ */
+typedef struct neuron_video_pump neuron_video_pump;
+
+typedef struct neuron_video_pump_stats {
+    uint64_t frames;          /* 0: frames sent */
+    uint64_t shards;          /* 8 */
+    uint64_t parity_shards;   /* 16 */
+    uint64_t bytes;           /* 24 */
+    uint64_t send_errors;     /* 32 */
+    uint64_t discarded;       /* 40: access units taken before a peer / IDR */
+    uint64_t last_latency_ns; /* 48 */
+    uint32_t last_frame_index;/* 56 */
+    uint32_t running;         /* 60: 1 while the thread runs */
+    int32_t last_error;       /* 64: last negative status (0 = none) */
+    uint32_t have_peer;       /* 68 */
+    uint64_t reserved;        /* 72 */
+} neuron_video_pump_stats;
+_Static_assert(sizeof(neuron_video_pump_stats) == 80, "neuron_video_pump_stats layout");
+
+struct neuron_pipeline;
+
+/* Starts the thread. au_cap: largest access unit (bytes) it can take from the ring.
+ * epoch_ns: CLOCK_MONOTONIC origin of the 90 kHz RTP timestamps. */
+NEURON_EXPORT int32_t neuron_video_pump_start(struct neuron_pipeline *pipeline, neuron_video_sender *sender,
+                                              uint64_t epoch_ns, uint32_t au_cap, neuron_video_pump **out);
+NEURON_EXPORT int32_t neuron_video_pump_set_peer(neuron_video_pump *p, const neuron_udp_peer *peer);
+NEURON_EXPORT void neuron_video_pump_stats_get(neuron_video_pump *p, neuron_video_pump_stats *out);
+/* Copies up to cap latency samples (µs) taken since the last call; returns how many. */
+NEURON_EXPORT uint32_t neuron_video_pump_latencies(neuron_video_pump *p, uint32_t *out, uint32_t cap);
+/* Stops and joins the thread (the sender and pipeline stay the caller's). NULL is ignored. */
+NEURON_EXPORT void neuron_video_pump_stop(neuron_video_pump *p);
+
 /* CLOCK_MONOTONIC in ns (the clock of capture_ns and done_ns). */
 NEURON_EXPORT uint64_t neuron_monotonic_ns(void);
 

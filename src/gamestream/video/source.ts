@@ -23,12 +23,19 @@ export interface EncodeSettings {
 
 export interface VideoSource {
   readonly kind: "vm" | "test-pattern";
+  /** Capacity of one ring slot: the largest access unit the pipeline hands over. */
+  readonly slotBytes: number;
   readonly path: string;
   readonly pipeline: CapturePipeline;
   stop(): void;
 }
 
 let seq = 0;
+
+/** An access unit never exceeds an uncompressed I420 frame; at least 2 MiB. */
+export function slotBytesFor(width: number, height: number): number {
+  return Math.max(Math.ceil((width * height * 3) / 2) + 65536, 2 << 20);
+}
 
 export function openVideoSource(
   native: CaptureNative,
@@ -41,12 +48,13 @@ export function openVideoSource(
     threads: o.encode.threads,
     encoder: o.encode.encoder,
     ringSlots: o.ringSlots ?? 8,
+    slotBytes: slotBytesFor(o.encode.width, o.encode.height),
   };
   if (o.vmName) {
     const path = shmPath(o.shmDir, o.vmName);
     if (existsSync(path)) {
       const pipeline = CapturePipeline.start(native, path, pipelineOpts);
-      return { kind: "vm", path, pipeline, stop: () => pipeline.stop() };
+      return { kind: "vm", path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
     }
   }
   const path = join(o.shmDir, `neuron-video-${process.pid}-${++seq}`);
@@ -62,6 +70,7 @@ export function openVideoSource(
   return {
     kind: "test-pattern",
     path,
+    slotBytes: pipelineOpts.slotBytes,
     pipeline,
     stop() {
       pipeline.stop();

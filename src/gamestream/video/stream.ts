@@ -2,12 +2,12 @@
  * The GameStream video stream (UDP base + 9). One socket for the port; per session a
  * frame source (capture → encode pipeline) and a native sender. The client's address
  * is learned from its pings (payload matched to the session's X-SS-Ping-Payload);
- * until then frames are discarded, and the first frame sent is an IDR. JS handles
- * one access unit at a time: packetizing, FEC, encryption and sending happen in one
- * native call per frame.
+ * until then frames are discarded, and the first frame sent is an IDR. A native pump
+ * thread takes each access unit from the encoder's ring and sends it (packetizing, FEC,
+ * encryption, sendmmsg in one call per frame): no frame passes through JS.
  */
-import type { AccessUnitInfo, CaptureNative, CodecName } from "../../../ffi/capture.ts";
-import { StreamNative, UdpSocket, VideoSender, type UdpPeer, type VideoFrameResult } from "../../../ffi/stream.ts";
+import type { CaptureNative, CodecName } from "../../../ffi/capture.ts";
+import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
@@ -17,7 +17,7 @@ import { openVideoSource, type VideoSource } from "./source.ts";
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
 const MAX_DATAGRAMS_PER_POLL = 256;
 const PING_POLL_MS = 20;
-const PUMP_MS = 1;
+const SOURCE_CHECK_MS = 500;
 const DEFAULT_FEC_PERCENT = 20;
 
 export interface VideoStreamOptions {
@@ -51,76 +51,48 @@ export interface VideoSessionStats {
   lastLatencyMs: number;
 }
 
-/** One session's video: source, sender, counters. */
+/** One session's video: source (capture → encode), sender and the native pump between them. */
 export class VideoSession {
   peer: UdpPeer | null = null;
-  private waitingForIdr = true;
-  private readonly buf: Uint8Array;
-  private readonly epochNs: bigint;
-  private readonly counters = { frames: 0, shards: 0, parityShards: 0, bytes: 0, sendErrors: 0, idrRequests: 0, framesDiscarded: 0, lastFrameIndex: 0, lastLatencyMs: 0 };
-  /** Called after each frame sent (benchmarks, stats). */
-  onFrame: ((r: VideoFrameResult, au: AccessUnitInfo) => void) | null = null;
+  private idrRequests = 0;
+  private readonly pump: VideoPump;
 
   constructor(
     readonly session: StreamSession,
     readonly pingPayload: string,
     private readonly source: VideoSource,
     private readonly sender: VideoSender,
+    stream: StreamNative,
     epochNs: bigint,
     private readonly log: Logger,
   ) {
-    const w = session.stream?.width ?? session.width;
-    const h = session.stream?.height ?? session.height;
-    this.buf = new Uint8Array(Math.max(w * h * 2, 1 << 20) + 65536);
-    this.epochNs = epochNs;
+    this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes);
   }
 
   /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
   requestIdr(): void {
-    this.counters.idrRequests++;
+    this.idrRequests++;
     this.source.pipeline.requestIdr();
   }
 
+  /** Where shards go; a (new) receiver starts with an IDR. */
   setPeer(peer: UdpPeer): void {
     if (this.peer && this.peer.address === peer.address && this.peer.port === peer.port) return;
-    this.sender.setPeer(peer);
+    this.pump.setPeer(peer);
     const first = this.peer === null;
     this.peer = peer;
     this.log.info(first ? "video client address learned" : "video client address changed", { peer: `${peer.address}:${peer.port}` });
-    // a (new) receiver starts with an IDR
-    this.waitingForIdr = true;
-    this.source.pipeline.requestIdr();
   }
 
-  /** Drains the access-unit ring; sends what a known peer can use. Returns frames handled. */
-  pump(): number {
-    let handled = 0;
-    for (;;) {
-      const info = this.source.pipeline.poll(this.buf);
-      if (!info) return handled;
-      handled++;
-      if (!this.peer || (this.waitingForIdr && !info.idr)) {
-        this.counters.framesDiscarded++;
-        continue;
-      }
-      this.waitingForIdr = false;
-      const ts = Number((((info.captureNs - this.epochNs) * 90000n) / 1_000_000_000n) & 0xffffffffn);
-      const r = this.sender.sendFrame(this.buf, info.size, { captureNs: info.captureNs, rtpTimestamp: ts, kind: info.idr ? "idr" : "p" });
-      const c = this.counters;
-      c.frames++;
-      c.shards += r.shards;
-      c.parityShards += r.parityShards;
-      c.bytes += r.bytes;
-      c.sendErrors += r.sendErrors;
-      c.lastFrameIndex = r.frameIndex;
-      c.lastLatencyMs = Number(r.doneNs - info.captureNs) / 1e6;
-      this.onFrame?.(r, info);
-    }
+  /** Latency samples (capture → last shard sent, µs) since the last call (benchmarks). */
+  latencies(): Uint32Array {
+    return this.pump.latencies();
   }
 
   pipelineStats(): { running: boolean; lastError: number } {
     const st = this.source.pipeline.stats();
-    return { running: st.running, lastError: st.lastError };
+    const ps = this.pump.stats();
+    return { running: st.running && ps.running, lastError: ps.lastError || st.lastError };
   }
 
   /** The management API's view (video/model.ts). */
@@ -130,10 +102,25 @@ export class VideoSession {
   }
 
   stats(): VideoSessionStats {
-    return { sessionId: this.session.id, source: this.source.kind, peer: this.peer, ...this.counters };
+    const p = this.pump.stats();
+    return {
+      sessionId: this.session.id,
+      source: this.source.kind,
+      peer: this.peer,
+      frames: p.frames,
+      shards: p.shards,
+      parityShards: p.parityShards,
+      bytes: p.bytes,
+      sendErrors: p.sendErrors,
+      idrRequests: this.idrRequests,
+      framesDiscarded: p.discarded,
+      lastFrameIndex: p.lastFrameIndex,
+      lastLatencyMs: p.lastLatencyMs,
+    };
   }
 
   close(): void {
+    this.pump.stop();
     this.source.stop();
     this.sender.close();
   }
@@ -150,10 +137,9 @@ export class VideoStream {
   private readonly sessions = new Map<string, VideoSession>();
   private readonly rx = new Uint8Array(2048);
   private pingTimer: ReturnType<typeof setInterval> | null = null;
-  private pumpTimer: ReturnType<typeof setInterval> | null = null;
+  private watchTimer: ReturnType<typeof setInterval> | null = null;
   private readonly epochNs: bigint;
   private rejected = 0;
-  private lastSourceCheck = 0;
   private lastRejectLog = 0;
 
   constructor(private readonly o: VideoStreamOptions) {
@@ -193,17 +179,24 @@ export class VideoStream {
         fecPercent: this.o.fecPercent ?? DEFAULT_FEC_PERCENT,
         minFec: Math.min(st?.fec.minRequiredFecPackets ?? 2, 64),
         key: st?.encryption.video ? session.riKey : undefined,
-        maxFrameBytes: Math.max(width * height * 2, 1 << 20) + 65536,
+        maxFrameBytes: source.slotBytes,
       });
     } catch (err) {
       source.stop();
       throw err;
     }
     const log = this.o.log.child({ session: session.id });
-    const vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.epochNs, log);
+    let vs: VideoSession;
+    try {
+      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log);
+    } catch (err) {
+      sender.close();
+      source.stop();
+      throw err;
+    }
     this.sessions.set(session.id, vs);
     log.info("video stream started", { source: source.kind, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
-    this.pumpTimer ??= setInterval(() => this.pumpAll(), PUMP_MS);
+    this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
     return vs;
   }
 
@@ -222,11 +215,12 @@ export class VideoStream {
     const vs = this.sessions.get(sessionId);
     if (!vs) return;
     this.sessions.delete(sessionId);
+    const stats = vs.stats();
     vs.close();
-    this.o.log.info("video stream stopped", vs.stats() as unknown as Record<string, unknown>);
-    if (this.sessions.size === 0 && this.pumpTimer) {
-      clearInterval(this.pumpTimer);
-      this.pumpTimer = null;
+    this.o.log.info("video stream stopped", { ...stats });
+    if (this.sessions.size === 0 && this.watchTimer) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
     }
   }
 
@@ -261,25 +255,14 @@ export class VideoStream {
     }
   }
 
-  private pumpAll(): void {
-    const now = Date.now();
-    const checkSources = now - this.lastSourceCheck >= 500;
-    if (checkSources) this.lastSourceCheck = now;
+  /** Ends the video of sessions whose source stopped for good (pipeline or pump error). */
+  private watchSources(): void {
     for (const vs of [...this.sessions.values()]) {
-      if (checkSources) {
-        const st = vs.pipelineStats();
-        if (!st.running) {
-          this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError });
-          this.stop(vs.session.id);
-          this.o.onSourceEnded?.(vs.session, st.lastError);
-          continue;
-        }
-      }
-      try {
-        vs.pump();
-      } catch (err) {
-        this.o.log.error("video frame send failed", { session: vs.session.id, error: err });
-      }
+      const st = vs.pipelineStats();
+      if (st.running) continue;
+      this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError });
+      this.stop(vs.session.id);
+      this.o.onSourceEnded?.(vs.session, st.lastError);
     }
   }
 
@@ -290,8 +273,8 @@ export class VideoStream {
   close(): void {
     for (const id of [...this.sessions.keys()]) this.stop(id);
     if (this.pingTimer) clearInterval(this.pingTimer);
-    if (this.pumpTimer) clearInterval(this.pumpTimer);
-    this.pingTimer = this.pumpTimer = null;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.pingTimer = this.watchTimer = null;
     this.socket.close();
   }
 }
