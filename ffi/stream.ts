@@ -18,7 +18,7 @@ const symbols = {
   neuron_video_send_frame: { args: [P, P, FFIType.u32, P, P], returns: FFIType.i32 },
   neuron_video_sender_destroy: { args: [P], returns: FFIType.void },
   neuron_monotonic_ns: { args: [], returns: FFIType.u64 },
-  neuron_video_pump_start: { args: [P, P, FFIType.u64, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_video_pump_start: { args: [P, P, FFIType.u64, FFIType.u32, FFIType.u64, P], returns: FFIType.i32 },
   neuron_video_pump_set_peer: { args: [P, P], returns: FFIType.i32 },
   neuron_video_pump_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_video_pump_latencies: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
@@ -284,9 +284,10 @@ export class VideoPump {
     this.handle = handle;
   }
 
-  static start(n: StreamNative, pipeline: CapturePipeline, sender: VideoSender, epochNs: bigint, auCap: number): VideoPump {
+  /** paceNs: spread each frame's datagrams over this many ns (0 = at once). */
+  static start(n: StreamNative, pipeline: CapturePipeline, sender: VideoSender, epochNs: bigint, auCap: number, paceNs = 0): VideoPump {
     const cell = new BigUint64Array(1);
-    const rc = n.sym.neuron_video_pump_start(pipeline.nativeHandle, sender.h(), epochNs, auCap, ptr(cell));
+    const rc = n.sym.neuron_video_pump_start(pipeline.nativeHandle, sender.h(), epochNs, auCap, BigInt(Math.max(0, Math.floor(paceNs))), ptr(cell));
     if (rc < 0) throw new NativeCallError("neuron_video_pump_start", rc);
     return new VideoPump(n, outPtr(cell));
   }

@@ -184,9 +184,11 @@ _Static_assert(sizeof(neuron_video_pump_stats) == 80, "neuron_video_pump_stats l
 struct neuron_pipeline;
 
 /* Starts the thread. au_cap: largest access unit (bytes) it can take from the ring.
- * epoch_ns: CLOCK_MONOTONIC origin of the 90 kHz RTP timestamps. */
+ * epoch_ns: CLOCK_MONOTONIC origin of the 90 kHz RTP timestamps. pace_ns: spread each frame's
+ * datagrams over this many ns (neuron_video_frame.pace_ns; 0 = send at once, at most 1 s). */
 NEURON_EXPORT int32_t neuron_video_pump_start(struct neuron_pipeline *pipeline, neuron_video_sender *sender,
-                                              uint64_t epoch_ns, uint32_t au_cap, neuron_video_pump **out);
+                                              uint64_t epoch_ns, uint32_t au_cap, uint64_t pace_ns,
+                                              neuron_video_pump **out);
 NEURON_EXPORT int32_t neuron_video_pump_set_peer(neuron_video_pump *p, const neuron_udp_peer *peer);
 NEURON_EXPORT void neuron_video_pump_stats_get(neuron_video_pump *p, neuron_video_pump_stats *out);
 /* Copies up to cap latency samples (µs) taken since the last call; returns how many. */

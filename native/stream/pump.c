@@ -12,6 +12,7 @@ struct neuron_video_pump {
     neuron_pipeline *pipeline;
     neuron_video_sender *sender;
     uint64_t epoch_ns;
+    uint64_t pace_ns;
     uint8_t *au;
     uint32_t au_cap;
     pthread_t thread;
@@ -55,7 +56,8 @@ static void *pump_main(void *arg) {
         uint64_t rel = info.capture_ns > p->epoch_ns ? info.capture_ns - p->epoch_ns : 0;
         neuron_video_frame fr = {.capture_ns = info.capture_ns,
                                  .rtp_timestamp = (uint32_t)((rel / 1000ull) * 9ull / 100ull),
-                                 .frame_type = info.idr ? 2u : 1u};
+                                 .frame_type = info.idr ? 2u : 1u,
+                                 .pace_ns = p->pace_ns};
         int32_t rc = neuron_video_send_frame(p->sender, p->au, (uint32_t)n, &fr, &r);
         if (rc < 0) {
             p->stats.last_error = rc;
@@ -82,10 +84,12 @@ static void *pump_main(void *arg) {
 }
 
 int32_t neuron_video_pump_start(neuron_pipeline *pipeline, neuron_video_sender *sender, uint64_t epoch_ns,
-                                uint32_t au_cap, neuron_video_pump **out) {
+                                uint32_t au_cap, uint64_t pace_ns, neuron_video_pump **out) {
     if (out == NULL) return NEURON_EINVAL;
     *out = NULL;
-    if (pipeline == NULL || sender == NULL || au_cap == 0 || au_cap > NEURON_VIDEO_MAX_FRAME) return NEURON_EINVAL;
+    if (pipeline == NULL || sender == NULL || au_cap == 0 || au_cap > NEURON_VIDEO_MAX_FRAME ||
+        pace_ns > 1000000000ull)
+        return NEURON_EINVAL;
     neuron_video_pump *p = calloc(1, sizeof *p);
     if (p == NULL) return NEURON_ENOMEM;
     p->au = malloc(au_cap);
@@ -96,6 +100,7 @@ int32_t neuron_video_pump_start(neuron_pipeline *pipeline, neuron_video_sender *
     p->pipeline = pipeline;
     p->sender = sender;
     p->epoch_ns = epoch_ns;
+    p->pace_ns = pace_ns;
     p->au_cap = au_cap;
     p->waiting_for_idr = 1;
     p->stats.running = 1;

@@ -245,8 +245,10 @@ static void test_pump(void) {
     neuron_video_sender *s = NULL;
     CHECK(neuron_video_sender_create(&vc, &s) == NEURON_OK);
     neuron_video_pump *pump = NULL;
-    CHECK(neuron_video_pump_start(pl, s, 0, 0, &pump) == NEURON_EINVAL && pump == NULL);
-    CHECK(neuron_video_pump_start(pl, s, neuron_monotonic_ns(), 1u << 20, &pump) == NEURON_OK);
+    CHECK(neuron_video_pump_start(pl, s, 0, 0, 0, &pump) == NEURON_EINVAL && pump == NULL);
+    CHECK(neuron_video_pump_start(pl, s, 0, 1u << 20, 2000000000ull, &pump) == NEURON_EINVAL && pump == NULL);
+    /* paced over 2 ms per frame */
+    CHECK(neuron_video_pump_start(pl, s, neuron_monotonic_ns(), 1u << 20, 2000000, &pump) == NEURON_OK);
     neuron_video_pump_stats st;
     for (int i = 0; i < 100; i++) { /* frames are discarded while no peer is known */
         neuron_video_pump_stats_get(pump, &st);

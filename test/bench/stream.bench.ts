@@ -59,8 +59,8 @@ function session(i: number, w: number, h: number, fps: number, encrypt: boolean)
   };
 }
 
-async function runCase(name: string, sessions: number, w: number, h: number, fps: number, encrypt: boolean): Promise<void> {
-  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: 2, encoder: "libx264" });
+async function runCase(name: string, sessions: number, w: number, h: number, fps: number, encrypt: boolean, paceFraction = 0): Promise<void> {
+  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: 2, encoder: "libx264", paceFraction });
   const producers: ProducerProcess[] = [];
   const paths: string[] = [];
   const receivers: UdpSocket[] = [];
@@ -120,6 +120,7 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
         sendErrors,
         datagramsReceived: datagrams,
         encrypted: encrypt,
+        paceFraction,
         seconds: SECONDS,
         cores: cpus().length,
         loadAvg1m: r2(loadavg()[0]!),
@@ -169,6 +170,7 @@ senderCase("native send call: 40 KB P-frame, FEC 20 %, plain", 40_000, false);
 senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
 await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
 await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
+await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM, paced over 1/4 frame", 1, 1920, 1080, 60, true, 0.25);
 await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
 stream.close();
 capture.close();

@@ -32,6 +32,8 @@ export interface VideoStreamOptions {
   /** libavcodec encoder to use without probing. */
   encoder?: string;
   fecPercent?: number;
+  /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9). */
+  paceFraction?: number;
   /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
   onSourceEnded?: (session: StreamSession, lastError: number) => void;
 }
@@ -65,8 +67,9 @@ export class VideoSession {
     stream: StreamNative,
     epochNs: bigint,
     private readonly log: Logger,
+    paceNs = 0,
   ) {
-    this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes);
+    this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
   }
 
   /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
@@ -188,7 +191,8 @@ export class VideoStream {
     const log = this.o.log.child({ session: session.id });
     let vs: VideoSession;
     try {
-      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log);
+      const paceNs = (Math.min(Math.max(this.o.paceFraction ?? 0, 0), 0.9) * 1e9) / fps;
+      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs);
     } catch (err) {
       sender.close();
       source.stop();
