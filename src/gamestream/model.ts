@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StreamAudioInfo } from "./audio/model.ts";
 
 export const PendingPairing = z
   .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
@@ -37,6 +38,7 @@ export const StreamSessionInfo = z
     encryptedRtsp: z.boolean(),
     clientFingerprint: z.string(),
     startedAt: z.iso.datetime(),
+    audio: StreamAudioInfo.nullable().optional(),
   })
   .meta({ id: "StreamSession" });
 

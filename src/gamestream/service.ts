@@ -20,6 +20,8 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+import { AudioService } from "./audio/service.ts";
+import type { AudioStreamInfo } from "./audio/stream.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -33,6 +35,8 @@ export interface GameStreamDeps {
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
+  /** libneuron.so for the audio stream (Opus, AES-CBC, FEC); absent: no audio stream is served. */
+  nativePath?: string;
 }
 
 export interface PairedClient {
@@ -56,6 +60,8 @@ export interface SessionInfo {
   encryptedRtsp: boolean;
   clientFingerprint: string;
   startedAt: string;
+  /** The audio stream (source, client, packets) while it runs. */
+  audio?: AudioStreamInfo | null;
 }
 
 export class GameStreamService {
@@ -68,6 +74,7 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
+  private readonly audio: AudioService | null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -84,6 +91,15 @@ export class GameStreamService {
         log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
       },
     });
+    this.audio = deps.nativePath
+      ? new AudioService(this.sessions, {
+          host: config.gamestreamHost,
+          port: this.ports.audio,
+          nativePath: deps.nativePath,
+          source: { command: config.gamestreamAudio.captureCommand, pulseServer: config.gamestreamAudio.pulseServer, parec: config.gamestreamAudio.parec },
+          log: log.child({ component: "audio" }),
+        })
+      : null;
   }
 
   /**
@@ -191,6 +207,7 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
+      audio: this.audio?.info() ?? null,
     };
   }
 
@@ -201,6 +218,7 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    await this.audio?.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();
