@@ -182,6 +182,26 @@ describe("audio stream", () => {
     }
   });
 
+  test("a client that stops pinging stops getting packets until it pings again", async () => {
+    const s = session(2, { hq: false, encrypted: false, durationMs: 5 });
+    const stream = await AudioStream.start({ host: "127.0.0.1", port: 0, session: s, natives, openSource: (ch) => new ToneSource(ch), log: silentLogger, clientSilenceMs: 200 });
+    const client = await AudioTestClient.open();
+    try {
+      client.ping("127.0.0.1", stream.port, s.rtsp.audioPingPayload);
+      await client.waitForData(10, 2000);
+      await Bun.sleep(400);
+      const quiet = client.packets.length;
+      await Bun.sleep(300);
+      expect(client.packets.length).toBe(quiet);
+      client.ping("127.0.0.1", stream.port, s.rtsp.audioPingPayload);
+      await Bun.sleep(150);
+      expect(client.packets.length).toBeGreaterThan(quiet + 10);
+    } finally {
+      client.close();
+      await stream.stop();
+    }
+  });
+
   test("a capture command is the source when configured (ffmpeg writing s16le)", async () => {
     if (!Bun.which("ffmpeg")) return console.warn("skip: ffmpeg not installed, no capture command to run");
     const s = session(2, { hq: false, encrypted: false, durationMs: 5 });

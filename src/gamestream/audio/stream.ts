@@ -30,6 +30,8 @@ export interface AudioStreamOptions {
   /** Opens the PCM source for a channel count (called once, at start). */
   openSource: (channels: number) => PcmSource;
   log: Logger;
+  /** Default CLIENT_SILENCE_MS. */
+  clientSilenceMs?: number;
 }
 
 export interface AudioStreamInfo {
@@ -52,6 +54,8 @@ export interface AudioStreamInfo {
 }
 
 export const PING_BYTES = 20;
+/** Clients ping every 500 ms; after this long without one the stream stops sending until the next ping. */
+export const CLIENT_SILENCE_MS = 10_000;
 /** Most packets produced in one timer tick when the event loop was late; beyond it time is skipped. */
 const MAX_CATCH_UP = 20;
 
@@ -67,6 +71,8 @@ export class AudioStream {
   private readonly opus = new Uint8Array(AUDIO_MAX_OPUS_BYTES);
   private readonly pingPayload: Buffer;
   private client: { address: string; port: number } | null = null;
+  private lastPingAt = 0;
+  private paused = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private t0 = 0;
   private produced = 0;
@@ -134,6 +140,11 @@ export class AudioStream {
       return;
     }
     this.pingsAccepted++;
+    this.lastPingAt = performance.now();
+    if (this.paused) {
+      this.paused = false;
+      this.o.log.info("audio client is back", { client: `${address}:${port}` });
+    }
     const first = this.client === null;
     if (first || this.client!.address !== address || this.client!.port !== port) {
       this.client = { address, port };
@@ -167,6 +178,11 @@ export class AudioStream {
     const packets = this.packetizer.packetize(this.opus.subarray(0, n));
     const c = this.client;
     if (!c) return;
+    if (performance.now() - this.lastPingAt > (this.o.clientSilenceMs ?? CLIENT_SILENCE_MS)) {
+      if (!this.paused) this.o.log.warn("audio client stopped pinging; not sending until it pings again", { client: `${c.address}:${c.port}`, silentMs: this.o.clientSilenceMs ?? CLIENT_SILENCE_MS });
+      this.paused = true;
+      return;
+    }
     for (const pkt of packets) this.socket.send(pkt, c.port, c.address);
   }
 
