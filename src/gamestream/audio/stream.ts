@@ -49,15 +49,15 @@ export interface AudioStreamInfo {
   parityPackets: number;
   blocksWithoutParity: number;
   sourceUnderruns: number;
-  /** Packets not sent because the host fell more than MAX_CATCH_UP behind real time. */
+  /** Packets not produced because the host fell more than MAX_CATCH_UP_MS behind real time. */
   skippedPackets: number;
 }
 
 export const PING_BYTES = 20;
 /** Clients ping every 500 ms; after this long without one the stream stops sending until the next ping. */
 export const CLIENT_SILENCE_MS = 10_000;
-/** Most packets produced in one timer tick when the event loop was late; beyond it time is skipped. */
-const MAX_CATCH_UP = 20;
+/** Most audio time produced in one timer tick when the event loop was late (sent as a burst); beyond it time is skipped. */
+const MAX_CATCH_UP_MS = 200;
 
 export class AudioStream {
   readonly params: AudioParams;
@@ -160,14 +160,15 @@ export class AudioStream {
     if (this.stopped) return;
     const dur = this.params.packetDurationMs;
     const now = performance.now();
+    const maxBurst = MAX_CATCH_UP_MS / dur;
     let due = Math.floor((now - this.t0) / dur) + 1 - this.produced;
-    if (due > MAX_CATCH_UP) {
-      this.skipped += due - MAX_CATCH_UP;
-      this.produced += due - MAX_CATCH_UP;
-      due = MAX_CATCH_UP;
+    if (due > maxBurst) {
+      this.skipped += due - maxBurst;
+      this.produced += due - maxBurst;
+      due = maxBurst;
     }
     for (let i = 0; i < due; i++) this.produceOne();
-    const next = this.t0 + (this.produced + 0) * dur;
+    const next = this.t0 + this.produced * dur;
     this.timer = setTimeout(() => this.tick(), Math.max(0, next - performance.now()));
   }
 
