@@ -202,6 +202,30 @@ describe("audio stream", () => {
     }
   });
 
+  test("after a stalled event loop the stream catches up with a burst, skips what is older, and keeps seq contiguous", async () => {
+    const s = session(2, { hq: false, encrypted: false, durationMs: 5 });
+    const stream = await AudioStream.start({ host: "127.0.0.1", port: 0, session: s, natives, openSource: (ch) => new ToneSource(ch), log: silentLogger });
+    const client = await AudioTestClient.open();
+    try {
+      client.startPinging("127.0.0.1", stream.port, s.rtsp.audioPingPayload);
+      await client.waitForData(20, 2000);
+      const until = performance.now() + 500;
+      while (performance.now() < until) {
+        /* block the event loop for 500 ms */
+      }
+      await client.waitForData(150, 3000);
+    } finally {
+      client.close();
+      await stream.stop();
+    }
+    const info = stream.info();
+    // 500 ms stalled: 200 ms sent as a burst, about 300 ms (60 packets) skipped
+    expect(info.skippedPackets).toBeGreaterThan(40);
+    expect(info.skippedPackets).toBeLessThan(100); // not the burst too
+    const seqs = client.packets.filter((p) => p.payloadType === 97).map((p) => p.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i));
+  });
+
   test("a capture command is the source when configured (ffmpeg writing s16le)", async () => {
     if (!Bun.which("ffmpeg")) return console.warn("skip: ffmpeg not installed, no capture command to run");
     const s = session(2, { hq: false, encrypted: false, durationMs: 5 });
