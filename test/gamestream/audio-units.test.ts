@@ -129,6 +129,21 @@ describe("audio source selection", () => {
     src.close();
   });
 
+  test("a command that writes a lot to stderr is drained and keeps delivering audio; its stderr is logged on exit", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = { ...silentLogger, warn: (msg: string, f?: Record<string, unknown>) => lines.push({ msg, ...f }), child: () => log };
+    const src = new CommandSource(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x >&2; echo last words >&2; head -c 9600 /dev/zero"], 2, log);
+    const until = Date.now() + 3000;
+    while (src.running && Date.now() < until) await Bun.sleep(20);
+    await Bun.sleep(50);
+    const frame = new Int16Array(480).fill(3);
+    src.read(frame);
+    expect(src.underruns).toBe(0);
+    expect(frame.every((x) => x === 0)).toBe(true);
+    expect(lines.find((l) => l.msg === "audio capture command exited")).toMatchObject({ code: 0, stderr: expect.stringMatching(/^x{2000,}last words$/) });
+    src.close();
+  });
+
   test("a command producing faster than real time is bounded to 200 ms of buffered audio", async () => {
     // 10 s of silence at once
     const src = new CommandSource(["head", "-c", String(48000 * 2 * 2 * 10), "/dev/zero"], 2, silentLogger);

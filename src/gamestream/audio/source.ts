@@ -66,15 +66,19 @@ export class CommandSource implements PcmSource {
   private readonly buf: Uint8Array;
   private fill = 0;
   private exited = false;
+  /** Last bytes the command wrote to stderr (drained so it never blocks; logged when it exits). */
+  private stderrTail = "";
 
   constructor(argv: string[], channels: number, private readonly log: Logger) {
     this.detail = argv.join(" ");
     this.buf = new Uint8Array(((48000 * MAX_BUFFER_MS) / 1000) * channels * 2);
     this.proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     void this.pump();
-    void this.proc.exited.then((code) => {
+    const drained = this.drainStderr();
+    void this.proc.exited.then(async (code) => {
       this.exited = true;
-      log.warn("audio capture command exited", { command: this.detail, code });
+      await drained;
+      log.warn("audio capture command exited", { command: this.detail, code, stderr: this.stderrTail.trim() });
     });
   }
 
@@ -83,6 +87,15 @@ export class CommandSource implements PcmSource {
       for await (const chunk of this.proc.stdout) this.push(chunk);
     } catch (err) {
       this.log.warn("audio capture read failed", { error: (err as Error).message });
+    }
+  }
+
+  private async drainStderr(): Promise<void> {
+    const dec = new TextDecoder();
+    try {
+      for await (const chunk of this.proc.stderr) this.stderrTail = (this.stderrTail + dec.decode(chunk, { stream: true })).slice(-2048);
+    } catch {
+      /* the command is gone */
     }
   }
 
