@@ -78,3 +78,23 @@ test("PLAY starts the audio stream, pings get encrypted Opus with FEC, the sessi
     await Bun.sleep(20);
   }
 });
+
+test("after the host stops and starts again, the next PLAY gets audio again", async () => {
+  await host.service.stop();
+  const { rtsp: rtspPort } = await host.service.start();
+  launchDirect(host, false);
+  const c = new RtspTestClient(rtspPort, null);
+  const audioSetup = await c.setup("audio/0/0");
+  await c.setup("video/0/0");
+  await c.setup("control/13/0");
+  expect((await c.announce(SAMPLE_SDP.replace(/encryptionEnabled:\d+/, "encryptionEnabled:0"))).status).toBe(200);
+  expect((await c.play()).status).toBe(200);
+  const client = await AudioTestClient.open();
+  try {
+    client.startPinging("127.0.0.1", host.service.ports.audio, audioSetup.headers.get("x-ss-ping-payload")!);
+    await client.waitForData(20, 5000);
+  } finally {
+    client.close();
+  }
+  expect(host.service.session()!.audio!.encrypted).toBe(false);
+});

@@ -78,13 +78,18 @@ export class AudioService {
     return this.stream?.info() ?? null;
   }
 
+  /** Stops listening to session events (the service is going away for good). */
+  detach(): void {
+    this.unsubscribe();
+  }
+
   /** Waits for queued starts/stops (tests, shutdown). */
   settled(): Promise<void> {
     return this.pending;
   }
 
+  /** Stops the running stream and frees the native handles; a later PLAY starts afresh. */
   async close(): Promise<void> {
-    this.unsubscribe();
     await this.pending;
     await this.stopStream();
     if (this.natives) {
