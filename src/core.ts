@@ -119,6 +119,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         crypto: gameStreamCrypto(crypto),
         log: log.child({ component: "gamestream" }),
         codecModeSupport,
+        nativePath: native.path,
       });
       return gamestream;
     },

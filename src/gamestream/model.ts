@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ControlStreamStats } from "./control/model.ts";
+import { StreamAudioInfo } from "./audio/model.ts";
 
 export const PendingPairing = z
   .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
@@ -40,6 +41,7 @@ export const StreamSessionInfo = z
     startedAt: z.iso.datetime(),
     /** The control stream's connection and loss statistics; null while the client has none. */
     control: ControlStreamStats.nullable(),
+    audio: StreamAudioInfo.nullable().optional(),
   })
   .meta({ id: "StreamSession" });
 

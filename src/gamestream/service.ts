@@ -23,6 +23,8 @@ import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { ControlServer, type ControlStats } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
+import { AudioService } from "./audio/service.ts";
+import type { AudioStreamInfo } from "./audio/stream.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -40,6 +42,8 @@ export interface GameStreamDeps {
   controlPeerTimeoutMs?: number;
   /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
+  /** libneuron.so for the audio stream (Opus, AES-CBC, FEC); absent: no audio stream is served. */
+  nativePath?: string;
 }
 
 export interface PairedClient {
@@ -64,6 +68,8 @@ export interface SessionInfo {
   clientFingerprint: string;
   startedAt: string;
   control: Omit<ControlStats, "sessionId"> | null;
+  /** The audio stream (source, client, packets) while it runs. */
+  audio?: AudioStreamInfo | null;
 }
 
 export class GameStreamService {
@@ -77,6 +83,7 @@ export class GameStreamService {
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
   private readonly controlServer: ControlServer;
+  private readonly audio: AudioService | null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -102,6 +109,15 @@ export class GameStreamService {
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs,
     });
+    this.audio = deps.nativePath
+      ? new AudioService(this.sessions, {
+          host: config.gamestreamHost,
+          port: this.ports.audio,
+          nativePath: deps.nativePath,
+          source: { command: config.gamestreamAudio.captureCommand, pulseServer: config.gamestreamAudio.pulseServer, parec: config.gamestreamAudio.parec },
+          log: log.child({ component: "audio" }),
+        })
+      : null;
   }
 
   /**
@@ -224,6 +240,7 @@ export class GameStreamService {
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
       control: this.controlServer.stats(s.id),
+      audio: this.audio?.info() ?? null,
     };
   }
 
@@ -235,6 +252,7 @@ export class GameStreamService {
     this.pairing.close();
     this.sessions.end();
     await this.controlServer.close();
+    await this.audio?.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();
