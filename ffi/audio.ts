@@ -6,6 +6,7 @@ import { openSymbols } from "./native.ts";
 const P = FFIType.ptr;
 const symbols = {
   neuron_opus_encoder_open: { args: [P, P], returns: FFIType.i32 },
+  neuron_opus_encoder_open_layout: { args: [P, P, P], returns: FFIType.i32 },
   neuron_opus_encoder_layout: { args: [P, P], returns: FFIType.void },
   neuron_opus_encode: { args: [P, P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_opus_encoder_close: { args: [P], returns: FFIType.void },
@@ -62,6 +63,23 @@ export class OpusEncoder {
     const cfg = new Uint32Array([48000, o.channels, o.bitrateBps, o.frameSamples ?? 240]);
     const cell = new BigUint64Array(1);
     check("neuron_opus_encoder_open", n.sym.neuron_opus_encoder_open(ptr(cfg), ptr(cell)));
+    return new OpusEncoder(n, outPtr(cell), o.channels, o.frameSamples ?? 240);
+  }
+
+  /**
+   * An encoder with an explicit multistream layout (input channels in the client's
+   * order; mapping[c] = coded channel of input channel c), e.g. GameStream's surround-params.
+   */
+  static openLayout(n: AudioNative, o: OpusOptions, layout: OpusLayout): OpusEncoder {
+    const cfg = new Uint32Array([48000, o.channels, o.bitrateBps, o.frameSamples ?? 240]);
+    const lay = new Uint8Array(16);
+    const v = new DataView(lay.buffer);
+    v.setUint32(0, layout.streams, true);
+    v.setUint32(4, layout.coupled, true);
+    if (layout.mapping.length !== o.channels) throw new RangeError(`mapping needs ${o.channels} entries`);
+    lay.set(layout.mapping, 8);
+    const cell = new BigUint64Array(1);
+    check("neuron_opus_encoder_open_layout", n.sym.neuron_opus_encoder_open_layout(ptr(cfg), ptr(lay), ptr(cell)));
     return new OpusEncoder(n, outPtr(cell), o.channels, o.frameSamples ?? 240);
   }
 

@@ -36,6 +36,15 @@ typedef struct neuron_opus_decoder neuron_opus_decoder;
 NEURON_EXPORT int32_t neuron_opus_encoder_open(const neuron_opus_config *cfg, neuron_opus_encoder **out);
 NEURON_EXPORT void neuron_opus_encoder_layout(const neuron_opus_encoder *e, neuron_opus_layout *out);
 
+/*
+ * Encoder with an explicit multistream layout (the one the session description
+ * advertises, e.g. GameStream's surround-params): input channels in the
+ * client's order, mapping[c] = coded channel of input channel c. Bitrate bound
+ * 6000-2048000 (7.1 high quality). The layout is reported back unchanged.
+ */
+NEURON_EXPORT int32_t neuron_opus_encoder_open_layout(const neuron_opus_config *cfg, const neuron_opus_layout *layout,
+                                                      neuron_opus_encoder **out);
+
 /* Encodes one frame (frame_samples * channels s16 samples) into out; returns bytes or a status. */
 NEURON_EXPORT int32_t neuron_opus_encode(neuron_opus_encoder *e, const int16_t *pcm, uint8_t *out, uint32_t cap);
 NEURON_EXPORT void neuron_opus_encoder_close(neuron_opus_encoder *e);

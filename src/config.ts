@@ -12,6 +12,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { AppError } from "./errors.ts";
+import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
@@ -79,6 +80,8 @@ export const ConfigSchema = z
     /** Host name shown to clients; default: the machine's. */
     hostname: z.string().min(1).max(63).optional(),
     /** How long a pairing client waits for the PIN to be entered on the host. */
+    /** GameStream audio source: the VM's sound through a capture command or a pulse socket; test tone otherwise. */
+    gamestreamAudio: GameStreamAudioSettingsSchema,
     pairingPinTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
     /** Explicit path of libneuron.so; default: embedded in the binary, then beside it, then the source tree. */
     nativeLib: path.optional(),

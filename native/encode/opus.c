@@ -44,6 +44,43 @@ int32_t neuron_opus_encoder_open(const neuron_opus_config *cfg, neuron_opus_enco
     return NEURON_OK;
 }
 
+static int layout_valid(uint32_t channels, const neuron_opus_layout *layout) {
+    if (!layout || layout->streams < 1 || layout->streams > channels || layout->coupled > layout->streams ||
+        layout->streams + layout->coupled > channels)
+        return 0;
+    for (uint32_t i = 0; i < channels; i++)
+        if (layout->mapping[i] != 255 && layout->mapping[i] >= layout->streams + layout->coupled) return 0;
+    return 1;
+}
+
+int32_t neuron_opus_encoder_open_layout(const neuron_opus_config *cfg, const neuron_opus_layout *layout,
+                                        neuron_opus_encoder **out) {
+    if (!cfg || !out || cfg->sample_rate != 48000 || (cfg->channels != 2 && cfg->channels != 6 && cfg->channels != 8) ||
+        cfg->bitrate_bps < 6000 || cfg->bitrate_bps > 2048000 ||
+        (cfg->frame_samples != 120 && cfg->frame_samples != 240 && cfg->frame_samples != 480 && cfg->frame_samples != 960) ||
+        !layout_valid(cfg->channels, layout))
+        return NEURON_EINVAL;
+    neuron_opus_encoder *e = calloc(1, sizeof *e);
+    if (!e) return NEURON_ENOMEM;
+    e->cfg = *cfg;
+    int err = OPUS_OK;
+    e->enc = opus_multistream_encoder_create(48000, (int)cfg->channels, (int)layout->streams, (int)layout->coupled,
+                                             layout->mapping, OPUS_APPLICATION_RESTRICTED_LOWDELAY, &err);
+    if (!e->enc || err != OPUS_OK) {
+        free(e);
+        return NEURON_EINVAL;
+    }
+    if (opus_multistream_encoder_ctl(e->enc, OPUS_SET_BITRATE((opus_int32)cfg->bitrate_bps)) != OPUS_OK ||
+        opus_multistream_encoder_ctl(e->enc, OPUS_SET_VBR(0)) != OPUS_OK) {
+        neuron_opus_encoder_close(e);
+        return NEURON_EINVAL;
+    }
+    e->layout = *layout;
+    memset(e->layout.mapping + cfg->channels, 0, sizeof e->layout.mapping - cfg->channels);
+    *out = e;
+    return NEURON_OK;
+}
+
 void neuron_opus_encoder_layout(const neuron_opus_encoder *e, neuron_opus_layout *out) {
     if (e && out) *out = e->layout;
 }

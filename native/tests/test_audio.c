@@ -81,5 +81,39 @@ int main(void) {
     int32_t rc = neuron_opus_decode(d, junk, sizeof junk, pcm, 5760);
     CHECK(rc == NEURON_EFORMAT || rc > 0);
     neuron_opus_decoder_close(d);
+    /* explicit layouts: 7.1 high quality (8 uncoupled streams, 2048 kbps), a round trip keeps channel order */
+    neuron_opus_layout l71 = {.streams = 5, .coupled = 3, .mapping = {0, 1, 4, 5, 6, 7, 2, 3}};
+    neuron_opus_config c71 = {.sample_rate = 48000, .channels = 8, .bitrate_bps = 2048000, .frame_samples = 240};
+    CHECK(neuron_opus_encoder_open_layout(&c71, &l71, &e) == NEURON_OK);
+    neuron_opus_layout got;
+    neuron_opus_encoder_layout(e, &got);
+    CHECK(got.streams == 5 && got.coupled == 3 && memcmp(got.mapping, l71.mapping, 8) == 0);
+    CHECK(neuron_opus_decoder_open(8, &l71, &d) == NEURON_OK);
+    static int16_t in8[240 * 8];
+    uint8_t pkt8[4000];
+    int32_t sz = 0;
+    for (int f = 0; f < 20; f++) {
+        for (int s = 0; s < 240; s++)
+            for (int c = 0; c < 8; c++) in8[s * 8 + c] = c == 6 ? (int16_t)(9000 * sin(2 * M_PI * 1000.0 * (f * 240 + s) / 48000.0)) : 0;
+        sz = neuron_opus_encode(e, in8, pkt8, sizeof pkt8);
+        CHECK(sz == 2048000 / 8 / 200);
+        CHECK(neuron_opus_decode(d, pkt8, (uint32_t)sz, pcm, 5760) == 240);
+    }
+    double e6 = 0, eo = 0;
+    for (int s = 0; s < 240; s++)
+        for (int c = 0; c < 8; c++) *(c == 6 ? &e6 : &eo) += (double)pcm[s * 8 + c] * pcm[s * 8 + c];
+    CHECK(e6 > 100 * (eo + 1));
+    neuron_opus_decoder_close(d);
+    neuron_opus_encoder_close(e);
+    neuron_opus_layout badl = {.streams = 4, .coupled = 3, .mapping = {0, 1, 2, 3, 4, 5}};
+    neuron_opus_config c51 = {.sample_rate = 48000, .channels = 6, .bitrate_bps = 256000, .frame_samples = 240};
+    CHECK(neuron_opus_encoder_open_layout(&c51, &badl, &e) == NEURON_EINVAL);
+    badl.coupled = 2;
+    badl.mapping[5] = 6;
+    CHECK(neuron_opus_encoder_open_layout(&c51, &badl, &e) == NEURON_EINVAL);
+    CHECK(neuron_opus_encoder_open_layout(&c51, NULL, &e) == NEURON_EINVAL);
+    c51.bitrate_bps = 3000000;
+    badl.mapping[5] = 5;
+    CHECK(neuron_opus_encoder_open_layout(&c51, &badl, &e) == NEURON_EINVAL);
     return check_report("audio");
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ControlStreamStats } from "./control/model.ts";
 import { VideoStreamStats } from "./video/model.ts";
+import { StreamAudioInfo } from "./audio/model.ts";
 
 export const PendingPairing = z
   .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
@@ -43,6 +44,7 @@ export const StreamSessionInfo = z
     control: ControlStreamStats.nullable(),
     /** The video stream's statistics; null while no video runs. */
     video: VideoStreamStats.nullable(),
+    audio: StreamAudioInfo.nullable().optional(),
   })
   .meta({ id: "StreamSession" });
 

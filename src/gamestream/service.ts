@@ -25,6 +25,8 @@ import type { VideoStreamStats } from "./video/model.ts";
 import { ControlServer, type ControlStats } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
+import { AudioService } from "./audio/service.ts";
+import type { AudioStreamInfo } from "./audio/stream.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -38,12 +40,12 @@ export interface GameStreamDeps {
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
-  /** libneuron path: the video stream runs when it is given. */
-  nativePath?: string;
   /** Control stream: time without a client message before the session ends (ms, default 10 s). */
   controlPeerTimeoutMs?: number;
   /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
+  /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
+  nativePath?: string;
 }
 
 export interface PairedClient {
@@ -69,6 +71,8 @@ export interface SessionInfo {
   startedAt: string;
   control: Omit<ControlStats, "sessionId"> | null;
   video: VideoStreamStats | null;
+  /** The audio stream (source, client, packets) while it runs. */
+  audio?: AudioStreamInfo | null;
 }
 
 export class GameStreamService {
@@ -84,6 +88,7 @@ export class GameStreamService {
   /** The video stream (UDP base + 9) while started; requestIdr(sessionId) for the control stream. */
   video: AttachedVideo | null = null;
   private readonly controlServer: ControlServer;
+  private readonly audio: AudioService | null;
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
@@ -113,6 +118,15 @@ export class GameStreamService {
     this.controlServer.subscribe((e) => {
       if (e.type === "idr-request" || e.type === "invalidate-refs") this.video?.requestIdr(e.sessionId);
     });
+    this.audio = deps.nativePath
+      ? new AudioService(this.sessions, {
+          host: config.gamestreamHost,
+          port: this.ports.audio,
+          nativePath: deps.nativePath,
+          source: { command: config.gamestreamAudio.captureCommand, pulseServer: config.gamestreamAudio.pulseServer, parec: config.gamestreamAudio.parec },
+          log: log.child({ component: "audio" }),
+        })
+      : null;
   }
 
   /**
@@ -256,6 +270,7 @@ export class GameStreamService {
       startedAt: s.startedAt.toISOString(),
       control: this.controlServer.stats(s.id),
       video: this.video?.stream.get(s.id)?.apiStats() ?? null,
+      audio: this.audio?.info() ?? null,
     };
   }
 
@@ -269,6 +284,7 @@ export class GameStreamService {
     this.video?.close();
     this.video = null;
     await this.controlServer.close();
+    await this.audio?.close();
     await this.mdns?.stop();
     this.mdns = null;
     await this.rtsp?.close();

@@ -27,7 +27,7 @@ export function freeBasePort(): number {
 }
 
 /** A GameStream host on 127.0.0.1 over a fresh (or given) state dir, with the real native crypto. */
-export function gameStreamHost(opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number } = {}) {
+export function gameStreamHost(opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number; nativePath?: string } = {}) {
   const dir = opts.stateDir ? null : tempDir("neuron-gs-");
   const stateDir = opts.stateDir ?? dir!.path;
   const config = testConfig({ stateDir, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test", pairingPinTimeoutMs: opts.pinTimeoutMs ?? 10_000 });
@@ -43,6 +43,7 @@ export function gameStreamHost(opts: { stateDir?: string; pinTimeoutMs?: number;
     log: silentLogger,
     codecModeSupport: () => opts.codecModeSupport ?? CODEC.H264,
     rtspRequestTimeoutMs: opts.rtspRequestTimeoutMs,
+    nativePath: opts.nativePath,
   });
   return {
     config,
