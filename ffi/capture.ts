@@ -502,6 +502,11 @@ export class CapturePipeline {
     return this.handle;
   }
 
+  /** The native pipeline, for a native consumer of its ring (ffi/stream.ts VideoPump). */
+  get nativeHandle(): Pointer {
+    return this.h();
+  }
+
   /** Takes the oldest access unit into dst; null when the ring is empty. */
   poll(dst: Uint8Array): AccessUnitInfo | null {
     const rc = num(this.n.sym.neuron_pipeline_poll(this.h(), ptr(dst), dst.length, ptr(this.infoBuf)));

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ControlStreamStats } from "./control/model.ts";
+import { VideoStreamStats } from "./video/model.ts";
 import { StreamAudioInfo } from "./audio/model.ts";
 
 export const PendingPairing = z
@@ -41,6 +42,8 @@ export const StreamSessionInfo = z
     startedAt: z.iso.datetime(),
     /** The control stream's connection and loss statistics; null while the client has none. */
     control: ControlStreamStats.nullable(),
+    /** The video stream's statistics; null while no video runs. */
+    video: VideoStreamStats.nullable(),
     audio: StreamAudioInfo.nullable().optional(),
   })
   .meta({ id: "StreamSession" });

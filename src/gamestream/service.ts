@@ -20,6 +20,8 @@ import { SessionStore, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
+import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
+import type { VideoStreamStats } from "./video/model.ts";
 import { ControlServer, type ControlStats } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
@@ -42,7 +44,7 @@ export interface GameStreamDeps {
   controlPeerTimeoutMs?: number;
   /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
-  /** libneuron.so for the audio stream (Opus, AES-CBC, FEC); absent: no audio stream is served. */
+  /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
   nativePath?: string;
 }
 
@@ -68,6 +70,7 @@ export interface SessionInfo {
   clientFingerprint: string;
   startedAt: string;
   control: Omit<ControlStats, "sessionId"> | null;
+  video: VideoStreamStats | null;
   /** The audio stream (source, client, packets) while it runs. */
   audio?: AudioStreamInfo | null;
 }
@@ -82,6 +85,8 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
+  /** The video stream (UDP base + 9) while started; requestIdr(sessionId) for the control stream. */
+  video: AttachedVideo | null = null;
   private readonly controlServer: ControlServer;
   private readonly audio: AudioService | null;
 
@@ -108,6 +113,10 @@ export class GameStreamService {
       inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs,
+    });
+    // the client's IDR requests and reference invalidations make the video's next frame an IDR
+    this.controlServer.subscribe((e) => {
+      if (e.type === "idr-request" || e.type === "invalidate-refs") this.video?.requestIdr(e.sessionId);
     });
     this.audio = deps.nativePath
       ? new AudioService(this.sessions, {
@@ -178,9 +187,29 @@ export class GameStreamService {
       this.listeners = null;
       throw err;
     }
+    if (this.deps.nativePath) {
+      try {
+        this.video = attachVideoStream({
+          nativePath: this.deps.nativePath,
+          sessions: this.sessions,
+          host: this.deps.config.gamestreamHost,
+          port: this.ports.video,
+          shmDir: this.deps.config.shmDir,
+          log: this.deps.log.child({ component: "video" }),
+        });
+      } catch (err) {
+        await this.rtsp?.close();
+        this.rtsp = null;
+        await this.listeners.close();
+        this.listeners = null;
+        throw err;
+      }
+    }
     try {
       this.controlServer.start();
     } catch (err) {
+      this.video?.close();
+      this.video = null;
       await this.rtsp?.close();
       this.rtsp = null;
       await this.listeners.close();
@@ -240,6 +269,7 @@ export class GameStreamService {
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
       control: this.controlServer.stats(s.id),
+      video: this.video?.stream.get(s.id)?.apiStats() ?? null,
       audio: this.audio?.info() ?? null,
     };
   }
@@ -251,6 +281,8 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.end();
+    this.video?.close();
+    this.video = null;
     await this.controlServer.close();
     await this.audio?.close();
     await this.mdns?.stop();

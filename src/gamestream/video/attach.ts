@@ -1,0 +1,68 @@
+/**
+ * Wires the video stream to the session lifecycle: PLAY starts a session's video,
+ * the session's end stops it. The returned handle exposes requestIdr for the control
+ * stream and closes everything it opened.
+ */
+import { CaptureNative } from "../../../ffi/capture.ts";
+import { StreamNative } from "../../../ffi/stream.ts";
+import type { Logger } from "../../log.ts";
+import type { SessionStore } from "../sessions.ts";
+import { VideoStream } from "./stream.ts";
+
+export interface AttachedVideo {
+  readonly stream: VideoStream;
+  requestIdr(sessionId: string): boolean;
+  close(): void;
+}
+
+export function attachVideoStream(o: {
+  nativePath: string;
+  sessions: SessionStore;
+  host: string;
+  port: number;
+  shmDir: string;
+  log: Logger;
+  encoderThreads?: number;
+}): AttachedVideo {
+  const streamNative = new StreamNative(o.nativePath);
+  const capture = new CaptureNative(o.nativePath);
+  let stream: VideoStream;
+  try {
+    stream = new VideoStream({
+      stream: streamNative,
+      capture,
+      host: o.host,
+      port: o.port,
+      shmDir: o.shmDir,
+      log: o.log,
+      encoderThreads: o.encoderThreads,
+      // a source that stops for good (VM shut down) ends its session
+      onSourceEnded: (s) => {
+        if (o.sessions.active?.id === s.id) o.sessions.end();
+      },
+    });
+  } catch (err) {
+    capture.close();
+    streamNative.close();
+    throw err;
+  }
+  const unsubscribe = o.sessions.subscribe((e) => {
+    if (e.type === "playing") {
+      try {
+        stream.start(e.session);
+      } catch (err) {
+        o.log.error("video stream could not start", { session: e.session.id, error: err });
+      }
+    } else stream.stop(e.session.id);
+  });
+  return {
+    stream,
+    requestIdr: (id) => stream.requestIdr(id),
+    close() {
+      unsubscribe();
+      stream.close();
+      capture.close();
+      streamNative.close();
+    },
+  };
+}

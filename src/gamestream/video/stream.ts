@@ -1,0 +1,284 @@
+/**
+ * The GameStream video stream (UDP base + 9). One socket for the port; per session a
+ * frame source (capture → encode pipeline) and a native sender. The client's address
+ * is learned from its pings (payload matched to the session's X-SS-Ping-Payload);
+ * until then frames are discarded, and the first frame sent is an IDR. A native pump
+ * thread takes each access unit from the encoder's ring and sends it (packetizing, FEC,
+ * encryption, sendmmsg in one call per frame): no frame passes through JS.
+ */
+import type { CaptureNative, CodecName } from "../../../ffi/capture.ts";
+import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
+import type { Logger } from "../../log.ts";
+import type { StreamSession } from "../sessions.ts";
+import type { VideoStreamStats } from "./model.ts";
+import { parsePing } from "./ping.ts";
+import { openVideoSource, type VideoSource } from "./source.ts";
+
+/** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
+const MAX_DATAGRAMS_PER_POLL = 256;
+const PING_POLL_MS = 20;
+const SOURCE_CHECK_MS = 500;
+const DEFAULT_FEC_PERCENT = 20;
+
+export interface VideoStreamOptions {
+  stream: StreamNative;
+  capture: CaptureNative;
+  host: string;
+  port: number;
+  shmDir: string;
+  log: Logger;
+  /** Encoder threads per session (software encoders). */
+  encoderThreads?: number;
+  /** libavcodec encoder to use without probing. */
+  encoder?: string;
+  fecPercent?: number;
+  /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9). */
+  paceFraction?: number;
+  /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
+  onSourceEnded?: (session: StreamSession, lastError: number) => void;
+}
+
+export interface VideoSessionStats {
+  sessionId: string;
+  source: "vm" | "test-pattern";
+  peer: UdpPeer | null;
+  frames: number;
+  shards: number;
+  parityShards: number;
+  bytes: number;
+  sendErrors: number;
+  idrRequests: number;
+  framesDiscarded: number;
+  lastFrameIndex: number;
+  lastLatencyMs: number;
+}
+
+/** One session's video: source (capture → encode), sender and the native pump between them. */
+export class VideoSession {
+  peer: UdpPeer | null = null;
+  private idrRequests = 0;
+  private readonly pump: VideoPump;
+
+  constructor(
+    readonly session: StreamSession,
+    readonly pingPayload: string,
+    private readonly source: VideoSource,
+    private readonly sender: VideoSender,
+    stream: StreamNative,
+    epochNs: bigint,
+    private readonly log: Logger,
+    paceNs = 0,
+  ) {
+    this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
+  }
+
+  /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
+  requestIdr(): void {
+    this.idrRequests++;
+    this.source.pipeline.requestIdr();
+  }
+
+  /** Where shards go; a (new) receiver starts with an IDR. */
+  setPeer(peer: UdpPeer): void {
+    if (this.peer && this.peer.address === peer.address && this.peer.port === peer.port) return;
+    this.pump.setPeer(peer);
+    const first = this.peer === null;
+    this.peer = peer;
+    this.log.info(first ? "video client address learned" : "video client address changed", { peer: `${peer.address}:${peer.port}` });
+  }
+
+  /** Latency samples (capture → last shard sent, µs) since the last call (benchmarks). */
+  latencies(): Uint32Array {
+    return this.pump.latencies();
+  }
+
+  pipelineStats(): { running: boolean; lastError: number } {
+    const st = this.source.pipeline.stats();
+    const ps = this.pump.stats();
+    return { running: st.running && ps.running, lastError: ps.lastError || st.lastError };
+  }
+
+  /** The management API's view (video/model.ts). */
+  apiStats(): VideoStreamStats {
+    const { sessionId: _id, peer, ...rest } = this.stats();
+    return { ...rest, peer: peer ? `${peer.family === 6 ? `[${peer.address}]` : peer.address}:${peer.port}` : null };
+  }
+
+  stats(): VideoSessionStats {
+    const p = this.pump.stats();
+    return {
+      sessionId: this.session.id,
+      source: this.source.kind,
+      peer: this.peer,
+      frames: p.frames,
+      shards: p.shards,
+      parityShards: p.parityShards,
+      bytes: p.bytes,
+      sendErrors: p.sendErrors,
+      idrRequests: this.idrRequests,
+      framesDiscarded: p.discarded,
+      lastFrameIndex: p.lastFrameIndex,
+      lastLatencyMs: p.lastLatencyMs,
+    };
+  }
+
+  close(): void {
+    this.pump.stop();
+    this.source.stop();
+    this.sender.close();
+  }
+}
+
+function codecOf(s: StreamSession): CodecName {
+  const codec = s.stream?.codec ?? "h264";
+  if (codec === "av1") throw new Error("AV1 was negotiated but this host has no AV1 encoder");
+  return codec;
+}
+
+export class VideoStream {
+  private readonly socket: UdpSocket;
+  private readonly sessions = new Map<string, VideoSession>();
+  private readonly rx = new Uint8Array(2048);
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private watchTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly epochNs: bigint;
+  private rejected = 0;
+  private lastRejectLog = 0;
+
+  constructor(private readonly o: VideoStreamOptions) {
+    this.socket = UdpSocket.open(o.stream, o.host, o.port, { sndbuf: 4 << 20, rcvbuf: 256 << 10 });
+    this.epochNs = o.stream.monotonicNs();
+    this.pingTimer = setInterval(() => this.pollPings(), PING_POLL_MS);
+  }
+
+  get port(): number {
+    return this.socket.port;
+  }
+
+  /** Starts the video of a session that reached PLAY (its ANNOUNCE gave the stream settings). */
+  start(session: StreamSession): VideoSession {
+    this.stop(session.id);
+    const st = session.stream;
+    const width = st?.width ?? session.width;
+    const height = st?.height ?? session.height;
+    const fps = st?.fps ?? session.fps;
+    const source = openVideoSource(this.o.capture, {
+      shmDir: this.o.shmDir,
+      vmName: session.vmName,
+      encode: {
+        width,
+        height,
+        fps,
+        codec: codecOf(session),
+        bitrateKbps: Math.min(Math.max(st?.bitrateKbps ?? 20000, 500), 500000),
+        threads: this.o.encoderThreads ?? 2,
+        encoder: this.o.encoder,
+      },
+    });
+    let sender: VideoSender;
+    try {
+      sender = VideoSender.create(this.o.stream, this.socket, {
+        packetSize: st?.packetSize ?? 1024,
+        fecPercent: this.o.fecPercent ?? DEFAULT_FEC_PERCENT,
+        minFec: Math.min(st?.fec.minRequiredFecPackets ?? 2, 64),
+        key: st?.encryption.video ? session.riKey : undefined,
+        maxFrameBytes: source.slotBytes,
+      });
+    } catch (err) {
+      source.stop();
+      throw err;
+    }
+    const log = this.o.log.child({ session: session.id });
+    let vs: VideoSession;
+    try {
+      const paceNs = (Math.min(Math.max(this.o.paceFraction ?? 0, 0), 0.9) * 1e9) / fps;
+      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs);
+    } catch (err) {
+      sender.close();
+      source.stop();
+      throw err;
+    }
+    this.sessions.set(session.id, vs);
+    log.info("video stream started", { source: source.kind, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
+    this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
+    return vs;
+  }
+
+  get(sessionId: string): VideoSession | undefined {
+    return this.sessions.get(sessionId);
+  }
+
+  /** Asks the session's encoder for an IDR next (control stream: IDR request, invalidation). */
+  requestIdr(sessionId: string): boolean {
+    const vs = this.sessions.get(sessionId);
+    vs?.requestIdr();
+    return vs !== undefined;
+  }
+
+  stop(sessionId: string): void {
+    const vs = this.sessions.get(sessionId);
+    if (!vs) return;
+    this.sessions.delete(sessionId);
+    const stats = vs.stats();
+    vs.close();
+    this.o.log.info("video stream stopped", { ...stats });
+    if (this.sessions.size === 0 && this.watchTimer) {
+      clearInterval(this.watchTimer);
+      this.watchTimer = null;
+    }
+  }
+
+  /** Reads queued pings (bounded per call) and learns client addresses. */
+  pollPings(): void {
+    for (let i = 0; i < MAX_DATAGRAMS_PER_POLL; i++) {
+      let got;
+      try {
+        got = this.socket.recv(this.rx);
+      } catch (err) {
+        this.o.log.warn("video socket receive failed", { error: err });
+        return;
+      }
+      if (!got) return;
+      const ping = parsePing(this.rx, got.length);
+      let target: VideoSession | undefined;
+      if (ping?.kind === "payload") {
+        for (const vs of this.sessions.values()) if (vs.pingPayload === ping.payload) target = vs;
+      } else if (ping?.kind === "legacy" && this.sessions.size === 1) {
+        target = this.sessions.values().next().value;
+      }
+      if (!target) {
+        this.rejected++;
+        const now = Date.now();
+        if (now - this.lastRejectLog > 5000) {
+          this.lastRejectLog = now;
+          this.o.log.warn("video port: datagram that is no ping of a live session ignored", { from: `${got.from.address}:${got.from.port}`, bytes: got.length, rejectedSoFar: this.rejected });
+        }
+        continue;
+      }
+      target.setPeer(got.from);
+    }
+  }
+
+  /** Ends the video of sessions whose source stopped for good (pipeline or pump error). */
+  private watchSources(): void {
+    for (const vs of [...this.sessions.values()]) {
+      const st = vs.pipelineStats();
+      if (st.running) continue;
+      this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError });
+      this.stop(vs.session.id);
+      this.o.onSourceEnded?.(vs.session, st.lastError);
+    }
+  }
+
+  get rejectedDatagrams(): number {
+    return this.rejected;
+  }
+
+  close(): void {
+    for (const id of [...this.sessions.keys()]) this.stop(id);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.pingTimer = this.watchTimer = null;
+    this.socket.close();
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * Video stream benchmark: 1080p60 end to end on this machine — the synthetic producer
+ * (its own process, standing in for the guest writing IVSHMEM) → native pipeline
+ * (BGRA→I420, x264 ultrafast/zerolatency) → the video stream (one native call per frame:
+ * packetize, FEC 20 %, AES-GCM, sendmmsg) → a receiver socket on 127.0.0.1 drained here.
+ *
+ * Prints one JSON object per line and case:
+ *   { case, resolution, fps, p50Ms, p99Ms, sessions, cpuPct, ... }
+ * p50Ms/p99Ms: host latency from the frame seen by the pipeline (capture) to the last shard
+ * of the frame handed to the kernel, over all sessions. fps: frames sent per second per
+ * session. cpuPct: CPU of this process (encoders, pipeline, sender, JS) per wall time,
+ * 100 = one core (the producers run in their own processes and are not counted).
+ * sendMbps: bytes handed to the kernel per session; droppedByHost: access units taken from
+ * the ring but not sent. The native pump thread takes each access unit from the ring and
+ * sends it (no JS on the frame path). loadAvg1m: the machine's 1-minute load
+ * average when the case ended (figures on a shared 2-core machine move with it).
+ *
+ * First the native send call alone (fixed access units, back to back; the receiver drains in
+ * the same loop): time per call, shards per frame, Mpps.
+ *
+ *   npm run bench:stream             (SECONDS=20 by default, at most 120)
+ */
+import { cpus, loadavg } from "node:os";
+import { CaptureNative } from "../../ffi/capture.ts";
+import { resolveNativePath } from "../../ffi/native.ts";
+import { StreamNative, UdpSocket, VideoSender } from "../../ffi/stream.ts";
+import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
+import { newRtspHandshake } from "../../src/gamestream/rtsp/state.ts";
+import type { StreamSession } from "../../src/gamestream/sessions.ts";
+import { VideoStream } from "../../src/gamestream/video/stream.ts";
+import { shmPath as vmShmPath } from "../../src/vm/shm.ts";
+import { silentLogger } from "../../src/log.ts";
+import { removeFile, spawnProducer, type ProducerProcess } from "../capture/helpers.ts";
+
+const SECONDS = Math.min(Math.max(Number(process.env.SECONDS ?? 20), 3), 120);
+const nativePath = resolveNativePath({});
+const stream = new StreamNative(nativePath);
+const capture = new CaptureNative(nativePath);
+
+function pct(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+const r2 = (v: number) => Math.round(v * 100) / 100;
+
+function session(i: number, w: number, h: number, fps: number, encrypt: boolean): StreamSession {
+  const cfg: StreamConfig = {
+    width: w, height: h, fps, packetSize: 1392, bitStreamFormat: 0, codec: "h264", dynamicRangeMode: 0, encoderCscMode: 0,
+    colorspace: "rec601", fullRange: false, chromaSamplingType: 0, bitrateKbps: 20000, fec: { minRequiredFecPackets: 2 },
+    maxNumReferenceFrames: 1, slicesPerFrame: 1, audio: { channels: 2, channelMask: 3, highQuality: false, packetDurationMs: 5 },
+    encryption: { mask: encrypt ? 3 : 1, control: true, video: encrypt, audio: false }, clientFeatureFlags: 0,
+  };
+  return {
+    id: `bench-${i}`, appId: 1, appName: "bench", vmName: `bench-${process.pid}-${i}`, width: w, height: h, fps,
+    riKey: new Uint8Array(16).fill(i + 1), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0,
+    gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: "bench", connectData: 1, startedAt: new Date(),
+    rtsp: newRtspHandshake(), stream: cfg, playing: true,
+  };
+}
+
+async function runCase(name: string, sessions: number, w: number, h: number, fps: number, encrypt: boolean, paceFraction = 0): Promise<void> {
+  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: 2, encoder: "libx264", paceFraction });
+  const producers: ProducerProcess[] = [];
+  const paths: string[] = [];
+  const receivers: UdpSocket[] = [];
+  const lat: number[] = [];
+  let bytes = 0, frames = 0, datagrams = 0;
+  try {
+    const sess = Array.from({ length: sessions }, (_, i) => session(i, w, h, fps, encrypt));
+    for (const s of sess) {
+      const path = vmShmPath("/dev/shm", s.vmName!);
+      paths.push(path);
+      producers.push(await spawnProducer(path, { width: w, height: h, fps }));
+    }
+    const rxBuf = new Uint8Array(2048);
+    for (const s of sess) {
+      const vs = video.start(s);
+      const rx = UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 });
+      receivers.push(rx);
+      vs.setPeer({ family: 4, address: "127.0.0.1", port: rx.port });
+    }
+    const warmupEnd = Date.now() + 1500;
+    let measuring = false;
+    const drain = setInterval(() => {
+      for (const rx of receivers) while (rx.recv(rxBuf)) datagrams++;
+      for (const s of sess) {
+        const l = video.get(s.id)!.latencies();
+        if (measuring) for (const us of l) lat.push(us / 1000);
+      }
+    }, 2);
+    while (Date.now() < warmupEnd) await Bun.sleep(10);
+    measuring = true;
+    const framesBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().frames, 0);
+    const bytesBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().bytes, 0);
+    const discardedBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Bun.sleep(SECONDS * 1000);
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    measuring = false;
+    clearInterval(drain);
+    frames = sess.reduce((n, s) => n + video.get(s.id)!.stats().frames, 0) - framesBefore;
+    bytes = sess.reduce((n, s) => n + video.get(s.id)!.stats().bytes, 0) - bytesBefore;
+    const discarded = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0) - discardedBefore;
+    const sendErrors = sess.reduce((n, s) => n + video.get(s.id)!.stats().sendErrors, 0);
+    console.log(
+      JSON.stringify({
+        case: name,
+        resolution: `${w}x${h}`,
+        fps: r2(frames / sessions / (wallMs / 1000)),
+        p50Ms: r2(pct(lat, 50)),
+        p99Ms: r2(pct(lat, 99)),
+        sessions,
+        cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
+        sendMbps: r2((bytes * 8) / sessions / (wallMs / 1000) / 1e6),
+        framesMeasured: frames,
+        droppedByHost: discarded,
+        sendErrors,
+        datagramsReceived: datagrams,
+        encrypted: encrypt,
+        paceFraction,
+        seconds: SECONDS,
+        cores: cpus().length,
+        loadAvg1m: r2(loadavg()[0]!),
+      }),
+    );
+  } finally {
+    video.close();
+    for (const rx of receivers) rx.close();
+    for (const p of producers) await p.stop();
+    for (const p of paths) removeFile(p);
+  }
+}
+
+/** The native send call alone: a fixed access unit, N frames back to back to a drained socket. */
+function senderCase(name: string, auBytes: number, encrypt: boolean, frames = 3000): void {
+  const tx = UdpSocket.open(stream, "127.0.0.1", 0, { sndbuf: 4 << 20 });
+  const rx = UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 });
+  const sender = VideoSender.create(stream, tx, { packetSize: 1392, fecPercent: 20, minFec: 2, maxFrameBytes: 1 << 21, key: encrypt ? new Uint8Array(16).fill(1) : undefined });
+  sender.setPeer({ family: 4, address: "127.0.0.1", port: rx.port });
+  const au = new Uint8Array(auBytes).map((_, i) => (i * 13) & 0xff);
+  const rxBuf = new Uint8Array(2048);
+  const us: number[] = [];
+  let shards = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < frames; i++) {
+    const a = performance.now();
+    const r = sender.sendFrame(au, au.length, { captureNs: 0n, rtpTimestamp: i * 1500, kind: i === 0 ? "idr" : "p" });
+    us.push((performance.now() - a) * 1000);
+    shards += r.shards;
+    while (rx.recv(rxBuf)) {}
+  }
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  console.log(JSON.stringify({
+    case: name, resolution: "n/a", fps: r2(frames / (wallMs / 1000)), p50Ms: r2(pct(us, 50) / 1000), p99Ms: r2(pct(us, 99) / 1000),
+    sessions: 1, cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100), auBytes, shardsPerFrame: r2(shards / frames),
+    sendCallUsP50: r2(pct(us, 50)), sendCallUsP99: r2(pct(us, 99)), mpps: r2(shards / (wallMs / 1000) / 1e6), encrypted: encrypt, loadAvg1m: r2(loadavg()[0]!),
+  }));
+  sender.close();
+  tx.close();
+  rx.close();
+}
+
+senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
+senderCase("native send call: 40 KB P-frame, FEC 20 %, plain", 40_000, false);
+senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
+await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
+await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
+await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM, paced over 1/4 frame", 1, 1920, 1080, 60, true, 0.25);
+await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
+stream.close();
+capture.close();
