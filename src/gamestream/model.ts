@@ -48,6 +48,8 @@ export const StreamSessionInfo = z
   })
   .meta({ id: "StreamSession" });
 
+export const SessionIdParams = z.strictObject({ id: z.uuid() });
+
 export const GameStreamStatus = z
   .object({
     enabled: z.boolean(),

@@ -1,7 +1,8 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
-import { GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry } from "./model.ts";
+import { notFound } from "../errors.ts";
+import { GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
 
 /** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
@@ -44,4 +45,25 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
         return undefined;
       },
       { params: PairingIdParams, response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "Unpair a client" } },
+    )
+    .get(
+      "/sessions",
+      () => {
+        const s = gamestream().session();
+        return s ? [s] : [];
+      },
+      {
+        response: { 200: z.array(StreamSessionInfo) },
+        detail: { summary: "Stream sessions", description: "Client, app, mode and the control, video and audio statistics of each running session." },
+      },
+    )
+    .delete(
+      "/sessions/:id",
+      ({ params, set }) => {
+        if (gamestream().session()?.id !== params.id) throw notFound("stream session", params.id);
+        gamestream().endSession();
+        set.status = 204;
+        return undefined;
+      },
+      { params: SessionIdParams, response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "End a stream session" } },
     );

@@ -67,6 +67,39 @@ describe("serve + pair CLI", () => {
     }
   });
 
+  test("stream sessions are listed and ended through /api/v1/sessions", async () => {
+    const keys = tempDir("neuron-keys-");
+    const socket = join(dir.path, "state", "api.sock");
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`http://localhost/api/v1${path}`, { method, unix: socket, headers: body ? { "content-type": "application/json" } : {}, body: body ? JSON.stringify(body) : undefined });
+    try {
+      const client = new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(keys.path), "SESSIONSTEST0001", "den");
+      const paired = await client.pair("5555", async () => {
+        for (let i = 0; i < 200; i++) {
+          if (((await (await api("GET", "/pairing/pending")).json()) as unknown[]).length) break;
+          await Bun.sleep(10);
+        }
+        expect((await api("POST", "/pairing/pin", { pin: "5555" })).status).toBe(200);
+      });
+      expect(paired.ok).toBe(true);
+      expect(await (await api("GET", "/sessions")).json()).toEqual([]);
+      const launch = await client.httpsXml("/launch", { appid: "1", mode: "1280x720x30", rikey: "0f".repeat(16), rikeyid: "42", localAudioPlayMode: "0", corever: "1" });
+      expect(launch.status).toBe(200);
+      const sessions = (await (await api("GET", "/sessions")).json()) as { id: string; appName: string; width: number; height: number; fps: number }[];
+      expect(sessions).toHaveLength(1);
+      expect(sessions[0]).toMatchObject({ appName: "Desktop", width: 1280, height: 720, fps: 30 });
+      expect((await api("DELETE", `/sessions/${crypto.randomUUID()}`)).status).toBe(404);
+      expect((await api("DELETE", "/sessions/not-a-uuid")).status).toBe(422);
+      expect((await api("DELETE", `/sessions/${sessions[0]!.id}`)).status).toBe(204);
+      expect(await (await api("GET", "/sessions")).json()).toEqual([]);
+      expect((await client.http("/serverinfo")).fields.state).toBe("SUNSHINE_SERVER_FREE");
+      const list = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { id: number; name: string }[];
+      for (const p of list) runCli(["pair", "remove", String(p.id)], env());
+    } finally {
+      keys.cleanup();
+    }
+  });
+
   test("pair CLI errors are one clear line", () => {
     const noPending = runCli(["pair", "--pin", "1234"], env());
     expect(noPending.code).toBe(1);
