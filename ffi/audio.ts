@@ -1,7 +1,7 @@
 /** bun:ffi bindings of native/audio.h: the Opus encoder (and its verification decoder). */
-import { FFIType, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
+import { FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { check, outPtr } from "./capture.ts";
-import { openSymbols } from "./native.ts";
+import { NativeModule } from "./native.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -28,15 +28,9 @@ export interface OpusOptions {
   frameSamples?: 120 | 240 | 480 | 960;
 }
 
-export class AudioNative {
-  readonly sym: Library<typeof symbols>["symbols"];
-  private readonly lib: Library<typeof symbols>;
+export class AudioNative extends NativeModule<typeof symbols> {
   constructor(path: string) {
-    this.lib = openSymbols(path, symbols);
-    this.sym = this.lib.symbols;
-  }
-  close(): void {
-    this.lib.close();
+    super(path, symbols);
   }
 }
 

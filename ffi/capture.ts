@@ -5,7 +5,7 @@
  * Structs cross the boundary as caller-owned byte buffers read with DataView.
  */
 import { CString, FFIType, ptr, read, type FFIFunction, type Library, type Pointer } from "bun:ffi";
-import { NativeCallError, openSymbols } from "./native.ts";
+import { NativeCallError, NativeModule } from "./native.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -237,13 +237,9 @@ function encoderConfig(o: EncoderOptions, buf = new Uint8Array(64)): Uint8Array 
 }
 
 /** The capture/encode part of libneuron, opened from the library at `path`. */
-export class CaptureNative {
-  readonly sym: Syms;
-  private readonly lib: Library<typeof symbols>;
-
+export class CaptureNative extends NativeModule<typeof symbols> {
   constructor(path: string) {
-    this.lib = openSymbols(path, symbols);
-    this.sym = this.lib.symbols;
+    super(path, symbols);
   }
 
   regionSize(width: number, height: number): number {
@@ -264,10 +260,24 @@ export class CaptureNative {
     if (length > data.length) throw new RangeError("checksum length past the buffer");
     return BigInt(this.sym.neuron_checksum64(ptr(data), length));
   }
+}
 
-  close(): void {
-    this.lib.close();
-  }
+/** The 64-byte reader statistics record both readers fill (native/capture.h, native/framebuf.h). */
+export function decodeReaderStats(buf: Uint8Array): ReaderStats {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const q = (o: number) => Number(v.getBigUint64(o, true));
+  return {
+    frames: q(0),
+    rejected: q(8),
+    resubscribes: q(16),
+    restarts: q(24),
+    wpTimeouts: q(32),
+    cursorUpdates: q(40),
+    sessionId: v.getUint32(48, true),
+    lgmpVersion: v.getUint32(52, true),
+    kvmfrVersion: v.getUint32(56, true),
+    attached: v.getUint32(60, true) === 1,
+  };
 }
 
 /** Reader of an LGMP/KVMFR region (a /dev/shm file, /dev/kvmfr0, /proc/self/fd/N). */
@@ -354,20 +364,7 @@ export class KvmfrReader {
 
   stats(): ReaderStats {
     this.n.sym.neuron_kvmfr_reader_stats(this.h(), ptr(this.statsBuf));
-    const v = new DataView(this.statsBuf.buffer);
-    const q = (o: number) => Number(v.getBigUint64(o, true));
-    return {
-      frames: q(0),
-      rejected: q(8),
-      resubscribes: q(16),
-      restarts: q(24),
-      wpTimeouts: q(32),
-      cursorUpdates: q(40),
-      sessionId: v.getUint32(48, true),
-      lgmpVersion: v.getUint32(52, true),
-      kvmfrVersion: v.getUint32(56, true),
-      attached: v.getUint32(60, true) === 1,
-    };
+    return decodeReaderStats(this.statsBuf);
   }
 
   close(): void {

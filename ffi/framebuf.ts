@@ -2,9 +2,9 @@
  * bun:ffi bindings of native/framebuf.h: the NFB1 triple-buffered frame region
  * (reader and test producer). Handles are owned by the wrapper objects.
  */
-import { CString, FFIType, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
-import { openSymbols } from "./native.ts";
-import { check, cstr, outPtr, parseFrameInfo, type CursorInfo, type FrameInfo, type ProducerOptions, type ReaderStats, Fault } from "./capture.ts";
+import { CString, FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
+import { NativeModule } from "./native.ts";
+import { check, cstr, decodeReaderStats, outPtr, parseFrameInfo, type CursorInfo, type FrameInfo, type ProducerOptions, type ReaderStats, Fault } from "./capture.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -21,15 +21,9 @@ const symbols = {
   neuron_fb_producer_stop: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
-export class FramebufNative {
-  readonly sym: Library<typeof symbols>["symbols"];
-  private readonly lib: Library<typeof symbols>;
+export class FramebufNative extends NativeModule<typeof symbols> {
   constructor(path: string) {
-    this.lib = openSymbols(path, symbols);
-    this.sym = this.lib.symbols;
-  }
-  close(): void {
-    this.lib.close();
+    super(path, symbols);
   }
 }
 
@@ -101,20 +95,7 @@ export class NfbReader {
 
   stats(): ReaderStats {
     this.n.sym.neuron_fb_reader_stats(this.h(), ptr(this.statsBuf));
-    const v = new DataView(this.statsBuf.buffer);
-    const q = (o: number) => Number(v.getBigUint64(o, true));
-    return {
-      frames: q(0),
-      rejected: q(8),
-      resubscribes: q(16),
-      restarts: q(24),
-      wpTimeouts: q(32),
-      cursorUpdates: q(40),
-      sessionId: v.getUint32(48, true),
-      lgmpVersion: v.getUint32(52, true),
-      kvmfrVersion: v.getUint32(56, true),
-      attached: v.getUint32(60, true) === 1,
-    };
+    return decodeReaderStats(this.statsBuf);
   }
 
   close(): void {

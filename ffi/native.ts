@@ -95,6 +95,21 @@ export function openSymbols<S extends Record<string, FFIFunction>>(path: string,
   }
 }
 
+/** One module's symbol table opened from libneuron at `path`; close() unloads it. */
+export class NativeModule<S extends Record<string, FFIFunction>> {
+  readonly sym: Library<S>["symbols"];
+  private readonly lib: Library<S>;
+
+  constructor(path: string, symbols: S) {
+    this.lib = openSymbols(path, symbols);
+    this.sym = this.lib.symbols;
+  }
+
+  close(): void {
+    this.lib.close();
+  }
+}
+
 const EMPTY = new Uint8Array(1);
 
 export class NativeLibrary {

@@ -4,7 +4,7 @@
  * (socket descriptor, sender) is owned by one wrapper here and freed by close().
  */
 import { FFIType, ptr, type FFIFunction, type Library } from "bun:ffi";
-import { NativeCallError, openSymbols } from "./native.ts";
+import { NativeCallError, NativeModule } from "./native.ts";
 import { cstr, outPtr, type CapturePipeline } from "./capture.ts";
 
 const P = FFIType.ptr;
@@ -110,21 +110,13 @@ function decodePeer(b: Uint8Array): UdpPeer {
 }
 
 /** The stream part of libneuron. */
-export class StreamNative {
-  readonly sym: Syms;
-  private readonly lib: Library<typeof symbols>;
-
+export class StreamNative extends NativeModule<typeof symbols> {
   constructor(path: string) {
-    this.lib = openSymbols(path, symbols);
-    this.sym = this.lib.symbols;
+    super(path, symbols);
   }
 
   monotonicNs(): bigint {
     return BigInt(this.sym.neuron_monotonic_ns());
-  }
-
-  close(): void {
-    this.lib.close();
   }
 }
 
