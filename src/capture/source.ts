@@ -41,6 +41,40 @@ function attachError(status: number, message: string, where: string): CaptureErr
   }
 }
 
+type ReadResult = { event: string; info: FrameInfo | null; status: number };
+
+/** Opens a region file with a reader, turning any failure into CAPTURE_SOURCE_UNAVAILABLE. */
+function openRegion<R>(open: () => R, path: string): R {
+  try {
+    return open();
+  } catch (err) {
+    throw new CaptureError("CAPTURE_SOURCE_UNAVAILABLE", `cannot open ${path} as a shared-memory region`, {
+      status: 404,
+      cause: err,
+    });
+  }
+}
+
+/** One reader result as a FrameEvent; errors and a too-small buffer throw. */
+function toFrameEvent(r: ReadResult, dst: Uint8Array, reason: () => string, path: string): FrameEvent {
+  switch (r.event) {
+    case "frame":
+      return { kind: "frame", info: r.info! };
+    case "restarted":
+      return { kind: "restarted" };
+    case "rejected":
+      return { kind: "rejected", reason: reason() };
+    case "too-small":
+      throw new CaptureError("CAPTURE_BUFFER_TOO_SMALL", `frame needs ${r.info?.bytes} bytes, buffer has ${dst.length}`, {
+        status: 500,
+      });
+    case "error":
+      throw attachError(r.status, reason(), path);
+    default:
+      return { kind: "timeout" };
+  }
+}
+
 /** The LGMP v6 / KVMFR v20 region (Looking Glass B7 layout; B6 accepted). */
 export class KvmfrFrameSource implements FrameSource {
   readonly kind = "kvmfr";
@@ -50,14 +84,7 @@ export class KvmfrFrameSource implements FrameSource {
     native: CaptureNative,
     private readonly path: string,
   ) {
-    try {
-      this.reader = KvmfrReader.open(native, path);
-    } catch (err) {
-      throw new CaptureError("CAPTURE_SOURCE_UNAVAILABLE", `cannot open ${path} as a shared-memory region`, {
-        status: 404,
-        cause: err,
-      });
-    }
+    this.reader = openRegion(() => KvmfrReader.open(native, path), path);
   }
 
   attach(timeoutMs: number): void {
@@ -67,22 +94,7 @@ export class KvmfrFrameSource implements FrameSource {
 
   next(dst: Uint8Array, timeoutMs: number): FrameEvent {
     const r = this.reader.nextFrame(dst, timeoutMs, Math.min(timeoutMs, 200));
-    switch (r.event) {
-      case "frame":
-        return { kind: "frame", info: r.info! };
-      case "restarted":
-        return { kind: "restarted" };
-      case "rejected":
-        return { kind: "rejected", reason: this.reader.error() };
-      case "too-small":
-        throw new CaptureError("CAPTURE_BUFFER_TOO_SMALL", `frame needs ${r.info?.bytes} bytes, buffer has ${dst.length}`, {
-          status: 500,
-        });
-      case "error":
-        throw attachError(r.status, this.reader.error(), this.path);
-      default:
-        return { kind: "timeout" };
-    }
+    return toFrameEvent(r, dst, () => this.reader.error(), this.path);
   }
 
   cursor(): CursorInfo {
@@ -107,14 +119,7 @@ export class TripleBufferFrameSource implements FrameSource {
     native: FramebufNative,
     private readonly path: string,
   ) {
-    try {
-      this.reader = NfbReader.open(native, path);
-    } catch (err) {
-      throw new CaptureError("CAPTURE_SOURCE_UNAVAILABLE", `cannot open ${path} as a shared-memory region`, {
-        status: 404,
-        cause: err,
-      });
-    }
+    this.reader = openRegion(() => NfbReader.open(native, path), path);
   }
 
   attach(timeoutMs: number): void {
@@ -124,20 +129,7 @@ export class TripleBufferFrameSource implements FrameSource {
 
   next(dst: Uint8Array, timeoutMs: number): FrameEvent {
     const r = this.reader.nextFrame(dst, timeoutMs);
-    switch (r.event) {
-      case "frame":
-        return { kind: "frame", info: r.info! };
-      case "restarted":
-        return { kind: "restarted" };
-      case "too-small":
-        throw new CaptureError("CAPTURE_BUFFER_TOO_SMALL", `frame needs ${r.info?.bytes} bytes, buffer has ${dst.length}`, {
-          status: 500,
-        });
-      case "error":
-        throw attachError(r.status, this.reader.error(), this.path);
-      default:
-        return { kind: "timeout" };
-    }
+    return toFrameEvent(r, dst, () => this.reader.error(), this.path);
   }
 
   /** Interleaved s16le PCM written since the last call. */
