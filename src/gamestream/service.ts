@@ -4,6 +4,8 @@
  * reach pairing and sessions through this service.
  */
 import { hostname as osHostname } from "node:os";
+import type { z } from "zod";
+import type { Pairing, StreamSessionInfo } from "./model.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { Config } from "../config.ts";
 import type { PairingsRepo } from "../db/repos/pairings.ts";
@@ -21,12 +23,10 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
-import type { VideoStreamStats } from "./video/model.ts";
-import { ControlServer, type ControlStats } from "./control/server.ts";
+import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
-import type { AudioStreamInfo } from "./audio/stream.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -48,32 +48,11 @@ export interface GameStreamDeps {
   nativePath?: string;
 }
 
-export interface PairedClient {
-  id: number;
-  name: string;
-  fingerprint: string;
-  certPem: string;
-  createdAt: string;
-  lastSeenAt: string | null;
-}
+/** A paired client as the API reports it (the Pairing schema). */
+export type PairedClient = z.output<typeof Pairing>;
 
-export interface SessionInfo {
-  id: string;
-  appId: number;
-  appName: string;
-  vmName: string | null;
-  width: number;
-  height: number;
-  fps: number;
-  hdr: boolean;
-  encryptedRtsp: boolean;
-  clientFingerprint: string;
-  startedAt: string;
-  control: Omit<ControlStats, "sessionId"> | null;
-  video: VideoStreamStats | null;
-  /** The audio stream (source, client, packets) while it runs. */
-  audio?: AudioStreamInfo | null;
-}
+/** The running stream session as the API reports it (the StreamSession schema). */
+export type SessionInfo = z.output<typeof StreamSessionInfo>;
 
 export class GameStreamService {
   readonly identity: HostIdentity;
