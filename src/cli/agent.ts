@@ -6,7 +6,7 @@
  * --socket the given unix socket is used directly, in our protocol or the
  * QEMU guest agent's.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AppError } from "../errors.ts";
 import { ensureAgentCertificates, loadAgentCertificates, type TlsMaterial } from "../guest/certs.ts";
@@ -18,6 +18,7 @@ import { GuestService } from "../guest/service.ts";
 import type { Config } from "../config.ts";
 import { silentLogger } from "../log.ts";
 import { configFrom, JSON_FLAG, printJson, UsageError, type Command, type ParsedArgs } from "./command.ts";
+import { callLocalApi } from "./local-api.ts";
 
 const USAGE = [
   "agent ping|info VM [--json]",
@@ -29,23 +30,11 @@ const USAGE = [
 ].join("\n       neuron-appliance ");
 
 async function viaService(config: Config, vm: string, command: CommandName, data: unknown): Promise<{ via: string; data: unknown }> {
-  if (existsSync(config.socketPath)) {
-    let res: Response | null = null;
-    try {
-      res = await fetch(`http://localhost/api/v1/vms/${encodeURIComponent(vm)}/agent/${command}`, {
-        unix: config.socketPath,
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(data),
-      });
-    } catch {
-      res = null; // a stale socket: no service behind it, connect in-process instead
-    }
-    if (res) {
-      const body = (await res.json()) as { via: string; data: unknown; error?: { code: string; message: string } };
-      if (!res.ok) throw new AppError(body.error?.code ?? "API_ERROR", body.error?.message ?? `HTTP ${res.status}`, { status: res.status });
-      return body;
-    }
+  try {
+    return (await callLocalApi<{ via: string; data: unknown }>(config, "POST", `/vms/${encodeURIComponent(vm)}/agent/${command}`, data))!;
+  } catch (err) {
+    // No service (or a stale socket with nothing behind it): connect in-process instead.
+    if (!(err instanceof AppError && err.errorCode === "SERVICE_NOT_RUNNING")) throw err;
   }
   const service = new GuestService({
     stateDir: config.stateDir,
