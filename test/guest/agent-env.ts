@@ -116,6 +116,27 @@ export async function waitFor<T>(fn: () => T | undefined | null | false, timeout
   }
 }
 
+/**
+ * Waits until a unix socket accepts a connection (the file appears at bind(),
+ * before listen(): a connect in between is refused).
+ */
+export async function waitForListener(path: string, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createConnection(path);
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(10);
+  }
+}
+
 export function captureLogger(): { log: Logger; lines: { level: string; msg: string; fields: Record<string, unknown> }[] } {
   const lines: { level: string; msg: string; fields: Record<string, unknown> }[] = [];
   const make = (ctx: Record<string, unknown>): Logger => ({

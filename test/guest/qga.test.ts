@@ -13,7 +13,7 @@ import { GuestService } from "../../src/guest/service.ts";
 import { GuestAgentSettingsSchema } from "../../src/guest/settings.ts";
 import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
-import { rawPeer, waitFor } from "./agent-env.ts";
+import { rawPeer, waitFor, waitForListener } from "./agent-env.ts";
 
 // Real subprocesses and sockets: generous under load (CI runs on 2 cores).
 setDefaultTimeout(30_000);
@@ -34,6 +34,7 @@ async function startQga(): Promise<void> {
     stderr: "pipe",
   });
   await waitFor(() => existsSync(sockPath), 5000, "qemu-ga socket");
+  await waitForListener(sockPath, 5000, "qemu-ga to listen");
 }
 
 describe.skipIf(skip)("QEMU guest agent (real qemu-ga)", () => {
