@@ -6,7 +6,7 @@
  * and holds one persistent connection to it per stream session: an input event
  * costs one write on an open socket (~0.1 ms), where libvirt's passthrough
  * (`virsh qemu-monitor-command`) costs a process and a libvirt round trip per
- * call (tens of ms; see test/bench/qmp-input.bench.ts).
+ * call (tens of ms; `npm run bench:qmp-path` measures the three ways).
  *
  * QEMU creates the socket as the user libvirt runs it as, so the directory
  * belongs to that user (found as the owner of libvirt's QEMU state directory),
