@@ -3,10 +3,11 @@
  *
  * libvirt keeps its own QMP monitor to itself; the appliance gets a second one
  * through `<qemu:commandline>` (`-qmp unix:<qmpDir>/<vm>.qmp,server=on,wait=off`)
- * and holds one persistent connection to it per stream session: an input event
- * costs one write on an open socket (~0.1 ms), where libvirt's passthrough
- * (`virsh qemu-monitor-command`) costs a process and a libvirt round trip per
- * call (tens of ms; `npm run bench:qmp-path` measures the three ways).
+ * and holds one persistent connection to it per stream session. Measured on one
+ * libvirt domain (`npm run bench:qmp-path`, 2 loaded cores): one awaited
+ * `input-send-event` costs ~0.9–1.8 ms p50 on this socket, ~3–7 ms through
+ * libvirt's QMP passthrough on a held connection (one more RPC hop through
+ * libvirtd), ~33–39 ms with a `virsh qemu-monitor-command` process per event.
  *
  * QEMU creates the socket as the user libvirt runs it as, so the directory
  * belongs to that user (found as the owner of libvirt's QEMU state directory),
