@@ -93,6 +93,13 @@ describe("VmLiveness", () => {
     expect(await h.live.sample({ framesIn: 0, restarts: 0 })).toBe("VM win11 crashed");
   });
 
+  test("a VM that was off from the start: 'is not running'", async () => {
+    const h = harness(() => "shut off");
+    expect(await h.live.sample({ framesIn: 0, restarts: 0 })).toBeNull();
+    h.advance(1600);
+    expect(await h.live.sample({ framesIn: 0, restarts: 0 })).toBe("VM win11 is not running");
+  });
+
   test("a domain that no longer exists", async () => {
     const h = harness(() => null);
     await h.live.sample({ framesIn: 0, restarts: 0 });

@@ -12,7 +12,9 @@
  * rebooting" or "capture program not running yet"; libvirt's domain state
  * can, and it is the authority the rest of the appliance uses. A domain that
  * is shut off, crashed or gone ends the source with a reason a person can
- * read; a running or paused one keeps the stream waiting for the guest.
+ * read ("shut down" after frames came, "is not running" when none ever did: an
+ * app launched while its VM was off); a running or paused one keeps the stream
+ * waiting for the guest.
  */
 import { describeError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -94,6 +96,7 @@ export class VmLiveness {
       const state = await this.o.probe(this.o.vmName);
       this.probeErrorLogged = false;
       if (state === null) this.ended = `VM ${this.o.vmName} no longer exists`;
+      else if (state === "shut off" && this.lastFrames <= 0) this.ended = `VM ${this.o.vmName} is not running`;
       else if (ENDED[state]) this.ended = `VM ${this.o.vmName} ${ENDED[state]}`;
       else this.o.log.debug("no frames from the VM, but it is still up: waiting for the guest", { vm: this.o.vmName, state });
       return this.ended;
