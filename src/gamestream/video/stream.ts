@@ -296,7 +296,8 @@ export class VideoStream {
       vs.liveness
         ?.sample(vs.sourceSample())
         .then((reason) => {
-          if (reason) this.endSource(vs, { reason, lastError: vs.pipelineStats().lastError });
+          // the session may have been stopped while libvirt answered: its pipeline is gone then
+          if (reason && this.sessions.get(vs.session.id) === vs) this.endSource(vs, { reason, lastError: vs.pipelineStats().lastError });
         })
         .catch((err: unknown) => this.o.log.error("VM liveness check failed", { session: vs.session.id, error: err }));
     }
