@@ -54,7 +54,7 @@ describe("a VM source that stops", () => {
       probes.push(name);
       return vmState;
     },
-    sourceLiveness: { stallMs: 1200, checkIntervalMs: 300 },
+    sourceLiveness: { stallMs: 2000, checkIntervalMs: 300 },
     onSourceEnded: (s, end) => void ended.push({ session: s.id, end }),
   });
   let producer: SyntheticProducer | null = null;
