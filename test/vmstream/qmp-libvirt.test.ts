@@ -15,9 +15,10 @@ import { QmpInputBackend } from "../../src/input/qmp-backend.ts";
 import { idOf } from "../../src/vm/host.ts";
 import { noPassthrough } from "../../src/vm/passthrough.ts";
 import { vmQmpSocket } from "../../src/vm/qmp-socket.ts";
+import { checkVmQmp } from "../../src/vm/qmp-doctor.ts";
 import { VmService } from "../../src/vm/service.ts";
 import { Virsh } from "../../src/vm/virsh.ts";
-import { tempDir } from "../helpers/env.ts";
+import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/libvirtd.ts";
 
@@ -78,6 +79,15 @@ describe.skipIf(SKIP !== null)(`QMP socket of a VM whose QEMU runs as ${QEMU_USE
     expect(s.isSocket()).toBe(true);
     expect(s.uid).toBe(uid!); // QEMU made it, as its user
 
+    // doctor: the running VM is fine; a VM defined by hand without the monitor is named
+    const doctorConfig = testConfig({ libvirtUri: daemon.uri, qmpDir, libvirtQemuDir: daemon.hostPath("/var/lib/libvirt/qemu") });
+    expect(await checkVmQmp(doctorConfig)).toMatchObject({ id: "vm-qmp", status: "ok", detail: `1 VM(s) with their QMP monitor in ${qmpDir}` });
+    await virsh.define(`<domain type="qemu"><name>handmade</name><memory unit="MiB">64</memory><os><type arch="x86_64" machine="q35">hvm</type></os></domain>`);
+    const warned = await checkVmQmp(doctorConfig);
+    expect(warned.status).toBe("warn");
+    expect(warned.detail).toBe(`handmade: defined without the appliance's QMP monitor (${qmpDir}/handmade.qmp): streaming clients' input cannot reach it`);
+    await virsh.undefine("handmade");
+
     // the appliance (root here) connects; QEMU answers and takes input
     const client = new QmpClient({ socketPath: socket });
     await client.connect();
@@ -102,6 +112,9 @@ describe.skipIf(SKIP !== null)(`QMP socket of a VM whose QEMU runs as ${QEMU_USE
     await waitFor(() => !existsSync(socket), 10_000, "QEMU to remove its socket");
     // a directory whose owner was changed meanwhile is given back to QEMU's user at the next start
     chownSync(qmpDir, 0, 0);
+    expect((await checkVmQmp(testConfig({ libvirtUri: daemon.uri, qmpDir, libvirtQemuDir: daemon.hostPath("/var/lib/libvirt/qemu") }))).detail).toBe(
+      `${qmpDir} belongs to 0:0, not to QEMU's user ${uid}:${kvm} (vm start repairs it)`,
+    );
     const again = await vms.start("qmpvm", "test");
     expect(again.state).toBe("running");
     await waitFor(() => existsSync(socket), 10_000, "the QMP socket after a restart");
