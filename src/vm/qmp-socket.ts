@@ -51,10 +51,17 @@ export function ensureQmpDir(qmpDir: string, libvirtQemuDir: string): { uid: num
     // libvirt not installed or never started: QEMU would run as root here
     owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   }
-  mkdirSync(qmpDir, { recursive: true, mode: 0o750 });
-  const st = lstatSync(qmpDir);
-  if (!st.isDirectory()) throw new AppError("CONFIG_INVALID", `qmpDir ${qmpDir} is not a directory`, { status: 500 });
-  if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(qmpDir, owner.uid, owner.gid);
-  if ((st.mode & 0o7777) !== 0o750) chmodSync(qmpDir, 0o750);
+  try {
+    mkdirSync(qmpDir, { recursive: true, mode: 0o750 });
+    const st = lstatSync(qmpDir);
+    if (!st.isDirectory()) throw new Error("not a directory");
+    if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(qmpDir, owner.uid, owner.gid);
+    if ((st.mode & 0o7777) !== 0o750) chmodSync(qmpDir, 0o750);
+  } catch (err) {
+    throw new AppError("QMP_DIR_UNUSABLE", `cannot prepare ${qmpDir} (config qmpDir) for QEMU's user ${owner.uid}:${owner.gid}: ${(err as Error).message}`, {
+      status: 500,
+      cause: err,
+    });
+  }
   return owner;
 }

@@ -69,7 +69,7 @@ describe.skipIf(process.getuid?.() !== 0)("the QMP directory (root: chown)", () 
   test("a file where the directory should be is a clear error", () => {
     const f = join(dir.path, "not-a-dir");
     writeFileSync(f, "");
-    expect(() => ensureQmpDir(f, dir.path)).toThrow();
+    expect(() => ensureQmpDir(f, dir.path)).toThrow(`cannot prepare ${f} (config qmpDir) for QEMU's user 0:0: EEXIST`);
   });
 });
 
