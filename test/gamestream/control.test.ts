@@ -199,7 +199,7 @@ describe.skipIf(skip)("control stream", () => {
   test("after /resume (new rikey) a reconnect replaces the old connection", async () => {
     const { c: first, session } = await connected();
     const newKey = crypto.getRandomValues(new Uint8Array(16));
-    host.service.sessions.rekey(newKey.slice(), 8);
+    host.service.sessions.rekey(session, newKey.slice(), 8);
     const second = new ControlTestClient(newKey);
     clients.push(second);
     expect(await second.connect(port, session.connectData)).toBe(true);

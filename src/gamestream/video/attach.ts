@@ -37,8 +37,8 @@ export function attachVideoStream(o: {
       log: o.log,
       encoderThreads: o.encoderThreads,
       // a source that stops for good (VM shut down) ends its session
-      onSourceEnded: (s) => {
-        if (o.sessions.active?.id === s.id) o.sessions.end();
+      onSourceEnded: (s, lastError, message) => {
+        if (o.sessions.isLive(s)) o.sessions.end(s.id, "source-ended", message ?? `video pipeline stopped (status ${lastError})`);
       },
     });
   } catch (err) {
