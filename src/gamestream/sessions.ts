@@ -120,7 +120,7 @@ export interface EndedSession {
 /** The client already at the limit of concurrent sessions (launch refused). */
 export class SessionLimitError extends Error {
   constructor(readonly limit: number) {
-    super(`the host streams to ${limit} client${limit === 1 ? "" : "s"} at most; end a stream first`);
+    super(`the host already streams to ${limit} client${limit === 1 ? "" : "s"}, its limit: end one of those streams first`);
     this.name = "SessionLimitError";
   }
 }
