@@ -35,8 +35,17 @@ export interface VideoStreamOptions {
   fecPercent?: number;
   /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9). */
   paceFraction?: number;
-  /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
-  onSourceEnded?: (session: StreamSession, lastError: number, message: string) => void;
+  /**
+   * A session's source stopped for good: `reason` says why in words ("the video pipeline
+   * stopped (NEURON_ENOMEM)"). The session should end.
+   */
+  onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+}
+
+export interface SourceEnd {
+  reason: string;
+  /** The pipeline's last negative status (0 = none). */
+  lastError: number;
 }
 
 export interface VideoSessionStats {
@@ -330,12 +339,18 @@ export class VideoStream {
     for (const vs of [...this.sessions.values()]) {
       vs.sample();
       const st = vs.pipelineStats();
-      if (st.running) continue;
-      const message = sourceEndedMessage(st.lastError);
-      this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError, reason: message });
-      this.stop(vs.session.id);
-      this.o.onSourceEnded?.(vs.session, st.lastError, message);
+      if (!st.running) {
+        this.endSource(vs, { reason: sourceEndedMessage(st.lastError), lastError: st.lastError });
+        continue;
+      }
     }
+  }
+
+  private endSource(vs: VideoSession, end: SourceEnd): void {
+    if (this.sessions.get(vs.session.id) !== vs) return;
+    this.o.log.warn("video source ended; ending the session", { session: vs.session.id, reason: end.reason, lastError: end.lastError });
+    this.stop(vs.session.id);
+    this.o.onSourceEnded?.(vs.session, end);
   }
 
   /** Live video sessions. */
