@@ -39,7 +39,7 @@ export const LaunchQuery = z.object({
   corever: int(0, 255).optional(),
   additionalStates: int(0, 1).optional(),
   /** What the client calls itself (moonlight-embedded always sends the same one): shown, never trusted. */
-  uniqueid: z.string().max(64).regex(/^[\x20-\x7e]*$/, "printable ASCII").optional(),
+  uniqueid: z.string().max(64).regex(/^[\x20-\x7e]*$/, "printable ASCII").optional().catch(undefined),
 });
 export type LaunchQuery = z.output<typeof LaunchQuery>;
 

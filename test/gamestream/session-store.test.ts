@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { plainSessionFor } from "../../src/gamestream/rtsp/server.ts";
-import { SessionLimitError, SessionStore, type NewSession, type SessionEvent } from "../../src/gamestream/sessions.ts";
+import { LaunchQuery, SessionLimitError, SessionStore, type NewSession, type SessionEvent } from "../../src/gamestream/sessions.ts";
 import { gameStreamHost } from "./helpers.ts";
 import { exchange, RtspTestClient, sealRecord } from "./rtsp-client.ts";
 
@@ -95,6 +95,13 @@ describe("SessionStore", () => {
     store.markPlaying(s);
     expect(store.end(s, "cancelled")).toBe(s);
     expect(heard).toEqual(["playing", "ended"]);
+  });
+
+  test("/launch's uniqueid is shown, never trusted: an odd one is dropped, the launch still parses", () => {
+    const q = { appid: "1", mode: "1280x720x60", rikey: "00".repeat(16), rikeyid: "1", localAudioPlayMode: "0" };
+    expect(LaunchQuery.parse({ ...q, uniqueid: "0123456789ABCDEF" }).uniqueid).toBe("0123456789ABCDEF");
+    expect(LaunchQuery.parse({ ...q, uniqueid: "x".repeat(65) }).uniqueid).toBeUndefined();
+    expect(LaunchQuery.parse({ ...q, uniqueid: "a\u0000b" }).uniqueid).toBeUndefined();
   });
 
   test("the limit is at least 1", () => {
