@@ -107,6 +107,8 @@ export const GameStreamStatus = z
     hostname: z.string(),
     uniqueId: z.string(),
     ports: z.object({ http: z.number(), https: z.number(), rtsp: z.number(), video: z.number(), control: z.number(), audio: z.number() }),
-    session: StreamSessionInfo.nullable(),
+    session: StreamSessionInfo.nullable().describe("the newest running session (all of them: GET /sessions)"),
+    sessions: z.number().int().min(0).describe("sessions running now"),
+    maxSessions: z.number().int().min(1).describe("clients that may stream at once (gamestreamMaxSessions)"),
   })
   .meta({ id: "GameStreamStatus" });

@@ -225,6 +225,10 @@ describe.skipIf(skip)("several clients at once", () => {
         expect(info.latency.p99Ms).toBeGreaterThanOrEqual(info.latency.p50Ms);
         expect(info.control!.pings).toBeGreaterThan(0);
       }
+      // the single-host view keeps working: the newest session, and how many of how many
+      const status = (await call("GET", "/gamestream")).body as { sessions: number; maxSessions: number; session: { id: string } | null };
+      expect(status).toMatchObject({ sessions: 2, maxSessions: 2 });
+      expect(status.session!.id).toBe(b.sessionId);
       const one = await call("GET", `/sessions/${b.sessionId}`);
       expect(one.status).toBe(200);
       expect(StreamSessionInfo.parse(one.body).client.name).toBe("beta");
@@ -288,6 +292,7 @@ describe.skipIf(skip)("several clients at once", () => {
       expect(service.control.stats(b.sessionId)).toBeNull();
       // nothing of either session is left: no video session, no audio stream, the audio port given back
       expect(service.video!.stream.list()).toHaveLength(0);
+      expect((await call("DELETE", "/gamestream/session")).status).toBe(404);
       const sock = createSocket("udp4");
       const free = await new Promise<boolean>((resolve) => {
         sock.once("error", () => resolve(false));
