@@ -97,6 +97,8 @@ export class GameStreamService {
       inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
+      // every session's client, and as many slots again for connects being refused meanwhile
+      maxPeers: Math.max(8, 2 * config.gamestreamMaxSessions),
     });
     // the client's IDR requests and reference invalidations make the video's next frame an IDR
     this.controlServer.subscribe((e) => {
