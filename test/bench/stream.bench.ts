@@ -24,6 +24,7 @@
  *
  *   npm run bench:stream             (SECONDS=20 by default, at most 120)
  *   ONLY=host npm run bench:stream   (only the multi-session host case)
+ *   ONLY=multi npm run bench:stream  (the 2-session video-stream case, then the host case)
  */
 import { cpus, loadavg } from "node:os";
 import { CaptureNative } from "../../ffi/capture.ts";
@@ -282,15 +283,16 @@ async function hostCase(name: string, sessions: number, w: number, h: number, fp
   }
 }
 
-if (process.env.ONLY !== "host") {
+const ONLY = process.env.ONLY;
+if (!ONLY) {
   senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
   senderCase("native send call: 40 KB P-frame, FEC 20 %, plain", 40_000, false);
   senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
   await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
   await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
   await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM, paced over 1/4 frame", 1, 1920, 1080, 60, true, 0.25);
-  await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
 }
+if (!ONLY || ONLY === "multi") await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
 await hostCase("host: 2 concurrent sessions (launch → PLAY → ping-learned peers on the shared ports), 1080p60, video AES-GCM, audio", 2, 1920, 1080, 60);
 stream.close();
 capture.close();
