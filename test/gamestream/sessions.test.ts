@@ -164,6 +164,8 @@ describe.skipIf(skip)("several clients at once", () => {
       expect((await both((c, i) => c.announce(sdpFor(modes[i]!)))).map((r) => r.status)).toEqual([200, 200]);
       expect((await both((c) => c.play())).map((r) => r.status)).toEqual([200, 200]);
 
+      const videoSources = new Set<string>();
+      const audioSources = new Set<string>();
       for (let i = 0; i < 2; i++) {
         const key = launched[i]!.key;
         const control = new ControlTestClient(new Uint8Array(key));
@@ -171,7 +173,9 @@ describe.skipIf(skip)("several clients at once", () => {
         const gcm = native.aesGcm(new Uint8Array(key));
         const video = new VideoTestClient({ port: service.ports.video, pingPayload: videoSetups[i]!.headers.get("x-ss-ping-payload")!, packetSize: modes[i]!.packetSize, gcm, drop: () => 1 });
         await video.start();
+        video.socket.on("message", (_m, from) => videoSources.add(`${from.address}:${from.port}`));
         const audio = await AudioTestClient.open();
+        audio.socket.on("message", (_m, from) => audioSources.add(`${from.address}:${from.port}`));
         audio.startPinging("127.0.0.1", service.ports.audio, audioSetups[i]!.headers.get("x-ss-ping-payload")!);
         const pinger = setInterval(() => {
           if (!control.disconnected) control.ping();
@@ -183,6 +187,9 @@ describe.skipIf(skip)("several clients at once", () => {
       await until(() => a.video.frames.length >= 30 && b.video.frames.length >= 30, 20_000, "30 frames on each client");
       await a.audio.waitForData(100, 5000);
       await b.audio.waitForData(100, 5000);
+      // both sessions' shards and audio come from the one shared socket of each port
+      expect([...videoSources]).toEqual([`127.0.0.1:${service.ports.video}`]);
+      expect([...audioSources]).toEqual([`127.0.0.1:${service.ports.audio}`]);
 
       // hostile: a ping with an unknown payload gets nothing and moves no client's address
       const rejectedBefore = service.video!.stream.rejectedDatagrams;
