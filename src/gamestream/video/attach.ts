@@ -37,8 +37,9 @@ export function attachVideoStream(o: {
       log: o.log,
       encoderThreads: o.encoderThreads,
       // a source that stops for good (VM shut down) ends its session
-      onSourceEnded: (s) => {
-        if (o.sessions.active?.id === s.id) o.sessions.end();
+      onSourceEnded: (s, end) => {
+        o.log.info("the session's source ended", { session: s.id, vm: s.vmName, reason: end.reason });
+        o.sessions.end(s.id, "source-ended", end.reason);
       },
     });
   } catch (err) {
