@@ -83,6 +83,10 @@ export const ConfigSchema = z
     gamestreamEnabled: z.boolean().default(true),
     /** GameStream bind address: clients on the LAN must reach it. */
     gamestreamHost: z.string().min(1).default("0.0.0.0"),
+    /** Clients that may stream at once (one session each); a launch beyond it is refused. */
+    gamestreamMaxSessions: z.number().int().min(1).max(16).default(2),
+    /** A client whose control stream is silent this long is timed out and its session ended (ms). */
+    gamestreamControlTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
     /** Advertise the host over mDNS (_nvstream._tcp). */
     mdns: z.boolean().default(true),
     /** Host name shown to clients; default: the machine's. */

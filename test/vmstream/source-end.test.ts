@@ -112,11 +112,13 @@ describe("a VM source that stops", () => {
         await waitFor(() => ended.length > 0, 10_000, "the source to end");
         expect(ended).toEqual([{ session: session.id, end: { reason: "VM synth shut down", lastError: expect.any(Number) } }]);
         expect(service.sessions.active).toBeNull();
+        // the session's record keeps why it ended
+        expect(service.sessions.history()[0]).toMatchObject({ id: session.id, reason: "source-ended", detail: `VM synth shut down` });
         expect(service.video!.stream.get(session.id)).toBeUndefined();
         expect(video.errors).toEqual([]);
       } finally {
         await video.close();
-        service.sessions.end();
+        service.sessions.endAll("ended-by-api");
       }
     },
     60_000,

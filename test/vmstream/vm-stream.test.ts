@@ -192,11 +192,13 @@ describe.skipIf(SKIP !== null)("a real VM streamed: IVSHMEM frames out, input in
         expect(ended).toEqual([{ session: session.id, end: { reason: `VM ${VM} shut down`, lastError: expect.any(Number) } }]);
         expect(await virsh.state(VM)).toBe("shut off");
         expect(service.sessions.active).toBeNull();
+        // the session's record keeps why it ended
+        expect(service.sessions.history()[0]).toMatchObject({ id: session.id, reason: "source-ended", detail: `VM ${VM} shut down` });
         expect(service.video!.stream.get(session.id)).toBeUndefined();
       } finally {
         control.close();
         await video.close();
-        service.sessions.end();
+        service.sessions.endAll("ended-by-api");
         gcm.close();
         nativeCrypto.close();
       }

@@ -50,7 +50,7 @@ export function attachVideoStream(o: {
         try {
           o.onSourceEnded?.(s, end);
         } finally {
-          if (o.sessions.active?.id === s.id) o.sessions.end();
+          o.sessions.end(s.id, "source-ended", end.reason);
         }
       },
     });

@@ -7,6 +7,7 @@
  * encryption, sendmmsg in one call per frame): no frame passes through JS.
  */
 import type { CaptureNative, CodecName } from "../../../ffi/capture.ts";
+import { NativeStatus } from "../../../ffi/native.ts";
 import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
@@ -37,7 +38,7 @@ export interface VideoStreamOptions {
   paceFraction?: number;
   /**
    * A session's source stopped for good: `reason` says why in words ("VM win11 shut down",
-   * "video pipeline stopped (status -5)"). The session should end.
+   * "the video pipeline stopped (NEURON_ENOMEM)"). The session should end.
    */
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
   /** libvirt's state of a VM: lets a VM source notice that its VM shut down (see vm-liveness.ts). */
@@ -67,11 +68,36 @@ export interface VideoSessionStats {
   lastLatencyMs: number;
 }
 
+/** Latency samples kept per session for the API's percentiles (~10 s at 60 fps). */
+const LATENCY_WINDOW = 600;
+/** Frame-counter samples kept for the host fps (one per SOURCE_CHECK_MS: ~5 s). */
+const FPS_WINDOW = 10;
+/** Samples held for latencies() between two calls (benchmarks). */
+const MAX_PENDING_LATENCIES = 16384;
+
+/** Why a source stopped, in words (the pipeline's last native status). */
+export function sourceEndedMessage(lastError: number): string {
+  const name = Object.entries(NativeStatus).find(([, v]) => v === lastError)?.[0];
+  if (lastError === NativeStatus.EIO) return "the video source ended (VM shut down or its shared memory went away)";
+  return `the video pipeline stopped (${name ? `NEURON_${name}` : `status ${lastError}`})`;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
 /** One session's video: source (capture → encode), sender and the native pump between them. */
 export class VideoSession {
   peer: UdpPeer | null = null;
   private idrRequests = 0;
   private readonly pump: VideoPump;
+  private readonly window = new Float64Array(LATENCY_WINDOW);
+  private windowLen = 0;
+  private windowNext = 0;
+  private pending: Uint32Array[] = [];
+  private pendingCount = 0;
+  private readonly fpsSamples: { t: number; frames: number }[] = [];
 
   constructor(
     readonly session: StreamSession,
@@ -103,9 +129,47 @@ export class VideoSession {
     this.log.info(first ? "video client address learned" : "video client address changed", { peer: `${peer.address}:${peer.port}` });
   }
 
+  /** Drains the pump's latency samples into the rolling window and notes the frame counter (every SOURCE_CHECK_MS). */
+  sample(): void {
+    this.drain();
+    this.fpsSamples.push({ t: performance.now(), frames: this.pump.stats().frames });
+    if (this.fpsSamples.length > FPS_WINDOW) this.fpsSamples.shift();
+  }
+
+  private drain(): void {
+    const l = this.pump.latencies();
+    for (const us of l) {
+      this.window[this.windowNext] = us / 1000;
+      this.windowNext = (this.windowNext + 1) % LATENCY_WINDOW;
+      if (this.windowLen < LATENCY_WINDOW) this.windowLen++;
+    }
+    if (l.length && this.pendingCount + l.length <= MAX_PENDING_LATENCIES) {
+      this.pending.push(l.slice());
+      this.pendingCount += l.length;
+    }
+  }
+
   /** Latency samples (capture → last shard sent, µs) since the last call (benchmarks). */
   latencies(): Uint32Array {
-    return this.pump.latencies();
+    this.drain();
+    const out = new Uint32Array(this.pendingCount);
+    let o = 0;
+    for (const p of this.pending) {
+      out.set(p, o);
+      o += p.length;
+    }
+    this.pending = [];
+    this.pendingCount = 0;
+    return out;
+  }
+
+  /** Frames sent per second over the last few seconds, host latency p50/p99 over the last ~600 frames (ms). */
+  rates(): { hostFps: number; latencyP50Ms: number; latencyP99Ms: number; latencySamples: number } {
+    const a = this.fpsSamples[0], b = this.fpsSamples.at(-1);
+    const hostFps = a && b && b.t > a.t ? ((b.frames - a.frames) * 1000) / (b.t - a.t) : 0;
+    const sorted = this.window.slice(0, this.windowLen).sort();
+    const r2 = (v: number) => Math.round(v * 100) / 100;
+    return { hostFps: r2(hostFps), latencyP50Ms: r2(percentile(sorted, 50)), latencyP99Ms: r2(percentile(sorted, 99)), latencySamples: this.windowLen };
   }
 
   pipelineStats(): { running: boolean; lastError: number } {
@@ -269,8 +333,10 @@ export class VideoStream {
       let target: VideoSession | undefined;
       if (ping?.kind === "payload") {
         for (const vs of this.sessions.values()) if (vs.pingPayload === ping.payload) target = vs;
-      } else if (ping?.kind === "legacy" && this.sessions.size === 1) {
-        target = this.sessions.values().next().value;
+      } else if (ping?.kind === "legacy") {
+        // no payload to match: only a single session launched from that address may claim it
+        const fromIp = [...this.sessions.values()].filter((vs) => vs.session.clientAddress === got.from.address);
+        if (fromIp.length === 1) target = fromIp[0];
       }
       if (!target) {
         this.rejected++;
@@ -285,12 +351,13 @@ export class VideoStream {
     }
   }
 
-  /** Ends the video of sessions whose source stopped for good (VM shut down, pipeline or pump error). */
+  /** Samples each session's statistics; ends the video of sessions whose source stopped for good (VM shut down, pipeline or pump error). */
   private watchSources(): void {
     for (const vs of [...this.sessions.values()]) {
+      vs.sample();
       const st = vs.pipelineStats();
       if (!st.running) {
-        this.endSource(vs, { reason: `video pipeline stopped (status ${st.lastError})`, lastError: st.lastError });
+        this.endSource(vs, { reason: sourceEndedMessage(st.lastError), lastError: st.lastError });
         continue;
       }
       vs.liveness
@@ -308,6 +375,11 @@ export class VideoStream {
     this.o.log.warn("video source ended; ending the session", { session: vs.session.id, reason: end.reason, lastError: end.lastError });
     this.stop(vs.session.id);
     this.o.onSourceEnded?.(vs.session, end);
+  }
+
+  /** Live video sessions. */
+  list(): VideoSession[] {
+    return [...this.sessions.values()];
   }
 
   get rejectedDatagrams(): number {
