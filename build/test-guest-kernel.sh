@@ -15,8 +15,8 @@ chmod 755 "$tmp"
 (cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg")
 mkdir -p "$dest.partial"
 dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dest.partial"
-# Keep only what the tests use: the kernel and the virtio modules.
-find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' -delete
+# Keep only what the tests use: the kernel, the virtio modules and evdev (guest input).
+find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' ! -name 'evdev.ko' -delete
 rm -rf "$dest" "$dest.partial/usr"
 mv "$dest.partial" "$dest"
 echo "test-guest-kernel: $(ls "$dest"/boot/vmlinuz-*)"

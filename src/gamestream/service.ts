@@ -27,6 +27,9 @@ import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
+import type { SourceEnd } from "./video/stream.ts";
+import type { VmStateProbe } from "./video/vm-liveness.ts";
+import { virshStateProbe } from "./video/vm-state.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -46,6 +49,12 @@ export interface GameStreamDeps {
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
   /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
   nativePath?: string;
+  /** libvirt's state of a VM (default: virsh on config.libvirtUri): a VM source ends when its VM shuts down. */
+  vmState?: VmStateProbe;
+  /** Liveness tuning of VM sources (tests). */
+  sourceLiveness?: { stallMs?: number; checkIntervalMs?: number };
+  /** Hears why a session's source ended (e.g. "VM win11 shut down"), just before the session ends. */
+  onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
 }
 
 /** A paired client as the API reports it (the Pairing schema). */
@@ -94,7 +103,7 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" })),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile
@@ -182,6 +191,9 @@ export class GameStreamService {
           port: this.ports.video,
           shmDir: this.deps.config.shmDir,
           log: this.deps.log.child({ component: "video" }),
+          vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
+          liveness: this.deps.sourceLiveness,
+          onSourceEnded: this.deps.onSourceEnded,
         });
       } catch (err) {
         await this.rtsp?.close();

@@ -14,6 +14,7 @@ import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
 import { openVideoSource, type VideoSource } from "./source.ts";
+import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
 const MAX_DATAGRAMS_PER_POLL = 256;
@@ -36,10 +37,14 @@ export interface VideoStreamOptions {
   /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9). */
   paceFraction?: number;
   /**
-   * A session's source stopped for good: `reason` says why in words ("the video pipeline
-   * stopped (NEURON_ENOMEM)"). The session should end.
+   * A session's source stopped for good: `reason` says why in words ("VM win11 shut down",
+   * "the video pipeline stopped (NEURON_ENOMEM)"). The session should end.
    */
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+  /** libvirt's state of a VM: lets a VM source notice that its VM shut down (see vm-liveness.ts). */
+  vmState?: VmStateProbe;
+  /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
+  liveness?: { stallMs?: number; checkIntervalMs?: number };
 }
 
 export interface SourceEnd {
@@ -103,6 +108,8 @@ export class VideoSession {
     epochNs: bigint,
     private readonly log: Logger,
     paceNs = 0,
+    /** Whether the VM behind a VM source still runs (null: test pattern, or no libvirt probe). */
+    readonly liveness: VmLiveness | null = null,
   ) {
     this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
   }
@@ -169,6 +176,12 @@ export class VideoSession {
     const st = this.source.pipeline.stats();
     const ps = this.pump.stats();
     return { running: st.running && ps.running, lastError: ps.lastError || st.lastError };
+  }
+
+  /** The capture side's counters the liveness check reads. */
+  sourceSample(): SourceSample {
+    const st = this.source.pipeline.stats();
+    return { framesIn: st.framesIn, restarts: st.restarts };
   }
 
   /** The management API's view (video/model.ts). */
@@ -265,7 +278,11 @@ export class VideoStream {
     let vs: VideoSession;
     try {
       const paceNs = (Math.min(Math.max(this.o.paceFraction ?? 0, 0), 0.9) * 1e9) / fps;
-      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs);
+      const liveness =
+        source.kind === "vm" && session.vmName && this.o.vmState
+          ? new VmLiveness({ vmName: session.vmName, probe: this.o.vmState, log, ...this.o.liveness })
+          : null;
+      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs, liveness);
     } catch (err) {
       sender.close();
       source.stop();
@@ -334,7 +351,7 @@ export class VideoStream {
     }
   }
 
-  /** Samples each session's statistics; ends the video of sessions whose source stopped for good (pipeline or pump error). */
+  /** Samples each session's statistics; ends the video of sessions whose source stopped for good (VM shut down, pipeline or pump error). */
   private watchSources(): void {
     for (const vs of [...this.sessions.values()]) {
       vs.sample();
@@ -343,6 +360,13 @@ export class VideoStream {
         this.endSource(vs, { reason: sourceEndedMessage(st.lastError), lastError: st.lastError });
         continue;
       }
+      vs.liveness
+        ?.sample(vs.sourceSample())
+        .then((reason) => {
+          // the session may have been stopped while libvirt answered: its pipeline is gone then
+          if (reason && this.sessions.get(vs.session.id) === vs) this.endSource(vs, { reason, lastError: vs.pipelineStats().lastError });
+        })
+        .catch((err: unknown) => this.o.log.error("VM liveness check failed", { session: vs.session.id, error: err }));
     }
   }
 
