@@ -25,11 +25,18 @@ export interface QmpInputBackendOptions {
   socketPath: string;
   log?: Logger;
   /**
-   * Most QMP input events per command (default 32). QEMU ends each command with one sync, and
+   * Most QMP input events per command (default 31: with its sync, half the guest's queue). QEMU ends each command with one sync, and
    * virtio-input delivers a sync'ed report only if all of it fits the guest's event queue (64
    * entries); a larger report is dropped whole, silently (trace `virtio_input_queue_full`).
    */
   maxBatch?: number;
+  /**
+   * Pause between two commands of one burst (default 2 ms). QEMU answers a command as soon as the
+   * events are queued, not when the guest has taken them: a guest that drains slowly (busy host,
+   * TCG) would see the next report overflow its queue. Two default batches fit the queue at once,
+   * so the guest gets twice this gap to take each one; a lone batch is never delayed.
+   */
+  burstGapMs?: number;
   /** Most QMP input events waiting (default 4096); beyond it new events are dropped. */
   maxQueue?: number;
   /** Reconnect after a lost connection (default true). */
@@ -72,11 +79,13 @@ export class QmpInputBackend implements InputBackend {
   private readonly counters: InputBackendStats = emptyStats();
   private readonly log: Logger;
   private readonly maxBatch: number;
+  private readonly burstGapMs: number;
   private readonly maxQueue: number;
 
   constructor(private readonly opts: QmpInputBackendOptions) {
     this.log = (opts.log ?? silentLogger).child({ backend: "qmp" });
-    this.maxBatch = opts.maxBatch ?? 32;
+    this.maxBatch = opts.maxBatch ?? 31;
+    this.burstGapMs = opts.burstGapMs ?? 2;
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 
@@ -275,8 +284,12 @@ export class QmpInputBackend implements InputBackend {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      let first = true;
       while (this.queue.length > 0) {
+        if (!first && this.burstGapMs > 0) await Bun.sleep(this.burstGapMs);
+        first = false;
         const client = this.client;
+        if (this.queue.length === 0) break;
         if (!client || !client.connected) {
           this.dropQueue();
           break;
