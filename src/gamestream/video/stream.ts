@@ -6,7 +6,7 @@
  * thread takes each access unit from the encoder's ring and sends it (packetizing, FEC,
  * encryption, sendmmsg in one call per frame): no frame passes through JS.
  */
-import type { CaptureNative, CodecName } from "../../../ffi/capture.ts";
+import type { CaptureNative, CodecName, PipelineTiming } from "../../../ffi/capture.ts";
 import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
@@ -90,6 +90,11 @@ export class VideoSession {
   /** Latency samples (capture → last shard sent, µs) since the last call (benchmarks). */
   latencies(): Uint32Array {
     return this.pump.latencies();
+  }
+
+  /** Per-frame stage timings of the capture → encode pipeline since the last call (benchmarks). */
+  pipelineTimings(): PipelineTiming[] {
+    return this.source.pipeline.timings();
   }
 
   pipelineStats(): { running: boolean; lastError: number } {
