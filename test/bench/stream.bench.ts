@@ -27,7 +27,8 @@
  * pattern: periodic IDR vs intra refresh (encode time and size, p50/p99/max).
  *
  *   npm run bench:stream    (SECONDS=20 by default, at most 120; CASES=id,id... runs only
- *                            those cases: send, encoder, enc, plain, paced, two, two1, threads)
+ *                            those cases: send, encoder, enc, plain, paced, threads (t1, t3,
+ *                            t4), two, two1, two2, two4)
  */
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -159,6 +160,7 @@ async function runCase(name: string, w: number, h: number, fps: number, o: CaseO
         sessions,
         cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
         guestCpuPct: r2((guestMs / wallMs) * 100),
+        cpuMsPerFrame: r2((cpu.user + cpu.system) / 1000 / Math.max(frames, 1)),
         encoderThreads: threads,
         stagesMs: {
           guestWait: ms((t) => t.waitUs),
@@ -261,9 +263,10 @@ if (want("encoder")) {
 if (want("enc")) await runCase(`${P}, AES-GCM`, 1920, 1080, 60, { sessions: 1, encrypt: true });
 if (want("plain")) await runCase(`${P}, plain`, 1920, 1080, 60, { sessions: 1, encrypt: false });
 if (want("paced")) await runCase(`${P}, AES-GCM, paced over 1/4 frame`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.25 });
-if (want("threads"))
-  for (const t of [1, 3, 4]) await runCase(`${P}, AES-GCM, ${t} encoder thread(s)`, 1920, 1080, 60, { sessions: 1, encrypt: true, threads: t });
+for (const t of [1, 3, 4])
+  if (want("threads") || want(`t${t}`)) await runCase(`${P}, AES-GCM, ${t} encoder thread(s)`, 1920, 1080, 60, { sessions: 1, encrypt: true, threads: t });
 if (want("two")) await runCase(`2 x ${P}, AES-GCM`, 1920, 1080, 60, { sessions: 2, encrypt: true });
-if (want("two1")) await runCase(`2 x ${P}, AES-GCM, 1 encoder thread per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: 1 });
+for (const t of [1, 2, 4])
+  if (want(`two${t}`)) await runCase(`2 x ${P}, AES-GCM, ${t} encoder thread(s) per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: t });
 stream.close();
 capture.close();
