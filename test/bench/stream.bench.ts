@@ -27,7 +27,8 @@
  * pattern: periodic IDR vs intra refresh (encode time and size, p50/p99/max).
  *
  *   npm run bench:stream    (SECONDS=20 by default, at most 120; CASES=id,id... runs only
- *                            those cases: send, encoder, enc, plain, paced, threads (t1, t3,
+ *                            those cases: send, encoder, enc, plain, paced, paced2, batch8,
+ *                            threads (t1, t3,
  *                            t4), two, two1, two2, two4)
  */
 import { readFileSync } from "node:fs";
@@ -90,12 +91,14 @@ interface CaseOptions {
   sessions: number;
   encrypt: boolean;
   paceFraction?: number;
+  /** Shards per sendmmsg (pacing sleeps between batches; 64 = a P-frame in one batch). */
+  sendBatch?: number;
   threads?: number;
 }
 
 async function runCase(name: string, w: number, h: number, fps: number, o: CaseOptions): Promise<void> {
-  const { sessions, encrypt, paceFraction = 0, threads = 2 } = o;
-  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: threads, encoder: "libx264", paceFraction });
+  const { sessions, encrypt, paceFraction = 0, sendBatch = 64, threads = 2 } = o;
+  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: threads, encoder: "libx264", paceFraction, sendBatch });
   const producers: ProducerProcess[] = [];
   const paths: string[] = [];
   const receivers: UdpSocket[] = [];
@@ -177,6 +180,7 @@ async function runCase(name: string, w: number, h: number, fps: number, o: CaseO
         datagramsReceived: datagrams,
         encrypted: encrypt,
         paceFraction,
+        sendBatch,
         seconds: SECONDS,
         cores: cpus().length,
         loadAvg1m: r2(loadavg()[0]!),
@@ -262,7 +266,11 @@ if (want("encoder")) {
 }
 if (want("enc")) await runCase(`${P}, AES-GCM`, 1920, 1080, 60, { sessions: 1, encrypt: true });
 if (want("plain")) await runCase(`${P}, plain`, 1920, 1080, 60, { sessions: 1, encrypt: false });
-if (want("paced")) await runCase(`${P}, AES-GCM, paced over 1/4 frame`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.25 });
+// Pacing acts between batches: with the default 64-shard batch a P-frame (~37 shards) still goes
+// out at once, so the paced cases use 8-shard batches (the burst case with 8 too, for comparison).
+if (want("paced")) await runCase(`${P}, AES-GCM, paced over 1/4 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.25, sendBatch: 8 });
+if (want("paced2")) await runCase(`${P}, AES-GCM, paced over 1/2 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.5, sendBatch: 8 });
+if (want("batch8")) await runCase(`${P}, AES-GCM, burst, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, sendBatch: 8 });
 for (const t of [1, 3, 4])
   if (want("threads") || want(`t${t}`)) await runCase(`${P}, AES-GCM, ${t} encoder thread(s)`, 1920, 1080, 60, { sessions: 1, encrypt: true, threads: t });
 if (want("two")) await runCase(`2 x ${P}, AES-GCM`, 1920, 1080, 60, { sessions: 2, encrypt: true });

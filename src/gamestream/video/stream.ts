@@ -32,8 +32,11 @@ export interface VideoStreamOptions {
   /** libavcodec encoder to use without probing. */
   encoder?: string;
   fecPercent?: number;
-  /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9). */
+  /** Spread each frame's datagrams over this fraction of the frame interval (0 = burst, at most 0.9).
+   * Pacing sleeps between sendmmsg batches: a frame of fewer shards than `sendBatch` goes out at once. */
   paceFraction?: number;
+  /** Shards per sendmmsg batch, 1-64 (default 64). */
+  sendBatch?: number;
   /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
   onSourceEnded?: (session: StreamSession, lastError: number) => void;
 }
@@ -188,6 +191,7 @@ export class VideoStream {
         minFec: Math.min(st?.fec.minRequiredFecPackets ?? 2, 64),
         key: st?.encryption.video ? session.riKey : undefined,
         maxFrameBytes: source.slotBytes,
+        batch: this.o.sendBatch,
       });
     } catch (err) {
       source.stop();
