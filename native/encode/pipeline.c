@@ -94,7 +94,7 @@ static int32_t open_encoder(neuron_pipeline *p, uint32_t w, uint32_t h, uint32_t
 }
 
 /* Appends an access unit; 0 when dropped (the ring is full). */
-static int push_au(neuron_pipeline *p, const neuron_au_info *info, const neuron_frame_info *fi) {
+static int push_au(neuron_pipeline *p, const neuron_au_info *info) {
     pthread_mutex_lock(&p->mu);
     int ok = p->count < p->cfg.ring_slots;
     if (ok) {
@@ -103,10 +103,9 @@ static int push_au(neuron_pipeline *p, const neuron_au_info *info, const neuron_
         s->info = *info;
         p->count++;
         p->stats.aus_out++;
-        uint64_t conv = p->convert_ns < fi->copy_ns ? p->convert_ns : fi->copy_ns;
-        neuron_pipeline_timing t = {.frame_serial = fi->frame_serial,
-                                    .wait_us = us_of(fi->copy_ns - conv),
-                                    .convert_us = us_of(conv),
+        neuron_pipeline_timing t = {.frame_serial = info->frame_serial,
+                                    .wait_us = info->copy_us,
+                                    .convert_us = info->convert_us,
                                     .encode_us = info->encode_us,
                                     .encoded_us = us_of(mono_ns() - info->capture_ns),
                                     .size = info->size,
@@ -209,7 +208,7 @@ static void *pipeline_main(void *arg) {
         ai.copy_us = us_of(fi.copy_ns - conv);
         ai.convert_us = us_of(conv);
         ai.frame_serial = fi.frame_serial;
-        p->force_idr = push_au(p, &ai, &fi) ? 0 : 1; /* a dropped unit breaks the chain: restart it */
+        p->force_idr = push_au(p, &ai) ? 0 : 1; /* a dropped unit breaks the chain: restart it */
     }
     pthread_mutex_lock(&p->mu);
     p->stats.running = 0;

@@ -28,8 +28,8 @@
  *
  *   npm run bench:stream    (SECONDS=20 by default, at most 120; CASES=id,id... runs only
  *                            those cases: send, encoder, enc, plain, paced, paced2, batch8,
- *                            threads (t1, t3,
- *                            t4), two, two1, two2, two4)
+ *                            threads (t1, t2,
+ *                            t4), two, two1, two2, two3, two4)
  */
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -97,7 +97,7 @@ interface CaseOptions {
 }
 
 async function runCase(name: string, w: number, h: number, fps: number, o: CaseOptions): Promise<void> {
-  const { sessions, encrypt, paceFraction = 0, sendBatch = 64, threads = 2 } = o;
+  const { sessions, encrypt, paceFraction = 0, sendBatch = 64, threads = 3 } = o; // 3: the video stream's default
   const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: threads, encoder: "libx264", paceFraction, sendBatch });
   const producers: ProducerProcess[] = [];
   const paths: string[] = [];
@@ -260,9 +260,9 @@ if (want("send")) {
   senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
 }
 if (want("encoder")) {
-  encoderCase("encoder alone 1080p: IDR every 60 frames", false, 60, 2);
-  encoderCase("encoder alone 1080p: intra refresh (no IDR after the first)", true, 0, 2);
-  encoderCase("encoder alone 1080p: IDR first only", false, 0, 2);
+  encoderCase("encoder alone 1080p: IDR every 60 frames", false, 60, 3);
+  encoderCase("encoder alone 1080p: intra refresh (no IDR after the first)", true, 0, 3);
+  encoderCase("encoder alone 1080p: IDR first only", false, 0, 3);
 }
 if (want("enc")) await runCase(`${P}, AES-GCM`, 1920, 1080, 60, { sessions: 1, encrypt: true });
 if (want("plain")) await runCase(`${P}, plain`, 1920, 1080, 60, { sessions: 1, encrypt: false });
@@ -271,10 +271,10 @@ if (want("plain")) await runCase(`${P}, plain`, 1920, 1080, 60, { sessions: 1, e
 if (want("paced")) await runCase(`${P}, AES-GCM, paced over 1/4 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.25, sendBatch: 8 });
 if (want("paced2")) await runCase(`${P}, AES-GCM, paced over 1/2 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.5, sendBatch: 8 });
 if (want("batch8")) await runCase(`${P}, AES-GCM, burst, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, sendBatch: 8 });
-for (const t of [1, 3, 4])
+for (const t of [1, 2, 4])
   if (want("threads") || want(`t${t}`)) await runCase(`${P}, AES-GCM, ${t} encoder thread(s)`, 1920, 1080, 60, { sessions: 1, encrypt: true, threads: t });
 if (want("two")) await runCase(`2 x ${P}, AES-GCM`, 1920, 1080, 60, { sessions: 2, encrypt: true });
-for (const t of [1, 2, 4])
+for (const t of [1, 2, 3, 4])
   if (want(`two${t}`)) await runCase(`2 x ${P}, AES-GCM, ${t} encoder thread(s) per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: t });
 stream.close();
 capture.close();
