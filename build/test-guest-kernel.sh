@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.cache/test-guest
-if compgen -G "$dest/boot/vmlinuz-*" >/dev/null; then exit 0; fi
+# (A cache from before evdev was kept lacks evdev.ko: fetch again.)
+if compgen -G "$dest/boot/vmlinuz-*" >/dev/null && [ -n "$(find "$dest/lib/modules" -name evdev.ko -print -quit 2>/dev/null)" ]; then exit 0; fi
 pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$pkg" ] || { echo "test-guest-kernel: cannot find the kernel package behind linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 tmp=$(mktemp -d)
@@ -15,8 +16,8 @@ chmod 755 "$tmp"
 (cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg")
 mkdir -p "$dest.partial"
 dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dest.partial"
-# Keep only what the tests use: the kernel and the virtio modules.
-find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' -delete
+# Keep only what the tests use: the kernel, the virtio modules and evdev (guest input).
+find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' ! -name 'evdev.ko' -delete
 rm -rf "$dest" "$dest.partial/usr"
 mv "$dest.partial" "$dest"
 echo "test-guest-kernel: $(ls "$dest"/boot/vmlinuz-*)"

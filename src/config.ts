@@ -67,6 +67,14 @@ export const ConfigSchema = z
     uinputDevice: path.default("/dev/uinput"),
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
+    /**
+     * Where each VM's QMP monitor socket lives (<qmpDir>/<vm>.qmp, written into the domain XML):
+     * input goes into the VM through it. QEMU (libvirt's qemu user) creates the socket, so the
+     * directory is owned by that user: the owner of libvirtQemuDir.
+     */
+    qmpDir: path.default("/var/lib/neuron-appliance-qmp"),
+    /** libvirt's QEMU state directory: its owner is the user and group libvirt runs QEMU as. */
+    libvirtQemuDir: path.default("/var/lib/libvirt/qemu"),
     /** The desktop user who runs looking-glass-client: owner of the VMs' IVSHMEM files (group kvm, 0660). */
     desktopUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a user name").optional(),
     /** GameStream base port: HTTP = base, HTTPS = base-5, RTSP = base+21, video/control/audio = base+9/10/11. */
@@ -75,6 +83,10 @@ export const ConfigSchema = z
     gamestreamEnabled: z.boolean().default(true),
     /** GameStream bind address: clients on the LAN must reach it. */
     gamestreamHost: z.string().min(1).default("0.0.0.0"),
+    /** Clients that may stream at once (one session each); a launch beyond it is refused. */
+    gamestreamMaxSessions: z.number().int().min(1).max(16).default(2),
+    /** A client whose control stream is silent this long is timed out and its session ended (ms). */
+    gamestreamControlTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
     /** Advertise the host over mDNS (_nvstream._tcp). */
     mdns: z.boolean().default(true),
     /** Host name shown to clients; default: the machine's. */
@@ -261,6 +273,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     root: abs(c.root),
     targetRoot: abs(c.targetRoot),
     shmDir: abs(c.shmDir),
+    qmpDir: abs(c.qmpDir),
+    libvirtQemuDir: abs(c.libvirtQemuDir),
     kvmDevice: abs(c.kvmDevice),
     uinputDevice: abs(c.uinputDevice),
     nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),

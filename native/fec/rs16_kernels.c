@@ -150,74 +150,12 @@ AVX2 static void a_xor_many(uint8_t *dst, const uint8_t *const *src, unsigned n,
     }
 }
 
-AVX2 static void a_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
-    if (!t) {
-        memset(dst, 0, bytes);
-        return;
-    }
-    avx2_tab r;
-    avx2_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i pl, ph;
-        avx2_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
-        ST(dst + c, pl);
-        ST(dst + c + 32, ph);
-    }
-}
-
-AVX2 static void a_muladd(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
-    if (!t) return;
-    avx2_tab r;
-    avx2_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i pl, ph;
-        avx2_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
-        ST(dst + c, _mm256_xor_si256(LD(dst + c), pl));
-        ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), ph));
-    }
-}
-
-AVX2 static void a_fft(uint8_t *a, uint8_t *b, const rs16_mt *t, size_t bytes) {
-    if (!t) {
-        a_xor(b, a, bytes);
-        return;
-    }
-    avx2_tab r;
-    avx2_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i bl = LD(b + c), bh = LD(b + c + 32), pl, ph;
-        avx2_mul(&r, bl, bh, &pl, &ph);
-        __m256i al = _mm256_xor_si256(LD(a + c), pl), ah = _mm256_xor_si256(LD(a + c + 32), ph);
-        ST(a + c, al);
-        ST(a + c + 32, ah);
-        ST(b + c, _mm256_xor_si256(bl, al));
-        ST(b + c + 32, _mm256_xor_si256(bh, ah));
-    }
-}
-
-AVX2 static void a_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t,
-                        size_t bytes) {
-    avx2_tab r;
-    if (t) avx2_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i al = LD(ia + c), ah = LD(ia + c + 32);
-        __m256i bl = al, bh = ah;
-        if (ib) {
-            bl = _mm256_xor_si256(bl, LD(ib + c));
-            bh = _mm256_xor_si256(bh, LD(ib + c + 32));
-        }
-        if (t) {
-            __m256i pl, ph;
-            avx2_mul(&r, bl, bh, &pl, &ph);
-            al = _mm256_xor_si256(al, pl);
-            ah = _mm256_xor_si256(ah, ph);
-        }
-        ST(ob + c, bl);
-        ST(ob + c + 32, bh);
-        ST(oa + c, al);
-        ST(oa + c + 32, ah);
-    }
-}
+#define K_NAME(x) a_##x
+#define K_ATTR AVX2
+#define K_TAB avx2_tab
+#define K_LOAD avx2_load
+#define K_MUL avx2_mul
+#include "rs16_kernels_256.h"
 
 COMPOSED_RADIX4(a)
 
@@ -251,74 +189,12 @@ GFNI static inline void gfni_mul(const gfni_tab *r, __m256i xl, __m256i xh, __m2
     *ph = _mm256_xor_si256(_mm256_gf2p8affine_epi64_epi8(xl, r->a2, 0), _mm256_gf2p8affine_epi64_epi8(xh, r->a3, 0));
 }
 
-GFNI static void g_mul(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
-    if (!t) {
-        memset(dst, 0, bytes);
-        return;
-    }
-    gfni_tab r;
-    gfni_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i pl, ph;
-        gfni_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
-        ST(dst + c, pl);
-        ST(dst + c + 32, ph);
-    }
-}
-
-GFNI static void g_muladd(uint8_t *dst, const uint8_t *src, const rs16_mt *t, size_t bytes) {
-    if (!t) return;
-    gfni_tab r;
-    gfni_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i pl, ph;
-        gfni_mul(&r, LD(src + c), LD(src + c + 32), &pl, &ph);
-        ST(dst + c, _mm256_xor_si256(LD(dst + c), pl));
-        ST(dst + c + 32, _mm256_xor_si256(LD(dst + c + 32), ph));
-    }
-}
-
-GFNI static void g_fft(uint8_t *a, uint8_t *b, const rs16_mt *t, size_t bytes) {
-    if (!t) {
-        a_xor(b, a, bytes);
-        return;
-    }
-    gfni_tab r;
-    gfni_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i bl = LD(b + c), bh = LD(b + c + 32), pl, ph;
-        gfni_mul(&r, bl, bh, &pl, &ph);
-        __m256i al = _mm256_xor_si256(LD(a + c), pl), ah = _mm256_xor_si256(LD(a + c + 32), ph);
-        ST(a + c, al);
-        ST(a + c + 32, ah);
-        ST(b + c, _mm256_xor_si256(bl, al));
-        ST(b + c + 32, _mm256_xor_si256(bh, ah));
-    }
-}
-
-GFNI static void g_ifft(uint8_t *oa, uint8_t *ob, const uint8_t *ia, const uint8_t *ib, const rs16_mt *t,
-                        size_t bytes) {
-    gfni_tab r;
-    if (t) gfni_load(&r, t);
-    for (size_t c = 0; c < bytes; c += 64) {
-        __m256i al = LD(ia + c), ah = LD(ia + c + 32);
-        __m256i bl = al, bh = ah;
-        if (ib) {
-            bl = _mm256_xor_si256(bl, LD(ib + c));
-            bh = _mm256_xor_si256(bh, LD(ib + c + 32));
-        }
-        if (t) {
-            __m256i pl, ph;
-            gfni_mul(&r, bl, bh, &pl, &ph);
-            al = _mm256_xor_si256(al, pl);
-            ah = _mm256_xor_si256(ah, ph);
-        }
-        ST(ob + c, bl);
-        ST(ob + c + 32, bh);
-        ST(oa + c, al);
-        ST(oa + c + 32, ah);
-    }
-}
+#define K_NAME(x) g_##x
+#define K_ATTR GFNI
+#define K_TAB gfni_tab
+#define K_LOAD gfni_load
+#define K_MUL gfni_mul
+#include "rs16_kernels_256.h"
 
 /* Fused radix-4: four shards stay in registers across both layers (half the loads/stores). */
 typedef struct {

@@ -19,6 +19,21 @@ static void path_for(char *buf, size_t n, const char *tag) {
     snprintf(buf, n, "/dev/shm/neuron-test-nfb-%s-%d", tag, (int)getpid());
 }
 
+/* A little-endian header field, read through the file (not the reader's mapping). */
+static uint64_t header_u64(const char *path, off_t at) {
+    uint64_t v = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        if (pread(fd, &v, sizeof v, at) != (ssize_t)sizeof v) v = 0;
+        close(fd);
+    }
+    return v;
+}
+
+static uint32_t header_u32(const char *path, off_t at) {
+    return (uint32_t)header_u64(path, at);
+}
+
 static void test_frames_cursor_audio(void) {
     char path[96];
     path_for(path, sizeof path, "ok");
@@ -49,14 +64,21 @@ static void test_frames_cursor_audio(void) {
     CHECK(ci.visible == 1 && ci.shape_width == 32 && shape[0] == 0xff);
     static uint8_t pcm[48000 * 4];
     uint32_t overrun = 0;
-    struct timespec ts = {0, 50000000};
-    nanosleep(&ts, NULL);
-    int64_t n = neuron_fb_reader_audio(r, pcm, sizeof pcm, &overrun);
-    CHECK(n > 0 && n % 4 == 0);
+    int64_t n = 0;
+    for (int i = 0; i < 250 && n == 0; i++) { /* the producer writes audio as time passes */
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        n = neuron_fb_reader_audio(r, pcm, sizeof pcm, &overrun);
+    }
+    CHECK(n > 0 && n % 4 == 0 && overrun == 0);
     int nonzero = 0;
     for (int64_t i = 0; i < n; i++) nonzero |= pcm[i];
     CHECK(nonzero);
-    nanosleep(&(struct timespec){0, 400000000}, NULL); /* longer than the 250 ms ring */
+    /* Let the producer write more than the ring holds (250 ms) past what was read. Watch its write
+     * position in the header rather than sleeping a fixed time: a loaded machine starves its thread. */
+    uint64_t wpos0 = header_u64(path, 168), ring = header_u32(path, 152);
+    for (int i = 0; i < 200 && header_u64(path, 168) - wpos0 <= ring + 4096; i++)
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+    CHECK(header_u64(path, 168) - wpos0 > ring);
     n = neuron_fb_reader_audio(r, pcm, sizeof pcm, &overrun);
     CHECK(overrun == 1 && n > 0 && n <= 48000);
     int32_t small = NEURON_CAPTURE_TIMEOUT;

@@ -8,6 +8,7 @@ import { doctorCommand } from "./doctor.ts";
 import { hardwareCommand } from "./hardware.ts";
 import { vfioCommand } from "./vfio.ts";
 import { pairCommand } from "./pair.ts";
+import { sessionsCommand } from "./sessions.ts";
 import { inputCommand } from "./input.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   doctorCommand,
   versionCommand,
   pairCommand,
+  sessionsCommand,
   hardwareCommand,
   vfioCommand,
   captureCommand,

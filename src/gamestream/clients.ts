@@ -33,6 +33,11 @@ export class PairedClients {
     return equalBytes(stored, der) ? fp : null;
   }
 
+  /** The device name the client paired with, or null. */
+  nameOf(fingerprint: string): string | null {
+    return this.repo.byFingerprint(fingerprint)?.name ?? null;
+  }
+
   seen(fingerprint: string): void {
     const row = this.repo.byFingerprint(fingerprint);
     if (row) this.repo.touch(row.id, new Date());

@@ -27,9 +27,44 @@ export const Pairing = z
 
 export const PairingIdParams = z.strictObject({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
 
+export const SessionClient = z
+  .object({
+    name: z.string().nullable().describe("the device name it paired with"),
+    fingerprint: z.string().describe("SHA-256 of its certificate (DER), hex: what identifies it"),
+    uniqueId: z.string().nullable().describe("the uniqueid it sent with /launch (not an identity)"),
+    address: z.string().describe("IP address /launch came from"),
+  })
+  .meta({ id: "SessionClient" });
+
+export const SessionEndReason = z
+  .enum(["cancelled", "replaced", "ended-by-api", "control-timeout", "client-disconnected", "source-ended", "host-stopped"])
+  .meta({ id: "SessionEndReason" });
+
+const ms = z.number().min(0);
+
 export const StreamSessionInfo = z
   .object({
     id: z.string(),
+    client: SessionClient,
+    /** launched: /launch done, waiting for RTSP PLAY; streaming: PLAY done. */
+    state: z.enum(["launched", "streaming"]),
+    codec: z.enum(["h264", "hevc", "av1"]).nullable().describe("negotiated in the RTSP ANNOUNCE; null before it"),
+    bitrateKbps: z.number().int().nullable(),
+    framesSent: z.number().int().min(0),
+    hostFps: ms.describe("frames sent per second over the last ~5 s"),
+    latency: z
+      .object({ p50Ms: ms, p99Ms: ms, samples: z.number().int().min(0) })
+      .describe("host latency, capture → last shard handed to the kernel, over the last ~600 frames"),
+    loss: z
+      .object({
+        framesLostReported: z.number().int().min(0).describe("frames the client's loss reports (0x0201) counted as lost"),
+        fecReports: z.number().int().min(0).describe("per-frame FEC status messages from the client"),
+        lostDataShards: z.number().int().min(0),
+        fecRecoveredFrames: z.number().int().min(0),
+        fecUnrecoverableFrames: z.number().int().min(0),
+      })
+      .describe("loss as the client reports it on the control stream"),
+    audioSource: z.enum(["tone", "command"]).nullable().describe("tone: generated test tone; command: the VM's audio monitor; null while no audio runs"),
     appId: z.number().int(),
     appName: z.string(),
     vmName: z.string().nullable(),
@@ -48,6 +83,22 @@ export const StreamSessionInfo = z
   })
   .meta({ id: "StreamSession" });
 
+export const EndedSessionInfo = z
+  .object({
+    id: z.string(),
+    client: SessionClient.omit({ uniqueId: true }),
+    appId: z.number().int(),
+    appName: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    fps: z.number().int(),
+    startedAt: z.iso.datetime(),
+    endedAt: z.iso.datetime(),
+    reason: SessionEndReason,
+    detail: z.string().nullable(),
+  })
+  .meta({ id: "EndedStreamSession" });
+
 export const SessionIdParams = z.strictObject({ id: z.uuid() });
 
 export const GameStreamStatus = z
@@ -56,6 +107,8 @@ export const GameStreamStatus = z
     hostname: z.string(),
     uniqueId: z.string(),
     ports: z.object({ http: z.number(), https: z.number(), rtsp: z.number(), video: z.number(), control: z.number(), audio: z.number() }),
-    session: StreamSessionInfo.nullable(),
+    session: StreamSessionInfo.nullable().describe("the newest running session (all of them: GET /sessions)"),
+    sessions: z.number().int().min(0).describe("sessions running now"),
+    maxSessions: z.number().int().min(1).describe("clients that may stream at once (gamestreamMaxSessions)"),
   })
   .meta({ id: "GameStreamStatus" });

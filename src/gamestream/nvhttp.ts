@@ -13,7 +13,7 @@ import type { GameStreamCrypto } from "./crypto.ts";
 import type { HostIdentity } from "./identity.ts";
 import { loadBoxArt } from "./boxart.ts";
 import { PairingError, type PairingManager } from "./pairing.ts";
-import { LaunchQuery, ResumeQuery, type SessionStore } from "./sessions.ts";
+import { LaunchQuery, ResumeQuery, SessionLimitError, type SessionStore } from "./sessions.ts";
 import { xmlError, xmlReply, type XmlChild } from "./xml.ts";
 import type { PairedClients } from "./clients.ts";
 
@@ -82,9 +82,14 @@ export const plainIp = (ip: string) => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+
 export function createNvHttp(deps: NvHttpDeps) {
   const { identity, pairing, sessions, apps, clients, ports } = deps;
 
+  /**
+   * state/currentgame as the asking client sees them: over HTTPS its own session (a client picks
+   * resume vs launch by it, and another client's stream must not stop it from launching its own);
+   * over HTTP, where the client is unknown, whether any session runs.
+   */
   function serverInfo(req: NvRequest, pairedFp: string | null): XmlChild[] {
     const codecs = deps.codecModeSupport();
-    const s = sessions.active;
+    const s = req.https ? (pairedFp ? sessions.ofClient(pairedFp) : null) : sessions.active;
     const localIp = plainIp(req.localIp);
     return [
       ["hostname", deps.hostname],
@@ -113,7 +118,11 @@ export function createNvHttp(deps: NvHttpDeps) {
     const parsed = LaunchQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid launch request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const q = parsed.data;
-    if (sessions.active) return xml(xmlError(400, "an app is already running; resume or quit it first"));
+    // Over the limit: 503 with a message clients show as is (a launch by a client that streams already replaces its own session).
+    if (sessions.wouldExceed(fp)) {
+      deps.log.warn("launch refused: session limit reached", { client: fp.slice(0, 16), limit: sessions.maxSessions });
+      return xml(xmlError(503, new SessionLimitError(sessions.maxSessions).message, [["gamesession", 0]]));
+    }
     let app;
     try {
       app = apps.get(q.appid);
@@ -137,16 +146,21 @@ export function createNvHttp(deps: NvHttpDeps) {
       hdr: q.hdrMode === 1,
       encryptedRtsp: q.corever !== undefined,
       clientFingerprint: fp,
+      clientName: clients.nameOf(fp),
+      clientUniqueId: q.uniqueid ?? null,
+      clientAddress: plainIp(req.remoteIp),
     });
-    deps.log.info("session launched", { session: session.id, app: app.name, mode: `${session.width}x${session.height}x${session.fps}` });
+    deps.log.info("session launched", { session: session.id, app: app.name, client: session.clientName, address: session.clientAddress, mode: `${session.width}x${session.height}x${session.fps}`, sessions: sessions.size });
     return xml(xmlReply([["sessionUrl0", sessionUrl(req, session.encryptedRtsp)], ["gamesession", 1]]));
   }
 
-  function resume(req: NvRequest): NvReply {
+  function resume(req: NvRequest, fp: string): NvReply {
     const parsed = ResumeQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
-    const s = sessions.rekey(Uint8Array.from(Buffer.from(parsed.data.rikey, "hex")), parsed.data.rikeyid | 0);
-    if (!s) return xml(xmlError(503, "no app is running"));
+    const own = sessions.ofClient(fp);
+    const s = own ? sessions.rekey(own, Uint8Array.from(Buffer.from(parsed.data.rikey, "hex")), parsed.data.rikeyid | 0) : null;
+    if (!s) return xml(xmlError(503, "no app is running for this client"));
+    s.clientAddress = plainIp(req.remoteIp);
     deps.log.info("session resumed", { session: s.id, app: s.appName });
     return xml(xmlReply([["sessionUrl0", sessionUrl(req, parsed.data.corever !== undefined)], ["resume", 1]]));
   }
@@ -208,9 +222,11 @@ export function createNvHttp(deps: NvHttpDeps) {
       case "/launch":
         return launch(req, pairedFp);
       case "/resume":
-        return resume(req);
+        return resume(req, pairedFp);
       case "/cancel": {
-        const ended = sessions.end();
+        // the calling client's session only
+        const own = sessions.ofClient(pairedFp);
+        const ended = own ? sessions.end(own, "cancelled") : null;
         if (ended) deps.log.info("session cancelled", { session: ended.id });
         return xml(xmlReply([["cancel", 1]]));
       }

@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
 import { notFound } from "../errors.ts";
-import { GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
+import { EndedSessionInfo, GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
 
 /** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
@@ -12,9 +12,9 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       "/gamestream",
       () => {
         const g = gamestream();
-        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session() };
+        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session(), sessions: g.sessions.size, maxSessions: g.sessions.maxSessions };
       },
-      { response: { 200: GameStreamStatus }, detail: { summary: "GameStream host identity, ports and the running session" } },
+      { response: { 200: GameStreamStatus }, detail: { summary: "GameStream host identity, ports and the newest running session", description: "All sessions: GET /sessions." } },
     )
     .delete(
       "/gamestream/session",
@@ -22,7 +22,7 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
         set.status = gamestream().endSession() ? 204 : 404;
         return set.status === 404 ? { error: { code: "NOT_FOUND", message: "no stream session is running" } } : undefined;
       },
-      { response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "End the running stream session" } },
+      { response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "End every running stream session", description: "One session: DELETE /sessions/{id}." } },
     )
     .get("/pairing/pending", () => gamestream().pendingPairings(), {
       response: { 200: z.array(PendingPairing) },
@@ -46,24 +46,32 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       },
       { params: PairingIdParams, response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "Unpair a client" } },
     )
-    .get(
-      "/sessions",
-      () => {
-        const s = gamestream().session();
-        return s ? [s] : [];
+    .get("/sessions", () => gamestream().listSessions(), {
+      response: { 200: z.array(StreamSessionInfo) },
+      detail: {
+        summary: "Stream sessions",
+        description: "One per streaming client: client, app, mode, codec, bitrate, state, frames, host fps and latency, the loss the client reports, the audio source, and the control, video and audio statistics.",
       },
-      {
-        response: { 200: z.array(StreamSessionInfo) },
-        detail: { summary: "Stream sessions", description: "Client, app, mode and the control, video and audio statistics of each running session." },
-      },
-    )
+    })
+    .get("/sessions/ended", () => gamestream().sessionHistory(), {
+      response: { 200: z.array(EndedSessionInfo) },
+      detail: { summary: "Recently ended stream sessions", description: "Newest first, at most 32, each with why it ended (cancelled, timed out, source ended, ...)." },
+    })
+    .get("/sessions/:id", ({ params }) => gamestream().sessionInfo(params.id), {
+      params: SessionIdParams,
+      response: { 200: StreamSessionInfo, 404: ErrorBody, 422: ErrorBody },
+      detail: { summary: "One stream session" },
+    })
     .delete(
       "/sessions/:id",
       ({ params, set }) => {
-        if (gamestream().session()?.id !== params.id) throw notFound("stream session", params.id);
-        gamestream().endSession();
+        if (!gamestream().endSession(params.id, "ended-by-api")) throw notFound("stream session", params.id);
         set.status = 204;
         return undefined;
       },
-      { params: SessionIdParams, response: { 204: z.undefined(), 404: ErrorBody }, detail: { summary: "End a stream session" } },
+      {
+        params: SessionIdParams,
+        response: { 204: z.undefined(), 404: ErrorBody, 422: ErrorBody },
+        detail: { summary: "End a stream session", description: "Its client gets the control stream's graceful termination; its video and audio stop; other sessions stream on." },
+      },
     );

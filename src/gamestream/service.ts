@@ -5,7 +5,7 @@
  */
 import { hostname as osHostname } from "node:os";
 import type { z } from "zod";
-import type { Pairing, StreamSessionInfo } from "./model.ts";
+import type { EndedSessionInfo, Pairing, StreamSessionInfo } from "./model.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { Config } from "../config.ts";
 import type { PairingsRepo } from "../db/repos/pairings.ts";
@@ -18,7 +18,7 @@ import { createNvHttp, portsFromBase, type GameStreamPorts } from "./nvhttp.ts";
 import { PairingManager, type PendingPairing } from "./pairing.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
 import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
-import { SessionStore, type StreamSession } from "./sessions.ts";
+import { SessionStore, type SessionEndReason, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
@@ -27,6 +27,9 @@ import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
+import type { SourceEnd } from "./video/stream.ts";
+import type { VmStateProbe } from "./video/vm-liveness.ts";
+import { virshStateProbe } from "./video/vm-state.ts";
 
 export interface GameStreamDeps {
   config: Config;
@@ -46,13 +49,21 @@ export interface GameStreamDeps {
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
   /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
   nativePath?: string;
+  /** libvirt's state of a VM (default: virsh on config.libvirtUri): a VM source ends when its VM shuts down. */
+  vmState?: VmStateProbe;
+  /** Liveness tuning of VM sources (tests). */
+  sourceLiveness?: { stallMs?: number; checkIntervalMs?: number };
+  /** Hears why a session's source ended (e.g. "VM win11 shut down"), just before the session ends. */
+  onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
 }
 
 /** A paired client as the API reports it (the Pairing schema). */
 export type PairedClient = z.output<typeof Pairing>;
 
-/** The running stream session as the API reports it (the StreamSession schema). */
+/** A running stream session as the API reports it (the StreamSession schema). */
 export type SessionInfo = z.output<typeof StreamSessionInfo>;
+/** A session that ended, as the API reports it. */
+export type EndedSession = z.output<typeof EndedSessionInfo>;
 
 export class GameStreamService {
   readonly identity: HostIdentity;
@@ -71,7 +82,10 @@ export class GameStreamService {
 
   constructor(private readonly deps: GameStreamDeps) {
     const { config, crypto, log } = deps;
-    this.sessions = new SessionStore((err, e) => log.error("session event listener failed", { event: e.type, session: e.session.id, error: err }));
+    this.sessions = new SessionStore((err, e) => log.error("session event listener failed", { event: e.type, session: e.session.id, error: err }), config.gamestreamMaxSessions);
+    this.sessions.subscribe((e) => {
+      if (e.type === "ended") log.info("session ended", { session: e.session.id, reason: e.reason, detail: e.detail, client: e.session.clientName, sessions: this.sessions.size });
+    });
     this.identity = loadOrCreateIdentity(config.stateDir, crypto);
     this.ports = portsFromBase(config.gamestreamPort);
     this.hostname = config.hostname ?? osHostname();
@@ -89,9 +103,11 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.stateDir, log.child({ component: "input" })),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" })),
       log: log.child({ component: "control" }),
-      peerTimeoutMs: deps.controlPeerTimeoutMs,
+      peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
+      // every session's client, and as many slots again for connects being refused meanwhile
+      maxPeers: Math.max(8, 2 * config.gamestreamMaxSessions),
     });
     // the client's IDR requests and reference invalidations make the video's next frame an IDR
     this.controlServer.subscribe((e) => {
@@ -175,6 +191,9 @@ export class GameStreamService {
           port: this.ports.video,
           shmDir: this.deps.config.shmDir,
           log: this.deps.log.child({ component: "video" }),
+          vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
+          liveness: this.deps.sourceLiveness,
+          onSourceEnded: this.deps.onSourceEnded,
         });
       } catch (err) {
         await this.rtsp?.close();
@@ -232,11 +251,65 @@ export class GameStreamService {
     this.deps.log.info("client unpaired", { client: row.name, fingerprint: row.fingerprint });
   }
 
+  /** The newest running session (the single-session view of GET /api/v1/gamestream), or null. */
   session(): SessionInfo | null {
-    const s: StreamSession | null = this.sessions.active;
-    if (!s) return null;
+    const s = this.sessions.active;
+    return s ? this.describe(s) : null;
+  }
+
+  /** Every running session, oldest first. */
+  listSessions(): SessionInfo[] {
+    return this.sessions.list().map((s) => this.describe(s));
+  }
+
+  /** One running session; NOT_FOUND when no session has that id. */
+  sessionInfo(id: string): SessionInfo {
+    const s = this.sessions.get(id);
+    if (!s) throw notFound("stream session", id);
+    return this.describe(s);
+  }
+
+  /** Recently ended sessions, newest first, with why they ended. */
+  sessionHistory(): EndedSession[] {
+    return this.sessions.history().map((e) => ({
+      id: e.id,
+      client: { name: e.clientName, fingerprint: e.clientFingerprint, address: e.clientAddress },
+      appId: e.appId,
+      appName: e.appName,
+      width: e.width,
+      height: e.height,
+      fps: e.fps,
+      startedAt: e.startedAt.toISOString(),
+      endedAt: e.endedAt.toISOString(),
+      reason: e.reason,
+      detail: e.detail,
+    }));
+  }
+
+  private describe(s: StreamSession): SessionInfo {
+    const control = this.controlServer.stats(s.id);
+    const vs = this.video?.stream.get(s.id);
+    const video = vs?.apiStats() ?? null;
+    const rates = vs?.rates();
+    const audio = this.audio?.info(s.id) ?? null;
+    const st = s.stream;
     return {
       id: s.id,
+      client: { name: s.clientName ?? null, fingerprint: s.clientFingerprint, uniqueId: s.clientUniqueId ?? null, address: s.clientAddress ?? "" },
+      state: s.playing ? "streaming" : "launched",
+      codec: st?.codec ?? null,
+      bitrateKbps: st?.bitrateKbps ?? null,
+      framesSent: video?.frames ?? 0,
+      hostFps: rates?.hostFps ?? 0,
+      latency: { p50Ms: rates?.latencyP50Ms ?? 0, p99Ms: rates?.latencyP99Ms ?? 0, samples: rates?.latencySamples ?? 0 },
+      loss: {
+        framesLostReported: control?.loss.framesLost ?? 0,
+        fecReports: control?.fec.reports ?? 0,
+        lostDataShards: control?.fec.lostDataShards ?? 0,
+        fecRecoveredFrames: control?.fec.recoveredFrames ?? 0,
+        fecUnrecoverableFrames: control?.fec.unrecoverableFrames ?? 0,
+      },
+      audioSource: audio?.source ?? null,
       appId: s.appId,
       appName: s.appName,
       vmName: s.vmName,
@@ -247,19 +320,24 @@ export class GameStreamService {
       encryptedRtsp: s.encryptedRtsp,
       clientFingerprint: s.clientFingerprint,
       startedAt: s.startedAt.toISOString(),
-      control: this.controlServer.stats(s.id),
-      video: this.video?.stream.get(s.id)?.apiStats() ?? null,
-      audio: this.audio?.info() ?? null,
+      control,
+      video,
+      audio,
     };
   }
 
-  endSession(): boolean {
-    return this.sessions.end() !== null;
+  /**
+   * Ends one session gracefully (its client gets the control stream's termination, its video and
+   * audio stop; the others stream on), or, without an id, every session. False when none ended.
+   */
+  endSession(id?: string, reason: SessionEndReason = "ended-by-api"): boolean {
+    if (id === undefined) return this.sessions.endAll(reason).length > 0;
+    return this.sessions.end(id, reason) !== null;
   }
 
   async stop(): Promise<void> {
     this.pairing.close();
-    this.sessions.end();
+    this.sessions.endAll("host-stopped");
     this.video?.close();
     this.video = null;
     await this.controlServer.close();

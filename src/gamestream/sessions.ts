@@ -1,7 +1,9 @@
 /**
  * Launch sessions: what /launch creates and the streaming part (RTSP, control,
- * video, audio) picks up. Key material lives in memory only, never in the DB
- * or the logs. One session at a time: the host is BUSY while it exists.
+ * video, audio) picks up. One session per paired client (keyed by its
+ * certificate fingerprint), several clients at once up to a configured limit.
+ * Key material lives in memory only, never in the DB or the logs. A session
+ * that ends leaves a short record (who, what, why) in a bounded history.
  */
 import { randomInt } from "node:crypto";
 import { z } from "zod";
@@ -36,10 +38,22 @@ export const LaunchQuery = z.object({
   hdrMode: int(0, 1).optional(),
   corever: int(0, 255).optional(),
   additionalStates: int(0, 1).optional(),
+  /** What the client calls itself (moonlight-embedded always sends the same one): shown, never trusted. */
+  uniqueid: z.string().max(64).regex(/^[\x20-\x7e]*$/, "printable ASCII").optional().catch(undefined),
 });
 export type LaunchQuery = z.output<typeof LaunchQuery>;
 
 export const ResumeQuery = LaunchQuery.omit({ appid: true, mode: true }).extend({ mode: LaunchQuery.shape.mode.optional() });
+
+/** Why a session ended (API history, logs). */
+export type SessionEndReason =
+  | "cancelled" // the client's /cancel
+  | "replaced" // the same client launched again
+  | "ended-by-api" // DELETE /api/v1/sessions/{id}
+  | "control-timeout" // no control traffic for the peer timeout
+  | "client-disconnected" // the client closed its control connection
+  | "source-ended" // the video source stopped for good (VM shut down, pipeline error)
+  | "host-stopped"; // the GameStream host shut down
 
 export interface StreamSession {
   id: string;
@@ -61,9 +75,15 @@ export interface StreamSession {
   hdr: boolean;
   /** rtspenc:// (encrypted RTSP) when the client sent corever. */
   encryptedRtsp: boolean;
-  /** The paired client (certificate fingerprint) that launched it. */
+  /** The paired client (certificate fingerprint) that launched it: one session per fingerprint. */
   clientFingerprint: string;
-  /** Connect data the control stream's ENet connect carries (X-SS-Connect-Data). */
+  /** The pairing's device name, when known. */
+  clientName?: string | null;
+  /** The uniqueid the client sent with /launch (not an identity: clients may all send the same). */
+  clientUniqueId?: string | null;
+  /** IP address /launch came from (plain, no ::ffff: prefix); "" when unknown. */
+  clientAddress?: string;
+  /** Connect data the control stream's ENet connect carries (X-SS-Connect-Data); unique among live sessions. */
   connectData: number;
   startedAt: Date;
   /** RTSP handshake state: session id, ping payloads, streams set up (fresh after /resume: new keys). */
@@ -74,14 +94,52 @@ export interface StreamSession {
   playing: boolean;
 }
 
-export type SessionEvent = { type: "playing"; session: StreamSession } | { type: "ended"; session: StreamSession };
+export type NewSession = Omit<StreamSession, "id" | "startedAt" | "connectData" | "rtsp" | "stream" | "playing">;
+
+export type SessionEvent =
+  | { type: "playing"; session: StreamSession }
+  | { type: "ended"; session: StreamSession; reason: SessionEndReason; detail?: string };
+
+/** What is kept of a session after it ended. */
+export interface EndedSession {
+  id: string;
+  appId: number;
+  appName: string;
+  clientFingerprint: string;
+  clientName: string | null;
+  clientAddress: string;
+  width: number;
+  height: number;
+  fps: number;
+  startedAt: Date;
+  endedAt: Date;
+  reason: SessionEndReason;
+  detail: string | null;
+}
+
+/** The client already at the limit of concurrent sessions (launch refused). */
+export class SessionLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`the host already streams to ${limit} client${limit === 1 ? "" : "s"}, its limit: end one of those streams first`);
+    this.name = "SessionLimitError";
+  }
+}
+
+export const DEFAULT_MAX_SESSIONS = 2;
+const HISTORY = 32;
 
 export class SessionStore {
-  private current: StreamSession | null = null;
+  private readonly live = new Map<string, StreamSession>();
+  private readonly ended: EndedSession[] = [];
   private readonly listeners = new Set<(e: SessionEvent) => void>();
 
   /** `onListenerError` hears of a subscriber that threw: the session lifecycle goes on regardless. */
-  constructor(private readonly onListenerError: (err: unknown, e: SessionEvent) => void = () => {}) {}
+  constructor(
+    private readonly onListenerError: (err: unknown, e: SessionEvent) => void = () => {},
+    readonly maxSessions = DEFAULT_MAX_SESSIONS,
+  ) {
+    if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new RangeError("maxSessions must be an integer ≥ 1");
+  }
 
   /** Subscribes to session events (PLAY, end); returns the unsubscribe function. */
   subscribe(listener: (e: SessionEvent) => void): () => void {
@@ -101,34 +159,104 @@ export class SessionStore {
 
   /** RTSP PLAY: marks the session playing and tells subscribers (once per handshake). */
   markPlaying(s: StreamSession): void {
-    if (s !== this.current || s.playing) return;
+    if (this.live.get(s.id) !== s || s.playing) return;
     s.playing = true;
     this.emit({ type: "playing", session: s });
   }
 
+  /** Live sessions, oldest first. */
+  list(): StreamSession[] {
+    return [...this.live.values()];
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** The newest live session, or null (single-client views: /api/v1/gamestream, tests). */
   get active(): StreamSession | null {
-    return this.current;
+    let last: StreamSession | null = null;
+    for (const s of this.live.values()) last = s;
+    return last;
   }
 
-  start(s: Omit<StreamSession, "id" | "startedAt" | "connectData" | "rtsp" | "stream" | "playing">): StreamSession {
-    if (this.current) this.end();
-    this.current = { ...s, id: crypto.randomUUID(), connectData: randomInt(1, 2 ** 31), startedAt: new Date(), rtsp: newRtspHandshake(), stream: null, playing: false };
-    return this.current;
+  get(id: string): StreamSession | null {
+    return this.live.get(id) ?? null;
   }
 
-  /** New keys from /resume (clients send fresh ones when they reconnect). */
-  rekey(riKey: Uint8Array, riKeyId: number): StreamSession | null {
-    if (!this.current) return null;
-    this.current.riKey.fill(0);
-    this.current = { ...this.current, riKey, riKeyId, rtsp: newRtspHandshake(), stream: null, playing: false };
-    return this.current;
+  /** The live session `s` still is (not ended, not replaced by a resume). */
+  isLive(s: StreamSession): boolean {
+    return this.live.get(s.id) === s;
   }
 
-  end(): StreamSession | null {
-    const s = this.current;
-    if (s) s.riKey.fill(0);
-    this.current = null;
-    if (s) this.emit({ type: "ended", session: s });
+  /** The session of a paired client (by certificate fingerprint). */
+  ofClient(fingerprint: string): StreamSession | null {
+    for (const s of this.live.values()) if (s.clientFingerprint === fingerprint) return s;
+    return null;
+  }
+
+  byConnectData(data: number): StreamSession | null {
+    for (const s of this.live.values()) if (s.connectData === data >>> 0) return s;
+    return null;
+  }
+
+  /** Whether a launch by this client would exceed the limit (its own session would be replaced, so it does not count). */
+  wouldExceed(fingerprint: string): boolean {
+    return this.live.size - (this.ofClient(fingerprint) ? 1 : 0) >= this.maxSessions;
+  }
+
+  /**
+   * Starts the client's session, replacing the one it had. Throws SessionLimitError when
+   * other clients already hold `maxSessions` sessions.
+   */
+  start(s: NewSession): StreamSession {
+    if (this.wouldExceed(s.clientFingerprint)) throw new SessionLimitError(this.maxSessions);
+    const old = this.ofClient(s.clientFingerprint);
+    if (old) this.end(old, "replaced");
+    let connectData: number;
+    do connectData = randomInt(1, 2 ** 31);
+    while (this.byConnectData(connectData));
+    const session: StreamSession = { clientAddress: "", ...s, id: crypto.randomUUID(), connectData, startedAt: new Date(), rtsp: newRtspHandshake(), stream: null, playing: false };
+    this.live.set(session.id, session);
+    return session;
+  }
+
+  /**
+   * New keys from /resume (clients send fresh ones when they reconnect): the session keeps its
+   * id and connect data, gets a fresh RTSP handshake, and waits for PLAY again.
+   */
+  rekey(s: StreamSession, riKey: Uint8Array, riKeyId: number): StreamSession | null {
+    if (!this.isLive(s)) return null;
+    s.riKey.fill(0);
+    const next: StreamSession = { ...s, riKey, riKeyId, rtsp: newRtspHandshake(), stream: null, playing: false };
+    this.live.set(s.id, next);
+    return next;
+  }
+
+  /** Ends one session (by object or id); null when it is not live. */
+  end(target: StreamSession | string, reason: SessionEndReason, detail?: string): StreamSession | null {
+    const id = typeof target === "string" ? target : target.id;
+    const s = this.live.get(id);
+    if (!s) return null;
+    this.live.delete(id);
+    s.riKey.fill(0);
+    this.ended.push({
+      id: s.id, appId: s.appId, appName: s.appName, clientFingerprint: s.clientFingerprint, clientName: s.clientName ?? null,
+      clientAddress: s.clientAddress ?? "", width: s.width, height: s.height, fps: s.fps, startedAt: s.startedAt, endedAt: new Date(),
+      reason, detail: detail ?? null,
+    });
+    if (this.ended.length > HISTORY) this.ended.splice(0, this.ended.length - HISTORY);
+    this.emit({ type: "ended", session: s, reason, detail });
     return s;
+  }
+
+  /** Ends every live session (host shutdown, tests). */
+  endAll(reason: SessionEndReason): StreamSession[] {
+    return [...this.live.values()].map((s) => this.end(s, reason)).filter((s): s is StreamSession => s !== null);
+  }
+
+  /** Recently ended sessions, newest first (bounded). */
+  history(): EndedSession[] {
+    return [...this.ended].reverse();
   }
 }

@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { FramedChannel } from "../guest/channel.ts";
 import type { TlsMaterial } from "../guest/certs.ts";
 import { FrameTooLargeError } from "../guest/framing.ts";
-import { afterPreamble } from "../guest/preamble.ts";
+import { guestAnswer, readUntilPreamble } from "../guest/preamble.ts";
 import {
   CommandName,
   issues,
@@ -85,8 +85,11 @@ export class AgentServer {
    */
   async serve(raw: Duplex): Promise<string> {
     raw.on("error", () => {}); // failures surface through the TLS socket / channel
-    const stream = await afterPreamble(raw, (bytes) => this.opts.log.warn("bytes before the session preamble discarded", { bytes }));
-    if (!stream) return "stream ended before the session preamble";
+    const found = await readUntilPreamble(raw, { onDiscard: (bytes) => this.opts.log.warn("bytes before the session preamble discarded", { bytes }) });
+    if (!found) return "stream ended before the session preamble";
+    // The answer carries the host's nonce: the host skips whatever earlier sessions left in the pipe up to it.
+    raw.write(guestAnswer(found.nonce));
+    const stream = found.stream;
     return new Promise<string>((resolve) => {
       const attach = (s: Duplex) => {
         this.channel?.close();

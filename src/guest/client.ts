@@ -13,7 +13,7 @@ import type { Logger } from "../log.ts";
 import { FramedChannel } from "./channel.ts";
 import type { TlsMaterial } from "./certs.ts";
 import { FrameTooLargeError } from "./framing.ts";
-import { PREAMBLE } from "./preamble.ts";
+import { hostPreamble, newNonce, readUntilPreamble } from "./preamble.ts";
 import {
   EVENT_SCHEMAS,
   issues,
@@ -47,6 +47,13 @@ interface Pending {
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
 }
+
+/**
+ * What the host skips, at most, before the agent's preamble answer: output of
+ * earlier sessions that QEMU kept for the next connection (a clipboard image
+ * answer in flight is the largest: one 4 MiB frame, TLS-framed).
+ */
+const MAX_STALE_BYTES = 16 * 1024 * 1024;
 
 export const agentError = {
   notConnected: (why: string) => new AppError("AGENT_NOT_CONNECTED", `guest agent not connected: ${why}`, { status: 503 }),
@@ -217,10 +224,20 @@ export class AgentClient extends EventEmitter {
           .catch((err: Error) => fail(err));
       };
       sock.once("connect", () => {
-        sock.write(PREAMBLE);
-        if (!this.opts.tls) return ready(sock);
+        const nonce = newNonce();
+        sock.write(hostPreamble(nonce));
+        void readUntilPreamble(sock, { answerFor: nonce, maxDiscard: MAX_STALE_BYTES }).then((found) => {
+          if (!found) return fail(agentError.notConnected("the port closed (or sent only stale bytes) before the agent answered the preamble"));
+          if (settled) return found.stream.destroy();
+          this.stream = found.stream;
+          startTls(found.stream);
+        });
+      });
+      const startTls = (stream: Duplex) => {
+        if (!this.opts.tls) return ready(stream);
+        stream.on("error", () => {}); // surfaces through the TLS socket
         const t = tls.connect({
-          socket: sock,
+          socket: stream,
           ca: this.opts.tls.ca,
           cert: this.opts.tls.cert,
           key: this.opts.tls.key,
@@ -231,7 +248,7 @@ export class AgentClient extends EventEmitter {
         });
         t.on("error", (err) => fail(new AppError("AGENT_TLS_FAILED", `TLS with the guest agent failed: ${err.message}`, { status: 502 })));
         t.once("secureConnect", () => ready(t));
-      });
+      };
     });
   }
 

@@ -1,48 +1,135 @@
 /**
- * The session preamble: the host writes PREAMBLE first on every connection,
- * before TLS. A virtio-serial port has no connection boundaries: bytes of an
- * earlier, broken session (or the part of a ClientHello that reached the port
- * before the agent opened it) may still be in the pipe. The agent discards
- * everything up to the preamble, so each session's TLS handshake starts on a
- * clean byte boundary.
+ * The session preamble and its answer, which frame every host session on the
+ * agent port before TLS starts.
+ *
+ * A virtio-serial port has no connection boundaries in either direction:
+ * - host → guest: bytes of an earlier, broken session (or the part of a
+ *   ClientHello that reached the port before the agent opened it) may still
+ *   be in the pipe;
+ * - guest → host: QEMU keeps what the guest wrote while no host was connected
+ *   (or after the host left) and hands it to the next host connection.
+ * So the host opens every session with `NEURONOS-AGENT/1 <nonce>\r\n` (a fresh
+ * random nonce), the agent discards everything before it and answers
+ * `NEURONOS-AGENT/1 OK <nonce>\r\n`, and the host discards everything before
+ * the answer carrying its own nonce. Each side's TLS handshake then starts on
+ * a clean byte boundary, whatever an earlier session left behind.
  */
+import { randomBytes } from "node:crypto";
 import { Duplex } from "node:stream";
 
-export const PREAMBLE = Buffer.from("NEURONOS-AGENT/1\r\n", "ascii");
+/** Start of every host preamble (and of the agent's answer). */
+export const PREAMBLE_MAGIC = Buffer.from("NEURONOS-AGENT/1 ", "ascii");
+const NONCE_HEX = 32;
+const CRLF = Buffer.from("\r\n", "ascii");
+
+export function newNonce(): string {
+  return randomBytes(NONCE_HEX / 2).toString("hex");
+}
+
+/** What the host writes first on every connection. */
+export function hostPreamble(nonce: string): Buffer {
+  return Buffer.concat([PREAMBLE_MAGIC, Buffer.from(nonce, "ascii"), CRLF]);
+}
+
+/** What the agent answers, before its side of the TLS handshake. */
+export function guestAnswer(nonce: string): Buffer {
+  return Buffer.concat([PREAMBLE_MAGIC, Buffer.from(`OK ${nonce}`, "ascii"), CRLF]);
+}
 
 /**
- * Resolves with a stream positioned just after the preamble (writes go to the
- * original stream), or null when the stream ends first. Holds at most
- * PREAMBLE.length - 1 bytes while scanning, whatever the peer sends.
+ * Finds every occurrence of a needle in a byte stream fed chunk by chunk,
+ * including occurrences split across chunks. Holds at most needle.length - 1
+ * bytes of earlier chunks.
  */
-export function afterPreamble(stream: Duplex, onDiscard?: (bytes: number) => void): Promise<Duplex | null> {
+export class NeedleScanner {
+  private tail: Buffer = Buffer.alloc(0);
+  constructor(private readonly needle: Buffer) {}
+
+  /** Offsets in `chunk` where an occurrence starts (negative: it began in earlier chunks). */
+  scan(chunk: Buffer): number[] {
+    const held = this.tail.length;
+    const buf = held ? Buffer.concat([this.tail, chunk]) : chunk;
+    const found: number[] = [];
+    let from = 0;
+    for (;;) {
+      const at = buf.indexOf(this.needle, from);
+      if (at < 0) break;
+      found.push(at - held);
+      from = at + this.needle.length;
+    }
+    const keepFrom = Math.max(from, buf.length - (this.needle.length - 1));
+    this.tail = Buffer.from(buf.subarray(keepFrom));
+    return found;
+  }
+
+  reset(): void {
+    this.tail = Buffer.alloc(0);
+  }
+}
+
+const HEX = /^[0-9a-f]{32}$/;
+
+/**
+ * Reads `stream` until a complete preamble line shows up: for the agent, any
+ * host preamble (`NEURONOS-AGENT/1 <nonce>\r\n`); for the host (`answerFor`),
+ * the answer with its own nonce. Everything before it is discarded (reported
+ * through onDiscard); once more than `maxDiscard` bytes were discarded it gives
+ * up. Resolves with the nonce and a stream positioned just after the line
+ * (writes go to the original stream), or null when the stream ends or the
+ * bound is hit.
+ */
+export function readUntilPreamble(
+  stream: Duplex,
+  opts: { answerFor?: string; maxDiscard?: number; onDiscard?: (bytes: number) => void } = {},
+): Promise<{ nonce: string; stream: Duplex } | null> {
+  const prefix = opts.answerFor === undefined ? PREAMBLE_MAGIC : Buffer.concat([PREAMBLE_MAGIC, Buffer.from("OK ", "ascii")]);
+  const maxDiscard = opts.maxDiscard ?? Number.POSITIVE_INFINITY;
   return new Promise((resolve) => {
-    let tail = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     let discarded = 0;
     const cleanup = () => {
       stream.off("data", onData);
       stream.off("end", onEnd);
       stream.off("close", onEnd);
     };
-    const onEnd = () => {
+    const finish = (result: { nonce: string; stream: Duplex } | null) => {
       cleanup();
-      if (discarded + tail.length) onDiscard?.(discarded + tail.length);
-      resolve(null);
+      if (discarded) opts.onDiscard?.(discarded);
+      resolve(result);
+    };
+    const onEnd = () => {
+      discarded += pending.length;
+      finish(null);
     };
     const onData = (chunk: Buffer) => {
-      const buf = tail.length ? Buffer.concat([tail, chunk]) : chunk;
-      const at = buf.indexOf(PREAMBLE);
-      if (at < 0) {
-        const keep = Math.min(buf.length, PREAMBLE.length - 1);
-        discarded += buf.length - keep;
-        tail = Buffer.from(buf.subarray(buf.length - keep));
-        return;
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      for (;;) {
+        const at = pending.indexOf(prefix);
+        if (at < 0) {
+          const keep = Math.min(pending.length, prefix.length - 1);
+          discarded += pending.length - keep;
+          pending = Buffer.from(pending.subarray(pending.length - keep));
+          break;
+        }
+        const lineEnd = at + prefix.length + NONCE_HEX + CRLF.length;
+        if (pending.length < lineEnd) {
+          discarded += at;
+          pending = Buffer.from(pending.subarray(at));
+          break;
+        }
+        const nonce = pending.subarray(at + prefix.length, at + prefix.length + NONCE_HEX).toString("latin1");
+        const valid = HEX.test(nonce) && pending.subarray(lineEnd - CRLF.length, lineEnd).equals(CRLF);
+        if (valid && (opts.answerFor === undefined || nonce === opts.answerFor)) {
+          discarded += at;
+          stream.pause();
+          finish({ nonce, stream: continuation(stream, Buffer.from(pending.subarray(lineEnd))) });
+          return;
+        }
+        // Not ours (another session's answer, or a damaged line): skip past its prefix and keep looking.
+        discarded += at + prefix.length;
+        pending = Buffer.from(pending.subarray(at + prefix.length));
       }
-      discarded += at;
-      cleanup();
-      stream.pause();
-      if (discarded) onDiscard?.(discarded);
-      resolve(continuation(stream, Buffer.from(buf.subarray(at + PREAMBLE.length))));
+      if (discarded > maxDiscard) finish(null);
     };
     stream.on("data", onData);
     stream.on("end", onEnd);

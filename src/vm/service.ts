@@ -28,6 +28,7 @@ import {
 import type { PassthroughResolver } from "./passthrough.ts";
 import { ivshmemSizeMiB, lookingGlassClientIni, provisionShm, shmPath, tmpfilesLine, type ShmOwner } from "./shm.ts";
 import { LibvirtError, type Virsh } from "./virsh.ts";
+import { ensureQmpDir, vmQmpSocket } from "./qmp-socket.ts";
 import { buildDomainXml, type BuildOptions } from "./xml.ts";
 
 export interface VmSettings {
@@ -38,6 +39,10 @@ export interface VmSettings {
   root: string;
   /** Root under which host configuration is written (<targetRoot>/etc/tmpfiles.d). */
   targetRoot: string;
+  /** Directory of the VMs' QMP monitor sockets (input); absent: definitions get none. */
+  qmpDir?: string;
+  /** libvirt's QEMU state directory: its owner is QEMU's user (owner of qmpDir). */
+  libvirtQemuDir?: string;
 }
 
 export interface VmServiceDeps {
@@ -92,7 +97,7 @@ export function checkName(name: string): string {
   return r.data;
 }
 
-export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root"> };
+export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir"> };
 
 /** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
 export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
@@ -101,7 +106,8 @@ export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
   const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
   const diskPath =
     spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
-  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType });
+  const qmpSocket = deps.settings.qmpDir ? vmQmpSocket(deps.settings.qmpDir, spec.name) : undefined;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket });
   return { spec, xml, hostdevs, diskPath, shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) } };
 }
 
@@ -166,6 +172,9 @@ export class VmService {
     checkName(name);
     const state = await this.deps.virsh.state(name);
     if (state === "running") throw conflict(`VM ${name} is already running`);
+    const { qmpDir, libvirtQemuDir } = this.deps.settings;
+    // QEMU creates the monitor socket there: the directory must exist, owned by QEMU's user
+    if (qmpDir) ensureQmpDir(qmpDir, libvirtQemuDir ?? "/var/lib/libvirt/qemu");
     try {
       await this.deps.virsh.start(name);
     } catch (err) {

@@ -23,7 +23,15 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
     virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri }),
     audit: vmAuditRepo(db),
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, qemuImg: config.bin.qemuImg, root: config.root, targetRoot: config.targetRoot },
+    settings: {
+      stateDir: config.stateDir,
+      shmDir: config.shmDir,
+      qemuImg: config.bin.qemuImg,
+      root: config.root,
+      targetRoot: config.targetRoot,
+      qmpDir: config.qmpDir,
+      libvirtQemuDir: config.libvirtQemuDir,
+    },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
   });
@@ -32,7 +40,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
 export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
   return {
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root },
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir },
     cpuVendor: () => cpuVendor(config.root),
   };
 }

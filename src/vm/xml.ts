@@ -6,6 +6,7 @@
  */
 import { XMLBuilder } from "fast-xml-parser";
 import type { VmSpec } from "./model.ts";
+import { qmpArgument, QEMU_XMLNS } from "./qmp-socket.ts";
 import { ivshmemSizeMiB, shmName } from "./shm.ts";
 
 /** Namespace of the appliance's own <metadata> element. */
@@ -26,6 +27,8 @@ export interface BuildOptions {
   diskPath?: string | null;
   /** libvirt domain type: kvm on real hosts; "qemu" (TCG) where KVM cannot run a guest. */
   domainType?: "kvm" | "qemu";
+  /** The appliance's own QMP monitor socket (input into the VM); absent: none. */
+  qmpSocket?: string;
 }
 
 const attrs = (o: Record<string, string | number>): Node =>
@@ -152,7 +155,7 @@ export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
   };
   return {
     domain: {
-      ...attrs({ type: opts.domainType ?? "kvm" }),
+      ...attrs(opts.qmpSocket ? { type: opts.domainType ?? "kvm", "xmlns:qemu": QEMU_XMLNS } : { type: opts.domainType ?? "kvm" }),
       name: spec.name,
       metadata: {
         "neuron:vm": {
@@ -177,6 +180,7 @@ export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
       on_crash: "destroy",
       pm: { "suspend-to-mem": attrs({ enabled: "no" }), "suspend-to-disk": attrs({ enabled: "no" }) },
       devices: devices(spec, opts),
+      ...(opts.qmpSocket ? { "qemu:commandline": { "qemu:arg": [attrs({ value: "-qmp" }), attrs({ value: qmpArgument(opts.qmpSocket) })] } } : {}),
     },
   };
 }

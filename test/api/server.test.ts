@@ -63,6 +63,7 @@ describe("API server on real sockets", () => {
       "uinput",
       "shm",
       "vm-shm",
+      "vm-qmp",
       "native",
       "encoder",
       "db",

@@ -26,10 +26,15 @@
  * the same loop): time per call, shards per frame, Mpps. Then the encoder alone on the test
  * pattern: periodic IDR vs intra refresh (encode time and size, p50/p99/max).
  *
+ * Last, N sessions through the whole multi-session host (GameStreamService): each launched
+ * by its own client, PLAY starting its video and audio, the client addresses learned from
+ * pings on the shared ports, every session's shards sent from the one video socket.
+ *
  *   npm run bench:stream    (SECONDS=20 by default, at most 120; CASES=id,id... runs only
  *                            those cases: send, encoder, enc, plain, paced, paced2, batch8,
- *                            threads (t1, t2,
- *                            t4), two, two1, two2, two3, two4)
+ *                            threads (t1, t2, t4), two, two1, two2, two3, two4, host)
+ *   ONLY=host npm run bench:stream   (only the multi-session host case)
+ *   ONLY=multi npm run bench:stream  (the 2-session video-stream case, then the host case)
  */
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -43,9 +48,24 @@ import { VideoStream } from "../../src/gamestream/video/stream.ts";
 import { shmPath as vmShmPath } from "../../src/vm/shm.ts";
 import { silentLogger } from "../../src/log.ts";
 import { removeFile, spawnProducer, type ProducerProcess } from "../capture/helpers.ts";
+import { NativeCrypto } from "../../ffi/crypto.ts";
+import { AppsService } from "../../src/apps/service.ts";
+import { openDatabase } from "../../src/db/client.ts";
+import { appsRepo } from "../../src/db/repos/apps.ts";
+import { pairingsRepo } from "../../src/db/repos/pairings.ts";
+import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
+import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { GameStreamService } from "../../src/gamestream/service.ts";
+import { tempDir, testConfig } from "../helpers/env.ts";
+import { freeBasePort } from "../gamestream/helpers.ts";
 
 const SECONDS = Math.min(Math.max(Number(process.env.SECONDS ?? 20), 3), 120);
-const CASES = process.env.CASES ? new Set(process.env.CASES.split(",")) : null;
+const ONLY_CASES: Record<string, string[]> = { host: ["host"], multi: ["two", "host"] };
+const CASES = process.env.CASES
+  ? new Set(process.env.CASES.split(","))
+  : process.env.ONLY
+    ? new Set(ONLY_CASES[process.env.ONLY] ?? [process.env.ONLY])
+    : null;
 const want = (id: string) => !CASES || CASES.has(id);
 const nativePath = resolveNativePath({});
 const stream = new StreamNative(nativePath);
@@ -253,6 +273,108 @@ function encoderCase(name: string, intraRefresh: boolean, idrEvery: number, thre
   }));
 }
 
+/**
+ * N concurrent sessions through the whole host: launch (one client each), the stream settings
+ * of an ANNOUNCE, PLAY → video + audio; receivers ping the shared video and audio ports with
+ * their session's payloads and drain what comes. Video from a producer process per session
+ * (the VM's IVSHMEM stand-in, not counted in cpuPct).
+ */
+async function hostCase(name: string, sessions: number, w: number, h: number, fps: number): Promise<void> {
+  const dir = tempDir("neuron-bench-host-");
+  const config = testConfig({ stateDir: dir.path, shmDir: "/dev/shm", gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "bench", gamestreamMaxSessions: sessions });
+  const db = openDatabase(config.dbPath);
+  const apps = new AppsService(appsRepo(db.db));
+  apps.seedDefaults();
+  const native = NativeCrypto.load({ explicit: nativePath });
+  const service = new GameStreamService({ config, apps, pairings: pairingsRepo(db.db), crypto: gameStreamCrypto(native), log: silentLogger, codecModeSupport: () => CODEC.H264, nativePath });
+  const producers: ProducerProcess[] = [];
+  const receivers: { video: UdpSocket; audio: UdpSocket; videoPing: Uint8Array; audioPing: Uint8Array }[] = [];
+  const lat: number[] = [];
+  let datagrams = 0;
+  try {
+    await service.start();
+    const ids: string[] = [];
+    for (let i = 0; i < sessions; i++) {
+      const vmName = `bench-host-${process.pid}-${i}`;
+      producers.push(await spawnProducer(vmShmPath("/dev/shm", vmName), { width: w, height: h, fps }));
+      const s = service.sessions.start({
+        appId: 1, appName: "bench", vmName, width: w, height: h, fps, riKey: new Uint8Array(16).fill(i + 1), riKeyId: i, localAudioPlayMode: 0,
+        surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: `bench-client-${i}`, clientAddress: "127.0.0.1",
+      });
+      s.stream = session(i, w, h, fps, true).stream;
+      service.sessions.markPlaying(s);
+      ids.push(s.id);
+      const ping = (payload: string) => {
+        const b = new Uint8Array(20);
+        b.set(new TextEncoder().encode(payload));
+        return b;
+      };
+      receivers.push({
+        video: UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 }),
+        audio: UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 1 << 20 }),
+        videoPing: ping(s.rtsp.videoPingPayload),
+        audioPing: ping(s.rtsp.audioPingPayload),
+      });
+    }
+    const rxBuf = new Uint8Array(2048);
+    const pingAll = () => {
+      for (const r of receivers) {
+        r.video.send(r.videoPing, { family: 4, address: "127.0.0.1", port: service.ports.video });
+        r.audio.send(r.audioPing, { family: 4, address: "127.0.0.1", port: service.ports.audio });
+      }
+    };
+    pingAll();
+    const pinger = setInterval(pingAll, 500);
+    let measuring = false;
+    const drain = setInterval(() => {
+      for (const r of receivers) {
+        while (r.video.recv(rxBuf)) datagrams++;
+        while (r.audio.recv(rxBuf)) {}
+      }
+      for (const id of ids) {
+        const l = service.video?.stream.get(id)?.latencies() ?? new Uint32Array(0);
+        if (measuring) for (const us of l) lat.push(us / 1000);
+      }
+    }, 2);
+    await Bun.sleep(1500);
+    measuring = true;
+    const vstats = () => ids.map((id) => service.video!.stream.get(id)!.stats());
+    const before = vstats();
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await Bun.sleep(SECONDS * 1000);
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const after = vstats();
+    measuring = false;
+    const infos = service.listSessions();
+    clearInterval(drain);
+    clearInterval(pinger);
+    const frames = after.reduce((n, s, i) => n + s.frames - before[i]!.frames, 0);
+    const bytes = after.reduce((n, s, i) => n + s.bytes - before[i]!.bytes, 0);
+    console.log(
+      JSON.stringify({
+        case: name, resolution: `${w}x${h}`, fps: r2(frames / sessions / (wallMs / 1000)), p50Ms: r2(pct(lat, 50)), p99Ms: r2(pct(lat, 99)), sessions,
+        cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100), sendMbps: r2((bytes * 8) / sessions / (wallMs / 1000) / 1e6), framesMeasured: frames,
+        droppedByHost: after.reduce((n, s, i) => n + s.framesDiscarded - before[i]!.framesDiscarded, 0), sendErrors: after.reduce((n, s) => n + s.sendErrors, 0),
+        datagramsReceived: datagrams, apiHostFps: infos.map((s) => s.hostFps), apiLatencyP50Ms: infos.map((s) => s.latency.p50Ms), apiLatencyP99Ms: infos.map((s) => s.latency.p99Ms),
+        audio: infos.map((s) => s.audio?.dataPackets ?? 0), encrypted: true, seconds: SECONDS, cores: cpus().length, loadAvg1m: r2(loadavg()[0]!),
+      }),
+    );
+  } finally {
+    await service.stop();
+    for (const r of receivers) {
+      r.video.close();
+      r.audio.close();
+    }
+    for (const p of producers) await p.stop();
+    for (let i = 0; i < sessions; i++) removeFile(vmShmPath("/dev/shm", `bench-host-${process.pid}-${i}`));
+    db.close();
+    native.close();
+    dir.cleanup();
+  }
+}
+
 const P = "1080p60 x264 ultrafast, FEC 20 %";
 if (want("send")) {
   senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
@@ -276,5 +398,7 @@ for (const t of [1, 2, 4])
 if (want("two")) await runCase(`2 x ${P}, AES-GCM`, 1920, 1080, 60, { sessions: 2, encrypt: true });
 for (const t of [1, 2, 3, 4])
   if (want(`two${t}`)) await runCase(`2 x ${P}, AES-GCM, ${t} encoder thread(s) per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: t });
+if (want("host"))
+  await hostCase("host: 2 concurrent sessions (launch → PLAY → ping-learned peers on the shared ports), 1080p60, video AES-GCM, audio", 2, 1920, 1080, 60);
 stream.close();
 capture.close();

@@ -189,8 +189,8 @@ export function decodeAll(n: AudioNative, channels: number, layout: OpusLayout, 
 }
 
 /** Power of channel `c` at frequency `hz` (Goertzel), normalised per sample. */
-export function tonePower(pcm: Int16Array, channels: number, c: number, hz: number, skip = 4800): number {
-  const n = Math.floor(pcm.length / channels) - skip;
+export function tonePower(pcm: Int16Array, channels: number, c: number, hz: number, skip = 4800, len?: number): number {
+  const n = Math.min(len ?? Number.POSITIVE_INFINITY, Math.floor(pcm.length / channels) - skip);
   const k = (2 * Math.cos((2 * Math.PI * hz) / 48000));
   let s1 = 0;
   let s2 = 0;
@@ -200,4 +200,20 @@ export function tonePower(pcm: Int16Array, channels: number, c: number, hz: numb
     s1 = s0;
   }
   return (s1 * s1 + s2 * s2 - k * s1 * s2) / (n * n);
+}
+
+/** Start frame of the loudest one-second window (all channels), in 0.1 s steps: where a played signal is. */
+export function loudestSecond(pcm: Int16Array, channels: number): number {
+  const frames = Math.floor(pcm.length / channels);
+  let best = 0;
+  let bestEnergy = -1;
+  for (let start = 0; start + 48000 <= frames; start += 4800) {
+    let e = 0;
+    for (let i = start * channels; i < (start + 48000) * channels; i++) e += pcm[i]! * pcm[i]!;
+    if (e > bestEnergy) {
+      bestEnergy = e;
+      best = start;
+    }
+  }
+  return best;
 }

@@ -1,4 +1,5 @@
 /** A GameStream host for control-stream tests: short peer timeout, injectable input backend. */
+import { join } from "node:path";
 import { NativeCrypto } from "../../ffi/crypto.ts";
 import { AppsService } from "../../src/apps/service.ts";
 import { appsRepo } from "../../src/db/repos/apps.ts";
@@ -11,10 +12,10 @@ import { silentLogger } from "../../src/log.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { freeBasePort } from "./helpers.ts";
 
-export function controlHost(opts: { peerTimeoutMs?: number; inputBackend?: GameStreamDeps["inputBackend"]; stateDir?: string } = {}) {
+export function controlHost(opts: { peerTimeoutMs?: number; inputBackend?: GameStreamDeps["inputBackend"]; stateDir?: string; qmpDir?: string } = {}) {
   const dir = opts.stateDir ? null : tempDir("neuron-ctl-");
   const stateDir = opts.stateDir ?? dir!.path;
-  const config = testConfig({ stateDir, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test" });
+  const config = testConfig({ stateDir, qmpDir: opts.qmpDir ?? join(stateDir, "qmp"), gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test" });
   const db = openDatabase(config.dbPath);
   const apps = new AppsService(appsRepo(db.db));
   apps.seedDefaults();

@@ -1,6 +1,6 @@
 /**
  * Input over the control stream reaches a real QEMU: the session's VM has a QMP socket at
- * <stateDir>/vms/<vm>.qmp (the default backend finds it), and QEMU's own input trace shows
+ * <qmpDir>/<vm>.qmp (the default backend finds it), and QEMU's own input trace shows
  * the keys, motion and buttons the client sent.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -24,10 +24,10 @@ describe.skipIf(why !== null)("control stream input → QMP of the session's VM"
   let client: ControlTestClient;
 
   beforeAll(async () => {
-    const vms = join(dir.path, "vms");
-    mkdirSync(vms, { recursive: true });
-    vm = await startQemu(vms, "win11");
-    host = controlHost({ stateDir: dir.path });
+    const qmpDir = join(dir.path, "qmp");
+    mkdirSync(qmpDir, { recursive: true });
+    vm = await startQemu(qmpDir, "win11");
+    host = controlHost({ stateDir: dir.path, qmpDir });
     await host.service.start();
   });
   afterAll(async () => {

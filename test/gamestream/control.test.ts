@@ -116,6 +116,14 @@ describe.skipIf(skip)("control stream", () => {
     const stats = () => host.service.control!.stats(session.id)!;
     await c.waitFor(() => stats().fec.reports === 2 && stats().dropped.malformed === 1, 2000, "FEC reports");
     expect(stats().fec).toEqual({ reports: 2, lostDataShards: 12, recoveredFrames: 1, unrecoverableFrames: 1, lastFrameIndex: 9 });
+    // periodic loss reports (0x0201): LE32 frames lost, then fields the host ignores; too short is malformed
+    const report = new Uint8Array(32);
+    new DataView(report.buffer).setUint32(0, 3, true);
+    c.send(ControlType.LOSS_STATS, report);
+    c.send(ControlType.LOSS_STATS, new Uint8Array(2));
+    await c.waitFor(() => stats().loss.reports === 1 && stats().dropped.malformed === 2, 2000, "loss report");
+    expect(stats().loss).toEqual({ reports: 1, framesLost: 3 });
+    expect(host.service.sessionInfo(session.id).loss).toEqual({ framesLostReported: 3, fecReports: 2, lostDataShards: 12, fecRecoveredFrames: 1, fecUnrecoverableFrames: 1 });
   });
 
   test("rumble reaches the client as 0x010b", async () => {
@@ -145,6 +153,21 @@ describe.skipIf(skip)("control stream", () => {
     await c.waitFor(() => host.service.sessions.active === null, 4000, "session end by timeout");
     expect(events.some((e) => e.type === "disconnected" && e.sessionId === session.id && e.reason === "timeout")).toBe(true);
   });
+
+  test("a client that disconnects ends its session (client-disconnected); a session never connected to ends after the connect timeout", async () => {
+    const { c, session } = await connected();
+    c.close();
+    clients.splice(clients.indexOf(c), 1);
+    await c.waitFor(() => host.service.sessions.get(session.id) === null, 3000, "session end on disconnect");
+    expect(host.service.sessionHistory()[0]).toMatchObject({ id: session.id, reason: "client-disconnected" });
+    expect(host.service.control!.stats(session.id)).toBeNull();
+    // launched, never connected: the slot is given back after the connect timeout (3 × 1.5 s, at least 5 s)
+    const { session: idle } = launchSession(host);
+    await Bun.sleep(4000);
+    expect(host.service.sessions.get(idle.id)).not.toBeNull();
+    await c.waitFor(() => host.service.sessions.get(idle.id) === null, 3000, "idle session end");
+    expect(host.service.sessionHistory()[0]).toMatchObject({ id: idle.id, reason: "control-timeout" });
+  }, 15_000);
 
   test("hostile: unencrypted, tampered, replayed and truncated messages are dropped; the stream goes on", async () => {
     const { c, session, key } = await connected();
@@ -199,7 +222,7 @@ describe.skipIf(skip)("control stream", () => {
   test("after /resume (new rikey) a reconnect replaces the old connection", async () => {
     const { c: first, session } = await connected();
     const newKey = crypto.getRandomValues(new Uint8Array(16));
-    host.service.sessions.rekey(newKey.slice(), 8);
+    host.service.sessions.rekey(session, newKey.slice(), 8);
     const second = new ControlTestClient(newKey);
     clients.push(second);
     expect(await second.connect(port, session.connectData)).toBe(true);

@@ -68,8 +68,13 @@ describe("GameStream pairing with a client written from the spec", () => {
       expect(session).toMatchObject({ appId: 1, width: 1920, height: 1080, fps: 60, encryptedRtsp: true });
       const busy = await client.http("/serverinfo");
       expect(busy.fields).toMatchObject({ state: "SUNSHINE_SERVER_BUSY", currentgame: "1" });
-      // a second launch while busy is refused; resume re-keys
-      expect((await client.httpsXml("/launch", { appid: "1", mode: "1280x720x60", rikey: "00".repeat(16), rikeyid: "1", localAudioPlayMode: "0" })).status).toBe(400);
+      // over HTTPS the client sees its own session
+      expect((await client.httpsXml("/serverinfo")).fields).toMatchObject({ state: "SUNSHINE_SERVER_BUSY", currentgame: "1" });
+      // a second launch by the same client replaces its session; resume re-keys
+      expect((await client.httpsXml("/launch", { appid: "1", mode: "1280x720x60", rikey: "00".repeat(16), rikeyid: "1", localAudioPlayMode: "0" })).status).toBe(200);
+      expect(host.service.listSessions()).toHaveLength(1);
+      expect(host.service.session()!.id).not.toBe(session.id);
+      expect(host.service.sessionHistory()[0]).toMatchObject({ id: session.id, reason: "replaced" });
       const resume = await client.httpsXml("/resume", { rikey: "ff".repeat(16), rikeyid: "7", localAudioPlayMode: "0" });
       expect(resume.fields.resume).toBe("1");
       expect(resume.fields.sessionUrl0).toBe(`rtsp://127.0.0.1:${host.service.ports.rtsp}`);

@@ -28,7 +28,7 @@ async function stillServes(key: Buffer | null) {
 
 describe("RTSP without a session", () => {
   test("before /launch every request gets 454 with its CSeq; an encrypted record is cut off", async () => {
-    host.service.sessions.end();
+    host.service.sessions.endAll("host-stopped");
     const c = new RtspTestClient(port, null);
     for (const r of [await c.options(), await c.describe(), await c.setup("audio/0/0")]) expect(r.status).toBe(454);
     const { bytes } = await exchange(port, Buffer.from("OPTIONS rtsp://x RTSP/1.0\r\nCSeq: 77\r\n\r\n"));

@@ -103,7 +103,7 @@ describe("RTSP after pairing and /launch", () => {
 
     // /cancel ends it: RTSP now answers 454 (plain: there is no key any more)
     await gs.httpsXml("/cancel");
-    expect(events.at(-1)).toEqual({ type: "ended", session });
+    expect(events.at(-1)).toEqual({ type: "ended", session, reason: "cancelled", detail: undefined });
     const after = await new RtspTestClient(rtspPort, null).options();
     expect(after.status).toBe(454);
   });

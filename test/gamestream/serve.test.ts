@@ -90,8 +90,19 @@ describe("serve + pair CLI", () => {
       expect(sessions[0]).toMatchObject({ appName: "Desktop", width: 1280, height: 720, fps: 30 });
       expect((await api("DELETE", `/sessions/${crypto.randomUUID()}`)).status).toBe(404);
       expect((await api("DELETE", "/sessions/not-a-uuid")).status).toBe(422);
+      // the CLI over the same socket
+      const cliList = runCli(["sessions", "list"], env());
+      expect(cliList.code).toBe(0);
+      expect(cliList.stdout).toContain(sessions[0]!.id);
+      expect(cliList.stdout).toContain("den@127.0.0.1");
+      expect(JSON.parse(runCli(["sessions", "show", sessions[0]!.id], env()).stdout)).toMatchObject({ id: sessions[0]!.id, state: "launched", client: { name: "den" } });
+      expect(runCli(["sessions", "end", crypto.randomUUID()], env())).toMatchObject({ code: 1 });
+      expect(runCli(["sessions", "end", "nope"], env()).code).toBe(2);
       expect((await api("DELETE", `/sessions/${sessions[0]!.id}`)).status).toBe(204);
       expect(await (await api("GET", "/sessions")).json()).toEqual([]);
+      expect(runCli(["sessions"], env()).stdout).toBe("no stream sessions\n");
+      const ended = JSON.parse(runCli(["sessions", "ended", "--json"], env()).stdout) as { id: string; reason: string }[];
+      expect(ended[0]).toMatchObject({ id: sessions[0]!.id, reason: "ended-by-api" });
       expect((await client.http("/serverinfo")).fields.state).toBe("SUNSHINE_SERVER_FREE");
       const list = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { id: number; name: string }[];
       for (const p of list) runCli(["pair", "remove", String(p.id)], env());

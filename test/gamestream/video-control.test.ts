@@ -88,7 +88,7 @@ describe.skipIf(skip)("video + control", () => {
       } finally {
         control.close();
         await video.close();
-        service.sessions.end();
+        service.sessions.endAll("host-stopped");
         gcm.close();
         nativeCrypto.close();
       }

@@ -100,7 +100,7 @@ describe("video stream", () => {
   });
 
   afterAll(() => {
-    store.end();
+    store.endAll("host-stopped");
     video.close();
     crypto.close();
     dir.cleanup();
@@ -137,7 +137,7 @@ describe("video stream", () => {
       await until(() => client.frames.length >= 20, 15_000);
       video.requestIdr(session.id);
       await until(() => client.frames.length >= 40, 15_000);
-      store.end();
+      store.endAll("host-stopped");
       await Bun.sleep(50);
       await client.close();
 
@@ -176,7 +176,7 @@ describe("video stream", () => {
       const client = new VideoTestClient({ port: video.stream.port, pingPayload: session.rtsp.videoPingPayload, packetSize: 512, gcm, drop: () => 2 });
       await client.start();
       await until(() => client.frames.length >= 15, 15_000);
-      store.end();
+      store.endAll("host-stopped");
       await Bun.sleep(50);
       await client.close();
       gcm.close();
@@ -208,7 +208,7 @@ describe("video stream", () => {
         const client = new VideoTestClient({ port: video.stream.port, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024 });
         await client.start();
         await until(() => client.frames.length >= 5, 10_000);
-        store.end();
+        store.endAll("host-stopped");
         await client.close();
         expect(client.errors).toEqual([]);
         expect(client.frames.length).toBeGreaterThanOrEqual(5);

@@ -4,7 +4,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { AgentClient } from "../../src/guest/client.ts";
-import { PREAMBLE } from "../../src/guest/preamble.ts";
+import { guestAnswer, hostPreamble, PREAMBLE_MAGIC } from "../../src/guest/preamble.ts";
+
+const PREAMBLE = hostPreamble("0123456789abcdef0123456789abcdef");
 import { encodeFrame, ETX, FrameDecoder, STX } from "../../src/guest/framing.ts";
 import { tempDir } from "../helpers/env.ts";
 import { captureLogger, rawPeer, serveAgent, waitFor } from "./agent-env.ts";
@@ -27,7 +29,20 @@ function scriptedGuest(onRequest: (s: net.Socket, req: Record<string, unknown>) 
       },
       onDrop: () => {},
     });
-    s.on("data", (b: Buffer) => d.push(b));
+    // Answer the host's preamble as the agent does, after what an earlier session left in the pipe:
+    // a TLS record, a frame, and an answer with another session's nonce — the host must skip all of it.
+    let head = Buffer.alloc(0);
+    let answered = false;
+    s.on("data", (b: Buffer) => {
+      if (answered) return d.push(b);
+      head = Buffer.concat([head, b]);
+      const end = head.indexOf("\r\n");
+      if (end < 0) return;
+      const nonce = head.subarray(PREAMBLE_MAGIC.length, end).toString();
+      s.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x03, 0x00]), encodeFrame({ request_id: "h1", success: true, data: {} }), guestAnswer("f".repeat(32)), guestAnswer(nonce)]));
+      answered = true;
+      if (head.length > end + 2) d.push(head.subarray(end + 2));
+    });
   };
 }
 

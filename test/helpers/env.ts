@@ -20,7 +20,8 @@ export function testConfig(overrides: Record<string, unknown> = {}, env: Record<
 
 export function testCore(overrides: Record<string, unknown> = {}): { core: Core; cleanup(): void } {
   const dir = tempDir("neuron-core-");
-  const core = createCore(testConfig({ stateDir: dir.path, ...overrides }), { logger: silentLogger });
+  // qmpDir inside the test's own directory: starting a VM never creates the system's
+  const core = createCore(testConfig({ stateDir: dir.path, qmpDir: join(dir.path, "qmp"), ...overrides }), { logger: silentLogger });
   return {
     core,
     cleanup() {

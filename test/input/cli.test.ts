@@ -6,6 +6,7 @@ describe("neuron-appliance input probe", () => {
   test("usage errors exit 2", () => {
     expect(runCli(["input", "probe"]).code).toBe(2);
     expect(runCli(["input", "frobnicate", "--qmp", "/nonexistent"]).code).toBe(2);
+    expect(runCli(["input", "probe", "--qmp", "/x.qmp", "--vm", "win11"]).code).toBe(2);
   });
 
   test("an absent socket is a clear error, exit 1", () => {
@@ -35,6 +36,15 @@ describe("neuron-appliance input probe", () => {
       const text = runCli(["input", "probe", "--qmp", vm.socketPath]);
       expect(text.code).toBe(0);
       expect(text.stdout).toContain("absolutePointer  yes");
+    });
+
+    test("--vm NAME finds the VM's socket in qmpDir; a bad name changes nothing and says why", () => {
+      const r = runCli(["input", "probe", "--vm", "vm", "--json"], { NEURON_QMP_DIR: dir.path });
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ backend: "qmp", socket: vm.socketPath });
+      const bad = runCli(["input", "probe", "--vm", "../etc/x"], { NEURON_QMP_DIR: dir.path });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain("invalid VM name");
     });
   });
 });

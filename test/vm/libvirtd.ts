@@ -36,7 +36,8 @@ const BINDS: [string, string][] = [
   ["shm", "/dev/shm"],
 ];
 
-export async function startLibvirtd(): Promise<PrivateLibvirtd> {
+/** `qemuUser`: run QEMU as this user and group (as distributions do) instead of root. */
+export async function startLibvirtd(opts: { qemuUser?: { user: string; group: string } } = {}): Promise<PrivateLibvirtd> {
   const tmp = tempDir("neuron-libvirtd-");
   const dir = tmp.path;
   for (const [sub] of BINDS) mkdirSync(join(dir, sub), { recursive: true });
@@ -46,7 +47,7 @@ export async function startLibvirtd(): Promise<PrivateLibvirtd> {
   // QEMU runs as root with no relabelling or confinement, its stdio in a file (no virtlogd).
   writeFileSync(
     join(dir, "etc", "qemu.conf"),
-    ['user = "root"', 'group = "root"', "dynamic_ownership = 0", "remember_owner = 0", 'security_driver = "none"', 'stdio_handler = "file"', ""].join("\n"),
+    [`user = "${opts.qemuUser?.user ?? "root"}"`, `group = "${opts.qemuUser?.group ?? "root"}"`, "dynamic_ownership = 0", "remember_owner = 0", 'security_driver = "none"', 'stdio_handler = "file"', ""].join("\n"),
   );
   const script = [
     "set -e",

@@ -12,7 +12,7 @@ export const StreamAudioInfo = z
     encrypted: z.boolean(),
     client: z.string().nullable().describe("address learned from the client's pings"),
     pingsAccepted: z.number().int(),
-    pingsRejected: z.number().int(),
+    pingsRejected: z.number().int().describe("datagrams on the audio port that were no ping of a live session (all sessions share the port)"),
     dataPackets: z.number().int(),
     parityPackets: z.number().int(),
     blocksWithoutParity: z.number().int(),

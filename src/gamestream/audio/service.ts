@@ -1,13 +1,14 @@
 /**
- * Runs a session's audio stream for as long as the session plays: started on
- * RTSP PLAY, stopped when the session ends (or the host stops). One stream at a
- * time, as sessions are.
+ * Runs each session's audio stream for as long as the session plays: started on
+ * RTSP PLAY, stopped when the session ends (or the host stops). All streams share
+ * the audio port (port.ts), bound while at least one stream runs.
  */
 import { AudioNative } from "../../../ffi/audio.ts";
 import { NativeCrypto } from "../../../ffi/crypto.ts";
 import { Rs8Library } from "../../../ffi/rs8.ts";
 import type { Logger } from "../../log.ts";
 import type { SessionStore, StreamSession } from "../sessions.ts";
+import { AudioPort } from "./port.ts";
 import { openPcmSource, type AudioSourceSettings } from "./source.ts";
 import { AudioStream, type AudioNatives, type AudioStreamInfo } from "./stream.ts";
 
@@ -26,9 +27,10 @@ export function loadAudioNatives(path: string): AudioNatives {
 
 export class AudioService {
   private natives: AudioNatives | null = null;
-  private stream: AudioStream | null = null;
-  private streamSession: StreamSession | null = null;
-  /** Start in flight (PLAY → bind), so an end that comes meanwhile stops what it produces. */
+  private port: AudioPort | null = null;
+  /** session id → its running stream */
+  private readonly streams = new Map<string, AudioStream>();
+  /** Starts and stops in flight (PLAY → bind), so an end that comes meanwhile stops what a start produces. */
   private pending: Promise<void> = Promise.resolve();
   private readonly unsubscribe: () => void;
 
@@ -38,44 +40,51 @@ export class AudioService {
   ) {
     this.unsubscribe = sessions.subscribe((e) => {
       if (e.type === "playing") this.pending = this.pending.then(() => this.begin(e.session));
-      else this.pending = this.pending.then(() => this.end(e.session));
+      else this.pending = this.pending.then(() => this.end(e.session.id));
     });
   }
 
   private async begin(session: StreamSession): Promise<void> {
-    await this.stopStream();
+    await this.end(session.id);
     const log = this.o.log.child({ session: session.id, stream: "audio" });
     try {
       this.natives ??= loadAudioNatives(this.o.nativePath);
-      const natives = this.natives;
-      this.stream = await AudioStream.start({
+      this.port ??= await AudioPort.open(this.o.host, this.o.port, this.o.log);
+      const stream = await AudioStream.start({
         host: this.o.host,
         port: this.o.port,
+        shared: this.port,
         session,
-        natives,
+        natives: this.natives,
         openSource: (channels) => openPcmSource(this.o.source, channels, log),
         log,
       });
-      this.streamSession = session;
+      this.streams.set(session.id, stream);
     } catch (err) {
       log.error("audio stream failed to start", { error: (err as Error).message });
     }
   }
 
-  private async end(session: StreamSession): Promise<void> {
-    if (this.streamSession && this.streamSession.id === session.id) await this.stopStream();
-  }
-
-  private async stopStream(): Promise<void> {
-    const s = this.stream;
-    this.stream = null;
-    this.streamSession = null;
+  private async end(sessionId: string): Promise<void> {
+    const s = this.streams.get(sessionId);
+    this.streams.delete(sessionId);
     await s?.stop();
+    // the last stream gone: the port is given back until the next PLAY
+    if (this.streams.size === 0 && this.port) {
+      const port = this.port;
+      this.port = null;
+      await port.close();
+    }
   }
 
-  /** The running stream's state (source, client, packets), or null. */
-  info(): AudioStreamInfo | null {
-    return this.stream?.info() ?? null;
+  /** The session's running audio stream (source, client, packets), or null. */
+  info(sessionId: string): AudioStreamInfo | null {
+    return this.streams.get(sessionId)?.info() ?? null;
+  }
+
+  /** Audio streams running now. */
+  get running(): number {
+    return this.streams.size;
   }
 
   /** Stops listening to session events (the service is going away for good). */
@@ -88,10 +97,12 @@ export class AudioService {
     return this.pending;
   }
 
-  /** Stops the running stream and frees the native handles; a later PLAY starts afresh. */
+  /** Stops every stream, closes the port and frees the native handles; a later PLAY starts afresh. */
   async close(): Promise<void> {
     await this.pending;
-    await this.stopStream();
+    for (const id of [...this.streams.keys()]) await this.end(id);
+    await this.port?.close();
+    this.port = null;
     if (this.natives) {
       this.natives.crypto.close();
       this.natives.audio.close();

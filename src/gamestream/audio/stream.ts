@@ -1,11 +1,11 @@
 /**
- * The audio stream of one session: a UDP socket on base+11, the client's address
- * learned from its pings (20 bytes: the audio X-SS-Ping-Payload ‖ BE32 count;
- * anything else is ignored and counted), then Opus packets paced in real time
+ * The audio stream of one session: on the audio port (base+11, shared by all
+ * sessions: port.ts), the client's address learned from its pings (20 bytes: the
+ * audio X-SS-Ping-Payload ‖ BE32 count; the port routes them by payload and
+ * ignores anything else), then Opus packets paced in real time
  * (one per packetDuration, drift-corrected against the monotonic clock), each
  * encrypted and protected as packets.ts describes.
  */
-import { createSocket, type Socket } from "node:dgram";
 import type { AudioNative } from "../../../ffi/audio.ts";
 import { OpusEncoder } from "../../../ffi/audio.ts";
 import type { AesCbc, NativeCrypto } from "../../../ffi/crypto.ts";
@@ -15,6 +15,7 @@ import type { StreamSession } from "../sessions.ts";
 import { AUDIO_MAX_OPUS_BYTES, AudioPacketizer } from "./packets.ts";
 import { audioParams, type AudioParams } from "./params.ts";
 import type { PcmSource } from "./source.ts";
+import { AudioPort } from "./port.ts";
 
 export interface AudioNatives {
   audio: AudioNative;
@@ -25,6 +26,8 @@ export interface AudioNatives {
 export interface AudioStreamOptions {
   host: string;
   port: number;
+  /** The shared audio port; absent: the stream binds its own on host:port (and closes it when it stops). */
+  shared?: AudioPort;
   session: StreamSession;
   natives: AudioNatives;
   /** Opens the PCM source for a channel count (called once, at start). */
@@ -61,7 +64,9 @@ const MAX_CATCH_UP_MS = 200;
 
 export class AudioStream {
   readonly params: AudioParams;
-  private readonly socket: Socket;
+  private socket: AudioPort | null = null;
+  private ownsSocket = false;
+  private unregister: (() => void) | null = null;
   private readonly encoder: OpusEncoder;
   private readonly cipher: AesCbc | null;
   private readonly fec: Rs8Codec;
@@ -69,7 +74,6 @@ export class AudioStream {
   private readonly source: PcmSource;
   private readonly pcm: Int16Array;
   private readonly opus = new Uint8Array(AUDIO_MAX_OPUS_BYTES);
-  private readonly pingPayload: Buffer;
   private client: { address: string; port: number } | null = null;
   private lastPingAt = 0;
   private paused = false;
@@ -77,7 +81,6 @@ export class AudioStream {
   private t0 = 0;
   private produced = 0;
   private pingsAccepted = 0;
-  private pingsRejected = 0;
   private skipped = 0;
   private stopped = false;
   private boundPort = 0;
@@ -87,34 +90,31 @@ export class AudioStream {
     if (!stream) throw new Error("audio stream needs the session's ANNOUNCE");
     this.params = audioParams(stream);
     const p = this.params;
-    this.pingPayload = Buffer.from(o.session.rtsp.audioPingPayload, "latin1");
     this.encoder = OpusEncoder.openLayout(o.natives.audio, { channels: p.channels, bitrateBps: p.bitrateBps, frameSamples: p.frameSamples }, p.layout);
     this.cipher = p.encrypted ? o.natives.crypto.aesCbc(o.session.riKey) : null;
     this.fec = Rs8Codec.audio({ library: o.natives.rs8 });
     this.packetizer = new AudioPacketizer({ packetDurationMs: p.packetDurationMs, cipher: this.cipher, riKeyId: o.session.riKeyId, fec: this.fec });
     this.pcm = new Int16Array(p.frameSamples * p.channels);
     this.source = o.openSource(p.channels);
-    this.socket = createSocket({ type: "udp4", reuseAddr: false });
-    this.socket.on("message", (msg, rinfo) => this.onPing(msg, rinfo.address, rinfo.port));
-    this.socket.on("error", (err) => o.log.warn("audio socket error", { error: err.message }));
   }
 
-  /** Binds the socket and waits for the client's pings. */
+  /** Joins the shared audio port (or binds its own) and waits for the client's pings. */
   static async start(o: AudioStreamOptions): Promise<AudioStream> {
     const s = new AudioStream(o);
     try {
-      await new Promise<void>((resolve, reject) => {
-        s.socket.once("error", reject);
-        s.socket.bind(o.port, o.host, () => {
-          s.socket.off("error", reject);
-          resolve();
-        });
+      s.socket = o.shared ?? (await AudioPort.open(o.host, o.port, o.log));
+      s.ownsSocket = !o.shared;
+      s.unregister = s.socket.register({
+        pingPayload: o.session.rtsp.audioPingPayload,
+        clientAddress: o.session.clientAddress ?? "",
+        onPing: (address, port) => s.onPing(address, port),
       });
     } catch (err) {
       s.release();
+      if (s.ownsSocket) await s.socket?.close();
       throw err;
     }
-    s.boundPort = s.socket.address().port;
+    s.boundPort = s.socket.port;
     o.log.info("audio stream ready", {
       port: s.boundPort,
       channels: s.params.channels,
@@ -131,14 +131,9 @@ export class AudioStream {
     return this.boundPort;
   }
 
-  private onPing(msg: Buffer, address: string, port: number): void {
+  /** A ping of this session (the port matched its payload). */
+  private onPing(address: string, port: number): void {
     if (this.stopped) return;
-    if (msg.length !== PING_BYTES || !msg.subarray(0, 16).equals(this.pingPayload)) {
-      this.pingsRejected++;
-      if (this.pingsRejected === 1 || this.pingsRejected % 1000 === 0)
-        this.o.log.warn("audio: ignoring datagram that is not this session's ping", { from: `${address}:${port}`, bytes: msg.length, rejected: this.pingsRejected });
-      return;
-    }
     this.pingsAccepted++;
     this.lastPingAt = performance.now();
     if (this.paused) {
@@ -184,7 +179,7 @@ export class AudioStream {
       this.paused = true;
       return;
     }
-    for (const pkt of packets) this.socket.send(pkt, c.port, c.address);
+    for (const pkt of packets) this.socket!.send(pkt, c.port, c.address);
   }
 
   info(): AudioStreamInfo {
@@ -199,7 +194,7 @@ export class AudioStream {
       encrypted: this.params.encrypted,
       client: this.client ? `${this.client.address}:${this.client.port}` : null,
       pingsAccepted: this.pingsAccepted,
-      pingsRejected: this.pingsRejected,
+      pingsRejected: this.socket?.rejectedDatagrams ?? 0,
       dataPackets: st.dataPackets,
       parityPackets: st.parityPackets,
       blocksWithoutParity: st.blocksWithoutParity,
@@ -210,6 +205,8 @@ export class AudioStream {
 
   private release(): void {
     this.stopped = true;
+    this.unregister?.();
+    this.unregister = null;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.source.close();
@@ -221,7 +218,7 @@ export class AudioStream {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.release();
-    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+    if (this.ownsSocket) await this.socket?.close();
     this.o.log.info("audio stream stopped", { ...this.info() });
   }
 }

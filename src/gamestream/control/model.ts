@@ -14,6 +14,7 @@ export const ControlStreamStats = z
     unknownTypes: count,
     dropped: z.object({ unencrypted: count, malformed: count, badTag: count, replayed: count, rateLimited: count, oversized: count }),
     fec: z.object({ reports: count, lostDataShards: count, recoveredFrames: count, unrecoverableFrames: count, lastFrameIndex: count.nullable() }),
+    loss: z.object({ reports: count, framesLost: count }).describe("the client's periodic loss reports"),
     input: z.object({ packets: count, events: count, rejected: z.record(z.string(), count) }).nullable(),
     msSinceLastMessage: count,
   })

@@ -4,7 +4,8 @@
  * session's connect data; every message is opened with the session's rikey, replays and bad tags
  * are dropped (counted, logged a bounded number of times). IDR requests and reference-frame
  * invalidations become events for the video sender; input goes to the session's input backend;
- * 10 s without a message ends the session; a session that ends gets a graceful termination.
+ * 10 s without a message, or the client's disconnect, ends the session; a session that ends gets a
+ * graceful termination. Several sessions share the port: the connect data finds the session.
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
 import type { InputBackend } from "../../input/backend.ts";
@@ -39,6 +40,8 @@ export interface ControlStats {
   unknownTypes: number;
   dropped: Record<DropReason, number>;
   fec: { reports: number; lostDataShards: number; recoveredFrames: number; unrecoverableFrames: number; lastFrameIndex: number | null };
+  /** The client's periodic loss reports (0x0201): reports received, frames it said it lost. */
+  loss: { reports: number; framesLost: number };
   input: InputSinkStats | null;
   msSinceLastMessage: number;
 }
@@ -54,6 +57,8 @@ export interface ControlServerOptions {
   log: Logger;
   /** Time without a message from the client before the session ends (default 10 s). */
   peerTimeoutMs?: number;
+  /** Time a launched or resumed session may go without a control connection before it ends (default 3 × peerTimeoutMs, at least 5 s). */
+  connectTimeoutMs?: number;
   /** How often the ENet host is serviced (ms, default 2): bounds the delay of an IDR request. */
   pollIntervalMs?: number;
   /** ENet events handled per poll (default 512): bounds the work a flood can cause per tick. */
@@ -96,9 +101,13 @@ export class ControlServer {
   private readonly log: Logger;
   /** Connect attempts refused (unknown connect data). */
   refusedConnects = 0;
+  /** Live sessions without a control connection: since when (ms). */
+  private readonly unclaimedSince = new Map<string, number>();
+  private readonly connectTimeoutMs: number;
 
   constructor(private readonly opts: ControlServerOptions) {
     this.peerTimeoutMs = opts.peerTimeoutMs ?? 10_000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? Math.max(3 * this.peerTimeoutMs, 5000);
     this.maxEventsPerPoll = opts.maxEventsPerPoll ?? 512;
     this.maxPerSecond = opts.maxMessagesPerSecond ?? 4000;
     this.log = opts.log;
@@ -130,6 +139,7 @@ export class ControlServer {
       ...c.stats,
       dropped: { ...c.stats.dropped },
       fec: { ...c.stats.fec },
+      loss: { ...c.stats.loss },
       sessionId,
       address: c.address,
       connectedAt: c.connectedAt.toISOString(),
@@ -196,8 +206,8 @@ export class ControlServer {
   private onEnet(ev: EnetEvent): void {
     const host = this.host!;
     if (ev.type === "connect") {
-      const s = this.opts.sessions.active;
-      if (!s || s.connectData !== ev.data) {
+      const s = this.opts.sessions.byConnectData(ev.data);
+      if (!s) {
         this.refusedConnects++;
         if (this.refusedConnects <= LOG_FIRST || this.refusedConnects % LOG_EVERY === 0) {
           this.log.warn("control connect refused: unknown connect data", { address: ev.address, refused: this.refusedConnects });
@@ -216,8 +226,12 @@ export class ControlServer {
     const c = this.connections.get(ev.peer);
     if (!c) return;
     if (ev.type === "disconnect") {
-      if (!c.closing) this.log.info("control stream disconnected by the client", { session: c.session.id });
+      const byClient = !c.closing;
       void this.drop(c, "client");
+      if (byClient) {
+        this.log.info("control stream disconnected by the client", { session: c.session.id });
+        if (this.opts.sessions.isLive(c.session)) this.opts.sessions.end(c.session.id, "client-disconnected");
+      }
       return;
     }
     if (ev.type === "oversized") {
@@ -250,6 +264,7 @@ export class ControlServer {
         unknownTypes: 0,
         dropped: { unencrypted: 0, malformed: 0, badTag: 0, replayed: 0, rateLimited: 0, oversized: 0 },
         fec: { reports: 0, lostDataShards: 0, recoveredFrames: 0, unrecoverableFrames: 0, lastFrameIndex: null },
+        loss: { reports: 0, framesLost: 0 },
       },
       dropsLogged: 0,
       closing: false,
@@ -341,7 +356,14 @@ export class ControlServer {
       case ControlType.INPUT:
         if (c.sink) c.sink.deliver(m.payload);
         return;
-      case ControlType.LOSS_STATS:
+      case ControlType.LOSS_STATS: {
+        // LE32 frames lost since the last report, then interval and frame fields this host does not use
+        if (m.payload.length < 4 || m.payload.length > 64) return this.dropped(c, "malformed", `loss report of ${m.payload.length} bytes`);
+        const lost = new DataView(m.payload.buffer, m.payload.byteOffset, 4).getUint32(0, true);
+        c.stats.loss.reports++;
+        c.stats.loss.framesLost += Math.min(lost, 1_000_000);
+        return;
+      }
       case ControlType.LTR_ACK:
         return;
       default:
@@ -364,7 +386,21 @@ export class ControlServer {
       this.log.warn("control stream timed out: ending the session", { session: c.session.id, silentMs: now - c.lastMessageAt });
       this.host!.disconnectNow(c.peer);
       void this.drop(c, "timeout");
-      if (this.opts.sessions.active?.id === c.session.id) this.opts.sessions.end();
+      if (this.opts.sessions.isLive(c.session)) this.opts.sessions.end(c.session.id, "control-timeout", `no control message for ${now - c.lastMessageAt} ms`);
+    }
+    // a launched (or resumed) session whose client never connects holds a slot: it ends too
+    const connected = new Set<string>();
+    for (const c of this.connections.values()) if (!c.closing && this.opts.sessions.isLive(c.session)) connected.add(c.session.id);
+    for (const id of this.unclaimedSince.keys()) if (connected.has(id) || !this.opts.sessions.get(id)) this.unclaimedSince.delete(id);
+    for (const s of this.opts.sessions.list()) {
+      if (connected.has(s.id)) continue;
+      const since = this.unclaimedSince.get(s.id);
+      if (since === undefined) this.unclaimedSince.set(s.id, now);
+      else if (now - since > this.connectTimeoutMs) {
+        this.unclaimedSince.delete(s.id);
+        this.log.warn("no control connection for the session: ending it", { session: s.id, waitedMs: now - since });
+        this.opts.sessions.end(s.id, "control-timeout", `no control connection within ${this.connectTimeoutMs} ms`);
+      }
     }
   }
 
@@ -375,7 +411,7 @@ export class ControlServer {
     if (!c || !this.host) return;
     this.send(c, { type: ControlType.TERMINATION, payload: terminationPayload() });
     this.host.disconnectLater(c.peer);
-    this.log.info("control stream: sent termination", { session: c.session.id });
+    this.log.info("control stream: sent termination", { session: c.session.id, reason: e.reason });
     void this.drop(c, "session-ended", false);
   }
 

@@ -5,10 +5,16 @@
  * session's rikey, its sequence number above any accepted before; the reply
  * is sealed likewise. Peers that send too much, too slowly, garbage, or a
  * record that does not authenticate are cut off; the listener keeps serving.
+ *
+ * Several sessions share the port. A record belongs to the session whose key
+ * authenticates it (each client has its own rikey); a plain request to the
+ * session its `Session` header names, else to the plain-RTSP session launched
+ * from the peer's address (the newest one not yet set up when there are several).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../log.ts";
 import type { SessionStore, StreamSession } from "../sessions.ts";
+import type { RtspRequest } from "./message.ts";
 import type { RtspHandler } from "./handler.ts";
 import { CRLFCRLF, frameRequest, MAX_BODY_BYTES, MAX_HEADER_BYTES, serializeResponse, type RtspResponse } from "./message.ts";
 import { frameRecord, RECORD_HEADER_BYTES, RECORD_TAG_BYTES, rtspIv, sealRecord, type RtspCipher } from "./record.ts";
@@ -34,6 +40,23 @@ export interface RtspServerOptions {
 export interface RtspListener {
   port: number;
   close(): Promise<void>;
+}
+
+const plainAddress = (ip: string) => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "");
+
+/** The plain-RTSP session a request belongs to (see the header comment); null when there is none. */
+export function plainSessionFor(sessions: readonly StreamSession[], req: RtspRequest | null, peerIp: string): StreamSession | null {
+  const plain = sessions.filter((s) => !s.encryptedRtsp);
+  const named = (req?.headers.get("session") ?? "").split(";")[0]!.trim();
+  if (named) {
+    const byId = plain.find((s) => s.rtsp.sessionId === named);
+    if (byId) return byId;
+  }
+  const ip = plainAddress(peerIp);
+  const fromPeer = plain.filter((s) => !s.clientAddress || s.clientAddress === ip);
+  if (fromPeer.length <= 1) return fromPeer[0] ?? null;
+  const fresh = fromPeer.filter((s) => !s.rtsp.setup.audio && !s.rtsp.setup.video && !s.rtsp.setup.control);
+  return (fresh.length ? fresh : fromPeer).at(-1)!;
 }
 
 export async function startRtspServer(opts: RtspServerOptions): Promise<RtspListener> {
@@ -86,8 +109,9 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
       }
     }
 
-    function onPlain(s: StreamSession | null, chunk: Buffer): void {
-      if (s?.encryptedRtsp) return cut("plain request for an encrypted session", s);
+    function onPlain(chunk: Buffer): void {
+      const live = sessions.list();
+      if (live.length > 0 && live.every((x) => x.encryptedRtsp)) return cut("plain request for an encrypted session", live.length === 1 ? live[0] : null);
       if (!headersIn) {
         const window = Buffer.concat([tail, chunk]);
         headersIn = window.indexOf(CRLFCRLF) >= 0;
@@ -101,37 +125,48 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
         return;
       }
       if (framed.kind === "invalid") {
-        log.warn("RTSP request refused", { peer, status: framed.status, reason: framed.reason, session: s?.id });
+        log.warn("RTSP request refused", { peer, status: framed.status, reason: framed.reason });
         return reply(serializeResponse({ status: framed.status, cseq: framed.cseq, headers: [["X-Neuron-Reason", framed.reason]] }));
       }
-      reply(serializeResponse(respond(framed.request, s)));
+      reply(serializeResponse(respond(framed.request, plainSessionFor(sessions.list(), framed.request, socket.remoteAddress ?? ""))));
     }
 
-    function onRecord(s: StreamSession | null): void {
-      if (!s) return cut("encrypted record but no session");
-      if (!s.encryptedRtsp) return cut("encrypted record for a plain-RTSP session", s);
+    /** Opens the record with each encrypted session's key; the one that authenticates names the session. */
+    function openWithSessionKey(candidates: StreamSession[], sealed: Uint8Array, seq: number): { s: StreamSession; cipher: RtspCipher; plaintext: Uint8Array } | null {
+      for (const s of candidates) {
+        let cipher: RtspCipher;
+        try {
+          cipher = opts.cipher(s.riKey);
+        } catch (err) {
+          log.error("RTSP cipher unavailable", { session: s.id, error: err });
+          continue;
+        }
+        try {
+          return { s, cipher, plaintext: cipher.open(sealed, rtspIv(seq, "C")) };
+        } catch {
+          cipher.close();
+        }
+      }
+      return null;
+    }
+
+    function onRecord(): void {
+      const live = sessions.list();
+      const candidates = live.filter((x) => x.encryptedRtsp);
+      if (live.length === 0) return cut("encrypted record but no session");
+      if (candidates.length === 0) return cut("encrypted record for a plain-RTSP session", live.length === 1 ? live[0] : null);
       if (received < need) return;
       const framed = frameRecord(bytes(), MAX_RECORD_PLAINTEXT);
       if (framed.kind === "incomplete") {
         need = framed.need;
         return;
       }
-      if (framed.kind === "invalid") return cut(framed.reason, s);
-      if (framed.seq <= s.rtsp.clientSeq) return cut(`record sequence ${framed.seq} not above ${s.rtsp.clientSeq} (replay)`, s);
-      let cipher: RtspCipher;
+      if (framed.kind === "invalid") return cut(framed.reason, candidates.length === 1 ? candidates[0] : null);
+      const opened = openWithSessionKey(candidates, framed.sealed, framed.seq);
+      if (!opened) return cut("record does not authenticate", candidates.length === 1 ? candidates[0] : null);
+      const { s, cipher, plaintext } = opened;
       try {
-        cipher = opts.cipher(s.riKey);
-      } catch (err) {
-        log.error("RTSP cipher unavailable", { session: s.id, error: err });
-        return cut("cipher unavailable", s);
-      }
-      try {
-        let plaintext: Uint8Array;
-        try {
-          plaintext = cipher.open(framed.sealed, rtspIv(framed.seq, "C"));
-        } catch {
-          return cut("record does not authenticate", s);
-        }
+        if (framed.seq <= s.rtsp.clientSeq) return cut(`record sequence ${framed.seq} not above ${s.rtsp.clientSeq} (replay)`, s);
         s.rtsp.clientSeq = framed.seq;
         const inner = frameRequest(plaintext);
         const res: RtspResponse =
@@ -153,9 +188,8 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
       if (received + chunk.length > MAX_BUFFERED) return cut(`more than ${MAX_BUFFERED} bytes`);
       chunks.push(chunk);
       received += chunk.length;
-      const s = sessions.active;
-      if ((chunks[0]![0]! & 0x80) !== 0) onRecord(s);
-      else onPlain(s, chunk);
+      if ((chunks[0]![0]! & 0x80) !== 0) onRecord();
+      else onPlain(chunk);
     });
     socket.on("end", () => {
       if (!done) cut("peer closed before a whole request");

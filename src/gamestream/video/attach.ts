@@ -6,8 +6,9 @@
 import { CaptureNative } from "../../../ffi/capture.ts";
 import { StreamNative } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
-import type { SessionStore } from "../sessions.ts";
-import { VideoStream } from "./stream.ts";
+import type { SessionStore, StreamSession } from "../sessions.ts";
+import { VideoStream, type SourceEnd } from "./stream.ts";
+import type { VmStateProbe } from "./vm-liveness.ts";
 
 export interface AttachedVideo {
   readonly stream: VideoStream;
@@ -23,6 +24,11 @@ export function attachVideoStream(o: {
   shmDir: string;
   log: Logger;
   encoderThreads?: number;
+  /** libvirt's state of a VM, so a VM source notices its VM shut down. */
+  vmState?: VmStateProbe;
+  liveness?: { stallMs?: number; checkIntervalMs?: number };
+  /** Hears why a session's source ended, before the session is ended. */
+  onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
 }): AttachedVideo {
   const streamNative = new StreamNative(o.nativePath);
   const capture = new CaptureNative(o.nativePath);
@@ -36,9 +42,16 @@ export function attachVideoStream(o: {
       shmDir: o.shmDir,
       log: o.log,
       encoderThreads: o.encoderThreads,
+      vmState: o.vmState,
+      liveness: o.liveness,
       // a source that stops for good (VM shut down) ends its session
-      onSourceEnded: (s) => {
-        if (o.sessions.active?.id === s.id) o.sessions.end();
+      onSourceEnded: (s, end) => {
+        o.log.info("the session's source ended", { session: s.id, vm: s.vmName, reason: end.reason });
+        try {
+          o.onSourceEnded?.(s, end);
+        } finally {
+          o.sessions.end(s.id, "source-ended", end.reason);
+        }
       },
     });
   } catch (err) {

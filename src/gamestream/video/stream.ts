@@ -7,12 +7,14 @@
  * encryption, sendmmsg in one call per frame): no frame passes through JS.
  */
 import type { CaptureNative, CodecName, PipelineTiming } from "../../../ffi/capture.ts";
+import { NativeStatus } from "../../../ffi/native.ts";
 import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
 import { openVideoSource, type VideoSource } from "./source.ts";
+import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
 const MAX_DATAGRAMS_PER_POLL = 256;
@@ -39,8 +41,21 @@ export interface VideoStreamOptions {
   paceFraction?: number;
   /** Shards per sendmmsg batch, 1-64 (default 64). */
   sendBatch?: number;
-  /** A session's source stopped for good (VM shut down, pipeline error): the session should end. */
-  onSourceEnded?: (session: StreamSession, lastError: number) => void;
+  /**
+   * A session's source stopped for good: `reason` says why in words ("VM win11 shut down",
+   * "the video pipeline stopped (NEURON_ENOMEM)"). The session should end.
+   */
+  onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+  /** libvirt's state of a VM: lets a VM source notice that its VM shut down (see vm-liveness.ts). */
+  vmState?: VmStateProbe;
+  /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
+  liveness?: { stallMs?: number; checkIntervalMs?: number };
+}
+
+export interface SourceEnd {
+  reason: string;
+  /** The pipeline's last negative status (0 = none). */
+  lastError: number;
 }
 
 export interface VideoSessionStats {
@@ -58,11 +73,36 @@ export interface VideoSessionStats {
   lastLatencyMs: number;
 }
 
+/** Latency samples kept per session for the API's percentiles (~10 s at 60 fps). */
+const LATENCY_WINDOW = 600;
+/** Frame-counter samples kept for the host fps (one per SOURCE_CHECK_MS: ~5 s). */
+const FPS_WINDOW = 10;
+/** Samples held for latencies() between two calls (benchmarks). */
+const MAX_PENDING_LATENCIES = 16384;
+
+/** Why a source stopped, in words (the pipeline's last native status). */
+export function sourceEndedMessage(lastError: number): string {
+  const name = Object.entries(NativeStatus).find(([, v]) => v === lastError)?.[0];
+  if (lastError === NativeStatus.EIO) return "the video source ended (VM shut down or its shared memory went away)";
+  return `the video pipeline stopped (${name ? `NEURON_${name}` : `status ${lastError}`})`;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
 /** One session's video: source (capture → encode), sender and the native pump between them. */
 export class VideoSession {
   peer: UdpPeer | null = null;
   private idrRequests = 0;
   private readonly pump: VideoPump;
+  private readonly window = new Float64Array(LATENCY_WINDOW);
+  private windowLen = 0;
+  private windowNext = 0;
+  private pending: Uint32Array[] = [];
+  private pendingCount = 0;
+  private readonly fpsSamples: { t: number; frames: number }[] = [];
 
   constructor(
     readonly session: StreamSession,
@@ -73,6 +113,8 @@ export class VideoSession {
     epochNs: bigint,
     private readonly log: Logger,
     paceNs = 0,
+    /** Whether the VM behind a VM source still runs (null: test pattern, or no libvirt probe). */
+    readonly liveness: VmLiveness | null = null,
   ) {
     this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
   }
@@ -92,9 +134,47 @@ export class VideoSession {
     this.log.info(first ? "video client address learned" : "video client address changed", { peer: `${peer.address}:${peer.port}` });
   }
 
+  /** Drains the pump's latency samples into the rolling window and notes the frame counter (every SOURCE_CHECK_MS). */
+  sample(): void {
+    this.drain();
+    this.fpsSamples.push({ t: performance.now(), frames: this.pump.stats().frames });
+    if (this.fpsSamples.length > FPS_WINDOW) this.fpsSamples.shift();
+  }
+
+  private drain(): void {
+    const l = this.pump.latencies();
+    for (const us of l) {
+      this.window[this.windowNext] = us / 1000;
+      this.windowNext = (this.windowNext + 1) % LATENCY_WINDOW;
+      if (this.windowLen < LATENCY_WINDOW) this.windowLen++;
+    }
+    if (l.length && this.pendingCount + l.length <= MAX_PENDING_LATENCIES) {
+      this.pending.push(l.slice());
+      this.pendingCount += l.length;
+    }
+  }
+
   /** Latency samples (capture → last shard sent, µs) since the last call (benchmarks). */
   latencies(): Uint32Array {
-    return this.pump.latencies();
+    this.drain();
+    const out = new Uint32Array(this.pendingCount);
+    let o = 0;
+    for (const p of this.pending) {
+      out.set(p, o);
+      o += p.length;
+    }
+    this.pending = [];
+    this.pendingCount = 0;
+    return out;
+  }
+
+  /** Frames sent per second over the last few seconds, host latency p50/p99 over the last ~600 frames (ms). */
+  rates(): { hostFps: number; latencyP50Ms: number; latencyP99Ms: number; latencySamples: number } {
+    const a = this.fpsSamples[0], b = this.fpsSamples.at(-1);
+    const hostFps = a && b && b.t > a.t ? ((b.frames - a.frames) * 1000) / (b.t - a.t) : 0;
+    const sorted = this.window.slice(0, this.windowLen).sort();
+    const r2 = (v: number) => Math.round(v * 100) / 100;
+    return { hostFps: r2(hostFps), latencyP50Ms: r2(percentile(sorted, 50)), latencyP99Ms: r2(percentile(sorted, 99)), latencySamples: this.windowLen };
   }
 
   /** Per-frame stage timings of the capture → encode pipeline since the last call (benchmarks). */
@@ -106,6 +186,12 @@ export class VideoSession {
     const st = this.source.pipeline.stats();
     const ps = this.pump.stats();
     return { running: st.running && ps.running, lastError: ps.lastError || st.lastError };
+  }
+
+  /** The capture side's counters the liveness check reads. */
+  sourceSample(): SourceSample {
+    const st = this.source.pipeline.stats();
+    return { framesIn: st.framesIn, restarts: st.restarts };
   }
 
   /** The management API's view (video/model.ts). */
@@ -203,7 +289,11 @@ export class VideoStream {
     let vs: VideoSession;
     try {
       const paceNs = (Math.min(Math.max(this.o.paceFraction ?? 0, 0), 0.9) * 1e9) / fps;
-      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs);
+      const liveness =
+        source.kind === "vm" && session.vmName && this.o.vmState
+          ? new VmLiveness({ vmName: session.vmName, probe: this.o.vmState, log, ...this.o.liveness })
+          : null;
+      vs = new VideoSession(session, session.rtsp.videoPingPayload, source, sender, this.o.stream, this.epochNs, log, paceNs, liveness);
     } catch (err) {
       sender.close();
       source.stop();
@@ -254,8 +344,10 @@ export class VideoStream {
       let target: VideoSession | undefined;
       if (ping?.kind === "payload") {
         for (const vs of this.sessions.values()) if (vs.pingPayload === ping.payload) target = vs;
-      } else if (ping?.kind === "legacy" && this.sessions.size === 1) {
-        target = this.sessions.values().next().value;
+      } else if (ping?.kind === "legacy") {
+        // no payload to match: only a single session launched from that address may claim it
+        const fromIp = [...this.sessions.values()].filter((vs) => vs.session.clientAddress === got.from.address);
+        if (fromIp.length === 1) target = fromIp[0];
       }
       if (!target) {
         this.rejected++;
@@ -270,15 +362,35 @@ export class VideoStream {
     }
   }
 
-  /** Ends the video of sessions whose source stopped for good (pipeline or pump error). */
+  /** Samples each session's statistics; ends the video of sessions whose source stopped for good (VM shut down, pipeline or pump error). */
   private watchSources(): void {
     for (const vs of [...this.sessions.values()]) {
+      vs.sample();
       const st = vs.pipelineStats();
-      if (st.running) continue;
-      this.o.log.warn("video source stopped; ending the session", { session: vs.session.id, lastError: st.lastError });
-      this.stop(vs.session.id);
-      this.o.onSourceEnded?.(vs.session, st.lastError);
+      if (!st.running) {
+        this.endSource(vs, { reason: sourceEndedMessage(st.lastError), lastError: st.lastError });
+        continue;
+      }
+      vs.liveness
+        ?.sample(vs.sourceSample())
+        .then((reason) => {
+          // the session may have been stopped while libvirt answered: its pipeline is gone then
+          if (reason && this.sessions.get(vs.session.id) === vs) this.endSource(vs, { reason, lastError: vs.pipelineStats().lastError });
+        })
+        .catch((err: unknown) => this.o.log.error("VM liveness check failed", { session: vs.session.id, error: err }));
     }
+  }
+
+  private endSource(vs: VideoSession, end: SourceEnd): void {
+    if (this.sessions.get(vs.session.id) !== vs) return;
+    this.o.log.warn("video source ended; ending the session", { session: vs.session.id, reason: end.reason, lastError: end.lastError });
+    this.stop(vs.session.id);
+    this.o.onSourceEnded?.(vs.session, end);
+  }
+
+  /** Live video sessions. */
+  list(): VideoSession[] {
+    return [...this.sessions.values()];
   }
 
   get rejectedDatagrams(): number {
