@@ -37,6 +37,7 @@ const symbols = {
   neuron_pipeline_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_pipeline_encoder_report: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_pipeline_stop: { args: [P], returns: FFIType.void },
+  neuron_pipeline_timings: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
 } as const satisfies Record<string, FFIFunction>;
 
 type Syms = Library<typeof symbols>["symbols"];
@@ -117,6 +118,19 @@ export interface AccessUnitInfo {
   frameSerial: number;
   width: number;
   height: number;
+}
+
+/** Where one frame's time went inside the pipeline (native/encode.h neuron_pipeline_timing). */
+export interface PipelineTiming {
+  frameSerial: number;
+  /** Seen → last row readable, not converting: waiting on the guest's writes. */
+  waitUs: number;
+  convertUs: number;
+  encodeUs: number;
+  /** Seen → access unit in the ring. */
+  encodedUs: number;
+  size: number;
+  idr: boolean;
 }
 
 export interface PipelineStats {
@@ -468,11 +482,14 @@ export class EncoderUnavailableError extends Error {
   }
 }
 
+const TIMING_RECORDS = 1024;
+
 /** Native capture → convert → encode thread with a ring of access units that JS polls. */
 export class CapturePipeline {
   private handle: Pointer | null;
   private readonly infoBuf = new Uint8Array(64);
   private readonly statsBuf = new Uint8Array(64);
+  private readonly timingBuf = new Uint8Array(TIMING_RECORDS * 32);
 
   private constructor(
     private readonly n: CaptureNative,
@@ -546,6 +563,18 @@ export class CapturePipeline {
       height: v.getUint32(52, true),
       idrRequests: v.getUint32(56, true),
     };
+  }
+
+  /** Timing records of the frames put in the ring since the last call (the pipeline keeps the last 1024). */
+  timings(): PipelineTiming[] {
+    const n = this.n.sym.neuron_pipeline_timings(this.h(), ptr(this.timingBuf), TIMING_RECORDS);
+    const v = new DataView(this.timingBuf.buffer);
+    const out: PipelineTiming[] = [];
+    for (let i = 0; i < Math.min(n, TIMING_RECORDS); i++) {
+      const u = (o: number) => v.getUint32(i * 32 + o, true);
+      out.push({ frameSerial: u(0), waitUs: u(4), convertUs: u(8), encodeUs: u(12), encodedUs: u(16), size: u(20), idr: u(24) === 1 });
+    }
+    return out;
   }
 
   stop(): void {

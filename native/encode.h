@@ -41,7 +41,7 @@ typedef struct neuron_au_info {
     uint64_t done_ns;        /* 16: CLOCK_MONOTONIC when the access unit was complete */
     uint32_t size;           /* 24: bytes */
     uint32_t idr;            /* 28: 1 for an IDR (parameter sets included) */
-    uint32_t copy_us;        /* 32: shared memory → staging copy (pipeline) */
+    uint32_t copy_us;        /* 32: pipeline: reading shared memory, not converting (waiting on the guest's writes) */
     uint32_t convert_us;     /* 36: RGB → I420 */
     uint32_t encode_us;      /* 40 */
     uint32_t frame_serial;   /* 44: KVMFR frameSerial (pipeline) */
@@ -129,6 +129,24 @@ NEURON_EXPORT int32_t neuron_pipeline_encoder_report(neuron_pipeline *p, char *b
 
 /* Stops the thread and frees everything. NULL is ignored. */
 NEURON_EXPORT void neuron_pipeline_stop(neuron_pipeline *p);
+
+/* Where one frame's time went inside the pipeline (caller-owned, 32 bytes). "Seen" is the
+ * moment the frame's message was read (neuron_au_info.capture_ns). */
+typedef struct neuron_pipeline_timing {
+    uint32_t frame_serial;   /* 0: KVMFR frameSerial */
+    uint32_t wait_us;        /* 4: seen -> last row readable, not spent converting: waiting on the guest's writes */
+    uint32_t convert_us;     /* 8: RGB -> I420, summed over the bands converted as the guest wrote them */
+    uint32_t encode_us;      /* 12: the encoder call */
+    uint32_t encoded_us;     /* 16: seen -> access unit in the ring */
+    uint32_t size;           /* 20: access unit bytes */
+    uint32_t idr;            /* 24: 1 for an IDR */
+    uint32_t reserved;       /* 28 */
+} neuron_pipeline_timing;
+_Static_assert(sizeof(neuron_pipeline_timing) == 32, "neuron_pipeline_timing layout");
+
+/* Copies up to cap timing records of the frames put in the ring since the last call (oldest
+ * first; the pipeline keeps the last 1024) and returns how many. */
+NEURON_EXPORT uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeline_timing *out, uint32_t cap);
 
 #ifdef __cplusplus
 }

@@ -85,8 +85,16 @@ static int try_open(neuron_encoder *e, const char *name, char *why, size_t why_l
     if (strcmp(name, "libx264") == 0) {
         av_dict_set(&opts, "preset", "ultrafast", 0);
         av_dict_set(&opts, "tune", "zerolatency", 0);
+        /* Spelled out rather than left to the tune: one frame's encode split across the threads
+         * (sliced threads: no frame of delay per thread), no lookahead, no B-frames, no mbtree.
+         * With the one-frame VBV above this is CBR at the ANNOUNCE bitrate; an IDR cannot
+         * exceed the VBV either, so it costs quality for a frame, not a latency spike. */
         av_dict_set(&opts, "x264-params",
-                    c->intra_refresh ? "scenecut=0:intra-refresh=1:nal-hrd=none" : "keyint=infinite:scenecut=0", 0);
+                    c->intra_refresh
+                        ? "scenecut=0:intra-refresh=1:nal-hrd=none:sliced-threads=1:rc-lookahead=0:sync-lookahead=0:"
+                          "bframes=0:mbtree=0"
+                        : "keyint=infinite:scenecut=0:sliced-threads=1:rc-lookahead=0:sync-lookahead=0:bframes=0:mbtree=0",
+                    0);
     } else if (strcmp(name, "libx265") == 0) {
         av_dict_set(&opts, "preset", "ultrafast", 0);
         av_dict_set(&opts, "tune", "zerolatency", 0);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#define TIMING_RING 1024u
+
 typedef struct au_slot {
     uint8_t *data;
     neuron_au_info info;
@@ -31,13 +33,24 @@ struct neuron_pipeline {
     int idr_requested;
     uint32_t new_bitrate;
     neuron_pipeline_stats stats;
+    neuron_pipeline_timing timing[TIMING_RING]; /* guarded by mu */
+    uint32_t timing_head, timing_count;
     char report[1024];
     /* thread-owned state */
     uint32_t enc_w, enc_h, enc_fmt;
     int force_idr;
     uint8_t *au;
     uint64_t au_cap;
+    uint64_t convert_ns; /* conversion time of the current frame */
 };
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t us_of(uint64_t ns) { return ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(ns / 1000); }
 
 /* (Re)opens the encoder for w x h; returns a status. Thread only. */
 static int32_t open_encoder(neuron_pipeline *p, uint32_t w, uint32_t h, uint32_t format) {
@@ -90,6 +103,16 @@ static int push_au(neuron_pipeline *p, const neuron_au_info *info) {
         s->info = *info;
         p->count++;
         p->stats.aus_out++;
+        neuron_pipeline_timing t = {.frame_serial = info->frame_serial,
+                                    .wait_us = info->copy_us,
+                                    .convert_us = info->convert_us,
+                                    .encode_us = info->encode_us,
+                                    .encoded_us = us_of(mono_ns() - info->capture_ns),
+                                    .size = info->size,
+                                    .idr = info->idr};
+        p->timing[(p->timing_head + p->timing_count) % TIMING_RING] = t;
+        if (p->timing_count < TIMING_RING) p->timing_count++;
+        else p->timing_head = (p->timing_head + 1) % TIMING_RING;
         pthread_cond_broadcast(&p->cv);
     } else {
         p->stats.dropped++;
@@ -118,6 +141,7 @@ static int conv_begin(void *ctx, const neuron_frame_info *fi) {
         p->enc_fmt = fi->type;
         p->force_idr = 1;
     }
+    p->convert_ns = 0;
     return neuron_encoder_begin_frame(p->enc);
 }
 
@@ -125,7 +149,10 @@ static uint32_t conv_rows(void *ctx, const uint8_t *src, uint32_t pitch, uint32_
     neuron_pipeline *p = ctx;
     uint32_t end = y1 == height ? y1 : y0 + ((y1 - y0) & ~1u); /* whole 2-row bands until the last */
     if (end == y0) return y0;
-    return neuron_encoder_convert_rows(p->enc, src, pitch, y0, end) == NEURON_OK ? end : UINT32_MAX;
+    uint64_t t0 = mono_ns();
+    int32_t rc = neuron_encoder_convert_rows(p->enc, src, pitch, y0, end);
+    p->convert_ns += mono_ns() - t0;
+    return rc == NEURON_OK ? end : UINT32_MAX;
 }
 
 static void *pipeline_main(void *arg) {
@@ -175,8 +202,11 @@ static void *pipeline_main(void *arg) {
         }
         if (n == 0) continue;
         ai.capture_ns = fi.read_time_ns;
-        ai.copy_us = 0; /* no copy: rows are converted straight out of shared memory */
-        ai.convert_us = (uint32_t)(fi.copy_ns / 1000);
+        /* No copy: rows are converted straight out of shared memory as the guest writes them;
+         * copy_us is the rest of the read, waiting on the guest's writes. */
+        uint64_t conv = p->convert_ns < fi.copy_ns ? p->convert_ns : fi.copy_ns;
+        ai.copy_us = us_of(fi.copy_ns - conv);
+        ai.convert_us = us_of(conv);
         ai.frame_serial = fi.frame_serial;
         p->force_idr = push_au(p, &ai) ? 0 : 1; /* a dropped unit breaks the chain: restart it */
     }
@@ -280,6 +310,17 @@ void neuron_pipeline_stats_get(neuron_pipeline *p, neuron_pipeline_stats *out) {
     pthread_mutex_lock(&p->mu);
     *out = p->stats;
     pthread_mutex_unlock(&p->mu);
+}
+
+uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeline_timing *out, uint32_t cap) {
+    if (!p || !out) return 0;
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = p->timing_count < cap ? p->timing_count : cap;
+    for (uint32_t i = 0; i < n; i++) out[i] = p->timing[(p->timing_head + i) % TIMING_RING];
+    p->timing_head = (p->timing_head + n) % TIMING_RING;
+    p->timing_count -= n;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 int32_t neuron_pipeline_encoder_report(neuron_pipeline *p, char *buf, uint32_t cap) {

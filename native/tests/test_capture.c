@@ -233,7 +233,40 @@ static void test_memfd(void) {
     close(fd);
 }
 
+/* The pattern, pixel by pixel from its definition (capture.h), against the band-template fill. */
+static uint32_t pattern_px(uint32_t x, uint32_t y, uint32_t w, uint32_t c) {
+    if (y < 8 && x / 8 < 32 && x / 8 < w / 8) return (c >> (31 - x / 8)) & 1u ? 0xffffffffu : 0xff000000u;
+    return (uint8_t)(x + 2u * c) | (uint32_t)(uint8_t)(y + c) << 8 | (uint32_t)(uint8_t)(((x >> 4) ^ (y >> 4)) * 16u + c) << 16 |
+           0xff000000u;
+}
+
+static void test_pattern_definition(void) {
+    static const uint32_t dims[][2] = {{333, 37}, {256, 40}, {7, 5}, {1, 1}, {1920, 20}};
+    static uint8_t buf[1 + 2000 * 4 * 40];
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        uint32_t w = dims[d][0], h = dims[d][1], pitch = w * 4 + 4 * (uint32_t)(d & 1);
+        for (uint32_t c = 0; c < 600; c += 123) {
+            uint8_t *dst = buf + 1; /* unaligned on purpose */
+            memset(buf, 0x5a, sizeof buf);
+            neuron_testpattern_fill(dst, w, h, pitch, c);
+            int bad = 0;
+            for (uint32_t y = 0; y < h && !bad; y++) {
+                for (uint32_t x = 0; x < w; x++) {
+                    uint32_t px;
+                    memcpy(&px, dst + (uint64_t)y * pitch + 4ull * x, 4);
+                    if (px != pattern_px(x, y, w, c)) bad = 1;
+                }
+                for (uint32_t k = w * 4; k < pitch; k++)
+                    if (dst[(uint64_t)y * pitch + k] != 0x5a) bad = 1; /* row padding untouched */
+            }
+            CHECK(!bad);
+            if (w >= 256 && h >= 8) CHECK(neuron_testpattern_counter(dst, w, h, pitch) == c);
+        }
+    }
+}
+
 int main(void) {
+    test_pattern_definition();
     test_memfd();
     test_normal_and_cursor();
     test_wrong_version();

@@ -84,6 +84,17 @@ static void test_pipeline(void) {
         got++;
     }
     CHECK(got == 30); /* the ring holds 8: the IDR requested at unit 10 arrives by unit 19 */
+    /* One timing record per unit put in the ring, in ring order. */
+    static neuron_pipeline_timing tm[1024];
+    uint32_t nt = neuron_pipeline_timings(p, tm, 1024);
+    CHECK(nt >= 30 && tm[0].idr == 1);
+    for (uint32_t i = 0; i < nt; i++) {
+        CHECK(tm[i].size > 0 && tm[i].encode_us > 0);
+        CHECK(tm[i].encoded_us + 3 >= tm[i].encode_us + tm[i].convert_us + tm[i].wait_us);
+        if (i) CHECK(tm[i].frame_serial > tm[i - 1].frame_serial);
+    }
+    CHECK(neuron_pipeline_timings(p, tm, 0) == 0 && neuron_pipeline_timings(NULL, tm, 4) == 0);
+    CHECK(neuron_pipeline_timings(p, NULL, 4) == 0);
     CHECK(idrs >= 2);
     char rep[1024];
     CHECK(neuron_pipeline_encoder_report(p, rep, sizeof rep) == NEURON_OK && strstr(rep, "libx264: chosen"));

@@ -15,19 +15,30 @@
  * sends it (no JS on the frame path). loadAvg1m: the machine's 1-minute load
  * average when the case ended (figures on a shared 2-core machine move with it).
  *
+ * stagesMs breaks the same frames down (p50/p99 each, from the pipeline's timing records):
+ * guestWait (frame seen → its last row written by the guest, minus the conversion done while
+ * waiting: the guest's own copy), convert (BGRA→I420, in bands as the guest writes), encode
+ * (the encoder call), encoded (seen → access unit in the ring), and sendAndQueueP50 = total p50
+ * − encoded p50 (pump wake-up, packetize + FEC + encrypt + sendmmsg, pacing when on).
+ * guestCpuPct: CPU of the producer processes (the guest's side) per wall time.
+ *
  * First the native send call alone (fixed access units, back to back; the receiver drains in
- * the same loop): time per call, shards per frame, Mpps.
+ * the same loop): time per call, shards per frame, Mpps. Then the encoder alone on the test
+ * pattern: periodic IDR vs intra refresh (encode time and size, p50/p99/max).
  *
  * Last, N sessions through the whole multi-session host (GameStreamService): each launched
  * by its own client, PLAY starting its video and audio, the client addresses learned from
  * pings on the shared ports, every session's shards sent from the one video socket.
  *
- *   npm run bench:stream             (SECONDS=20 by default, at most 120)
+ *   npm run bench:stream    (SECONDS=20 by default, at most 120; CASES=id,id... runs only
+ *                            those cases: send, encoder, enc, plain, paced, paced2, batch8,
+ *                            threads (t1, t2, t4), two, two1, two2, two3, two4, host)
  *   ONLY=host npm run bench:stream   (only the multi-session host case)
  *   ONLY=multi npm run bench:stream  (the 2-session video-stream case, then the host case)
  */
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
-import { CaptureNative } from "../../ffi/capture.ts";
+import { CaptureNative, VideoEncoder, type PipelineTiming } from "../../ffi/capture.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { StreamNative, UdpSocket, VideoSender } from "../../ffi/stream.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
@@ -49,6 +60,13 @@ import { tempDir, testConfig } from "../helpers/env.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";
 
 const SECONDS = Math.min(Math.max(Number(process.env.SECONDS ?? 20), 3), 120);
+const ONLY_CASES: Record<string, string[]> = { host: ["host"], multi: ["two", "host"] };
+const CASES = process.env.CASES
+  ? new Set(process.env.CASES.split(","))
+  : process.env.ONLY
+    ? new Set(ONLY_CASES[process.env.ONLY] ?? [process.env.ONLY])
+    : null;
+const want = (id: string) => !CASES || CASES.has(id);
 const nativePath = resolveNativePath({});
 const stream = new StreamNative(nativePath);
 const capture = new CaptureNative(nativePath);
@@ -75,12 +93,37 @@ function session(i: number, w: number, h: number, fps: number, encrypt: boolean)
   };
 }
 
-async function runCase(name: string, sessions: number, w: number, h: number, fps: number, encrypt: boolean, paceFraction = 0): Promise<void> {
-  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: 2, encoder: "libx264", paceFraction });
+/** utime + stime of a process in ms (/proc/PID/stat), for the producer processes. */
+function procCpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; /* USER_HZ = 100 */
+  } catch {
+    return 0;
+  }
+}
+
+function stage(values: number[]): { p50: number; p99: number } {
+  return { p50: r2(pct(values, 50)), p99: r2(pct(values, 99)) };
+}
+
+interface CaseOptions {
+  sessions: number;
+  encrypt: boolean;
+  paceFraction?: number;
+  /** Shards per sendmmsg (pacing sleeps between batches; 64 = a P-frame in one batch). */
+  sendBatch?: number;
+  threads?: number;
+}
+
+async function runCase(name: string, w: number, h: number, fps: number, o: CaseOptions): Promise<void> {
+  const { sessions, encrypt, paceFraction = 0, sendBatch = 64, threads = 3 } = o; // 3: the video stream's default
+  const video = new VideoStream({ stream, capture, host: "127.0.0.1", port: 0, shmDir: "/dev/shm", log: silentLogger, encoderThreads: threads, encoder: "libx264", paceFraction, sendBatch });
   const producers: ProducerProcess[] = [];
   const paths: string[] = [];
   const receivers: UdpSocket[] = [];
   const lat: number[] = [];
+  const timings: PipelineTiming[] = [];
   let bytes = 0, frames = 0, datagrams = 0;
   try {
     const sess = Array.from({ length: sessions }, (_, i) => session(i, w, h, fps, encrypt));
@@ -101,8 +144,13 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
     const drain = setInterval(() => {
       for (const rx of receivers) while (rx.recv(rxBuf)) datagrams++;
       for (const s of sess) {
-        const l = video.get(s.id)!.latencies();
-        if (measuring) for (const us of l) lat.push(us / 1000);
+        const vs = video.get(s.id)!;
+        const l = vs.latencies();
+        const t = vs.pipelineTimings();
+        if (measuring) {
+          for (const us of l) lat.push(us / 1000);
+          timings.push(...t);
+        }
       }
     }, 2);
     while (Date.now() < warmupEnd) await Bun.sleep(10);
@@ -111,16 +159,20 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
     const bytesBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().bytes, 0);
     const discardedBefore = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0);
     const cpu0 = process.cpuUsage();
+    const guest0 = producers.reduce((n, p) => n + procCpuMs(p.pid), 0);
     const t0 = performance.now();
     await Bun.sleep(SECONDS * 1000);
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const guestMs = producers.reduce((n, p) => n + procCpuMs(p.pid), 0) - guest0;
     measuring = false;
     clearInterval(drain);
     frames = sess.reduce((n, s) => n + video.get(s.id)!.stats().frames, 0) - framesBefore;
     bytes = sess.reduce((n, s) => n + video.get(s.id)!.stats().bytes, 0) - bytesBefore;
     const discarded = sess.reduce((n, s) => n + video.get(s.id)!.stats().framesDiscarded, 0) - discardedBefore;
     const sendErrors = sess.reduce((n, s) => n + video.get(s.id)!.stats().sendErrors, 0);
+    const ms = (f: (t: PipelineTiming) => number) => stage(timings.map((t) => f(t) / 1000));
+    const encoded = ms((t) => t.encodedUs);
     console.log(
       JSON.stringify({
         case: name,
@@ -130,6 +182,17 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
         p99Ms: r2(pct(lat, 99)),
         sessions,
         cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100),
+        guestCpuPct: r2((guestMs / wallMs) * 100),
+        cpuMsPerFrame: r2((cpu.user + cpu.system) / 1000 / Math.max(frames, 1)),
+        encoderThreads: threads,
+        stagesMs: {
+          guestWait: ms((t) => t.waitUs),
+          convert: ms((t) => t.convertUs),
+          encode: ms((t) => t.encodeUs),
+          encoded,
+          sendAndQueueP50: r2(pct(lat, 50) - encoded.p50),
+        },
+        idrFrames: timings.filter((t) => t.idr).length,
         sendMbps: r2((bytes * 8) / sessions / (wallMs / 1000) / 1e6),
         framesMeasured: frames,
         droppedByHost: discarded,
@@ -137,6 +200,7 @@ async function runCase(name: string, sessions: number, w: number, h: number, fps
         datagramsReceived: datagrams,
         encrypted: encrypt,
         paceFraction,
+        sendBatch,
         seconds: SECONDS,
         cores: cpus().length,
         loadAvg1m: r2(loadavg()[0]!),
@@ -179,6 +243,34 @@ function senderCase(name: string, auBytes: number, encrypt: boolean, frames = 30
   sender.close();
   tx.close();
   rx.close();
+}
+
+/** The encoder alone on the moving test pattern: IDR every `idrEvery` frames, or intra refresh. */
+function encoderCase(name: string, intraRefresh: boolean, idrEvery: number, threads: number, frames = 600): void {
+  const w = 1920, h = 1080;
+  const enc = VideoEncoder.open(capture, { codec: "h264", width: w, height: h, fps: 60, bitrateKbps: 20000, threads, intraRefresh, encoder: "libx264" });
+  const src = new Uint8Array(w * h * 4);
+  const out = new Uint8Array(4 << 20);
+  const encMs: number[] = [], sizes: number[] = [], idrMs: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < frames; i++) {
+    capture.testpatternFill(src, w, h, w * 4, i);
+    const forceIdr = i === 0 || (idrEvery > 0 && i % idrEvery === 0);
+    const info = enc.encode(src, w * 4, forceIdr, out);
+    encMs.push(info.encodeUs / 1000);
+    sizes.push(info.size);
+    if (info.idr) idrMs.push(info.encodeUs / 1000);
+  }
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  enc.close();
+  console.log(JSON.stringify({
+    case: name, resolution: `${w}x${h}`, fps: r2(frames / (wallMs / 1000)), p50Ms: r2(pct(encMs, 50)), p99Ms: r2(pct(encMs, 99)),
+    sessions: 1, cpuPct: r2(((cpu.user + cpu.system) / 1000 / wallMs) * 100), encoderThreads: threads, maxMs: r2(Math.max(...encMs)),
+    idrFrames: idrMs.length, idrEncodeMsP50: r2(pct(idrMs, 50)), sizeKbP50: r2(pct(sizes, 50) / 1000), sizeKbMax: r2(Math.max(...sizes) / 1000),
+    loadAvg1m: r2(loadavg()[0]!),
+  }));
 }
 
 /**
@@ -283,16 +375,30 @@ async function hostCase(name: string, sessions: number, w: number, h: number, fp
   }
 }
 
-const ONLY = process.env.ONLY;
-if (!ONLY) {
+const P = "1080p60 x264 ultrafast, FEC 20 %";
+if (want("send")) {
   senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
   senderCase("native send call: 40 KB P-frame, FEC 20 %, plain", 40_000, false);
   senderCase("native send call: 400 KB IDR (multi-block), FEC 20 %, AES-GCM", 400_000, true, 500);
-  await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 1, 1920, 1080, 60, true);
-  await runCase("1080p60 x264 ultrafast, FEC 20 %, plain", 1, 1920, 1080, 60, false);
-  await runCase("1080p60 x264 ultrafast, FEC 20 %, AES-GCM, paced over 1/4 frame", 1, 1920, 1080, 60, true, 0.25);
 }
-if (!ONLY || ONLY === "multi") await runCase("2 x 1080p60 x264 ultrafast, FEC 20 %, AES-GCM", 2, 1920, 1080, 60, true);
-await hostCase("host: 2 concurrent sessions (launch → PLAY → ping-learned peers on the shared ports), 1080p60, video AES-GCM, audio", 2, 1920, 1080, 60);
+if (want("encoder")) {
+  encoderCase("encoder alone 1080p: IDR every 60 frames", false, 60, 3);
+  encoderCase("encoder alone 1080p: intra refresh (no IDR after the first)", true, 0, 3);
+  encoderCase("encoder alone 1080p: IDR first only", false, 0, 3);
+}
+if (want("enc")) await runCase(`${P}, AES-GCM`, 1920, 1080, 60, { sessions: 1, encrypt: true });
+if (want("plain")) await runCase(`${P}, plain`, 1920, 1080, 60, { sessions: 1, encrypt: false });
+// Pacing acts between batches: with the default 64-shard batch a P-frame (~37 shards) still goes
+// out at once, so the paced cases use 8-shard batches (the burst case with 8 too, for comparison).
+if (want("paced")) await runCase(`${P}, AES-GCM, paced over 1/4 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.25, sendBatch: 8 });
+if (want("paced2")) await runCase(`${P}, AES-GCM, paced over 1/2 frame, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, paceFraction: 0.5, sendBatch: 8 });
+if (want("batch8")) await runCase(`${P}, AES-GCM, burst, 8-shard batches`, 1920, 1080, 60, { sessions: 1, encrypt: true, sendBatch: 8 });
+for (const t of [1, 2, 4])
+  if (want("threads") || want(`t${t}`)) await runCase(`${P}, AES-GCM, ${t} encoder thread(s)`, 1920, 1080, 60, { sessions: 1, encrypt: true, threads: t });
+if (want("two")) await runCase(`2 x ${P}, AES-GCM`, 1920, 1080, 60, { sessions: 2, encrypt: true });
+for (const t of [1, 2, 3, 4])
+  if (want(`two${t}`)) await runCase(`2 x ${P}, AES-GCM, ${t} encoder thread(s) per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: t });
+if (want("host"))
+  await hostCase("host: 2 concurrent sessions (launch → PLAY → ping-learned peers on the shared ports), 1080p60, video AES-GCM, audio", 2, 1920, 1080, 60);
 stream.close();
 capture.close();

@@ -67,6 +67,19 @@ describe("capture pipeline", () => {
         expect(a.info.doneNs).toBeGreaterThanOrEqual(a.info.captureNs);
       }
       expect(p.encoderReport()).toContain("libx264: chosen");
+      // one timing record per unit put in the ring, in ring order: the same serials and sizes
+      const timings = p.timings();
+      expect(timings.length).toBeGreaterThanOrEqual(40);
+      expect(timings.slice(0, 40).map((t) => [t.frameSerial, t.size, t.idr])).toEqual(
+        aus.map((a) => [a.info.frameSerial, a.info.size, a.info.idr]),
+      );
+      for (const [i, t] of timings.slice(0, 40).entries()) {
+        expect(t.encodeUs).toBe(aus[i]!.info.encodeUs);
+        expect(t.convertUs).toBe(aus[i]!.info.convertUs);
+        expect(t.waitUs).toBe(aus[i]!.info.copyUs);
+        expect(t.encodedUs + 3).toBeGreaterThanOrEqual(t.waitUs + t.convertUs + t.encodeUs);
+      }
+      expect(p.timings().length).toBeLessThanOrEqual(timings.length); // drained: only newer frames remain
       const stats = p.stats();
       expect(stats).toMatchObject({ running: true, width: W, height: H, idrRequests: 1, lastError: 0 });
       expect(stats.framesIn).toBeGreaterThanOrEqual(40);
