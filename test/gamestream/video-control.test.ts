@@ -6,21 +6,14 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { NativeCrypto } from "../../ffi/crypto.ts";
 import { enetAvailable } from "../../ffi/enet.ts";
 import { NativeLibrary } from "../../ffi/native.ts";
-import { AppsService } from "../../src/apps/service.ts";
-import { appsRepo } from "../../src/db/repos/apps.ts";
-import { pairingsRepo } from "../../src/db/repos/pairings.ts";
-import { openDatabase } from "../../src/db/client.ts";
 import { ControlType } from "../../src/gamestream/control/envelope.ts";
 import { StreamSessionInfo } from "../../src/gamestream/model.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
-import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { GameStreamService } from "../../src/gamestream/service.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
-import { silentLogger } from "../../src/log.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { ControlTestClient } from "./control-client.ts";
 import { launchSession } from "./control-helpers.ts";
 import { freeBasePort } from "./helpers.ts";
+import { gameStreamTestService } from "./control-helpers.ts";
 import { VideoTestClient } from "./video-client.ts";
 
 const skip = !enetAvailable();
@@ -34,18 +27,7 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
 describe.skipIf(skip)("video + control", () => {
   const dir = tempDir("neuron-vc-");
   const config = testConfig({ stateDir: dir.path, shmDir: dir.path, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test" });
-  const db = openDatabase(config.dbPath);
-  const apps = new AppsService(appsRepo(db.db));
-  apps.seedDefaults();
-  const service = new GameStreamService({
-    config,
-    apps,
-    pairings: pairingsRepo(db.db),
-    crypto: gameStreamCrypto(NativeCrypto.load()),
-    log: silentLogger,
-    codecModeSupport: () => CODEC.H264,
-    nativePath: NativeLibrary.load().path,
-  });
+  const { db, service } = gameStreamTestService(config, { nativePath: NativeLibrary.load().path });
 
   afterAll(async () => {
     await service.stop();

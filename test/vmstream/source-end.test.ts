@@ -9,21 +9,12 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { CaptureNative, SyntheticProducer } from "../../ffi/capture.ts";
-import { NativeCrypto } from "../../ffi/crypto.ts";
 import { NativeLibrary } from "../../ffi/native.ts";
-import { AppsService } from "../../src/apps/service.ts";
-import { appsRepo } from "../../src/db/repos/apps.ts";
-import { pairingsRepo } from "../../src/db/repos/pairings.ts";
-import { openDatabase } from "../../src/db/client.ts";
-import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
-import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
-import { GameStreamService } from "../../src/gamestream/service.ts";
 import type { SourceEnd } from "../../src/gamestream/video/stream.ts";
-import { silentLogger } from "../../src/log.ts";
 import type { VmState } from "../../src/vm/model.ts";
 import { shmPath } from "../../src/vm/shm.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";
+import { gameStreamTestService, launchSession, setTestStream } from "../gamestream/control-helpers.ts";
 import { VideoTestClient } from "../gamestream/video-client.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
@@ -36,19 +27,10 @@ describe("a VM source that stops", () => {
   const nativePath = NativeLibrary.load().path;
   const capture = new CaptureNative(nativePath);
   const config = testConfig({ stateDir: dir.path, shmDir: dir.path, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test" });
-  const db = openDatabase(config.dbPath);
-  const apps = new AppsService(appsRepo(db.db));
-  apps.seedDefaults();
   let vmState: VmState = "running";
   const probes: string[] = [];
   const ended: { session: string; end: SourceEnd }[] = [];
-  const service = new GameStreamService({
-    config,
-    apps,
-    pairings: pairingsRepo(db.db),
-    crypto: gameStreamCrypto(NativeCrypto.load()),
-    log: silentLogger,
-    codecModeSupport: () => CODEC.H264,
+  const { db, service } = gameStreamTestService(config, {
     nativePath,
     vmState: async (name) => {
       probes.push(name);
@@ -72,18 +54,8 @@ describe("a VM source that stops", () => {
     async () => {
       await service.start();
       producer = SyntheticProducer.start(capture, shmPath(dir.path, "synth"), { width: W, height: H, fps: 30 });
-      const key = crypto.getRandomValues(new Uint8Array(16));
-      const session = service.sessions.start({
-        appId: 2, appName: "synth", vmName: "synth", width: W, height: H, fps: 30,
-        riKey: key.slice(), riKeyId: 7, localAudioPlayMode: 0, surroundAudioInfo: 0x30002,
-        remoteControllersBitmap: 1, gcmap: 1, hdr: false, encryptedRtsp: true, clientFingerprint: "test",
-      });
-      session.stream = {
-        width: W, height: H, fps: 30, packetSize: 1024, bitStreamFormat: 0, codec: "h264", dynamicRangeMode: 0, encoderCscMode: 0,
-        colorspace: "rec601", fullRange: false, chromaSamplingType: 0, bitrateKbps: 1000, fec: { minRequiredFecPackets: 2 },
-        maxNumReferenceFrames: 1, slicesPerFrame: 1, audio: { channels: 2, channelMask: 3, highQuality: false, packetDurationMs: 5 },
-        encryption: { mask: 1, control: true, video: false, audio: false }, clientFeatureFlags: 0,
-      } satisfies StreamConfig;
+      const { session } = launchSession({ service }, "synth", { appId: 2, appName: "synth", width: W, height: H, fps: 30 });
+      setTestStream(session, { bitrateKbps: 1000, encryptVideo: false });
       service.sessions.markPlaying(session);
       expect(service.video!.stream.get(session.id)!.stats().source).toBe("vm");
       const video = new VideoTestClient({ port: service.ports.video, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024 });

@@ -25,7 +25,6 @@ import { openDatabase } from "../../src/db/client.ts";
 import { ControlType } from "../../src/gamestream/control/envelope.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import { CODEC } from "../../src/gamestream/nvhttp.ts";
-import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import type { SourceEnd } from "../../src/gamestream/video/stream.ts";
 import { virshStateProbe } from "../../src/gamestream/video/vm-state.ts";
@@ -39,11 +38,12 @@ import { domainTree, serializeXml } from "../../src/vm/xml.ts";
 import { probeStream } from "../capture/ffmpeg.ts";
 import { ControlTestClient } from "../gamestream/control-client.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";
+import { launchSession, setTestStream } from "../gamestream/control-helpers.ts";
 import { VideoTestClient } from "../gamestream/video-client.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/libvirtd.ts";
-import { buildStreamGuest, KEY_F12, streamGuestUnavailable } from "./guest.ts";
+import { buildStreamGuest, streamGuestUnavailable } from "./guest.ts";
 
 const SKIP = libvirtdUnavailable() ?? streamGuestUnavailable() ?? (enetAvailable() ? null : "libenet.so.7 is not installed") ?? (Bun.which("ffprobe") ? null : "ffprobe is not installed");
 if (SKIP) console.warn(`skipping the VM streaming test: ${SKIP}`);
@@ -138,18 +138,8 @@ describe.skipIf(SKIP !== null)("a real VM streamed: IVSHMEM frames out, input in
       const shm = join(daemon.shmDir, `looking-glass-${VM}`);
       expect(statSync(shm).size).toBe(16 * 1024 * 1024);
 
-      const key = crypto.getRandomValues(new Uint8Array(16));
-      const session = service.sessions.start({
-        appId: 2, appName: VM, vmName: VM, width: W, height: H, fps: 30,
-        riKey: key.slice(), riKeyId: 7, localAudioPlayMode: 0, surroundAudioInfo: 0x30002,
-        remoteControllersBitmap: 1, gcmap: 1, hdr: false, encryptedRtsp: true, clientFingerprint: "test",
-      });
-      session.stream = {
-        width: W, height: H, fps: 30, packetSize: 1024, bitStreamFormat: 0, codec: "h264", dynamicRangeMode: 0, encoderCscMode: 0,
-        colorspace: "rec601", fullRange: false, chromaSamplingType: 0, bitrateKbps: 2000, fec: { minRequiredFecPackets: 2 },
-        maxNumReferenceFrames: 1, slicesPerFrame: 1, audio: { channels: 2, channelMask: 3, highQuality: false, packetDurationMs: 5 },
-        encryption: { mask: 3, control: true, video: true, audio: false }, clientFeatureFlags: 0,
-      } satisfies StreamConfig;
+      const { key, session } = launchSession({ service }, VM, { appId: 2, appName: VM, width: W, height: H, fps: 30 });
+      setTestStream(session, { bitrateKbps: 2000, encryptVideo: true });
       service.sessions.markPlaying(session);
       expect(service.video!.stream.get(session.id)!.stats().source).toBe("vm");
 
