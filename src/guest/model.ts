@@ -4,6 +4,7 @@
  * goes through these before use.
  */
 import { z } from "zod";
+import { GamepadAttach, GamepadAttached, GamepadDetach, GamepadState } from "./gamepad-model.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_PORT_NAME = "org.neuronos.agent.0";
@@ -24,6 +25,9 @@ export const COMMANDS = [
   "clipboard_set",
   "screenshot",
   "shutdown",
+  "gamepad_attach",
+  "gamepad_state",
+  "gamepad_detach",
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 export const CommandName = z.enum(COMMANDS);
@@ -133,6 +137,9 @@ export const REQUEST_SCHEMAS: Record<CommandName, z.ZodType> = {
   clipboard_set: ClipboardContent,
   screenshot: z.strictObject({ display: z.string().min(1).max(256).optional() }),
   shutdown: ShutdownRequest,
+  gamepad_attach: GamepadAttach,
+  gamepad_state: GamepadState,
+  gamepad_detach: GamepadDetach,
 };
 
 /** Response payload schema per command (what the host validates). */
@@ -146,6 +153,9 @@ export const RESPONSE_SCHEMAS: Record<CommandName, z.ZodType> = {
   clipboard_set: z.object({}),
   screenshot: Screenshot,
   shutdown: z.object({}),
+  gamepad_attach: GamepadAttached,
+  gamepad_state: z.object({}),
+  gamepad_detach: z.object({}),
 };
 
 export const EVENT_SCHEMAS: Record<EventName, z.ZodType> = {
