@@ -1,0 +1,202 @@
+/**
+ * Gamepads through the guest agent: GameStream controller events become
+ * gamepad_attach / gamepad_state / gamepad_detach requests to the session VM's
+ * agent, which drives a virtual pad inside the guest. Per pad at most one
+ * request is in flight and one state waits behind it: a newer state replaces
+ * the waiting one (latest wins, the queue never grows).
+ */
+import { describeError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { MAX_GAMEPADS, neutralState, type GamepadState } from "../guest/gamepad-model.ts";
+import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
+import { moonlightToGamepad } from "./gamepad-map.ts";
+import type { InputEvent } from "./model.ts";
+
+export type GamepadCommand = "gamepad_attach" | "gamepad_state" | "gamepad_detach";
+/** The agent connection as this backend needs it (GuestService.command or AgentClient.request fit). */
+export interface GamepadLink {
+  request(command: GamepadCommand, data: Record<string, unknown>): Promise<unknown>;
+}
+
+type PadPhase = "attaching" | "attached" | "failed" | "detaching";
+/** A pad the guest could not attach is tried again after this long (on its next event). */
+const RETRY_ATTACH_MS = 5_000;
+
+interface Pad {
+  phase: PadPhase;
+  failedAt?: number;
+  pending: GamepadState | null;
+  busy: boolean;
+  last: GamepadState;
+}
+
+export class AgentGamepadBackend implements InputBackend {
+  readonly name = "agent-gamepad";
+  readonly capabilities: InputCapabilities = {
+    keyboard: false,
+    relativePointer: false,
+    absolutePointer: false,
+    wheel: false,
+    hwheel: false,
+    text: false,
+    touch: false,
+    gamepad: true,
+  };
+  private readonly pads = new Map<number, Pad>();
+  private readonly counters: InputBackendStats = emptyStats();
+  private readonly idleWaiters: (() => void)[] = [];
+  private pendingOps = 0;
+  private closed = false;
+  /** States replaced by a newer one before they were sent. */
+  coalesced = 0;
+
+  constructor(private readonly opts: { link: GamepadLink; log: Logger }) {}
+
+  async open(): Promise<void> {}
+
+  submit(events: readonly InputEvent[]): void {
+    for (const ev of events) {
+      this.counters.accepted++;
+      if (this.closed || ("controllerNumber" in ev && !(ev.controllerNumber >= 0 && ev.controllerNumber < MAX_GAMEPADS))) {
+        this.counters.dropped++;
+        continue;
+      }
+      switch (ev.kind) {
+        case "controllerArrival":
+          this.ensure(ev.controllerNumber);
+          break;
+        case "controller": {
+          for (const [i, pad] of this.pads)
+            if (!(ev.activeGamepadMask & (1 << i)) && i !== ev.controllerNumber && pad.phase !== "detaching") this.detach(i);
+          const pad = this.ensure(ev.controllerNumber);
+          if (pad.phase === "failed") {
+            this.counters.dropped++;
+            break;
+          }
+          if (pad.pending) this.coalesced++;
+          pad.pending = moonlightToGamepad(ev);
+          this.pump(ev.controllerNumber, pad);
+          break;
+        }
+        default:
+          this.counters.unsupported[ev.kind] = (this.counters.unsupported[ev.kind] ?? 0) + 1;
+      }
+    }
+  }
+
+  flush(): Promise<void> {
+    if (this.idle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const [i, pad] of this.pads) {
+      if (pad.phase === "failed" || pad.phase === "detaching") continue;
+      pad.pending = neutralState(i);
+      this.pump(i, pad);
+    }
+    await this.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return this.flush();
+    await this.releaseAll();
+    this.closed = true;
+    for (const [i, pad] of this.pads) if (pad.phase !== "failed" && pad.phase !== "detaching") this.detach(i);
+    await this.flush();
+  }
+
+  stats(): InputBackendStats {
+    return { ...this.counters, unsupported: { ...this.counters.unsupported } };
+  }
+
+  /** Pads attached in the guest (indices). */
+  attached(): number[] {
+    return [...this.pads].filter(([, p]) => p.phase === "attached").map(([i]) => i);
+  }
+
+  private ensure(index: number): Pad {
+    let pad = this.pads.get(index);
+    if (pad && pad.phase !== "detaching" && !(pad.phase === "failed" && Date.now() - (pad.failedAt ?? 0) >= RETRY_ATTACH_MS)) return pad;
+    if (index < 0 || index >= MAX_GAMEPADS) throw new RangeError(`gamepad index ${index} out of range`);
+    const created: Pad = { phase: "attaching", pending: null, busy: true, last: neutralState(index) };
+    this.pads.set(index, created);
+    const prev = pad;
+    pad = created;
+    void this.op(async () => {
+      // A detach of the same index still running finishes first.
+      if (prev) await this.flushPad(prev);
+      try {
+        await this.opts.link.request("gamepad_attach", { index, kind: "xbox" });
+        created.phase = "attached";
+        this.counters.connects++;
+      } catch (err) {
+        created.phase = "failed";
+        created.failedAt = Date.now();
+        created.pending = null;
+        this.opts.log.warn("gamepad not attached in the guest: its input is dropped", { index, error: describeError(err) });
+      } finally {
+        created.busy = false;
+      }
+      this.pump(index, created);
+    });
+    return pad;
+  }
+
+  private detach(index: number): void {
+    const pad = this.pads.get(index);
+    if (!pad) return;
+    pad.phase = "detaching";
+    pad.pending = null;
+    void this.op(async () => {
+      await this.flushPad(pad);
+      try {
+        await this.opts.link.request("gamepad_detach", { index });
+      } catch (err) {
+        this.opts.log.warn("gamepad detach failed", { index, error: describeError(err) });
+      }
+      if (this.pads.get(index) === pad) this.pads.delete(index);
+    });
+  }
+
+  private async flushPad(pad: Pad): Promise<void> {
+    while (pad.busy) await Bun.sleep(1);
+  }
+
+  private pump(index: number, pad: Pad): void {
+    if (pad.busy || pad.phase !== "attached" || !pad.pending) return;
+    const state = pad.pending;
+    pad.pending = null;
+    pad.busy = true;
+    void this.op(async () => {
+      try {
+        await this.opts.link.request("gamepad_state", { ...state });
+        pad.last = state;
+        this.counters.delivered++;
+        this.counters.batches++;
+      } catch (err) {
+        this.counters.refusedBatches++;
+        this.opts.log.debug("gamepad state refused", { index, error: describeError(err) });
+      } finally {
+        pad.busy = false;
+      }
+      this.pump(index, pad);
+    });
+  }
+
+  private async op(fn: () => Promise<void>): Promise<void> {
+    this.pendingOps++;
+    try {
+      await fn();
+    } finally {
+      this.pendingOps--;
+      if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private idle(): boolean {
+    if (this.pendingOps > 0) return false;
+    for (const p of this.pads.values()) if (p.busy || (p.pending && p.phase === "attached")) return false;
+    return true;
+  }
+}
