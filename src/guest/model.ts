@@ -196,7 +196,7 @@ export function issues(err: z.ZodError): string {
 export const VmNameParams = z.strictObject({
   name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only"),
 });
-export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello"]) });
+export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello", "gamepad_attach", "gamepad_state", "gamepad_detach"]) });
 
 export const AgentStatusBody = z
   .object({
