@@ -106,7 +106,7 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r)),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile

@@ -105,11 +105,14 @@ export interface VirtualPad {
   destroy(): void;
 }
 
+/** The game set the pad's motors (0..65535 each; 0/0 = stop). */
+export type RumbleListener = (r: { index: number; low: number; high: number }) => void;
+
 export interface GamepadDriver {
   readonly name: string;
   /** Why this guest cannot create pads, or null when it can. */
   unavailable(): string | null;
-  create(index: number, kind: GamepadKind): VirtualPad;
+  create(index: number, kind: GamepadKind, onRumble?: RumbleListener): VirtualPad;
 }
 
 /** Windows: pads need the ViGEmBus driver; this build has no client for it, so it says so. */
@@ -131,7 +134,11 @@ interface Pad {
 export class GamepadHub {
   private readonly pads = new Map<number, Pad>();
 
-  constructor(private readonly driver: GamepadDriver) {}
+  constructor(
+    private readonly driver: GamepadDriver,
+    /** Where the pads' rumble goes (the agent server sends it to the host). */
+    public onRumble: RumbleListener | null = null,
+  ) {}
 
   get count(): number {
     return this.pads.size;
@@ -148,7 +155,7 @@ export class GamepadHub {
     if (why) throw new GuestCommandError("GAMEPAD_UNAVAILABLE", why);
     let dev: VirtualPad;
     try {
-      dev = this.driver.create(index, kind);
+      dev = this.driver.create(index, kind, (r) => this.onRumble?.(r));
     } catch (err) {
       if (err instanceof GuestCommandError) throw err;
       throw new GuestCommandError("GAMEPAD_UNAVAILABLE", `cannot create gamepad ${index}: ${(err as Error).message}`);

@@ -64,6 +64,7 @@ export class AgentServer {
 
   constructor(private readonly opts: AgentServerOptions) {
     this.gamepads = opts.gamepads ?? new GamepadHub(new VigemUnavailableDriver());
+    this.gamepads.onRumble = (r) => this.emitEvent("gamepad_rumble", r);
   }
 
   /** Starts change polling (call once). */

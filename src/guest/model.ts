@@ -4,7 +4,7 @@
  * goes through these before use.
  */
 import { z } from "zod";
-import { GamepadAttach, GamepadAttached, GamepadDetach, GamepadState } from "./gamepad-model.ts";
+import { GamepadAttach, GamepadAttached, GamepadDetach, GamepadRumble, GamepadState } from "./gamepad-model.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_PORT_NAME = "org.neuronos.agent.0";
@@ -32,7 +32,7 @@ export const COMMANDS = [
 export type CommandName = (typeof COMMANDS)[number];
 export const CommandName = z.enum(COMMANDS);
 
-export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited"] as const;
+export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited", "gamepad_rumble"] as const;
 export type EventName = (typeof EVENTS)[number];
 
 const requestId = z.string().min(1).max(64);
@@ -162,6 +162,7 @@ export const EVENT_SCHEMAS: Record<EventName, z.ZodType> = {
   clipboard_changed: ClipboardContent,
   resolution_changed: Display,
   app_exited: AppExited,
+  gamepad_rumble: GamepadRumble,
 };
 
 /** Messages from the peer, classified. */

@@ -7,7 +7,7 @@
  */
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { MAX_GAMEPADS, neutralState, type GamepadState } from "../guest/gamepad-model.ts";
+import { MAX_GAMEPADS, neutralState, type GamepadRumble, type GamepadState } from "../guest/gamepad-model.ts";
 import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
 import { moonlightToGamepad } from "./gamepad-map.ts";
 import type { InputEvent } from "./model.ts";
@@ -16,6 +16,15 @@ export type GamepadCommand = "gamepad_attach" | "gamepad_state" | "gamepad_detac
 /** The agent connection as this backend needs it (GuestService.command or AgentClient.request fit). */
 export interface GamepadLink {
   request(command: GamepadCommand, data: Record<string, unknown>): Promise<unknown>;
+  /** Hears the guest pads' rumble (gamepad_rumble events); returns the unsubscribe. */
+  onRumble?(listener: (r: GamepadRumble) => void): () => void;
+}
+
+/** A rumble for the client, in the control stream's terms. */
+export interface PadRumble {
+  controller: number;
+  lowFreq: number;
+  highFreq: number;
 }
 
 type PadPhase = "attaching" | "attached" | "failed" | "detaching";
@@ -50,9 +59,19 @@ export class AgentGamepadBackend implements InputBackend {
   /** States replaced by a newer one before they were sent. */
   coalesced = 0;
 
-  constructor(private readonly opts: { link: GamepadLink; log: Logger }) {}
+  private unsubscribe: (() => void) | null = null;
 
-  async open(): Promise<void> {}
+  constructor(private readonly opts: { link: GamepadLink; log: Logger; onRumble?: (r: PadRumble) => void }) {}
+
+  async open(): Promise<void> {
+    const { link, onRumble } = this.opts;
+    if (onRumble && link.onRumble && !this.unsubscribe) {
+      this.unsubscribe = link.onRumble((r) => {
+        // Only this session's pads (another session may drive the same guest).
+        if (this.pads.get(r.index)?.phase === "attached") onRumble({ controller: r.index, lowFreq: r.low, highFreq: r.high });
+      });
+    }
+  }
 
   submit(events: readonly InputEvent[]): void {
     for (const ev of events) {
@@ -104,6 +123,8 @@ export class AgentGamepadBackend implements InputBackend {
     this.closed = true;
     for (const [i, pad] of this.pads) if (pad.phase !== "failed" && pad.phase !== "detaching") this.detach(i);
     await this.flush();
+    this.unsubscribe?.();
+    this.unsubscribe = null;
   }
 
   stats(): InputBackendStats {

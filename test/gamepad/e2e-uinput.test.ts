@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
 import { AgentClient } from "../../src/guest/client.ts";
-import { AgentGamepadBackend } from "../../src/input/agent-backend.ts";
+import { AgentGamepadBackend, type PadRumble } from "../../src/input/agent-backend.ts";
+import { agentClientLink } from "../../src/input/agent-link.ts";
 import { MoonlightButton } from "../../src/input/gamepad-map.ts";
 import type { ControllerStateEvent } from "../../src/input/model.ts";
 import { ABS, BTN, EV } from "../../src/guest-agent/gamepad.ts";
@@ -85,6 +86,7 @@ describe.skipIf(skipReason !== null)("gamepad: host â†’ agent in a QEMU guest â†
         "agent/certs/guest.key": { text: certs.guest.key, mode: 0o600 },
         "modules/evdev.ko": { host: k.modules.evdev! },
         "modules/uinput.ko": { host: k.modules.uinput! },
+        "agent/ff-play.ts": { text: readFileSync(join(import.meta.dir, "ff-play.ts")) },
       },
       ["insmod /modules/evdev.ko", "insmod /modules/uinput.ko", "HOME=/root TMPDIR=/tmp /agent/neuron-agent --config /agent/config.json"].join("\n"),
     );
@@ -141,8 +143,12 @@ describe.skipIf(skipReason !== null)("gamepad: host â†’ agent in a QEMU guest â†
       path: "/bin/sh",
       args: ["-c", `exec 3<${device}; d=/sys/class/input/${node}/device; echo "$(cat $d/name) $(cat $d/id/vendor):$(cat $d/id/product)" > /tmp/ready; exec cat <&3 > /tmp/ev`],
     });
-    const ready = await waitFor(async () => (await capture()).ready || null, 20_000, "the reader in the guest");
-    expect(await ready).toBe("NeuronOS Virtual Gamepad 0 045e:028e");
+    let ready = "";
+    for (const until = Date.now() + 20_000; !ready && Date.now() < until; ) {
+      ready = (await capture()).ready;
+      if (!ready) await Bun.sleep(100);
+    }
+    expect(ready).toBe("NeuronOS Virtual Gamepad 0 045e:028e");
 
     backend.submit([
       pad({ buttonFlags: MoonlightButton.a | MoonlightButton.up, leftTrigger: 200, leftStickX: 1000, leftStickY: 32767 }),
@@ -171,5 +177,26 @@ describe.skipIf(skipReason !== null)("gamepad: host â†’ agent in a QEMU guest â†
     ]);
     // The pad is gone: a state for it is refused.
     await expect(client.request("gamepad_state", { index: 0, buttons: 1, lt: 0, rt: 0, lx: 0, ly: 0, rx: 0, ry: 0 })).rejects.toThrow(/not attached/);
+  }, 60_000);
+
+  test("a game's rumble on the guest pad reaches the host as the client's rumble, and stops", async () => {
+    const rumbles: PadRumble[] = [];
+    const backend = new AgentGamepadBackend({ link: agentClientLink(client), log: silentLogger, onRumble: (r) => rumbles.push(r) });
+    await backend.open();
+    backend.submit([pad({ controllerNumber: 1, activeGamepadMask: 0b10 })]);
+    await backend.flush();
+    const { device } = await client.request<{ device: string }>("gamepad_attach", { index: 1 });
+    const exited = new Promise<{ code: number | null }>((r) => client.once("app_exited", r));
+    await client.request("launch_app", {
+      path: "/bin/sh",
+      args: ["-c", `BUN_BE_BUN=1 HOME=/root /agent/neuron-agent /agent/ff-play.ts ${device} 40000 1000 200 > /tmp/ff.log 2>&1`],
+    });
+    expect((await exited).code).toBe(0);
+    await waitFor(() => rumbles.length >= 2, 10_000, "rumble start and stop");
+    expect(rumbles).toEqual([
+      { controller: 1, lowFreq: 40000, highFreq: 1000 },
+      { controller: 1, lowFreq: 0, highFreq: 0 },
+    ]);
+    await backend.close();
   }, 60_000);
 });

@@ -10,7 +10,7 @@ import type { Logger } from "../../log.ts";
 import { vmQmpSocket } from "../../vm/qmp-socket.ts";
 import type { StreamSession } from "../sessions.ts";
 import { CountingInputBackend } from "./counting-input.ts";
-import { AgentGamepadBackend, type GamepadLink } from "../../input/agent-backend.ts";
+import { AgentGamepadBackend, type GamepadLink, type PadRumble } from "../../input/agent-backend.ts";
 import { CompositeInputBackend } from "../../input/composite-backend.ts";
 
 /**
@@ -21,6 +21,8 @@ export function defaultSessionInputBackend(
   qmpDir: string,
   log: Logger,
   gamepadLink?: (vm: string) => GamepadLink,
+  /** Sends a guest pad's rumble to the session's client. */
+  rumble?: (sessionId: string, r: PadRumble) => void,
 ): (session: StreamSession) => Promise<InputBackend> {
   return async (session) => {
     if (session.vmName) {
@@ -29,7 +31,7 @@ export function defaultSessionInputBackend(
         const vmLog = log.child({ vm: session.vmName });
         const qmp = new QmpInputBackend({ socketPath, log: vmLog });
         if (!gamepadLink) return qmp;
-        return new CompositeInputBackend(qmp, new AgentGamepadBackend({ link: gamepadLink(session.vmName), log: vmLog }), vmLog);
+        return new CompositeInputBackend(qmp, new AgentGamepadBackend({ link: gamepadLink(session.vmName), log: vmLog, onRumble: rumble && ((r) => rumble(session.id, r)) }), vmLog);
       }
       log.warn("the session's VM has no QMP socket (not running, or defined without one): input is counted only", { vm: session.vmName, socketPath });
     }
