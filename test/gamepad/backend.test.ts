@@ -11,11 +11,12 @@ import net from "node:net";
 import { join } from "node:path";
 import { AgentClient } from "../../src/guest/client.ts";
 import { GamepadBit } from "../../src/guest/gamepad-model.ts";
-import { BTN, EV, GamepadHub, type GamepadDriver, type InputEventTriple } from "../../src/guest-agent/gamepad.ts";
+import { BTN, EV, GamepadHub, type GamepadDriver, type InputEventTriple, type RumbleListener } from "../../src/guest-agent/gamepad.ts";
 import { loadAgentConfig } from "../../src/guest-agent/config.ts";
 import { OsBackend } from "../../src/guest-agent/os.ts";
 import { AgentServer } from "../../src/guest-agent/server.ts";
-import { AgentGamepadBackend } from "../../src/input/agent-backend.ts";
+import { AgentGamepadBackend, type PadRumble } from "../../src/input/agent-backend.ts";
+import { agentClientLink } from "../../src/input/agent-link.ts";
 import { CompositeInputBackend } from "../../src/input/composite-backend.ts";
 import { MoonlightButton } from "../../src/input/gamepad-map.ts";
 import type { ControllerStateEvent } from "../../src/input/model.ts";
@@ -28,12 +29,14 @@ class RecordingDriver implements GamepadDriver {
   readonly name = "recording";
   readonly log: string[] = [];
   readonly states = new Map<number, Map<string, number>>();
+  readonly rumblers = new Map<number, RumbleListener>();
   constructor(private readonly reason: string | null = null) {}
   unavailable(): string | null {
     return this.reason;
   }
-  create(index: number) {
+  create(index: number, _kind: string, onRumble?: RumbleListener) {
     this.log.push(`create ${index}`);
+    if (onRumble) this.rumblers.set(index, onRumble);
     const held = new Map<string, number>();
     this.states.set(index, held);
     return {
@@ -155,6 +158,25 @@ describe("AgentGamepadBackend ↔ agent server", () => {
     expect(driver.states.get(3)!.get(`${EV.KEY}:${BTN.SOUTH}`)).toBe(0);
     expect(driver.states.get(3)!.get(`${EV.ABS}:2`)).toBe(0);
     // afterEach stops it again: harmless
+  });
+
+  test("rumble from a guest pad reaches this session's listener, for its own pads only, until close", async () => {
+    const got: PadRumble[] = [];
+    const b = new AgentGamepadBackend({ link: agentClientLink(client), log: silentLogger, onRumble: (r) => got.push(r) });
+    await b.open();
+    b.submit([pad({ controllerNumber: 2, activeGamepadMask: 0b100 })]);
+    await b.flush();
+    await client.request("gamepad_attach", { index: 5 }); // a pad this backend did not attach
+    driver.rumblers.get(5)!({ index: 5, low: 1, high: 1 });
+    driver.rumblers.get(2)!({ index: 2, low: 65535, high: 300 });
+    await waitFor(() => got.length > 0, 5_000, "rumble event");
+    await Bun.sleep(50);
+    expect(got).toEqual([{ controller: 2, lowFreq: 65535, highFreq: 300 }]);
+    const rumble2 = driver.rumblers.get(2)!;
+    await b.close();
+    rumble2({ index: 2, low: 9, high: 9 });
+    await Bun.sleep(50);
+    expect(got).toHaveLength(1);
   });
 
   test("composite: keyboard and mouse to the primary, controllers to the agent", async () => {
