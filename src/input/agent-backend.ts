@@ -54,6 +54,7 @@ export class AgentGamepadBackend implements InputBackend {
   private readonly pads = new Map<number, Pad>();
   private readonly counters: InputBackendStats = emptyStats();
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly tails = new Map<number, Promise<void>>();
   private pendingOps = 0;
   private closed = false;
   /** States replaced by a newer one before they were sent. */
@@ -142,11 +143,9 @@ export class AgentGamepadBackend implements InputBackend {
     if (index < 0 || index >= MAX_GAMEPADS) throw new RangeError(`gamepad index ${index} out of range`);
     const created: Pad = { phase: "attaching", pending: null, busy: true, last: neutralState(index) };
     this.pads.set(index, created);
-    const prev = pad;
     pad = created;
-    void this.op(async () => {
-      // A detach of the same index still running finishes first.
-      if (prev) await this.flushPad(prev);
+    // Requests for one index are chained: a detach of the same index still running goes out first.
+    this.op(index, async () => {
       try {
         await this.opts.link.request("gamepad_attach", { index, kind: "xbox" });
         created.phase = "attached";
@@ -169,8 +168,7 @@ export class AgentGamepadBackend implements InputBackend {
     if (!pad) return;
     pad.phase = "detaching";
     pad.pending = null;
-    void this.op(async () => {
-      await this.flushPad(pad);
+    this.op(index, async () => {
       try {
         await this.opts.link.request("gamepad_detach", { index });
       } catch (err) {
@@ -180,16 +178,12 @@ export class AgentGamepadBackend implements InputBackend {
     });
   }
 
-  private async flushPad(pad: Pad): Promise<void> {
-    while (pad.busy) await Bun.sleep(1);
-  }
-
   private pump(index: number, pad: Pad): void {
     if (pad.busy || pad.phase !== "attached" || !pad.pending) return;
     const state = pad.pending;
     pad.pending = null;
     pad.busy = true;
-    void this.op(async () => {
+    this.op(index, async () => {
       try {
         await this.opts.link.request("gamepad_state", { ...state });
         pad.last = state;
@@ -205,14 +199,24 @@ export class AgentGamepadBackend implements InputBackend {
     });
   }
 
-  private async op(fn: () => Promise<void>): Promise<void> {
+  /** Runs `fn` after every earlier request of pad `index` (per-pad order: attach, states, detach). */
+  private op(index: number, fn: () => Promise<void>): void {
     this.pendingOps++;
-    try {
-      await fn();
-    } finally {
-      this.pendingOps--;
-      if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
-    }
+    const run = async () => {
+      try {
+        await fn();
+      } catch (err) {
+        this.opts.log.error("gamepad request failed", { index, error: describeError(err) });
+      } finally {
+        this.pendingOps--;
+        if (this.idle()) for (const w of this.idleWaiters.splice(0)) w();
+      }
+    };
+    const next = (this.tails.get(index) ?? Promise.resolve()).then(run);
+    this.tails.set(index, next);
+    void next.then(() => {
+      if (this.tails.get(index) === next) this.tails.delete(index);
+    });
   }
 
   private idle(): boolean {

@@ -134,6 +134,19 @@ describe("AgentGamepadBackend ↔ agent server", () => {
     expect(b.stats().dropped).toBe(1);
   });
 
+  test("a pad that leaves and comes straight back: requests stay in order, the guest ends with it attached", async () => {
+    const b = new AgentGamepadBackend({ link: client, log: silentLogger });
+    b.submit([pad({ controllerNumber: 1, activeGamepadMask: 0b10, buttonFlags: MoonlightButton.x })]);
+    b.submit([pad({ controllerNumber: 0, activeGamepadMask: 0b01 })]);
+    b.submit([pad({ controllerNumber: 1, activeGamepadMask: 0b11, buttonFlags: MoonlightButton.y })]);
+    await b.flush();
+    expect(b.attached().sort()).toEqual([0, 1]);
+    expect(driver.log.filter((l) => l.endsWith(" 1") && !l.startsWith("emit"))).toEqual(["create 1", "destroy 1", "create 1"]);
+    expect(driver.states.get(1)!.get(`${EV.KEY}:${BTN.NORTH}`)).toBe(1);
+    expect(b.stats().refusedBatches).toBe(0);
+    await b.close();
+  });
+
   test("hostile requests are refused by the guest and change nothing", async () => {
     await client.request("gamepad_attach", { index: 0 });
     const before = driver.log.length;
