@@ -5,7 +5,7 @@
  * request is in flight and one state waits behind it: a newer state replaces
  * the waiting one (latest wins, the queue never grows).
  */
-import { describeError } from "../errors.ts";
+import { AppError, describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { MAX_GAMEPADS, neutralState, type GamepadRumble, type GamepadState } from "../guest/gamepad-model.ts";
 import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
@@ -28,12 +28,19 @@ export interface PadRumble {
 }
 
 type PadPhase = "attaching" | "attached" | "failed" | "detaching";
+const notAttached = (err: unknown): boolean =>
+  err instanceof AppError && (err.details as { code?: unknown } | undefined)?.code === "GAMEPAD_NOT_ATTACHED";
+
 /** A pad the guest could not attach is tried again after this long (on its next event). */
 const RETRY_ATTACH_MS = 5_000;
+
+/** A guest that keeps losing a pad is not re-attached more often than this. */
+const REATTACH_MIN_INTERVAL_MS = 1_000;
 
 interface Pad {
   phase: PadPhase;
   failedAt?: number;
+  reattachedAt?: number;
   pending: GamepadState | null;
   busy: boolean;
   last: GamepadState;
@@ -143,24 +150,30 @@ export class AgentGamepadBackend implements InputBackend {
     if (index < 0 || index >= MAX_GAMEPADS) throw new RangeError(`gamepad index ${index} out of range`);
     const created: Pad = { phase: "attaching", pending: null, busy: true, last: neutralState(index) };
     this.pads.set(index, created);
-    pad = created;
-    // Requests for one index are chained: a detach of the same index still running goes out first.
+    this.attachOp(index, created);
+    return created;
+  }
+
+  /** Requests for one index are chained: a detach of the same index still running goes out first. */
+  private attachOp(index: number, pad: Pad): void {
+    pad.busy = true;
     this.op(index, async () => {
       try {
         await this.opts.link.request("gamepad_attach", { index, kind: "xbox" });
-        created.phase = "attached";
+        if (pad.phase === "attaching") pad.phase = "attached";
         this.counters.connects++;
       } catch (err) {
-        created.phase = "failed";
-        created.failedAt = Date.now();
-        created.pending = null;
+        if (pad.phase === "attaching") {
+          pad.phase = "failed";
+          pad.failedAt = Date.now();
+          pad.pending = null;
+        }
         this.opts.log.warn("gamepad not attached in the guest: its input is dropped", { index, error: describeError(err) });
       } finally {
-        created.busy = false;
+        pad.busy = false;
       }
-      this.pump(index, created);
+      this.pump(index, pad);
     });
-    return pad;
   }
 
   private detach(index: number): void {
@@ -184,6 +197,7 @@ export class AgentGamepadBackend implements InputBackend {
     pad.pending = null;
     pad.busy = true;
     this.op(index, async () => {
+      let lost = false;
       try {
         await this.opts.link.request("gamepad_state", { ...state });
         pad.last = state;
@@ -192,10 +206,16 @@ export class AgentGamepadBackend implements InputBackend {
       } catch (err) {
         this.counters.refusedBatches++;
         this.opts.log.debug("gamepad state refused", { index, error: describeError(err) });
-      } finally {
-        pad.busy = false;
+        lost = notAttached(err) && pad.phase === "attached" && Date.now() - (pad.reattachedAt ?? 0) >= REATTACH_MIN_INTERVAL_MS;
       }
-      this.pump(index, pad);
+      pad.busy = false;
+      if (lost) {
+        // The guest lost the pad (its agent restarted, or the connection was re-established): attach again.
+        pad.phase = "attaching";
+        pad.reattachedAt = Date.now();
+        pad.pending ??= state;
+        this.attachOp(index, pad);
+      } else this.pump(index, pad);
     });
   }
 

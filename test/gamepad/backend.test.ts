@@ -71,6 +71,7 @@ describe("AgentGamepadBackend ↔ agent server", () => {
   let work: ReturnType<typeof tempDir>;
   let driver: RecordingDriver;
   let agent: AgentServer;
+  let hub: GamepadHub;
   let server: net.Server;
   const sockets = new Set<net.Socket>();
   let client: AgentClient;
@@ -79,7 +80,7 @@ describe("AgentGamepadBackend ↔ agent server", () => {
     work = tempDir("neuron-gamepad-");
     driver = d;
     const config = loadAgentConfig({ certDir: null, commands: fileCommands(work.path) }, "linux", {});
-    agent = new AgentServer({ backend: new OsBackend(config), tls: null, log: silentLogger, pollMs: 0, gamepads: new GamepadHub(d) });
+    agent = new AgentServer({ backend: new OsBackend(config), tls: null, log: silentLogger, pollMs: 0, gamepads: (hub = new GamepadHub(d)) });
     server = net.createServer((s) => {
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
@@ -144,6 +145,20 @@ describe("AgentGamepadBackend ↔ agent server", () => {
     expect(driver.log.filter((l) => l.endsWith(" 1") && !l.startsWith("emit"))).toEqual(["create 1", "destroy 1", "create 1"]);
     expect(driver.states.get(1)!.get(`${EV.KEY}:${BTN.NORTH}`)).toBe(1);
     expect(b.stats().refusedBatches).toBe(0);
+    await b.close();
+  });
+
+  test("a pad the guest lost (agent restarted) is attached again on its next state", async () => {
+    const b = new AgentGamepadBackend({ link: client, log: silentLogger });
+    b.submit([pad({ buttonFlags: MoonlightButton.a })]);
+    await b.flush();
+    hub.detach(0);
+    b.submit([pad({ buttonFlags: MoonlightButton.b })]);
+    await b.flush();
+    expect(driver.log.filter((l) => !l.startsWith("emit"))).toEqual(["create 0", "destroy 0", "create 0"]);
+    expect(driver.states.get(0)!.get(`${EV.KEY}:${BTN.EAST}`)).toBe(1);
+    expect(b.attached()).toEqual([0]);
+    expect(b.stats().refusedBatches).toBe(1);
     await b.close();
   });
 
