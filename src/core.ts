@@ -12,6 +12,7 @@ import { HardwareService, hardwareSettings } from "./hardware/service.ts";
 import { VfioService, vfioSettings } from "./vfio/service.ts";
 import { virshSocketResolver, type SocketResolver } from "./guest/resolver.ts";
 import { GuestService } from "./guest/service.ts";
+import { agentGamepadLink } from "./input/agent-link.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -120,6 +121,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         log: log.child({ component: "gamestream" }),
         codecModeSupport,
         nativePath: native.path,
+        gamepadLink: (vm) => agentGamepadLink(guest, vm),
       });
       return gamestream;
     },

@@ -25,6 +25,7 @@ import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
 import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
+import type { GamepadLink } from "../input/agent-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
 import type { SourceEnd } from "./video/stream.ts";
@@ -47,6 +48,8 @@ export interface GameStreamDeps {
   controlPeerTimeoutMs?: number;
   /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
+  /** Reaches a VM's guest agent for virtual gamepads (default input backend only; absent: no gamepads). */
+  gamepadLink?: (vm: string) => GamepadLink;
   /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
   nativePath?: string;
   /** libvirt's state of a VM (default: virsh on config.libvirtUri): a VM source ends when its VM shuts down. */
@@ -103,7 +106,7 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" })),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r)),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile

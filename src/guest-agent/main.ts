@@ -15,6 +15,8 @@ import { defaultPort, loadAgentConfig, readAgentConfigFile } from "./config.ts";
 import { AGENT_VERSION, OsBackend } from "./os.ts";
 import { runPortLoop } from "./port.ts";
 import { AgentServer } from "./server.ts";
+import { GamepadHub } from "./gamepad.ts";
+import { defaultGamepadDriver } from "./gamepad-uinput.ts";
 
 const DEFAULT_CONFIG = process.platform === "win32" ? "C:\\ProgramData\\NeuronOS\\agent.json" : "/etc/neuron-agent/config.json";
 const DEFAULT_CERTS = process.platform === "win32" ? "C:\\ProgramData\\NeuronOS\\agent-certs" : "/etc/neuron-agent/certs";
@@ -52,7 +54,7 @@ export async function agentMain(argv: string[]): Promise<number> {
   });
   const tls = config.certDir ? loadTls(config.certDir) : null;
   if (!tls) log.warn("running without TLS: any process with access to the port on the host side can talk to this agent");
-  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs });
+  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs, gamepads: new GamepadHub(defaultGamepadDriver()) });
   server.start();
   // The port may show up after the agent starts (driver loading, hot-plug): wait for it.
   let port = config.port ?? defaultPort(process.platform);

@@ -23,6 +23,8 @@ import {
   type RequestEnvelope,
 } from "../guest/model.ts";
 import { AGENT_VERSION, GuestCommandError, type OsBackend } from "./os.ts";
+import type { GamepadAttach, GamepadDetach, GamepadState } from "../guest/gamepad-model.ts";
+import { GamepadHub, VigemUnavailableDriver } from "./gamepad.ts";
 
 export interface AgentServerOptions {
   backend: OsBackend;
@@ -31,6 +33,8 @@ export interface AgentServerOptions {
   maxFrameBytes?: number;
   /** Poll interval for clipboard/display changes; 0 disables polling. */
   pollMs?: number;
+  /** Virtual gamepads (default: none can be created). */
+  gamepads?: GamepadHub;
 }
 
 export function clipboardHash(c: ClipboardContent): string {
@@ -56,7 +60,12 @@ export class AgentServer {
   private children = new Set<number>();
   private stopped = false;
 
-  constructor(private readonly opts: AgentServerOptions) {}
+  private readonly gamepads: GamepadHub;
+
+  constructor(private readonly opts: AgentServerOptions) {
+    this.gamepads = opts.gamepads ?? new GamepadHub(new VigemUnavailableDriver());
+    this.gamepads.onRumble = (r) => this.emitEvent("gamepad_rumble", r);
+  }
 
   /** Starts change polling (call once). */
   start(): void {
@@ -66,6 +75,7 @@ export class AgentServer {
 
   stop(): void {
     this.stopped = true;
+    this.gamepads.detachAll();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.channel?.close();
   }
@@ -101,7 +111,11 @@ export class AgentServer {
             else this.opts.log.warn("unexpected message from the host dropped", { kind: m.kind });
           },
           onClose: (reason) => {
-            if (this.channel === channel) this.channel = null;
+            if (this.channel === channel) {
+              this.channel = null;
+              // The host is gone: its pads must not stay held (a stuck stick or button in a game).
+              this.gamepads.detachAll();
+            }
             resolve(reason);
           },
         });
@@ -224,6 +238,16 @@ export class AgentServer {
         return b.screenshot();
       case "shutdown":
         b.shutdown((data as { mode: "poweroff" | "reboot" }).mode);
+        return {};
+      case "gamepad_attach": {
+        const a = data as GamepadAttach;
+        return this.gamepads.attach(a.index, a.kind);
+      }
+      case "gamepad_state":
+        this.gamepads.state(data as GamepadState);
+        return {};
+      case "gamepad_detach":
+        this.gamepads.detach((data as GamepadDetach).index);
         return {};
     }
   }

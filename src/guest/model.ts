@@ -4,6 +4,7 @@
  * goes through these before use.
  */
 import { z } from "zod";
+import { GamepadAttach, GamepadAttached, GamepadDetach, GamepadRumble, GamepadState } from "./gamepad-model.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_PORT_NAME = "org.neuronos.agent.0";
@@ -24,11 +25,14 @@ export const COMMANDS = [
   "clipboard_set",
   "screenshot",
   "shutdown",
+  "gamepad_attach",
+  "gamepad_state",
+  "gamepad_detach",
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 export const CommandName = z.enum(COMMANDS);
 
-export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited"] as const;
+export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited", "gamepad_rumble"] as const;
 export type EventName = (typeof EVENTS)[number];
 
 const requestId = z.string().min(1).max(64);
@@ -133,6 +137,9 @@ export const REQUEST_SCHEMAS: Record<CommandName, z.ZodType> = {
   clipboard_set: ClipboardContent,
   screenshot: z.strictObject({ display: z.string().min(1).max(256).optional() }),
   shutdown: ShutdownRequest,
+  gamepad_attach: GamepadAttach,
+  gamepad_state: GamepadState,
+  gamepad_detach: GamepadDetach,
 };
 
 /** Response payload schema per command (what the host validates). */
@@ -146,12 +153,16 @@ export const RESPONSE_SCHEMAS: Record<CommandName, z.ZodType> = {
   clipboard_set: z.object({}),
   screenshot: Screenshot,
   shutdown: z.object({}),
+  gamepad_attach: GamepadAttached,
+  gamepad_state: z.object({}),
+  gamepad_detach: z.object({}),
 };
 
 export const EVENT_SCHEMAS: Record<EventName, z.ZodType> = {
   clipboard_changed: ClipboardContent,
   resolution_changed: Display,
   app_exited: AppExited,
+  gamepad_rumble: GamepadRumble,
 };
 
 /** Messages from the peer, classified. */
@@ -186,7 +197,7 @@ export function issues(err: z.ZodError): string {
 export const VmNameParams = z.strictObject({
   name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only"),
 });
-export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello"]) });
+export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello", "gamepad_attach", "gamepad_state", "gamepad_detach"]) });
 
 export const AgentStatusBody = z
   .object({

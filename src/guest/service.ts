@@ -133,6 +133,13 @@ export class GuestService {
     return true;
   }
 
+  /** The VM's agent client (connection kept and reconnected), or null when the VM has no agent channel. */
+  async client(vm: string): Promise<AgentClient | null> {
+    assertVmName(vm);
+    const sockets = await this.deps.resolve(vm);
+    return sockets.agent ? (await this.ensure(vm, sockets.agent)).client : null;
+  }
+
   connectionState(vm: string): AgentState | null {
     return this.vms.get(vm)?.client.state ?? null;
   }

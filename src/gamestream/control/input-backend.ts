@@ -10,12 +10,29 @@ import type { Logger } from "../../log.ts";
 import { vmQmpSocket } from "../../vm/qmp-socket.ts";
 import type { StreamSession } from "../sessions.ts";
 import { CountingInputBackend } from "./counting-input.ts";
+import { AgentGamepadBackend, type GamepadLink, type PadRumble } from "../../input/agent-backend.ts";
+import { CompositeInputBackend } from "../../input/composite-backend.ts";
 
-export function defaultSessionInputBackend(qmpDir: string, log: Logger): (session: StreamSession) => Promise<InputBackend> {
+/**
+ * `gamepadLink`, when given, reaches a VM's guest agent: controllers then go there (virtual pads
+ * in the guest) while keyboard and mouse stay on QMP.
+ */
+export function defaultSessionInputBackend(
+  qmpDir: string,
+  log: Logger,
+  gamepadLink?: (vm: string) => GamepadLink,
+  /** Sends a guest pad's rumble to the session's client. */
+  rumble?: (sessionId: string, r: PadRumble) => void,
+): (session: StreamSession) => Promise<InputBackend> {
   return async (session) => {
     if (session.vmName) {
       const socketPath = vmQmpSocket(qmpDir, session.vmName);
-      if (existsSync(socketPath)) return new QmpInputBackend({ socketPath, log: log.child({ vm: session.vmName }) });
+      if (existsSync(socketPath)) {
+        const vmLog = log.child({ vm: session.vmName });
+        const qmp = new QmpInputBackend({ socketPath, log: vmLog });
+        if (!gamepadLink) return qmp;
+        return new CompositeInputBackend(qmp, new AgentGamepadBackend({ link: gamepadLink(session.vmName), log: vmLog, onRumble: rumble && ((r) => rumble(session.id, r)) }), vmLog);
+      }
       log.warn("the session's VM has no QMP socket (not running, or defined without one): input is counted only", { vm: session.vmName, socketPath });
     }
     return new CountingInputBackend(log);
