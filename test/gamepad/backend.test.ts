@@ -19,11 +19,11 @@ import { AgentGamepadBackend, type PadRumble } from "../../src/input/agent-backe
 import { agentClientLink } from "../../src/input/agent-link.ts";
 import { CompositeInputBackend } from "../../src/input/composite-backend.ts";
 import { MoonlightButton } from "../../src/input/gamepad-map.ts";
-import type { ControllerStateEvent } from "../../src/input/model.ts";
 import { CountingInputBackend } from "../../src/gamestream/control/counting-input.ts";
 import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
 import { fileCommands, waitFor } from "../guest/agent-env.ts";
+import { pad } from "./pad.ts";
 
 class RecordingDriver implements GamepadDriver {
   readonly name = "recording";
@@ -53,19 +53,6 @@ class RecordingDriver implements GamepadDriver {
   }
 }
 
-const pad = (s: Partial<ControllerStateEvent>): ControllerStateEvent => ({
-  kind: "controller",
-  controllerNumber: 0,
-  activeGamepadMask: 1,
-  buttonFlags: 0,
-  leftTrigger: 0,
-  rightTrigger: 0,
-  leftStickX: 0,
-  leftStickY: 0,
-  rightStickX: 0,
-  rightStickY: 0,
-  ...s,
-});
 
 describe("AgentGamepadBackend ↔ agent server", () => {
   let work: ReturnType<typeof tempDir>;

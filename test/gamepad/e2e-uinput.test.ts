@@ -6,20 +6,20 @@
  * event node's bytes to a file, which the test reads back through the agent.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
 import { AgentClient } from "../../src/guest/client.ts";
 import { AgentGamepadBackend, type PadRumble } from "../../src/input/agent-backend.ts";
 import { agentClientLink } from "../../src/input/agent-link.ts";
 import { MoonlightButton } from "../../src/input/gamepad-map.ts";
-import type { ControllerStateEvent } from "../../src/input/model.ts";
 import { ABS, BTN, EV } from "../../src/guest-agent/gamepad.ts";
 import { decodeEvents } from "../../src/guest-agent/gamepad-uinput.ts";
 import { silentLogger } from "../../src/log.ts";
-import { BUN, REPO_ROOT, tempDir } from "../helpers/env.ts";
+import { tempDir } from "../helpers/env.ts";
 import { waitFor } from "../guest/agent-env.ts";
-import { buildInitramfs, findKernel, qemuArgs, tinyGuestUnavailable, type Kernel } from "../guest/tiny-guest.ts";
+import { findKernel, tinyGuestUnavailable, type Kernel } from "../guest/tiny-guest.ts";
+import { pad } from "./pad.ts";
+import { bootAgentGuest, type AgentGuest } from "../guest/agent-guest.ts";
 
 const kernel = findKernel();
 const skipReason =
@@ -47,77 +47,30 @@ const GUEST_CONFIG = {
   },
 };
 
-const pad = (s: Partial<ControllerStateEvent>): ControllerStateEvent => ({
-  kind: "controller",
-  controllerNumber: 0,
-  activeGamepadMask: 1,
-  buttonFlags: 0,
-  leftTrigger: 0,
-  rightTrigger: 0,
-  leftStickX: 0,
-  leftStickY: 0,
-  rightStickX: 0,
-  rightStickY: 0,
-  ...s,
-});
 
 describe.skipIf(skipReason !== null)("gamepad: host → agent in a QEMU guest → uinput → evdev", () => {
   const work = tempDir("neuron-e2e-gamepad-");
-  const sock = join(work.path, "agent.sock");
-  const consoleLog = join(work.path, "console.log");
-  let certs: AgentCertificates;
-  let vm: Bun.Subprocess | null = null;
+  let guest: AgentGuest | null = null;
   let client: AgentClient;
 
   beforeAll(async () => {
     const k = kernel as Kernel;
-    certs = await ensureAgentCertificates({ stateDir: work.path, openssl: "openssl" }, "tiny");
-    const agentBin = join(work.path, "neuron-agent");
-    const build = Bun.spawnSync([BUN, "build", "--compile", join(REPO_ROOT, "src", "guest-agent", "main.ts"), "--outfile", agentBin], { stderr: "pipe", stdout: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`agent build failed: ${build.stderr.toString()}`);
-    const initramfs = buildInitramfs(
-      work.path,
-      k,
-      {
-        "agent/neuron-agent": { host: agentBin, libs: true },
-        "agent/config.json": { text: JSON.stringify(GUEST_CONFIG) },
-        "agent/certs/ca.crt": { text: certs.guest.ca },
-        "agent/certs/guest.crt": { text: certs.guest.cert },
-        "agent/certs/guest.key": { text: certs.guest.key, mode: 0o600 },
+    guest = await bootAgentGuest({
+      work: work.path,
+      kernel: k,
+      config: GUEST_CONFIG,
+      files: {
         "modules/evdev.ko": { host: k.modules.evdev! },
         "modules/uinput.ko": { host: k.modules.uinput! },
         "agent/ff-play.ts": { text: readFileSync(join(import.meta.dir, "ff-play.ts")) },
       },
-      ["insmod /modules/evdev.ko", "insmod /modules/uinput.ko", "HOME=/root TMPDIR=/tmp /agent/neuron-agent --config /agent/config.json"].join("\n"),
-    );
-    vm = Bun.spawn(
-      qemuArgs(k, initramfs, consoleLog, [
-        "-device", "virtio-serial-pci,id=vser0",
-        "-chardev", `socket,id=agent0,path=${sock},server=on,wait=off`,
-        "-device", "virtserialport,bus=vser0.0,chardev=agent0,name=org.neuronos.agent.0",
-      ]),
-      { stdout: "ignore", stderr: "pipe" },
-    );
-    await waitFor(() => existsSync(sock), 10_000, "QEMU's chardev socket");
-    client = new AgentClient({ socketPath: sock, tls: certs.host, log: silentLogger, requestTimeoutMs: 30_000, connectTimeoutMs: 4_000, backoff: { initialMs: 200, maxMs: 1000 } });
-    client.start();
-    const started = Date.now();
-    const qemuProc = vm;
-    await waitFor(() => {
-      if (qemuProc.exitCode !== null) throw new Error(`QEMU exited with ${qemuProc.exitCode}`);
-      return client.state === "connected";
-    }, 110_000, `the guest agent (console: ${consoleLog})`).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${existsSync(consoleLog) ? readFileSync(consoleLog, "utf8").slice(-3000) : ""}`);
+      init: ["insmod /modules/evdev.ko", "insmod /modules/uinput.ko"],
     });
-    console.log(`guest agent connected ${((Date.now() - started) / 1000).toFixed(1)} s after QEMU started (TCG)`);
+    client = guest.client;
   }, 180_000);
 
   afterAll(async () => {
-    client?.stop();
-    if (vm) {
-      vm.kill();
-      await vm.exited;
-    }
+    await guest?.stop();
     work.cleanup();
   });
 

@@ -8,16 +8,14 @@
  * agent client talks to over the second port.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
 import { AgentClient } from "../../src/guest/client.ts";
 import { QgaClient } from "../../src/guest/qga.ts";
 import type { GuestInfo } from "../../src/guest/model.ts";
-import { silentLogger } from "../../src/log.ts";
-import { BUN, REPO_ROOT, tempDir } from "../helpers/env.ts";
+import { tempDir } from "../helpers/env.ts";
 import { tinyPng, waitFor } from "./agent-env.ts";
-import { buildInitramfs, findKernel, qemuArgs, tinyGuestUnavailable, type Kernel } from "./tiny-guest.ts";
+import { findKernel, tinyGuestUnavailable, type Kernel } from "./tiny-guest.ts";
+import { bootAgentGuest, guestAgentClient, type AgentGuest } from "./agent-guest.ts";
 
 const kernel = findKernel();
 const QGA = Bun.which("qemu-ga", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" });
@@ -43,71 +41,39 @@ const GUEST_CONFIG = {
 
 describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virtio-serial", () => {
   const work = tempDir("neuron-e2e-agent-");
-  const sock = join(work.path, "agent.sock");
-  const consoleLog = join(work.path, "console.log");
   const qgaSock = join(work.path, "qga.sock");
-  let certs: AgentCertificates;
-  let vm: Bun.Subprocess | null = null;
+  let guest: AgentGuest | null = null;
   let client: AgentClient;
 
   beforeAll(async () => {
-    certs = await ensureAgentCertificates({ stateDir: work.path, openssl: "openssl" }, "tiny");
-    const agentBin = join(work.path, "neuron-agent");
-    const build = Bun.spawnSync([BUN, "build", "--compile", join(REPO_ROOT, "src", "guest-agent", "main.ts"), "--outfile", agentBin], { stderr: "pipe", stdout: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`agent build failed: ${build.stderr.toString()}`);
-    const initramfs = buildInitramfs(
-      work.path,
-      kernel as Kernel,
-      {
-        "agent/neuron-agent": { host: agentBin, libs: true },
-        "agent/config.json": { text: JSON.stringify(GUEST_CONFIG) },
-        "agent/certs/ca.crt": { text: certs.guest.ca },
-        "agent/certs/guest.crt": { text: certs.guest.cert },
-        "agent/certs/guest.key": { text: certs.guest.key, mode: 0o600 },
+    guest = await bootAgentGuest({
+      work: work.path,
+      kernel: kernel as Kernel,
+      config: GUEST_CONFIG,
+      files: {
         "agent/shot.png": { text: tinyPng() },
         "etc/os-release": { text: 'NAME="NeuronOS test guest"\nID=neuronos-test\nVERSION_ID="1"\n' },
         ...(QGA ? { "bin/qemu-ga": { host: QGA, libs: true } } : {}),
       },
-      [
+      init: [
         // The QEMU guest agent on its own port, found by name (no udev in this guest).
         // Ports appear asynchronously after virtio_console loads: wait for them.
         "for i in $(seq 100); do [ -e /sys/class/virtio-ports/vport0p2/name ] && break; sleep 0.1; done",
         "for p in /sys/class/virtio-ports/*; do if [ \"$(cat $p/name)\" = org.qemu.guest_agent.0 ]; then /bin/qemu-ga -m virtio-serial -p /dev/$(basename $p) -t /tmp -f /tmp/qga.pid & fi; done",
         "echo 'Virtual-1 1024x768 primary' > /tmp/displays",
         ": > /tmp/clip",
-        "HOME=/root TMPDIR=/tmp /agent/neuron-agent --config /agent/config.json",
-      ].join("\n"),
-    );
-    vm = Bun.spawn(
-      qemuArgs(kernel as Kernel, initramfs, consoleLog, [
-        "-device", "virtio-serial-pci,id=vser0",
-        "-chardev", `socket,id=agent0,path=${sock},server=on,wait=off`,
-        "-device", "virtserialport,bus=vser0.0,chardev=agent0,name=org.neuronos.agent.0",
+      ],
+      qemu: [
         "-chardev", `socket,id=qga0,path=${qgaSock},server=on,wait=off`,
         "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
-      ]),
-      { stdout: "ignore", stderr: "pipe" },
-    );
-    await waitFor(() => existsSync(sock), 10_000, "QEMU's chardev socket");
-    client = new AgentClient({ socketPath: sock, tls: certs.host, log: silentLogger, requestTimeoutMs: 30_000, connectTimeoutMs: 4_000, backoff: { initialMs: 200, maxMs: 1000 } });
-    client.start();
-    const booted = Date.now();
-    const qemuProc = vm;
-    await waitFor(() => {
-      if (qemuProc.exitCode !== null) throw new Error(`QEMU exited with ${qemuProc.exitCode}`);
-      return client.state === "connected";
-    }, 110_000, `the guest agent (console: ${consoleLog})`).catch((err) => {
-      throw new Error(`${(err as Error).message}\n${existsSync(consoleLog) ? readFileSync(consoleLog, "utf8").slice(-3000) : ""}`);
+      ],
     });
-    console.log(`guest agent connected ${((Date.now() - booted) / 1000).toFixed(1)} s after QEMU started (TCG)`);
+    client = guest.client;
   }, 180_000);
 
   afterAll(async () => {
     client?.stop();
-    if (vm) {
-      vm.kill();
-      await vm.exited;
-    }
+    await guest?.stop();
     work.cleanup();
   });
 
@@ -152,7 +118,7 @@ describe.skipIf(skipReason !== null)("guest agent in a real QEMU guest over virt
 
   test("the host drops the connection; a new client gets a fresh TLS session", async () => {
     client.stop();
-    client = new AgentClient({ socketPath: sock, tls: certs.host, log: silentLogger, requestTimeoutMs: 30_000, connectTimeoutMs: 20_000, backoff: { initialMs: 200, maxMs: 1000 } });
+    client = guestAgentClient(guest!.socketPath, guest!.certs, 20_000);
     client.start();
     await waitFor(() => client.state === "connected", 60_000, "reconnection");
     expect((await client.request<{ pong: boolean }>("ping")).pong).toBe(true);
