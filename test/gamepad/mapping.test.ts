@@ -8,21 +8,9 @@ import { REQUEST_SCHEMAS } from "../../src/guest/model.ts";
 import { ABS, BTN, EV, evdevAxes, GamepadHub, stateEvents, VigemUnavailableDriver, type GamepadDriver, type InputEventTriple } from "../../src/guest-agent/gamepad.ts";
 import { decodeEvents, encodeEvent, INPUT_EVENT_SIZE, UinputDriver } from "../../src/guest-agent/gamepad-uinput.ts";
 import { MoonlightButton, moonlightButtons, moonlightToGamepad } from "../../src/input/gamepad-map.ts";
-import type { ControllerStateEvent } from "../../src/input/model.ts";
+import { pad } from "./pad.ts";
 
-const ev = (s: Partial<ControllerStateEvent>): ControllerStateEvent => ({
-  kind: "controller",
-  controllerNumber: 0,
-  activeGamepadMask: 1,
-  buttonFlags: 0,
-  leftTrigger: 0,
-  rightTrigger: 0,
-  leftStickX: 0,
-  leftStickY: 0,
-  rightStickX: 0,
-  rightStickY: 0,
-  ...s,
-});
+const ev = pad;
 
 describe("Moonlight → agent gamepad state", () => {
   test("every Xbox button maps to its own bit; paddles, touchpad and misc are left out", () => {
