@@ -5,7 +5,7 @@ import { FramebufNative } from "../../ffi/framebuf.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { CaptureError, TripleBufferFrameSource } from "../../src/capture/source.ts";
 import { loadCaptureNative, removeFile, shmPath, spawnProducer } from "./helpers.ts";
-import { frameSourceContract } from "./source-contract.ts";
+import { frameSourceContract, producerFixture } from "./source-contract.ts";
 
 const fb = new FramebufNative(resolveNativePath({}));
 const capture = loadCaptureNative();
@@ -18,21 +18,7 @@ frameSourceContract("nfb", async () => {
   const path = shmPath("nfb-contract");
   const producer = await spawnProducer(path, { width: 320, height: 240, fps: 120, layout: "nfb" });
   const source = new TripleBufferFrameSource(fb, path);
-  let stopped = false;
-  return {
-    source,
-    width: 320,
-    height: 240,
-    async stopProducer() {
-      stopped = true;
-      await producer.stop();
-    },
-    async cleanup() {
-      source.close();
-      if (!stopped) await producer.stop();
-      rmSync(path, { force: true });
-    },
-  };
+  return producerFixture(source, producer, path, 320, 240);
 });
 
 describe("NFB1 source", () => {

@@ -10,7 +10,7 @@ import { AppError } from "../../src/errors.ts";
 import { runCli, testCore } from "../helpers/env.ts";
 import { probeStream } from "./ffmpeg.ts";
 import { loadCaptureNative, spawnProducer } from "./helpers.ts";
-import { frameSourceContract } from "./source-contract.ts";
+import { frameSourceContract, producerFixture } from "./source-contract.ts";
 
 const shmDir = mkdtempSync("/dev/shm/neuron-capture-test-");
 const native = loadCaptureNative();
@@ -41,21 +41,7 @@ function appError(fn: () => unknown): AppError {
 frameSourceContract("kvmfr", async () => {
   const { path, producer } = await producerIn({ width: 320, height: 240, fps: 120 });
   const source = new KvmfrFrameSource(native, path);
-  let stopped = false;
-  return {
-    source,
-    width: 320,
-    height: 240,
-    async stopProducer() {
-      stopped = true;
-      await producer.stop();
-    },
-    async cleanup() {
-      source.close();
-      if (!stopped) await producer.stop();
-      rmSync(path, { force: true });
-    },
-  };
+  return producerFixture(source, producer, path, 320, 240);
 });
 
 describe("CaptureService", () => {

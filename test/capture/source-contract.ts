@@ -4,6 +4,7 @@
  * producer is gone, idempotent close.
  */
 import { expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import type { FrameSource } from "../../src/capture/source.ts";
 
 export interface ContractFixture {
@@ -13,6 +14,25 @@ export interface ContractFixture {
   /** Stops the producer behind the source. */
   stopProducer(): Promise<void>;
   cleanup(): Promise<void>;
+}
+
+/** The fixture for a source reading `path`, which a producer writes until stopped (once). */
+export function producerFixture(source: FrameSource, producer: { stop(): Promise<unknown> }, path: string, width: number, height: number): ContractFixture {
+  let stopped = false;
+  return {
+    source,
+    width,
+    height,
+    async stopProducer() {
+      stopped = true;
+      await producer.stop();
+    },
+    async cleanup() {
+      source.close();
+      if (!stopped) await producer.stop();
+      rmSync(path, { force: true });
+    },
+  };
 }
 
 export function frameSourceContract(name: string, make: () => Promise<ContractFixture>): void {
