@@ -47,18 +47,39 @@ export class NeedleScanner {
 
   /** Offsets in `chunk` where an occurrence starts (negative: it began in earlier chunks). */
   scan(chunk: Buffer): number[] {
+    const len = this.needle.length;
     const held = this.tail.length;
-    const buf = held ? Buffer.concat([this.tail, chunk]) : chunk;
+    if (chunk.length < len - 1) return this.scanJoined(chunk);
+    // Occurrences that began in the held bytes end within the chunk's first len - 1 bytes: only that edge
+    // is joined, so a large chunk is searched in place, never copied.
     const found: number[] = [];
     let from = 0;
-    for (;;) {
-      const at = buf.indexOf(this.needle, from);
-      if (at < 0) break;
+    if (held) {
+      const edge = Buffer.concat([this.tail, chunk.subarray(0, len - 1)]);
+      for (let at = edge.indexOf(this.needle); at >= 0 && at < held; at = edge.indexOf(this.needle, at + len)) {
+        found.push(at - held);
+        from = at - held + len;
+      }
+    }
+    for (let at = chunk.indexOf(this.needle, from); at >= 0; at = chunk.indexOf(this.needle, at + len)) {
+      found.push(at);
+      from = at + len;
+    }
+    this.tail = Buffer.from(chunk.subarray(Math.max(from, chunk.length - (len - 1))));
+    return found;
+  }
+
+  /** A chunk shorter than the held window: join it to the held bytes and search both. */
+  private scanJoined(chunk: Buffer): number[] {
+    const held = this.tail.length;
+    const buf = Buffer.concat([this.tail, chunk]);
+    const found: number[] = [];
+    let from = 0;
+    for (let at = buf.indexOf(this.needle); at >= 0; at = buf.indexOf(this.needle, at + this.needle.length)) {
       found.push(at - held);
       from = at + this.needle.length;
     }
-    const keepFrom = Math.max(from, buf.length - (this.needle.length - 1));
-    this.tail = Buffer.from(buf.subarray(keepFrom));
+    this.tail = Buffer.from(buf.subarray(Math.max(from, buf.length - (this.needle.length - 1))));
     return found;
   }
 

@@ -51,6 +51,34 @@ describe("NeedleScanner", () => {
   });
 });
 
+describe("NeedleScanner over random chunkings", () => {
+  test("a long stream with many occurrences cut into chunks of 1 byte to 64 KiB gives every offset once", () => {
+    const needle = PREAMBLE_MAGIC;
+    const parts: Buffer[] = [];
+    const expected: number[] = [];
+    let size = 0;
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    for (let i = 0; i < 100; i++) {
+      const gap = Buffer.alloc(rnd(3) === 0 ? rnd(4) : rnd(3_000), 0x4e); // 'N' runs: partial matches everywhere
+      parts.push(gap, needle);
+      expected.push(size + gap.length);
+      size += gap.length + needle.length;
+    }
+    const stream = Buffer.concat(parts);
+    for (const maxChunk of [1, 7, 17, 100, 65_536]) {
+      const sc = new NeedleScanner(needle);
+      const found: number[] = [];
+      for (let off = 0; off < stream.length; ) {
+        const n = Math.min(stream.length - off, 1 + rnd(maxChunk));
+        for (const at of sc.scan(stream.subarray(off, off + n))) found.push(off + at);
+        off += n;
+      }
+      expect(found).toEqual(expected);
+    }
+  });
+});
+
 describe("SessionSplitter", () => {
   const make = () => {
     const written: Buffer[] = [];
