@@ -43,6 +43,35 @@ export const ConfigSchema = z
   .object({
     /** Management API bind address. Anything but loopback is an explicit choice. */
     host: z.string().min(1).default("127.0.0.1"),
+    /**
+     * TLS for the management API's TCP listener. Required when `host` is not loopback:
+     * `cert` + `key` (PEM files), or `selfSigned` for the appliance's own certificate
+     * (created once in <stateDir>/api-tls/).
+     */
+    apiTls: z
+      .object({ cert: path.optional(), key: path.optional(), selfSigned: z.boolean().default(false) })
+      .strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), "cert and key go together")
+      .default({ selfSigned: false }),
+    /** Extra names the API answers to in the Host header (besides loopback names, the bind address and the machine's name). */
+    apiHostnames: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.:\[\]-]+$/, "a host name or address")).max(64).default([]),
+    /** Local users in this group (and root) get full access on the local socket, which is 0660 to this group. */
+    adminGroup: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a group name").default("neuron"),
+    /** Where passwd and group are read to learn a local caller's groups. */
+    etcDir: path.default("/etc"),
+    /** Bounds on a JSON request body, checked before it is parsed. */
+    apiJsonLimits: z
+      .object({
+        depth: z.number().int().min(1).max(512).default(32),
+        keysPerObject: z.number().int().min(1).max(100_000).default(1000),
+        values: z.number().int().min(1).max(10_000_000).default(100_000),
+        stringBytes: z.number().int().min(16).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
+      })
+      .strict()
+      .default({ depth: 32, keysPerObject: 1000, values: 100_000, stringBytes: 8 * 1024 * 1024 }),
+    /** How long a one-time login code and a browser session last (ms). */
+    loginCodeTtlMs: z.number().int().min(10_000).max(3_600_000).default(300_000),
+    browserSessionTtlMs: z.number().int().min(60_000).max(30 * 86_400_000).default(12 * 3_600_000),
     /** Management API TCP port (0 = pick a free one). */
     port: port.default(8547),
     /** Where the database, keys and certificates live. */
@@ -271,6 +300,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     ...c,
     stateDir,
     root: abs(c.root),
+    etcDir: abs(c.etcDir),
+    apiTls: { ...c.apiTls, cert: c.apiTls.cert === undefined ? undefined : abs(c.apiTls.cert), key: c.apiTls.key === undefined ? undefined : abs(c.apiTls.key) },
     targetRoot: abs(c.targetRoot),
     shmDir: abs(c.shmDir),
     qmpDir: abs(c.qmpDir),

@@ -4,6 +4,9 @@
  * host are adapters over what it returns.
  */
 import { AppsService } from "./apps/service.ts";
+import { AuthService } from "./auth/service.ts";
+import { hostPolicy, type HostPolicy } from "./auth/hosts.ts";
+import { userDb, type UserDb } from "./auth/users.ts";
 import { CaptureService } from "./capture/service.ts";
 import type { Config } from "./config.ts";
 import { appsRepo } from "./db/repos/apps.ts";
@@ -48,6 +51,12 @@ export interface Core {
   native: NativeLibrary | null;
   nativeState: NativeState;
   apps: AppsService;
+  /** API tokens, browser sessions, the audit trail of API calls. */
+  auth: AuthService;
+  /** Local users and groups (who is on the other end of the local socket). */
+  users: UserDb;
+  /** The names and addresses the management API answers to. */
+  hosts: HostPolicy;
   system: SystemService;
   hardware: HardwareService;
   vfio: VfioService;
@@ -86,6 +95,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
+  const auth = new AuthService(database.db, config, log.child({ module: "auth" }));
+  const users = userDb(config.etcDir);
+  const hosts = hostPolicy({ bindHost: config.host, extraNames: config.apiHostnames, machineName: config.hostname });
   const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
   const hardware = new HardwareService(hardwareSettings(config));
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
@@ -108,6 +120,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     native,
     nativeState,
     apps,
+    auth,
+    users,
+    hosts,
     system,
     gamestream() {
       if (gamestream) return gamestream;

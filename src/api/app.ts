@@ -6,6 +6,9 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { appsRoutes } from "../apps/routes.ts";
+import { authGuard } from "../auth/guard.ts";
+import { authRoutes } from "../auth/routes.ts";
+import { CSRF_HEADER, SESSION_COOKIE } from "../auth/model.ts";
 import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
@@ -24,7 +27,7 @@ export const OPENAPI_PATH = "/swagger";
 export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
-export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms"> &
+export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
   Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest">>;
 
 export function createApp(core: ApiDeps) {
@@ -32,6 +35,17 @@ export function createApp(core: ApiDeps) {
   return new Elysia({ name: "neuron.api" })
     .use(errorHandler(core.log))
     .onRequest(({ request }) => rejectDeclaredOversize(request, limit))
+    .use(
+      authGuard({
+        auth: core.auth,
+        users: core.users,
+        hosts: core.hosts,
+        adminGroup: core.config.adminGroup,
+        jsonLimits: core.config.apiJsonLimits,
+        log: core.log.child({ module: "auth" }),
+        prefix: API_PREFIX,
+      }),
+    )
     .use(
       openapi({
         path: OPENAPI_PATH,
@@ -54,7 +68,17 @@ export function createApp(core: ApiDeps) {
             { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
+            { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
+          components: {
+            securitySchemes: {
+              bearerToken: { type: "http", scheme: "bearer", description: "An API token from `neuron-appliance token create` (scope read: GET only; admin: everything)" },
+              browserSession: { type: "apiKey", in: "cookie", name: SESSION_COOKIE, description: "A browser session from a one-time login code (POST /api/v1/auth/session)" },
+              csrfHeader: { type: "apiKey", in: "header", name: "X-CSRF-Token", description: `With a browser session, every mutating request carries this header (${CSRF_HEADER})` },
+              localSocket: { type: "apiKey", in: "header", name: "X-Local-Socket", description: "Not a header: calls over the local unix socket are authorised by the caller's uid (root or the admin group)" },
+            },
+          },
+          security: [{ bearerToken: [] }, { browserSession: [], csrfHeader: [] }],
         },
         swagger: { cdn: SWAGGER_BUNDLE_URL, theme: SWAGGER_CSS_URL, autoDarkMode: false },
       }),
@@ -63,6 +87,7 @@ export function createApp(core: ApiDeps) {
     .group(API_PREFIX, (api) =>
       api
         .use(systemRoutes(core.system))
+        .use(authRoutes(core.auth))
         .use(appsRoutes(core.apps))
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))

@@ -6,6 +6,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { settleAudit } from "../auth/guard.ts";
 
 export const ErrorBody = z
   .object({
@@ -38,7 +39,18 @@ function validationMessage(err: ValidationLike): { message: string; details: unk
 }
 
 export function errorHandler(log: Logger) {
-  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, ({ code, error: thrown, set, request }) => {
+  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, (ctx) => {
+    const body = mapError(log, ctx);
+    settleAudit(ctx.request, typeof ctx.set.status === "number" ? ctx.set.status : 500);
+    return body;
+  });
+}
+
+function mapError(
+  log: Logger,
+  { code, error: thrown, set, request }: { code: unknown; error: unknown; set: { status?: number | string }; request: Request },
+): ErrorBody {
+  {
     // Errors thrown while parsing a body arrive wrapped in Elysia's ParseError.
     const error = code === "PARSE" && (thrown as Error).cause instanceof AppError ? ((thrown as Error).cause as AppError) : thrown;
     if (error instanceof AppError) {
@@ -74,5 +86,5 @@ export function errorHandler(log: Logger) {
         return errorBody("INTERNAL", "internal error");
       }
     }
-  });
+  }
 }

@@ -29,7 +29,7 @@ export const serveCommand: Command = {
     const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
     let server;
     try {
-      server = startServer(core);
+      server = await startServer(core);
     } catch (err) {
       core.close();
       throw err;

@@ -104,3 +104,41 @@ export const auditLog = sqliteTable(
   },
   (t) => [index("audit_log_action_idx").on(t.action, t.createdAt)],
 );
+
+export const API_SCOPES = ["read", "admin"] as const;
+
+/** API tokens for TCP callers (`Authorization: Bearer`): only a SHA-256 of the secret is kept. */
+export const apiTokens = sqliteTable("api_tokens", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  name: text("name").notNull().unique(),
+  scope: text("scope", { enum: API_SCOPES }).notNull(),
+  /** SHA-256 of the token, lowercase hex. */
+  tokenHash: text("token_hash").notNull().unique(),
+  /** Who created it (a caller label: "uid 0 (root)", "token ci"). */
+  createdBy: text("created_by").notNull(),
+  createdAt: createdAt(),
+  lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+});
+
+/** One-time login codes a browser exchanges for a session cookie. */
+export const loginCodes = sqliteTable("login_codes", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  codeHash: text("code_hash").notNull().unique(),
+  scope: text("scope", { enum: API_SCOPES }).notNull(),
+  createdBy: text("created_by").notNull(),
+  createdAt: createdAt(),
+  expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+  usedAt: integer("used_at", { mode: "timestamp_ms" }),
+});
+
+/** Browser sessions (HttpOnly SameSite=Strict cookie); only a SHA-256 of the cookie's secret is kept. */
+export const browserSessions = sqliteTable("browser_sessions", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  secretHash: text("secret_hash").notNull().unique(),
+  scope: text("scope", { enum: API_SCOPES }).notNull(),
+  /** Who made the login code it came from. */
+  createdBy: text("created_by").notNull(),
+  remoteIp: text("remote_ip"),
+  createdAt: createdAt(),
+  expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+});

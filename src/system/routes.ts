@@ -6,7 +6,7 @@ export const systemRoutes = (system: SystemService) =>
   new Elysia({ name: "neuron.system", detail: { tags: ["system"] } })
     .get("/health", () => system.health(), {
       response: { 200: Health },
-      detail: { summary: "Liveness", description: "200 while the service runs." },
+      detail: { summary: "Liveness", description: "200 while the service runs. Needs no credentials.", security: [] },
     })
     .get("/system", () => system.info(), {
       response: { 200: SystemInfo },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createApp, type ApiApp } from "../../src/api/app.ts";
 import { testCore } from "../helpers/env.ts";
+import { asRoot } from "../helpers/api.ts";
 
 let ctx: ReturnType<typeof testCore>;
 let app: ApiApp;
@@ -21,7 +22,7 @@ async function call(method: string, path: string, body?: unknown, raw?: { body: 
     headers["content-type"] = "application/json";
   }
   if (payload !== undefined) headers["content-length"] = String(Buffer.byteLength(payload));
-  const res = await app.handle(new Request(`http://localhost${path}`, { method, headers, body: payload }));
+  const res = await app.handle(asRoot(new Request(`http://localhost${path}`, { method, headers, body: payload })));
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
 }

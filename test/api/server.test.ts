@@ -6,9 +6,11 @@ import { testCore } from "../helpers/env.ts";
 
 let ctx: ReturnType<typeof testCore>;
 let server: RunningServer;
-beforeAll(() => {
+let auth: Record<string, string>;
+beforeAll(async () => {
   ctx = testCore({ port: 0, maxBodyBytes: 2048 });
-  server = startServer(ctx.core);
+  server = await startServer(ctx.core);
+  auth = { authorization: `Bearer ${ctx.core.auth.createToken("server-test", "admin", "test").token}` };
 });
 afterAll(async () => {
   await server.stop();
@@ -23,18 +25,18 @@ describe("API server on real sockets", () => {
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
-  test("the local API socket answers too and is private (0600)", async () => {
-    expect(statSync(server.socketPath).mode & 0o777).toBe(0o600);
+  test("the local API socket answers too and is private (0600 without the admin group)", async () => {
+    expect(statSync(server.socketPath).mode & 0o777).toBe(ctx.core.users.groupId(ctx.core.config.adminGroup) === null ? 0o600 : 0o660);
     const res = await fetch("http://localhost/api/v1/health", { unix: server.socketPath });
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
   test("a chunked body over the limit is refused with 413 and changes nothing", async () => {
-    const before = await (await fetch(`${server.url}/api/v1/apps`)).json();
+    const before = await (await fetch(`${server.url}/api/v1/apps`, { headers: auth })).json();
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpRequest(
         `${server.url}/api/v1/apps`,
-        { method: "POST", headers: { "content-type": "application/json", "transfer-encoding": "chunked" } },
+        { method: "POST", headers: { ...auth, "content-type": "application/json", "transfer-encoding": "chunked" } },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
@@ -46,11 +48,11 @@ describe("API server on real sockets", () => {
       req.end('"}');
     });
     expect(status).toBe(413);
-    expect(await (await fetch(`${server.url}/api/v1/apps`)).json()).toEqual(before);
+    expect(await (await fetch(`${server.url}/api/v1/apps`, { headers: auth })).json()).toEqual(before);
   });
 
   test("the system endpoint reports version, native library, schema and doctor", async () => {
-    const info = (await (await fetch(`${server.url}/api/v1/system`)).json()) as any;
+    const info = (await (await fetch(`${server.url}/api/v1/system`, { headers: auth })).json()) as any;
     expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(info.native).toMatchObject({ loaded: true });
     expect(info.native.version).toMatch(/^\d+\.\d+\.\d+/);

@@ -11,6 +11,7 @@ import { runCli, testCore } from "../helpers/env.ts";
 import { probeStream } from "./ffmpeg.ts";
 import { loadCaptureNative, spawnProducer } from "./helpers.ts";
 import { frameSourceContract, producerFixture } from "./source-contract.ts";
+import { asRoot } from "../helpers/api.ts";
 
 const shmDir = mkdtempSync("/dev/shm/neuron-capture-test-");
 const native = loadCaptureNative();
@@ -103,11 +104,11 @@ describe("capture API", () => {
   afterAll(() => ctx.cleanup());
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await app.handle(
-      new Request(`http://localhost/api/v1${path}`, {
+      asRoot(new Request(`http://localhost/api/v1${path}`, {
         method,
         headers: body === undefined ? {} : { "content-type": "application/json" },
         body: body === undefined ? undefined : JSON.stringify(body),
-      }),
+      })),
     );
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   };

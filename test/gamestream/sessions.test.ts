@@ -39,6 +39,7 @@ import { freeBasePort } from "./helpers.ts";
 import { RtspTestClient } from "./rtsp-client.ts";
 import { SAMPLE_SDP } from "./rtsp-fixtures.ts";
 import { VideoTestClient } from "./video-client.ts";
+import { asRoot } from "../helpers/api.ts";
 
 const skip = !enetAvailable();
 if (skip) console.warn("skipping multi-session test: libenet.so.7 is not installed (apt-get install libenet-dev)");
@@ -90,7 +91,7 @@ describe.skipIf(skip)("several clients at once", () => {
   });
   const api = new Elysia().use(errorHandler(silentLogger)).group("/api/v1", (a) => a.use(gameStreamRoutes(() => service, true)));
   const call = async (method: string, path: string) => {
-    const res = await api.handle(new Request(`http://localhost/api/v1${path}`, { method }));
+    const res = await api.handle(asRoot(new Request(`http://localhost/api/v1${path}`, { method })));
     return { status: res.status, body: res.status === 204 ? null : ((await res.json()) as unknown) };
   };
   const clients: GameStreamTestClient[] = [];

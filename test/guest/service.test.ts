@@ -19,6 +19,7 @@ import { createCore, type Core } from "../../src/core.ts";
 import { AppError } from "../../src/errors.ts";
 import { BUN, REPO_ROOT, tempDir, testConfig } from "../helpers/env.ts";
 import { replaceFile, serveAgent, waitFor } from "./agent-env.ts";
+import { asRoot } from "../helpers/api.ts";
 
 // Real subprocesses and sockets: generous under load (CI runs on 2 cores).
 setDefaultTimeout(30_000);
@@ -73,11 +74,11 @@ describe("management API: /api/v1/vms/{name}/agent", () => {
   let app: ReturnType<typeof createApp>;
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await app.handle(
-      new Request(`http://localhost/api/v1${path}`, {
+      asRoot(new Request(`http://localhost/api/v1${path}`, {
         method,
         headers: body === undefined ? {} : { "content-type": "application/json" },
         body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      }),
+      })),
     );
     return { status: res.status, body: (await res.json()) as any };
   };
@@ -263,7 +264,7 @@ describe("CLI: agent ping --socket", () => {
       expect(nope.stderr).toContain("not found");
       // With the service running, the same commands go through its local API socket.
       const core = createCore(testConfig({ stateDir: state, port: 0, libvirtUri: `test://${node}` }), { logger: silentLogger });
-      const server = startServer(core);
+      const server = await startServer(core);
       try {
         const set = await cli(["agent", "clipboard", "win11", "set", "through the service", "--state-dir", state], env);
         expect(set.code).toBe(0);

@@ -11,6 +11,7 @@ import { run } from "../../src/cli/index.ts";
 import { fixtureRoot } from "../fixtures/sysfs/build.ts";
 import { writeTarget } from "../fixtures/targets.ts";
 import { snapshot } from "./helpers.ts";
+import { asRoot } from "../helpers/api.ts";
 
 const base = mkdtempSync(join(tmpdir(), "neuron-vfio-api-"));
 const target = join(base, "target");
@@ -29,11 +30,11 @@ afterAll(() => {
 
 const call = async (method: string, path: string, body?: unknown) => {
   const res = await app.handle(
-    new Request(`http://localhost/api/v1${path}`, {
+    asRoot(new Request(`http://localhost/api/v1${path}`, {
       method,
       headers: body === undefined ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
-    }),
+    })),
   );
   return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string; message: string } } };
 };

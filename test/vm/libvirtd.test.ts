@@ -25,6 +25,7 @@ import { run } from "../../src/cli/index.ts";
 import { checkVmSharedMemory } from "../../src/vm/doctor.ts";
 import { testConfig, testCore } from "../helpers/env.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "./libvirtd.ts";
+import { asRoot } from "../helpers/api.ts";
 
 const SKIP = libvirtdUnavailable();
 if (SKIP) console.warn(`libvirtd tests skipped: ${SKIP}`);
@@ -252,7 +253,7 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
         init.body = JSON.stringify(body);
         init.headers = { "content-type": "application/json" };
       }
-      const res = await app.handle(new Request(`http://localhost/api/v1/vms${path}`, init));
+      const res = await app.handle(asRoot(new Request(`http://localhost/api/v1/vms${path}`, init)));
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     };
