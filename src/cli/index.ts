@@ -13,6 +13,7 @@ import { inputCommand } from "./input.ts";
 import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 import { vmCommand } from "./vm.ts";
+import { auditCommand, tokenCommand } from "./token.ts";
 
 export const PROGRAM = "neuron-appliance";
 
@@ -21,6 +22,8 @@ export const COMMANDS: Command[] = [
   doctorCommand,
   versionCommand,
   pairCommand,
+  tokenCommand,
+  auditCommand,
   sessionsCommand,
   hardwareCommand,
   vfioCommand,
