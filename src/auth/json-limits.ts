@@ -34,16 +34,19 @@ export function checkJsonLimits(bytes: Uint8Array, limits: JsonLimits): JsonLimi
   for (let i = 0; i < n; i++) {
     const c = bytes[i]!;
     if (c === QUOTE) {
+      // the closing quote: the next one not escaped by an odd run of backslashes (indexOf is memchr-fast)
       const start = i + 1;
-      i++;
-      while (i < n) {
-        const s = bytes[i]!;
-        if (s === BACKSLASH) i += 2;
-        else if (s === QUOTE) break;
-        else i++;
+      let end = bytes.indexOf(QUOTE, start);
+      while (end >= 0) {
+        let slashes = 0;
+        while (end - 1 - slashes >= start && bytes[end - 1 - slashes] === BACKSLASH) slashes++;
+        if ((slashes & 1) === 0) break;
+        end = bytes.indexOf(QUOTE, end + 1);
       }
-      if (i - start > limits.stringBytes)
+      if (end < 0) end = n;
+      if (end - start > limits.stringBytes)
         return { limit: "stringBytes", message: `a string is longer than ${limits.stringBytes} bytes` };
+      i = end;
       continue;
     }
     if (c === OPEN_OBJ || c === OPEN_ARR) {

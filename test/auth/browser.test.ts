@@ -150,7 +150,7 @@ describe.skipIf(!CHROMIUM)("a hostile page in headless Chromium (needs Debian's 
     try {
       const page = await browser.newPage();
       await page.goto(`http://127.0.0.1:${hostile.port}/`, { timeout: 20_000 });
-      await page.waitForFunction(() => document.title === "done", { timeout: 20_000 });
+      await page.waitForFunction(() => (globalThis as unknown as { document: { title: string } }).document.title === "done", { timeout: 20_000 });
 
       const rebound = await browser.newPage();
       await rebound.setRequestInterception(true);
@@ -160,7 +160,7 @@ describe.skipIf(!CHROMIUM)("a hostile page in headless Chromium (needs Debian's 
         else void r.continue();
       });
       await rebound.goto(docUrl, { timeout: 20_000 });
-      await rebound.waitForFunction(() => document.title.startsWith("["), { timeout: 20_000 });
+      await rebound.waitForFunction(() => (globalThis as unknown as { document: { title: string } }).document.title.startsWith("["), { timeout: 20_000 });
       const results = JSON.parse(await rebound.title()) as { method: string; path: string; status?: number; code?: string; error?: string }[];
       // every rebound request reached the appliance and was refused on its Host, reads included
       expect(results).toHaveLength(6);
