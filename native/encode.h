@@ -2,10 +2,12 @@
  * encode — BGRA/RGBA frames to H.264/HEVC access units (libavcodec), and the
  * native capture → convert → encode pipeline that fills a ring of access units.
  *
- * Output is Annex-B (start codes), SPS/PPS (and VPS for HEVC) repeated on every
- * IDR. Low-latency settings: no B-frames, zero-latency tuning, CBR with a
- * one-frame VBV (bufsize = bitrate / fps), infinite GOP, IDR only on request
- * (or periodic intra refresh when asked). The encoder is chosen by probing
+ * Output is Annex-B (start codes). Every IDR begins with its parameter sets (HEVC:
+ * VPS, SPS, PPS; H.264: SPS, PPS), then the slices; no access unit carries SEI or AUD
+ * NAL units (encode/au_tidy.h: what Moonlight reads from a frame's first packet).
+ * Low-latency settings: no B-frames, zero-latency tuning, CBR with a one-frame VBV
+ * (bufsize = bitrate / fps), infinite GOP, IDR only on request (or periodic intra
+ * refresh when asked). The encoder is chosen by probing
  * (hardware first, then software); the choice and the reason for every
  * candidate are reported, never a silent fallback. Colour conversion is libyuv
  * (BT.601 limited range, I420).

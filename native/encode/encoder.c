@@ -1,6 +1,7 @@
 /* libavcodec H.264/HEVC encoder with libyuv colour conversion (../encode.h). */
 #include "../capture.h"
 #include "../encode.h"
+#include "au_tidy.h"
 #include "encoder_rows.h"
 
 #include <libavcodec/avcodec.h>
@@ -26,6 +27,7 @@ struct neuron_encoder {
     uint32_t width, height; /* even */
     uint64_t index;
     int software;
+    neuron_au_tidy tidy; /* SEI/AUD out, parameter sets first on every IDR (au_tidy.h) */
     char name[32];
     char report[REPORT_MAX];
 };
@@ -99,14 +101,24 @@ static int try_open(neuron_encoder *e, const char *name, char *why, size_t why_l
         av_dict_set(&opts, "preset", "ultrafast", 0);
         av_dict_set(&opts, "tune", "zerolatency", 0);
         char p[128];
-        snprintf(p, sizeof p, "%s:pools=%u:frame-threads=1:log-level=error",
+        /* info=0: no encoder-info SEI (~2.4 KB of option text in front of every IDR slice);
+         * repeat-headers: VPS/SPS/PPS on every IDR; open-gop=0: a forced key frame is an IDR,
+         * not a CRA; no AUD, no picture-hash SEI. */
+        snprintf(p, sizeof p,
+                 "%s:pools=%u:frame-threads=1:log-level=error:info=0:repeat-headers=1:open-gop=0:aud=0:hash=0",
                  c->intra_refresh ? "scenecut=0:intra-refresh=1" : "keyint=-1:scenecut=0", c->threads);
         av_dict_set(&opts, "x265-params", p, 0);
-    } else { /* hardware encoders */
+    } else if (strstr(name, "_vaapi")) {
+        /* no AUD, no SEI (identifier/timing/recovery point; HEVC: HDR metadata) */
+        av_dict_set(&opts, "aud", "0", 0);
+        av_dict_set(&opts, "sei", "0", 0);
+    } else { /* NVENC. Parameter sets on every IDR: libavcodec sets repeatSPSPPS when no global
+              * header is asked for; no AUD, no SEI unless asked. */
         av_dict_set(&opts, "preset", "p1", 0);
         av_dict_set(&opts, "tune", "ull", 0);
         av_dict_set(&opts, "rc", "cbr", 0);
         av_dict_set(&opts, "zerolatency", "1", 0);
+        av_dict_set(&opts, "aud", "0", 0);
         if (c->intra_refresh) av_dict_set(&opts, "intra-refresh", "1", 0);
     }
     int rc = avcodec_open2(ctx, codec, &opts);
@@ -121,6 +133,13 @@ static int try_open(neuron_encoder *e, const char *name, char *why, size_t why_l
     }
     e->ctx = ctx;
     e->software = sw;
+    neuron_au_tidy_init(&e->tidy, e->cfg.codec == NEURON_CODEC_HEVC);
+    /* an encoder that keeps its parameter sets in a global header: IDRs get them from here */
+    if (neuron_au_tidy_learn(&e->tidy, ctx->extradata, ctx->extradata ? (size_t)ctx->extradata_size : 0)) {
+        avcodec_free_context(&e->ctx);
+        snprintf(why, why_len, "out of memory");
+        return AVERROR(ENOMEM);
+    }
     snprintf(e->name, sizeof e->name, "%s", name);
     return 0;
 }
@@ -246,6 +265,12 @@ int64_t neuron_encoder_encode_frame(neuron_encoder *e, uint32_t force_idr, uint8
         if (e->pkt->flags & AV_PKT_FLAG_KEY) info->idr = 1;
         av_packet_unref(e->pkt);
     }
+    if (status == NEURON_OK && total > 0) {
+        int64_t n = neuron_au_tidy_run(&e->tidy, out, (size_t)total, (size_t)cap, (int)info->idr);
+        if (n == -1) return NEURON_ENOMEM;
+        if (n == -2) status = NEURON_ERANGE; /* total: the size without the parameter sets to add */
+        else total = n;
+    }
     uint64_t t2 = now_ns();
     info->frame_index = e->index++;
     info->done_ns = t2;
@@ -280,6 +305,7 @@ int32_t neuron_encoder_set_bitrate(neuron_encoder *e, uint32_t kbps) {
 void neuron_encoder_close(neuron_encoder *e) {
     if (!e) return;
     avcodec_free_context(&e->ctx);
+    neuron_au_tidy_free(&e->tidy);
     av_frame_free(&e->frame);
     av_packet_free(&e->pkt);
     free(e);

@@ -1,6 +1,7 @@
 /* Encoder (libx264 through libavcodec) and the capture → encode pipeline. */
 #include "../capture.h"
 #include "../encode.h"
+#include "../encode/au_tidy.h"
 #include "check.h"
 
 #include <stdio.h>
@@ -17,6 +18,55 @@ static uint32_t nal_types(const uint8_t *b, int64_t n) {
     for (int64_t i = 0; i + 3 < n; i++)
         if (b[i] == 0 && b[i + 1] == 0 && b[i + 2] == 1) mask |= 1u << (b[i + 3] & 0x1f);
     return mask;
+}
+
+/* SEI/AUD removal and parameter sets first, on hand-made HEVC and H.264 units. */
+static void test_au_tidy(void) {
+    neuron_au_tidy t;
+    neuron_au_tidy_init(&t, 1);
+    /* HEVC IDR as x265 with info=1 writes it, behind an AUD: AUD, VPS, SPS, SEI, PPS, IDR slice */
+    static const uint8_t idr[] = {0, 0, 0, 1, 0x46, 0x01, 0x50,           /* AUD (35) */
+                                  0, 0, 0, 1, 0x40, 0x01, 0xaa,           /* VPS (32) */
+                                  0, 0, 0, 1, 0x42, 0x01, 0xbb, 0xbb,     /* SPS (33) */
+                                  0, 0, 1, 0x4e, 0x01, 5, 9, 9, 9, 9, 0x80, /* SEI (39) */
+                                  0, 0, 0, 1, 0x44, 0x01, 0xcc,           /* PPS (34) */
+                                  0, 0, 1, 0x28, 0x01, 0xdd, 0xdd, 0xdd}; /* IDR_N_LP (20) */
+    static const uint8_t want[] = {0, 0, 0, 1, 0x40, 0x01, 0xaa, 0, 0, 0, 1, 0x42, 0x01, 0xbb, 0xbb,
+                                   0, 0, 0, 1, 0x44, 0x01, 0xcc, 0, 0, 1, 0x28, 0x01, 0xdd, 0xdd, 0xdd};
+    uint8_t buf[128];
+    memcpy(buf, idr, sizeof idr);
+    int64_t n = neuron_au_tidy_run(&t, buf, sizeof idr, sizeof buf, 1);
+    CHECK(n == (int64_t)sizeof want && memcmp(buf, want, sizeof want) == 0);
+    CHECK(t.sei_removed == 7 + 11);
+    /* an IDR without parameter sets gets the stored ones; a P frame only loses its SEI */
+    static const uint8_t bare[] = {0, 0, 1, 0x4e, 0x01, 1, 0x80, 0, 0, 1, 0x28, 0x01, 0xee};
+    memcpy(buf, bare, sizeof bare);
+    n = neuron_au_tidy_run(&t, buf, sizeof bare, sizeof buf, 1);
+    CHECK(n == 22 + 6 && memcmp(buf, want, 22) == 0 && memcmp(buf + 22, "\0\0\1\x28\x01\xee", 6) == 0);
+    memcpy(buf, bare, sizeof bare);
+    CHECK(neuron_au_tidy_run(&t, buf, sizeof bare, 20, 1) == -2); /* no room for them: left as it was */
+    CHECK(memcmp(buf, bare, sizeof bare) == 0);
+    static const uint8_t p[] = {0, 0, 0, 1, 0x02, 0x01, 0x11, 0, 0, 1, 0x50, 0x01, 0x22, 0x80}; /* TRAIL_R, suffix SEI */
+    memcpy(buf, p, sizeof p);
+    CHECK(neuron_au_tidy_run(&t, buf, sizeof p, sizeof buf, 0) == 7 && memcmp(buf, p, 7) == 0);
+    neuron_au_tidy_free(&t);
+
+    /* H.264: x264's version SEI between PPS and the first slice */
+    neuron_au_tidy_init(&t, 0);
+    static const uint8_t h[] = {0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x06, 5, 1, 0x78, 0x80,
+                                0, 0, 1, 0x65, 7, 7, 0, 0, 1, 0x65, 8, 8};
+    static const uint8_t hw[] = {0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 7, 7, 0, 0, 1, 0x65, 8, 8};
+    memcpy(buf, h, sizeof h);
+    n = neuron_au_tidy_run(&t, buf, sizeof h, sizeof buf, 1);
+    CHECK(n == (int64_t)sizeof hw && memcmp(buf, hw, sizeof hw) == 0);
+    /* global-header parameter sets (extradata) are the ones an IDR without its own gets */
+    neuron_au_tidy_free(&t);
+    neuron_au_tidy_init(&t, 0);
+    CHECK(neuron_au_tidy_learn(&t, hw, 13) == 0 && t.ps_len == 13);
+    static const uint8_t hs[] = {0, 0, 1, 0x65, 9};
+    memcpy(buf, hs, sizeof hs);
+    CHECK(neuron_au_tidy_run(&t, buf, sizeof hs, sizeof buf, 1) == 13 + 5 && memcmp(buf, hw, 13) == 0 && buf[13] == 0 && buf[16] == 0x65);
+    neuron_au_tidy_free(&t);
 }
 
 static void test_encoder(void) {
@@ -38,7 +88,8 @@ static void test_encoder(void) {
         if (i == 0 || i == 8) {
             CHECK(info.idr == 1);
             CHECK((types & (1u << 7)) && (types & (1u << 8)) && (types & (1u << 5)));
-            CHECK(out[0] == 0 && out[1] == 0 && (out[2] == 1 || (out[2] == 0 && out[3] == 1)));
+            CHECK(out[0] == 0 && out[1] == 0 && out[2] == 0 && out[3] == 1 && (out[4] & 0x1f) == 7);
+            CHECK(!(types & (1u << 6)) && !(types & (1u << 9))); /* no SEI (x264's version string), no AUD */
         } else {
             CHECK(info.idr == 0 && !(types & (1u << 5)) && (types & (1u << 1)));
         }
@@ -110,6 +161,7 @@ static void test_pipeline(void) {
 }
 
 int main(void) {
+    test_au_tidy();
     test_encoder();
     test_pipeline();
     return check_report("encode");

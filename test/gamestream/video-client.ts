@@ -7,6 +7,7 @@
 import dgram from "node:dgram";
 import type { AesGcm } from "../../ffi/crypto.ts";
 import { Rs8Codec } from "../../ffi/rs8.ts";
+import { parseShard, type MoonlightDepacketizer } from "./moonlight-depacketizer.ts";
 
 export interface ReceivedFrame {
   frameIndex: number;
@@ -60,6 +61,8 @@ export class VideoTestClient {
       gcm?: AesGcm;
       /** Data shards of each block to drop on purpose (capped at the block's parity). */
       drop?: (frameIndex: number, block: number, parity: number) => number;
+      /** Gets every data shard, recovered ones included, in stream order (as a client's FEC queue passes them on). */
+      depacketizer?: MoonlightDepacketizer;
     },
   ) {
     this.socket = dgram.createSocket({ type: "udp4", recvBufferSize: 16 << 20 });
@@ -190,6 +193,10 @@ export class VideoTestClient {
         recovered += lost.length;
       }
       for (let i = 0; i < d; i++) payload.push(block.subarray(i * S + 32, (i + 1) * S));
+      // a client rewrites frameIndex and the block numbers of a recovered shard from its block
+      if (this.o.depacketizer)
+        for (let i = 0; i < d; i++)
+          this.o.depacketizer.push({ ...parseShard(block.subarray(i * S, (i + 1) * S)), frameIndex, fecBlock: b, lastFecBlock: blocks - 1 });
       dataTotal += d;
       parityTotal += p;
     }

@@ -18,20 +18,21 @@ import { CaptureNative, SyntheticProducer } from "../../ffi/capture.ts";
 import { parsePing } from "../../src/gamestream/video/ping.ts";
 import { tempDir } from "../helpers/env.ts";
 import { VideoTestClient } from "./video-client.ts";
+import { MoonlightDepacketizer } from "./moonlight-depacketizer.ts";
 
 const nativePath = NativeLibrary.load().path;
 const haveFfprobe = spawnSync("ffprobe", ["-version"]).status === 0;
 const logs: string[] = [];
 const log: Logger = createLogger({ level: "debug", format: "json", write: (l) => void logs.push(l) });
 
-function streamConfig(o: { width: number; height: number; fps: number; packetSize: number; encrypt: boolean; bitrateKbps?: number }): StreamConfig {
+function streamConfig(o: { width: number; height: number; fps: number; packetSize: number; encrypt: boolean; bitrateKbps?: number; codec?: "h264" | "hevc" }): StreamConfig {
   return {
     width: o.width,
     height: o.height,
     fps: o.fps,
     packetSize: o.packetSize,
-    bitStreamFormat: 0,
-    codec: "h264",
+    bitStreamFormat: o.codec === "hevc" ? 1 : 0,
+    codec: o.codec ?? "h264",
     dynamicRangeMode: 0,
     encoderCscMode: 0,
     colorspace: "rec601",
@@ -75,8 +76,8 @@ async function until(cond: () => boolean, ms: number): Promise<void> {
   while (!cond() && Date.now() < end) await Bun.sleep(10);
 }
 
-function ffprobeFrames(path: string): { key: boolean; width: number; height: number }[] {
-  const r = spawnSync("ffprobe", ["-v", "error", "-f", "h264", "-select_streams", "v", "-show_entries", "frame=key_frame,width,height", "-of", "csv=p=0", path], { encoding: "utf8", timeout: 30_000 });
+function ffprobeFrames(path: string, format: "h264" | "hevc" = "h264"): { key: boolean; width: number; height: number }[] {
+  const r = spawnSync("ffprobe", ["-v", "error", "-f", format, "-select_streams", "v", "-show_entries", "frame=key_frame,width,height", "-of", "csv=p=0", path], { encoding: "utf8", timeout: 30_000 });
   expect(r.status).toBe(0);
   return r.stdout
     .trim()
@@ -220,6 +221,50 @@ describe("video stream", () => {
     },
     20_000,
   );
+
+  for (const [codec, packetSize] of [["h264", 512], ["h264", 992], ["hevc", 512], ["hevc", 992], ["hevc", 1360]] as const)
+    test(
+      `${codec} at packetSize ${packetSize}: what a Moonlight client's depacketizer hands its decoder decodes, every frame, no error`,
+      async () => {
+        const cfg = streamConfig({ width: 640, height: 360, fps: 30, packetSize, encrypt: false, codec, bitrateKbps: 6000 });
+        const session = startSession(store, cfg, new Uint8Array(16).fill(5));
+        const depacketizer = new MoonlightDepacketizer(codec);
+        const client = new VideoTestClient({ port: video.stream.port, pingPayload: session.rtsp.videoPingPayload, packetSize, depacketizer, drop: () => 1 });
+        await client.start();
+        await until(() => client.frames.length >= 12, 15_000);
+        video.requestIdr(session.id);
+        await until(() => client.frames.length >= 30, 15_000);
+        store.endAll("host-stopped");
+        await Bun.sleep(50);
+        await client.close();
+
+        expect(client.errors).toEqual([]);
+        expect(depacketizer.asserts).toEqual([]);
+        expect(depacketizer.log).toEqual([]); // never "Waiting for IDR frame"
+        expect(client.frames.length).toBeGreaterThanOrEqual(30);
+        const units = depacketizer.units;
+        expect(units.length).toBe(client.frames.length);
+        expect(units.map((u) => u.type)).toEqual(client.frames.map((f) => (f.frameType === 2 ? "idr" : "p")));
+        expect(units[0]!.type).toBe("idr");
+        expect(units.filter((u) => u.type === "idr").length).toBeGreaterThanOrEqual(2);
+        const first = depacketizer.firstPackets[0]!;
+        expect(first).toEqual({ frameIndex: 1, contentBytes: packetSize - 24, start: "idr", decidingNalAt: 0 });
+
+        const path = join(dir.path, `moonlight-${codec}-${packetSize}.${codec}`);
+        writeFileSync(path, Buffer.concat(units.map((u) => u.data)));
+        if (!haveFfprobe) return; // the decode check needs ffmpeg (build/debian-packages.txt installs it)
+        const dec = spawnSync("ffmpeg", ["-v", "error", "-xerror", "-f", codec, "-i", path, "-f", "null", "-"], { encoding: "utf8", timeout: 30_000 });
+        expect({ status: dec.status, stderr: dec.stderr }).toEqual({ status: 0, stderr: "" });
+        const count = spawnSync("ffprobe", ["-v", "error", "-f", codec, "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,width,height", "-of", "csv=p=0", path], { encoding: "utf8", timeout: 30_000 });
+        expect(count.stderr).toBe("");
+        expect(count.stdout.trim()).toBe(`640,360,${units.length}`);
+        const frames = ffprobeFrames(path, codec);
+        expect(frames.map((f) => f.key)).toEqual(units.map((u) => u.type === "idr"));
+        const idrBytes = units.filter((u) => u.type === "idr").map((u) => u.data.length);
+        console.log(`${codec} @${packetSize}: ${units.length} frames decoded (${idrBytes.length} IDR, ${idrBytes.join("/")} B with padding), first packet ${first.contentBytes} B of access unit`);
+      },
+      40_000,
+    );
 
   test("the session's end stops its video; an unknown session has nothing to request", () => {
     expect(video.requestIdr("no-such-session")).toBe(false);
