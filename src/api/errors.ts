@@ -39,9 +39,10 @@ function validationMessage(err: ValidationLike): { message: string; details: unk
 }
 
 export function errorHandler(log: Logger) {
-  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, (ctx) => {
-    const body = mapError(log, ctx);
-    settleAudit(ctx.request, typeof ctx.set.status === "number" ? ctx.set.status : 500);
+  // destructured (not `ctx`): Elysia infers from the parameters which parts of a request to parse
+  return new Elysia({ name: "neuron.errors" }).onError({ as: "global" }, ({ code, error, set, request }) => {
+    const body = mapError(log, { code, error, set, request });
+    settleAudit(request, typeof set.status === "number" ? set.status : 500);
     return body;
   });
 }
