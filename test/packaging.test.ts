@@ -56,7 +56,7 @@ describe("packaging", () => {
     expect(options).toContain("!strip");
     expect(Number(fns)).toBeGreaterThanOrEqual(3);
     const text = readFileSync(pkgbuild, "utf8");
-    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf"])
+    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf", "/usr/lib/sysusers.d/neuron-appliance.conf"])
       expect(text).toContain(dest);
   });
 
@@ -64,5 +64,22 @@ describe("packaging", () => {
     const c = loadConfig({ configPath: join(BUILD, "config.default.json"), env: {} });
     expect(c.stateDir).toBe("/var/lib/neuron-appliance");
     expect(c.host).toBe("127.0.0.1");
+    // the local API socket outside the 0700 state dir, 0660 to the admin group the sysusers file makes
+    expect(c.socketPath).toBe("/run/neuron-appliance/api.sock");
+    expect(readFileSync(join(BUILD, "neuron-appliance.sysusers"), "utf8")).toMatch(new RegExp(`^g ${c.adminGroup} -$`, "m"));
+  });
+
+  test.skipIf(!Bun.which("systemd-sysusers"))("sysusers.d creates the admin group (skipped: systemd-sysusers not installed)", () => {
+    const d = tempDir();
+    try {
+      mkdirSync(join(d.path, "etc"), { recursive: true });
+      writeFileSync(join(d.path, "etc", "group"), "root:x:0:\n");
+      writeFileSync(join(d.path, "etc", "passwd"), "root:x:0:0::/root:/bin/sh\n");
+      const r = Bun.spawnSync([Bun.which("systemd-sysusers")!, `--root=${d.path}`, join(BUILD, "neuron-appliance.sysusers")], { stderr: "pipe" });
+      expect(r.stderr.toString()).not.toContain("Failed");
+      expect(readFileSync(join(d.path, "etc", "group"), "utf8")).toMatch(/^neuron:x:\d+:/m);
+    } finally {
+      d.cleanup();
+    }
   });
 });
