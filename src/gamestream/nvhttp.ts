@@ -16,26 +16,14 @@ import { PairingError, type PairingManager } from "./pairing.ts";
 import { LaunchQuery, ResumeQuery, SessionLimitError, type SessionStore } from "./sessions.ts";
 import { xmlError, xmlReply, type XmlChild } from "./xml.ts";
 import type { PairedClients } from "./clients.ts";
+import { CODEC, type GameStreamPorts } from "./constants.ts";
+
+/** The shared constants stay reachable here for existing importers; their home is constants.ts. */
+export { CODEC } from "./constants.ts";
 
 export const APP_VERSION = "7.1.431.-1";
 export const GFE_VERSION = "3.23.0.74";
 
-/** ServerCodecModeSupport bits. */
-export const CODEC = { H264: 0x1, HEVC: 0x100, HEVC_MAIN10: 0x200, AV1_MAIN8: 0x10000, AV1_MAIN10: 0x20000 } as const;
-
-export interface GameStreamPorts {
-  http: number;
-  https: number;
-  rtsp: number;
-  video: number;
-  control: number;
-  audio: number;
-}
-
-/** All ports from one base, as clients expect: HTTP = base, HTTPS = base − 5, RTSP = base + 21, … */
-export function portsFromBase(base: number): GameStreamPorts {
-  return { http: base, https: base - 5, rtsp: base + 21, video: base + 9, control: base + 10, audio: base + 11 };
-}
 
 export interface NvRequest {
   path: string;

@@ -24,7 +24,7 @@ import { vmAuditRepo } from "../../src/db/repos/vm-audit.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { ControlType } from "../../src/gamestream/control/envelope.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import type { SourceEnd } from "../../src/gamestream/video/stream.ts";
 import { virshStateProbe } from "../../src/gamestream/video/vm-state.ts";
