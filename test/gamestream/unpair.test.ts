@@ -10,7 +10,19 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { UNPAIR_REFUSED } from "../../src/gamestream/nvhttp.ts";
+import { NativeCrypto } from "../../ffi/crypto.ts";
+import { AppsService } from "../../src/apps/service.ts";
+import { openDatabase } from "../../src/db/client.ts";
+import { appsRepo } from "../../src/db/repos/apps.ts";
+import { pairingsRepo } from "../../src/db/repos/pairings.ts";
+import { PairedClients } from "../../src/gamestream/clients.ts";
+import { portsFromBase } from "../../src/gamestream/constants.ts";
+import { loadOrCreateIdentity } from "../../src/gamestream/identity.ts";
+import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
+import { createNvHttp, UNPAIR_AFTER_PAIRING_MS, UNPAIR_REFUSED, type NvRequest } from "../../src/gamestream/nvhttp.ts";
+import { PairingManager } from "../../src/gamestream/pairing.ts";
+import { SessionStore } from "../../src/gamestream/sessions.ts";
+import { silentLogger } from "../../src/log.ts";
 import { tempDir } from "../helpers/env.ts";
 import { GameStreamTestClient, makeClientIdentity, parseXml } from "./client.ts";
 import { gameStreamHost } from "./helpers.ts";
@@ -101,5 +113,41 @@ describe.skipIf(skip)("unpair", () => {
     expect((await alice.httpsXml("/unpair")).status).toBe(200);
     expect(host.service.listPairings().map((p) => p.name)).toEqual(["bob"]);
     expect((await alice.httpsXml("/applist")).status).toBe(401);
+  });
+});
+
+describe("unpair after an unfinished pairing: the exemption is bounded", () => {
+  test(`only within ${UNPAIR_AFTER_PAIRING_MS / 1000} s of that address's last /pair request, and only for that address`, async () => {
+    const dir = tempDir("neuron-unpair-clock-");
+    const db = openDatabase(join(dir.path, "neuron.db"));
+    const crypto = gameStreamCrypto(NativeCrypto.load());
+    try {
+      let t = 1_000_000;
+      const identity = loadOrCreateIdentity(dir.path, crypto);
+      const pairing = new PairingManager(identity, crypto, { pinTimeoutMs: 10_000, idleTimeoutMs: 10_000, store: () => {} });
+      const handle = createNvHttp({
+        identity, crypto, pairing, sessions: new SessionStore(), apps: new AppsService(appsRepo(db.db)), clients: new PairedClients(pairingsRepo(db.db), crypto),
+        ports: portsFromBase(47989), hostname: "neuron-test", codecModeSupport: () => 1, log: silentLogger, now: () => t,
+      });
+      const req = (path: string, remoteIp: string, query: Record<string, string> = {}): NvRequest => ({
+        path, query: new URLSearchParams({ uniqueid: STOCK_UNIQUE_ID, ...query }), https: false, peerCertDer: null, localIp: "127.0.0.1", remoteIp,
+      });
+      // a pairing phase that fails (out of order): the attempt from 10.0.0.2 is unfinished
+      const phase = await handle(req("/pair", "::ffff:10.0.0.2", { clientchallenge: "00" }));
+      expect(phase.body.toString()).toContain('paired>0<');
+      // another address gets no exemption from it
+      expect((await handle(req("/unpair", "10.0.0.3"))).status).toBe(403);
+      t += UNPAIR_AFTER_PAIRING_MS;
+      expect((await handle(req("/unpair", "10.0.0.2"))).status).toBe(200);
+      await handle(req("/pair", "10.0.0.2", { clientchallenge: "00" }));
+      t += UNPAIR_AFTER_PAIRING_MS + 1;
+      const late = await handle(req("/unpair", "10.0.0.2"));
+      expect(late.status).toBe(403);
+      expect(parseXml(late.body.toString())).toMatchObject({ status: 403, message: UNPAIR_REFUSED });
+      pairing.close();
+    } finally {
+      db.close();
+      dir.cleanup();
+    }
   });
 });

@@ -5,7 +5,8 @@
  * are dropped (counted, logged a bounded number of times). IDR requests and reference-frame
  * invalidations become events for the video sender; input goes to the session's input backend;
  * 10 s without a message, or the client's disconnect, ends the session; a session that ends gets a
- * graceful termination. Several sessions share the port: the connect data finds the session.
+ * graceful termination, and so does the connection a relaunch or resume replaces. Several sessions
+ * share the port: the connect data finds the session.
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
 import type { InputBackend } from "../../input/backend.ts";
