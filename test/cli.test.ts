@@ -58,6 +58,28 @@ describe("CLI", () => {
     }
   });
 
+  test("serve --gamestream-port: in --help; a bad value is one line on stderr and exit 2, before anything starts", () => {
+    const help = runCli(["serve", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--gamestream-port BASE");
+    expect(help.stdout).toContain("NEURON_GAMESTREAM_PORT");
+    expect(help.stdout).toContain("gamestreamPort");
+    for (const [bad, why] of [["abc", /not a port number/], ["47989x", /not a port number/], ["-5", /not a port number/], ["3", /room for HTTPS/], ["65530", /room for RTSP/], ["", /not a port number/]] as const) {
+      const r = runCli(["serve", `--gamestream-port=${bad}`, "--state-dir", "/nonexistent/never-created"]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(`--gamestream-port ${JSON.stringify(bad)}`);
+      expect(r.stderr).toMatch(why);
+    }
+    // a value parseArgs cannot take at all is a usage error too
+    for (const argv of [["serve", "--gamestream-port"], ["serve", "--gamestream-port", "-5"]]) {
+      const r = runCli(argv);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    }
+  });
+
   test("an invalid setting is refused at start with the field and the reason", () => {
     const r = runCli(["serve", "--port", "99999"]);
     expect(r.code).toBe(1);

@@ -20,7 +20,7 @@ export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/
 
 export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
   return new VmService({
-    virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri }),
+    virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: config.libvirtTimeoutMs }),
     audit: vmAuditRepo(db),
     resolver,
     settings: {

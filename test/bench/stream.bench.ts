@@ -54,7 +54,7 @@ import { openDatabase } from "../../src/db/client.ts";
 import { appsRepo } from "../../src/db/repos/apps.ts";
 import { pairingsRepo } from "../../src/db/repos/pairings.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";

@@ -5,7 +5,7 @@ import { AppsService } from "../../src/apps/service.ts";
 import { appsRepo } from "../../src/db/repos/apps.ts";
 import { pairingsRepo } from "../../src/db/repos/pairings.ts";
 import { openDatabase } from "../../src/db/client.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
 import { GameStreamService, type GameStreamDeps } from "../../src/gamestream/service.ts";

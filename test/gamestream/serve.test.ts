@@ -17,8 +17,9 @@ const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREA
 beforeAll(async () => {
   dir = tempDir("neuron-serve-gs-");
   base = freeBasePort();
-  proc = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), "serve", "--log-format", "json"], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env() },
+  // the base port from the flag, which wins over the environment's
+  proc = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), "serve", "--log-format", "json", "--gamestream-port", String(base)], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env(), NEURON_GAMESTREAM_PORT: String(freeBasePort()) },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -31,6 +32,8 @@ beforeAll(async () => {
     log += new TextDecoder().decode(value);
   }
   reader.releaseLock();
+  const listening = log.split("\n").find((l) => l.includes("GameStream host listening"))!;
+  expect(JSON.parse(listening)).toMatchObject({ http: base, https: base - 5, rtsp: base + 21 });
 });
 afterAll(async () => {
   proc.kill("SIGTERM");

@@ -26,7 +26,7 @@ import { pairingsRepo } from "../../src/db/repos/pairings.ts";
 import { ControlType, TERMINATION_GRACEFUL } from "../../src/gamestream/control/envelope.ts";
 import { EndedSessionInfo, StreamSessionInfo } from "../../src/gamestream/model.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { gameStreamRoutes } from "../../src/gamestream/routes.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import { silentLogger } from "../../src/log.ts";
