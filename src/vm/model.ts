@@ -184,6 +184,8 @@ export const VmDetails = z
     shm: z.object({ name: z.string(), sizeMiB: z.number().int(), path: z.string() }).nullable(),
     hostdevs: z.array(z.string()),
     disks: z.array(z.string()),
+    /** Displays (SPICE, VNC): the unix sockets they listen on; `tcp` lists TCP listens (a VM defined before displays moved to sockets). */
+    display: z.array(z.object({ type: z.string(), sockets: z.array(z.string()), tcp: z.array(z.string()) })),
   })
   .meta({ id: "VmDetails" });
 export type VmDetails = z.infer<typeof VmDetails>;

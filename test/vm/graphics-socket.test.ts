@@ -270,6 +270,7 @@ describe.skipIf(SKIP !== null)(`display sockets of VMs whose QEMU runs as ${QEMU
     const details = await start("spicevm");
     expect(details.state).toBe("running");
     const socket = vmGraphicsSocket(spiceDir, "spicevm", "spice");
+    expect(details.display).toEqual([{ type: "spice", sockets: [socket], tcp: [] }]);
     const d = statSync(spiceDir);
     expect([d.uid, d.gid, d.mode & 0o7777]).toEqual([owner.uid, gid, 0o2750]);
     const s = statSync(socket);
