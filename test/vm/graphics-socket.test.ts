@@ -93,6 +93,28 @@ describe.skipIf(!ROOT)("display socket directory", () => {
   });
 });
 
+describe.skipIf(!ROOT || Bun.which("virsh") === null)("doctor vm-graphics on libvirt's test driver", () => {
+  test("a directory with the wrong mode and owner is named; a missing admin group is a warning, not a failure", async () => {
+    const groups = join(dir.path, "group-doctor");
+    writeFileSync(groups, "neuronadm:x:4242:\n");
+    const spiceDir = join(dir.path, "spice-doctor");
+    mkdirSync(spiceDir);
+    chmodSync(spiceDir, 0o755);
+    const qemuDir = join(dir.path, "qemu-doctor");
+    mkdirSync(qemuDir);
+    const config = testConfig({ libvirtUri: "test:///default", spiceDir, libvirtQemuDir: qemuDir, adminGroup: "neuronadm" });
+    expect(await checkVmGraphics(config, groups)).toMatchObject({
+      status: "warn",
+      detail: `${spiceDir} belongs to 0:0, expected 0:4242 (QEMU's user, neuronadm; vm start repairs it); ${spiceDir} has mode 0755, expected 02750 (vm start repairs it)`,
+    });
+    ensureGraphicsDir(spiceDir, graphicsDirOwner(qemuDir, "neuronadm", groups));
+    expect(await checkVmGraphics(config, groups)).toMatchObject({ status: "ok", detail: `no display on TCP; 0 running display socket(s) in ${spiceDir}` });
+    const missing = await checkVmGraphics(testConfig({ libvirtUri: "test:///default", spiceDir: join(dir.path, "absent"), libvirtQemuDir: qemuDir, adminGroup: "nosuch" }), groups);
+    expect(missing.status).toBe("warn");
+    expect(missing.detail).toContain("group nosuch (config adminGroup) does not exist: only root reaches the display sockets, looking-glass-client gets no SPICE input");
+  });
+});
+
 describe.skipIf(Bun.which("virsh") === null)("VmService.create: a display socket path that cannot work is refused before anything is written", () => {
   test("a VM name that makes the socket path longer than 107 bytes", async () => {
     const state = join(dir.path, "state-long");
