@@ -14,12 +14,15 @@
  * cannot even reach the path. QEMU creates the socket with libvirt's umask
  * (002: srwxrwxr-x) and qemu.conf has no setting for a display socket's mode,
  * so `vm start` sets group and mode once QEMU has created it
- * (secureGraphicsSockets). QEMU leaves a SPICE socket behind when it exits
+ * (secureGraphicsSockets). QEMU's user owns the directory and could swap the
+ * socket for a symlink: the group is set with lchown (never follows one), and
+ * the mode by `chmod` run as the socket's owner (setpriv), so a swapped name
+ * reaches nothing QEMU's user could not change itself. QEMU leaves a SPICE socket behind when it exits
  * (it unlinks a stale one before binding at the next start): `vm stop` and
  * `vm delete` remove the VM's (removeGraphicsSockets). Without the admin group (it does not exist on this
  * host) the directory is 0700: root and QEMU only.
  */
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lchownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AppError, invalid } from "../errors.ts";
 import { idOf } from "./host.ts";
@@ -100,13 +103,21 @@ export function secureGraphicsSockets(paths: string[], owner: GraphicsDirOwner):
     if (!st.isSocket()) throw new AppError("SPICE_SOCKET_UNUSABLE", `${path} is not a socket`, { status: 500 });
     out.push({ path, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
     try {
-      if (st.gid !== owner.gid) chownSync(path, st.uid, owner.gid);
-      if ((st.mode & 0o7777) !== owner.socketMode) chmodSync(path, owner.socketMode);
+      if (st.gid !== owner.gid) lchownSync(path, st.uid, owner.gid);
+      if ((st.mode & 0o7777) !== owner.socketMode) chmodAsOwner(path, st.uid, owner.socketMode);
     } catch (err) {
       throw new AppError("SPICE_SOCKET_UNUSABLE", `cannot set group/mode of ${path}: ${(err as Error).message}`, { status: 500, cause: err });
     }
   }
   return out;
+}
+
+/** chmod of a path in a directory another user controls, with that user's rights (root's own: directly). */
+function chmodAsOwner(path: string, uid: number, mode: number): void {
+  if (uid === (process.getuid?.() ?? 0)) return chmodSync(path, mode);
+  const argv = ["setpriv", `--reuid=${uid}`, `--regid=${lstatSync(path).gid}`, "--clear-groups", "chmod", mode.toString(8), "--", path];
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe", timeout: 10_000 });
+  if (r.exitCode !== 0) throw new Error(`setpriv chmod as uid ${uid}: ${r.stderr.toString().trim().slice(0, 200) || `exit ${r.exitCode}`}`);
 }
 
 /** Removes a VM's display sockets from the directory (only sockets: anything else stays). */

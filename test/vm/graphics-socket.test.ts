@@ -9,7 +9,7 @@
  * SPICE on TCP.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
@@ -78,10 +78,12 @@ describe.skipIf(!ROOT)("display socket directory", () => {
     const path = vmGraphicsSocket(spiceDir, "vm", "spice");
     const server = Bun.listen({ unix: path, socket: { data() {} } });
     try {
+      // as QEMU leaves it: its user, its group, libvirt's umask 002
       chmodSync(path, 0o775);
-      expect(secureGraphicsSockets([path, join(spiceDir, "absent.spice")], owner)).toEqual([{ path, mode: 0o775, uid: 0, gid: 4242 }]);
+      Bun.spawnSync(["chown", "4343:110", path]);
+      expect(secureGraphicsSockets([path, join(spiceDir, "absent.spice")], owner)).toEqual([{ path, mode: 0o775, uid: 4343, gid: 110 }]);
       const st = statSync(path);
-      expect([st.gid, st.mode & 0o7777]).toEqual([4242, 0o660]);
+      expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([4343, 4242, 0o660]);
     } finally {
       server.stop(true);
     }
@@ -90,6 +92,14 @@ describe.skipIf(!ROOT)("display socket directory", () => {
     chmodSync(file, 0o644);
     expect(() => secureGraphicsSockets([file], owner)).toThrow(`${file} is not a socket`);
     expect(statSync(file).mode & 0o7777).toBe(0o644);
+    // QEMU's user swapping its socket for a symlink to root's file gets it nowhere
+    const rootFile = join(dir.path, "roots-file");
+    writeFileSync(rootFile, "");
+    chmodSync(rootFile, 0o600);
+    const link = join(spiceDir, "link.spice");
+    symlinkSync(rootFile, link);
+    expect(() => secureGraphicsSockets([link], owner)).toThrow(`${link} is not a socket`);
+    expect([statSync(rootFile).gid, statSync(rootFile).mode & 0o7777]).toEqual([0, 0o600]);
   });
 });
 
