@@ -104,6 +104,14 @@ export const ConfigSchema = z
      * directory is owned by that user: the owner of libvirtQemuDir.
      */
     qmpDir: path.default("/var/lib/neuron-appliance-qmp"),
+    /**
+     * Where each VM's display sockets live (<spiceDir>/<vm>.spice, <spiceDir>/<vm>.vnc, written into
+     * the domain XML as `<listen type='socket'>`): SPICE and VNC never listen on TCP. QEMU creates
+     * them, so the directory belongs to QEMU's user, group adminGroup, mode 2750.
+     */
+    spiceDir: path.default("/var/lib/neuron-appliance-spice"),
+    /** Group of the appliance's administrators (the desktop user is in it): may reach the VMs' display sockets. */
+    adminGroup: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a group name").default("neuron"),
     /** libvirt's QEMU state directory: its owner is the user and group libvirt runs QEMU as. */
     libvirtQemuDir: path.default("/var/lib/libvirt/qemu"),
     /** The desktop user who runs looking-glass-client: owner of the VMs' IVSHMEM files (group kvm, 0660). */
@@ -307,6 +315,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     targetRoot: abs(c.targetRoot),
     shmDir: abs(c.shmDir),
     qmpDir: abs(c.qmpDir),
+    spiceDir: abs(c.spiceDir),
     libvirtQemuDir: abs(c.libvirtQemuDir),
     kvmDevice: abs(c.kvmDevice),
     uinputDevice: abs(c.uinputDevice),

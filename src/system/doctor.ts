@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { execFile, firstLine } from "../exec.ts";
 import { checkVmSharedMemory } from "../vm/doctor.ts";
+import { checkVmGraphics } from "../vm/graphics-doctor.ts";
 import { checkVmQmp } from "../vm/qmp-doctor.ts";
 import { checkVideoEncoder } from "../capture/doctor.ts";
 import type { DoctorCheck, DoctorReport } from "./model.ts";
@@ -141,6 +142,7 @@ export async function runDoctor(config: Config, native: NativeState): Promise<Do
     checkShm(config.shmDir),
     await checkVmSharedMemory(config),
     await checkVmQmp(config),
+    await checkVmGraphics(config),
     checkNative(native),
     checkVideoEncoder(native.error ? null : native.path, config.shmDir),
     checkDb(config.dbPath),

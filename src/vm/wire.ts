@@ -31,6 +31,8 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       targetRoot: config.targetRoot,
       qmpDir: config.qmpDir,
       libvirtQemuDir: config.libvirtQemuDir,
+      spiceDir: config.spiceDir,
+      adminGroup: config.adminGroup,
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
@@ -40,7 +42,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
 export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
   return {
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir },
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir },
     cpuVendor: () => cpuVendor(config.root),
   };
 }

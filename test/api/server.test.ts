@@ -66,6 +66,7 @@ describe("API server on real sockets", () => {
       "shm",
       "vm-shm",
       "vm-qmp",
+      "vm-graphics",
       "native",
       "encoder",
       "db",
