@@ -55,7 +55,10 @@ export const ConfigSchema = z
       .default({ selfSigned: false }),
     /** Extra names the API answers to in the Host header (besides loopback names, the bind address and the machine's name). */
     apiHostnames: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.:\[\]-]+$/, "a host name or address")).max(64).default([]),
-    /** Local users in this group (and root) get full access on the local socket, which is 0660 to this group. */
+    /**
+     * The appliance's administrators (the desktop user is in it): with root, full access on the
+     * local API socket (0660 to this group), and the group of the VMs' display sockets.
+     */
     adminGroup: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a group name").default("neuron"),
     /** Where passwd and group are read to learn a local caller's groups. */
     etcDir: path.default("/etc"),
@@ -110,8 +113,6 @@ export const ConfigSchema = z
      * them, so the directory belongs to QEMU's user, group adminGroup, mode 2750.
      */
     spiceDir: path.default("/var/lib/neuron-appliance-spice"),
-    /** Group of the appliance's administrators (the desktop user is in it): may reach the VMs' display sockets. */
-    adminGroup: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a group name").default("neuron"),
     /** libvirt's QEMU state directory: its owner is the user and group libvirt runs QEMU as. */
     libvirtQemuDir: path.default("/var/lib/libvirt/qemu"),
     /** The desktop user who runs looking-glass-client: owner of the VMs' IVSHMEM files (group kvm, 0660). */
