@@ -148,6 +148,16 @@ _Static_assert(sizeof(neuron_pipeline_timing) == 32, "neuron_pipeline_timing lay
  * first; the pipeline keeps the last 1024) and returns how many. */
 NEURON_EXPORT uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeline_timing *out, uint32_t cap);
 
+/*
+ * Inside the library only (not exported): a consumer that takes each access unit on the
+ * pipeline thread the moment the encoder returns it, instead of the ring (no copy, no thread
+ * hand-off). `au` is valid during the call only. Setting one drops what the ring holds;
+ * neuron_pipeline_set_consumer(p, NULL, NULL) detaches it and returns once no call to it is
+ * under way. The timing records, aus_out and IDR requests work as with the ring.
+ */
+typedef void (*neuron_pipeline_consumer_fn)(void *ctx, const uint8_t *au, uint32_t len, const neuron_au_info *info);
+void neuron_pipeline_set_consumer(neuron_pipeline *p, neuron_pipeline_consumer_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif
