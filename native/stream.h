@@ -153,7 +153,7 @@ NEURON_EXPORT int32_t neuron_video_send_frame(neuron_video_sender *s, const uint
 
 NEURON_EXPORT void neuron_video_sender_destroy(neuron_video_sender *s);
 
-/* ===== Video pump: a native thread from the encoder's ring to the wire ===== */
+/* ===== Video pump: access units from the encoder to the wire, no JS between ===== */
 
 /*
  * Sends each access unit of a capture → encode pipeline (encode.h) with the sender, so no frame
