@@ -94,7 +94,7 @@ _Static_assert(sizeof(neuron_pipeline_config) == 80, "neuron_pipeline_config lay
 
 typedef struct neuron_pipeline_stats {
     uint64_t frames_in;      /* 0: frames read from shared memory */
-    uint64_t aus_out;        /* 8: access units put in the ring */
+    uint64_t aus_out;        /* 8: access units put in the ring (or handed to the consumer) */
     uint64_t dropped;        /* 16: access units dropped (ring full or too big) */
     uint64_t rejected;       /* 24: frames the reader rejected */
     uint64_t restarts;       /* 32: guest sessions re-attached */
@@ -137,7 +137,7 @@ typedef struct neuron_pipeline_timing {
     uint32_t wait_us;        /* 4: seen -> last row readable, not spent converting: waiting on the guest's writes */
     uint32_t convert_us;     /* 8: RGB -> I420, summed over the bands converted as the guest wrote them */
     uint32_t encode_us;      /* 12: the encoder call */
-    uint32_t encoded_us;     /* 16: seen -> access unit in the ring */
+    uint32_t encoded_us;     /* 16: seen -> access unit in the ring (or handed to the consumer) */
     uint32_t size;           /* 20: access unit bytes */
     uint32_t idr;            /* 24: 1 for an IDR */
     uint32_t reserved;       /* 28 */
