@@ -96,7 +96,7 @@ _Static_assert(sizeof(neuron_pipeline_config) == 80, "neuron_pipeline_config lay
 
 typedef struct neuron_pipeline_stats {
     uint64_t frames_in;      /* 0: frames read from shared memory */
-    uint64_t aus_out;        /* 8: access units put in the ring */
+    uint64_t aus_out;        /* 8: access units put in the ring (or handed to the consumer) */
     uint64_t dropped;        /* 16: access units dropped (ring full or too big) */
     uint64_t rejected;       /* 24: frames the reader rejected */
     uint64_t restarts;       /* 32: guest sessions re-attached */
@@ -139,7 +139,7 @@ typedef struct neuron_pipeline_timing {
     uint32_t wait_us;        /* 4: seen -> last row readable, not spent converting: waiting on the guest's writes */
     uint32_t convert_us;     /* 8: RGB -> I420, summed over the bands converted as the guest wrote them */
     uint32_t encode_us;      /* 12: the encoder call */
-    uint32_t encoded_us;     /* 16: seen -> access unit in the ring */
+    uint32_t encoded_us;     /* 16: seen -> access unit in the ring (or handed to the consumer) */
     uint32_t size;           /* 20: access unit bytes */
     uint32_t idr;            /* 24: 1 for an IDR */
     uint32_t reserved;       /* 28 */
@@ -149,6 +149,16 @@ _Static_assert(sizeof(neuron_pipeline_timing) == 32, "neuron_pipeline_timing lay
 /* Copies up to cap timing records of the frames put in the ring since the last call (oldest
  * first; the pipeline keeps the last 1024) and returns how many. */
 NEURON_EXPORT uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeline_timing *out, uint32_t cap);
+
+/*
+ * Inside the library only (not exported): a consumer that takes each access unit on the
+ * pipeline thread the moment the encoder returns it, instead of the ring (no copy, no thread
+ * hand-off). `au` is valid during the call only. Setting one drops what the ring holds;
+ * neuron_pipeline_set_consumer(p, NULL, NULL) detaches it and returns once no call to it is
+ * under way. The timing records, aus_out and IDR requests work as with the ring.
+ */
+typedef void (*neuron_pipeline_consumer_fn)(void *ctx, const uint8_t *au, uint32_t len, const neuron_au_info *info);
+void neuron_pipeline_set_consumer(neuron_pipeline *p, neuron_pipeline_consumer_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
