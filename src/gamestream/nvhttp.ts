@@ -16,6 +16,8 @@ import { PairingError, type PairingManager } from "./pairing.ts";
 import { LaunchQuery, ResumeQuery, SessionLimitError, type SessionStore } from "./sessions.ts";
 import { xmlError, xmlReply, type XmlChild } from "./xml.ts";
 import type { PairedClients } from "./clients.ts";
+import type { PairingRow } from "../db/repos/pairings.ts";
+import type { GsPermission } from "./permissions.ts";
 
 export const APP_VERSION = "7.1.431.-1";
 export const GFE_VERSION = "3.23.0.74";
@@ -67,6 +69,8 @@ export interface NvHttpDeps {
   /** ServerCodecModeSupport: what the encoder really supports on this machine. */
   codecModeSupport: () => number;
   log: Logger;
+  /** A paired client removed itself (/unpair over HTTPS). */
+  onClientUnpaired?: (row: PairingRow, address: string) => void;
 }
 
 const xml = (body: string): NvReply => ({ status: 200, contentType: "application/xml; charset=utf-8", body });
@@ -114,7 +118,14 @@ export function createNvHttp(deps: NvHttpDeps) {
     return `${encrypted ? "rtspenc" : "rtsp"}://${host}:${ports.rtsp}`;
   }
 
+  /** The answer to a client lacking a permission: an error root the client shows, with what to ask for. */
+  function refused(fp: string, permission: GsPermission, what: string): NvReply {
+    deps.log.warn("request refused: the client lacks the permission", { client: clients.nameOf(fp), fingerprint: fp.slice(0, 16), permission });
+    return xml(xmlError(403, `${what}: this client lacks the "${permission}" permission; the host's owner can grant it (neuron-appliance pair grant ID ${permission})`, [["gamesession", 0]]));
+  }
+
   function launch(req: NvRequest, fp: string): NvReply {
+    if (!clients.allows(fp, "launch")) return refused(fp, "launch", "Launching apps is not allowed");
     const parsed = LaunchQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid launch request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const q = parsed.data;
@@ -155,6 +166,8 @@ export function createNvHttp(deps: NvHttpDeps) {
   }
 
   function resume(req: NvRequest, fp: string): NvReply {
+    // view is enough to resume (watch) the client's own session; input needs its own permissions
+    if (!clients.allows(fp, "view")) return refused(fp, "view", "Streaming is not allowed");
     const parsed = ResumeQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const own = sessions.ofClient(fp);
@@ -207,18 +220,21 @@ export function createNvHttp(deps: NvHttpDeps) {
           if (err instanceof PairingError) return xml(xmlError(err.statusCode, err.message, [["paired", 0]]));
           throw err;
         }
-      case "/unpair":
-        // Over HTTP the caller cannot be identified: nothing to remove (clients call it after a failed pairing).
-        if (pairedFp) clients.remove(pairedFp);
+      case "/unpair": {
+        // Over HTTP the caller cannot be identified: nothing to remove (clients call it after a failed pairing: its attempt ends).
+        if (!req.https) pairing.abandon(plainIp(req.remoteIp));
+        const removed = pairedFp ? clients.remove(pairedFp) : null;
+        if (removed) deps.onClientUnpaired?.(removed, plainIp(req.remoteIp));
         return xml(xmlReply([]));
+      }
     }
     if (!req.https) return xml(xmlError(404, `${req.path} is not served over HTTP`));
     if (!pairedFp) return xml(xmlError(401, "unknown client certificate: pair first"));
     switch (req.path) {
       case "/applist":
-        return appList();
+        return clients.allows(pairedFp, "view") ? appList() : refused(pairedFp, "view", "Listing apps is not allowed");
       case "/appasset":
-        return appAsset(req);
+        return clients.allows(pairedFp, "view") ? appAsset(req) : refused(pairedFp, "view", "Box art is not allowed");
       case "/launch":
         return launch(req, pairedFp);
       case "/resume":

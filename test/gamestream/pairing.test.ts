@@ -109,7 +109,8 @@ describe("GameStream pairing with a client written from the spec", () => {
     let host: ReturnType<typeof gameStreamHost>;
     let ports: { http: number; https: number };
     beforeAll(async () => {
-      host = gameStreamHost({ pinTimeoutMs: 1500 });
+      // many attempts from 127.0.0.1 here: the rate limit is tested on its own
+      host = gameStreamHost({ pinTimeoutMs: 1500, config: { pairingAttemptsPerMinute: 1000 } });
       ports = await host.service.start();
     });
     afterAll(async () => host.close());
@@ -136,24 +137,36 @@ describe("GameStream pairing with a client written from the spec", () => {
       expect(host.service.listPairings()).toHaveLength(0);
     });
 
-    test("concurrent attempts keep their own state; the PIN goes to the attempt named", async () => {
-      const a = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "AAAAAAAAAAAAAAAA", "tv");
-      const m = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "BBBBBBBBBBBBBBBB", "phone");
-      let release!: () => void;
-      const bothWaiting = new Promise<void>((r) => (release = r));
-      const waitForBoth = async () => {
-        for (let i = 0; i < 200 && host.service.pendingPairings().length < 2; i++) await Bun.sleep(5);
-        expect(() => host.service.submitPin("1111")).toThrow(/2 clients are waiting/);
-        release();
+    test("a pending attempt is not displaced by another address; the same address may start over", async () => {
+      const a = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "0123456789ABCDEF", "tv");
+      const m = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "0123456789ABCDEF", "phone");
+      m.localAddress = "127.0.0.2";
+      const enter = async () => {
+        for (let i = 0; i < 200 && host.service.pendingPairings().length === 0; i++) await Bun.sleep(5);
+        const [pending] = host.service.pendingPairings();
+        // another address knocks while the owner is about to type the PIN: refused with a message, the attempt stays
+        const knock = await m.http("/pair", { devicename: "phone", updateState: "1", phrase: "getservercert", salt: "00".repeat(16), clientcert: Buffer.from(mallory.certPem).toString("hex") });
+        expect(knock.status).toBe(503);
+        expect(knock.message).toMatch(/another client is pairing/);
+        expect(knock.fields.paired).toBe("0");
+        expect(host.service.pendingPairings()).toEqual([pending!]);
+        // its /unpair (what a client sends after a failed phase) does not touch the other address's attempt
+        await m.http("/unpair");
+        expect(host.service.pendingPairings()).toEqual([pending!]);
+        host.service.submitPin("1111");
       };
-      const enter = (device: string, pin: string) => async () => {
-        await bothWaiting;
-        host.service.submitPin(pin, host.service.pendingPairings().find((p) => p.deviceName === device)!.id);
-      };
-      const [ra, rm] = await Promise.all([a.pair("1111", enter("tv", "1111")), m.pair("2222", enter("phone", "2222")), waitForBoth()]);
-      expect(ra).toMatchObject({ ok: true });
-      expect(rm).toMatchObject({ ok: true });
-      expect(host.service.listPairings().map((p) => p.name).sort()).toEqual(["phone", "tv"]);
+      expect(await a.pair("1111", enter)).toMatchObject({ ok: true });
+      expect(host.service.listPairings().map((p) => p.name)).toEqual(["tv"]);
+      // the same address starting over replaces its own attempt: the second one is the one the PIN completes
+      const first = a.http("/pair", { devicename: "tv", updateState: "1", phrase: "getservercert", salt: "00".repeat(16), clientcert: Buffer.from(alice.certPem).toString("hex") });
+      for (let i = 0; i < 200 && host.service.pendingPairings().length === 0; i++) await Bun.sleep(5);
+      const firstId = host.service.pendingPairings()[0]!.id;
+      const again = await a.pair("2222", async () => {
+        for (let i = 0; i < 200 && host.service.pendingPairings()[0]?.id === firstId; i++) await Bun.sleep(5);
+        host.service.submitPin("2222");
+      });
+      expect((await first).status).toBe(409);
+      expect(again).toMatchObject({ ok: true });
       for (const p of host.service.listPairings()) host.service.removePairing(p.id);
     });
 

@@ -9,7 +9,7 @@
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
 import type { InputBackend } from "../../input/backend.ts";
-import { InputSink, type InputSinkStats } from "../../input/service.ts";
+import { InputSink, type InputAdmission, type InputSinkStats } from "../../input/service.ts";
 import type { Logger } from "../../log.ts";
 import type { RtspCipher } from "../rtsp/record.ts";
 import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
@@ -66,6 +66,11 @@ export interface ControlServerOptions {
   /** Messages a connection may send per second before the rest are dropped (default 4000: a 1 kHz mouse, keys, pad and pings fit). */
   maxMessagesPerSecond?: number;
   maxPeers?: number;
+  /**
+   * Which input events of a session go on (checked per event, so a grant or revoke applies at
+   * once); absent: all of them.
+   */
+  inputAdmission?: (session: StreamSession) => InputAdmission;
 }
 
 const LOG_FIRST = 10;
@@ -283,7 +288,7 @@ export class ControlServer {
           return;
         }
         c.backend = backend;
-        c.sink = new InputSink(backend, log.child({ component: "input" }));
+        c.sink = new InputSink(backend, log.child({ component: "input" }), this.opts.inputAdmission?.(session));
         log.info("input backend ready", { backend: backend.name });
       })
       .catch((err) => log.warn("no input backend for the session: input is dropped", { error: err }));
