@@ -121,7 +121,7 @@ export function createNvHttp(deps: NvHttpDeps) {
   /** The answer to a client lacking a permission: an error root the client shows, with what to ask for. */
   function refused(fp: string, permission: GsPermission, what: string): NvReply {
     deps.log.warn("request refused: the client lacks the permission", { client: clients.nameOf(fp), fingerprint: fp.slice(0, 16), permission });
-    return xml(xmlError(403, `${what}: this client lacks the "${permission}" permission; the host's owner can grant it (neuron-appliance pair grant ID ${permission})`, [["gamesession", 0]]));
+    return xml(xmlError(403, `${what}: this client lacks the ${permission} permission; the owner of the host can grant it (neuron-appliance pair grant ID ${permission})`, [["gamesession", 0]]));
   }
 
   function launch(req: NvRequest, fp: string): NvReply {

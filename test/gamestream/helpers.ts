@@ -6,7 +6,7 @@ import { auditRepo } from "../../src/db/repos/audit.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { CODEC } from "../../src/gamestream/nvhttp.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { GameStreamService } from "../../src/gamestream/service.ts";
+import { GameStreamService, type GameStreamDeps } from "../../src/gamestream/service.ts";
 import { silentLogger, type Logger } from "../../src/log.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 
@@ -29,7 +29,7 @@ export function freeBasePort(): number {
 
 /** A GameStream host on 127.0.0.1 over a fresh (or given) state dir, with the real native crypto. */
 export function gameStreamHost(
-  opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number; nativePath?: string; log?: Logger; config?: Record<string, unknown>; controlPeerTimeoutMs?: number } = {},
+  opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number; nativePath?: string; log?: Logger; config?: Record<string, unknown>; controlPeerTimeoutMs?: number; inputBackend?: GameStreamDeps["inputBackend"] } = {},
 ) {
   const dir = opts.stateDir ? null : tempDir("neuron-gs-");
   const stateDir = opts.stateDir ?? dir!.path;
@@ -46,6 +46,7 @@ export function gameStreamHost(
     crypto: gameStreamCrypto(native),
     log: opts.log ?? silentLogger,
     controlPeerTimeoutMs: opts.controlPeerTimeoutMs,
+    inputBackend: opts.inputBackend,
     codecModeSupport: () => opts.codecModeSupport ?? CODEC.H264,
     rtspRequestTimeoutMs: opts.rtspRequestTimeoutMs,
     nativePath: opts.nativePath,
