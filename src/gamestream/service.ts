@@ -19,6 +19,7 @@ import { createNvHttp, portsFromBase, type GameStreamPorts } from "./nvhttp.ts";
 import { PairingManager, type PairingEvent, type PendingPairing } from "./pairing.ts";
 import { normalizePermissions, permissionForInput, type GsPermission } from "./permissions.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
+import { hostHeaderCheck } from "./host-check.ts";
 import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
 import { SessionStore, type SessionEndReason, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
@@ -46,6 +47,8 @@ export interface GameStreamDeps {
   codecModeSupport: () => number;
   /** What the streaming part supports beyond codecs (RTSP DESCRIBE); defaults in streamCapabilities(). */
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
+  /** HTTP(S) ports: time from accept to a whole request head, TLS handshake included (ms, default 10 s). */
+  httpHeadTimeoutMs?: number;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
   /** Control stream: time without a client message before the session ends (ms, default 10 s). */
@@ -173,6 +176,8 @@ export class GameStreamService {
       certPem: this.identity.cert.pem,
       handler,
       log: this.deps.log,
+      hostCheck: hostHeaderCheck({ hostname: this.hostname, names: this.deps.config.gamestreamHostNames }),
+      headTimeoutMs: this.deps.httpHeadTimeoutMs,
     });
     try {
       this.rtsp = await startRtspServer({

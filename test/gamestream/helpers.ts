@@ -29,7 +29,7 @@ export function freeBasePort(): number {
 
 /** A GameStream host on 127.0.0.1 over a fresh (or given) state dir, with the real native crypto. */
 export function gameStreamHost(
-  opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number; nativePath?: string; log?: Logger; config?: Record<string, unknown>; controlPeerTimeoutMs?: number; inputBackend?: GameStreamDeps["inputBackend"] } = {},
+  opts: { stateDir?: string; pinTimeoutMs?: number; codecModeSupport?: number; rtspRequestTimeoutMs?: number; nativePath?: string; log?: Logger; config?: Record<string, unknown>; controlPeerTimeoutMs?: number; inputBackend?: GameStreamDeps["inputBackend"]; httpHeadTimeoutMs?: number } = {},
 ) {
   const dir = opts.stateDir ? null : tempDir("neuron-gs-");
   const stateDir = opts.stateDir ?? dir!.path;
@@ -47,6 +47,7 @@ export function gameStreamHost(
     log: opts.log ?? silentLogger,
     controlPeerTimeoutMs: opts.controlPeerTimeoutMs,
     inputBackend: opts.inputBackend,
+    httpHeadTimeoutMs: opts.httpHeadTimeoutMs,
     codecModeSupport: () => opts.codecModeSupport ?? CODEC.H264,
     rtspRequestTimeoutMs: opts.rtspRequestTimeoutMs,
     nativePath: opts.nativePath,
