@@ -273,6 +273,8 @@ export class GameStreamService {
     const fields = { pairing: id, client: row.name, fingerprint: row.fingerprint, granted: grant, revoked: revoke, before, after };
     this.deps.log.info("pairing permissions changed", fields);
     this.audit(actor, "gamestream.pairing.permissions", `pairing ${id} (${row.name})`, "applied", fields);
+    // without view the client may not watch: its running session ends (input rights apply per event anyway)
+    if (!after.includes("view")) this.endSessionOf(row.fingerprint, "ended-by-api", "the client's view permission was revoked");
     return this.pairingInfo(updated);
   }
 
@@ -298,6 +300,14 @@ export class GameStreamService {
     const fields = { pairing: row.id, client: row.name, fingerprint: row.fingerprint, by: actor, ...(address ? { address } : {}) };
     this.deps.log.info("pairing removed", fields);
     this.audit(actor === "api" ? "api" : "gamestream", "gamestream.pairing.removed", `pairing ${row.id} (${row.name})`, "applied", fields);
+    // an unpaired client streams no more
+    if (actor === "api") this.endSessionOf(row.fingerprint, "ended-by-api", "the client was unpaired");
+    else this.endSessionOf(row.fingerprint, "cancelled", "the client unpaired itself");
+  }
+
+  private endSessionOf(fingerprint: string, reason: SessionEndReason, detail: string): void {
+    const s = this.sessions.ofClient(fingerprint);
+    if (s) this.sessions.end(s.id, reason, detail);
   }
 
   private refusalsLogged = 0;

@@ -165,8 +165,11 @@ describe.skipIf(why !== null)("GameStream permissions per paired client", () => 
     const resumed = await guest.httpsXml("/resume", { rikey: "44".repeat(16), rikeyid: "3", localAudioPlayMode: "0", corever: "1" });
     expect(resumed.fields.resume).toBe("1");
     expect((await guest.httpsXml("/launch", launchQuery("55".repeat(16)))).status).toBe(403);
-    // without view the client is refused everything but serverinfo and unpair
+    // without view the client is refused everything but serverinfo and unpair, and its running session ends
+    expect(host.service.sessions.ofClient(g.session.clientFingerprint)).not.toBeNull();
     await call("POST", `/pairings/${guestId}/permissions`, { revoke: ["view"] });
+    expect(host.service.sessions.ofClient(g.session.clientFingerprint)).toBeNull();
+    expect(host.service.sessionHistory()[0]).toMatchObject({ reason: "ended-by-api", detail: "the client's view permission was revoked" });
     expect((await guest.httpsXml("/resume", { rikey: "44".repeat(16), rikeyid: "3", localAudioPlayMode: "0" })).status).toBe(403);
     expect((await guest.httpsXml("/applist")).status).toBe(403);
     expect((await guest.httpsXml("/serverinfo")).fields.PairStatus).toBe("1");
@@ -175,5 +178,14 @@ describe.skipIf(why !== null)("GameStream permissions per paired client", () => 
     const audit = host.db.sqlite.query("SELECT actor, status, details FROM audit_log WHERE action = 'gamestream.pairing.permissions' ORDER BY id").all() as { actor: string; status: string; details: string }[];
     expect(audit.map((a) => JSON.parse(a.details).after)).toEqual([["view", "launch"], ["view", "keyboard", "launch"], ["view"], []]);
     expect(audit.every((a) => a.actor === "api" && a.status === "applied")).toBe(true);
+  });
+
+  test("unpairing a streaming client ends its session; its input is dropped from then on", async () => {
+    const ownerSession = host.service.sessions.list().find((s) => s.clientName === "owner-tv")!;
+    expect(ownerSession).toBeDefined();
+    host.service.removePairing(host.service.listPairings().find((p) => p.name === "owner-tv")!.id);
+    expect(host.service.sessions.get(ownerSession.id)).toBeNull();
+    expect(host.service.sessionHistory()[0]).toMatchObject({ id: ownerSession.id, reason: "ended-by-api", detail: "the client was unpaired" });
+    expect((await owner.httpsXml("/launch", launchQuery("66".repeat(16)))).status).toBe(401);
   });
 });
