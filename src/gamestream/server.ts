@@ -60,17 +60,24 @@ const REASONS: Record<number, string> = {
   500: "Internal Server Error",
 };
 
-function write(socket: Socket, r: NvReply, head: boolean): void {
+/**
+ * Sends the answer and ends the connection. A peer that never reads its answer to the end (or
+ * never closes) is let go after LINGER_MS. After a refusal the peer may still be sending (a
+ * megabyte of headers): nothing more is read (the kernel's buffer fills, the peer's writes
+ * stall, no work here) and the connection goes after REFUSED_LINGER_MS, time enough for the
+ * peer to read its answer before the close resets the connection.
+ */
+function write(socket: Socket, r: NvReply, head: boolean, refused = false): void {
   if (socket.destroyed) return;
   const body = typeof r.body === "string" ? Buffer.from(r.body, "utf8") : Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength);
   const text = `HTTP/1.1 ${r.status} ${REASONS[r.status] ?? "Error"}\r\nContent-Type: ${r.contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
   socket.end(head ? Buffer.from(text, "latin1") : Buffer.concat([Buffer.from(text, "latin1"), body]));
-  // a peer that never reads its answer to the end (or never closes) is let go
-  setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  setTimeout(() => socket.destroy(), refused ? REFUSED_LINGER_MS : LINGER_MS).unref();
 }
 
 /** How long an answered connection may stay before it is closed from this side. */
 const LINGER_MS = 10_000;
+const REFUSED_LINGER_MS = 1000;
 
 const xmlStatus = (status: number, message: string): NvReply => ({ status, contentType: "application/xml; charset=utf-8", body: xmlError(status, message) });
 
@@ -135,7 +142,7 @@ export async function startNvListeners(opts: NvListenOptions): Promise<NvListene
       headDone();
       socket.pause();
       refuse(what, { address: socket.remoteAddress, status, detail: message });
-      write(socket, xmlStatus(status, message), false);
+      write(socket, xmlStatus(status, message), false, true);
     };
     timedOut.on = () => fail(408, "headTimeout", `request not complete within ${headTimeoutMs} ms`);
     socket.on("data", (chunk: Buffer) => {
@@ -150,7 +157,7 @@ export async function startNvListeners(opts: NvListenOptions): Promise<NvListene
       const verdict = opts.hostCheck?.(head.headers.get("host")) ?? { ok: true };
       if (!verdict.ok) {
         refuse("host", { address: socket.remoteAddress, host: verdict.name });
-        return write(socket, xmlStatus(421, `this host does not answer to the name ${verdict.name}`), false);
+        return write(socket, xmlStatus(421, `this host does not answer to the name ${verdict.name}`), false, true);
       }
       let url: URL;
       try {
