@@ -7,7 +7,8 @@
  *  - connections per address and in all are capped (beyond them a connection is closed at once);
  *  - the TLS handshake and the request head must be complete within `headTimeoutMs` (408 or a close);
  *  - the head is bounded as it arrives (414 / 431 / 413 / 400 / 405, see http-head.ts);
- *  - the Host header must name this host (host-check.ts; 421 otherwise).
+ *  - the Host header must name this host (host-check.ts; otherwise an XML root with status_code 421
+ *    and a message the client shows, before any work).
  *
  * Then a transport-free NvRequest goes to the nvhttp handler. Errors of the transport are real
  * HTTP statuses with an XML root whose status_code and status_message say the same.
@@ -157,7 +158,10 @@ export async function startNvListeners(opts: NvListenOptions): Promise<NvListene
       const verdict = opts.hostCheck?.(head.headers.get("host")) ?? { ok: true };
       if (!verdict.ok) {
         refuse("host", { address: socket.remoteAddress, host: verdict.name });
-        return write(socket, xmlStatus(421, `this host does not answer to the name ${verdict.name}`), false, true);
+        // HTTP 200 with the error in the XML root, as nvhttp answers every refusal: a client shows its status_message
+        // (a user who reaches the host by a name of their own learns what to configure); a rebinding page learns nothing
+        const message = `this host does not answer to the name ${verdict.name} (names it answers to: its own, IP addresses, gamestreamHostNames)`;
+        return write(socket, { status: 200, contentType: "application/xml; charset=utf-8", body: xmlError(421, message) }, false, true);
       }
       let url: URL;
       try {
