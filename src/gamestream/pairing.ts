@@ -8,10 +8,13 @@
  *                         clienthash and sig must verify with the client cert → store the client
  *  5 pairchallenge        over HTTPS with the new certificate (handled by the HTTP layer)
  *
- * One attempt per client address: a new getservercert from the same address replaces that
- * address's attempt (a client starting over), while an attempt from another address is refused
- * as long as one is in progress, so no LAN host can knock out or crowd a pairing the owner is
- * completing. Attempts are rate-limited per address (getservercert requests per minute). An
+ * Attempts are keyed by the client's address, one per address: a new getservercert from the
+ * same address replaces that address's attempt (a client starting over); one from another
+ * address never touches it — it is an attempt of its own, the PIN goes to the attempt the owner
+ * names when several wait (`pair pending` shows address and device name), and a wrong choice
+ * only fails (the PIN is the one the owner's client shows). At most MAX_CONCURRENT addresses
+ * pair at once (more are refused with a message), so a host squatting one slot does not stop
+ * the owner from pairing. Attempts are rate-limited per address (getservercert per minute). An
  * attempt that goes out of order, fails, or sits idle past its deadline is dropped, and nothing
  * is stored unless phase 4 succeeds.
  *
@@ -68,7 +71,7 @@ export interface PendingPairing {
 /** What happened to a pairing attempt (for the log and the audit table). No PIN ever. */
 export type PairingEvent =
   | { type: "started"; attemptId: string; address: string; deviceName: string }
-  | { type: "refused"; address: string; reason: "rate-limited" | "busy"; detail: string; pendingAttemptId?: string }
+  | { type: "refused"; address: string; reason: "rate-limited" | "busy"; detail: string }
   | { type: "pin-entered"; attemptId: string; address: string; deviceName: string }
   | { type: "wrong-pin"; attemptId: string; address: string; deviceName: string; detail: string }
   | { type: "expired"; attemptId: string; address: string; deviceName: string; phase: string }
@@ -91,6 +94,8 @@ export interface PairingOptions {
 export const PIN_PATTERN = /^\d{4}$/;
 const MAX_CERT_HEX = 16 * 1024;
 const RATE_WINDOW_MS = 60_000;
+/** Addresses pairing at once. */
+export const MAX_CONCURRENT = 4;
 /** Addresses whose recent attempts are remembered; the oldest are forgotten beyond this. */
 const MAX_TRACKED_ADDRESSES = 4096;
 
@@ -194,10 +199,10 @@ export class PairingManager {
         if (ts.every((t) => now - t >= RATE_WINDOW_MS) || this.recent.size > MAX_TRACKED_ADDRESSES) this.recent.delete(addr);
       }
     }
-    const other = [...this.attempts.values()].find((a) => a.key !== address);
-    if (other) {
-      const detail = "another client is pairing with this host right now; try again when it is done";
-      this.emit({ type: "refused", address, reason: "busy", detail, pendingAttemptId: other.id });
+    const others = [...this.attempts.values()].filter((a) => a.key !== address);
+    if (others.length >= MAX_CONCURRENT) {
+      const detail = `${others.length} other clients are pairing with this host right now; try again when they are done`;
+      this.emit({ type: "refused", address, reason: "busy", detail });
       throw new PairingError(503, detail);
     }
   }
