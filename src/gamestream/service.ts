@@ -275,6 +275,11 @@ export class GameStreamService {
     this.audit(actor, "gamestream.pairing.permissions", `pairing ${id} (${row.name})`, "applied", fields);
     // without view the client may not watch: its running session ends (input rights apply per event anyway)
     if (!after.includes("view")) this.endSessionOf(row.fingerprint, "ended-by-api", "the client's view permission was revoked");
+    // an input right taken away: what the client holds pressed is released (its release events would be dropped)
+    else if (revoke.some((p) => p === "keyboard" || p === "mouse" || p === "controller")) {
+      const s = this.sessions.ofClient(row.fingerprint);
+      if (s) void this.controlServer.releaseInput(s.id);
+    }
     return this.pairingInfo(updated);
   }
 

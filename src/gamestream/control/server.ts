@@ -162,6 +162,19 @@ export class ControlServer {
     return this.send(c, { type: ControlType.RUMBLE, payload: rumblePayload(r) });
   }
 
+  /**
+   * Releases every key, button and pad state the session's client holds (an input permission was
+   * revoked: the release events it sends next are dropped, so nothing may stay pressed).
+   */
+  async releaseInput(sessionId: string): Promise<void> {
+    const c = this.connectionOf(sessionId);
+    try {
+      await c?.backend?.releaseAll();
+    } catch (err) {
+      this.log.warn("input release failed", { session: sessionId, error: err });
+    }
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
