@@ -79,6 +79,8 @@ function write(socket: Socket, r: NvReply, head: boolean, refused = false): void
 /** How long an answered connection may stay before it is closed from this side. */
 const LINGER_MS = 10_000;
 const REFUSED_LINGER_MS = 1000;
+/** Bytes a peer may send after its request head before the connection is cut. */
+const MAX_TRAILING_BYTES = 64 * 1024;
 
 const xmlStatus = (status: number, message: string): NvReply => ({ status, contentType: "application/xml; charset=utf-8", body: xmlError(status, message) });
 
@@ -146,17 +148,23 @@ export async function startNvListeners(opts: NvListenOptions): Promise<NvListene
       write(socket, xmlStatus(status, message), false, true);
     };
     timedOut.on = () => fail(408, "headTimeout", `request not complete within ${headTimeoutMs} ms`);
+    let extra = 0;
     socket.on("data", (chunk: Buffer) => {
-      if (answered) return;
+      if (answered) {
+        // bytes after a whole head (no client sends any): read on, so that the peer going away is
+        // seen (a PIN wait ends with it), and bounded
+        if ((extra += chunk.length) > MAX_TRAILING_BYTES) socket.destroy();
+        return;
+      }
       const r = reader.push(chunk);
       if (r.kind === "incomplete") return;
       if (r.kind === "invalid") return fail(r.status, `status${r.status}`, r.reason);
       answered = true;
       headDone();
-      socket.pause();
       const head = r.head;
       const verdict = opts.hostCheck?.(head.headers.get("host")) ?? { ok: true };
       if (!verdict.ok) {
+        socket.pause();
         refuse("host", { address: socket.remoteAddress, host: verdict.name });
         // HTTP 200 with the error in the XML root, as nvhttp answers every refusal: a client shows its status_message
         // (a user who reaches the host by a name of their own learns what to configure); a rebinding page learns nothing

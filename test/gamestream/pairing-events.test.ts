@@ -115,9 +115,24 @@ describe("pairing: rate limit, events in the log and the audit table", () => {
     expect(audit("gamestream.pairing.removed").at(-1)).toMatchObject({ actor: "gamestream", status: "applied" });
   });
 
+  test("a client that goes away while waiting for the PIN ends its attempt at once (failed, logged, audited)", async () => {
+    const { connect } = await import("node:net");
+    const s = connect({ host: "127.0.0.1", port: host.service.ports.http, localAddress: "127.0.0.10" }, () =>
+      s.write(`GET /pair?uniqueid=0123456789ABCDEF&devicename=gone&phrase=getservercert&salt=${"00".repeat(16)}&clientcert=${Buffer.from(id.certPem).toString("hex")} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`),
+    );
+    s.on("error", () => {});
+    for (let i = 0; i < 400 && host.service.pendingPairings().length === 0; i++) await Bun.sleep(5);
+    expect(host.service.pendingPairings().map((p) => p.deviceName)).toEqual(["gone"]);
+    s.end();
+    for (let i = 0; i < 200 && host.service.pendingPairings().length > 0; i++) await Bun.sleep(5);
+    expect(host.service.pendingPairings()).toEqual([]);
+    expect(logged("pairing failed").at(-1)).toMatchObject({ address: "127.0.0.10", phase: "waiting_pin", reason: "client went away while waiting for the PIN" });
+    expect(audit("gamestream.pairing.failed").at(-1)).toMatchObject({ target: "127.0.0.10", status: "failed" });
+  });
+
   test("every attempt started is audited; no line or row carries a PIN", () => {
     const started = audit("gamestream.pairing.started");
-    expect(started.map((r) => r.target)).toEqual(["127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"]);
+    expect(started.map((r) => r.target)).toEqual(["127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9", "127.0.0.10"]);
     const rows = host.db.sqlite.query("SELECT details FROM audit_log").all() as { details: string }[];
     for (const text of [...raw, ...rows.map((r) => r.details)]) {
       expect(text).not.toMatch(/"pin"\s*:/i);
