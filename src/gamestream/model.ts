@@ -122,5 +122,9 @@ export const GameStreamStatus = z
     session: StreamSessionInfo.nullable().describe("the newest running session (all of them: GET /sessions)"),
     sessions: z.number().int().min(0).describe("sessions running now"),
     maxSessions: z.number().int().min(1).describe("clients that may stream at once (gamestreamMaxSessions)"),
+    httpRefused: z
+      .record(z.string(), z.number().int().min(0))
+      .optional()
+      .describe("requests the GameStream HTTP(S) ports refused before any work since start, by reason (status414, status431, status413, host, headTimeout, connectionsPerAddress, ...)"),
   })
   .meta({ id: "GameStreamStatus" });

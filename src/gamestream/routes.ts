@@ -12,7 +12,7 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       "/gamestream",
       () => {
         const g = gamestream();
-        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session(), sessions: g.sessions.size, maxSessions: g.sessions.maxSessions };
+        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session(), sessions: g.sessions.size, maxSessions: g.sessions.maxSessions, httpRefused: g.httpRefusals() };
       },
       { response: { 200: GameStreamStatus }, detail: { summary: "GameStream host identity, ports and the newest running session", description: "All sessions: GET /sessions." } },
     )

@@ -17,12 +17,9 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
 import type { Logger } from "../log.ts";
 import type { HostVerdict } from "./host-check.ts";
-import { MAX_REQUEST_LINE, RequestHeadReader } from "./http-head.ts";
+import { RequestHeadReader } from "./http-head.ts";
 import type { NvHttpHandler, NvReply, NvRequest } from "./nvhttp.ts";
 import { xmlError } from "./xml.ts";
-
-/** Longest request target accepted (a PEM client certificate in hex is ~3 KB). */
-export const MAX_URL_BYTES = MAX_REQUEST_LINE;
 
 export interface NvListeners {
   httpPort: number;

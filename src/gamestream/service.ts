@@ -238,6 +238,11 @@ export class GameStreamService {
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
   }
 
+  /** Requests the HTTP(S) ports refused before any work, by reason (status414, status431, host, headTimeout, connectionsPerAddress, ...). */
+  httpRefusals(): Record<string, number> {
+    return this.listeners?.refused() ?? {};
+  }
+
   /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
   get control(): ControlServer {
     return this.controlServer;

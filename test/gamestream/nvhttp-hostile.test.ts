@@ -191,6 +191,12 @@ describe("GameStream HTTP(S) ports: Host check and bounded parsing", () => {
       }
     });
 
+    test("the refusals are counted by reason (GET /api/v1/gamestream shows them)", () => {
+      const r = host.service.httpRefusals();
+      expect(r).toMatchObject({ status414: 2, status431: 4, status413: 2, status405: 1, status400: 7, host: 7, headTimeout: 10 });
+      expect(r.connectionsPerAddress).toBeGreaterThanOrEqual(1);
+    });
+
     test("the loop of ordinary requests was answered throughout", async () => {
       loop.stop = true;
       await loop.done;

@@ -97,6 +97,10 @@ describe.skipIf(why !== null)("GameStream permissions per paired client", () => 
       ["guest-phone", ["view"]],
     ]);
     for (const r of rows) expect(Pairing.safeParse(r).success).toBe(true);
+    // the host's status (its response schema checked by the route) carries the HTTP refusal counters
+    const status = await call("GET", "/gamestream");
+    expect(status.status).toBe(200);
+    expect(status.body!.httpRefused).toEqual({});
   });
 
   test("a view-only client may list apps but its launch is refused with a message the client shows", async () => {
