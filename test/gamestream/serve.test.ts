@@ -12,7 +12,7 @@ import { freeBasePort } from "./helpers.ts";
 let dir: ReturnType<typeof tempDir>;
 let proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
 let base: number;
-const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREAM_ENABLED: "true", NEURON_GAMESTREAM_HOST: "127.0.0.1", NEURON_GAMESTREAM_PORT: String(base), NEURON_PORT: "0" });
+const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREAM_ENABLED: "true", NEURON_GAMESTREAM_HOST: "127.0.0.1", NEURON_GAMESTREAM_PORT: String(base), NEURON_PORT: "0", NEURON_PAIRING_ATTEMPTS_PER_MINUTE: "100" });
 
 beforeAll(async () => {
   dir = tempDir("neuron-serve-gs-");
