@@ -135,6 +135,14 @@ export const ConfigSchema = z
     /** GameStream audio source: the VM's sound through a capture command or a pulse socket; test tone otherwise. */
     gamestreamAudio: GameStreamAudioSettingsSchema,
     pairingPinTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
+    /** Pairing attempts (getservercert) one client address may start per minute; more are refused with a message the client shows. */
+    pairingAttemptsPerMinute: z.number().int().min(1).max(1000).default(5),
+    /**
+     * Extra names the GameStream HTTP(S) ports answer to in the Host header (a DNS name clients
+     * use to reach this host from afar). The machine's hostname, hostname.local, localhost and
+     * IP address literals are always accepted; any other name is refused (DNS rebinding).
+     */
+    gamestreamHostNames: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.-]+$/, "a DNS name")).max(32).default([]),
     /** Explicit path of libneuron.so; default: embedded in the binary, then beside it, then the source tree. */
     nativeLib: path.optional(),
     /** Largest accepted HTTP request body, bytes. */

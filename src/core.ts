@@ -132,6 +132,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         config,
         apps,
         pairings: pairingsRepo(database.db),
+        audit: auditRepo(database.db),
         crypto: gameStreamCrypto(crypto),
         log: log.child({ component: "gamestream" }),
         codecModeSupport,

@@ -20,6 +20,8 @@ import { CODEC, type GameStreamPorts } from "./constants.ts";
 
 /** The shared constants stay reachable here for existing importers; their home is constants.ts. */
 export { CODEC } from "./constants.ts";
+import type { PairingRow } from "../db/repos/pairings.ts";
+import type { GsPermission } from "./permissions.ts";
 
 export const APP_VERSION = "7.1.431.-1";
 export const GFE_VERSION = "3.23.0.74";
@@ -56,6 +58,8 @@ export interface NvHttpDeps {
   codecModeSupport: () => number;
   log: Logger;
   now?: () => number;
+  /** A paired client removed itself (/unpair over HTTPS). */
+  onClientUnpaired?: (row: PairingRow, address: string) => void;
 }
 
 const xml = (body: string, status = 200): NvReply => ({ status, contentType: "application/xml; charset=utf-8", body });
@@ -105,8 +109,9 @@ export function createNvHttp(deps: NvHttpDeps) {
   function unpair(req: NvRequest, pairedFp: string | null): NvReply {
     if (req.https) {
       if (!pairedFp) return xml(xmlError(401, "unknown client certificate: not paired"), 401);
-      clients.remove(pairedFp);
+      const removed = clients.remove(pairedFp);
       deps.log.info("client unpaired itself", { fingerprint: pairedFp.slice(0, 16) });
+      if (removed) deps.onClientUnpaired?.(removed, plainIp(req.remoteIp));
       return xml(xmlReply([]));
     }
     const ip = plainIp(req.remoteIp);
@@ -151,7 +156,14 @@ export function createNvHttp(deps: NvHttpDeps) {
     return `${encrypted ? "rtspenc" : "rtsp"}://${host}:${ports.rtsp}`;
   }
 
+  /** The answer to a client lacking a permission: an error root the client shows, with what to ask for. */
+  function refused(fp: string, permission: GsPermission, what: string): NvReply {
+    deps.log.warn("request refused: the client lacks the permission", { client: clients.nameOf(fp), fingerprint: fp.slice(0, 16), permission });
+    return xml(xmlError(403, `${what}: this client lacks the ${permission} permission; the owner of the host can grant it (neuron-appliance pair grant ID ${permission})`, [["gamesession", 0]]));
+  }
+
   function launch(req: NvRequest, fp: string): NvReply {
+    if (!clients.allows(fp, "launch")) return refused(fp, "launch", "Launching apps is not allowed");
     const parsed = LaunchQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid launch request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const q = parsed.data;
@@ -192,6 +204,8 @@ export function createNvHttp(deps: NvHttpDeps) {
   }
 
   function resume(req: NvRequest, fp: string): NvReply {
+    // view is enough to resume (watch) the client's own session; input needs its own permissions
+    if (!clients.allows(fp, "view")) return refused(fp, "view", "Streaming is not allowed");
     const parsed = ResumeQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const own = sessions.ofClient(fp);
@@ -250,15 +264,17 @@ export function createNvHttp(deps: NvHttpDeps) {
         }
       }
       case "/unpair":
+        // a plain-HTTP /unpair right after a failed pairing phase ends that attempt (a wrong PIN, as stock Moonlight reports it)
+        if (!req.https) pairing.abandon(plainIp(req.remoteIp));
         return unpair(req, pairedFp);
     }
     if (!req.https) return xml(xmlError(404, `${req.path} is not served over HTTP`));
     if (!pairedFp) return xml(xmlError(401, "unknown client certificate: pair first"));
     switch (req.path) {
       case "/applist":
-        return appList();
+        return clients.allows(pairedFp, "view") ? appList() : refused(pairedFp, "view", "Listing apps is not allowed");
       case "/appasset":
-        return appAsset(req);
+        return clients.allows(pairedFp, "view") ? appAsset(req) : refused(pairedFp, "view", "Box art is not allowed");
       case "/launch":
         return launch(req, pairedFp);
       case "/resume":

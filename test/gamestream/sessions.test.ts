@@ -110,6 +110,8 @@ describe.skipIf(skip)("several clients at once", () => {
       expect(r.ok).toBe(true);
       clients.push(c);
     }
+    // the first client paired has every permission; the others get launch and input granted
+    for (const p of service.listPairings().slice(1)) service.changePermissions(p.id, { grant: ["launch", "keyboard", "mouse", "controller"] });
   });
 
   afterAll(async () => {

@@ -38,7 +38,7 @@ import { domainTree, serializeXml } from "../../src/vm/xml.ts";
 import { probeStream } from "../capture/ffmpeg.ts";
 import { ControlTestClient } from "../gamestream/control-client.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";
-import { launchSession, setTestStream } from "../gamestream/control-helpers.ts";
+import { launchSession, pairTestFingerprint, setTestStream } from "../gamestream/control-helpers.ts";
 import { VideoTestClient } from "../gamestream/video-client.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
@@ -91,10 +91,12 @@ describe.skipIf(SKIP !== null)("a real VM streamed: IVSHMEM frames out, input in
     });
     const apps = new AppsService(appsRepo(db.db));
     apps.seedDefaults();
+    const pairings = pairingsRepo(db.db);
+    pairTestFingerprint(pairings);
     service = new GameStreamService({
       config,
       apps,
-      pairings: pairingsRepo(db.db),
+      pairings,
       crypto: gameStreamCrypto(NativeCrypto.load()),
       log: silentLogger,
       codecModeSupport: () => CODEC.H264,

@@ -10,7 +10,7 @@
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
 import type { InputBackend } from "../../input/backend.ts";
-import { InputSink, type InputSinkStats } from "../../input/service.ts";
+import { InputSink, type InputAdmission, type InputSinkStats } from "../../input/service.ts";
 import type { Logger } from "../../log.ts";
 import type { RtspCipher } from "../rtsp/record.ts";
 import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
@@ -67,6 +67,11 @@ export interface ControlServerOptions {
   /** Messages a connection may send per second before the rest are dropped (default 4000: a 1 kHz mouse, keys, pad and pings fit). */
   maxMessagesPerSecond?: number;
   maxPeers?: number;
+  /**
+   * Which input events of a session go on (checked per event, so a grant or revoke applies at
+   * once); absent: all of them.
+   */
+  inputAdmission?: (session: StreamSession) => InputAdmission;
 }
 
 const LOG_FIRST = 10;
@@ -156,6 +161,19 @@ export class ControlServer {
     const c = this.connectionOf(sessionId);
     if (!c) return false;
     return this.send(c, { type: ControlType.RUMBLE, payload: rumblePayload(r) });
+  }
+
+  /**
+   * Releases every key, button and pad state the session's client holds (an input permission was
+   * revoked: the release events it sends next are dropped, so nothing may stay pressed).
+   */
+  async releaseInput(sessionId: string): Promise<void> {
+    const c = this.connectionOf(sessionId);
+    try {
+      await c?.backend?.releaseAll();
+    } catch (err) {
+      this.log.warn("input release failed", { session: sessionId, error: err });
+    }
   }
 
   async close(): Promise<void> {
@@ -282,7 +300,7 @@ export class ControlServer {
           return;
         }
         c.backend = backend;
-        c.sink = new InputSink(backend, log.child({ component: "input" }));
+        c.sink = new InputSink(backend, log.child({ component: "input" }), this.opts.inputAdmission?.(session));
         log.info("input backend ready", { backend: backend.name });
       })
       .catch((err) => log.warn("no input backend for the session: input is dropped", { error: err }));
