@@ -1,6 +1,8 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
+import { callerLabel } from "../auth/caller.ts";
+import { callerOf } from "../auth/guard.ts";
 import { notFound } from "../errors.ts";
 import { EndedSessionInfo, GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
@@ -37,7 +39,7 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       response: { 200: z.array(Pairing) },
       detail: { summary: "Paired clients", description: "Each with its permissions: the first client paired has all, later ones `view` until granted more." },
     })
-    .post("/pairings/:id/permissions", ({ params, body }) => gamestream().changePermissions(params.id, body), {
+    .post("/pairings/:id/permissions", ({ params, body, request }) => gamestream().changePermissions(params.id, body, callerLabel(callerOf(request))), {
       params: PairingIdParams,
       body: PermissionChange,
       response: { 200: Pairing, 404: ErrorBody, 422: ErrorBody },
@@ -49,8 +51,8 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
     })
     .delete(
       "/pairings/:id",
-      ({ params, set }) => {
-        gamestream().removePairing(params.id);
+      ({ params, set, request }) => {
+        gamestream().removePairing(params.id, callerLabel(callerOf(request)));
         set.status = 204;
         return undefined;
       },

@@ -289,10 +289,11 @@ export class GameStreamService {
     return this.pairingInfo(updated);
   }
 
-  removePairing(id: number): void {
+  /** `by`: who asked, for the audit log (the API's caller label). */
+  removePairing(id: number, by = "api"): void {
     const row = this.clients.removeById(id);
     if (!row) throw notFound("pairing", id);
-    this.pairingRemoved(row, "api");
+    this.pairingRemoved(row, "api", undefined, by);
   }
 
   private pairingInfo(r: PairingRow): PairedClient {
@@ -307,10 +308,10 @@ export class GameStreamService {
     };
   }
 
-  private pairingRemoved(row: PairingRow, actor: "api" | "client", address?: string): void {
+  private pairingRemoved(row: PairingRow, actor: "api" | "client", address?: string, by = actor === "api" ? "api" : "gamestream"): void {
     const fields = { pairing: row.id, client: row.name, fingerprint: row.fingerprint, by: actor, ...(address ? { address } : {}) };
     this.deps.log.info("pairing removed", fields);
-    this.audit(actor === "api" ? "api" : "gamestream", "gamestream.pairing.removed", `pairing ${row.id} (${row.name})`, "applied", fields);
+    this.audit(by, "gamestream.pairing.removed", `pairing ${row.id} (${row.name})`, "applied", fields);
     // an unpaired client streams no more
     if (actor === "api") this.endSessionOf(row.fingerprint, "ended-by-api", "the client was unpaired");
     else this.endSessionOf(row.fingerprint, "cancelled", "the client unpaired itself");
