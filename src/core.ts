@@ -24,7 +24,7 @@ import { pairingsRepo } from "./db/repos/pairings.ts";
 import { AppError } from "./errors.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
-import { probeCodecModeSupport } from "./gamestream/codecs.ts";
+import { CodecSupport } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
@@ -54,6 +54,8 @@ export interface Core {
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
   capture: CaptureService;
+  /** The codecs offered to Moonlight clients: H.264 until codecs.measure() ran (serve starts it after start-up). */
+  codecs: CodecSupport;
   vms: VmService;
   guest: GuestService;
   close(): void;
@@ -86,13 +88,14 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
-  const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const capture = new CaptureService(config.shmDir, native?.path ?? null);
+  const codecs = new CodecSupport(capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
+  const codecModeSupport = opts.codecModeSupport ?? (() => codecs.bits());
+  const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite), () => codecs.report());
   const hardware = new HardwareService(hardwareSettings(config));
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
-  const capture = new CaptureService(config.shmDir, native?.path ?? null);
-  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   const guest = new GuestService({
     stateDir: config.stateDir,
@@ -128,9 +131,11 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     hardware,
     vfio,
     capture,
+    codecs,
     vms,
     guest,
     close() {
+      void codecs.close();
       guest.close();
       capture.close();
       database.close();

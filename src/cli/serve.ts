@@ -52,6 +52,10 @@ export const serveCommand: Command = {
         throw err;
       }
     }
+    // the encoders are timed once the host is up, on a native thread; H.264 only until then
+    const measure = gamestreamStarted
+      ? setTimeout(() => void core.codecs.measure().catch((err) => core.log.warn("codec measurement failed", { error: err })), 1000)
+      : null;
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         core.log.info("stopping", { signal });
@@ -64,6 +68,8 @@ export const serveCommand: Command = {
       process.on("SIGINT", onInt);
       process.on("SIGTERM", onTerm);
     });
+    if (measure) clearTimeout(measure);
+    await core.codecs.close();
     if (gamestreamStarted) await core.gamestream().stop();
     await server.stop();
     core.close();

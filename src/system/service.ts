@@ -1,6 +1,7 @@
 /** Health and identity of the running appliance. */
 import type { Config } from "../config.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
+import type { CodecSupportReport } from "../gamestream/codecs.ts";
 import { runDoctor, type NativeState } from "./doctor.ts";
 import type { SystemInfo } from "./model.ts";
 
@@ -11,6 +12,8 @@ export class SystemService {
     private readonly config: Config,
     private readonly native: NativeState,
     private readonly schemaVersion: () => number,
+    /** The codec offer of the running host (the doctor reports it instead of measuring). */
+    private readonly codecs?: () => CodecSupportReport,
   ) {}
 
   health(): { status: "ok" } {
@@ -23,7 +26,7 @@ export class SystemService {
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 10) / 100,
       native: { loaded: this.native.error === null, version: this.native.version, path: this.native.path },
       db: { path: this.config.dbPath, schemaVersion: this.schemaVersion() },
-      doctor: await runDoctor(this.config, this.native),
+      doctor: await runDoctor(this.config, this.native, { codecs: this.codecs }),
     };
   }
 }

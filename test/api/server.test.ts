@@ -66,6 +66,7 @@ describe("API server on real sockets", () => {
       "vm-qmp",
       "native",
       "encoder",
+      "codecs",
       "db",
     ]);
   });
