@@ -25,6 +25,13 @@ describe("CLI", () => {
     });
   }
 
+  test("each lazily loaded command is the one its entry names, with the same summary", async () => {
+    for (const entry of COMMANDS) {
+      const cmd = await entry.load();
+      expect([cmd.name, cmd.summary]).toEqual([entry.name, entry.summary]);
+    }
+  });
+
   test("an unknown command: one clear line, exit 2", () => {
     const r = runCli(["frobnicate"]);
     expect(r.code).toBe(2);

@@ -75,13 +75,14 @@ export class CaptureService {
 
   constructor(
     private readonly shmDir: string,
-    private readonly nativePath: string | null,
+    /** libneuron's path, or a function that loads it on first use and returns the path (throws when it cannot). */
+    private readonly nativePath: string | (() => string) | null,
   ) {}
 
   private lib(): CaptureNative {
     if (!this.nativePath)
       throw new AppError("NATIVE_UNAVAILABLE", "the native library is not loaded; capture needs it", { status: 503 });
-    this.native ??= new CaptureNative(this.nativePath);
+    this.native ??= new CaptureNative(typeof this.nativePath === "function" ? this.nativePath() : this.nativePath);
     return this.native;
   }
 

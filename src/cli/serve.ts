@@ -1,6 +1,38 @@
-import { startServer } from "../api/server.ts";
-import { createCore } from "../core.ts";
+/**
+ * `serve`: the sockets open first (src/api/listen.ts: liveness answers at once, other requests
+ * wait), then the core and the API are loaded in slices that yield to the event loop between
+ * them, so the listener answers while the rest loads. The GameStream host starts once its
+ * identity exists (the RSA key comes from a child `openssl genrsa`), and the encoders are timed
+ * on a native thread a second after that.
+ */
+import { mkdirSync } from "node:fs";
+import { listenApi } from "../api/listen.ts";
+import type { Core } from "../core.ts";
 import { configFrom, type Command } from "./command.ts";
+
+/** Lets the event loop answer what arrived (setImmediate: after I/O). */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The heavier parts of the module graph, loaded one per slice (a module's first import
+ * evaluates its whole subgraph at once; these split it into pieces of a few milliseconds).
+ */
+const SLICES: (() => Promise<unknown>)[] = [
+  () => import("zod"),
+  () => import("drizzle-orm"),
+  () => import("../db/client.ts"),
+  () => import("../apps/service.ts"),
+  () => import("../hardware/service.ts"),
+  () => import("../vfio/service.ts"),
+  () => import("../guest/service.ts"),
+  () => import("../vm/wire.ts"),
+  () => import("../capture/service.ts"),
+  () => import("../gamestream/service.ts"),
+  () => import("../core.ts"),
+  () => import("elysia"),
+  () => import("@elysiajs/openapi"),
+  () => import("../api/app.ts"),
+];
 
 export const serveCommand: Command = {
   name: "serve",
@@ -20,29 +52,44 @@ export const serveCommand: Command = {
     "log-format": { type: "string" },
   },
   async run(args, ctx) {
+    const t0 = performance.now();
     const config = configFrom(args, ctx, {
       host: "host",
       port: "port",
       "state-dir": "stateDir",
       "log-format": "logFormat",
     });
-    const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
-    let server;
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    const server = listenApi(config);
+    let core: Core | null = null;
     try {
-      server = startServer(core);
+      for (const slice of SLICES) {
+        await yieldToLoop();
+        await slice();
+      }
+      await yieldToLoop();
+      const { createCore } = await import("../core.ts");
+      core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
+      await yieldToLoop();
+      const { createApp } = await import("../api/app.ts");
+      server.ready(createApp(core));
     } catch (err) {
-      core.close();
+      server.fail(err as Error);
+      await server.stop();
+      core?.close();
       throw err;
     }
     core.log.info("listening", {
       url: server.url,
       socket: server.socketPath,
       stateDir: config.stateDir,
-      native: core.nativeState.version,
+      native: core.nativePath,
+      startupMs: Math.round(performance.now() - t0),
     });
     let gamestreamStarted = false;
     if (config.gamestreamEnabled) {
       try {
+        await core.prepareGameStream();
         const ports = await core.gamestream().start();
         gamestreamStarted = true;
         core.log.info("GameStream host listening", { host: config.gamestreamHost, http: ports.http, https: ports.https, rtsp: ports.rtsp });
@@ -52,13 +99,14 @@ export const serveCommand: Command = {
         throw err;
       }
     }
+    const running = core;
     // the encoders are timed once the host is up, on a native thread; H.264 only until then
     const measure = gamestreamStarted
-      ? setTimeout(() => void core.codecs.measure().catch((err) => core.log.warn("codec measurement failed", { error: err })), 1000)
+      ? setTimeout(() => void running.codecs.measure().catch((err) => running.log.warn("codec measurement failed", { error: err })), 1000)
       : null;
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
-        core.log.info("stopping", { signal });
+        running.log.info("stopping", { signal });
         process.off("SIGINT", onInt);
         process.off("SIGTERM", onTerm);
         resolve();
@@ -69,10 +117,10 @@ export const serveCommand: Command = {
       process.on("SIGTERM", onTerm);
     });
     if (measure) clearTimeout(measure);
-    await core.codecs.close();
-    if (gamestreamStarted) await core.gamestream().stop();
+    await running.codecs.close();
+    if (gamestreamStarted) await running.gamestream().stop();
     await server.stop();
-    core.close();
+    running.close();
     return 0;
   },
 };

@@ -31,7 +31,9 @@ beforeAll(async () => {
     log += new TextDecoder().decode(value);
   }
   reader.releaseLock();
+  startLog = log;
 });
+let startLog = "";
 afterAll(async () => {
   proc.kill("SIGTERM");
   await proc.exited;
@@ -39,6 +41,13 @@ afterAll(async () => {
 });
 
 describe("serve + pair CLI", () => {
+  test("a fresh state dir: the identity's key came from openssl, the API answered before the host was up", async () => {
+    expect(startLog).toContain('"msg":"GameStream identity created"');
+    expect(startLog.indexOf('"msg":"listening"')).toBeLessThan(startLog.indexOf('"msg":"GameStream host listening"'));
+    const info = await new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(dir.path)).http("/serverinfo");
+    expect(["1", "257"]).toContain(info.fields.ServerCodecModeSupport!);
+  });
+
   test("a client pairs with the PIN entered through `pair --pin`; `pair list` and `pair remove` manage it", async () => {
     const keys = tempDir("neuron-keys-");
     try {
