@@ -25,7 +25,7 @@ import { AppError } from "./errors.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
 import { createIdentityOffLoop, opensslRsaKey } from "./gamestream/identity.ts";
-import { CodecSupport } from "./gamestream/codecs.ts";
+import { CodecSupport, type SpeedMeter } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
@@ -38,6 +38,8 @@ export interface CoreOptions {
   requireNative?: boolean;
   /** ServerCodecModeSupport override (tests); default: probed from the encoders this machine has. */
   codecModeSupport?: () => number;
+  /** Times the encoders for the codec offer; default: in this process (serve: a child process). */
+  speedMeter?: SpeedMeter;
   /** VM → agent socket paths; default: libvirt's domain XML through virsh. */
   agentSocketResolver?: SocketResolver;
 }
@@ -109,7 +111,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null);
-  const codecs = new CodecSupport(capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
+  const codecs = new CodecSupport(opts.speedMeter ?? capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
   const codecModeSupport = opts.codecModeSupport ?? (() => codecs.bits());
   const system = new SystemService(config, () => native().state, () => schemaVersion(database.sqlite), () => codecs.report());
   const hardware = new HardwareService(hardwareSettings(config));

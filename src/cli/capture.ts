@@ -17,11 +17,12 @@ const intFlag = (args: ParsedArgs, name: string): number | undefined => {
 export const captureCommand: Command = {
   name: "capture",
   summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.",
-  usage: "capture encoders [--codec h264|hevc] [--no-measure] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
+  usage: "capture encoders [--codec h264|hevc] [--no-measure] | speed --mode WxHxFPS [--codec C] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
   help: [
     "Subcommands:",
     "  encoders          which encoder this machine uses per codec and why (every candidate's reason), its",
     "                    measured speed at the modes of gamestreamCodecs.modes, and whether clients are offered it",
+    "  speed --mode WxHxFPS   time one codec at one mode (convert + encode of a moving test pattern)",
     "  inspect NAME      attach to <shmDir>/NAME (Looking Glass B7 layout) and describe it and one frame",
     "  demo              synthetic producer → capture → convert → encode; prints throughput and stage latency",
     "",
@@ -30,6 +31,7 @@ export const captureCommand: Command = {
     "  --no-measure        encoders: probe only, do not time the encoders",
     "  --timeout-ms N      inspect: how long to wait for the guest (default 1000)",
     "  --width N --height N --fps N --frames N --bitrate-kbps N --threads N   demo settings",
+    "  --mode WxHxFPS --frames N --max-ms N --threads N                        speed settings",
     "  --out FILE          demo: write the Annex-B stream to FILE",
     "  --shm-dir DIR       directory of shared-memory files (default /dev/shm)",
     "  --json              print JSON",
@@ -39,6 +41,8 @@ export const captureCommand: Command = {
     ...JSON_FLAG,
     codec: { type: "string" },
     "no-measure": { type: "boolean" },
+    mode: { type: "string" },
+    "max-ms": { type: "string" },
     "timeout-ms": { type: "string" },
     width: { type: "string" },
     height: { type: "string" },
@@ -53,8 +57,8 @@ export const captureCommand: Command = {
     const [sub, ...rest] = args.positionals;
     const codec = CodecName.safeParse(args.values.codec ?? "h264");
     if (!codec.success) throw new UsageError("capture: --codec must be h264 or hevc");
-    if (sub !== "encoders" && sub !== "inspect" && sub !== "demo")
-      throw new UsageError("capture: expected a subcommand: encoders, inspect NAME or demo");
+    if (sub !== "encoders" && sub !== "speed" && sub !== "inspect" && sub !== "demo")
+      throw new UsageError("capture: expected a subcommand: encoders, speed, inspect NAME or demo");
     if ((sub === "inspect" && rest.length !== 1) || (sub !== "inspect" && rest.length))
       throw new UsageError(`capture ${sub}: unexpected arguments`);
     const config = configFrom(args, ctx, { "shm-dir": "shmDir" });
@@ -96,6 +100,18 @@ export const captureCommand: Command = {
             ctx.stdout(`  offered to clients: ${v.advertised ? "yes" : "no"} (${v.reason})\n`);
           }
         return probes.every((p) => p.chosen || p.codec !== (only ?? "h264")) ? 0 : 1;
+      }
+      if (sub === "speed") {
+        const mode = /^(\d+)x(\d+)x(\d+)$/.exec(String(args.values.mode ?? ""));
+        if (!mode) throw new UsageError("capture speed: --mode WIDTHxHEIGHTxFPS is required");
+        const r = await service.measureSpeed(
+          codec.data,
+          { width: Number(mode[1]), height: Number(mode[2]), fps: Number(mode[3]) },
+          { maxFrames: intFlag(args, "frames"), maxMs: intFlag(args, "max-ms"), threads: intFlag(args, "threads") },
+        );
+        if (args.values.json) printJson(ctx, r);
+        else ctx.stdout(`${r.codec} ${r.width}x${r.height}x${r.fps}: ${r.encoder ?? "no encoder"} ${r.measuredFps ?? "-"} fps over ${r.frames} frames (p50 ${r.encodeP50Ms} ms, max ${r.encodeMaxMs} ms)${r.error ? `: ${r.error}` : ""}\n`);
+        return r.error ? 1 : 0;
       }
       if (sub === "inspect") {
         const status = service.inspectSource(rest[0]!, intFlag(args, "timeout-ms") ?? 1000);

@@ -3,7 +3,7 @@
  * wait), then the core and the API are loaded in slices that yield to the event loop between
  * them, so the listener answers while the rest loads. The GameStream host starts once its
  * identity exists (the RSA key comes from a child `openssl genrsa`), and the encoders are timed
- * on a native thread a second after that.
+ * a second after that, in a child process (`capture speed`), so nothing they allocated stays.
  */
 import { mkdirSync } from "node:fs";
 import { listenApi } from "../api/listen.ts";
@@ -69,7 +69,14 @@ export const serveCommand: Command = {
       }
       await yieldToLoop();
       const { createCore } = await import("../core.ts");
-      core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
+      const { childSpeedMeter } = await import("../capture/speed-child.ts");
+      // this executable (compiled) or bun + the entry script (from source)
+      const self = Bun.main.startsWith("/$bunfs/") ? [process.execPath] : [process.execPath, Bun.main];
+      core = createCore(config, {
+        embeddedNativeLib: ctx.embeddedNativeLib,
+        requireNative: true,
+        speedMeter: childSpeedMeter(self, { configFile: config.configFile, env: ctx.env }),
+      });
       await yieldToLoop();
       const { createApp } = await import("../api/app.ts");
       server.ready(createApp(core));

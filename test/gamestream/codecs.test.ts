@@ -9,11 +9,12 @@ import { resolveNativePath } from "../../ffi/native.ts";
 import { checkCodecs } from "../../src/capture/doctor.ts";
 import type { EncoderSpeedResult } from "../../src/capture/model.ts";
 import { CaptureService } from "../../src/capture/service.ts";
+import { childSpeedMeter } from "../../src/capture/speed-child.ts";
 import { GameStreamCodecSettingsSchema, type GameStreamCodecSettings } from "../../src/gamestream/codec-settings.ts";
 import { codecVerdict, CodecSupport, largestMode, supportBits } from "../../src/gamestream/codecs.ts";
 import { CODEC } from "../../src/gamestream/nvhttp.ts";
 import { silentLogger } from "../../src/log.ts";
-import { runCli, tempDir, testConfig, testCore } from "../helpers/env.ts";
+import { BUN, REPO_ROOT, runCli, tempDir, testConfig, testCore } from "../helpers/env.ts";
 import { GameStreamTestClient, makeClientIdentity, type ClientIdentity } from "./client.ts";
 import { freeBasePort } from "./helpers.ts";
 
@@ -62,6 +63,19 @@ describe("the real encoders, timed on a native thread", () => {
     await expect(capture.measureSpeed("h264", { width: 320, height: 240, fps: 60 }, { maxFrames: 0 })).rejects.toThrow();
     const ok = await capture.measureSpeed("h264", { width: 320, height: 240, fps: 60 }, { maxFrames: 2 });
     expect(ok.frames).toBe(2);
+  });
+});
+
+describe("timing in a child process (what serve uses)", () => {
+  const meter = childSpeedMeter([BUN, join(REPO_ROOT, "src", "main.ts")], { env: { PATH: process.env.PATH, HOME: process.env.HOME, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json") } });
+
+  test("the same result as in process; a refused mode and a stop are clear errors", async () => {
+    const r = await meter.measureSpeed("hevc", { width: 320, height: 192, fps: 30 }, { maxFrames: 3 });
+    expect(r).toMatchObject({ codec: "hevc", encoder: "libx265", hardware: false, width: 320, height: 192, fps: 30, frames: 3, error: null });
+    expect(r.measuredFps).toBeGreaterThan(0);
+    await expect(meter.measureSpeed("h264", { width: 8, height: 8, fps: 30 })).rejects.toThrow("encoder timing process failed (exit 1)");
+    let polls = 0;
+    await expect(meter.measureSpeed("hevc", { width: 1920, height: 1080, fps: 60 }, { maxFrames: 600, maxMs: 60_000, cancelled: () => ++polls > 3 })).rejects.toThrow("the encoder measurement was stopped");
   });
 });
 
