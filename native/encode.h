@@ -160,6 +160,43 @@ NEURON_EXPORT uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeli
 typedef void (*neuron_pipeline_consumer_fn)(void *ctx, const uint8_t *au, uint32_t len, const neuron_au_info *info);
 void neuron_pipeline_set_consumer(neuron_pipeline *p, neuron_pipeline_consumer_fn fn, void *ctx);
 
+/* ------------------------------------------------------------------------- */
+/* Speed measurement: a native thread opens an encoder with `cfg` and encodes a */
+/* moving test pattern (BGRA → I420 → access unit, as the pipeline does), so   */
+/* the caller learns the frames per second this machine sustains at a mode.    */
+
+typedef struct neuron_encoder_speed {
+    uint32_t done;           /* 0: 1 once the thread finished (the fields below are final) */
+    int32_t status;          /* 4: NEURON_OK, or why it stopped (EUNSUPPORTED: no encoder opened) */
+    uint32_t frames;         /* 8: frames timed (after the warm-up frames) */
+    uint32_t warmup;         /* 12: frames encoded before timing started */
+    uint64_t busy_us;        /* 16: time spent converting and encoding the timed frames */
+    uint32_t encode_p50_us;  /* 24: median per-frame convert + encode time */
+    uint32_t encode_max_us;  /* 28: slowest timed frame */
+    uint32_t width;          /* 32: encoded size (even) */
+    uint32_t height;         /* 36 */
+    uint32_t software;       /* 40: 1 for libx264/libx265 */
+    uint32_t reserved;       /* 44 */
+    char encoder[32];        /* 48: the encoder that opened ("" when none) */
+} neuron_encoder_speed;
+_Static_assert(sizeof(neuron_encoder_speed) == 80, "neuron_encoder_speed layout");
+
+typedef struct neuron_encoder_speed_job neuron_encoder_speed_job;
+
+/* Starts the measurement thread: 2 warm-up frames, then frames until max_frames (1-600) are
+ * timed or max_ms (1-60000) of converting and encoding passed, whichever is first. */
+NEURON_EXPORT int32_t neuron_encoder_speed_start(const neuron_encoder_config *cfg, uint32_t max_frames, uint32_t max_ms,
+                                                 neuron_encoder_speed_job **out);
+
+/* Copies the current state (done = 0 while it runs). */
+NEURON_EXPORT void neuron_encoder_speed_get(neuron_encoder_speed_job *job, neuron_encoder_speed *out);
+
+/* The encoder's probe report ("name: status (reason)" lines), once done. Copied to buf. */
+NEURON_EXPORT int32_t neuron_encoder_speed_report(neuron_encoder_speed_job *job, char *buf, uint32_t cap);
+
+/* Stops the thread early if it still runs, joins it and frees the job. NULL is ignored. */
+NEURON_EXPORT void neuron_encoder_speed_free(neuron_encoder_speed_job *job);
+
 #ifdef __cplusplus
 }
 #endif

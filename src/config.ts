@@ -13,6 +13,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { AppError } from "./errors.ts";
 import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
+import { GameStreamCodecSettingsSchema } from "./gamestream/codec-settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
@@ -134,6 +135,11 @@ export const ConfigSchema = z
     /** How long a pairing client waits for the PIN to be entered on the host. */
     /** GameStream audio source: the VM's sound through a capture command or a pulse socket; test tone otherwise. */
     gamestreamAudio: GameStreamAudioSettingsSchema,
+    /**
+     * Codecs offered in serverinfo's ServerCodecModeSupport: per codec auto | on | off, the modes
+     * software encoders are measured at at start-up, the margin they need (README, "Codecs offered").
+     */
+    gamestreamCodecs: GameStreamCodecSettingsSchema,
     pairingPinTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
     /** Pairing attempts (getservercert) one client address may start per minute; more are refused with a message the client shows. */
     pairingAttemptsPerMinute: z.number().int().min(1).max(1000).default(5),

@@ -25,6 +25,13 @@ describe("CLI", () => {
     });
   }
 
+  test("each lazily loaded command is the one its entry names, with the same summary", async () => {
+    for (const entry of COMMANDS) {
+      const cmd = await entry.load();
+      expect([cmd.name, cmd.summary]).toEqual([entry.name, entry.summary]);
+    }
+  });
+
   test("an unknown command: one clear line, exit 2", () => {
     const r = runCli(["frobnicate"]);
     expect(r.code).toBe(2);
@@ -47,7 +54,7 @@ describe("CLI", () => {
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout);
       const byId = Object.fromEntries(report.checks.map((c: { id: string }) => [c.id, c]));
-      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "uinput", "shm", "vm-shm", "vm-qmp", "vm-graphics", "native", "encoder", "db"]);
+      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "uinput", "shm", "vm-shm", "vm-qmp", "vm-graphics", "native", "encoder", "codecs", "db"]);
       for (const c of report.checks) expect(["ok", "warn", "fail"]).toContain(c.status);
       expect(byId.libvirt.status).toBe("ok");
       expect(byId.native.status).toBe("ok");

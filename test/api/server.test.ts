@@ -69,6 +69,7 @@ describe("API server on real sockets", () => {
       "vm-graphics",
       "native",
       "encoder",
+      "codecs",
       "db",
     ]);
   });

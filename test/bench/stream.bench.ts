@@ -46,6 +46,7 @@
  * (access unit complete → the sender started on it), send (packetize, FEC, encrypt, sendmmsg);
  * totalOverEncodedP50 is the p50 of capture → last shard over that of capture → access unit, on
  * the same frames.
+ *   CASES=b2b npm run bench:stream   (10 back-to-back sessions, RSS after each; B2B_SESSIONS, B2B_SECONDS)
  */
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -442,6 +443,72 @@ async function hostCase(name: string, sessions: number, w: number, h: number, fp
   }
 }
 
+/**
+ * Back-to-back single sessions through one GameStream host (launch → PLAY → stream → end, N
+ * times): RSS and the JS heap after each session ended (after a GC), to see whether anything of
+ * an ended session stays (native pipeline, encoder, rings, JS state).
+ */
+async function backToBackCase(name: string, n: number, secondsEach: number, w: number, h: number, fps: number): Promise<void> {
+  const dir = tempDir("neuron-bench-b2b-");
+  const config = testConfig({ stateDir: dir.path, shmDir: "/dev/shm", gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "bench" });
+  const db = openDatabase(config.dbPath);
+  const apps = new AppsService(appsRepo(db.db));
+  apps.seedDefaults();
+  const native = NativeCrypto.load({ explicit: nativePath });
+  const service = new GameStreamService({ config, apps, pairings: pairingsRepo(db.db), crypto: gameStreamCrypto(native), log: silentLogger, codecModeSupport: () => CODEC.H264, nativePath });
+  const vmName = `bench-b2b-${process.pid}`;
+  const rss = () => r2(Number(readFileSync("/proc/self/status", "utf8").match(/VmRSS:\s+(\d+)/)![1]) / 1024);
+  const settle = async () => {
+    await Bun.sleep(300);
+    Bun.gc(true);
+    return { rssMiB: rss(), heapMiB: r2(process.memoryUsage().heapUsed / 1048576) };
+  };
+  const producer = await spawnProducer(vmShmPath("/dev/shm", vmName), { width: w, height: h, fps });
+  const after: { rssMiB: number; heapMiB: number; frames: number }[] = [];
+  const rx = UdpSocket.open(stream, "127.0.0.1", 0, { rcvbuf: 4 << 20 });
+  const rxBuf = new Uint8Array(2048);
+  try {
+    await service.start();
+    const before = await settle();
+    for (let i = 0; i < n; i++) {
+      const s = service.sessions.start({
+        appId: 1, appName: "bench", vmName, width: w, height: h, fps, riKey: new Uint8Array(16).fill(i + 1), riKeyId: i, localAudioPlayMode: 0,
+        surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: "bench-client", clientAddress: "127.0.0.1",
+      });
+      s.stream = session(0, w, h, fps, true).stream;
+      service.sessions.markPlaying(s);
+      const ping = new Uint8Array(20);
+      ping.set(new TextEncoder().encode(s.rtsp.videoPingPayload));
+      const pinger = setInterval(() => rx.send(ping, { family: 4, address: "127.0.0.1", port: service.ports.video }), 200);
+      rx.send(ping, { family: 4, address: "127.0.0.1", port: service.ports.video });
+      const drain = setInterval(() => {
+        while (rx.recv(rxBuf)) {}
+      }, 2);
+      await Bun.sleep(secondsEach * 1000);
+      const frames = service.video?.stream.get(s.id)?.stats().frames ?? 0;
+      clearInterval(pinger);
+      clearInterval(drain);
+      service.endSession(s.id);
+      after.push({ ...(await settle()), frames });
+    }
+    console.log(
+      JSON.stringify({
+        case: name, resolution: `${w}x${h}`, fps, sessions: n, secondsEach, before,
+        rssMiBAfterEach: after.map((a) => a.rssMiB), heapMiBAfterEach: after.map((a) => a.heapMiB), framesEach: after.map((a) => a.frames),
+        rssGrowthFirstToLastMiB: r2(after[after.length - 1]!.rssMiB - after[0]!.rssMiB), loadAvg1m: r2(loadavg()[0]!),
+      }),
+    );
+  } finally {
+    await service.stop();
+    rx.close();
+    await producer.stop();
+    removeFile(vmShmPath("/dev/shm", vmName));
+    db.close();
+    native.close();
+    dir.cleanup();
+  }
+}
+
 const P = "1080p60 x264 ultrafast, FEC 20 %";
 if (want("send")) {
   senderCase("native send call: 40 KB P-frame, FEC 20 %, AES-GCM", 40_000, true);
@@ -494,5 +561,6 @@ for (const t of [1, 2, 3, 4])
   if (want(`two${t}`)) await runCase(`2 x ${P}, AES-GCM, ${t} encoder thread(s) per session`, 1920, 1080, 60, { sessions: 2, encrypt: true, threads: t });
 if (want("host"))
   await hostCase("host: 2 concurrent sessions (launch → PLAY → ping-learned peers on the shared ports), 1080p60, video AES-GCM, audio", 2, 1920, 1080, 60);
+if (want("b2b")) await backToBackCase("back-to-back single sessions through one host, 1080p60, video AES-GCM", Number(process.env.B2B_SESSIONS ?? 10), Number(process.env.B2B_SECONDS ?? 2), 1920, 1080, 60);
 stream.close();
 capture.close();

@@ -34,7 +34,9 @@ beforeAll(async () => {
   reader.releaseLock();
   const listening = log.split("\n").find((l) => l.includes("GameStream host listening"))!;
   expect(JSON.parse(listening)).toMatchObject({ http: base, https: base - 5, rtsp: base + 21 });
+  startLog = log;
 });
+let startLog = "";
 afterAll(async () => {
   proc.kill("SIGTERM");
   await proc.exited;
@@ -42,6 +44,13 @@ afterAll(async () => {
 });
 
 describe("serve + pair CLI", () => {
+  test("a fresh state dir: the identity's key came from openssl, the API answered before the host was up", async () => {
+    expect(startLog).toContain('"msg":"GameStream identity created"');
+    expect(startLog.indexOf('"msg":"listening"')).toBeLessThan(startLog.indexOf('"msg":"GameStream host listening"'));
+    const info = await new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(dir.path)).http("/serverinfo");
+    expect(["1", "257"]).toContain(info.fields.ServerCodecModeSupport!);
+  });
+
   test("a client pairs with the PIN entered through `pair --pin`; `pair list` and `pair remove` manage it", async () => {
     const keys = tempDir("neuron-keys-");
     try {
