@@ -70,9 +70,14 @@ function pathOf(url: string): string {
 
 function cookieValue(header: string | null, name: string): string | null {
   if (!header) return null;
-  for (const part of header.split(";")) {
-    const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  const key = `${name}=`;
+  for (let at = header.indexOf(key); at >= 0; at = header.indexOf(key, at + 1)) {
+    // a whole cookie name: at the start, or after "; " (or ";")
+    let before = at - 1;
+    while (before >= 0 && header.charCodeAt(before) === 0x20) before--;
+    if (before >= 0 && header.charCodeAt(before) !== 0x3b) continue;
+    const end = header.indexOf(";", at);
+    return header.slice(at + key.length, end < 0 ? undefined : end).trim();
   }
   return null;
 }

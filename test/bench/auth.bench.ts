@@ -82,6 +82,40 @@ try {
   for (const [name, us] of Object.entries(best))
     console.log(JSON.stringify({ bench: "auth", case: name, usPerRequest: Math.round(us * 100) / 100, reqPerS: Math.round(1e6 / us), vsHealthSameSizeHeader: Math.round((us / baseline) * 1000) / 1000 }));
 
+  // The same comparison without the network in between: app.handle on an in-process core, best of
+  // interleaved rounds, so the auth layer's own cost per request shows apart from loopback noise.
+  {
+    const { testCore } = await import("../helpers/env.ts");
+    const { createApp } = await import("../../src/api/app.ts");
+    const { attachTransport } = await import("../../src/auth/caller.ts");
+    const ctx = testCore({ gamestreamEnabled: false });
+    try {
+      const app = createApp(ctx.core);
+      const tok = ctx.core.auth.createToken("inproc", "admin", "bench").token;
+      const variants: Record<string, Record<string, string>> = {
+        "in-process health, same-size unrelated header": { "x-bench-pad": `Bearer ${tok}` },
+        "in-process health, Bearer token": { authorization: `Bearer ${tok}` },
+      };
+      const N = 20_000;
+      const bestIn: Record<string, number> = {};
+      for (let r = 0; r < ROUNDS * 2; r++)
+        for (const [name, headers] of Object.entries(variants)) {
+          const t0 = performance.now();
+          for (let i = 0; i < N; i++) {
+            const req = attachTransport(new Request("http://127.0.0.1:8547/api/v1/health", { headers }), { kind: "tcp", remoteIp: "127.0.0.1", tls: false });
+            await (await app.handle(req)).arrayBuffer();
+          }
+          bestIn[name] = Math.min(bestIn[name] ?? Infinity, ((performance.now() - t0) * 1000) / N);
+        }
+      const base = bestIn["in-process health, same-size unrelated header"]!;
+      const authUs = bestIn["in-process health, Bearer token"]! - base;
+      for (const [name, us] of Object.entries(bestIn)) console.log(JSON.stringify({ bench: "auth", case: name, usPerRequest: Math.round(us * 1000) / 1000, vsSameSizeHeader: Math.round((us / base) * 1000) / 1000 }));
+      console.log(JSON.stringify({ bench: "auth", case: "Bearer verification cost over a loopback request", authUs: Math.round(authUs * 1000) / 1000, loopbackUsPerRequest: Math.round(baseline * 100) / 100, impliedRatio: Math.round(((baseline + authUs) / baseline) * 1000) / 1000 }));
+    } finally {
+      ctx.cleanup();
+    }
+  }
+
   const limits = { depth: 32, keysPerObject: 1000, values: 100_000, stringBytes: 8 * 1024 * 1024 };
   const bodies: Record<string, Uint8Array> = {
     "depth 100,000": Buffer.from("[".repeat(100_000) + "]".repeat(100_000)),
