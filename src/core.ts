@@ -31,6 +31,9 @@ import { probeCodecModeSupport } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
+import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
+import { SnapshotService } from "./snapshots/service.ts";
+import { UpdatesService } from "./updates/service.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -65,6 +68,10 @@ export interface Core {
   capture: CaptureService;
   vms: VmService;
   guest: GuestService;
+  /** Snapshots of the system root (btrfs or snapper). */
+  snapshots: SnapshotService;
+  /** System updates inside snapshots, health verification, rollback. */
+  updates: UpdatesService;
   close(): void;
 }
 
@@ -113,10 +120,19 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     resolve: opts.agentSocketResolver ?? virshSocketResolver({ virsh: config.bin.virsh, uri: config.libvirtUri }),
     log: log.child({ module: "guest" }),
   });
+  const snapshots = new SnapshotService(snapshotsRepo(database.db), {
+    btrfs: config.bin.btrfs,
+    snapper: config.bin.snapper,
+    snapperConfig: config.updates.snapperConfig,
+    bootDir: config.updates.bootDir,
+  });
+  const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }));
   return {
     config,
     log,
     database,
+    snapshots,
+    updates,
     native,
     nativeState,
     apps,

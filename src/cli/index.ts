@@ -14,6 +14,8 @@ import { serveCommand } from "./serve.ts";
 import { versionCommand } from "./version.ts";
 import { vmCommand } from "./vm.ts";
 import { auditCommand, tokenCommand } from "./token.ts";
+import { snapshotCommand } from "./snapshot.ts";
+import { updateCommand } from "./update.ts";
 
 export const PROGRAM = "neuron-appliance";
 
@@ -31,6 +33,8 @@ export const COMMANDS: Command[] = [
   vmCommand,
   inputCommand,
   agentCommand,
+  updateCommand,
+  snapshotCommand,
 ];
 
 export function mainHelp(): string {
