@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BUN, REPO_ROOT } from "../helpers/env.ts";
 
 export function sh(argv: string[], opts: { timeoutMs?: number; env?: Record<string, string>; allowFail?: boolean } = {}): { code: number; stdout: string; stderr: string } {
   const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe", timeout: opts.timeoutMs ?? 120_000, env: { ...process.env, ...opts.env } as Record<string, string> });
@@ -237,3 +238,15 @@ export function writeTestConfig(dir: string, extra: Record<string, unknown> = {}
   );
   return file;
 }
+
+/** The CLI from source in a child process: real argv, real exit code, bounded. */
+export function cli(args: string[], opts: { timeoutMs?: number } = {}) {
+  const r = Bun.spawnSync([BUN, join(REPO_ROOT, "src", "main.ts"), ...args], {
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: opts.timeoutMs ?? 180_000,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
+  });
+  return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+

@@ -7,21 +7,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUN, REPO_ROOT } from "../helpers/env.ts";
-import { btrfsMissing, buildRepos, installV1, makeRoot, pacmanConf, pacmanMissing, sh, treeHashes, writeTestConfig, type Repos, type TestRoot } from "./fixture.ts";
+import { btrfsMissing, cli, buildRepos, installV1, makeRoot, pacmanConf, pacmanMissing, sh, treeHashes, writeTestConfig, type Repos, type TestRoot } from "./fixture.ts";
 
 const missing = btrfsMissing() ?? pacmanMissing();
 if (missing) console.warn(`skipping update run tests: ${missing}`);
-
-export function cli(args: string[], opts: { timeoutMs?: number } = {}) {
-  const r = Bun.spawnSync([BUN, join(REPO_ROOT, "src", "main.ts"), ...args], {
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: opts.timeoutMs ?? 180_000,
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
-  });
-  return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
-}
 
 const SVC_CHECK = `echo "written during the update" > "$NEURON_ROOT/home/user/later.txt"; "$NEURON_ROOT/usr/bin/neuron-test-svc"`;
 

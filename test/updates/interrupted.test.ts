@@ -1,0 +1,64 @@
+/**
+ * kill -9 in the middle of an update (pacman has upgraded, the appliance has not
+ * finished), then the next start finds the history row still running with no
+ * process, verifies, and rolls back by policy.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BUN, REPO_ROOT } from "../helpers/env.ts";
+import { btrfsMissing, buildRepos, cli, installV1, makeRoot, pacmanArgs, pacmanConf, pacmanMissing, treeHashes, writeTestConfig, type TestRoot } from "./fixture.ts";
+
+const missing = btrfsMissing() ?? pacmanMissing();
+if (missing) console.warn(`skipping interrupted update test: ${missing}`);
+
+describe.skipIf(missing !== null)("an update killed with SIGKILL", () => {
+  let t: TestRoot;
+  beforeAll(() => {
+    t = makeRoot();
+  });
+  afterAll(() => t?.cleanup());
+
+  test("is detected at the next start and rolled back to its pre snapshot", async () => {
+    const repos = buildRepos();
+    installV1(t.root, repos);
+    pacmanConf(t.root, repos.v2);
+    const before = treeHashes(t.root, [".snapshots", "boot", "var/lib/libvirt"]);
+    const bootBefore = treeHashes(t.bootDir);
+    const state = join(t.dir, "state");
+    mkdirSync(state);
+    const config = writeTestConfig(t.dir);
+    const marker = join(t.dir, "pacman-done");
+    const command = `pacman -Syu ${pacmanArgs(t.root).join(" ")} && touch '${marker}' && sleep 120`;
+    // setsid: the CLI leads its own process group, so one kill reaches pacman's shell too
+    const proc = Bun.spawn(["setsid", BUN, join(REPO_ROOT, "src/main.ts"), "update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--command", command, "--json"], { stdout: "pipe", stderr: "pipe" });
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(marker) && Date.now() < deadline && proc.exitCode === null) await Bun.sleep(100);
+    expect(existsSync(marker)).toBe(true);
+    process.kill(-proc.pid, "SIGKILL");
+    await Promise.race([proc.exited, Bun.sleep(10_000)]);
+    expect(proc.signalCode).toBe("SIGKILL");
+    // the system is in the middle: v2 installed, no verdict
+    expect(readFileSync(join(t.root, "usr/share/neuron-test/data.txt"), "utf8")).toBe("base data v2\n");
+
+    const r = cli(["update", "check", "--config", config, "--root", t.root, "--state-dir", state, "--json"]);
+    expect(r.stderr).not.toContain("error:");
+    const rep = JSON.parse(r.stdout);
+    expect(rep.recovered).toHaveLength(1);
+    const u = rep.recovered[0];
+    expect(u.verdict).toBe("rolled-back");
+    expect(u.reason).toContain("The update of 4 packages on");
+    expect(u.reason).toContain("was interrupted before it finished");
+    expect(u.reason).toContain(`Rolled back to snapshot ${u.pre.id}`);
+    expect(u.post).toBeNull();
+    const after = treeHashes(u.nextBoot, [".snapshots", "boot", "var/lib/libvirt"]);
+    expect([...after.entries()].sort()).toEqual([...before.entries()].sort());
+    expect([...treeHashes(t.bootDir).entries()].sort()).toEqual([...bootBefore.entries()].sort());
+
+    // a second start finds nothing more to recover
+    const again = JSON.parse(cli(["update", "check", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout);
+    expect(again.recovered).toEqual([]);
+    const hist = JSON.parse(cli(["update", "history", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout);
+    expect(hist.updates.map((x: any) => x.verdict)).toEqual(["rolled-back"]);
+  }, 240_000);
+});
