@@ -47,6 +47,11 @@ export class UpdatesService {
     this.settings = config.updates;
   }
 
+  /** The system root updates act on by default. */
+  get root(): string {
+    return this.settings.root;
+  }
+
   private rootOf(root?: string): string {
     return root ?? this.settings.root;
   }
