@@ -55,6 +55,8 @@ async function checkSystemRunning(c: CheckContext): Promise<CheckResult> {
   if (!live(c)) return skipLive("system running", c);
   const r = await execFile([c.bin.systemctl, "is-system-running"], { timeoutMs: 30_000 });
   const state = r.stdout.trim() || firstLine(r.stderr) || r.spawnError || "no answer";
+  // at boot this check is part of the boot transaction itself, so systemd still says "starting"
+  if (state === "starting") return result("system running", true, "systemd is still starting (this check is part of the boot); the units are checked one by one");
   return result("system running", state === "running" || state === "degraded", `systemd says ${state}`);
 }
 
@@ -119,12 +121,19 @@ async function checkLibvirt(c: CheckContext): Promise<CheckResult> {
 
 async function checkApi(c: CheckContext): Promise<CheckResult> {
   if (!live(c)) return skipLive("appliance API", c);
-  try {
-    const res = await fetch("http://localhost/api/v1/health", { unix: c.socketPath, signal: AbortSignal.timeout(10_000) });
-    return result("appliance API", res.ok, `health answered ${res.status}`);
-  } catch (err) {
-    return result("appliance API", false, `no answer on ${c.socketPath}: ${(err as Error).message}`);
+  // at boot the service may still be starting: a few tries, 30 s in all
+  let last = "";
+  for (let i = 0; i < 10; i++) {
+    try {
+      const res = await fetch("http://localhost/api/v1/health", { unix: c.socketPath, signal: AbortSignal.timeout(3_000) });
+      if (res.ok) return result("appliance API", true, `health answered ${res.status}`);
+      last = `health answered ${res.status}`;
+    } catch (err) {
+      last = `no answer on ${c.socketPath}: ${(err as Error).message}`;
+    }
+    await Bun.sleep(3_000);
   }
+  return result("appliance API", false, last);
 }
 
 function checkLookingGlass(c: CheckContext): CheckResult {
