@@ -126,7 +126,9 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     snapperConfig: config.updates.snapperConfig,
     bootDir: config.updates.bootDir,
   });
-  const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }));
+  const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }), () => {
+    database.sqlite.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  });
   return {
     config,
     log,

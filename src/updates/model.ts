@@ -27,6 +27,14 @@ export const UpdateView = z.object({
   checks: z.array(CheckResultView),
   /** What happened, in words. */
   reason: z.string().nullable(),
+  /** What the snapshots of this root cover and what stays out of rollback (and how). */
+  coverage: z
+    .object({
+      root: z.string(),
+      boot: z.enum(["kept with each snapshot (outside the root subvolume)", "inside the root snapshot"]),
+      keptOut: z.array(z.object({ path: z.string(), how: z.enum(["separate subvolume", "carried over", "absent"]) })),
+    })
+    .nullable(),
   bootState: z.enum(["none", "pending", "verified", "failed"]),
   bootFailures: z.number().int(),
   log: z.string().optional(),

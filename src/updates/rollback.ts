@@ -26,6 +26,32 @@ export interface RollbackOutcome {
   orphanKernels: string[];
 }
 
+/** How each path that stays out of rollback is kept: a subvolume/mount of its own, or copied into the new root. */
+export function planKeepOut(root: string, keepOut: string[]): KeptPath[] {
+  const rootDev = statSync(root).dev;
+  return keepOut.map((p) => {
+    const src = join(root, p);
+    if (!existsSync(src)) return { path: p, how: "absent" as const };
+    return { path: p, how: statSync(src).dev !== rootDev ? ("separate subvolume" as const) : ("carried over" as const) };
+  });
+}
+
+/** Copies the "carried over" paths from the running root into the next boot's tree (after the database has its last word). */
+export function carryOver(root: string, nextBoot: string, kept: KeptPath[]): void {
+  for (const k of kept) {
+    if (k.how !== "carried over") continue;
+    const dst = join(nextBoot, k.path);
+    rmSync(dst, { recursive: true, force: true });
+    mkdirSync(dirname(dst), { recursive: true });
+    cpSync(join(root, k.path), dst, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  }
+}
+
+/**
+ * The next boot's root becomes a writable copy of the snapshot and /boot gets
+ * the snapshot's files back. The kept-out paths are planned here and copied by
+ * carryOver() once the caller has recorded the outcome.
+ */
 export async function rollbackTo(opts: {
   backend: SnapshotBackend;
   target: SnapshotRow;
@@ -37,25 +63,8 @@ export async function rollbackTo(opts: {
   const { backend, target, root } = opts;
   if (!target.backendRef || target.deletedAt) throw new SnapshotError("SNAPSHOT_NOT_FOUND", `snapshot ${target.id} no longer exists`, { status: 404 });
   const manifest = SnapshotService.bootManifest(target);
+  const kept = planKeepOut(root, opts.keepOut);
   const copy = await backend.makeNextBoot(target.backendRef, opts.description);
-  const kept: KeptPath[] = [];
-  const rootDev = statSync(root).dev;
-  for (const p of opts.keepOut) {
-    const src = join(root, p);
-    const dst = join(copy.path, p);
-    if (!existsSync(src)) {
-      kept.push({ path: p, how: "absent" });
-      continue;
-    }
-    if (statSync(src).dev !== rootDev) {
-      kept.push({ path: p, how: "separate subvolume" });
-      continue;
-    }
-    rmSync(dst, { recursive: true, force: true });
-    mkdirSync(dirname(dst), { recursive: true });
-    cpSync(src, dst, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-    kept.push({ path: p, how: "carried over" });
-  }
   let boot: RollbackOutcome["boot"] = null;
   if (target.bootStore) boot = restoreBootFiles(opts.bootDir, target.bootStore, manifest);
   const orphanKernels = matchKernels(copy.path, opts.bootDir).filter((m) => m.modules === null).map((m) => m.kernel);

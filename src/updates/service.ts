@@ -4,13 +4,14 @@
  * verification at the next boot (boot counting), recovery of an update a crash
  * interrupted, rollback by hand and retention.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
 import type { Config } from "../config.ts";
 import type { SnapshotRow, UpdateRow, UpdatesRepo } from "../db/repos/updates.ts";
 import { AppError } from "../errors.ts";
 import { execFile } from "../exec.ts";
 import type { Logger } from "../log.ts";
+import { bootIsSeparate } from "../snapshots/boot-files.ts";
 import { SnapshotService } from "../snapshots/service.ts";
 import { armBootCounting, blessBoot, readBootCounter } from "./bootcount.ts";
 import { failedRequired, runChecks, type CheckResult } from "./checks.ts";
@@ -18,7 +19,7 @@ import type { UpdateEvent, UpdateView } from "./model.ts";
 import { installedPackages, PacmanProgress, packageChanges, type PackageChange } from "./pacman.ts";
 import { preflight, processAlive, processStart } from "./preflight.ts";
 import { pruneSnapshots } from "./retention.ts";
-import { rollbackReason, rollbackTo } from "./rollback.ts";
+import { carryOver, planKeepOut, rollbackReason, rollbackTo } from "./rollback.ts";
 import type { UpdatesSettings } from "./settings.ts";
 
 const LOG_LIMIT = 256 * 1024;
@@ -43,8 +44,53 @@ export class UpdatesService {
     readonly snapshots: SnapshotService,
     private readonly repo: UpdatesRepo,
     private readonly log: Logger,
+    /** Called before the appliance's state is copied into a rolled-back root (a WAL checkpoint). */
+    private readonly flushState: () => void = () => undefined,
   ) {
     this.settings = config.updates;
+  }
+
+  /** What stays out of rollback under a root: the configured paths, and the state dir when it lives under the root. */
+  keepOut(root: string): string[] {
+    const out = [...this.settings.keepOut];
+    const rel = relative(root, this.config.stateDir);
+    if (!rel.startsWith("..") && !isAbsolute(rel) && rel !== "") {
+      const p = "/" + rel;
+      if (!out.includes(p)) out.push(p);
+    }
+    return out;
+  }
+
+  /** What a snapshot of the root covers, and what it leaves out (reported with every update). */
+  coverage(root: string) {
+    const bootDir = this.bootDir(root);
+    return {
+      root,
+      boot: bootIsSeparate(root, bootDir) ? ("kept with each snapshot (outside the root subvolume)" as const) : ("inside the root snapshot" as const),
+      keptOut: planKeepOut(root, this.keepOut(root)),
+    };
+  }
+
+  /**
+   * A rollback only works when the next boot mounts the file system's default
+   * subvolume: refuse when fstab or the boot entries name the root's subvolume.
+   */
+  rollbackBlocker(root: string): string | null {
+    const fstab = join(root, "etc", "fstab");
+    if (existsSync(fstab)) {
+      for (const line of readFileSync(fstab, "utf8").split("\n")) {
+        const f = line.trim().split(/\s+/);
+        if (f[0]?.startsWith("#") || f[1] !== "/" || f[2] !== "btrfs") continue;
+        if (/(^|,)(subvol|subvolid)=/.test(f[3] ?? "")) return `${fstab} mounts / with ${f[3]}`;
+      }
+    }
+    const entries = join(this.bootDir(root), "loader", "entries");
+    if (existsSync(entries))
+      for (const e of readdirSync(entries)) {
+        const m = /rootflags=\S*(subvol|subvolid)=\S*/.exec(readFileSync(join(entries, e), "utf8"));
+        if (m) return `the boot entry ${join(entries, e)} has ${m[0]}`;
+      }
+    return null;
   }
 
   /** The system root updates act on by default. */
@@ -106,6 +152,17 @@ export class UpdatesService {
     const busy = this.repo.running().find((r) => processAlive(r.pid, r.pidStart));
     if (busy) throw new AppError("UPDATE_RUNNING", `update ${busy.id} is running (pid ${busy.pid}); wait for it to finish`, { status: 409 });
     const backend = await this.snapshots.backend(root);
+    const blocker = this.rollbackBlocker(root);
+    if (blocker)
+      throw new AppError(
+        "ROLLBACK_UNAVAILABLE",
+        `${blocker}, so a rollback could not change what boots. Mount the root by the default subvolume instead (drop subvol=/subvolid= for /, and rootflags=subvol= from the boot entries; \`btrfs subvolume set-default\` on the root), as snapper's rollback needs too`,
+        { status: 409 },
+      );
+    const next = await backend.defaultTree();
+    const pending = this.repo.list(1000).find((r) => r.status === "rolled_back" && r.root === root && r.nextBoot === next);
+    if (pending && next !== root)
+      throw new AppError("ROLLBACK_PENDING", `update ${pending.id} was rolled back and the next boot mounts ${next}; reboot before updating again`, { status: 409 });
     preflight({ root, lockFile: this.lockFile(root), pacmanBin: this.config.bin.pacman, minFreeMb: this.settings.minFreeMb });
     const argv = this.packageArgv(root, opts.command);
     const before = installedPackages(this.dbPath(root));
@@ -211,17 +268,29 @@ export class UpdatesService {
   ): Promise<UpdateRow> {
     emit({ type: "phase", phase: "rollback", message: `rolling back to snapshot ${target.id}` });
     const backend = await this.snapshots.backend(target.root);
-    const outcome = await rollbackTo({ backend, target, root: target.root, bootDir: this.bootDir(target.root), keepOut: this.settings.keepOut, description: `rollback to snapshot ${target.id} (update ${row.id})` });
+    const outcome = await rollbackTo({ backend, target, root: target.root, bootDir: this.bootDir(target.root), keepOut: this.keepOut(target.root), description: `rollback to snapshot ${target.id} (update ${row.id})` });
     const copy = this.snapshots.recordRollback(target.root, backend, outcome.nextBootRef, outcome.nextBoot, `rollback to snapshot ${target.id}`, row.id, target);
     const reason = rollbackReason({ packages, startedAt: row.startedAt, cause, snapshotId: target.id, kept: outcome.kept, orphanKernels: outcome.orphanKernels });
-    let updated = this.repo.update(row.id, { status: "rolled_back", finishedAt: new Date(), pid: null, reason, nextBoot: outcome.nextBoot, rollbackSnapshotId: copy.id, bootState: "none" });
+    const rebooting = (reboot ?? true) && this.settings.rebootCommand !== null;
+    const updated = this.repo.update(row.id, {
+      status: "rolled_back",
+      finishedAt: new Date(),
+      pid: null,
+      reason: reason + (rebooting ? " A reboot was scheduled." : " Reboot to finish the rollback."),
+      nextBoot: outcome.nextBoot,
+      rollbackSnapshotId: copy.id,
+      bootState: "none",
+    });
     this.log.warn("update rolled back", { update: row.id, snapshot: target.id, nextBoot: outcome.nextBoot, reason });
-    if ((reboot ?? true) && this.settings.rebootCommand) {
-      const r = await execFile(this.settings.rebootCommand, { timeoutMs: 30_000 });
-      const note = r.code === 0 ? " A reboot was scheduled." : ` The reboot could not be scheduled (${r.spawnError ?? r.stderr.trim() ?? r.code}); reboot to finish the rollback.`;
-      updated = this.repo.update(row.id, { reason: reason + note });
-    } else {
-      updated = this.repo.update(row.id, { reason: reason + " Reboot to finish the rollback." });
+    // the database has its last word about this update before the state is copied into the next root
+    this.flushState();
+    carryOver(target.root, outcome.nextBoot, outcome.kept);
+    if (rebooting) {
+      const r = await execFile(this.settings.rebootCommand!, { timeoutMs: 30_000 });
+      if (r.code !== 0) {
+        this.log.error("reboot could not be scheduled", { error: r.spawnError ?? r.stderr.trim() });
+        return this.repo.update(row.id, { reason: `${reason} The reboot could not be scheduled (${r.spawnError ?? (r.stderr.trim() || `exit ${r.code}`)}); reboot to finish the rollback.` });
+      }
     }
     return updated;
   }
@@ -344,6 +413,13 @@ export class UpdatesService {
       nextBoot: row.nextBoot,
       checks: JSON.parse(row.checks) as CheckResult[],
       reason: row.reason,
+      coverage: (() => {
+        try {
+          return this.coverage(row.root);
+        } catch {
+          return null;
+        }
+      })(),
       bootState: row.bootState,
       bootFailures: row.bootFailures,
     };

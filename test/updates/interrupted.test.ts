@@ -23,10 +23,11 @@ describe.skipIf(missing !== null)("an update killed with SIGKILL", () => {
     const repos = buildRepos();
     installV1(t.root, repos);
     pacmanConf(t.root, repos.v2);
-    const before = treeHashes(t.root, [".snapshots", "boot", "var/lib/libvirt"]);
+    const before = treeHashes(t.root, [".snapshots", "boot", "var/lib/libvirt", "var/lib/neuron-appliance"]);
     const bootBefore = treeHashes(t.bootDir);
-    const state = join(t.dir, "state");
-    mkdirSync(state);
+    // the appliance's state lives in the root, as on a real system: it must be carried into the rolled-back root
+    const state = join(t.root, "var/lib/neuron-appliance");
+    mkdirSync(state, { recursive: true });
     const config = writeTestConfig(t.dir);
     const marker = join(t.dir, "pacman-done");
     const command = `pacman -Syu ${pacmanArgs(t.root).join(" ")} && touch '${marker}' && sleep 120`;
@@ -51,7 +52,7 @@ describe.skipIf(missing !== null)("an update killed with SIGKILL", () => {
     expect(u.reason).toContain("was interrupted before it finished");
     expect(u.reason).toContain(`Rolled back to snapshot ${u.pre.id}`);
     expect(u.post).toBeNull();
-    const after = treeHashes(u.nextBoot, [".snapshots", "boot", "var/lib/libvirt"]);
+    const after = treeHashes(u.nextBoot, [".snapshots", "boot", "var/lib/libvirt", "var/lib/neuron-appliance"]);
     expect([...after.entries()].sort()).toEqual([...before.entries()].sort());
     expect([...treeHashes(t.bootDir).entries()].sort()).toEqual([...bootBefore.entries()].sort());
 
@@ -60,5 +61,10 @@ describe.skipIf(missing !== null)("an update killed with SIGKILL", () => {
     expect(again.recovered).toEqual([]);
     const hist = JSON.parse(cli(["update", "history", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout);
     expect(hist.updates.map((x: any) => x.verdict)).toEqual(["rolled-back"]);
+    // the next root has the appliance's state with the rollback recorded (so the next boot does not recover it again)
+    const carried = join(u.nextBoot, "var/lib/neuron-appliance");
+    const next = JSON.parse(cli(["update", "history", "--config", config, "--root", t.root, "--state-dir", carried, "--json"]).stdout);
+    expect(next.updates.map((x: any) => [x.id, x.verdict])).toEqual([[u.id, "rolled-back"]]);
+    expect(u.coverage.keptOut).toContainEqual({ path: "/var/lib/neuron-appliance", how: "carried over" });
   }, 240_000);
 });

@@ -66,6 +66,15 @@ describe.skipIf(missing !== null)("update run refuses and changes nothing", () =
     }
   });
 
+  test("a root mounted by subvol= (fstab or boot entries) is refused: a rollback could not change what boots", () => {
+    writeFileSync(join(t.root, "etc/fstab"), "# <fs> <dir> <type> <options>\nUUID=x / btrfs rw,noatime,subvol=/@ 0 0\n");
+    const r = cli(["update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--command", "true"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("mounts / with rw,noatime,subvol=/@, so a rollback could not change what boots");
+    writeFileSync(join(t.root, "etc/fstab"), "UUID=x / btrfs rw,noatime 0 0\n");
+    noChange(t, state, config);
+  });
+
   test("bad arguments: a clear error, exit 2", () => {
     for (const args of [["update"], ["update", "frob"], ["update", "show", "abc"], ["update", "history", "--command", "x"], ["snapshot", "diff", "1"], ["snapshot", "delete"]]) {
       const r = cli([...args, "--config", config, "--root", t.root, "--state-dir", state]);

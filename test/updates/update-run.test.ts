@@ -61,6 +61,15 @@ describe.skipIf(missing !== null)("update run: pacman v1 → v2 breaks a service
     expect(run.reason).toContain("libvirtd failed to start");
     expect(run.reason).toContain(`Rolled back to snapshot ${run.pre.id}`);
     expect(run.reason).toContain("your VMs and files since then were kept");
+    expect(run.coverage).toEqual({
+      root: t.root,
+      boot: "kept with each snapshot (outside the root subvolume)",
+      keptOut: [
+        { path: "/home", how: "carried over" },
+        { path: "/var/lib/libvirt", how: "separate subvolume" },
+        { path: "/var/lib/neuron-appliance", how: "absent" },
+      ],
+    });
   });
 
   test("the file system's default subvolume is the next boot's tree", () => {
@@ -111,6 +120,12 @@ describe.skipIf(missing !== null)("update run: pacman v1 → v2 breaks a service
     expect(paths).toContain("changed /usr/bin/neuron-test-svc");
     expect(paths).toContain("added /usr/lib/modules/6.2.0-test/vmlinuz");
     expect(paths).toContain("removed /usr/lib/modules/6.1.0-test/vmlinuz");
+  });
+
+  test("another run before the reboot is refused: the next boot mounts the rollback", () => {
+    const r = cli(["update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--no-reboot", "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`update ${run.id} was rolled back and the next boot mounts ${run.nextBoot}; reboot before updating again`);
   });
 
   test("the text output of the run names the verdict and the reason", () => {
