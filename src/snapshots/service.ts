@@ -88,8 +88,13 @@ export class SnapshotService {
     return row;
   }
 
+  /** Live snapshots of a root; rows whose tree is gone (snapper's own cleanup, a manual delete) are marked deleted. */
   list(root: string): SnapshotRow[] {
-    return this.repo.live(root);
+    return this.repo.live(root).filter((row) => {
+      if (row.path === null || existsSync(row.path)) return true;
+      this.repo.markDeleted(row.id);
+      return false;
+    });
   }
 
   async delete(id: number): Promise<void> {

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { BUN, REPO_ROOT } from "../helpers/env.ts";
 import { btrfsMissing, cli, buildRepos, installV1, makeRoot, pacmanConf, pacmanMissing, sh, treeHashes, writeTestConfig, type Repos, type TestRoot } from "./fixture.ts";
 
 const missing = btrfsMissing() ?? pacmanMissing();
@@ -154,12 +155,14 @@ describe.skipIf(missing !== null)("update run: a healthy update, then verificati
   }, 300_000);
   afterAll(() => t?.cleanup());
 
-  test("ok, boot counting armed with +3; three failed boots roll back", () => {
-    config = writeTestConfig(t.dir);
+  test("ok (a failing wanted check is reported only), boot counting armed with +3; three failed boots roll back", () => {
+    config = writeTestConfig(t.dir, { checks: [{ name: "spare fan", command: "echo 'fan 2 is slow'; exit 3", required: false }] });
     const out = cli(["update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--no-reboot", "--json"]);
     expect(out.stderr).not.toContain("error:");
     const run = JSON.parse(out.stdout);
     expect(run.verdict).toBe("ok");
+    expect(run.checks.find((c: any) => c.name === "spare fan")).toEqual({ name: "spare fan", required: false, status: "failed", detail: "exit 3: fan 2 is slow" });
+    expect(run.checks.find((c: any) => c.name === "kernel modules")).toMatchObject({ status: "passed", detail: "present: vendor-reset@6.2.0-test" });
     expect(run.bootState).toBe("pending");
     expect(run.nextBoot).toBeNull();
     expect(existsSync(join(t.bootDir, "loader/entries/arch+3.conf"))).toBe(true);
@@ -187,5 +190,29 @@ describe.skipIf(missing !== null)("update run: a healthy update, then verificati
         expect(readFileSync(join(t.dir, "reboots"), "utf8").trim().split("\n")).toHaveLength(3);
       }
     }
+  }, 240_000);
+});
+
+describe.skipIf(missing !== null || !Bun.which("script"))("update run on a terminal", () => {
+  let t: TestRoot;
+  beforeAll(() => {
+    t = makeRoot();
+    const repos = buildRepos();
+    installV1(t.root, repos);
+    pacmanConf(t.root, repos.v2);
+  }, 300_000);
+  afterAll(() => t?.cleanup());
+
+  test("shows a progress bar with package counts parsed from pacman's output", () => {
+    const state = join(t.dir, "state");
+    mkdirSync(state);
+    const config = writeTestConfig(t.dir);
+    const line = [BUN, join(REPO_ROOT, "src/main.ts"), "update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--no-reboot"].map((a) => `'${a}'`).join(" ");
+    // script(1) gives the command a pseudo-terminal
+    const r = sh(["script", "-qec", line, "/dev/null"], { timeoutMs: 180_000, allowFail: true });
+    expect(r.stdout).toContain("[######------------------] 1/4".replace(/-/g, "."));
+    expect(r.stdout).toContain("[########################] 4/4 upgrading neuron-test-vendor-reset");
+    expect(r.stdout).toMatch(/update \d+: ok/);
+    expect(r.code).toBe(0);
   }, 240_000);
 });
