@@ -4,7 +4,7 @@
  * process, verifies, and rolls back by policy.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, REPO_ROOT } from "../helpers/env.ts";
 import { btrfsMissing, buildRepos, cli, installV1, makeRoot, pacmanArgs, pacmanConf, pacmanMissing, treeHashes, writeTestConfig, type TestRoot } from "./fixture.ts";
@@ -66,5 +66,48 @@ describe.skipIf(missing !== null)("an update killed with SIGKILL", () => {
     const next = JSON.parse(cli(["update", "history", "--config", config, "--root", t.root, "--state-dir", carried, "--json"]).stdout);
     expect(next.updates.map((x: any) => [x.id, x.verdict])).toEqual([[u.id, "rolled-back"]]);
     expect(u.coverage.keptOut).toContainEqual({ path: "/var/lib/neuron-appliance", how: "carried over" });
+  }, 240_000);
+});
+
+describe.skipIf(missing !== null)("pacman itself killed with SIGKILL while it holds its lock", () => {
+  let t: TestRoot;
+  beforeAll(() => {
+    t = makeRoot({ vfatBoot: false });
+  });
+  afterAll(() => t?.cleanup());
+
+  test("the next start rolls back; the lock pacman left is reported, not removed, and in no snapshot", async () => {
+    const repos = buildRepos();
+    installV1(t.root, repos);
+    // a download command that stalls: pacman holds db.lck while it waits for it
+    const marker = join(t.dir, "downloading");
+    const xfer = join(t.dir, "slow-xfer");
+    writeFileSync(xfer, `#!/bin/sh\ntouch '${marker}'\nsleep 120\ncp "\${1#file://}" "$2"\n`);
+    chmodSync(xfer, 0o755);
+    writeFileSync(join(t.root, "etc/pacman.conf"), `[options]\nArchitecture = auto\nSigLevel = Never\nXferCommand = ${xfer} %u %o\n\n[neurontest]\nServer = file://${repos.v2}\n`);
+    const state = join(t.dir, "state");
+    mkdirSync(state);
+    const config = writeTestConfig(t.dir);
+    const proc = Bun.spawn(["setsid", BUN, join(REPO_ROOT, "src/main.ts"), "update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--json"], { stdout: "pipe", stderr: "pipe" });
+    const lock = join(t.root, "var/lib/pacman/db.lck");
+    const deadline = Date.now() + 120_000;
+    while (!(existsSync(marker) && existsSync(lock)) && Date.now() < deadline && proc.exitCode === null) await Bun.sleep(100);
+    expect(existsSync(lock)).toBe(true);
+    process.kill(-proc.pid, "SIGKILL");
+    await Promise.race([proc.exited, Bun.sleep(10_000)]);
+    expect(existsSync(lock)).toBe(true);
+
+    const rep = JSON.parse(cli(["update", "check", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout);
+    const u = rep.recovered[0];
+    expect(u.verdict).toBe("rolled-back");
+    expect(u.reason).toContain("was interrupted before it finished");
+    expect(u.reason).toContain(`pacman's lock ${lock} was left behind (not removed)`);
+    expect(existsSync(lock)).toBe(true);
+    expect(existsSync(join(u.pre.path, "var/lib/pacman/db.lck"))).toBe(false);
+    expect(existsSync(join(u.nextBoot, "var/lib/pacman/db.lck"))).toBe(false);
+    // a new run is refused until the reboot into the rolled-back root
+    const again = cli(["update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--command", "true"]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("reboot before updating again");
   }, 240_000);
 });
