@@ -89,6 +89,40 @@ describe.skipIf(missing !== null)("update run refuses and changes nothing", () =
   });
 });
 
+describe.skipIf(missing !== null)("a package command that fails", () => {
+  let t: TestRoot;
+  let state: string;
+  let config: string;
+  beforeAll(() => {
+    t = makeRoot({ sizeMb: 160, vfatBoot: false });
+    state = join(t.dir, "state");
+    mkdirSync(state);
+    config = writeTestConfig(t.dir, { builtinChecks: ["binaries"], criticalBinaries: [] });
+  });
+  afterAll(() => t?.cleanup());
+  const run = (command: string) => cli(["update", "run", "--config", config, "--root", t.root, "--state-dir", state, "--command", command, "--no-reboot", "--json"]);
+
+  test("before it changed a package: failed, nothing rolled back", () => {
+    const r = run("echo 'error: failed to synchronize all databases' >&2; exit 1");
+    expect(r.code).toBe(1);
+    const u = JSON.parse(r.stdout);
+    expect(u.verdict).toBe("failed");
+    expect(u.nextBoot).toBeNull();
+    expect(u.reason).toContain("exited with 1 and changed no package");
+    expect(u.pre.path).toContain("/.snapshots/");
+  });
+
+  test("after it changed packages (a partial upgrade): rolled back", () => {
+    const r = run('d="$NEURON_ROOT/var/lib/pacman/local/foo-2-1"; mkdir -p "$d" && printf "%%NAME%%\\nfoo\\n\\n%%VERSION%%\\n2-1\\n" > "$d/desc"; exit 1');
+    const u = JSON.parse(r.stdout);
+    expect(u.packages).toEqual([{ name: "foo", from: null, to: "2-1" }]);
+    expect(u.verdict).toBe("rolled-back");
+    expect(u.reason).toContain("The update of 1 package on");
+    expect(u.reason).toContain("failed part way: the package command exited with 1");
+    expect(existsSync(join(u.nextBoot, "var/lib/pacman/local/foo-2-1"))).toBe(false);
+  });
+});
+
 const noPacman = missing ?? pacmanMissing();
 describe.skipIf(noPacman !== null)("update run refuses while another pacman runs", () => {
   let t: TestRoot;

@@ -129,10 +129,27 @@ describe.skipIf(missing !== null)("update run: pacman v1 → v2 breaks a service
     expect(r.stderr).toContain(`update ${run.id} was rolled back and the next boot mounts ${run.nextBoot}; reboot before updating again`);
   });
 
+  test("snapshot create / delete by hand; update rollback without an id takes the newest update", () => {
+    const args = ["--config", config, "--root", t.root, "--state-dir", state, "--json"];
+    const made = JSON.parse(cli(["snapshot", "create", "before", "tinkering", ...args]).stdout);
+    expect(made.kind).toBe("manual");
+    expect(made.label).toBe("before tinkering");
+    expect(made.bootFiles.map((f: any) => f.path)).toEqual(["initramfs-linux.img", "vmlinuz-linux"]);
+    expect(existsSync(made.path)).toBe(true);
+    expect(JSON.parse(cli(["snapshot", "delete", String(made.id), ...args]).stdout)).toEqual({ deleted: made.id });
+    expect(existsSync(made.path)).toBe(false);
+    const rb = JSON.parse(cli(["update", "rollback", "--no-reboot", ...args]).stdout);
+    expect(rb.id).toBe(run.id);
+    expect(rb.verdict).toBe("rolled-back");
+    expect(rb.reason).toContain(`was rolled back by hand. Rolled back to snapshot ${run.pre.id}`);
+    expect(rb.nextBoot).not.toBe(run.nextBoot);
+    expect(readFileSync(join(rb.nextBoot, "usr/share/neuron-test/data.txt"), "utf8")).toBe("base data v1\n");
+  });
+
   test("the text output of the run names the verdict and the reason", () => {
     const text = cli(["update", "show", String(run.id), "--config", config, "--root", t.root, "--state-dir", state]).stdout;
     expect(text).toContain(`update ${run.id}: rolled-back`);
-    expect(text).toContain(`next boot mounts: ${run.nextBoot}`);
+    expect(text).toMatch(/next boot mounts: .*\/\.snapshots\/\d+\/snapshot/);
   });
 });
 
