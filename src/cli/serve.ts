@@ -27,13 +27,6 @@ export const serveCommand: Command = {
       "log-format": "logFormat",
     });
     const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, requireNative: true });
-    // an update a crash, kill or power loss interrupted: verified and rolled back by policy
-    try {
-      const recovered = await core.updates.recoverInterrupted();
-      for (const u of recovered) core.log.warn("interrupted update recovered", { update: u.id, verdict: u.verdict, reason: u.reason });
-    } catch (err) {
-      core.log.error("could not recover an interrupted update", { error: (err as Error).message });
-    }
     let server;
     try {
       server = await startServer(core);
@@ -47,6 +40,13 @@ export const serveCommand: Command = {
       stateDir: config.stateDir,
       native: core.nativeState.version,
     });
+    // an update a crash, kill or power loss interrupted: verified (the API is up now, it is one of the checks) and rolled back by policy
+    void core.updates.recoverInterrupted().then(
+      (recovered) => {
+        for (const u of recovered) core.log.warn("interrupted update recovered", { update: u.id, verdict: u.verdict, reason: u.reason });
+      },
+      (err: unknown) => core.log.error("could not recover an interrupted update", { error: (err as Error).message }),
+    );
     let gamestreamStarted = false;
     if (config.gamestreamEnabled) {
       try {
