@@ -35,6 +35,15 @@ export interface CheckContext {
   devDir?: string;
 }
 
+/** A config file's text, or "" when it cannot be read (a dangling link, a directory). */
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 const live = (c: CheckContext) => c.root === "/";
 const skipLive = (name: string, c: CheckContext): CheckResult => ({ name, required: true, status: "skipped", detail: `${c.root} is not the running system` });
 const result = (name: string, ok: boolean, detail: string, required = true): CheckResult => ({ name, required, status: ok ? "passed" : "failed", detail });
@@ -78,7 +87,7 @@ function vfioIds(root: string): string[] {
   const ids: string[] = [];
   for (const f of readdirSync(dir)) {
     if (!f.endsWith(".conf")) continue;
-    const m = /^\s*options\s+vfio-pci\s+.*\bids=([0-9a-fA-F:,]+)/m.exec(readFileSync(join(dir, f), "utf8"));
+    const m = /^\s*options\s+vfio-pci\s+.*\bids=([0-9a-fA-F:,]+)/m.exec(readText(join(dir, f)));
     if (m) ids.push(...m[1]!.split(",").filter(Boolean).map((s) => s.toLowerCase()));
   }
   return ids;
@@ -138,7 +147,7 @@ async function checkApi(c: CheckContext): Promise<CheckResult> {
 
 function checkLookingGlass(c: CheckContext): CheckResult {
   const loadDir = join(c.root, "etc", "modules-load.d");
-  const wanted = existsSync(loadDir) && readdirSync(loadDir).some((f) => /\bkvmfr\b/.test(readFileSync(join(loadDir, f), "utf8")));
+  const wanted = existsSync(loadDir) && readdirSync(loadDir).some((f) => /\bkvmfr\b/.test(readText(join(loadDir, f))));
   if (!wanted) return { name: "looking glass", required: true, status: "skipped", detail: "kvmfr is not set up to load" };
   if (!live(c)) return skipLive("looking glass", c);
   const dev = join(c.devDir ?? "/dev", "kvmfr0");

@@ -1,6 +1,6 @@
 /** The update's parts on their own: pacman progress, boot counting, /boot files, module checks, the words of a rollback, retention. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
 import { snapshotsRepo } from "../../src/db/repos/updates.ts";
@@ -8,7 +8,7 @@ import { silentLogger } from "../../src/log.ts";
 import { keepBootFiles, matchKernels, restoreBootFiles } from "../../src/snapshots/boot-files.ts";
 import { SnapshotService } from "../../src/snapshots/service.ts";
 import { armBootCounting, blessBoot, readBootCounter } from "../../src/updates/bootcount.ts";
-import { checkModules, type CheckContext } from "../../src/updates/checks.ts";
+import { checkModules, runChecks, type CheckContext } from "../../src/updates/checks.ts";
 import { installedPackages, PacmanProgress, packageChanges, progressBar } from "../../src/updates/pacman.ts";
 import { processAlive, processStart } from "../../src/updates/preflight.ts";
 import { pruneSnapshots } from "../../src/updates/retention.ts";
@@ -143,6 +143,28 @@ describe("/boot files and kernels", () => {
       expect(checkModules(ctx)).toMatchObject({ status: "passed", detail: "present: vendor-reset@6.2.0" });
       expect(matchKernels(before, boot)).toEqual([{ kernel: "vmlinuz-linux", modules: null }]);
       expect(checkModules({ ...ctx, root: before })).toMatchObject({ status: "failed", detail: expect.stringContaining("/boot/vmlinuz-linux has no modules directory") });
+    } finally {
+      d.cleanup();
+    }
+  });
+});
+
+describe("built-in checks of a tree", () => {
+  test("dangling config links are no error; vfio and kvmfr set up in the tree but the tree is not the running system: skipped, saying why", async () => {
+    const d = tempDir();
+    try {
+      mkdirSync(join(d.path, "etc/modules-load.d"), { recursive: true });
+      mkdirSync(join(d.path, "etc/modprobe.d"), { recursive: true });
+      symlinkSync("../nowhere", join(d.path, "etc/modules-load.d/modules.conf"));
+      symlinkSync("../nowhere", join(d.path, "etc/modprobe.d/broken.conf"));
+      const base = { root: d.path, bootDir: join(d.path, "boot"), before: null, criticalBinaries: ["/usr/bin/missing"], requiredUnits: ["libvirtd.service"], outOfTreeModules: [], commands: [], bin: { systemctl: "systemctl", virsh: "virsh" }, libvirtUri: "qemu:///system", socketPath: "/nonexistent", sysRoot: "/" };
+      const first = await runChecks({ ...base, builtins: ["vfio", "looking-glass", "binaries", "services", "libvirt", "api", "system-running"] });
+      expect(first.map((c) => `${c.name}:${c.status}`)).toEqual(["critical binaries:failed", "system running:skipped", "libvirtd:skipped", "vfio-pci:skipped", "libvirt:skipped", "appliance API:skipped", "looking glass:skipped"]);
+      expect(first.find((c) => c.name === "vfio-pci")!.detail).toBe("GPU passthrough is not set up");
+      writeFileSync(join(d.path, "etc/modprobe.d/vfio.conf"), "options vfio-pci ids=10de:2684,10de:22ba\n");
+      writeFileSync(join(d.path, "etc/modules-load.d/kvmfr.conf"), "kvmfr\n");
+      const second = await runChecks({ ...base, builtins: ["vfio", "looking-glass"] });
+      expect(second.map((c) => c.detail)).toEqual([`${d.path} is not the running system`, `${d.path} is not the running system`]);
     } finally {
       d.cleanup();
     }
