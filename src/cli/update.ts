@@ -45,7 +45,7 @@ export const updateCommand: Command = {
   help: [
     "  update run        pre snapshot, one `pacman -Syu`, post snapshot, health checks; a failed",
     "                    required check rolls back to the pre snapshot (the next boot mounts it)",
-    "  update check      run the health checks now (and recover an update a crash interrupted);",
+    "  update check      recover an update a crash interrupted, then run the health checks;",
     "                    --boot: the verification at boot (boot counting, rollback when tries run out)",
     "  update history    past updates, newest first",
     "  update show ID    one update: packages, snapshots, checks, what happened",
@@ -126,7 +126,6 @@ export const updateCommand: Command = {
           return healthy ? 0 : 1;
         }
         case "history": {
-          await core.updates.recoverInterrupted();
           const list = core.updates.history();
           if (json) printJson(ctx, { updates: list });
           else if (list.length === 0) ctx.stdout("no updates yet\n");
