@@ -222,12 +222,13 @@ export class UpdatesService {
     return view;
   }
 
+  /** Runs the package command, streaming its lines (snap-pac, if installed, is told to skip: the pair is ours). */
   private async runPackageCommand(argv: string[], root: string, emit: (e: UpdateEvent) => void): Promise<{ code: number | null; log: string }> {
     let log = "";
     const progress = new PacmanProgress();
     let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
     try {
-      proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NEURON_ROOT: root } });
+      proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, NEURON_ROOT: root, SNAP_PAC_SKIP: "y" } });
     } catch (err) {
       return { code: 127, log: `cannot start ${argv[0]}: ${(err as Error).message}\n` };
     }
