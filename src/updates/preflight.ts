@@ -1,6 +1,6 @@
 /** What must hold before an update starts: no other pacman, no lock left behind, enough free space. */
-import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { existsSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { AppError } from "../errors.ts";
 
 /** Start time of a process (clock ticks since boot, /proc/PID/stat field 22), or null when it is gone. */
@@ -21,14 +21,36 @@ export function processAlive(pid: number | null, start: number | null, procDir =
   return now !== null && (start === null || now === start);
 }
 
-/** PIDs of running pacman processes (by command name). */
-export function pacmanProcesses(pacmanBin: string, procDir = "/proc"): number[] {
+/** The trees a pacman process works on: its --root/--sysroot/--dbpath arguments, else its own root directory. */
+function pacmanTargets(pid: string, procDir: string): string[] {
+  const args = readFileSync(join(procDir, pid, "cmdline"), "utf8").split("\0");
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = /^--(root|sysroot|dbpath)=(.+)$/.exec(a);
+    if (eq) out.push(eq[2]!);
+    else if (["--root", "-r", "--sysroot", "--dbpath", "-b"].includes(a) && args[i + 1]) out.push(args[++i]!);
+  }
+  if (out.length) return out.map((p) => resolve(p));
+  try {
+    return [readlinkSync(join(procDir, pid, "root"))];
+  } catch {
+    return ["/"];
+  }
+}
+
+/** PIDs of running pacman processes (by command name) that work on `root` (every one that works on "/" when root is "/"). */
+export function pacmanProcesses(pacmanBin: string, root = "/", procDir = "/proc"): number[] {
   const names = new Set(["pacman", basename(pacmanBin).slice(0, 15)]);
+  const want = resolve(root);
   const out: number[] = [];
   for (const e of readdirSync(procDir)) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
-      if (names.has(readFileSync(join(procDir, e, "comm"), "utf8").trim())) out.push(Number(e));
+      if (!names.has(readFileSync(join(procDir, e, "comm"), "utf8").trim())) continue;
+      const targets = pacmanTargets(e, procDir);
+      const hit = want === "/" ? targets.some((t) => t === "/" || t.startsWith("/var/lib/pacman")) : targets.some((t) => t === want || t.startsWith(want + "/"));
+      if (hit) out.push(Number(e));
     } catch {
       /* gone meanwhile */
     }
@@ -49,7 +71,7 @@ export interface PreflightInput {
 }
 
 export function preflight(p: PreflightInput): { freeMb: number } {
-  const running = pacmanProcesses(p.pacmanBin);
+  const running = pacmanProcesses(p.pacmanBin, p.root);
   if (running.length)
     throw new AppError("PACMAN_RUNNING", `another pacman is running (pid ${running.join(", ")}); wait for it to finish, then run the update again`, { status: 409 });
   if (existsSync(p.lockFile)) {

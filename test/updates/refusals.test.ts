@@ -149,6 +149,13 @@ describe.skipIf(noPacman !== null)("update run refuses while another pacman runs
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`another pacman is running (pid ${other.pid})`);
       expect(existsSync(join(t.root, ".snapshots"))).toBe(false);
+      // a pacman working on another tree holds nothing of this one
+      const otherRoot = join(t.fs.mnt, "@other");
+      sh(["btrfs", "subvolume", "create", otherRoot]);
+      const free = writeTestConfig(t.dir, { builtinChecks: [] });
+      const ok = cli(["update", "run", "--config", free, "--root", otherRoot, "--state-dir", state, "--command", "true", "--json"]);
+      expect(ok.stderr).toBe("");
+      expect(JSON.parse(ok.stdout).verdict).toBe("ok");
     } finally {
       other.kill("SIGTERM");
       await Promise.race([other.exited, Bun.sleep(10_000)]);
