@@ -48,6 +48,8 @@ export function pacmanProcesses(pacmanBin: string, root = "/", procDir = "/proc"
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       if (!names.has(readFileSync(join(procDir, e, "comm"), "utf8").trim())) continue;
+      const stat = readFileSync(join(procDir, e, "stat"), "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue; // exited, not yet reaped
       const targets = pacmanTargets(e, procDir);
       const hit = want === "/" ? targets.some((t) => t === "/" || t.startsWith("/var/lib/pacman")) : targets.some((t) => t === want || t.startsWith(want + "/"));
       if (hit) out.push(Number(e));

@@ -159,7 +159,8 @@ describe.skipIf(noPacman !== null)("update run refuses while another pacman runs
     } finally {
       other.kill("SIGTERM");
       await Promise.race([other.exited, Bun.sleep(10_000)]);
-      if (other.exitCode === null) other.kill("SIGKILL");
+      if (other.exitCode === null && other.signalCode === null) other.kill("SIGKILL");
+      await Promise.race([other.exited, Bun.sleep(10_000)]);
     }
   }, 120_000);
 });
