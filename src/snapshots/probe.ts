@@ -11,7 +11,7 @@ export interface ProbeOptions {
   root: string;
   btrfs: string;
   snapper: string;
-  /** snapper config to use; null = try "root". */
+  /** snapper config to use; null = the one of snapper's configs whose subvolume is the root, if any. */
   snapperConfig: string | null;
 }
 
@@ -34,8 +34,14 @@ export async function probeBackend(opts: ProbeOptions): Promise<SnapshotBackend>
   // a btrfs subvolume's top directory is inode 256
   if (statSync(root).ino !== 256)
     throw new SnapshotError("SNAPSHOTS_UNSUPPORTED", `${root} is a directory on btrfs, not a subvolume: only a subvolume can be snapshotted (make the root a subvolume, e.g. @)`, { status: 422 });
-  const config = opts.snapperConfig ?? "root";
-  const sub = await SnapperBackend.subvolumeOf(opts.snapper, config);
-  if (sub !== null && resolve(sub) === root) return new SnapperBackend(root, opts.snapper, opts.btrfs, config);
+  if (opts.snapperConfig !== null) {
+    const sub = await SnapperBackend.subvolumeOf(opts.snapper, opts.snapperConfig);
+    if (sub !== null && resolve(sub) === root) return new SnapperBackend(root, opts.snapper, opts.btrfs, opts.snapperConfig);
+    if (sub !== null)
+      throw new SnapshotError("SNAPPER_CONFIG_MISMATCH", `snapper config ${opts.snapperConfig} snapshots ${sub}, not ${root}; set updates.snapperConfig to the config of the root (see \`snapper list-configs\`)`, { status: 422 });
+  }
+  // snapper's own configs: the one whose subvolume is this root
+  const hit = (await SnapperBackend.configs(opts.snapper)).find((c) => resolve(c.subvolume) === root);
+  if (hit) return new SnapperBackend(root, opts.snapper, opts.btrfs, hit.config);
   return new BtrfsBackend(root, opts.btrfs);
 }

@@ -43,6 +43,18 @@ export class SnapperBackend implements SnapshotBackend {
     return null;
   }
 
+  /** snapper's configs and the subvolume each one snapshots (`snapper list-configs`); empty when snapper is absent. */
+  static async configs(snapper: string): Promise<{ config: string; subvolume: string }[]> {
+    const r = await execFile([snapper, "--no-dbus", "--csvout", "list-configs"], { timeoutMs: TIMEOUT_MS });
+    if (r.code !== 0) return [];
+    return r.stdout
+      .split("\n")
+      .slice(1)
+      .map((l) => l.split(","))
+      .filter((f) => f.length >= 2 && f[0] && f[1])
+      .map(([config, subvolume]) => ({ config: config!.trim(), subvolume: subvolume!.trim() }));
+  }
+
   storeDir(ref: string): string {
     return join(this.dir(ref), "neuron");
   }

@@ -32,7 +32,7 @@ export const UpdatesSettingsSchema = z
     minFreeMb: z.number().int().min(0).max(10_000_000).default(2048),
     /** Keep the last N pre/post pairs. */
     keepPairs: z.number().int().min(1).max(1000).default(10),
-    /** snapper config name: when set and snapper answers for it, snapshots go through snapper. */
+    /** snapper config name; null = the snapper config whose subvolume is the root, if snapper has one (else plain btrfs). */
     snapperConfig: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).nullable().default(null),
     /** Paths (relative to root) that stay out of rollback: separate subvolumes, or carried over into the rolled-back tree. */
     keepOut: z.array(z.string().min(1)).max(64).default(["/home", "/var/lib/libvirt", "/var/lib/neuron-appliance"]),

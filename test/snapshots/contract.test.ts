@@ -95,8 +95,16 @@ contract("btrfs", missing !== null, async () => {
 contract("snapper", noSnapper !== null, async () => {
   const t = makeRoot({ sizeMb: 200, vfatBoot: false });
   const wrapper = snapperFor(t.dir, "neurontest", t.root);
-  const backend = await probeBackend({ root: t.root, btrfs: "btrfs", snapper: wrapper, snapperConfig: "neurontest" });
+  // found among snapper's configs by its subvolume, with no name configured
+  const backend = await probeBackend({ root: t.root, btrfs: "btrfs", snapper: wrapper, snapperConfig: null });
   expect(backend).toBeInstanceOf(SnapperBackend);
+  expect((backend as SnapperBackend).config).toBe("neurontest");
+  const named = await probeBackend({ root: t.root, btrfs: "btrfs", snapper: wrapper, snapperConfig: "neurontest" });
+  expect(named).toBeInstanceOf(SnapperBackend);
+  mkdirSync(join(t.root, "srv"));
+  sh(["btrfs", "subvolume", "create", join(t.root, "srv", "data")]);
+  const wrong = await probeBackend({ root: join(t.root, "srv", "data"), btrfs: "btrfs", snapper: wrapper, snapperConfig: "neurontest" }).catch((e) => e);
+  expect(wrong.errorCode).toBe("SNAPPER_CONFIG_MISMATCH");
   return { t, backend, nativeList: () => sh([wrapper, "--no-dbus", "-c", "neurontest", "list"]).stdout };
 });
 
