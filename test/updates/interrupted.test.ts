@@ -76,7 +76,7 @@ describe.skipIf(missing !== null)("pacman itself killed with SIGKILL while it ho
   });
   afterAll(() => t?.cleanup());
 
-  test("the next start rolls back; the lock pacman left is reported, not removed, and in no snapshot", async () => {
+  test("the service's next start rolls back; the lock pacman left is reported, not removed, and in no snapshot", async () => {
     const repos = buildRepos();
     installV1(t.root, repos);
     // a download command that stalls: pacman holds db.lck while it waits for it
@@ -97,8 +97,30 @@ describe.skipIf(missing !== null)("pacman itself killed with SIGKILL while it ho
     await Promise.race([proc.exited, Bun.sleep(10_000)]);
     expect(existsSync(lock)).toBe(true);
 
-    const rep = JSON.parse(cli(["update", "check", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout);
-    const u = rep.recovered[0];
+    // the next start is the service's: it recovers in the background once it listens
+    const serveConfig = writeTestConfig(t.dir, { root: t.root });
+    const cfg = JSON.parse(readFileSync(serveConfig, "utf8"));
+    writeFileSync(serveConfig, JSON.stringify({ ...cfg, gamestreamEnabled: false, mdns: false }));
+    const serve = Bun.spawn([BUN, join(REPO_ROOT, "src/main.ts"), "serve", "--config", serveConfig, "--port", "0", "--state-dir", state, "--log-format", "json"], { stdout: "pipe", stderr: "pipe" });
+    let u: any = null;
+    try {
+      const until = Date.now() + 90_000;
+      while (Date.now() < until && serve.exitCode === null) {
+        const h = JSON.parse(cli(["update", "history", "--config", config, "--root", t.root, "--state-dir", state, "--json"]).stdout || "{}");
+        if (h.updates?.[0]?.verdict) {
+          u = h.updates[0];
+          break;
+        }
+        await Bun.sleep(300);
+      }
+    } finally {
+      serve.kill("SIGTERM");
+      await Promise.race([serve.exited, Bun.sleep(15_000)]);
+      if (serve.exitCode === null && serve.signalCode === null) serve.kill("SIGKILL");
+    }
+    const log = await new Response(serve.stderr).text();
+    expect(log).toContain("interrupted update recovered");
+    expect(u).not.toBeNull();
     expect(u.verdict).toBe("rolled-back");
     expect(u.reason).toContain("was interrupted before it finished");
     expect(u.reason).toContain(`pacman's lock ${lock} was left behind (not removed)`);
