@@ -190,8 +190,15 @@ export class UpdatesService {
     row = this.repo.update(row.id, { packages: JSON.stringify(changes), log });
 
     emit({ type: "phase", phase: "post", message: "taking the post snapshot" });
-    const post = await this.snapshots.create(root, { kind: "post", description: `after update ${row.id}`, updateId: row.id, pre });
-    row = this.repo.update(row.id, { snapshotAfterId: post.id });
+    // the verdict does not hang on the post snapshot: without it the checks and a rollback still run
+    let postNote = "";
+    try {
+      const post = await this.snapshots.create(root, { kind: "post", description: `after update ${row.id}`, updateId: row.id, pre });
+      row = this.repo.update(row.id, { snapshotAfterId: post.id });
+    } catch (err) {
+      postNote = ` The post snapshot could not be taken (${(err as Error).message}).`;
+      this.log.error("post snapshot failed", { update: row.id, error: (err as Error).message });
+    }
 
     emit({ type: "phase", phase: "checks", message: "verifying the updated system" });
     const checks = await runChecks(this.checkContext(root, pre.path, opts.checks));
@@ -215,8 +222,9 @@ export class UpdatesService {
           ? `Updated ${changes.length} package${changes.length === 1 ? "" : "s"}; all required checks passed${counter ? `; the next boot is verified again (${counter.loader}, ${counter.left} tries)` : "; the next boot is verified again"}.`
           : "Nothing to update; the system passed its checks.",
       });
-      await this.prune(root);
+      await this.prune(root).catch((err: unknown) => this.log.warn("retention failed", { error: (err as Error).message }));
     }
+    if (postNote) row = this.repo.update(row.id, { reason: (row.reason ?? "") + postNote });
     const view = this.view(row);
     emit({ type: "done", update: view });
     return view;
