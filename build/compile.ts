@@ -1,5 +1,5 @@
 /**
- * Builds the single executable: dist/neuron-appliance, with libneuron.so, the
+ * Builds the single executable: dist/neuron-appliance (code-split chunks inside), with libneuron.so, the
  * SQL migrations and the Swagger UI assets embedded. Also copies the library
  * beside it (dist/libneuron.so) for packaging.
  *
@@ -24,6 +24,9 @@ const proc = Bun.spawnSync(
     process.execPath,
     "build",
     "--compile",
+    // code splitting: each lazily imported module (the CLI commands, the API, the GameStream
+    // host) is its own chunk, so starting `serve` loads the bytecode of what it runs, not all of it
+    "--splitting",
     "--minify",
     "--bytecode",
     "--format=esm",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages listed in build/debian-packages.txt that are
 # not installed yet, then builds the native library. Safe to run again: with
-# everything present it only rebuilds what changed.
+# everything present it only rebuilds what changed. As root it also leaves
+# /dev/kvm as Debian's udev rule would (group kvm, 0660).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# /dev/kvm as Debian's udev rule leaves it (group kvm, 0660), which libvirt's
+# QEMU user (libvirt-qemu, group kvm) needs: on a machine where udev never ran
+# it is root:root 0600, and libvirtd then probes QEMU again on every call.
+if [ "$(id -u)" -eq 0 ]; then
+  getent group kvm >/dev/null || { echo "setup: creating the kvm group"; groupadd --system kvm; }
+  if [ -c /dev/kvm ] && [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+    echo "setup: /dev/kvm was $(stat -c '%U:%G %a' /dev/kvm), now root:kvm 660 (as Debian's udev rule sets it)"
+    chgrp kvm /dev/kvm
+    chmod 0660 /dev/kvm
+  fi
+elif [ -c /dev/kvm ] && [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+  echo "setup: /dev/kvm is $(stat -c '%U:%G %a' /dev/kvm); as root, run again (or: chgrp kvm /dev/kvm && chmod 0660 /dev/kvm)" >&2
 fi
 
 make -C native -j"$(nproc)" --no-print-directory

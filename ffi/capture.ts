@@ -38,6 +38,10 @@ const symbols = {
   neuron_pipeline_encoder_report: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_pipeline_stop: { args: [P], returns: FFIType.void },
   neuron_pipeline_timings: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
+  neuron_encoder_speed_start: { args: [P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_encoder_speed_get: { args: [P, P], returns: FFIType.void },
+  neuron_encoder_speed_report: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
+  neuron_encoder_speed_free: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
 type Syms = Library<typeof symbols>["symbols"];
@@ -579,6 +583,79 @@ export class CapturePipeline {
 
   stop(): void {
     if (this.handle !== null) this.n.sym.neuron_pipeline_stop(this.handle);
+    this.handle = null;
+  }
+}
+
+/** State of an encoder speed measurement (neuron_encoder_speed, 80 bytes). */
+export interface EncoderSpeed {
+  done: boolean;
+  /** 0, or the native status that stopped it (-8: no encoder opened). */
+  status: number;
+  frames: number;
+  warmup: number;
+  busyUs: number;
+  encodeP50Us: number;
+  encodeMaxUs: number;
+  width: number;
+  height: number;
+  software: boolean;
+  encoder: string;
+}
+
+/**
+ * A native thread that encodes a moving test pattern with one encoder configuration and
+ * times the conversion + encode of each frame; JS polls it, nothing blocks the event loop.
+ */
+export class EncoderSpeedJob {
+  private handle: Pointer | null;
+  private readonly buf = new Uint8Array(80);
+
+  private constructor(
+    private readonly n: CaptureNative,
+    handle: Pointer,
+  ) {
+    this.handle = handle;
+  }
+
+  static start(n: CaptureNative, o: EncoderOptions, limits: { maxFrames: number; maxMs: number }): EncoderSpeedJob {
+    const cell = new BigUint64Array(1);
+    check("neuron_encoder_speed_start", n.sym.neuron_encoder_speed_start(ptr(encoderConfig(o)), limits.maxFrames, limits.maxMs, ptr(cell)));
+    return new EncoderSpeedJob(n, outPtr(cell));
+  }
+
+  state(): EncoderSpeed {
+    if (this.handle === null) throw new Error("speed measurement is freed");
+    this.n.sym.neuron_encoder_speed_get(this.handle, ptr(this.buf));
+    const v = new DataView(this.buf.buffer);
+    const nameEnd = this.buf.indexOf(0, 48);
+    return {
+      done: v.getUint32(0, true) === 1,
+      status: v.getInt32(4, true),
+      frames: v.getUint32(8, true),
+      warmup: v.getUint32(12, true),
+      busyUs: Number(v.getBigUint64(16, true)),
+      encodeP50Us: v.getUint32(24, true),
+      encodeMaxUs: v.getUint32(28, true),
+      width: v.getUint32(32, true),
+      height: v.getUint32(36, true),
+      software: v.getUint32(40, true) === 1,
+      encoder: Buffer.from(this.buf.subarray(48, nameEnd < 0 ? 80 : nameEnd)).toString("utf8"),
+    };
+  }
+
+  /** The probe report of the encoder open ("name: status (reason)" lines); empty while it runs. */
+  report(): string {
+    if (this.handle === null) throw new Error("speed measurement is freed");
+    const out = new Uint8Array(1024);
+    this.n.sym.neuron_encoder_speed_report(this.handle, ptr(out), out.length);
+    const end = out.indexOf(0);
+    return Buffer.from(out.subarray(0, end < 0 ? out.length : end)).toString("utf8");
+  }
+
+  /** Stops the thread if it still runs (after its current frame) and frees it. */
+  free(): void {
+    if (this.handle !== null) this.n.sym.neuron_encoder_speed_free(this.handle);
     this.handle = null;
   }
 }

@@ -82,6 +82,7 @@ export function resolveNativePath(loc: NativeLocation): string {
 const coreSymbols = {
   neuron_version: { args: [], returns: FFIType.ptr },
   neuron_abi_version: { args: [], returns: FFIType.u32 },
+  neuron_mmap_threshold: { args: [], returns: FFIType.u32 },
   neuron_status_name: { args: [FFIType.i32], returns: FFIType.ptr },
   neuron_sha256: { args: [FFIType.ptr, "usize", FFIType.ptr], returns: FFIType.i32 },
 } as const satisfies Record<string, FFIFunction>;
@@ -133,6 +134,11 @@ export class NativeLibrary {
 
   static load(loc: NativeLocation = {}): NativeLibrary {
     return new NativeLibrary(resolveNativePath(loc));
+  }
+
+  /** The malloc mmap threshold the library fixed at load (bytes; 0 when the allocator refused). */
+  mmapThreshold(): number {
+    return this.lib.symbols.neuron_mmap_threshold();
   }
 
   statusName(status: number): string {

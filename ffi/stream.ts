@@ -22,6 +22,7 @@ const symbols = {
   neuron_video_pump_set_peer: { args: [P, P], returns: FFIType.i32 },
   neuron_video_pump_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_video_pump_latencies: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
+  neuron_video_pump_timings: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
   neuron_video_pump_stop: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
@@ -261,6 +262,17 @@ export interface VideoPumpStats {
   havePeer: boolean;
 }
 
+/** One sent frame after the encoder, µs since the frame was seen (neuron_video_pump_timing). */
+export interface PumpTiming {
+  frameSerial: number;
+  /** Access unit complete. */
+  encodedUs: number;
+  /** The pump started on it. */
+  takenUs: number;
+  /** Its last shard handed to the kernel. */
+  sentUs: number;
+}
+
 /**
  * The native thread from a pipeline's access-unit ring to a sender: no frame passes through
  * JS. Stop it before stopping the pipeline or closing the sender.
@@ -318,6 +330,15 @@ export class VideoPump {
     const out = new Uint32Array(max);
     const n = this.n.sym.neuron_video_pump_latencies(this.h(), ptr(out), max);
     return out.subarray(0, n);
+  }
+
+  /** Per-frame timings of the frames sent since the last call (oldest first; at most `max`). */
+  timings(max = 4096): PumpTiming[] {
+    const buf = new Uint32Array(max * 4);
+    const n = this.n.sym.neuron_video_pump_timings(this.h(), ptr(buf), max);
+    const out: PumpTiming[] = [];
+    for (let i = 0; i < n; i++) out.push({ frameSerial: buf[i * 4]!, encodedUs: buf[i * 4 + 1]!, takenUs: buf[i * 4 + 2]!, sentUs: buf[i * 4 + 3]! });
+    return out;
   }
 
   stop(): void {

@@ -96,7 +96,7 @@ _Static_assert(sizeof(neuron_pipeline_config) == 80, "neuron_pipeline_config lay
 
 typedef struct neuron_pipeline_stats {
     uint64_t frames_in;      /* 0: frames read from shared memory */
-    uint64_t aus_out;        /* 8: access units put in the ring */
+    uint64_t aus_out;        /* 8: access units put in the ring (or handed to the consumer) */
     uint64_t dropped;        /* 16: access units dropped (ring full or too big) */
     uint64_t rejected;       /* 24: frames the reader rejected */
     uint64_t restarts;       /* 32: guest sessions re-attached */
@@ -139,7 +139,7 @@ typedef struct neuron_pipeline_timing {
     uint32_t wait_us;        /* 4: seen -> last row readable, not spent converting: waiting on the guest's writes */
     uint32_t convert_us;     /* 8: RGB -> I420, summed over the bands converted as the guest wrote them */
     uint32_t encode_us;      /* 12: the encoder call */
-    uint32_t encoded_us;     /* 16: seen -> access unit in the ring */
+    uint32_t encoded_us;     /* 16: seen -> access unit in the ring (or handed to the consumer) */
     uint32_t size;           /* 20: access unit bytes */
     uint32_t idr;            /* 24: 1 for an IDR */
     uint32_t reserved;       /* 28 */
@@ -149,6 +149,53 @@ _Static_assert(sizeof(neuron_pipeline_timing) == 32, "neuron_pipeline_timing lay
 /* Copies up to cap timing records of the frames put in the ring since the last call (oldest
  * first; the pipeline keeps the last 1024) and returns how many. */
 NEURON_EXPORT uint32_t neuron_pipeline_timings(neuron_pipeline *p, neuron_pipeline_timing *out, uint32_t cap);
+
+/*
+ * Inside the library only (not exported): a consumer that takes each access unit on the
+ * pipeline thread the moment the encoder returns it, instead of the ring (no copy, no thread
+ * hand-off). `au` is valid during the call only. Setting one drops what the ring holds;
+ * neuron_pipeline_set_consumer(p, NULL, NULL) detaches it and returns once no call to it is
+ * under way. The timing records, aus_out and IDR requests work as with the ring.
+ */
+typedef void (*neuron_pipeline_consumer_fn)(void *ctx, const uint8_t *au, uint32_t len, const neuron_au_info *info);
+void neuron_pipeline_set_consumer(neuron_pipeline *p, neuron_pipeline_consumer_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------------- */
+/* Speed measurement: a native thread opens an encoder with `cfg` and encodes a */
+/* moving test pattern (BGRA → I420 → access unit, as the pipeline does), so   */
+/* the caller learns the frames per second this machine sustains at a mode.    */
+
+typedef struct neuron_encoder_speed {
+    uint32_t done;           /* 0: 1 once the thread finished (the fields below are final) */
+    int32_t status;          /* 4: NEURON_OK, or why it stopped (EUNSUPPORTED: no encoder opened) */
+    uint32_t frames;         /* 8: frames timed (after the warm-up frames) */
+    uint32_t warmup;         /* 12: frames encoded before timing started */
+    uint64_t busy_us;        /* 16: time spent converting and encoding the timed frames */
+    uint32_t encode_p50_us;  /* 24: median per-frame convert + encode time */
+    uint32_t encode_max_us;  /* 28: slowest timed frame */
+    uint32_t width;          /* 32: encoded size (even) */
+    uint32_t height;         /* 36 */
+    uint32_t software;       /* 40: 1 for libx264/libx265 */
+    uint32_t reserved;       /* 44 */
+    char encoder[32];        /* 48: the encoder that opened ("" when none) */
+} neuron_encoder_speed;
+_Static_assert(sizeof(neuron_encoder_speed) == 80, "neuron_encoder_speed layout");
+
+typedef struct neuron_encoder_speed_job neuron_encoder_speed_job;
+
+/* Starts the measurement thread: 2 warm-up frames, then frames until max_frames (1-600) are
+ * timed or max_ms (1-60000) of converting and encoding passed, whichever is first. */
+NEURON_EXPORT int32_t neuron_encoder_speed_start(const neuron_encoder_config *cfg, uint32_t max_frames, uint32_t max_ms,
+                                                 neuron_encoder_speed_job **out);
+
+/* Copies the current state (done = 0 while it runs). */
+NEURON_EXPORT void neuron_encoder_speed_get(neuron_encoder_speed_job *job, neuron_encoder_speed *out);
+
+/* The encoder's probe report ("name: status (reason)" lines), once done. Copied to buf. */
+NEURON_EXPORT int32_t neuron_encoder_speed_report(neuron_encoder_speed_job *job, char *buf, uint32_t cap);
+
+/* Stops the thread early if it still runs, joins it and frees the job. NULL is ignored. */
+NEURON_EXPORT void neuron_encoder_speed_free(neuron_encoder_speed_job *job);
 
 #ifdef __cplusplus
 }

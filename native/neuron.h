@@ -51,6 +51,11 @@ NEURON_EXPORT const char *neuron_version(void);
 /* ABI version: equals NEURON_ABI_VERSION of the header the library was built with. */
 NEURON_EXPORT uint32_t neuron_abi_version(void);
 
+/* The malloc mmap threshold the library fixed when it loaded (bytes; 0 if glibc refused): blocks of
+ * 1 MiB or more get their own mapping and go back to the system when freed, so an ended stream
+ * session's buffers do not stay resident (glibc's dynamic threshold would keep them in arenas). */
+NEURON_EXPORT uint32_t neuron_mmap_threshold(void);
+
 /* Static NUL-terminated name of a status code ("NEURON_EINVAL", ...). */
 NEURON_EXPORT const char *neuron_status_name(int32_t status);
 

@@ -153,11 +153,14 @@ NEURON_EXPORT int32_t neuron_video_send_frame(neuron_video_sender *s, const uint
 
 NEURON_EXPORT void neuron_video_sender_destroy(neuron_video_sender *s);
 
-/* ===== Video pump: a native thread from the encoder's ring to the wire ===== */
+/* ===== Video pump: access units from the encoder to the wire, no JS between ===== */
 
 /*
- * A thread that waits on a capture → encode pipeline (encode.h), takes each access unit
- * and sends it with the sender, so no frame passes through JS. Frames are discarded until a
+ * Sends each access unit of a capture → encode pipeline (encode.h) with the sender, so no frame
+ * passes through JS. Unpaced (pace_ns 0), the unit is sent on the pipeline's thread the moment
+ * the encoder returns it (no copy, no wait for another thread to be scheduled); paced, the
+ * pump's own thread takes it from the pipeline's ring and sleeps between batches there. The
+ * thread also notices the pipeline stopping for good (stats.running 0). Frames are discarded until a
  * peer is set and then until the first IDR (setting a peer requests one). The pump owns the
  * sender from start to stop; the pipeline stays the caller's and must outlive the pump.
  * Latency samples (capture → last shard handed to the kernel, µs) go to a ring that
@@ -193,6 +196,20 @@ NEURON_EXPORT int32_t neuron_video_pump_set_peer(neuron_video_pump *p, const neu
 NEURON_EXPORT void neuron_video_pump_stats_get(neuron_video_pump *p, neuron_video_pump_stats *out);
 /* Copies up to cap latency samples (µs) taken since the last call; returns how many. */
 NEURON_EXPORT uint32_t neuron_video_pump_latencies(neuron_video_pump *p, uint32_t *out, uint32_t cap);
+/* Where one sent frame's time went after the encoder (16 bytes), each µs since the frame was seen
+ * (neuron_au_info.capture_ns): encoded_us the access unit complete, taken_us the pump started
+ * on it, sent_us its last shard handed to the kernel. */
+typedef struct neuron_video_pump_timing {
+    uint32_t frame_serial; /* 0: KVMFR frameSerial */
+    uint32_t encoded_us;   /* 4 */
+    uint32_t taken_us;     /* 8 */
+    uint32_t sent_us;      /* 12 */
+} neuron_video_pump_timing;
+_Static_assert(sizeof(neuron_video_pump_timing) == 16, "neuron_video_pump_timing layout");
+
+/* Copies up to cap timing records of the frames sent since the last call (oldest first; the
+ * pump keeps the last 4096) and returns how many. */
+NEURON_EXPORT uint32_t neuron_video_pump_timings(neuron_video_pump *p, neuron_video_pump_timing *out, uint32_t cap);
 /* Stops and joins the thread (the sender and pipeline stay the caller's). NULL is ignored. */
 NEURON_EXPORT void neuron_video_pump_stop(neuron_video_pump *p);
 

@@ -13,6 +13,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { AppError } from "./errors.ts";
 import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
+import { GameStreamCodecSettingsSchema } from "./gamestream/codec-settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 import { UpdatesSettingsSchema } from "./updates/settings.ts";
 
@@ -58,7 +59,10 @@ export const ConfigSchema = z
       .default({ selfSigned: false }),
     /** Extra names the API answers to in the Host header (besides loopback names, the bind address and the machine's name). */
     apiHostnames: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.:\[\]-]+$/, "a host name or address")).max(64).default([]),
-    /** Local users in this group (and root) get full access on the local socket, which is 0660 to this group. */
+    /**
+     * The appliance's administrators (the desktop user is in it): with root, full access on the
+     * local API socket (0660 to this group), and the group of the VMs' display sockets.
+     */
     adminGroup: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "a group name").default("neuron"),
     /** Where passwd and group are read to learn a local caller's groups. */
     etcDir: path.default("/etc"),
@@ -99,12 +103,20 @@ export const ConfigSchema = z
     uinputDevice: path.default("/dev/uinput"),
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
+    /** The longest one libvirt call (a virsh process) may take before it fails with a timeout (ms). */
+    libvirtTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
     /**
      * Where each VM's QMP monitor socket lives (<qmpDir>/<vm>.qmp, written into the domain XML):
      * input goes into the VM through it. QEMU (libvirt's qemu user) creates the socket, so the
      * directory is owned by that user: the owner of libvirtQemuDir.
      */
     qmpDir: path.default("/var/lib/neuron-appliance-qmp"),
+    /**
+     * Where each VM's display sockets live (<spiceDir>/<vm>.spice, <spiceDir>/<vm>.vnc, written into
+     * the domain XML as `<listen type='socket'>`): SPICE and VNC never listen on TCP. QEMU creates
+     * them, so the directory belongs to QEMU's user, group adminGroup, mode 2750.
+     */
+    spiceDir: path.default("/var/lib/neuron-appliance-spice"),
     /** libvirt's QEMU state directory: its owner is the user and group libvirt runs QEMU as. */
     libvirtQemuDir: path.default("/var/lib/libvirt/qemu"),
     /** The desktop user who runs looking-glass-client: owner of the VMs' IVSHMEM files (group kvm, 0660). */
@@ -126,7 +138,20 @@ export const ConfigSchema = z
     /** How long a pairing client waits for the PIN to be entered on the host. */
     /** GameStream audio source: the VM's sound through a capture command or a pulse socket; test tone otherwise. */
     gamestreamAudio: GameStreamAudioSettingsSchema,
+    /**
+     * Codecs offered in serverinfo's ServerCodecModeSupport: per codec auto | on | off, the modes
+     * software encoders are measured at at start-up, the margin they need (README, "Codecs offered").
+     */
+    gamestreamCodecs: GameStreamCodecSettingsSchema,
     pairingPinTimeoutMs: z.number().int().min(1000).max(600_000).default(120_000),
+    /** Pairing attempts (getservercert) one client address may start per minute; more are refused with a message the client shows. */
+    pairingAttemptsPerMinute: z.number().int().min(1).max(1000).default(5),
+    /**
+     * Extra names the GameStream HTTP(S) ports answer to in the Host header (a DNS name clients
+     * use to reach this host from afar). The machine's hostname, hostname.local, localhost and
+     * IP address literals are always accepted; any other name is refused (DNS rebinding).
+     */
+    gamestreamHostNames: z.array(z.string().min(1).max(253).regex(/^[A-Za-z0-9.-]+$/, "a DNS name")).max(32).default([]),
     /** Explicit path of libneuron.so; default: embedded in the binary, then beside it, then the source tree. */
     nativeLib: path.optional(),
     /** Largest accepted HTTP request body, bytes. */
@@ -311,6 +336,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     shmDir: abs(c.shmDir),
     updates: { ...c.updates, root: abs(c.updates.root) },
     qmpDir: abs(c.qmpDir),
+    spiceDir: abs(c.spiceDir),
     libvirtQemuDir: abs(c.libvirtQemuDir),
     kvmDevice: abs(c.kvmDevice),
     uinputDevice: abs(c.uinputDevice),

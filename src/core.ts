@@ -19,7 +19,7 @@ import { agentGamepadLink } from "./input/agent-link.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { NativeLibrary, type NativeLocation } from "../ffi/native.ts";
+import { NativeLibrary, resolveNativePath, type NativeLocation } from "../ffi/native.ts";
 import type { NativeState } from "./system/doctor.ts";
 import { SystemService } from "./system/service.ts";
 import { NativeCrypto } from "../ffi/crypto.ts";
@@ -27,7 +27,8 @@ import { pairingsRepo } from "./db/repos/pairings.ts";
 import { AppError } from "./errors.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
-import { probeCodecModeSupport } from "./gamestream/codecs.ts";
+import { createIdentityOffLoop, opensslRsaKey } from "./gamestream/identity.ts";
+import { CodecSupport, type SpeedMeter } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
@@ -43,6 +44,8 @@ export interface CoreOptions {
   requireNative?: boolean;
   /** ServerCodecModeSupport override (tests); default: probed from the encoders this machine has. */
   codecModeSupport?: () => number;
+  /** Times the encoders for the codec offer; default: in this process (serve: a child process). */
+  speedMeter?: SpeedMeter;
   /** VM → agent socket paths; default: libvirt's domain XML through virsh. */
   agentSocketResolver?: SocketResolver;
 }
@@ -51,8 +54,17 @@ export interface Core {
   config: Config;
   log: Logger;
   database: OpenedDb;
-  native: NativeLibrary | null;
-  nativeState: NativeState;
+  /** libneuron, loaded (dlopen, ABI check) on first use: it pulls in libavcodec and ~100 libraries. */
+  readonly native: NativeLibrary | null;
+  /** Loads the native library if it is not yet. */
+  readonly nativeState: NativeState;
+  /** The library's path if it was found, without loading it. */
+  nativePath: string | null;
+  /**
+   * Creates the GameStream identity if the state dir has none, its RSA key made by a child
+   * `openssl genrsa` so the event loop keeps serving (`serve` awaits it before starting the host).
+   */
+  prepareGameStream(): Promise<void>;
   apps: AppsService;
   /** API tokens, browser sessions, the audit trail of API calls. */
   auth: AuthService;
@@ -66,6 +78,8 @@ export interface Core {
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
   capture: CaptureService;
+  /** The codecs offered to Moonlight clients: H.264 until codecs.measure() ran (serve starts it after start-up). */
+  codecs: CodecSupport;
   vms: VmService;
   guest: GuestService;
   /** Snapshots of the system root (btrfs or snapper). */
@@ -90,28 +104,39 @@ export function loadNative(config: Config, embedded?: string): { lib: NativeLibr
 
 export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const log = opts.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const { lib: native, state: nativeState } = loadNative(config, opts.embeddedNativeLib);
-  if (opts.requireNative && !native) throw new Error(nativeState.error ?? "native library unavailable");
-  let database: OpenedDb;
+  let nativePath: string | null = null;
+  let notFound: string | null = null;
   try {
-    database = openDatabase(config.dbPath);
+    nativePath = resolveNativePath(nativeLocation(config, opts.embeddedNativeLib));
   } catch (err) {
-    native?.close();
-    throw err;
+    notFound = (err as Error).message;
   }
+  if (opts.requireNative && !nativePath) throw new Error(notFound ?? "native library unavailable");
+  let loaded: { lib: NativeLibrary | null; state: NativeState } | null = notFound
+    ? { lib: null, state: { version: null, path: null, error: notFound } }
+    : null;
+  const native = () => (loaded ??= loadNative(config, opts.embeddedNativeLib));
+  /** The path once the library loaded (ABI checked); else an error saying why not. */
+  const loadedPath = (): string => {
+    const n = native();
+    if (!n.lib) throw new AppError("NATIVE_UNAVAILABLE", `the native library is not loaded: ${n.state.error}`, { status: 503 });
+    return n.lib.path;
+  };
+  const database = openDatabase(config.dbPath);
   if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
   const apps = new AppsService(appsRepo(database.db));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const auth = new AuthService(database.db, config, log.child({ module: "auth" }));
   const users = userDb(config.etcDir);
   const hosts = hostPolicy({ bindHost: config.host, extraNames: config.apiHostnames, machineName: config.hostname });
-  const system = new SystemService(config, nativeState, () => schemaVersion(database.sqlite));
+  const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null);
+  const codecs = new CodecSupport(opts.speedMeter ?? capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
+  const codecModeSupport = opts.codecModeSupport ?? (() => codecs.bits());
+  const system = new SystemService(config, () => native().state, () => schemaVersion(database.sqlite), () => codecs.report());
   const hardware = new HardwareService(hardwareSettings(config));
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
-  const capture = new CaptureService(config.shmDir, native?.path ?? null);
-  const codecModeSupport = opts.codecModeSupport ?? probeCodecModeSupport(capture, log);
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   const guest = new GuestService({
     stateDir: config.stateDir,
@@ -129,31 +154,52 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }), () => {
     database.sqlite.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   });
+  const gameStreamCryptoLib = (): NativeCrypto => {
+    const n = native();
+    if (!n.lib) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${n.state.error}`, { status: 503 });
+    crypto ??= NativeCrypto.load({ explicit: n.lib.path });
+    return crypto;
+  };
   return {
     config,
     log,
     database,
     snapshots,
     updates,
-    native,
-    nativeState,
+    get native() {
+      return native().lib;
+    },
+    get nativeState() {
+      return native().state;
+    },
+    nativePath,
     apps,
     auth,
     users,
     hosts,
     system,
+    async prepareGameStream() {
+      const c = gameStreamCrypto(gameStreamCryptoLib());
+      try {
+        if (await createIdentityOffLoop(config.stateDir, c, () => opensslRsaKey(config.bin.openssl))) log.info("GameStream identity created", { stateDir: config.stateDir });
+      } catch (err) {
+        // the synchronous native path makes it when the host starts
+        log.warn("GameStream identity: openssl genrsa failed; generating in process", { error: err });
+      }
+    },
     gamestream() {
       if (gamestream) return gamestream;
-      if (!native) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${nativeState.error}`, { status: 503 });
-      crypto ??= NativeCrypto.load({ explicit: native.path });
+      const cryptoLib = gameStreamCryptoLib();
+      const libPath = loadedPath();
       gamestream = new GameStreamService({
         config,
         apps,
         pairings: pairingsRepo(database.db),
-        crypto: gameStreamCrypto(crypto),
+        audit: auditRepo(database.db),
+        crypto: gameStreamCrypto(cryptoLib),
         log: log.child({ component: "gamestream" }),
         codecModeSupport,
-        nativePath: native.path,
+        nativePath: libPath,
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
       });
       return gamestream;
@@ -161,14 +207,16 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     hardware,
     vfio,
     capture,
+    codecs,
     vms,
     guest,
     close() {
+      void codecs.close();
       guest.close();
       capture.close();
       database.close();
       crypto?.close();
-      native?.close();
+      loaded?.lib?.close();
     },
   };
 }

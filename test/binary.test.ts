@@ -61,7 +61,9 @@ describe("compiled executable", () => {
       expect(await health.json()).toEqual({ status: "ok" });
       const spec = (await (await fetch(`${url}/swagger/json`)).json()) as any;
       expect(spec.paths["/api/v1/health"]).toBeDefined();
-      const system = (await (await fetch(`${url}/api/v1/system`)).json()) as any;
+      // over TCP it needs credentials; over the local socket root's peer credentials suffice
+      expect((await fetch(`${url}/api/v1/system`)).status).toBe(401);
+      const system = (await (await fetch("http://localhost/api/v1/system", { unix: join(stateDir, "api.sock") })).json()) as any;
       expect(system.native.loaded).toBe(true);
       expect(system.native.path).toMatch(/^\/\$bunfs\//); // the embedded copy
       expect(system.db.schemaVersion).toBeGreaterThan(0);

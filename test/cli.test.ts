@@ -25,6 +25,13 @@ describe("CLI", () => {
     });
   }
 
+  test("each lazily loaded command is the one its entry names, with the same summary", async () => {
+    for (const entry of COMMANDS) {
+      const cmd = await entry.load();
+      expect([cmd.name, cmd.summary]).toEqual([entry.name, entry.summary]);
+    }
+  });
+
   test("an unknown command: one clear line, exit 2", () => {
     const r = runCli(["frobnicate"]);
     expect(r.code).toBe(2);
@@ -47,7 +54,7 @@ describe("CLI", () => {
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout);
       const byId = Object.fromEntries(report.checks.map((c: { id: string }) => [c.id, c]));
-      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "uinput", "shm", "vm-shm", "vm-qmp", "native", "encoder", "db"]);
+      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "uinput", "shm", "vm-shm", "vm-qmp", "vm-graphics", "native", "encoder", "codecs", "db"]);
       for (const c of report.checks) expect(["ok", "warn", "fail"]).toContain(c.status);
       expect(byId.libvirt.status).toBe("ok");
       expect(byId.native.status).toBe("ok");
@@ -55,6 +62,28 @@ describe("CLI", () => {
       expect(byId.shm.status).toBe("ok");
     } finally {
       d.cleanup();
+    }
+  });
+
+  test("serve --gamestream-port: in --help; a bad value is one line on stderr and exit 2, before anything starts", () => {
+    const help = runCli(["serve", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--gamestream-port BASE");
+    expect(help.stdout).toContain("NEURON_GAMESTREAM_PORT");
+    expect(help.stdout).toContain("gamestreamPort");
+    for (const [bad, why] of [["abc", /not a port number/], ["47989x", /not a port number/], ["-5", /not a port number/], ["3", /room for HTTPS/], ["65530", /room for RTSP/], ["", /not a port number/]] as const) {
+      const r = runCli(["serve", `--gamestream-port=${bad}`, "--state-dir", "/nonexistent/never-created"]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(`--gamestream-port ${JSON.stringify(bad)}`);
+      expect(r.stderr).toMatch(why);
+    }
+    // a value parseArgs cannot take at all is a usage error too
+    for (const argv of [["serve", "--gamestream-port"], ["serve", "--gamestream-port", "-5"]]) {
+      const r = runCli(argv);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
     }
   });
 

@@ -25,6 +25,8 @@ describe("config", () => {
     expect(c.root).toBe("/");
     expect(c.bin.virsh).toBe("virsh");
     expect(c.gamestreamPort).toBe(47989);
+    expect(c.spiceDir).toBe("/var/lib/neuron-appliance-spice");
+    expect(c.adminGroup).toBe("neuron");
   });
 
   test("precedence: file < env < flags, nested keys too", () => {
@@ -57,6 +59,7 @@ describe("config", () => {
     ["a port that is not a number (env)", () => loadConfig({ configPath: null, env: { NEURON_PORT: "eighty" } }), /port: .*expected number.*env NEURON_PORT/],
     ["a port out of range (flag)", () => loadConfig({ configPath: null, env: {}, flags: { port: "70000" } }), /port: .*65535.*command-line flag/],
     ["an unknown key in the file", () => loadConfig({ configPath: configFile('{"prot": 1}'), env: {} }), /Unrecognized key.*prot|prot/],
+    ["an admin group that is no group name (env)", () => loadConfig({ configPath: null, env: { NEURON_ADMIN_GROUP: "wheel users" } }), /adminGroup: a group name.*env NEURON_ADMIN_GROUP/],
     ["invalid JSON in the file", () => loadConfig({ configPath: configFile("{port: 1"), env: {} }), /invalid JSON/],
     ["a file that holds an array", () => loadConfig({ configPath: configFile("[1]"), env: {} }), /must hold a JSON object/],
     ["a GameStream base port with no room for HTTPS (base - 5)", () => loadConfig({ configPath: null, env: { NEURON_GAMESTREAM_PORT: "0" } }), /gamestreamPort: must leave room/],

@@ -24,6 +24,11 @@ struct neuron_pipeline {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* consumer on the pipeline thread (neuron_pipeline_set_consumer), guarded by consumer_mu,
+     * which the thread holds across each call */
+    pthread_mutex_t consumer_mu;
+    neuron_pipeline_consumer_fn consumer;
+    void *consumer_ctx;
     int stop;
     int started;
     /* ring, guarded by mu */
@@ -93,8 +98,38 @@ static int32_t open_encoder(neuron_pipeline *p, uint32_t w, uint32_t h, uint32_t
     return NEURON_OK;
 }
 
+/* Counts an access unit handed on and keeps its timing record. Under mu. */
+static void note_au(neuron_pipeline *p, const neuron_au_info *info) {
+    p->stats.aus_out++;
+    neuron_pipeline_timing t = {.frame_serial = info->frame_serial,
+                                .wait_us = info->copy_us,
+                                .convert_us = info->convert_us,
+                                .encode_us = info->encode_us,
+                                .encoded_us = us_of(mono_ns() - info->capture_ns),
+                                .size = info->size,
+                                .idr = info->idr};
+    p->timing[(p->timing_head + p->timing_count) % TIMING_RING] = t;
+    if (p->timing_count < TIMING_RING) p->timing_count++;
+    else p->timing_head = (p->timing_head + 1) % TIMING_RING;
+}
+
+/* Hands the access unit to the consumer when one is set; 1 if it did. */
+static int deliver_au(neuron_pipeline *p, const neuron_au_info *info) {
+    pthread_mutex_lock(&p->consumer_mu);
+    neuron_pipeline_consumer_fn fn = p->consumer;
+    if (fn) {
+        pthread_mutex_lock(&p->mu);
+        note_au(p, info);
+        pthread_mutex_unlock(&p->mu);
+        fn(p->consumer_ctx, p->au, info->size, info);
+    }
+    pthread_mutex_unlock(&p->consumer_mu);
+    return fn != NULL;
+}
+
 /* Appends an access unit; 0 when dropped (the ring is full). */
 static int push_au(neuron_pipeline *p, const neuron_au_info *info) {
+    if (deliver_au(p, info)) return 1;
     pthread_mutex_lock(&p->mu);
     int ok = p->count < p->cfg.ring_slots;
     if (ok) {
@@ -102,17 +137,7 @@ static int push_au(neuron_pipeline *p, const neuron_au_info *info) {
         memcpy(s->data, p->au, info->size);
         s->info = *info;
         p->count++;
-        p->stats.aus_out++;
-        neuron_pipeline_timing t = {.frame_serial = info->frame_serial,
-                                    .wait_us = info->copy_us,
-                                    .convert_us = info->convert_us,
-                                    .encode_us = info->encode_us,
-                                    .encoded_us = us_of(mono_ns() - info->capture_ns),
-                                    .size = info->size,
-                                    .idr = info->idr};
-        p->timing[(p->timing_head + p->timing_count) % TIMING_RING] = t;
-        if (p->timing_count < TIMING_RING) p->timing_count++;
-        else p->timing_head = (p->timing_head + 1) % TIMING_RING;
+        note_au(p, info);
         pthread_cond_broadcast(&p->cv);
     } else {
         p->stats.dropped++;
@@ -238,6 +263,7 @@ int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cf
     if (!p) return NEURON_ENOMEM;
     p->cfg = *cfg;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->consumer_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->slots = calloc(cfg->ring_slots, sizeof *p->slots);
     int32_t rc = p->slots ? neuron_kvmfr_reader_open(path, 0, &p->reader) : NEURON_ENOMEM;
@@ -344,6 +370,20 @@ void neuron_pipeline_stop(neuron_pipeline *p) {
     free(p->slots);
     free(p->au);
     pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->consumer_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+void neuron_pipeline_set_consumer(neuron_pipeline *p, neuron_pipeline_consumer_fn fn, void *ctx) {
+    if (!p) return;
+    pthread_mutex_lock(&p->consumer_mu); /* waits for a call under way */
+    p->consumer = fn;
+    p->consumer_ctx = fn ? ctx : NULL;
+    if (fn) {
+        pthread_mutex_lock(&p->mu);
+        p->head = p->count = 0; /* older units would reach the consumer out of order */
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->consumer_mu);
 }

@@ -160,9 +160,51 @@ static void test_pipeline(void) {
     CHECK(neuron_pipeline_start(path, &cfg, &p) == NEURON_EINVAL);
 }
 
+static void test_speed(void) {
+    neuron_encoder_config cfg = {.codec = NEURON_CODEC_H264, .width = W, .height = H, .fps = 60,
+                                 .bitrate_kbps = 2000, .threads = 2, .input_format = NEURON_FRAME_BGRA};
+    neuron_encoder_speed_job *j = NULL;
+    CHECK(neuron_encoder_speed_start(&cfg, 10, 5000, &j) == NEURON_OK);
+    neuron_encoder_speed s;
+    for (int i = 0; i < 1000; i++) {
+        neuron_encoder_speed_get(j, &s);
+        if (s.done) break;
+        usleep(10000);
+    }
+    CHECK(s.done == 1 && s.status == NEURON_OK && s.frames == 10 && s.warmup == 2);
+    CHECK(s.busy_us > 0 && s.encode_p50_us > 0 && s.encode_max_us >= s.encode_p50_us);
+    CHECK(strcmp(s.encoder, "libx264") == 0 && s.software == 1 && s.width == W && s.height == H);
+    char rep[1024];
+    CHECK(neuron_encoder_speed_report(j, rep, sizeof rep) == NEURON_OK && strstr(rep, "libx264: chosen"));
+    neuron_encoder_speed_free(j);
+
+    /* A named encoder that cannot open: done with the reason, nothing timed. */
+    snprintf(cfg.encoder, sizeof cfg.encoder, "h264_nvenc");
+    CHECK(neuron_encoder_speed_start(&cfg, 10, 5000, &j) == NEURON_OK);
+    for (int i = 0; i < 1000; i++) {
+        neuron_encoder_speed_get(j, &s);
+        if (s.done) break;
+        usleep(10000);
+    }
+    CHECK(s.done == 1 && s.status == NEURON_EUNSUPPORTED && s.frames == 0 && s.encoder[0] == 0);
+    CHECK(neuron_encoder_speed_report(j, rep, sizeof rep) == NEURON_OK && strstr(rep, "h264_nvenc: unavailable"));
+    neuron_encoder_speed_free(j);
+
+    /* Stopped while it runs: joins and frees. */
+    cfg.encoder[0] = 0;
+    CHECK(neuron_encoder_speed_start(&cfg, 600, 60000, &j) == NEURON_OK);
+    neuron_encoder_speed_free(j);
+
+    CHECK(neuron_encoder_speed_start(&cfg, 0, 100, &j) == NEURON_EINVAL);
+    CHECK(neuron_encoder_speed_start(&cfg, 10, 0, &j) == NEURON_EINVAL);
+    CHECK(neuron_encoder_speed_start(NULL, 10, 100, &j) == NEURON_EINVAL);
+    neuron_encoder_speed_free(NULL);
+}
+
 int main(void) {
     test_au_tidy();
     test_encoder();
+    test_speed();
     test_pipeline();
     return check_report("encode");
 }

@@ -228,8 +228,9 @@ static void test_invalid(void) {
 }
 
 /* The pump: producer → pipeline → pump → sender → a loopback receiver; frames arrive only
- * after the peer is set, the first one an IDR, indices from 1. */
-static void test_pump(void) {
+ * after the peer is set, the first one an IDR, indices from 1. Paced (ring and the pump's
+ * thread) or not (sent on the pipeline's thread). */
+static void test_pump(uint64_t pace_ns) {
     char path[64];
     snprintf(path, sizeof path, "/dev/shm/neuron-test-pump-%d", (int)getpid());
     neuron_producer_config pc = {.width = 320, .height = 240, .fps = 60};
@@ -247,8 +248,7 @@ static void test_pump(void) {
     neuron_video_pump *pump = NULL;
     CHECK(neuron_video_pump_start(pl, s, 0, 0, 0, &pump) == NEURON_EINVAL && pump == NULL);
     CHECK(neuron_video_pump_start(pl, s, 0, 1u << 20, 2000000000ull, &pump) == NEURON_EINVAL && pump == NULL);
-    /* paced over 2 ms per frame */
-    CHECK(neuron_video_pump_start(pl, s, neuron_monotonic_ns(), 1u << 20, 2000000, &pump) == NEURON_OK);
+    CHECK(neuron_video_pump_start(pl, s, neuron_monotonic_ns(), 1u << 20, pace_ns, &pump) == NEURON_OK);
     neuron_video_pump_stats st;
     for (int i = 0; i < 100; i++) { /* frames are discarded while no peer is known */
         neuron_video_pump_stats_get(pump, &st);
@@ -271,6 +271,13 @@ static void test_pump(void) {
     uint32_t lat[64];
     uint32_t nl = neuron_video_pump_latencies(pump, lat, 64);
     CHECK(nl >= 10 && nl <= 64);
+    neuron_video_pump_timing tm[64];
+    uint32_t nt = neuron_video_pump_timings(pump, tm, 64);
+    CHECK(nt >= 10 && nt <= 64);
+    for (uint32_t i = 0; i < nt; i++) { /* each frame: encoded <= taken <= sent, serials rising */
+        CHECK(tm[i].encoded_us <= tm[i].taken_us && tm[i].taken_us <= tm[i].sent_us);
+        if (i > 0) CHECK(tm[i].frame_serial > tm[i - 1].frame_serial);
+    }
     neuron_video_pump_stop(pump);
     uint32_t n = rx_finish(r);
     CHECK(st.frames >= 10 && st.send_errors == 0 && st.have_peer == 1);
@@ -281,6 +288,7 @@ static void test_pump(void) {
         CHECK(rx[32] == 0x01 && rx[35] == 2); /* frame header: IDR */
     }
     CHECK(neuron_video_pump_latencies(NULL, lat, 64) == 0); /* NULL-safe */
+    CHECK(neuron_video_pump_timings(NULL, tm, 64) == 0);
     free(rx);
     free(r);
     neuron_video_sender_destroy(s);
@@ -292,7 +300,8 @@ static void test_pump(void) {
 }
 
 int main(void) {
-    test_pump();
+    test_pump(2000000); /* paced over 2 ms per frame */
+    test_pump(0);
     test_invalid();
     run_case(1024, 10, 20, 2, 0, 0);           /* one shard: parity raised to the minimum */
     run_case(1024, 50000, 20, 2, 0, 0);        /* one block */

@@ -29,6 +29,28 @@ export const EncoderProbe = z
   .meta({ id: "EncoderProbe" });
 export type EncoderProbe = z.infer<typeof EncoderProbe>;
 
+/** One timing run of an encoder at a mode (CaptureService.measureSpeed). */
+export const EncoderSpeedResult = z
+  .object({
+    codec: CodecName,
+    /** The encoder that opened (null: none did). */
+    encoder: z.string().nullable(),
+    hardware: z.boolean(),
+    reason: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    /** The mode's frame rate. */
+    fps: z.number().int(),
+    frames: z.number().int(),
+    /** Frames per second of converting + encoding (null: nothing was timed). */
+    measuredFps: z.number().nullable(),
+    encodeP50Ms: z.number(),
+    encodeMaxMs: z.number(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: "EncoderSpeedResult" });
+export type EncoderSpeedResult = z.infer<typeof EncoderSpeedResult>;
+
 export const SourceQuery = z.object({
   timeoutMs: z.coerce.number().int().min(10).max(5000).default(1000),
 });

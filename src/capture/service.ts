@@ -8,6 +8,7 @@ import { join } from "node:path";
 import {
   CaptureNative,
   CapturePipeline,
+  EncoderSpeedJob,
   EncoderUnavailableError,
   SyntheticProducer,
   VideoEncoder,
@@ -20,6 +21,7 @@ import {
   type CodecName,
   type DemoResult,
   type EncoderProbe,
+  type EncoderSpeedResult,
   type SourceStatus,
 } from "./model.ts";
 import { CaptureError, FRAME_TYPE_NAMES, KvmfrFrameSource } from "./source.ts";
@@ -55,6 +57,11 @@ const pct = (values: number[], p: number) => {
 };
 const stage = (v: number[]) => ({ p50: Math.round(pct(v, 50) * 100) / 100, p99: Math.round(pct(v, 99) * 100) / 100 });
 
+/** The bitrate a session at this mode typically asks for (~20 Mbps at 1080p60), for timing runs. */
+export function bitrateFor(mode: { width: number; height: number; fps: number }): number {
+  return Math.min(150_000, Math.max(2_000, Math.round((mode.width * mode.height * mode.fps) / 6_220)));
+}
+
 export interface DemoSink {
   (data: Uint8Array, info: AccessUnitInfo): void;
 }
@@ -63,16 +70,19 @@ export class CaptureService {
   private native: CaptureNative | null = null;
   private demoSeq = 0;
   private demoRunning = false;
+  /** Speed measurements in flight: close() stops and joins them before the library goes. */
+  private readonly speedJobs = new Set<EncoderSpeedJob>();
 
   constructor(
     private readonly shmDir: string,
-    private readonly nativePath: string | null,
+    /** libneuron's path, or a function that loads it on first use and returns the path (throws when it cannot). */
+    private readonly nativePath: string | (() => string) | null,
   ) {}
 
   private lib(): CaptureNative {
     if (!this.nativePath)
       throw new AppError("NATIVE_UNAVAILABLE", "the native library is not loaded; capture needs it", { status: 503 });
-    this.native ??= new CaptureNative(this.nativePath);
+    this.native ??= new CaptureNative(typeof this.nativePath === "function" ? this.nativePath() : this.nativePath);
     return this.native;
   }
 
@@ -87,6 +97,57 @@ export class CaptureService {
     } catch (err) {
       if (err instanceof EncoderUnavailableError) return parseProbeReport(codec, err.report);
       throw err;
+    }
+  }
+
+  /**
+   * Times `codec` at one mode on a native thread (moving test pattern, BGRA → I420 → access
+   * unit, the session pipeline's settings and encoder threads): frames per second of converting
+   * and encoding, bounded by `limits`. The event loop only polls. `cancelled()` stops it early.
+   */
+  async measureSpeed(
+    codec: CodecName,
+    mode: { width: number; height: number; fps: number },
+    opts: { maxFrames?: number; maxMs?: number; threads?: number; cancelled?: () => boolean } = {},
+  ): Promise<EncoderSpeedResult> {
+    const native = this.lib();
+    const maxMs = opts.maxMs ?? 1500;
+    const job = EncoderSpeedJob.start(
+      native,
+      { codec, width: mode.width, height: mode.height, fps: mode.fps, bitrateKbps: bitrateFor(mode), threads: opts.threads ?? 3 },
+      { maxFrames: opts.maxFrames ?? 60, maxMs },
+    );
+    this.speedJobs.add(job);
+    try {
+      // the budget counts encoding time only; opening and the warm-up frames come on top
+      const deadline = Date.now() + maxMs * 4 + 20_000;
+      let st = job.state();
+      while (!st.done) {
+        if (opts.cancelled?.()) throw new AppError("ENCODER_SPEED_CANCELLED", "the encoder measurement was stopped", { status: 503 });
+        if (Date.now() > deadline) throw new AppError("ENCODER_SPEED_TIMEOUT", `the ${codec} measurement at ${mode.width}x${mode.height} did not finish`, { status: 500 });
+        await Bun.sleep(20);
+        if (!this.speedJobs.has(job)) throw new AppError("ENCODER_SPEED_CANCELLED", "the capture service closed during the encoder measurement", { status: 503 });
+        st = job.state();
+      }
+      const probe = parseProbeReport(codec, job.report());
+      const fps = st.frames && st.busyUs ? st.frames / (st.busyUs / 1e6) : null;
+      return {
+        codec,
+        encoder: probe.chosen,
+        hardware: probe.chosen !== null && !st.software,
+        reason: probe.reason,
+        width: st.width || mode.width,
+        height: st.height || mode.height,
+        fps: mode.fps,
+        frames: st.frames,
+        measuredFps: fps === null ? null : Math.round(fps * 10) / 10,
+        encodeP50Ms: Math.round(st.encodeP50Us / 10) / 100,
+        encodeMaxMs: Math.round(st.encodeMaxUs / 10) / 100,
+        error: st.status === 0 ? null : probe.chosen ? `encoding failed (status ${st.status})` : probe.reason,
+      };
+    } finally {
+      this.speedJobs.delete(job);
+      job.free();
     }
   }
 
@@ -228,6 +289,8 @@ export class CaptureService {
   }
 
   close(): void {
+    for (const job of this.speedJobs) job.free();
+    this.speedJobs.clear();
     this.native?.close();
     this.native = null;
   }

@@ -1,6 +1,8 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { CodecName } from "../capture/model.ts";
 import { CaptureService } from "../capture/service.ts";
+import { CodecSupport, type CodecSupportReport } from "../gamestream/codecs.ts";
+import { silentLogger } from "../log.ts";
 import { loadNative } from "../core.ts";
 import { AppError } from "../errors.ts";
 import { configFrom, JSON_FLAG, printJson, UsageError, type Command, type ParsedArgs } from "./command.ts";
@@ -15,17 +17,21 @@ const intFlag = (args: ParsedArgs, name: string): number | undefined => {
 export const captureCommand: Command = {
   name: "capture",
   summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.",
-  usage: "capture encoders [--codec h264|hevc] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
+  usage: "capture encoders [--codec h264|hevc] [--no-measure] | speed --mode WxHxFPS [--codec C] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
   help: [
     "Subcommands:",
-    "  encoders          which encoder this machine uses for --codec, and why (every candidate's reason)",
+    "  encoders          which encoder this machine uses per codec and why (every candidate's reason), its",
+    "                    measured speed at the modes of gamestreamCodecs.modes, and whether clients are offered it",
+    "  speed --mode WxHxFPS   time one codec at one mode (convert + encode of a moving test pattern)",
     "  inspect NAME      attach to <shmDir>/NAME (Looking Glass B7 layout) and describe it and one frame",
     "  demo              synthetic producer → capture → convert → encode; prints throughput and stage latency",
     "",
     "Options:",
-    "  --codec h264|hevc   (default h264)",
+    "  --codec h264|hevc   encoders: only this codec (default both); demo: the codec (default h264)",
+    "  --no-measure        encoders: probe only, do not time the encoders",
     "  --timeout-ms N      inspect: how long to wait for the guest (default 1000)",
     "  --width N --height N --fps N --frames N --bitrate-kbps N --threads N   demo settings",
+    "  --mode WxHxFPS --frames N --max-ms N --threads N                        speed settings",
     "  --out FILE          demo: write the Annex-B stream to FILE",
     "  --shm-dir DIR       directory of shared-memory files (default /dev/shm)",
     "  --json              print JSON",
@@ -34,6 +40,9 @@ export const captureCommand: Command = {
   flags: {
     ...JSON_FLAG,
     codec: { type: "string" },
+    "no-measure": { type: "boolean" },
+    mode: { type: "string" },
+    "max-ms": { type: "string" },
     "timeout-ms": { type: "string" },
     width: { type: "string" },
     height: { type: "string" },
@@ -48,8 +57,8 @@ export const captureCommand: Command = {
     const [sub, ...rest] = args.positionals;
     const codec = CodecName.safeParse(args.values.codec ?? "h264");
     if (!codec.success) throw new UsageError("capture: --codec must be h264 or hevc");
-    if (sub !== "encoders" && sub !== "inspect" && sub !== "demo")
-      throw new UsageError("capture: expected a subcommand: encoders, inspect NAME or demo");
+    if (sub !== "encoders" && sub !== "speed" && sub !== "inspect" && sub !== "demo")
+      throw new UsageError("capture: expected a subcommand: encoders, speed, inspect NAME or demo");
     if ((sub === "inspect" && rest.length !== 1) || (sub !== "inspect" && rest.length))
       throw new UsageError(`capture ${sub}: unexpected arguments`);
     const config = configFrom(args, ctx, { "shm-dir": "shmDir" });
@@ -60,13 +69,49 @@ export const captureCommand: Command = {
     const service = new CaptureService(config.shmDir, path);
     try {
       if (sub === "encoders") {
-        const probe = service.probeEncoders(codec.data);
-        if (args.values.json) printJson(ctx, probe);
-        else {
-          ctx.stdout(`${probe.codec}: ${probe.chosen ?? "none"} (${probe.reason})\n`);
-          for (const c of probe.candidates) ctx.stdout(`  ${c.name.padEnd(12)} ${c.status.padEnd(11)} ${c.reason}\n`);
+        const only = args.values.codec === undefined ? null : codec.data;
+        const codecs = only ? [only] : (["h264", "hevc"] as const);
+        const probes = codecs.map((c) => service.probeEncoders(c));
+        let report: CodecSupportReport | null = null;
+        if (!args.values["no-measure"]) {
+          const settings = { ...config.gamestreamCodecs };
+          if (only === "hevc") settings.h264 = "on"; // not measured, not shown
+          if (only === "h264") settings.hevc = "off";
+          const support = new CodecSupport(service, settings, silentLogger);
+          try {
+            report = await support.measure();
+          } finally {
+            await support.close();
+          }
         }
-        return probe.chosen ? 0 : 1;
+        const verdicts = report?.codecs.filter((v) => codecs.includes(v.codec)) ?? [];
+        if (args.values.json)
+          printJson(ctx, { codecs: probes.map((p) => ({ ...p, verdict: verdicts.find((v) => v.codec === p.codec) ?? null })), serverCodecModeSupport: report?.bits ?? null });
+        else
+          for (const probe of probes) {
+            ctx.stdout(`${probe.codec}: ${probe.chosen ?? "none"} (${probe.reason})\n`);
+            for (const c of probe.candidates) ctx.stdout(`  ${c.name.padEnd(12)} ${c.status.padEnd(11)} ${c.reason}\n`);
+            const v = verdicts.find((x) => x.codec === probe.codec);
+            if (!v) continue;
+            for (const m of v.modes)
+              ctx.stdout(
+                `  ${m.mode.padEnd(14)} ${m.measuredFps === null ? "not timed" : `${m.measuredFps} fps (p50 ${m.encodeP50Ms} ms/frame)`}  ${m.sustains ? "sustains" : "too slow"} (${m.neededFps} fps needed)${m.error ? ` ${m.error}` : ""}\n`,
+              );
+            ctx.stdout(`  offered to clients: ${v.advertised ? "yes" : "no"} (${v.reason})\n`);
+          }
+        return probes.every((p) => p.chosen || p.codec !== (only ?? "h264")) ? 0 : 1;
+      }
+      if (sub === "speed") {
+        const mode = /^(\d+)x(\d+)x(\d+)$/.exec(String(args.values.mode ?? ""));
+        if (!mode) throw new UsageError("capture speed: --mode WIDTHxHEIGHTxFPS is required");
+        const r = await service.measureSpeed(
+          codec.data,
+          { width: Number(mode[1]), height: Number(mode[2]), fps: Number(mode[3]) },
+          { maxFrames: intFlag(args, "frames"), maxMs: intFlag(args, "max-ms"), threads: intFlag(args, "threads") },
+        );
+        if (args.values.json) printJson(ctx, r);
+        else ctx.stdout(`${r.codec} ${r.width}x${r.height}x${r.fps}: ${r.encoder ?? "no encoder"} ${r.measuredFps ?? "-"} fps over ${r.frames} frames (p50 ${r.encodeP50Ms} ms, max ${r.encodeMaxMs} ms)${r.error ? `: ${r.error}` : ""}\n`);
+        return r.error ? 1 : 0;
       }
       if (sub === "inspect") {
         const status = service.inspectSource(rest[0]!, intFlag(args, "timeout-ms") ?? 1000);

@@ -2,39 +2,33 @@
 import { AppError, describeError } from "../errors.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { helpText, parseCommandArgs, UsageError, type CliContext, type Command } from "./command.ts";
-import { agentCommand } from "./agent.ts";
-import { captureCommand } from "./capture.ts";
-import { doctorCommand } from "./doctor.ts";
-import { hardwareCommand } from "./hardware.ts";
-import { vfioCommand } from "./vfio.ts";
-import { pairCommand } from "./pair.ts";
-import { sessionsCommand } from "./sessions.ts";
-import { inputCommand } from "./input.ts";
-import { serveCommand } from "./serve.ts";
-import { versionCommand } from "./version.ts";
-import { vmCommand } from "./vm.ts";
-import { auditCommand, tokenCommand } from "./token.ts";
-import { snapshotCommand } from "./snapshot.ts";
-import { updateCommand } from "./update.ts";
 
 export const PROGRAM = "neuron-appliance";
 
-export const COMMANDS: Command[] = [
-  serveCommand,
-  doctorCommand,
-  versionCommand,
-  pairCommand,
-  tokenCommand,
-  auditCommand,
-  sessionsCommand,
-  hardwareCommand,
-  vfioCommand,
-  captureCommand,
-  vmCommand,
-  inputCommand,
-  agentCommand,
-  updateCommand,
-  snapshotCommand,
+export interface CommandEntry {
+  name: string;
+  /** The command's summary (the same as its Command's; a test keeps them equal). */
+  summary: string;
+  /** Imports the command's module only when it runs: `serve` loads none of the others. */
+  load(): Promise<Command>;
+}
+
+export const COMMANDS: CommandEntry[] = [
+  { name: "serve", summary: "Run the appliance service: management API (and, as they are enabled, the stream host).", load: async () => (await import("./serve.ts")).serveCommand },
+  { name: "doctor", summary: "Report what this machine can do for the appliance (KVM, IOMMU, libvirt, QEMU, uinput, shm, native library, database).", load: async () => (await import("./doctor.ts")).doctorCommand },
+  { name: "version", summary: "Print the appliance version and the native library it loads.", load: async () => (await import("./version.ts")).versionCommand },
+  { name: "pair", summary: "Pair Moonlight clients: enter the PIN a client shows, list or remove paired clients, grant or revoke what they may do.", load: async () => (await import("./pair.ts")).pairCommand },
+  { name: "token", summary: "API tokens for TCP callers of the management API: create, list, revoke; one-time browser login codes.", load: async () => (await import("./token.ts")).tokenCommand },
+  { name: "audit", summary: "The audit log: every mutating API call (who and what) and every change to the host system.", load: async () => (await import("./token.ts")).auditCommand },
+  { name: "sessions", summary: "Moonlight stream sessions: list them, show one, end one, see why recent ones ended.", load: async () => (await import("./sessions.ts")).sessionsCommand },
+  { name: "hardware", summary: "Detect CPU, IOMMU, IOMMU groups and GPUs, and judge them for GPU passthrough.", load: async () => (await import("./hardware.ts")).hardwareCommand },
+  { name: "vfio", summary: "Configure the host for GPU passthrough: plan (diff), apply, rollback, verify.", load: async () => (await import("./vfio.ts")).vfioCommand },
+  { name: "capture", summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.", load: async () => (await import("./capture.ts")).captureCommand },
+  { name: "vm", summary: "Virtual machines: print a definition, define one in libvirt, list, show, start, stop, delete.", load: async () => (await import("./vm.ts")).vmCommand },
+  { name: "input", summary: "Check that a VM's input can be driven: connect to its QMP socket and report what it accepts.", load: async () => (await import("./input.ts")).inputCommand },
+  { name: "agent", summary: "Talk to a VM's guest agent: ping, info, launch an app, clipboard, resolution, certificates.", load: async () => (await import("./agent.ts")).agentCommand },
+  { name: "update", summary: "System updates inside snapshots: run, check health, history, roll back.", load: async () => (await import("./update.ts")).updateCommand },
+  { name: "snapshot", summary: "Snapshots of the system root (btrfs / snapper): list, create, delete, diff.", load: async () => (await import("./snapshot.ts")).snapshotCommand },
 ];
 
 export function mainHelp(): string {
@@ -72,9 +66,10 @@ export async function run(argv: string[], opts: RunOptions = {}): Promise<number
     return name === undefined ? 2 : 0;
   }
   if (name === "--version") return run(["version", ...rest], opts);
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const entry = COMMANDS.find((c) => c.name === name);
   try {
-    if (!cmd) throw new UsageError(`unknown command ${JSON.stringify(name)} (see \`${PROGRAM} --help\`)`);
+    if (!entry) throw new UsageError(`unknown command ${JSON.stringify(name)} (see \`${PROGRAM} --help\`)`);
+    const cmd = await entry.load();
     const args = parseCommandArgs(cmd, rest);
     if (args.values.help) {
       ctx.stdout(helpText(PROGRAM, cmd) + "\n");

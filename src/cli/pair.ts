@@ -1,3 +1,4 @@
+import { GS_PERMISSIONS } from "../gamestream/permissions.ts";
 import { configFrom, JSON_FLAG, printJson, UsageError, type Command } from "./command.ts";
 import { callLocalApi } from "./local-api.ts";
 
@@ -11,22 +12,42 @@ interface Pairing {
   id: number;
   name: string;
   fingerprint: string;
+  permissions: string[];
   createdAt: string;
   lastSeenAt: string | null;
 }
 
+const PERMS = GS_PERMISSIONS.join("|");
+
+/** `pair grant|revoke ID PERM...`: the id and the permission names, checked before the service is asked. */
+function permissionArgs(sub: string, rest: string[]): { id: string; perms: string[] } {
+  const [id, ...perms] = rest;
+  if (!id || !/^\d{1,15}$/.test(id)) throw new UsageError(`pair ${sub}: give the numeric id from \`pair list\`, then ${PERMS}`);
+  if (perms.length === 0) throw new UsageError(`pair ${sub} ${id}: name a permission (${PERMS})`);
+  const names = perms.flatMap((p) => p.split(",")).filter(Boolean);
+  const bad = names.filter((p) => !(GS_PERMISSIONS as readonly string[]).includes(p));
+  if (bad.length) throw new UsageError(`pair ${sub}: unknown permission ${bad.map((b) => JSON.stringify(b)).join(", ")} (one of ${PERMS})`);
+  return { id, perms: [...new Set(names)] };
+}
+
 export const pairCommand: Command = {
   name: "pair",
-  summary: "Pair Moonlight clients: enter the PIN a client shows, list or remove paired clients.",
-  usage: "pair --pin NNNN [--attempt ID] | pair pending | pair list | pair remove ID   [--state-dir DIR] [--json]",
+  summary: "Pair Moonlight clients: enter the PIN a client shows, list or remove paired clients, grant or revoke what they may do.",
+  usage: `pair --pin NNNN [--attempt ID] | pair pending | pair list | pair remove ID | pair grant ID ${PERMS} | pair revoke ID PERM   [--state-dir DIR] [--json]`,
   help: [
     "Talks to the running service over its local socket (<state-dir>/api.sock).",
     "",
     "  pair --pin 1234     complete the pairing a client is waiting on (the PIN it shows)",
     "  --attempt ID        which waiting client, when several are (see `pair pending`)",
     "  pair pending        clients waiting for a PIN",
-    "  pair list           paired clients",
+    "  pair list           paired clients and their permissions",
     "  pair remove ID      unpair a client",
+    "  pair grant ID PERM  allow a client more (several names, or a,b,c, at once)",
+    "  pair revoke ID PERM take a permission away (applies to a running session at once)",
+    "",
+    "Permissions: view (watch: app list, resume its own session), keyboard, mouse, controller",
+    "(input on the control stream), launch (start apps), clipboard. The first client paired gets",
+    "all of them; later clients get view only until granted more.",
     "  --json              print JSON",
   ].join("\n"),
   flags: { ...JSON_FLAG, pin: { type: "string" }, attempt: { type: "string" }, "state-dir": { type: "string" } },
@@ -52,9 +73,19 @@ export const pairCommand: Command = {
       }
       case "list": {
         const list = (await callLocalApi<Pairing[]>(config, "GET", "/pairings"))!;
-        if (json) printJson(ctx, list.map(({ id, name, fingerprint, createdAt, lastSeenAt }) => ({ id, name, fingerprint, createdAt, lastSeenAt })));
+        if (json) printJson(ctx, list.map(({ id, name, fingerprint, permissions, createdAt, lastSeenAt }) => ({ id, name, fingerprint, permissions, createdAt, lastSeenAt })));
         else if (list.length === 0) ctx.stdout("no paired clients\n");
-        else for (const p of list) ctx.stdout(`${String(p.id).padStart(4)}  ${p.name.padEnd(24)} ${p.fingerprint.slice(0, 16)}…  paired ${p.createdAt}  last seen ${p.lastSeenAt ?? "never"}\n`);
+        else
+          for (const p of list)
+            ctx.stdout(`${String(p.id).padStart(4)}  ${p.name.padEnd(24)} ${p.fingerprint.slice(0, 16)}…  ${(p.permissions.join(",") || "(none)").padEnd(12)}  paired ${p.createdAt}  last seen ${p.lastSeenAt ?? "never"}\n`);
+        return 0;
+      }
+      case "grant":
+      case "revoke": {
+        const { id, perms } = permissionArgs(sub, rest);
+        const p = (await callLocalApi<Pairing>(config, "POST", `/pairings/${id}/permissions`, { [sub]: perms }))!;
+        if (json) printJson(ctx, { id: p.id, name: p.name, permissions: p.permissions });
+        else ctx.stdout(`${sub === "grant" ? "granted" : "revoked"} ${perms.join(", ")} ${sub === "grant" ? "to" : "from"} client ${p.id} (${p.name}); it may now: ${p.permissions.join(", ") || "nothing"}\n`);
         return 0;
       }
       case "remove": {
@@ -66,7 +97,7 @@ export const pairCommand: Command = {
         return 0;
       }
       case undefined:
-        throw new UsageError("pair: give --pin NNNN, or one of: pending, list, remove ID");
+        throw new UsageError("pair: give --pin NNNN, or one of: pending, list, remove ID, grant ID PERM, revoke ID PERM");
       default:
         throw new UsageError(`pair: unknown subcommand ${JSON.stringify(sub)}`);
     }

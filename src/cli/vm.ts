@@ -59,6 +59,7 @@ export function specFromFlags(args: ParsedArgs): Record<string, unknown> {
   set("virtioIso", str(args, "virtio-iso"));
   if (str(args, "bridge")) spec.network = { kind: "bridge", bridge: str(args, "bridge") };
   if (args.values["no-network"]) spec.network = { kind: "none" };
+  set("graphics", str(args, "graphics"));
   if (args.values.headless) spec.graphics = "none";
   return spec;
 }
@@ -74,6 +75,7 @@ function printDetails(ctx: CliContext, d: VmDetails): void {
     `shm:       ${d.shm ? `${d.shm.path} (${d.shm.sizeMiB} MiB)` : "-"}`,
     `hostdevs:  ${d.hostdevs.join(", ") || "-"}`,
     `disks:     ${d.disks.join(", ") || "-"}`,
+    `display:   ${d.display.map((g) => `${g.type} ${[...g.sockets, ...g.tcp.map((t) => `TCP ${t} (redefine the VM)`)].join(", ") || "(listens nowhere)"}`).join("; ") || "-"}`,
   ];
   ctx.stdout(lines.join("\n") + "\n");
 }
@@ -123,7 +125,8 @@ export const vmCommand: Command = {
     "  --disk PATH        use an existing disk image",
     "  --iso, --virtio-iso PATH   install media",
     "  --bridge BR | --no-network  network (default: libvirt's NAT network 'default')",
-    "  --headless         no SPICE display",
+    "  --graphics G       spice (default), vnc or none: on a unix socket <spiceDir>/NAME.spice|.vnc, never TCP",
+    "  --headless         no display (--graphics none)",
     "  --spec FILE        spec as JSON (flags override its fields)",
     "  --state-dir DIR    state directory (database, disks)",
     "  --client BIN       looking-glass-client to run for `vm view` (default looking-glass-client)",
@@ -148,6 +151,7 @@ export const vmCommand: Command = {
     bridge: { type: "string" },
     "no-network": { type: "boolean" },
     headless: { type: "boolean" },
+    graphics: { type: "string" },
     spec: { type: "string" },
     "state-dir": { type: "string" },
     timeout: { type: "string" },

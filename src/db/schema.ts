@@ -23,6 +23,15 @@ export const pairings = sqliteTable("pairings", {
   fingerprint: text("fingerprint").notNull().unique(),
   createdAt: createdAt(),
   lastSeenAt: integer("last_seen_at", { mode: "timestamp_ms" }),
+  /**
+   * What the client may do (src/gamestream/permissions.ts), a JSON array of names. The default
+   * (every permission) is what rows that existed before this column keep; new pairings always
+   * set it (every permission for the first client, `["view"]` for later ones).
+   */
+  permissions: text("permissions", { mode: "json" })
+    .$type<string[]>()
+    .notNull()
+    .default(sql`'["view","keyboard","mouse","controller","launch","clipboard"]'`),
 });
 
 export const APP_KINDS = ["desktop", "vm", "command"] as const;

@@ -19,8 +19,8 @@ export interface GameStreamCrypto {
   parseCert(certPem: string): ParsedCert;
   /** AES-128-GCM with one key (encrypted RTSP); close() frees it and zeroes the key schedule. */
   aesGcm(key: Uint8Array): RtspCipher;
-  /** RSA-2048 key + self-signed SHA-256 certificate. */
-  createIdentity(commonName: string, validityDays: number): { keyPem: string; certPem: string };
+  /** RSA-2048 key (generated, or the PEM given) + self-signed SHA-256 certificate. */
+  createIdentity(commonName: string, validityDays: number, keyPem?: string): { keyPem: string; certPem: string };
 }
 
 export interface ParsedCert {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ControlStreamStats } from "./control/model.ts";
 import { VideoStreamStats } from "./video/model.ts";
 import { StreamAudioInfo } from "./audio/model.ts";
+import { GS_PERMISSIONS } from "./permissions.ts";
 
 export const PendingPairing = z
   .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
@@ -20,10 +21,21 @@ export const Pairing = z
     name: z.string(),
     fingerprint: z.string().describe("SHA-256 of the client certificate (DER), hex"),
     certPem: z.string(),
+    permissions: z.array(z.enum(GS_PERMISSIONS)).describe("what the client may do: view, keyboard, mouse, controller, launch, clipboard"),
     createdAt: z.iso.datetime(),
     lastSeenAt: z.iso.datetime().nullable(),
   })
   .meta({ id: "Pairing" });
+
+export const GsPermissionName = z.enum(GS_PERMISSIONS).meta({ id: "GameStreamPermission" });
+
+export const PermissionChange = z
+  .strictObject({
+    grant: z.array(GsPermissionName).max(GS_PERMISSIONS.length).optional(),
+    revoke: z.array(GsPermissionName).max(GS_PERMISSIONS.length).optional(),
+  })
+  .refine((c) => (c.grant?.length ?? 0) + (c.revoke?.length ?? 0) > 0, "name at least one permission to grant or revoke")
+  .meta({ id: "PermissionChange" });
 
 export const PairingIdParams = z.strictObject({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
 
@@ -110,5 +122,9 @@ export const GameStreamStatus = z
     session: StreamSessionInfo.nullable().describe("the newest running session (all of them: GET /sessions)"),
     sessions: z.number().int().min(0).describe("sessions running now"),
     maxSessions: z.number().int().min(1).describe("clients that may stream at once (gamestreamMaxSessions)"),
+    httpRefused: z
+      .record(z.string(), z.number().int().min(0))
+      .optional()
+      .describe("requests the GameStream HTTP(S) ports refused before any work since start, by reason (status414, status431, status413, host, headTimeout, connectionsPerAddress, ...)"),
   })
   .meta({ id: "GameStreamStatus" });

@@ -31,8 +31,8 @@ export function gameStreamCrypto(native: NativeCrypto): GameStreamCrypto {
         signature: c.signature(),
         fingerprint: encodeHex(c.fingerprint()),
       })),
-    createIdentity(commonName, validityDays) {
-      return withClose(native.generateRsaKey(2048), (key) => {
+    createIdentity(commonName, validityDays, keyPem) {
+      return withClose(keyPem ? native.rsaKeyFromPrivate(keyPem) : native.generateRsaKey(2048), (key) => {
         const now = Date.now();
         const cert = native.createCertificate(key, {
           commonName,

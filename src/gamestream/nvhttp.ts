@@ -16,26 +16,16 @@ import { PairingError, type PairingManager } from "./pairing.ts";
 import { LaunchQuery, ResumeQuery, SessionLimitError, type SessionStore } from "./sessions.ts";
 import { xmlError, xmlReply, type XmlChild } from "./xml.ts";
 import type { PairedClients } from "./clients.ts";
+import { CODEC, type GameStreamPorts } from "./constants.ts";
+
+/** The shared constants stay reachable here for existing importers; their home is constants.ts. */
+export { CODEC } from "./constants.ts";
+import type { PairingRow } from "../db/repos/pairings.ts";
+import type { GsPermission } from "./permissions.ts";
 
 export const APP_VERSION = "7.1.431.-1";
 export const GFE_VERSION = "3.23.0.74";
 
-/** ServerCodecModeSupport bits. */
-export const CODEC = { H264: 0x1, HEVC: 0x100, HEVC_MAIN10: 0x200, AV1_MAIN8: 0x10000, AV1_MAIN10: 0x20000 } as const;
-
-export interface GameStreamPorts {
-  http: number;
-  https: number;
-  rtsp: number;
-  video: number;
-  control: number;
-  audio: number;
-}
-
-/** All ports from one base, as clients expect: HTTP = base, HTTPS = base − 5, RTSP = base + 21, … */
-export function portsFromBase(base: number): GameStreamPorts {
-  return { http: base, https: base - 5, rtsp: base + 21, video: base + 9, control: base + 10, audio: base + 11 };
-}
 
 export interface NvRequest {
   path: string;
@@ -67,9 +57,24 @@ export interface NvHttpDeps {
   /** ServerCodecModeSupport: what the encoder really supports on this machine. */
   codecModeSupport: () => number;
   log: Logger;
+  now?: () => number;
+  /** A paired client removed itself (/unpair over HTTPS). */
+  onClientUnpaired?: (row: PairingRow, address: string) => void;
 }
 
-const xml = (body: string): NvReply => ({ status: 200, contentType: "application/xml; charset=utf-8", body });
+const xml = (body: string, status = 200): NvReply => ({ status, contentType: "application/xml; charset=utf-8", body });
+
+/**
+ * How long after an unfinished pairing from an address that address's plain-HTTP /unpair is
+ * taken as the client abandoning it (Moonlight sends one after every failed pairing phase and
+ * expects no HTTP error there). Any other plain-HTTP /unpair is refused.
+ */
+export const UNPAIR_AFTER_PAIRING_MS = 60_000;
+const OPEN_PAIRINGS_KEPT = 256;
+
+/** The refusal of a plain-HTTP /unpair: an HTTP error (curl's --fail, moonlight-embedded) and status_code (XML-reading clients). */
+export const UNPAIR_REFUSED =
+  "this host does not unpair over plain HTTP, where it cannot tell which client asks: remove the pairing on the host (neuron-appliance pair remove ID, or DELETE /api/v1/pairings/{id})";
 
 function macOf(ip: string): string {
   for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) if (i.address === ip && !i.internal) return i.mac;
@@ -81,6 +86,43 @@ export const plainIp = (ip: string) => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+
 
 export function createNvHttp(deps: NvHttpDeps) {
   const { identity, pairing, sessions, apps, clients, ports } = deps;
+  const now = deps.now ?? Date.now;
+  /** Addresses with a pairing that did not finish (last /pair request, ms): their /unpair ends it. */
+  const openPairings = new Map<string, number>();
+
+  function notePairing(ip: string, finished: boolean): void {
+    openPairings.delete(ip);
+    if (finished) return;
+    openPairings.set(ip, now());
+    for (const oldest of openPairings.keys()) {
+      if (openPairings.size <= OPEN_PAIRINGS_KEPT) break;
+      openPairings.delete(oldest);
+    }
+  }
+
+  /**
+   * /unpair. Over HTTPS the certificate names the client: it is removed. Over plain HTTP the
+   * caller is unknown (stock clients all send the same uniqueid): after that address's
+   * unfinished pairing it only ends that attempt (nothing was stored); otherwise it is refused
+   * with an error the client reports, and every pairing stays.
+   */
+  function unpair(req: NvRequest, pairedFp: string | null): NvReply {
+    if (req.https) {
+      if (!pairedFp) return xml(xmlError(401, "unknown client certificate: not paired"), 401);
+      const removed = clients.remove(pairedFp);
+      deps.log.info("client unpaired itself", { fingerprint: pairedFp.slice(0, 16) });
+      if (removed) deps.onClientUnpaired?.(removed, plainIp(req.remoteIp));
+      return xml(xmlReply([]));
+    }
+    const ip = plainIp(req.remoteIp);
+    const since = openPairings.get(ip);
+    if (since !== undefined && now() - since <= UNPAIR_AFTER_PAIRING_MS) {
+      openPairings.delete(ip);
+      return xml(xmlReply([]));
+    }
+    deps.log.warn("unpair over plain HTTP refused", { address: ip });
+    return xml(xmlError(403, UNPAIR_REFUSED), 403);
+  }
 
   /**
    * state/currentgame as the asking client sees them: over HTTPS its own session (a client picks
@@ -114,7 +156,14 @@ export function createNvHttp(deps: NvHttpDeps) {
     return `${encrypted ? "rtspenc" : "rtsp"}://${host}:${ports.rtsp}`;
   }
 
+  /** The answer to a client lacking a permission: an error root the client shows, with what to ask for. */
+  function refused(fp: string, permission: GsPermission, what: string): NvReply {
+    deps.log.warn("request refused: the client lacks the permission", { client: clients.nameOf(fp), fingerprint: fp.slice(0, 16), permission });
+    return xml(xmlError(403, `${what}: this client lacks the ${permission} permission; the owner of the host can grant it (neuron-appliance pair grant ID ${permission})`, [["gamesession", 0]]));
+  }
+
   function launch(req: NvRequest, fp: string): NvReply {
+    if (!clients.allows(fp, "launch")) return refused(fp, "launch", "Launching apps is not allowed");
     const parsed = LaunchQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid launch request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const q = parsed.data;
@@ -155,6 +204,8 @@ export function createNvHttp(deps: NvHttpDeps) {
   }
 
   function resume(req: NvRequest, fp: string): NvReply {
+    // view is enough to resume (watch) the client's own session; input needs its own permissions
+    if (!clients.allows(fp, "view")) return refused(fp, "view", "Streaming is not allowed");
     const parsed = ResumeQuery.safeParse(Object.fromEntries(req.query));
     if (!parsed.success) return xml(xmlError(400, `invalid resume request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`));
     const own = sessions.ofClient(fp);
@@ -198,27 +249,32 @@ export function createNvHttp(deps: NvHttpDeps) {
     switch (req.path) {
       case "/serverinfo":
         return xml(xmlReply(serverInfo(req, pairedFp)));
-      case "/pair":
+      case "/pair": {
         if (req.https && req.query.get("phrase") === "pairchallenge") return xml(xmlReply([["paired", pairedFp ? 1 : 0]], pairedFp ? 200 : 401, pairedFp ? undefined : "unknown client certificate"));
         if (req.https) return xml(xmlError(400, "pairing phases 1–4 run over HTTP"));
+        const ip = plainIp(req.remoteIp);
         try {
-          return xml(xmlReply(await pairing.handle(req.query, { remoteIp: plainIp(req.remoteIp), signal: req.signal })));
+          const children = await pairing.handle(req.query, { remoteIp: ip, signal: req.signal });
+          notePairing(ip, req.query.has("clientpairingsecret") && children.some(([n, v]) => n === "paired" && v === 1));
+          return xml(xmlReply(children));
         } catch (err) {
+          notePairing(ip, false);
           if (err instanceof PairingError) return xml(xmlError(err.statusCode, err.message, [["paired", 0]]));
           throw err;
         }
+      }
       case "/unpair":
-        // Over HTTP the caller cannot be identified: nothing to remove (clients call it after a failed pairing).
-        if (pairedFp) clients.remove(pairedFp);
-        return xml(xmlReply([]));
+        // a plain-HTTP /unpair right after a failed pairing phase ends that attempt (a wrong PIN, as stock Moonlight reports it)
+        if (!req.https) pairing.abandon(plainIp(req.remoteIp));
+        return unpair(req, pairedFp);
     }
     if (!req.https) return xml(xmlError(404, `${req.path} is not served over HTTP`));
     if (!pairedFp) return xml(xmlError(401, "unknown client certificate: pair first"));
     switch (req.path) {
       case "/applist":
-        return appList();
+        return clients.allows(pairedFp, "view") ? appList() : refused(pairedFp, "view", "Listing apps is not allowed");
       case "/appasset":
-        return appAsset(req);
+        return clients.allows(pairedFp, "view") ? appAsset(req) : refused(pairedFp, "view", "Box art is not allowed");
       case "/launch":
         return launch(req, pairedFp);
       case "/resume":

@@ -8,9 +8,21 @@
  *                         clienthash and sig must verify with the client cert → store the client
  *  5 pairchallenge        over HTTPS with the new certificate (handled by the HTTP layer)
  *
- * Attempts are keyed by the client's uniqueid and address, so concurrent attempts never share
- * state; an attempt that goes out of order, fails, or sits idle past its deadline is dropped,
- * and nothing is stored unless phase 4 succeeds.
+ * Attempts are keyed by the client's address, one per address: a new getservercert from the
+ * same address replaces that address's attempt (a client starting over); one from another
+ * address never touches it — it is an attempt of its own, the PIN goes to the attempt the owner
+ * names when several wait (`pair pending` shows address and device name), and a wrong choice
+ * only fails (the PIN is the one the owner's client shows). At most MAX_CONCURRENT addresses
+ * pair at once (more are refused with a message), so a host squatting one slot does not stop
+ * the owner from pairing. Attempts are rate-limited per address (getservercert per minute). An
+ * attempt that goes out of order, fails, or sits idle past its deadline is dropped, and nothing
+ * is stored unless phase 4 succeeds.
+ *
+ * Every event (started, refused, PIN entered, wrong PIN, expired, failed, paired) goes to
+ * `onEvent` with the attempt id and the client's address, never the PIN. A wrong PIN shows in
+ * one of two ways: stock Moonlight checks the host's hash after phase 3, finds it wrong and
+ * calls /unpair over HTTP (→ abandon(), the attempt at phase "hashed"); a client that goes on
+ * to phase 4 fails the host's hash check there.
  */
 import { randomUUID } from "node:crypto";
 import { AppError } from "../errors.ts";
@@ -56,22 +68,44 @@ export interface PendingPairing {
   createdAt: string;
 }
 
+/** What happened to a pairing attempt (for the log and the audit table). No PIN ever. */
+export type PairingEvent =
+  | { type: "started"; attemptId: string; address: string; deviceName: string }
+  | { type: "refused"; address: string; reason: "rate-limited" | "busy"; detail: string }
+  | { type: "pin-entered"; attemptId: string; address: string; deviceName: string }
+  | { type: "wrong-pin"; attemptId: string; address: string; deviceName: string; detail: string }
+  | { type: "expired"; attemptId: string; address: string; deviceName: string; phase: string }
+  | { type: "failed"; attemptId: string; address: string; deviceName: string; phase: string; reason: string }
+  | { type: "paired"; attemptId: string; address: string; deviceName: string; fingerprint: string };
+
 export interface PairingOptions {
   /** How long getservercert waits for the PIN. */
   pinTimeoutMs: number;
   /** How long an attempt may sit between two phases once the PIN is in. */
   idleTimeoutMs: number;
+  /** Pairing attempts (getservercert requests) one address may make per minute (default 5). */
+  maxAttemptsPerMinute?: number;
   /** Stores the paired client; called only after phase 4 succeeded. */
   store(client: { name: string; cert: ParsedCert }): void;
+  onEvent?: (e: PairingEvent) => void;
   now?: () => number;
 }
 
 export const PIN_PATTERN = /^\d{4}$/;
 const MAX_CERT_HEX = 16 * 1024;
+const RATE_WINDOW_MS = 60_000;
+/** Addresses pairing at once. */
+export const MAX_CONCURRENT = 4;
+/** Addresses whose recent attempts are remembered; the oldest are forgotten beyond this. */
+const MAX_TRACKED_ADDRESSES = 4096;
 
 export class PairingManager {
+  /** By client address. */
   private readonly attempts = new Map<string, Attempt>();
+  /** Address → times of its recent getservercert requests (within RATE_WINDOW_MS). */
+  private readonly recent = new Map<string, number[]>();
   private readonly now: () => number;
+  private readonly maxPerMinute: number;
 
   constructor(
     private readonly identity: HostIdentity,
@@ -79,6 +113,7 @@ export class PairingManager {
     private readonly opts: PairingOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.maxPerMinute = opts.maxAttemptsPerMinute ?? 5;
   }
 
   /** Attempts waiting for the user to type the PIN the client shows. */
@@ -100,6 +135,7 @@ export class PairingManager {
       throw new AppError("PAIRING_AMBIGUOUS", `${waiting.length} clients are waiting for a PIN; name the attempt id`, { status: 409 });
     const a = waiting[0]!;
     a.pinEntered = true;
+    this.emit({ type: "pin-entered", attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName });
     a.pinWaiter?.resolve(pin);
     return { id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString() };
   }
@@ -109,20 +145,73 @@ export class PairingManager {
     this.expire();
     const uniqueId = params.get("uniqueid");
     if (!uniqueId || uniqueId.length > 128) throw new PairingError(400, "missing or invalid uniqueid");
-    const key = `${uniqueId}\u0000${client.remoteIp}`;
+    const key = client.remoteIp;
+    const first = params.get("phrase") === "getservercert";
+    if (first) this.admit(key);
+    // the attempt this request works on (a later request from the address may have replaced it meanwhile)
+    const current: { attempt?: Attempt } = { attempt: first ? undefined : this.attempts.get(key) };
     try {
-      if (params.get("phrase") === "getservercert") return await this.getServerCert(key, params, client);
-      const attempt = this.attempts.get(key);
+      if (first) return await this.getServerCert(key, params, client, current);
+      const attempt = current.attempt;
       if (params.has("clientchallenge")) return this.clientChallenge(this.expect(attempt, "have_key"), params.get("clientchallenge")!);
       if (params.has("serverchallengeresp")) return this.serverChallengeResp(this.expect(attempt, "challenged"), params.get("serverchallengeresp")!);
       if (params.has("clientpairingsecret")) return this.clientPairingSecret(this.expect(attempt, "hashed"), params.get("clientpairingsecret")!);
       throw new PairingError(400, "unknown pairing phase");
     } catch (err) {
       // Any failure ends the attempt: a client must start over from getservercert.
-      const attempt = this.attempts.get(key);
-      if (attempt) this.drop(attempt, err as Error);
-      if (err instanceof HexError) throw new PairingError(400, err.message);
-      throw err;
+      const e = err instanceof HexError ? new PairingError(400, err.message) : (err as Error);
+      const attempt = current.attempt;
+      if (attempt && this.attempts.get(key) === attempt) this.drop(attempt, e instanceof PairingError ? e : new PairingError(400, e.message), e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * The client at `remoteIp` gave up (it calls /unpair over HTTP after a failed phase). After
+   * phase 3 that is how stock Moonlight reports a wrong PIN: it found the host's hash wrong.
+   */
+  abandon(remoteIp: string): void {
+    const a = this.attempts.get(remoteIp);
+    if (!a) return;
+    this.attempts.delete(a.key);
+    a.pinWaiter?.reject(new PairingError(400, "the client gave up"));
+    if (a.phase === "hashed") this.emit({ type: "wrong-pin", attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName, detail: "the client found the host's hash wrong after phase 3 and gave up" });
+    else this.emit({ type: "failed", attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName, phase: a.phase, reason: "the client gave up (/unpair)" });
+  }
+
+  /** Rate limit and one-attempt-at-a-time, before any work on a getservercert. */
+  private admit(address: string): void {
+    const now = this.now();
+    const times = (this.recent.get(address) ?? []).filter((t) => now - t < RATE_WINDOW_MS);
+    if (times.length >= this.maxPerMinute) {
+      const waitS = Math.ceil((RATE_WINDOW_MS - (now - times[0]!)) / 1000);
+      this.recent.set(address, times);
+      const detail = `too many pairing attempts from ${address}: at most ${this.maxPerMinute} a minute; try again in ${waitS} s`;
+      this.emit({ type: "refused", address, reason: "rate-limited", detail });
+      throw new PairingError(429, detail);
+    }
+    times.push(now);
+    this.recent.delete(address); // re-inserted last: the map stays ordered by last use
+    this.recent.set(address, times);
+    if (this.recent.size > MAX_TRACKED_ADDRESSES) {
+      for (const [addr, ts] of this.recent) {
+        if (this.recent.size <= MAX_TRACKED_ADDRESSES) break;
+        if (ts.every((t) => now - t >= RATE_WINDOW_MS) || this.recent.size > MAX_TRACKED_ADDRESSES) this.recent.delete(addr);
+      }
+    }
+    const others = [...this.attempts.values()].filter((a) => a.key !== address);
+    if (others.length >= MAX_CONCURRENT) {
+      const detail = `${others.length} other clients are pairing with this host right now; try again when they are done`;
+      this.emit({ type: "refused", address, reason: "busy", detail });
+      throw new PairingError(503, detail);
+    }
+  }
+
+  private emit(e: PairingEvent): void {
+    try {
+      this.opts.onEvent?.(e);
+    } catch {
+      /* a failing listener never breaks pairing */
     }
   }
 
@@ -133,7 +222,7 @@ export class PairingManager {
     return attempt;
   }
 
-  private async getServerCert(key: string, params: URLSearchParams, client: { remoteIp: string; signal?: AbortSignal }): Promise<XmlChild[]> {
+  private async getServerCert(key: string, params: URLSearchParams, client: { remoteIp: string; signal?: AbortSignal }, current: { attempt?: Attempt }): Promise<XmlChild[]> {
     const salt = decodeHex(params.get("salt") ?? "", { bytes: 16, name: "salt" });
     const certHex = params.get("clientcert") ?? "";
     if (certHex.length === 0 || certHex.length > MAX_CERT_HEX) throw new PairingError(400, "missing or oversized clientcert");
@@ -145,7 +234,7 @@ export class PairingManager {
       throw new PairingError(400, `clientcert is not a certificate: ${(err as Error).message}`);
     }
     const old = this.attempts.get(key);
-    if (old) this.drop(old, new Error("superseded by a new pairing attempt"));
+    if (old) this.drop(old, new PairingError(409, "superseded by a new pairing attempt from the same address"));
     const deviceName = (params.get("devicename") ?? "").slice(0, 64) || "Moonlight client";
     const attempt: Attempt = {
       id: randomUUID(),
@@ -159,6 +248,8 @@ export class PairingManager {
       phase: "waiting_pin",
     };
     this.attempts.set(key, attempt);
+    current.attempt = attempt;
+    this.emit({ type: "started", attemptId: attempt.id, address: attempt.remoteIp, deviceName });
     const pin = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new PairingError(408, "no PIN was entered in time")), this.opts.pinTimeoutMs);
       const onAbort = () => reject(new PairingError(499, "client went away while waiting for the PIN"));
@@ -218,14 +309,28 @@ export class PairingManager {
     const hashOk = equalBytes(expected, a.clientHash!);
     const sigOk = hashOk && this.crypto.verifyWithCert(a.clientCert.pem, clientSecret, signature);
     this.attempts.delete(a.key);
-    if (!hashOk || !sigOk) return [["paired", 0]]; // wrong PIN or forged secret: nothing stored
+    const base = { attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName };
+    // wrong PIN or forged secret: nothing stored
+    if (!hashOk) {
+      this.emit({ type: "wrong-pin", ...base, detail: "the client's hash does not match (phase 4)" });
+      return [["paired", 0]];
+    }
+    if (!sigOk) {
+      this.emit({ type: "failed", ...base, phase: "hashed", reason: "the client's pairing secret signature does not verify with its certificate" });
+      return [["paired", 0]];
+    }
     this.opts.store({ name: a.deviceName, cert: a.clientCert });
+    this.emit({ type: "paired", ...base, fingerprint: a.clientCert.fingerprint });
     return [["paired", 1]];
   }
 
-  private drop(a: Attempt, reason: Error): void {
-    this.attempts.delete(a.key);
-    a.pinWaiter?.reject(reason instanceof PairingError ? reason : new PairingError(400, reason.message));
+  /** Ends an attempt; the event says why (an expiry, or a failure with the reason). */
+  private drop(a: Attempt, reason: PairingError, detail = reason.message): void {
+    if (this.attempts.get(a.key) === a) this.attempts.delete(a.key);
+    a.pinWaiter?.reject(reason);
+    const base = { attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName, phase: a.phase };
+    if (reason.statusCode === 408) this.emit({ type: "expired", ...base });
+    else this.emit({ type: "failed", ...base, reason: detail });
   }
 
   private expire(): void {

@@ -1,8 +1,10 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
+import { callerLabel } from "../auth/caller.ts";
+import { callerOf } from "../auth/guard.ts";
 import { notFound } from "../errors.ts";
-import { EndedSessionInfo, GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
+import { EndedSessionInfo, GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
 
 /** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
@@ -12,7 +14,7 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       "/gamestream",
       () => {
         const g = gamestream();
-        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session(), sessions: g.sessions.size, maxSessions: g.sessions.maxSessions };
+        return { enabled, hostname: g.hostname, uniqueId: g.identity.uniqueId, ports: g.ports, session: g.session(), sessions: g.sessions.size, maxSessions: g.sessions.maxSessions, httpRefused: g.httpRefusals() };
       },
       { response: { 200: GameStreamStatus }, detail: { summary: "GameStream host identity, ports and the newest running session", description: "All sessions: GET /sessions." } },
     )
@@ -35,12 +37,22 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
     })
     .get("/pairings", () => gamestream().listPairings(), {
       response: { 200: z.array(Pairing) },
-      detail: { summary: "Paired clients" },
+      detail: { summary: "Paired clients", description: "Each with its permissions: the first client paired has all, later ones `view` until granted more." },
+    })
+    .post("/pairings/:id/permissions", ({ params, body, request }) => gamestream().changePermissions(params.id, body, callerLabel(callerOf(request))), {
+      params: PairingIdParams,
+      body: PermissionChange,
+      response: { 200: Pairing, 404: ErrorBody, 422: ErrorBody },
+      detail: {
+        summary: "Grant or revoke a paired client's permissions",
+        description:
+          "view (server info, app list, /resume of its own session), keyboard, mouse, controller (control-stream input; events without the permission are dropped and counted), launch (/launch), clipboard. Applies at once, running sessions included.",
+      },
     })
     .delete(
       "/pairings/:id",
-      ({ params, set }) => {
-        gamestream().removePairing(params.id);
+      ({ params, set, request }) => {
+        gamestream().removePairing(params.id, callerLabel(callerOf(request)));
         set.status = 204;
         return undefined;
       },

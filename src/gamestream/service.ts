@@ -8,15 +8,19 @@ import type { z } from "zod";
 import type { EndedSessionInfo, Pairing, StreamSessionInfo } from "./model.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { Config } from "../config.ts";
-import type { PairingsRepo } from "../db/repos/pairings.ts";
-import { notFound } from "../errors.ts";
+import type { AuditRepo, AuditStatus } from "../db/repos/audit.ts";
+import type { PairingRow, PairingsRepo } from "../db/repos/pairings.ts";
+import { AppError, notFound } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { PairedClients } from "./clients.ts";
 import type { GameStreamCrypto } from "./crypto.ts";
 import { loadOrCreateIdentity, type HostIdentity } from "./identity.ts";
-import { createNvHttp, portsFromBase, type GameStreamPorts } from "./nvhttp.ts";
-import { PairingManager, type PendingPairing } from "./pairing.ts";
+import { portsFromBase, type GameStreamPorts } from "./constants.ts";
+import { createNvHttp } from "./nvhttp.ts";
+import { PairingManager, type PairingEvent, type PendingPairing } from "./pairing.ts";
+import { normalizePermissions, permissionForInput, type GsPermission } from "./permissions.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
+import { hostHeaderCheck } from "./host-check.ts";
 import { advertiseGameStream, type MdnsAdvert } from "./mdns.ts";
 import { SessionStore, type SessionEndReason, type StreamSession } from "./sessions.ts";
 import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
@@ -36,12 +40,16 @@ export interface GameStreamDeps {
   config: Config;
   apps: AppsService;
   pairings: PairingsRepo;
+  /** Where pairing events and permission changes are recorded (absent: the log only). */
+  audit?: AuditRepo;
   crypto: GameStreamCrypto;
   log: Logger;
   /** ServerCodecModeSupport bits of the encoders this machine really has. */
   codecModeSupport: () => number;
   /** What the streaming part supports beyond codecs (RTSP DESCRIBE); defaults in streamCapabilities(). */
   streamCapabilities?: Partial<Omit<HostCapabilities, "codecModeSupport">>;
+  /** HTTP(S) ports: time from accept to a whole request head, TLS handshake included (ms, default 10 s). */
+  httpHeadTimeoutMs?: number;
   /** RTSP: time a connection has to deliver its request (ms). */
   rtspRequestTimeoutMs?: number;
   /** Control stream: time without a client message before the session ends (ms, default 10 s). */
@@ -96,10 +104,9 @@ export class GameStreamService {
     this.pairing = new PairingManager(this.identity, crypto, {
       pinTimeoutMs: config.pairingPinTimeoutMs,
       idleTimeoutMs: 60_000,
-      store: ({ name, cert }) => {
-        const row = this.clients.add(name, cert.pem, cert.fingerprint);
-        log.info("client paired", { client: row.name, fingerprint: row.fingerprint });
-      },
+      maxAttemptsPerMinute: config.pairingAttemptsPerMinute,
+      store: ({ name, cert }) => void this.clients.add(name, cert.pem, cert.fingerprint),
+      onEvent: (e) => this.onPairingEvent(e),
     });
     this.controlServer = new ControlServer({
       host: config.gamestreamHost,
@@ -111,6 +118,11 @@ export class GameStreamService {
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile
       maxPeers: Math.max(8, 2 * config.gamestreamMaxSessions),
+      // keyboard / mouse / controller events of a client lacking the permission are dropped (counted in the input stats)
+      inputAdmission: (session) => (ev) => {
+        const need = permissionForInput(ev.kind);
+        return this.clients.allows(session.clientFingerprint, need) ? null : need;
+      },
     });
     // the client's IDR requests and reference invalidations make the video's next frame an IDR
     this.controlServer.subscribe((e) => {
@@ -155,6 +167,7 @@ export class GameStreamService {
       hostname: this.hostname,
       codecModeSupport: this.deps.codecModeSupport,
       log: this.deps.log.child({ component: "gamestream" }),
+      onClientUnpaired: (row, address) => this.pairingRemoved(row, "client", address),
     });
     this.listeners = await startNvListeners({
       host: this.deps.config.gamestreamHost,
@@ -164,6 +177,8 @@ export class GameStreamService {
       certPem: this.identity.cert.pem,
       handler,
       log: this.deps.log,
+      hostCheck: hostHeaderCheck({ hostname: this.hostname, names: this.deps.config.gamestreamHostNames }),
+      headTimeoutMs: this.deps.httpHeadTimeoutMs,
     });
     try {
       this.rtsp = await startRtspServer({
@@ -224,6 +239,11 @@ export class GameStreamService {
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
   }
 
+  /** Requests the HTTP(S) ports refused before any work, by reason (status414, status431, host, headTimeout, connectionsPerAddress, ...). */
+  httpRefusals(): Record<string, number> {
+    return this.listeners?.refused() ?? {};
+  }
+
   /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
   get control(): ControlServer {
     return this.controlServer;
@@ -238,20 +258,116 @@ export class GameStreamService {
   }
 
   listPairings(): PairedClient[] {
-    return this.clients.list().map((r) => ({
+    return this.clients.list().map((r) => this.pairingInfo(r));
+  }
+
+  /**
+   * Grants and revokes GameStream permissions of a paired client; applies at once (input of a
+   * running session included). Returns the pairing as it is now.
+   */
+  changePermissions(id: number, change: { grant?: readonly GsPermission[]; revoke?: readonly GsPermission[] }, actor = "api"): PairedClient {
+    const row = this.clients.get(id);
+    if (!row) throw notFound("pairing", id);
+    const grant = change.grant ?? [];
+    const revoke = change.revoke ?? [];
+    const both = grant.filter((p) => revoke.includes(p));
+    if (both.length) throw new AppError("PERMISSION_CONFLICT", `cannot grant and revoke ${both.join(", ")} at once`, { status: 422 });
+    const before = normalizePermissions(row.permissions);
+    const after = normalizePermissions([...before.filter((p) => !revoke.includes(p)), ...grant]);
+    const updated = this.clients.setPermissions(id, after);
+    if (!updated) throw notFound("pairing", id);
+    const fields = { pairing: id, client: row.name, fingerprint: row.fingerprint, granted: grant, revoked: revoke, before, after };
+    this.deps.log.info("pairing permissions changed", fields);
+    this.audit(actor, "gamestream.pairing.permissions", `pairing ${id} (${row.name})`, "applied", fields);
+    // without view the client may not watch: its running session ends (input rights apply per event anyway)
+    if (!after.includes("view")) this.endSessionOf(row.fingerprint, "ended-by-api", "the client's view permission was revoked");
+    // an input right taken away: what the client holds pressed is released (its release events would be dropped)
+    else if (revoke.some((p) => p === "keyboard" || p === "mouse" || p === "controller")) {
+      const s = this.sessions.ofClient(row.fingerprint);
+      if (s) void this.controlServer.releaseInput(s.id);
+    }
+    return this.pairingInfo(updated);
+  }
+
+  /** `by`: who asked, for the audit log (the API's caller label). */
+  removePairing(id: number, by = "api"): void {
+    const row = this.clients.removeById(id);
+    if (!row) throw notFound("pairing", id);
+    this.pairingRemoved(row, "api", undefined, by);
+  }
+
+  private pairingInfo(r: PairingRow): PairedClient {
+    return {
       id: r.id,
       name: r.name,
       fingerprint: r.fingerprint,
       certPem: r.certPem,
+      permissions: normalizePermissions(r.permissions),
       createdAt: r.createdAt.toISOString(),
       lastSeenAt: r.lastSeenAt ? r.lastSeenAt.toISOString() : null,
-    }));
+    };
   }
 
-  removePairing(id: number): void {
-    const row = this.clients.removeById(id);
-    if (!row) throw notFound("pairing", id);
-    this.deps.log.info("client unpaired", { client: row.name, fingerprint: row.fingerprint });
+  private pairingRemoved(row: PairingRow, actor: "api" | "client", address?: string, by = actor === "api" ? "api" : "gamestream"): void {
+    const fields = { pairing: row.id, client: row.name, fingerprint: row.fingerprint, by: actor, ...(address ? { address } : {}) };
+    this.deps.log.info("pairing removed", fields);
+    this.audit(by, "gamestream.pairing.removed", `pairing ${row.id} (${row.name})`, "applied", fields);
+    // an unpaired client streams no more
+    if (actor === "api") this.endSessionOf(row.fingerprint, "ended-by-api", "the client was unpaired");
+    else this.endSessionOf(row.fingerprint, "cancelled", "the client unpaired itself");
+  }
+
+  private endSessionOf(fingerprint: string, reason: SessionEndReason, detail: string): void {
+    const s = this.sessions.ofClient(fingerprint);
+    if (s) this.sessions.end(s.id, reason, detail);
+  }
+
+  private refusalsLogged = 0;
+
+  /** A pairing event: one structured log line (attempt id, address; never the PIN) and an audit row. */
+  private onPairingEvent(e: PairingEvent): void {
+    const log = this.deps.log;
+    const { type, ...fields } = e;
+    switch (type) {
+      case "refused":
+        // rate-limited refusals are unbounded (a host may keep knocking): the log keeps a sample, the audit table none
+        if (e.reason === "rate-limited") {
+          this.refusalsLogged++;
+          if (this.refusalsLogged <= 20 || this.refusalsLogged % 1000 === 0) log.warn("pairing refused", { ...fields, refusedSoFar: this.refusalsLogged });
+          return;
+        }
+        log.warn("pairing refused", fields);
+        return this.audit("gamestream", "gamestream.pairing.refused", e.address, "failed", fields);
+      case "started":
+        log.info("pairing started: waiting for the PIN", fields);
+        return this.audit("gamestream", "gamestream.pairing.started", e.address, "planned", fields);
+      case "pin-entered":
+        log.info("pairing PIN entered", fields);
+        return this.audit("api", "gamestream.pairing.pin_entered", e.address, "planned", fields);
+      case "wrong-pin":
+        log.warn("pairing failed: wrong PIN", fields);
+        return this.audit("gamestream", "gamestream.pairing.wrong_pin", e.address, "failed", fields);
+      case "expired":
+        log.warn("pairing attempt expired", fields);
+        return this.audit("gamestream", "gamestream.pairing.expired", e.address, "failed", fields);
+      case "failed":
+        log.warn("pairing failed", fields);
+        return this.audit("gamestream", "gamestream.pairing.failed", e.address, "failed", fields);
+      case "paired": {
+        const row = this.deps.pairings.byFingerprint(e.fingerprint);
+        const all = { ...fields, pairing: row?.id, permissions: row ? normalizePermissions(row.permissions) : [] };
+        log.info("client paired", all);
+        return this.audit("gamestream", "gamestream.pairing.paired", e.address, "applied", all);
+      }
+    }
+  }
+
+  private audit(actor: string, action: string, target: string, status: AuditStatus, details: Record<string, unknown>): void {
+    try {
+      this.deps.audit?.insert({ actor, action, target, status, details: JSON.stringify(details) });
+    } catch (err) {
+      this.deps.log.error("audit row not written", { action, error: err });
+    }
   }
 
   /** The newest running session (the single-session view of GET /api/v1/gamestream), or null. */

@@ -98,6 +98,8 @@ export type NewSession = Omit<StreamSession, "id" | "startedAt" | "connectData" 
 
 export type SessionEvent =
   | { type: "playing"; session: StreamSession }
+  /** /resume re-keyed the session: `previous` (its old keys, its old control connection) is replaced by `session`. */
+  | { type: "resumed"; session: StreamSession; previous: StreamSession }
   | { type: "ended"; session: StreamSession; reason: SessionEndReason; detail?: string };
 
 /** What is kept of a session after it ended. */
@@ -223,13 +225,15 @@ export class SessionStore {
 
   /**
    * New keys from /resume (clients send fresh ones when they reconnect): the session keeps its
-   * id and connect data, gets a fresh RTSP handshake, and waits for PLAY again.
+   * id and connect data, gets a fresh RTSP handshake, and waits for PLAY again. Subscribers hear
+   * it first (the old control connection gets its graceful termination), then the old keys go.
    */
   rekey(s: StreamSession, riKey: Uint8Array, riKeyId: number): StreamSession | null {
     if (!this.isLive(s)) return null;
-    s.riKey.fill(0);
     const next: StreamSession = { ...s, riKey, riKeyId, rtsp: newRtspHandshake(), stream: null, playing: false };
     this.live.set(s.id, next);
+    this.emit({ type: "resumed", session: next, previous: s });
+    s.riKey.fill(0);
     return next;
   }
 

@@ -7,8 +7,12 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import { execFile, firstLine } from "../exec.ts";
 import { checkVmSharedMemory } from "../vm/doctor.ts";
+import { checkVmGraphics } from "../vm/graphics-doctor.ts";
 import { checkVmQmp } from "../vm/qmp-doctor.ts";
-import { checkVideoEncoder } from "../capture/doctor.ts";
+import { checkCodecs, checkVideoEncoder } from "../capture/doctor.ts";
+import { CaptureService } from "../capture/service.ts";
+import { CodecSupport, type CodecSupportReport } from "../gamestream/codecs.ts";
+import { silentLogger } from "../log.ts";
 import type { DoctorCheck, DoctorReport } from "./model.ts";
 
 export interface NativeState {
@@ -131,7 +135,27 @@ export function checkDb(dbPath: string): DoctorCheck {
     : { ...base, status: "fail", detail: `${dir} is not writable: cannot create ${dbPath}` };
 }
 
-export async function runDoctor(config: Config, native: NativeState): Promise<DoctorReport> {
+export interface DoctorOptions {
+  /** The running service's codec offer; absent: the encoders are measured here (a few seconds). */
+  codecs?: () => CodecSupportReport;
+}
+
+async function codecsCheck(config: Config, native: NativeState, opts: DoctorOptions): Promise<DoctorCheck> {
+  if (opts.codecs) return checkCodecs(opts.codecs());
+  if (native.error || !native.path) return checkCodecs(null, "needs the native library (see above)");
+  const capture = new CaptureService(config.shmDir, native.path);
+  const support = new CodecSupport(capture, config.gamestreamCodecs, silentLogger, { maxFrames: 30, maxMs: 1000 });
+  try {
+    return checkCodecs(await support.measure());
+  } catch (err) {
+    return checkCodecs(null, (err as Error).message);
+  } finally {
+    await support.close();
+    capture.close();
+  }
+}
+
+export async function runDoctor(config: Config, native: NativeState, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [
     checkKvm(config.kvmDevice),
     checkIommu(config.root),
@@ -141,8 +165,10 @@ export async function runDoctor(config: Config, native: NativeState): Promise<Do
     checkShm(config.shmDir),
     await checkVmSharedMemory(config),
     await checkVmQmp(config),
+    await checkVmGraphics(config),
     checkNative(native),
     checkVideoEncoder(native.error ? null : native.path, config.shmDir),
+    await codecsCheck(config, native, opts),
     checkDb(config.dbPath),
   ];
   const status = checks.some((c) => c.status === "fail") ? "fail" : checks.some((c) => c.status === "warn") ? "warn" : "ok";

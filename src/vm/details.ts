@@ -1,5 +1,6 @@
 /** Reads what the appliance reports about a VM out of libvirt's live domain XML. */
 import { join } from "node:path";
+import { graphicsListens, type GraphicsListen } from "./graphics-socket.ts";
 import { AGENT_CHANNEL } from "./xml.ts";
 import { domainXmlParser } from "./virsh.ts";
 
@@ -31,6 +32,8 @@ export interface DomainFacts {
   shm: { name: string; sizeMiB: number; path: string } | null;
   hostdevs: string[];
   disks: string[];
+  /** The displays (SPICE/VNC) and where they listen: unix sockets, and TCP (must be none). */
+  display: GraphicsListen[];
 }
 
 export function domainFacts(xml: string, shmDir: string): DomainFacts {
@@ -65,5 +68,6 @@ export function domainFacts(xml: string, shmDir: string): DomainFacts {
     disks: arr(devices.disk)
       .map((x) => str(obj(x.source)["@_file"]))
       .filter((p): p is string => p !== null),
+    display: graphicsListens(xml),
   };
 }

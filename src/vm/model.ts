@@ -105,8 +105,11 @@ export const VmSpecInput = z
     passthrough: z.array(PciAddress).max(16).default([]),
     resolution: Resolution.default({ width: 1920, height: 1080 }),
     hdr: z.boolean().default(false),
-    /** Keep a SPICE display (input and a fallback view); "none" for headless. */
-    graphics: z.enum(["spice", "none"]).default("spice"),
+    /**
+     * Display on a unix socket (<spiceDir>/<name>.spice or .vnc, never TCP): SPICE carries Looking
+     * Glass's keyboard/mouse and a fallback view; VNC a fallback view only; "none" for headless.
+     */
+    graphics: z.enum(["spice", "vnc", "none"]).default("spice"),
     /** UEFI Secure Boot with enrolled keys (and SMM); default on for win11. */
     secureBoot: z.boolean().optional(),
     /** Hyper-V enlightenments; default on for Windows templates. */
@@ -181,6 +184,8 @@ export const VmDetails = z
     shm: z.object({ name: z.string(), sizeMiB: z.number().int(), path: z.string() }).nullable(),
     hostdevs: z.array(z.string()),
     disks: z.array(z.string()),
+    /** Displays (SPICE, VNC): the unix sockets they listen on; `tcp` lists TCP listens (a VM defined before displays moved to sockets). */
+    display: z.array(z.object({ type: z.string(), sockets: z.array(z.string()), tcp: z.array(z.string()) })),
   })
   .meta({ id: "VmDetails" });
 export type VmDetails = z.infer<typeof VmDetails>;

@@ -29,6 +29,7 @@ import type { PassthroughResolver } from "./passthrough.ts";
 import { ivshmemSizeMiB, lookingGlassClientIni, provisionShm, shmPath, tmpfilesLine, type ShmOwner } from "./shm.ts";
 import { LibvirtError, type Virsh } from "./virsh.ts";
 import { ensureQmpDir, vmQmpSocket } from "./qmp-socket.ts";
+import { ensureGraphicsDir, graphicsDirOwner, graphicsListens, removeGraphicsSockets, secureGraphicsSockets, vmGraphicsSocket, type GraphicsDirOwner } from "./graphics-socket.ts";
 import { buildDomainXml, type BuildOptions } from "./xml.ts";
 
 export interface VmSettings {
@@ -43,6 +44,12 @@ export interface VmSettings {
   qmpDir?: string;
   /** libvirt's QEMU state directory: its owner is QEMU's user (owner of qmpDir). */
   libvirtQemuDir?: string;
+  /** Directory of the VMs' SPICE/VNC unix sockets; absent: displays listen nowhere. */
+  spiceDir?: string;
+  /** Group that may reach the display sockets (the desktop user's); default "neuron". */
+  adminGroup?: string;
+  /** /etc/group-style file the admin group is looked up in (tests). */
+  groupFile?: string;
 }
 
 export interface VmServiceDeps {
@@ -77,6 +84,8 @@ export interface VmPlan {
   hostdevs: string[];
   diskPath: string | null;
   shm: { path: string; sizeMiB: number };
+  /** The SPICE or VNC unix socket the display listens on; null: no display (or no spiceDir). */
+  graphicsSocket: string | null;
 }
 
 const OFF_STATES: VmState[] = ["shut off", "crashed"];
@@ -97,7 +106,7 @@ export function checkName(name: string): string {
   return r.data;
 }
 
-export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir"> };
+export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir"> };
 
 /** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
 export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
@@ -107,8 +116,16 @@ export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
   const diskPath =
     spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
   const qmpSocket = deps.settings.qmpDir ? vmQmpSocket(deps.settings.qmpDir, spec.name) : undefined;
-  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket });
-  return { spec, xml, hostdevs, diskPath, shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) } };
+  const graphicsSocket = spec.graphics !== "none" && deps.settings.spiceDir ? vmGraphicsSocket(deps.settings.spiceDir, spec.name, spec.graphics) : undefined;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket });
+  return {
+    spec,
+    xml,
+    hostdevs,
+    diskPath,
+    shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) },
+    graphicsSocket: graphicsSocket ?? null,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -143,7 +160,7 @@ export class VmService {
         // Recreated at every boot by systemd-tmpfiles (owner user, group kvm, 0660).
         writeFileAtomic(side.tmpfiles, tmpfilesLine(plan.shm.path, owner.user));
       }
-      writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path));
+      writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path, spec.graphics === "spice" ? plan.graphicsSocket : null));
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "applied", details: { xml: plan.xml, disk: plan.diskPath, hostdevs: plan.hostdevs, shm: plan.shm } });
       return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
     } catch (err) {
@@ -172,9 +189,11 @@ export class VmService {
     checkName(name);
     const state = await this.deps.virsh.state(name);
     if (state === "running") throw conflict(`VM ${name} is already running`);
-    const { qmpDir, libvirtQemuDir } = this.deps.settings;
+    const { qmpDir, libvirtQemuDir, spiceDir } = this.deps.settings;
     // QEMU creates the monitor socket there: the directory must exist, owned by QEMU's user
     if (qmpDir) ensureQmpDir(qmpDir, libvirtQemuDir ?? "/var/lib/libvirt/qemu");
+    // and the display sockets: QEMU's user, the admin group, 2750
+    const displayOwner = spiceDir ? ensureGraphicsDir(spiceDir, this.graphicsOwner()) : null;
     try {
       await this.deps.virsh.start(name);
     } catch (err) {
@@ -182,8 +201,30 @@ export class VmService {
         throw new AppError("VM_START_FAILED", `VM ${name} failed to start: ${err.libvirtMessage}`, { status: 409, cause: err });
       throw err;
     }
-    this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: {} });
+    const display = spiceDir && displayOwner ? await this.secureDisplay(name, spiceDir, displayOwner) : [];
+    this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: display.length ? { display } : {} });
     return this.show(name);
+  }
+
+  /** Owner, group and modes of the display socket directory (see graphics-socket.ts). */
+  graphicsOwner(): GraphicsDirOwner {
+    const s = this.deps.settings;
+    return graphicsDirOwner(s.libvirtQemuDir ?? "/var/lib/libvirt/qemu", s.adminGroup ?? "neuron", s.groupFile);
+  }
+
+  /**
+   * QEMU creates its display sockets with libvirt's umask (002) and its own group: once they
+   * exist (before `virsh start` returns; waited for 2 s at most), they get the directory's group
+   * and 0660 — only the sockets in spiceDir, never a path a hand-written definition names.
+   */
+  private async secureDisplay(name: string, spiceDir: string, owner: GraphicsDirOwner) {
+    const xml = await this.deps.virsh.dumpxml(name).catch(() => "<domain/>");
+    const ours = graphicsListens(xml)
+      .flatMap((g) => g.sockets)
+      .filter((p) => dirname(p) === spiceDir);
+    const deadline = Date.now() + 2000;
+    while (ours.some((p) => !existsSync(p)) && Date.now() < deadline) await sleep(50);
+    return secureGraphicsSockets(ours, owner).map((s) => ({ ...s, mode: `0${s.mode.toString(8)}` }));
   }
 
   /** Waits until the VM is in one of `states`; returns the state seen last. */
@@ -219,6 +260,8 @@ export class VmService {
       });
     }
     const final = await this.deps.virsh.state(name);
+    // QEMU does not unlink its SPICE socket when it exits
+    if (this.deps.settings.spiceDir && OFF_STATES.includes(final)) removeGraphicsSockets(this.deps.settings.spiceDir, name);
     this.deps.audit.record({ actor, action: "vm.stop", target: name, status: "applied", details: { method } });
     return { name, state: final, method };
   }
@@ -239,6 +282,7 @@ export class VmService {
     const ownDisks = facts.disks.filter((d) => d.startsWith(join(this.deps.settings.stateDir, "vms") + "/"));
     if (opts.deleteDisk) for (const d of ownDisks) rmSync(d, { force: true });
     for (const f of Object.values(vmSideFiles(this.deps.settings, name))) rmSync(f, { force: true });
+    if (this.deps.settings.spiceDir) removeGraphicsSockets(this.deps.settings.spiceDir, name);
     // The previous definition stays in the audit log: redefining it is the rollback.
     this.deps.audit.record({ actor, action: "vm.undefine", target: name, status: "applied", details: { xml, deletedDisks: opts.deleteDisk ? ownDisks : [] } });
   }

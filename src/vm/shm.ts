@@ -100,7 +100,15 @@ export function tmpfilesLine(path: string, user: string): string {
   return `f ${path} 0660 ${user} kvm -\n`;
 }
 
-/** looking-glass-client configuration for one VM (INI). */
-export function lookingGlassClientIni(vmName: string, path: string): string {
-  return [`; looking-glass-client settings for VM ${vmName}`, "[app]", `shmFile=${path}`, "", "[win]", `title=${vmName}`, "", "[input]", "escapeKey=KEY_RIGHTCTRL", ""].join("\n");
+/**
+ * looking-glass-client configuration for one VM (INI). `spiceSocket`: the VM's SPICE unix
+ * socket — Looking Glass sends keyboard and mouse through SPICE, and takes `spice:host` as a
+ * socket path when `spice:port` is 0; null (a VM without SPICE) turns its SPICE client off, so
+ * it never tries the TCP default (127.0.0.1:5900, whatever listens there).
+ */
+export function lookingGlassClientIni(vmName: string, path: string, spiceSocket: string | null = null): string {
+  for (const v of [path, spiceSocket ?? ""])
+    if (/[\0\n\r]/.test(v)) throw new AppError("INVALID_INPUT", `looking-glass-client setting ${JSON.stringify(v.slice(0, 120))} holds a control character`, { status: 422 });
+  const spice = spiceSocket === null ? ["[spice]", "enable=no"] : ["[spice]", `host=${spiceSocket}`, "port=0"];
+  return [`; looking-glass-client settings for VM ${vmName}`, "[app]", `shmFile=${path}`, "", "[win]", `title=${vmName}`, "", "[input]", "escapeKey=KEY_RIGHTCTRL", "", ...spice, ""].join("\n");
 }

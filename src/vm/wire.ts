@@ -20,7 +20,7 @@ export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/
 
 export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
   return new VmService({
-    virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri }),
+    virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: config.libvirtTimeoutMs }),
     audit: vmAuditRepo(db),
     resolver,
     settings: {
@@ -31,6 +31,8 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       targetRoot: config.targetRoot,
       qmpDir: config.qmpDir,
       libvirtQemuDir: config.libvirtQemuDir,
+      spiceDir: config.spiceDir,
+      adminGroup: config.adminGroup,
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
@@ -40,7 +42,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
 export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
   return {
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir },
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir },
     cpuVendor: () => cpuVendor(config.root),
   };
 }

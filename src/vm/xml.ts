@@ -5,6 +5,7 @@
  * (`<os firmware='efi'>` + feature flags), not hard-coded paths.
  */
 import { XMLBuilder } from "fast-xml-parser";
+import { invalid } from "../errors.ts";
 import type { VmSpec } from "./model.ts";
 import { qmpArgument, QEMU_XMLNS } from "./qmp-socket.ts";
 import { ivshmemSizeMiB, shmName } from "./shm.ts";
@@ -29,6 +30,11 @@ export interface BuildOptions {
   domainType?: "kvm" | "qemu";
   /** The appliance's own QMP monitor socket (input into the VM); absent: none. */
   qmpSocket?: string;
+  /**
+   * The unix socket SPICE or VNC listens on (spec.graphics), see graphics-socket.ts.
+   * Absent: the display listens nowhere (`<listen type='none'/>`); never on TCP.
+   */
+  graphicsSocket?: string;
 }
 
 const attrs = (o: Record<string, string | number>): Node =>
@@ -64,6 +70,14 @@ function osNode(spec: VmSpec): Node {
     ? { firmware: { feature: [attrs({ enabled: "yes", name: "secure-boot" }), attrs({ enabled: "yes", name: "enrolled-keys" })] }, loader: attrs({ secure: "yes" }) }
     : { firmware: { feature: [attrs({ enabled: "no", name: "secure-boot" })] } };
   return { ...attrs({ firmware: "efi" }), type: { ...attrs({ arch: "x86_64", machine: "q35" }), "#text": "hvm" }, ...firmware };
+}
+
+/** SPICE or VNC on a unix socket: no TCP port, no password (the socket's directory is the gate). */
+function graphicsNode(kind: "spice" | "vnc", socket: string | undefined): Node {
+  if (socket !== undefined && (/[\0\n\r]/.test(socket) || !socket.startsWith("/")))
+    throw invalid(`display socket path ${JSON.stringify(socket.slice(0, 120))} must be absolute, without NUL or newline`);
+  const listen = socket === undefined ? attrs({ type: "none" }) : attrs({ type: "socket", socket });
+  return kind === "spice" ? { ...attrs({ type: "spice" }), listen, image: attrs({ compression: "off" }) } : { ...attrs({ type: "vnc" }), listen };
 }
 
 function devices(spec: VmSpec, opts: BuildOptions): Node {
@@ -112,9 +126,7 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
     interface: iface,
     channel: channels,
     input: [attrs({ type: "keyboard", bus: "virtio" }), attrs({ type: "mouse", bus: "virtio" }), attrs({ type: "tablet", bus: "virtio" })],
-    ...(spec.graphics === "spice"
-      ? { graphics: { ...attrs({ type: "spice", autoport: "yes" }), listen: attrs({ type: "address", address: "127.0.0.1" }), image: attrs({ compression: "off" }) } }
-      : {}),
+    ...(spec.graphics !== "none" ? { graphics: graphicsNode(spec.graphics, opts.graphicsSocket) } : {}),
     // With a passed-through GPU the guest renders there and Looking Glass shows it: no emulated adapter.
     video: { model: attrs(passthroughGpu ? { type: "none" } : windows ? { type: "vga" } : { type: "virtio", heads: 1 }) },
     hostdev: hostdevs.map((address) => ({

@@ -66,8 +66,10 @@ describe("API server on real sockets", () => {
       "shm",
       "vm-shm",
       "vm-qmp",
+      "vm-graphics",
       "native",
       "encoder",
+      "codecs",
       "db",
     ]);
   });

@@ -1,21 +1,24 @@
 /**
- * Benchmark of the compiled appliance (prints figures, asserts nothing):
- *  - spawn → first 200 from /api/v1/health: on a fresh state dir (includes the first
- *    migration) and on a migrated one; median and p90 over N runs;
- *  - idle RSS of the serving process;
- *  - /api/v1/health throughput (bounded: a fixed request count, loopback only), with a bare
- *    Bun.serve answering the same JSON measured in the same run as the baseline.
+ * Benchmark of the compiled appliance (prints figures, asserts nothing), against a bare
+ * compiled `Bun.serve` answering the same JSON, built in the same run with the same flags:
+ *  - cold start (fresh state dir: first migration, GameStream identity) and warm start
+ *    (the same dir again): spawn → first 200 from /api/v1/health, p50/p90 over N runs;
+ *  - idle RSS once started, and once the background encoder measurement has finished;
+ *  - /api/v1/health throughput (bounded: a fixed request count, loopback only).
+ * The appliance runs with its GameStream host on (loopback, free ports, no mDNS), as shipped.
  *
  *   npm run bench:api   (builds dist/neuron-appliance first if missing)
+ *   BENCH_RUNS=N BENCH_REQUESTS=N   GAMESTREAM=0 to run the appliance without its GameStream host
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..", "..");
 const EXE = join(ROOT, "dist", "neuron-appliance");
-const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const RUNS = Number(process.env.BENCH_RUNS ?? 11);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
+const GAMESTREAM = process.env.GAMESTREAM !== "0";
 const CONCURRENCY = 32;
 
 if (!existsSync(EXE)) {
@@ -25,6 +28,7 @@ if (!existsSync(EXE)) {
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const rssMiB = (pid: number) => round(Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]) / 1024, 1);
 
 function freePort(): number {
   const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
@@ -33,32 +37,86 @@ function freePort(): number {
   return p;
 }
 
-async function startAndTime(stateDir: string): Promise<{ ms: number; proc: Bun.Subprocess; port: number }> {
+/** A GameStream base port whose HTTP, HTTPS, RTSP and UDP ports are free on 127.0.0.1 now. */
+function freeBase(): number {
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    const held: { stop(force?: boolean): void }[] = [];
+    try {
+      for (const p of [base, base - 5, base + 21]) held.push(Bun.listen({ hostname: "127.0.0.1", port: p, socket: { data() {} } }));
+      return base;
+    } catch {
+      /* taken */
+    } finally {
+      for (const h of held) h.stop(true);
+    }
+  }
+}
+
+const base = mkdtempSync(join(tmpdir(), "neuron-bench-"));
+
+// the baseline: a bare Bun.serve, compiled with the appliance's flags
+const bareSrc = join(base, "bare.ts");
+const bareExe = join(base, "bare");
+writeFileSync(
+  bareSrc,
+  'const port = Number(process.argv[2]); Bun.serve({ hostname: "127.0.0.1", port, fetch: () => Response.json({ status: "ok" }) });\n',
+);
+const built = Bun.spawnSync(
+  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", bareSrc, "--outfile", bareExe],
+  { stdout: "ignore", stderr: "inherit" },
+);
+if (built.exitCode !== 0) process.exit(1);
+
+interface Started {
+  ms: number;
+  proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
+  port: number;
+  log: () => string;
+}
+
+async function startAndTime(argv: (port: number) => string[], env: Record<string, string>): Promise<Started> {
   const port = freePort();
   const t0 = performance.now();
-  const proc = Bun.spawn([EXE, "serve", "--port", String(port), "--state-dir", stateDir, "--log-format", "json"], {
-    env: { PATH: "/usr/bin:/bin", HOME: stateDir, NEURON_CONFIG: join(ROOT, "test", "fixtures", "config", "test.json") },
-    stdout: "ignore",
-    stderr: "ignore",
-  });
+  const proc = Bun.spawn(argv(port), { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  let log = "";
+  void (async () => {
+    for await (const chunk of proc.stderr) log += new TextDecoder().decode(chunk);
+  })();
   for (;;) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`);
       if (res.status === 200) {
         await res.arrayBuffer();
-        return { ms: performance.now() - t0, proc, port };
+        return { ms: performance.now() - t0, proc, port, log: () => log };
       }
     } catch {
       /* not listening yet */
     }
-    if (performance.now() - t0 > 10_000) throw new Error("appliance did not start within 10 s");
+    if (performance.now() - t0 > 10_000) throw new Error(`did not start within 10 s: ${log}`);
     await Bun.sleep(1);
   }
 }
 
-async function stop(proc: Bun.Subprocess) {
-  proc.kill("SIGTERM");
-  await proc.exited;
+function appliance(stateDir: string) {
+  const config = join(stateDir + "-config.json");
+  writeFileSync(config, JSON.stringify({ gamestreamEnabled: GAMESTREAM, gamestreamHost: "127.0.0.1", gamestreamPort: freeBase(), mdns: false }));
+  return startAndTime((port) => [EXE, "serve", "--port", String(port), "--state-dir", stateDir, "--log-format", "json"], { PATH: "/usr/bin:/bin", HOME: stateDir, NEURON_CONFIG: config });
+}
+const bare = () => startAndTime((port) => [bareExe, String(port)], { PATH: "/usr/bin:/bin" });
+
+async function stop(s: Started) {
+  s.proc.kill("SIGTERM");
+  await s.proc.exited;
+}
+
+async function waitFor(s: Started, text: string, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (s.log().includes(text)) return true;
+    await Bun.sleep(20);
+  }
+  return false;
 }
 
 async function throughput(url: string): Promise<number> {
@@ -76,32 +134,47 @@ async function throughput(url: string): Promise<number> {
   return REQUESTS / ((performance.now() - t0) / 1000);
 }
 
-const base = mkdtempSync(join(tmpdir(), "neuron-bench-"));
+const summary = (xs: number[]) => ({ p50Ms: round(pct(xs, 50)), p90Ms: round(pct(xs, 90)) });
+
 try {
   const cold: number[] = [];
   const warm: number[] = [];
+  const bareMs: number[] = [];
+  // interleaved, so load from elsewhere on the machine hits all three alike
   for (let i = 0; i < RUNS; i++) {
     const dir = join(base, `s${i}`);
-    const first = await startAndTime(dir);
+    const first = await appliance(dir);
     cold.push(first.ms);
-    await stop(first.proc);
-    const second = await startAndTime(dir);
+    await waitFor(first, "GameStream host listening", GAMESTREAM ? 10_000 : 0);
+    await stop(first);
+    const second = await appliance(dir);
     warm.push(second.ms);
-    await stop(second.proc);
+    await stop(second);
+    const b = await bare();
+    bareMs.push(b.ms);
+    await stop(b);
   }
-  console.log(JSON.stringify({ case: "startup-fresh-state", runs: RUNS, p50Ms: round(pct(cold, 50)), p90Ms: round(pct(cold, 90)) }));
-  console.log(JSON.stringify({ case: "startup-migrated-state", runs: RUNS, p50Ms: round(pct(warm, 50)), p90Ms: round(pct(warm, 90)), goalMs: 60 }));
+  const bareP50 = pct(bareMs, 50);
+  console.log(JSON.stringify({ case: "startup-bare-bun-serve", runs: RUNS, ...summary(bareMs) }));
+  console.log(JSON.stringify({ case: "startup-cold", gamestream: GAMESTREAM, runs: RUNS, ...summary(cold), ratioToBare: round(pct(cold, 50) / bareP50), goalMs: 60 }));
+  console.log(JSON.stringify({ case: "startup-warm", gamestream: GAMESTREAM, runs: RUNS, ...summary(warm), ratioToBare: round(pct(warm, 50) / bareP50), goalMs: 40 }));
 
-  const s = await startAndTime(join(base, "tp"));
+  const b = await bare();
   await Bun.sleep(500);
-  const rssKiB = Number(readFileSync(`/proc/${s.proc.pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)![1]);
-  console.log(JSON.stringify({ case: "idle-rss", rssMiB: round(rssKiB / 1024, 1) }));
-  const appRps = await throughput(`http://127.0.0.1:${s.port}/api/v1/health`);
-  await stop(s.proc);
+  const bareRss = rssMiB(b.proc.pid);
+  const bareRps = await throughput(`http://127.0.0.1:${b.port}/api/v1/health`);
+  await stop(b);
 
-  const bare = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => Response.json({ status: "ok" }) });
-  const bareRps = await throughput(`http://127.0.0.1:${bare.port}/api/v1/health`);
-  bare.stop(true);
+  const s = await appliance(join(base, "tp"));
+  await Bun.sleep(500);
+  const startedRss = rssMiB(s.proc.pid);
+  // the encoders are timed a second after the GameStream host is up; idle means after that
+  const measured = GAMESTREAM && (await waitFor(s, "codecs offered", 60_000));
+  if (measured) await Bun.sleep(500);
+  const idleRss = rssMiB(s.proc.pid);
+  console.log(JSON.stringify({ case: "idle-rss", gamestream: GAMESTREAM, startedMiB: startedRss, afterCodecMeasurementMiB: measured ? idleRss : null, bareMiB: bareRss, ratioToBare: round(idleRss / bareRss), goalMiB: 60 }));
+  const appRps = await throughput(`http://127.0.0.1:${s.port}/api/v1/health`);
+  await stop(s);
   console.log(
     JSON.stringify({ case: "health-throughput", requests: REQUESTS, concurrency: CONCURRENCY, rps: Math.round(appRps), baseline: "bare Bun.serve", baselineRps: Math.round(bareRps), ratio: round(appRps / bareRps) }),
   );

@@ -3,10 +3,21 @@
  * 1,408 bytes, with ISA-L's GF(2^8) Cauchy-matrix codec (libisal.so.2, same k + m when
  * k + m <= 255) as the baseline measured in the same run. One JSON object per line and case.
  * Bounded: each measurement stops after its iteration cap or its time budget.
+ *
+ * Two ISA-L decode baselines: `baselineDecode*` inverts the whole k×k survivor matrix on every
+ * decode (a naive use, kept for comparison with older runs); `lostRowsBaselineDecode*` is the
+ * usual decode — a decode matrix of only the lost data shards' rows, from the inverse of the
+ * e×e block of parity rows at the lost columns (native/bench/baselines.c), then ec_init_tables
+ * and ec_encode_data, with the e×e block inverted by ISA-L's gf_invert_matrix (as its examples
+ * do); `lostRowsFastInvBaselineDecode*` the same with a table-driven e×e inversion (ISA-L's
+ * inversion calls gf_mul per element and dominates a small decode): the strongest ISA-L decode.
+ * `decodeRatio` is against the naive one, `lostRowsDecodeRatio` / `lostRowsFastInvDecodeRatio`
+ * against the two usual ones (the honest figures).
  */
 import { dlopen, FFIType, ptr, type Pointer } from "bun:ffi";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { RS16_ISAS, Rs16Codec, type Rs16Isa } from "../../ffi/rs16.ts";
+import { openBaselines } from "./baselines.ts";
 
 const SHARD = 1408;
 const CASES: Array<[number, number]> = [
@@ -88,7 +99,7 @@ function isalCase(
   k: number,
   m: number,
   lost: number[],
-): { enc: number; dec: number; decP50: number; decKernel: number } {
+): { enc: number; dec: number; decP50: number; decKernel: number; decRows?: number; decRowsP50?: number; decRowsFast?: number; decRowsFastP50?: number } {
   const n = k + m;
   const block = bytesOf(n * SHARD);
   const next = rng(7);
@@ -130,17 +141,42 @@ function isalCase(
     isal.symbols.ec_encode_data(SHARD, k, lost.length, ptr(decTables), ptr(survTable), ptr(outTable));
   const kernelTimes = measure(kernel, 500, 1000);
   const bytes = k * SHARD;
+  // the usual decode: only the lost rows, one native call (matrix, tables, rebuild), the e×e
+  // block inverted by ISA-L's gf_invert_matrix (0) or by a table-driven inversion (1)
+  const rowsTimes: (number[] | undefined)[] = [];
+  if (baselines) {
+    const e = lost.length;
+    const lostBytes = Uint8Array.from(lost);
+    const rowTables = bytesOf(32 * k * e);
+    const ptrs = bytesOf(8 * (k + e));
+    const work = bytesOf(k + 3 * e * k + 34 * e * e);
+    for (const fast of [0, 1]) {
+      const decodeRows = () => {
+        if (baselines.symbols.bench_isal_decode(ptr(matrix), k, m, SHARD, ptr(all), ptr(lostBytes), e, fast, ptr(rowTables), ptr(ptrs), ptr(work)) !== 0)
+          throw new Error("ISA-L lost-rows decode failed");
+      };
+      for (const d of lost) block.fill(0, d * SHARD, (d + 1) * SHARD);
+      decodeRows();
+      if (Buffer.compare(block.subarray(0, k * SHARD), original) !== 0) throw new Error("ISA-L lost-rows decode mismatch");
+      rowsTimes.push(measure(decodeRows, 500, 1500));
+    }
+  }
   return {
     enc: mbps(bytes, median(encTimes)),
     dec: mbps(bytes, median(decTimes)),
     decP50: median(decTimes),
     decKernel: mbps(bytes, median(kernelTimes)),
+    decRows: rowsTimes[0] && mbps(bytes, median(rowsTimes[0])),
+    decRowsP50: rowsTimes[0] && median(rowsTimes[0]),
+    decRowsFast: rowsTimes[1] && mbps(bytes, median(rowsTimes[1])),
+    decRowsFastP50: rowsTimes[1] && median(rowsTimes[1]),
   };
 }
 
 /* ---------- main ---------- */
 
 const isal = openIsal();
+const baselines = isal ? openBaselines() : null;
 
 // Raw bun:ffi cost of one call into libneuron (no arguments, no work), for scale.
 {
@@ -195,11 +231,20 @@ function runCase(k: number, m: number, isa: Rs16Isa | undefined, isalMemo: Map<s
     }
     Object.assign(row, {
       baseline: "isa-l-gf8-cauchy",
+      baselineDecode: "isa-l, whole k×k survivor matrix inverted per decode",
       baselineMBps: b.enc,
       ratio: Number((encodeMBps / b.enc).toFixed(2)),
       baselineDecodeMBps: b.dec,
       baselineDecodeP50Ms: Number(b.decP50.toFixed(4)),
       decodeRatio: Number((Number(row.decodeMBps) / b.dec).toFixed(2)),
+      lostRowsBaselineDecode: b.decRows ? "isa-l, decode matrix of the lost rows only (e×e inversion)" : "none (bench baselines not built)",
+      lostRowsBaselineDecodeMBps: b.decRows,
+      lostRowsBaselineDecodeP50Ms: b.decRowsP50 === undefined ? undefined : Number(b.decRowsP50.toFixed(4)),
+      lostRowsDecodeRatio: b.decRows ? Number((Number(row.decodeMBps) / b.decRows).toFixed(2)) : undefined,
+      lostRowsFastInvBaselineDecode: b.decRowsFast ? "isa-l, lost rows only, e×e block inverted with a product table" : undefined,
+      lostRowsFastInvBaselineDecodeMBps: b.decRowsFast,
+      lostRowsFastInvBaselineDecodeP50Ms: b.decRowsFastP50 === undefined ? undefined : Number(b.decRowsFastP50.toFixed(4)),
+      lostRowsFastInvDecodeRatio: b.decRowsFast ? Number((Number(row.decodeMBps) / b.decRowsFast).toFixed(2)) : undefined,
       baselineDecodeKernelMBps: b.decKernel,
       decodeKernelRatio: Number((Number(row.decodeMBps) / b.decKernel).toFixed(2)),
     });

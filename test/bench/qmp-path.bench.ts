@@ -18,7 +18,6 @@ import { QmpClient } from "../../src/input/qmp-client.ts";
 import { noPassthrough } from "../../src/vm/passthrough.ts";
 import { vmQmpSocket } from "../../src/vm/qmp-socket.ts";
 import { VmService } from "../../src/vm/service.ts";
-import { Virsh } from "../../src/vm/virsh.ts";
 import { tempDir } from "../helpers/env.ts";
 import { libvirtdUnavailable, startLibvirtd } from "../vm/libvirtd.ts";
 
@@ -38,7 +37,7 @@ const keyEvent = (down: boolean) => ({ events: [{ type: "key", data: { down, key
 const dir = tempDir("neuron-qmp-bench-");
 const daemon = await startLibvirtd();
 const db = openDatabase(join(dir.path, "neuron.db"));
-const virsh = new Virsh({ bin: "virsh", uri: daemon.uri });
+const virsh = daemon.virsh();
 const qmpDir = join(dir.path, "qmp");
 const vms = new VmService({
   virsh,

@@ -138,9 +138,9 @@ describe("capture API", () => {
 
 describe("capture CLI", () => {
   test("encoders --json, demo --out writes a decodable stream, bad usage exits 2", async () => {
-    const enc = runCli(["capture", "encoders", "--json"]);
+    const enc = runCli(["capture", "encoders", "--codec", "h264", "--no-measure", "--json"]);
     expect(enc.code).toBe(0);
-    expect(JSON.parse(enc.stdout).chosen).toBe("libx264");
+    expect(JSON.parse(enc.stdout).codecs[0].chosen).toBe("libx264");
     const out = join(shmDir, "cli.h264");
     const demo = runCli(["capture", "demo", "--width", "320", "--height", "240", "--frames", "15", "--out", out, "--shm-dir", shmDir]);
     expect(demo.code).toBe(0);

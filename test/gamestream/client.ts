@@ -8,6 +8,7 @@ import { createCipheriv, createDecipheriv, createHash, createPublicKey, createSi
 import { readFileSync } from "node:fs";
 import { connect } from "node:tls";
 import { join } from "node:path";
+import { rawGet } from "./raw-http.ts";
 
 export interface ClientIdentity {
   keyPem: string;
@@ -71,6 +72,8 @@ const ecb = (encrypt: boolean, key: Buffer, data: Buffer) => {
 
 export class GameStreamTestClient {
   serverCertPem: string | null = null;
+  /** Source address of the plain-HTTP requests (another 127.0.0.x: another client address). */
+  localAddress: string | null = null;
 
   constructor(
     readonly host: string,
@@ -86,6 +89,10 @@ export class GameStreamTestClient {
   }
 
   async http(path: string, params: Record<string, string> = {}, signal?: AbortSignal) {
+    if (this.localAddress) {
+      const r = await rawGet(this.httpPort, `${path}?${this.q(params)}`, `${this.host}:${this.httpPort}`, [], { localAddress: this.localAddress, timeoutMs: 30_000 });
+      return parseXml(r.body);
+    }
     const res = await fetch(`http://${this.host}:${this.httpPort}${path}?${this.q(params)}`, { signal });
     return parseXml(await res.text());
   }
@@ -121,7 +128,7 @@ export class GameStreamTestClient {
    * The whole pairing as Moonlight does it. `enterPin` is called once the host holds phase 1
    * open (the user types the PIN on the host). Returns the outcome of each phase.
    */
-  async pair(pin: string, enterPin: () => Promise<void>, opts: { tamperClientHash?: boolean; tamperSignature?: boolean } = {}) {
+  async pair(pin: string, enterPin: () => Promise<void>, opts: { tamperClientHash?: boolean; tamperSignature?: boolean; /** as stock Moonlight: stop after phase 3 when the host's hash is wrong, and call /unpair */ checkHostHash?: boolean } = {}) {
     const salt = randomBytes(16);
     const phase1 = this.http("/pair", { devicename: this.deviceName, updateState: "1", phrase: "getservercert", salt: salt.toString("hex"), clientcert: Buffer.from(this.id.certPem).toString("hex") });
     await enterPin();
@@ -149,6 +156,10 @@ export class GameStreamTestClient {
     const hostSigOk = createVerify("sha256").update(serverSecret).verify(createPublicKey(this.serverCertPem), serverSig);
     const expectedHash = createHash("sha256").update(Buffer.concat([clientChallenge, certSignature(this.serverCertPem), serverSecret])).digest();
     const hostHashOk = expectedHash.equals(serverResponseHash);
+    if (opts.checkHostHash && !hostHashOk) {
+      await this.http("/unpair");
+      return { ok: false, phase: 3, reply: p3, hostSigOk, hostHashOk };
+    }
 
     let sig = createSign("sha256").update(clientSecret).sign(this.id.keyPem);
     if (opts.tamperSignature) sig = Buffer.from(sig.map((b, i) => (i === 0 ? b ^ 1 : b)));

@@ -3,9 +3,10 @@ import { join } from "node:path";
 import { NativeCrypto } from "../../ffi/crypto.ts";
 import { AppsService } from "../../src/apps/service.ts";
 import { appsRepo } from "../../src/db/repos/apps.ts";
-import { pairingsRepo } from "../../src/db/repos/pairings.ts";
+import { pairingsRepo, type PairingsRepo } from "../../src/db/repos/pairings.ts";
+import { GS_PERMISSIONS } from "../../src/gamestream/permissions.ts";
 import { openDatabase } from "../../src/db/client.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import type { StreamConfig } from "../../src/gamestream/rtsp/announce.ts";
 import { GameStreamService, type GameStreamDeps } from "../../src/gamestream/service.ts";
@@ -37,10 +38,12 @@ export function gameStreamTestService(config: Config, deps: Partial<GameStreamDe
   const db = openDatabase(config.dbPath);
   const apps = new AppsService(appsRepo(db.db));
   apps.seedDefaults();
+  const pairings = pairingsRepo(db.db);
+  pairTestFingerprint(pairings);
   const service = new GameStreamService({
     config,
     apps,
-    pairings: pairingsRepo(db.db),
+    pairings,
     crypto: gameStreamCrypto(NativeCrypto.load()),
     log: silentLogger,
     codecModeSupport: () => CODEC.H264,
@@ -49,7 +52,15 @@ export function gameStreamTestService(config: Config, deps: Partial<GameStreamDe
   return { db, apps, service };
 }
 
-/** A launched session as /launch would make it (random rikey). */
+/**
+ * The pairing launchSession's sessions belong to (fingerprint "test", every permission): input
+ * of a session whose client is not paired is dropped.
+ */
+export function pairTestFingerprint(pairings: PairingsRepo): void {
+  pairings.upsert({ name: "test client", certPem: "", fingerprint: "test", permissions: () => [...GS_PERMISSIONS] });
+}
+
+/** A launched session as /launch would make it (random rikey), by the client pairTestFingerprint stores. */
 export function launchSession(
   host: { service: GameStreamService },
   vmName: string | null = null,

@@ -227,6 +227,9 @@ describe.skipIf(skip)("control stream", () => {
     clients.push(second);
     expect(await second.connect(port, session.connectData)).toBe(true);
     await first.waitFor(() => first.disconnected, 3000, "old connection dropped");
+    // dropped gracefully: the termination came first (a bare disconnect is "error -1" to Moonlight)
+    const t = first.received.find((m) => m.type === ControlType.TERMINATION);
+    expect(t && new DataView(t.payload.buffer, t.payload.byteOffset).getUint32(0)).toBe(TERMINATION_GRACEFUL);
     expect(events.some((e) => e.type === "disconnected" && e.reason === "replaced")).toBe(true);
     second.send(ControlType.IDR_REQUEST);
     await second.waitFor(() => host.service.control!.stats(session.id)?.idrRequests === 1, 2000, "IDR on the new connection");

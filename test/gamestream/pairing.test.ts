@@ -3,7 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/env.ts";
-import { GameStreamTestClient, makeClientIdentity, type ClientIdentity } from "./client.ts";
+import { GameStreamTestClient, makeClientIdentity, parseXml, type ClientIdentity } from "./client.ts";
 import { gameStreamHost } from "./helpers.ts";
 
 let keys: ReturnType<typeof tempDir>;
@@ -109,7 +109,8 @@ describe("GameStream pairing with a client written from the spec", () => {
     let host: ReturnType<typeof gameStreamHost>;
     let ports: { http: number; https: number };
     beforeAll(async () => {
-      host = gameStreamHost({ pinTimeoutMs: 1500 });
+      // many attempts from 127.0.0.1 here: the rate limit is tested on its own
+      host = gameStreamHost({ pinTimeoutMs: 1500, config: { pairingAttemptsPerMinute: 1000 } });
       ports = await host.service.start();
     });
     afterAll(async () => host.close());
@@ -136,25 +137,61 @@ describe("GameStream pairing with a client written from the spec", () => {
       expect(host.service.listPairings()).toHaveLength(0);
     });
 
-    test("concurrent attempts keep their own state; the PIN goes to the attempt named", async () => {
-      const a = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "AAAAAAAAAAAAAAAA", "tv");
-      const m = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "BBBBBBBBBBBBBBBB", "phone");
-      let release!: () => void;
-      const bothWaiting = new Promise<void>((r) => (release = r));
-      const waitForBoth = async () => {
+    const getServerCert = (c: GameStreamTestClient, id: ClientIdentity) =>
+      c.http("/pair", { devicename: c.deviceName, updateState: "1", phrase: "getservercert", salt: "00".repeat(16), clientcert: Buffer.from(id.certPem).toString("hex") });
+
+    test("a pending attempt is not displaced by another address; the PIN goes to the attempt named; the same address may start over", async () => {
+      const a = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "0123456789ABCDEF", "roth");
+      const m = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "0123456789ABCDEF", "roth");
+      m.localAddress = "127.0.0.2";
+      let knock: Promise<ReturnType<typeof parseXml>> | null = null;
+      const enter = async () => {
+        for (let i = 0; i < 200 && host.service.pendingPairings().length === 0; i++) await Bun.sleep(5);
+        const [pending] = host.service.pendingPairings();
+        // another address (same uniqueid and device name, as every stock client sends) starts its own attempt while the owner is about to type the PIN
+        knock = getServerCert(m, mallory);
         for (let i = 0; i < 200 && host.service.pendingPairings().length < 2; i++) await Bun.sleep(5);
+        const both = host.service.pendingPairings();
+        expect(both.map((p) => p.remoteIp).sort()).toEqual(["127.0.0.1", "127.0.0.2"]);
+        expect(both).toContainEqual(pending!); // untouched
         expect(() => host.service.submitPin("1111")).toThrow(/2 clients are waiting/);
-        release();
+        // its /unpair (what a client sends after a failed phase) ends its own attempt only
+        await m.http("/unpair");
+        expect(host.service.pendingPairings()).toEqual([pending!]);
+        host.service.submitPin("1111", pending!.id);
       };
-      const enter = (device: string, pin: string) => async () => {
-        await bothWaiting;
-        host.service.submitPin(pin, host.service.pendingPairings().find((p) => p.deviceName === device)!.id);
-      };
-      const [ra, rm] = await Promise.all([a.pair("1111", enter("tv", "1111")), m.pair("2222", enter("phone", "2222")), waitForBoth()]);
-      expect(ra).toMatchObject({ ok: true });
-      expect(rm).toMatchObject({ ok: true });
-      expect(host.service.listPairings().map((p) => p.name).sort()).toEqual(["phone", "tv"]);
+      expect(await a.pair("1111", enter)).toMatchObject({ ok: true });
+      expect((await knock!)!.status).toBe(400); // ended by its /unpair
+      expect(host.service.listPairings().map((p) => p.fingerprint)).toEqual([new X509Certificate(alice.certPem).fingerprint256.replace(/:/g, "").toLowerCase()]);
+      // the same address starting over replaces its own attempt: the second one is the one the PIN completes
+      const first = getServerCert(a, alice);
+      for (let i = 0; i < 200 && host.service.pendingPairings().length === 0; i++) await Bun.sleep(5);
+      const firstId = host.service.pendingPairings()[0]!.id;
+      const again = await a.pair("2222", async () => {
+        for (let i = 0; i < 200 && host.service.pendingPairings()[0]?.id === firstId; i++) await Bun.sleep(5);
+        host.service.submitPin("2222");
+      });
+      expect((await first).status).toBe(409);
+      expect(again).toMatchObject({ ok: true });
       for (const p of host.service.listPairings()) host.service.removePairing(p.id);
+    });
+
+    test("at most 4 addresses pair at once: a fifth is refused with a message the client shows", async () => {
+      const waiting = [2, 3, 4, 5].map((n) => {
+        const c = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, mallory, "0123456789ABCDEF", `m${n}`);
+        c.localAddress = `127.0.1.${n}`;
+        return getServerCert(c, mallory);
+      });
+      for (let i = 0; i < 200 && host.service.pendingPairings().length < 4; i++) await Bun.sleep(5);
+      expect(host.service.pendingPairings()).toHaveLength(4);
+      const fifth = new GameStreamTestClient("127.0.0.1", ports.http, ports.https, alice, "0123456789ABCDEF", "late");
+      fifth.localAddress = "127.0.1.6";
+      const r = await getServerCert(fifth, alice);
+      expect(r.status).toBe(503);
+      expect(r.message).toMatch(/4 other clients are pairing with this host right now/);
+      expect(r.fields.paired).toBe("0");
+      for (const w of await Promise.all(waiting)) expect(w.status).toBe(408); // no PIN: expired
+      expect(host.service.pendingPairings()).toEqual([]);
     });
 
     test("phases out of order are rejected", async () => {

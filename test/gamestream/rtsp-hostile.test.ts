@@ -217,3 +217,30 @@ describe("RTSP encrypted session: records", () => {
     await stillServes(key);
   });
 });
+
+describe("RTSP: one address cannot take every connection slot", () => {
+  test("silent connections from one address are capped at once; another address is still answered meanwhile", async () => {
+    const { connect } = await import("node:net");
+    const held: import("node:net").Socket[] = [];
+    const closedAt: number[] = [];
+    const t0 = performance.now();
+    try {
+      for (let i = 0; i < 16; i++) {
+        const s = connect({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
+        s.on("error", () => {});
+        s.on("close", () => closedAt.push(performance.now() - t0));
+        held.push(s);
+      }
+      await Bun.sleep(100);
+      // 4 held open (until the request timeout), the other 12 closed at once
+      expect(closedAt.length).toBe(12);
+      host.service.endSession();
+      const r = await exchange(port, Buffer.from("OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\nCSeq: 9\r\n\r\n"), { timeoutMs: 300 });
+      expect(r.closedBy).toBe("host");
+      expect(parseReply(r.bytes.toString()).status).toBe(454); // answered (no session is launched)
+      expect(closedAt.length).toBe(12); // answered while the 4 were still held
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+});

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { NativeCrypto } from "../../ffi/crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
 import { AnnounceError, parseAnnounce, sdpAttributes } from "../../src/gamestream/rtsp/announce.ts";
 import { describeBody, ENCRYPTION } from "../../src/gamestream/rtsp/describe.ts";

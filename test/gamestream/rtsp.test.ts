@@ -4,7 +4,7 @@
  * from the spec (encrypted with the launch's rikey, and plain).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import type { SessionEvent } from "../../src/gamestream/sessions.ts";
 import { tempDir } from "../helpers/env.ts";
 import { GameStreamTestClient, makeClientIdentity } from "./client.ts";

@@ -12,13 +12,14 @@ import { freeBasePort } from "./helpers.ts";
 let dir: ReturnType<typeof tempDir>;
 let proc: Bun.Subprocess<"ignore", "ignore", "pipe">;
 let base: number;
-const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREAM_ENABLED: "true", NEURON_GAMESTREAM_HOST: "127.0.0.1", NEURON_GAMESTREAM_PORT: String(base), NEURON_PORT: "0" });
+const env = () => ({ NEURON_STATE_DIR: join(dir.path, "state"), NEURON_GAMESTREAM_ENABLED: "true", NEURON_GAMESTREAM_HOST: "127.0.0.1", NEURON_GAMESTREAM_PORT: String(base), NEURON_PORT: "0", NEURON_PAIRING_ATTEMPTS_PER_MINUTE: "100" });
 
 beforeAll(async () => {
   dir = tempDir("neuron-serve-gs-");
   base = freeBasePort();
-  proc = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), "serve", "--log-format", "json"], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env() },
+  // the base port from the flag, which wins over the environment's
+  proc = Bun.spawn([BUN, join(REPO_ROOT, "src", "main.ts"), "serve", "--log-format", "json", "--gamestream-port", String(base)], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir.path, NEURON_CONFIG: join(REPO_ROOT, "test", "fixtures", "config", "test.json"), ...env(), NEURON_GAMESTREAM_PORT: String(freeBasePort()) },
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -31,7 +32,11 @@ beforeAll(async () => {
     log += new TextDecoder().decode(value);
   }
   reader.releaseLock();
+  const listening = log.split("\n").find((l) => l.includes("GameStream host listening"))!;
+  expect(JSON.parse(listening)).toMatchObject({ http: base, https: base - 5, rtsp: base + 21 });
+  startLog = log;
 });
+let startLog = "";
 afterAll(async () => {
   proc.kill("SIGTERM");
   await proc.exited;
@@ -39,6 +44,13 @@ afterAll(async () => {
 });
 
 describe("serve + pair CLI", () => {
+  test("a fresh state dir: the identity's key came from openssl, the API answered before the host was up", async () => {
+    expect(startLog).toContain('"msg":"GameStream identity created"');
+    expect(startLog.indexOf('"msg":"listening"')).toBeLessThan(startLog.indexOf('"msg":"GameStream host listening"'));
+    const info = await new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(dir.path)).http("/serverinfo");
+    expect(["1", "257"]).toContain(info.fields.ServerCodecModeSupport!);
+  });
+
   test("a client pairs with the PIN entered through `pair --pin`; `pair list` and `pair remove` manage it", async () => {
     const keys = tempDir("neuron-keys-");
     try {
@@ -105,6 +117,53 @@ describe("serve + pair CLI", () => {
       expect(ended[0]).toMatchObject({ id: sessions[0]!.id, reason: "ended-by-api" });
       expect((await client.http("/serverinfo")).fields.state).toBe("SUNSHINE_SERVER_FREE");
       const list = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { id: number; name: string }[];
+      for (const p of list) runCli(["pair", "remove", String(p.id)], env());
+    } finally {
+      keys.cleanup();
+    }
+  });
+
+  test("`pair grant` / `pair revoke` change what a second client may do; `pair list` shows it", async () => {
+    const keys = tempDir("neuron-keys-");
+    try {
+      const pairAs = async (dirName: string, device: string, pin: string) => {
+        const d = join(keys.path, dirName);
+        await Bun.write(join(d, ".keep"), "");
+        const c = new GameStreamTestClient("127.0.0.1", base, base - 5, makeClientIdentity(d), "0123456789ABCDEF", device);
+        const r = await c.pair(pin, async () => {
+          for (let i = 0; i < 200 && JSON.parse(runCli(["pair", "pending", "--json"], env()).stdout).length === 0; i++) await Bun.sleep(10);
+          expect(runCli(["pair", "--pin", pin], env()).code).toBe(0);
+        });
+        expect(r.ok).toBe(true);
+        return c;
+      };
+      await pairAs("a", "tv", "1111");
+      const phone = await pairAs("b", "phone", "2222");
+      const list = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { id: number; name: string; permissions: string[] }[];
+      expect(list.map((p) => [p.name, p.permissions])).toEqual([
+        ["tv", ["view", "keyboard", "mouse", "controller", "launch", "clipboard"]],
+        ["phone", ["view"]],
+      ]);
+      const id = String(list[1]!.id);
+      const launchQ = { appid: "1", mode: "1280x720x30", rikey: "0e".repeat(16), rikeyid: "1", localAudioPlayMode: "0" };
+      expect((await phone.httpsXml("/launch", launchQ)).status).toBe(403);
+      const granted = runCli(["pair", "grant", id, "launch", "keyboard,mouse"], env());
+      expect(granted).toMatchObject({ code: 0, stderr: "" });
+      expect(granted.stdout).toContain("granted launch, keyboard, mouse to client");
+      expect((await phone.httpsXml("/launch", launchQ)).status).toBe(200);
+      expect(runCli(["pair", "list"], env()).stdout).toMatch(/phone\s+\S+…\s+view,keyboard,mouse,launch/);
+      expect(JSON.parse(runCli(["pair", "revoke", id, "launch", "--json"], env()).stdout)).toEqual({ id: Number(id), name: "phone", permissions: ["view", "keyboard", "mouse"] });
+      expect((await phone.httpsXml("/launch", launchQ)).status).toBe(403);
+      // bad input: a clear line, nothing changed
+      const bad = runCli(["pair", "grant", id, "root"], env());
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/unknown permission "root"/);
+      expect(runCli(["pair", "grant", id], env()).stderr).toMatch(/name a permission/);
+      expect(runCli(["pair", "revoke", "x", "view"], env()).code).toBe(2);
+      expect(runCli(["pair", "grant", "99999", "view"], env())).toMatchObject({ code: 1 });
+      expect(JSON.parse(runCli(["pair", "list", "--json"], env()).stdout)[1].permissions).toEqual(["view", "keyboard", "mouse"]);
+      const socket = join(dir.path, "state", "api.sock");
+      await fetch("http://localhost/api/v1/gamestream/session", { method: "DELETE", unix: socket });
       for (const p of list) runCli(["pair", "remove", String(p.id)], env());
     } finally {
       keys.cleanup();

@@ -26,7 +26,7 @@ import { pairingsRepo } from "../../src/db/repos/pairings.ts";
 import { ControlType, TERMINATION_GRACEFUL } from "../../src/gamestream/control/envelope.ts";
 import { EndedSessionInfo, StreamSessionInfo } from "../../src/gamestream/model.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { gameStreamRoutes } from "../../src/gamestream/routes.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -110,6 +110,8 @@ describe.skipIf(skip)("several clients at once", () => {
       expect(r.ok).toBe(true);
       clients.push(c);
     }
+    // the first client paired has every permission; the others get launch and input granted
+    for (const p of service.listPairings().slice(1)) service.changePermissions(p.id, { grant: ["launch", "keyboard", "mouse", "controller"] });
   });
 
   afterAll(async () => {

@@ -138,6 +138,12 @@ describe("video stream", () => {
       await until(() => client.frames.length >= 20, 15_000);
       video.requestIdr(session.id);
       await until(() => client.frames.length >= 40, 15_000);
+      // per sent frame after the encoder: access unit complete <= sender started <= last shard
+      const timings = vs.pumpTimings();
+      expect(timings.length).toBeGreaterThanOrEqual(20);
+      expect(timings.every((t) => t.encodedUs <= t.takenUs && t.takenUs <= t.sentUs)).toBe(true);
+      expect(timings.every((t, i) => i === 0 || t.frameSerial > timings[i - 1]!.frameSerial)).toBe(true);
+      expect(vs.pumpTimings().length).toBeLessThan(timings.length); // drained by the call
       store.endAll("host-stopped");
       await Bun.sleep(50);
       await client.close();

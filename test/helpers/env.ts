@@ -20,8 +20,8 @@ export function testConfig(overrides: Record<string, unknown> = {}, env: Record<
 
 export function testCore(overrides: Record<string, unknown> = {}): { core: Core; cleanup(): void } {
   const dir = tempDir("neuron-core-");
-  // qmpDir inside the test's own directory: starting a VM never creates the system's
-  const core = createCore(testConfig({ stateDir: dir.path, qmpDir: join(dir.path, "qmp"), ...overrides }), { logger: silentLogger });
+  // qmpDir and spiceDir inside the test's own directory: starting a VM never creates the system's
+  const core = createCore(testConfig({ stateDir: dir.path, qmpDir: join(dir.path, "qmp"), spiceDir: join(dir.path, "spice"), ...overrides }), { logger: silentLogger });
   return {
     core,
     cleanup() {

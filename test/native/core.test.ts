@@ -9,6 +9,8 @@ describe("libneuron core through ffi", () => {
   test("reports its version and the ABI this build speaks", () => {
     expect(lib.version).toMatch(/^\d+\.\d+\.\d+$/);
     expect(lib.abiVersion).toBe(NEURON_ABI_VERSION);
+    // blocks of 1 MiB or more get their own mapping (an ended session's buffers go back to the system)
+    expect(lib.mmapThreshold()).toBe(1 << 20);
     expect(lib.statusName(-4)).toBe("NEURON_EAUTH");
   });
 

@@ -30,7 +30,20 @@ describe("vm xml", () => {
     expect(j.xml).toContain("<domain");
   });
 
+  test("--graphics vnc|spice: the display on a unix socket in spiceDir; --headless: none; a long spiceDir is refused", () => {
+    const vnc = domainXmlParser.parse(runCli(["vm", "xml", "--template", "linux", "--name", "v", "--graphics", "vnc", "--root", FIXTURE], { NEURON_SPICE_DIR: "/run/nd" }).stdout).domain;
+    expect(vnc.devices.graphics).toEqual({ "@_type": "vnc", listen: { "@_type": "socket", "@_socket": "/run/nd/v.vnc" } });
+    const spice = domainXmlParser.parse(runCli(["vm", "xml", "--template", "linux", "--name", "s", "--root", FIXTURE], { NEURON_SPICE_DIR: "/run/nd" }).stdout).domain;
+    expect(spice.devices.graphics.listen).toEqual({ "@_type": "socket", "@_socket": "/run/nd/s.spice" });
+    expect(domainXmlParser.parse(runCli(["vm", "xml", "--template", "linux", "--name", "h", "--headless", "--root", FIXTURE]).stdout).domain.devices.graphics).toBeUndefined();
+    const long = runCli(["vm", "xml", "--template", "linux", "--name", "s", "--root", FIXTURE], { NEURON_SPICE_DIR: "/" + "d".repeat(110) });
+    expect(long.code).toBe(1);
+    expect(long.stdout).toBe("");
+    expect(long.stderr).toContain("is longer than 107 bytes (unix socket limit): use a shorter spiceDir or VM name");
+  });
+
   test.each([
+    [["--name", "a", "--graphics", "rdp"], "graphics:"],
     [["--name", "a<b"], "name:"],
     [["--name", "../x"], "name:"],
     [["--name", "a", "--resolution", "1920x"], "--resolution"],

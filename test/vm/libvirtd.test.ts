@@ -24,7 +24,7 @@ import { Virsh } from "../../src/vm/virsh.ts";
 import { run } from "../../src/cli/index.ts";
 import { checkVmSharedMemory } from "../../src/vm/doctor.ts";
 import { testConfig, testCore } from "../helpers/env.ts";
-import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "./libvirtd.ts";
+import { libvirtdUnavailable, startLibvirtd, TEST_VIRSH_TIMEOUT_MS, type PrivateLibvirtd } from "./libvirtd.ts";
 import { asRoot } from "../helpers/api.ts";
 
 const SKIP = libvirtdUnavailable();
@@ -50,9 +50,9 @@ async function expectError(p: Promise<unknown>, code: string): Promise<AppError>
 beforeAll(async () => {
   if (SKIP) return;
   daemon = await startLibvirtd();
-  ctx = testCore({ libvirtUri: daemon.uri, shmDir: daemon.shmDir });
+  ctx = testCore({ libvirtUri: daemon.uri, libvirtTimeoutMs: TEST_VIRSH_TIMEOUT_MS, shmDir: daemon.shmDir });
   deps = {
-    virsh: new Virsh({ bin: "virsh", uri: daemon.uri }),
+    virsh: daemon.virsh(),
     audit: vmAuditRepo(ctx.core.database.db),
     resolver: noPassthrough,
     settings: { stateDir: ctx.core.config.stateDir, shmDir: daemon.shmDir, qemuImg: "qemu-img", root: "/", targetRoot: join(daemon.dir, "target") },
@@ -184,7 +184,7 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
   test("CLI: vm create, list, show, delete on the same daemon", async () => {
     const out: string[] = [];
     const err: string[] = [];
-    const env = { NEURON_LIBVIRT_URI: daemon.uri, NEURON_STATE_DIR: ctx.core.config.stateDir, NEURON_SHM_DIR: daemon.shmDir, NEURON_TARGET_ROOT: join(daemon.dir, "target") };
+    const env = { NEURON_LIBVIRT_URI: daemon.uri, NEURON_LIBVIRT_TIMEOUT_MS: String(TEST_VIRSH_TIMEOUT_MS), NEURON_STATE_DIR: ctx.core.config.stateDir, NEURON_SHM_DIR: daemon.shmDir, NEURON_TARGET_ROOT: join(daemon.dir, "target") };
     const cli = async (...args: string[]) => {
       out.length = 0;
       err.length = 0;
@@ -238,7 +238,7 @@ describe.skipIf(SKIP !== null)("VM lifecycle on a real libvirtd", () => {
   });
 
   test("libvirt down: a clear error, nothing created", async () => {
-    const down = new VmService({ ...deps, virsh: new Virsh({ bin: "virsh", uri: `qemu:///system?socket=${join(daemon.dir, "nope.sock")}` }) });
+    const down = new VmService({ ...deps, virsh: new Virsh({ bin: "virsh", uri: `qemu:///system?socket=${join(daemon.dir, "nope.sock")}`, timeoutMs: TEST_VIRSH_TIMEOUT_MS }) });
     await expectError(down.list(), "LIBVIRT_UNAVAILABLE");
     await expectError(down.create(spec("down", { disk: { kind: "new", sizeGiB: 1 } })), "LIBVIRT_UNAVAILABLE");
     expect(existsSync(join(ctx.core.config.stateDir, "vms", "down.qcow2"))).toBe(false);

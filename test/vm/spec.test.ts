@@ -133,5 +133,12 @@ describe("shared-memory file", () => {
     expect(tmpfilesLine("/dev/shm/looking-glass-a", "alice")).toBe("f /dev/shm/looking-glass-a 0660 alice kvm -\n");
     expect(() => tmpfilesLine("/dev/shm/x", "al ice\nf /etc/shadow")).toThrow(/bad user name/);
     expect(lookingGlassClientIni("a", "/dev/shm/looking-glass-a")).toContain("shmFile=/dev/shm/looking-glass-a");
+    // SPICE input over the VM's unix socket: spice:host is the path when spice:port is 0
+    const ini = lookingGlassClientIni("a", "/dev/shm/looking-glass-a", "/var/lib/neuron-appliance-spice/a.spice");
+    expect(ini).toContain("\n[spice]\nhost=/var/lib/neuron-appliance-spice/a.spice\nport=0\n");
+    // no SPICE socket: the client's SPICE is off, it never tries 127.0.0.1:5900
+    expect(lookingGlassClientIni("a", "/dev/shm/looking-glass-a", null)).toContain("\n[spice]\nenable=no\n");
+    expect(lookingGlassClientIni("a", "/dev/shm/looking-glass-a")).not.toContain("host=");
+    expect(() => lookingGlassClientIni("a", "/dev/shm/x", "/s/a.spice\n[app]")).toThrow(/control character/);
   });
 });

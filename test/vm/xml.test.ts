@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { domainFacts } from "../../src/vm/details.ts";
 import { parseVmSpec, VM_TEMPLATES, type VmSpecInput } from "../../src/vm/model.ts";
 import { domainXmlParser } from "../../src/vm/virsh.ts";
+import { graphicsListens, vmGraphicsSocket } from "../../src/vm/graphics-socket.ts";
 import { AGENT_CHANNEL, buildDomainXml, QEMU_GA_CHANNEL, type BuildOptions } from "../../src/vm/xml.ts";
 import { tempDir } from "../helpers/env.ts";
 
@@ -24,8 +25,11 @@ function run(argv: string[]) {
 }
 
 type Variant = { label: string; spec: Partial<VmSpecInput>; opts?: BuildOptions };
+const SPICE_DIR = "/var/lib/neuron-appliance-spice";
 const VARIANTS: Variant[] = [
-  { label: "defaults", spec: {} },
+  { label: "defaults (SPICE with no socket directory: listens nowhere)", spec: {} },
+  { label: "SPICE on a unix socket", spec: {}, opts: { graphicsSocket: `${SPICE_DIR}/s.spice` } },
+  { label: "VNC on a unix socket", spec: { graphics: "vnc" }, opts: { graphicsSocket: `${SPICE_DIR}/v.vnc`, qmpSocket: "/var/lib/neuron-appliance-qmp/v.qmp" } },
   {
     label: "GPU with audio function, AMD host, pinning, hugepages, 4K HDR",
     spec: { gpu: "0000:01:00.0", vcpus: 4, topology: { sockets: 1, cores: 2, threads: 2 }, pinning: [2, 3, 6, 7], hugepages: true, resolution: { width: 3840, height: 2160 }, hdr: true },
@@ -61,6 +65,14 @@ describe("buildDomainXml: every template × option set", () => {
         expect(facts.shm).toEqual({ name: `looking-glass-${name}`, sizeMiB: v.spec.hdr ? 256 : 32, path: `/dev/shm/looking-glass-${name}` });
         expect(facts.hostdevs).toEqual(v.opts?.hostdevs ?? []);
         expect(facts.channels.map((c) => c.name)).toEqual([AGENT_CHANNEL, QEMU_GA_CHANNEL]);
+        // never a TCP display, neither as written nor as libvirt completes it
+        for (const text of [xml, live]) {
+          expect(text).not.toMatch(/<listen[^>]*type=["']address/);
+          expect(text).not.toMatch(/autoport|port=|listen=/);
+          expect(graphicsListens(text).flatMap((g) => g.tcp)).toEqual([]);
+        }
+        const socket = v.opts?.graphicsSocket;
+        if (socket) expect(graphicsListens(live).flatMap((g) => g.sockets)).toEqual([socket]);
       });
 });
 
@@ -113,6 +125,48 @@ describe("domain XML content", () => {
     const headless = tree(buildDomainXml(parseVmSpec({ name: "i", template: "win10", graphics: "none" })));
     expect(headless.devices.channel).toHaveLength(2);
     expect(headless.devices.graphics).toBeUndefined();
+    const vnc = tree(buildDomainXml(parseVmSpec({ name: "i", template: "win10", graphics: "vnc" })));
+    expect(vnc.devices.channel).toHaveLength(2);
+  });
+
+  test("SPICE and VNC listen on the unix socket only: no port, no autoport, no address; VNC has no SPICE channel", () => {
+    const spice = tree(buildDomainXml(parseVmSpec({ name: "s", template: "win11" }), { graphicsSocket: `${SPICE_DIR}/s.spice` }));
+    expect(spice.devices.graphics).toEqual({ "@_type": "spice", listen: { "@_type": "socket", "@_socket": `${SPICE_DIR}/s.spice` }, image: { "@_compression": "off" } });
+    const vnc = tree(buildDomainXml(parseVmSpec({ name: "v", template: "linux", graphics: "vnc" }), { graphicsSocket: `${SPICE_DIR}/v.vnc` }));
+    expect(vnc.devices.graphics).toEqual({ "@_type": "vnc", listen: { "@_type": "socket", "@_socket": `${SPICE_DIR}/v.vnc` } });
+    expect(vnc.devices.channel).toHaveLength(2);
+    // no socket directory: the display exists but listens nowhere
+    expect(tree(buildDomainXml(parseVmSpec({ name: "n", template: "linux" }))).devices.graphics.listen).toEqual({ "@_type": "none" });
+  });
+
+  test("display socket paths: <spiceDir>/<vm>.spice|.vnc; bad names, long paths, control characters refused", () => {
+    expect(vmGraphicsSocket(SPICE_DIR, "win11", "spice")).toBe(`${SPICE_DIR}/win11.spice`);
+    expect(vmGraphicsSocket(SPICE_DIR, "win11", "vnc")).toBe(`${SPICE_DIR}/win11.vnc`);
+    expect(() => vmGraphicsSocket(SPICE_DIR, "../etc/x", "spice")).toThrow("invalid VM name");
+    expect(() => vmGraphicsSocket(SPICE_DIR, "a/b", "spice")).toThrow("invalid VM name");
+    const long = "/srv/" + "d".repeat(90);
+    expect(() => vmGraphicsSocket(long, "vm-with-a-name", "spice")).toThrow(`SPICE socket path ${long}/vm-with-a-name.spice is longer than 107 bytes (unix socket limit): use a shorter spiceDir or VM name`);
+    // 107 bytes is the most sun_path holds
+    const edge = "/" + "e".repeat(107 - 1 - "/a.vnc".length);
+    expect(vmGraphicsSocket(edge, "a", "vnc")).toHaveLength(107);
+    expect(() => vmGraphicsSocket(edge + "e", "a", "vnc")).toThrow("longer than 107 bytes");
+    expect(() => vmGraphicsSocket("/srv/a\nb", "a", "spice")).toThrow("NUL or newline");
+    expect(() => buildDomainXml(parseVmSpec({ name: "s", template: "linux" }), { graphicsSocket: "/x\0y" })).toThrow("without NUL or newline");
+    expect(() => buildDomainXml(parseVmSpec({ name: "s", template: "linux" }), { graphicsSocket: "rel/x.spice" })).toThrow("must be absolute");
+  });
+
+  test("graphicsListens: TCP in every form is named (VMs defined before the unix sockets)", () => {
+    const dom = (g: string) => `<domain><devices>${g}</devices></domain>`;
+    expect(graphicsListens(dom(`<graphics type='spice' autoport='yes'><listen type='address' address='127.0.0.1'/><image compression='off'/></graphics>`))).toEqual([
+      { type: "spice", sockets: [], tcp: ["address 127.0.0.1"] },
+    ]);
+    expect(graphicsListens(dom(`<graphics type='vnc' port='5901' listen='0.0.0.0'/>`))[0]!.tcp).toEqual(["address 0.0.0.0"]);
+    expect(graphicsListens(dom(`<graphics type='vnc' port='-1'/>`))[0]!.tcp).toEqual(["address (qemu.conf default)"]);
+    expect(graphicsListens(dom(`<graphics type='spice'><listen type='network' network='default'/></graphics>`))[0]!.tcp).toEqual(["network default"]);
+    expect(graphicsListens(dom(`<graphics type='spice'><listen type='none'/></graphics>`))[0]).toEqual({ type: "spice", sockets: [], tcp: [] });
+    expect(graphicsListens(dom(`<graphics type='vnc' socket='/s/v.vnc'><listen type='socket' socket='/s/v.vnc'/></graphics>`))[0]).toEqual({ type: "vnc", sockets: ["/s/v.vnc"], tcp: [] });
+    expect(graphicsListens(dom(`<graphics type='egl-headless'/>`))[0]!.tcp).toEqual([]);
+    expect(graphicsListens(dom(""))).toEqual([]);
   });
 
   test.skipIf(!HAVE)("XML metacharacters in a path are escaped and reach libvirt intact", () => {

@@ -17,7 +17,7 @@ import { noPassthrough } from "../../src/vm/passthrough.ts";
 import { vmQmpSocket } from "../../src/vm/qmp-socket.ts";
 import { checkVmQmp } from "../../src/vm/qmp-doctor.ts";
 import { VmService } from "../../src/vm/service.ts";
-import { Virsh } from "../../src/vm/virsh.ts";
+import type { Virsh } from "../../src/vm/virsh.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/libvirtd.ts";
@@ -25,7 +25,9 @@ import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/
 const QEMU_USER = "libvirt-qemu";
 const uid = idOf("/etc/passwd", QEMU_USER);
 const kvm = idOf("/etc/group", "kvm");
-const SKIP = libvirtdUnavailable() ?? (!Bun.which("setpriv") ? "setpriv (util-linux) is not installed" : null) ?? (uid === null ? `no ${QEMU_USER} user (libvirt-daemon-system creates it)` : kvm === null ? "no kvm group" : null);
+const QEMU = { user: QEMU_USER, group: "kvm" };
+// the shared check: tools, QEMU's user and group, and a /dev/kvm that user can open (prepared for the daemon if not)
+const SKIP = libvirtdUnavailable({ qemuUser: QEMU });
 if (SKIP) console.warn(`skipping the QMP-socket-on-libvirt test: ${SKIP}`);
 
 describe.skipIf(SKIP !== null)(`QMP socket of a VM whose QEMU runs as ${QEMU_USER}`, () => {
@@ -38,9 +40,9 @@ describe.skipIf(SKIP !== null)(`QMP socket of a VM whose QEMU runs as ${QEMU_USE
 
   beforeAll(async () => {
     chmodSync(dir.path, 0o755); // QEMU walks into qmpDir below it
-    daemon = await startLibvirtd({ qemuUser: { user: QEMU_USER, group: "kvm" } });
+    daemon = await startLibvirtd({ qemuUser: QEMU });
     db = openDatabase(join(dir.path, "neuron.db"));
-    virsh = new Virsh({ bin: "virsh", uri: daemon.uri });
+    virsh = daemon.virsh();
     vms = new VmService({
       virsh,
       audit: vmAuditRepo(db.db),

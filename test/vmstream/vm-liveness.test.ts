@@ -8,7 +8,6 @@ import { silentLogger } from "../../src/log.ts";
 import type { VmState } from "../../src/vm/model.ts";
 import { VmLiveness } from "../../src/gamestream/video/vm-liveness.ts";
 import { virshStateProbe } from "../../src/gamestream/video/vm-state.ts";
-import { Virsh } from "../../src/vm/virsh.ts";
 import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/libvirtd.ts";
 
 function harness(answer: () => VmState | null | Error) {
@@ -140,7 +139,7 @@ describe.skipIf(why !== null)("the virsh state probe on a real libvirtd", () => 
   }, 30_000);
 
   test("a defined, stopped VM is 'shut off'; an unknown one is null; libvirt down throws", async () => {
-    const virsh = new Virsh({ bin: "virsh", uri: daemon.uri });
+    const virsh = daemon.virsh();
     await virsh.define(
       `<domain type="qemu"><name>probe</name><memory unit="MiB">64</memory><os><type arch="x86_64" machine="q35">hvm</type></os></domain>`,
     );

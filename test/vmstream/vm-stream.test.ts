@@ -24,7 +24,7 @@ import { vmAuditRepo } from "../../src/db/repos/vm-audit.ts";
 import { openDatabase } from "../../src/db/client.ts";
 import { ControlType } from "../../src/gamestream/control/envelope.ts";
 import { gameStreamCrypto } from "../../src/gamestream/native-crypto.ts";
-import { CODEC } from "../../src/gamestream/nvhttp.ts";
+import { CODEC } from "../../src/gamestream/constants.ts";
 import { GameStreamService } from "../../src/gamestream/service.ts";
 import type { SourceEnd } from "../../src/gamestream/video/stream.ts";
 import { virshStateProbe } from "../../src/gamestream/video/vm-state.ts";
@@ -33,16 +33,16 @@ import { silentLogger } from "../../src/log.ts";
 import { noPassthrough } from "../../src/vm/passthrough.ts";
 import { vmQmpSocket } from "../../src/vm/qmp-socket.ts";
 import { parseSpec, VmService } from "../../src/vm/service.ts";
-import { Virsh } from "../../src/vm/virsh.ts";
+import type { Virsh } from "../../src/vm/virsh.ts";
 import { domainTree, serializeXml } from "../../src/vm/xml.ts";
 import { probeStream } from "../capture/ffmpeg.ts";
 import { ControlTestClient } from "../gamestream/control-client.ts";
 import { freeBasePort } from "../gamestream/helpers.ts";
-import { launchSession, setTestStream } from "../gamestream/control-helpers.ts";
+import { launchSession, pairTestFingerprint, setTestStream } from "../gamestream/control-helpers.ts";
 import { VideoTestClient } from "../gamestream/video-client.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { waitFor } from "../input/qemu.ts";
-import { libvirtdUnavailable, startLibvirtd, type PrivateLibvirtd } from "../vm/libvirtd.ts";
+import { libvirtdUnavailable, startLibvirtd, TEST_VIRSH_TIMEOUT_MS, type PrivateLibvirtd } from "../vm/libvirtd.ts";
 import { buildStreamGuest, streamGuestUnavailable } from "./guest.ts";
 
 const SKIP = libvirtdUnavailable() ?? streamGuestUnavailable() ?? (enetAvailable() ? null : "libenet.so.7 is not installed") ?? (Bun.which("ffprobe") ? null : "ffprobe is not installed");
@@ -72,13 +72,14 @@ describe.skipIf(SKIP !== null)("a real VM streamed: IVSHMEM frames out, input in
       qmpDir: join(dir.path, "qmp"),
       libvirtQemuDir: daemon.hostPath("/var/lib/libvirt/qemu"),
       libvirtUri: daemon.uri,
+      libvirtTimeoutMs: TEST_VIRSH_TIMEOUT_MS,
       gamestreamHost: "127.0.0.1",
       gamestreamPort: freeBasePort(),
       mdns: false,
       hostname: "neuron-test",
     });
     db = openDatabase(config.dbPath);
-    virsh = new Virsh({ bin: "virsh", uri: daemon.uri });
+    virsh = daemon.virsh();
     vms = new VmService({
       virsh,
       audit: vmAuditRepo(db.db),
@@ -90,10 +91,12 @@ describe.skipIf(SKIP !== null)("a real VM streamed: IVSHMEM frames out, input in
     });
     const apps = new AppsService(appsRepo(db.db));
     apps.seedDefaults();
+    const pairings = pairingsRepo(db.db);
+    pairTestFingerprint(pairings);
     service = new GameStreamService({
       config,
       apps,
-      pairings: pairingsRepo(db.db),
+      pairings,
       crypto: gameStreamCrypto(NativeCrypto.load()),
       log: silentLogger,
       codecModeSupport: () => CODEC.H264,

@@ -40,7 +40,7 @@ export class AudioService {
   ) {
     this.unsubscribe = sessions.subscribe((e) => {
       if (e.type === "playing") this.pending = this.pending.then(() => this.begin(e.session));
-      else this.pending = this.pending.then(() => this.end(e.session.id));
+      else if (e.type === "ended") this.pending = this.pending.then(() => this.end(e.session.id));
     });
   }
 

@@ -23,6 +23,8 @@ export class CountingInputBackend implements InputBackend {
   };
   private readonly counters: InputBackendStats = emptyStats();
   readonly byKind: Partial<Record<InputEventKind, number>> = {};
+  /** releaseAll() calls (session end, an input permission revoked). */
+  releases = 0;
 
   constructor(private readonly log: Logger) {}
 
@@ -39,7 +41,9 @@ export class CountingInputBackend implements InputBackend {
   }
 
   async flush(): Promise<void> {}
-  async releaseAll(): Promise<void> {}
+  async releaseAll(): Promise<void> {
+    this.releases++;
+  }
   async close(): Promise<void> {}
 
   stats(): InputBackendStats {

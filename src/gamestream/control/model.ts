@@ -15,7 +15,14 @@ export const ControlStreamStats = z
     dropped: z.object({ unencrypted: count, malformed: count, badTag: count, replayed: count, rateLimited: count, oversized: count }),
     fec: z.object({ reports: count, lostDataShards: count, recoveredFrames: count, unrecoverableFrames: count, lastFrameIndex: count.nullable() }),
     loss: z.object({ reports: count, framesLost: count }).describe("the client's periodic loss reports"),
-    input: z.object({ packets: count, events: count, rejected: z.record(z.string(), count) }).nullable(),
+    input: z
+      .object({
+        packets: count,
+        events: count,
+        rejected: z.record(z.string(), count),
+        denied: z.record(z.string(), count).describe("events dropped because the client lacks the permission (keyboard, mouse, controller)"),
+      })
+      .nullable(),
     msSinceLastMessage: count,
   })
   .meta({ id: "ControlStreamStats" });

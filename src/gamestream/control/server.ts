@@ -5,11 +5,12 @@
  * are dropped (counted, logged a bounded number of times). IDR requests and reference-frame
  * invalidations become events for the video sender; input goes to the session's input backend;
  * 10 s without a message, or the client's disconnect, ends the session; a session that ends gets a
- * graceful termination. Several sessions share the port: the connect data finds the session.
+ * graceful termination, and so does the connection a relaunch or resume replaces. Several sessions
+ * share the port: the connect data finds the session.
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
 import type { InputBackend } from "../../input/backend.ts";
-import { InputSink, type InputSinkStats } from "../../input/service.ts";
+import { InputSink, type InputAdmission, type InputSinkStats } from "../../input/service.ts";
 import type { Logger } from "../../log.ts";
 import type { RtspCipher } from "../rtsp/record.ts";
 import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
@@ -66,6 +67,11 @@ export interface ControlServerOptions {
   /** Messages a connection may send per second before the rest are dropped (default 4000: a 1 kHz mouse, keys, pad and pings fit). */
   maxMessagesPerSecond?: number;
   maxPeers?: number;
+  /**
+   * Which input events of a session go on (checked per event, so a grant or revoke applies at
+   * once); absent: all of them.
+   */
+  inputAdmission?: (session: StreamSession) => InputAdmission;
 }
 
 const LOG_FIRST = 10;
@@ -157,6 +163,19 @@ export class ControlServer {
     return this.send(c, { type: ControlType.RUMBLE, payload: rumblePayload(r) });
   }
 
+  /**
+   * Releases every key, button and pad state the session's client holds (an input permission was
+   * revoked: the release events it sends next are dropped, so nothing may stay pressed).
+   */
+  async releaseInput(sessionId: string): Promise<void> {
+    const c = this.connectionOf(sessionId);
+    try {
+      await c?.backend?.releaseAll();
+    } catch (err) {
+      this.log.warn("input release failed", { session: sessionId, error: err });
+    }
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -215,11 +234,9 @@ export class ControlServer {
         host.disconnectNow(ev.peer);
         return;
       }
+      // a connection of the session still open (a resume whose event it missed): it ends gracefully first
       const old = this.connectionOf(s.id);
-      if (old) {
-        host.disconnectNow(old.peer);
-        void this.drop(old, "replaced");
-      }
+      if (old) this.terminate(old, "replaced", "a new control connection of the session");
       this.accept(ev.peer, s, ev.address);
       return;
     }
@@ -283,7 +300,7 @@ export class ControlServer {
           return;
         }
         c.backend = backend;
-        c.sink = new InputSink(backend, log.child({ component: "input" }));
+        c.sink = new InputSink(backend, log.child({ component: "input" }), this.opts.inputAdmission?.(session));
         log.info("input backend ready", { backend: backend.name });
       })
       .catch((err) => log.warn("no input backend for the session: input is dropped", { error: err }));
@@ -404,15 +421,26 @@ export class ControlServer {
     }
   }
 
-  /** Session end: graceful termination, then a disconnect once it is delivered. */
+  /**
+   * Session end, and a resume that replaces the session's keys: the connection that belongs to
+   * the old state gets the graceful termination, then a disconnect once it is delivered (a client
+   * that gets only the disconnect reports an error).
+   */
   private onSession(e: SessionEvent): void {
-    if (e.type !== "ended") return;
+    if (e.type === "playing") return;
     const c = this.connectionOf(e.session.id);
-    if (!c || !this.host) return;
+    if (!c) return;
+    if (e.type === "ended") this.terminate(c, "session-ended", e.reason);
+    else if (c.session === e.previous) this.terminate(c, "replaced", "resumed with new keys");
+  }
+
+  /** The graceful end of one connection: termination message, disconnect after it, the connection forgotten then. */
+  private terminate(c: Connection, reason: "session-ended" | "replaced", why: string): void {
+    if (!this.host || c.closing) return;
     this.send(c, { type: ControlType.TERMINATION, payload: terminationPayload() });
     this.host.disconnectLater(c.peer);
-    this.log.info("control stream: sent termination", { session: c.session.id, reason: e.reason });
-    void this.drop(c, "session-ended", false);
+    this.log.info("control stream: sent termination", { session: c.session.id, reason: why });
+    void this.drop(c, reason, false);
   }
 
   /** Forgets a connection (now, or when ENet reports its disconnect when `forget` is false) and releases its input. */

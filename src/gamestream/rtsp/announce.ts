@@ -4,7 +4,7 @@
  * configuration, checked against what this host offered in DESCRIBE.
  */
 import { z } from "zod";
-import { CODEC } from "../nvhttp.ts";
+import { CODEC } from "../constants.ts";
 import { ENCRYPTION } from "./describe.ts";
 
 /** Bounds on the SDP text: lines and their length. */

@@ -3,7 +3,7 @@
  * learn what this host supports (codecs, encryption, reference-frame
  * invalidation, surround Opus layouts). Only what the host really offers.
  */
-import { CODEC } from "../nvhttp.ts";
+import { CODEC } from "../constants.ts";
 
 /** x-ss-general.encryption* bits. */
 export const ENCRYPTION = { CONTROL: 0x1, VIDEO: 0x2, AUDIO: 0x4 } as const;

@@ -7,7 +7,7 @@
  *   → ANNOUNCE (SDP) → PLAY
  */
 import type { Logger } from "../../log.ts";
-import type { GameStreamPorts } from "../nvhttp.ts";
+import type { GameStreamPorts } from "../constants.ts";
 import type { SessionStore, StreamSession } from "../sessions.ts";
 import { AnnounceError, parseAnnounce } from "./announce.ts";
 import { describeBody, type HostCapabilities } from "./describe.ts";

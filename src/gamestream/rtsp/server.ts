@@ -35,6 +35,8 @@ export interface RtspServerOptions {
   requestTimeoutMs?: number;
   /** Connections open at once; further ones are refused (default 16). */
   maxConnections?: number;
+  /** Connections open at once from one address (default 4: a client sends one request at a time), so one host cannot take every slot. */
+  maxConnectionsPerAddress?: number;
 }
 
 export interface RtspListener {
@@ -63,8 +65,24 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspList
   const { log, sessions } = opts;
   const timeoutMs = opts.requestTimeoutMs ?? 5000;
   const open = new Set<Socket>();
+  const perAddress = new Map<string, number>();
+  const maxPerAddress = opts.maxConnectionsPerAddress ?? 4;
+  let crowdRefusals = 0;
 
   function serve(socket: Socket): void {
+    const address = socket.remoteAddress ?? "";
+    const mine = perAddress.get(address) ?? 0;
+    if (mine >= maxPerAddress) {
+      if (++crowdRefusals <= 10 || crowdRefusals % 1000 === 0) log.warn("RTSP connection refused: too many from one address", { address, limit: maxPerAddress, refused: crowdRefusals });
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, mine + 1);
+    socket.once("close", () => {
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) perAddress.delete(address);
+      else perAddress.set(address, n);
+    });
     open.add(socket);
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     // Bytes arrive in pieces; they are joined only when a whole request (or record header) can be

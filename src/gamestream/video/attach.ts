@@ -66,7 +66,7 @@ export function attachVideoStream(o: {
       } catch (err) {
         o.log.error("video stream could not start", { session: e.session.id, error: err });
       }
-    } else stream.stop(e.session.id);
+    } else if (e.type === "ended") stream.stop(e.session.id);
   });
   return {
     stream,

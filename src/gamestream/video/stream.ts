@@ -8,7 +8,7 @@
  */
 import type { CaptureNative, CodecName, PipelineTiming } from "../../../ffi/capture.ts";
 import { NativeStatus } from "../../../ffi/native.ts";
-import { StreamNative, UdpSocket, VideoPump, VideoSender, type UdpPeer } from "../../../ffi/stream.ts";
+import { StreamNative, UdpSocket, VideoPump, VideoSender, type PumpTiming, type UdpPeer } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
@@ -180,6 +180,11 @@ export class VideoSession {
   /** Per-frame stage timings of the capture → encode pipeline since the last call (benchmarks). */
   pipelineTimings(): PipelineTiming[] {
     return this.source.pipeline.timings();
+  }
+
+  /** Per-frame timings after the encoder (ring → pump → last shard) since the last call (benchmarks). */
+  pumpTimings(): PumpTiming[] {
+    return this.pump.timings();
   }
 
   pipelineStats(): { running: boolean; lastError: number } {

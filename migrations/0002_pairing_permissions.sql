@@ -1,0 +1,1 @@
+ALTER TABLE `pairings` ADD `permissions` text DEFAULT '["view","keyboard","mouse","controller","launch","clipboard"]' NOT NULL;
