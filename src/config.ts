@@ -15,6 +15,7 @@ import { AppError } from "./errors.ts";
 import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
 import { GameStreamCodecSettingsSchema } from "./gamestream/codec-settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
+import { UpdatesSettingsSchema } from "./updates/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
 
@@ -32,6 +33,8 @@ export const BinariesSchema = z
     pacman: binary.default("pacman"),
     snapper: binary.default("snapper"),
     btrfs: binary.default("btrfs"),
+    systemctl: binary.default("systemctl"),
+    grubEditenv: binary.default("grub-editenv"),
     openssl: binary.default("openssl"),
     dracut: binary.default("dracut"),
     updateInitramfs: binary.default("update-initramfs"),
@@ -160,6 +163,8 @@ export const ConfigSchema = z
     bin: BinariesSchema.default(BinariesSchema.parse({})),
     /** Guest agent channel: TLS, timeouts, host clipboard commands. */
     guestAgent: GuestAgentSettingsSchema,
+    /** System updates inside snapshots: package command, checks, retention, rollback policy. */
+    updates: UpdatesSettingsSchema,
   })
   .strict();
 
@@ -329,6 +334,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     apiTls: { ...c.apiTls, cert: c.apiTls.cert === undefined ? undefined : abs(c.apiTls.cert), key: c.apiTls.key === undefined ? undefined : abs(c.apiTls.key) },
     targetRoot: abs(c.targetRoot),
     shmDir: abs(c.shmDir),
+    updates: { ...c.updates, root: abs(c.updates.root) },
     qmpDir: abs(c.qmpDir),
     spiceDir: abs(c.spiceDir),
     libvirtQemuDir: abs(c.libvirtQemuDir),

@@ -32,6 +32,9 @@ import { CodecSupport, type SpeedMeter } from "./gamestream/codecs.ts";
 import type { VmService } from "./vm/service.ts";
 import { hardwarePassthrough } from "./vm/hardware-passthrough.ts";
 import { createVmService } from "./vm/wire.ts";
+import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
+import { SnapshotService } from "./snapshots/service.ts";
+import { UpdatesService } from "./updates/service.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -79,6 +82,10 @@ export interface Core {
   codecs: CodecSupport;
   vms: VmService;
   guest: GuestService;
+  /** Snapshots of the system root (btrfs or snapper). */
+  snapshots: SnapshotService;
+  /** System updates inside snapshots, health verification, rollback. */
+  updates: UpdatesService;
   close(): void;
 }
 
@@ -138,6 +145,15 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     resolve: opts.agentSocketResolver ?? virshSocketResolver({ virsh: config.bin.virsh, uri: config.libvirtUri }),
     log: log.child({ module: "guest" }),
   });
+  const snapshots = new SnapshotService(snapshotsRepo(database.db), {
+    btrfs: config.bin.btrfs,
+    snapper: config.bin.snapper,
+    snapperConfig: config.updates.snapperConfig,
+    bootDir: config.updates.bootDir,
+  });
+  const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }), () => {
+    database.sqlite.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  });
   const gameStreamCryptoLib = (): NativeCrypto => {
     const n = native();
     if (!n.lib) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${n.state.error}`, { status: 503 });
@@ -148,6 +164,8 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     config,
     log,
     database,
+    snapshots,
+    updates,
     get native() {
       return native().lib;
     },

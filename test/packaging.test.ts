@@ -56,7 +56,7 @@ describe("packaging", () => {
     expect(options).toContain("!strip");
     expect(Number(fns)).toBeGreaterThanOrEqual(3);
     const text = readFileSync(pkgbuild, "utf8");
-    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf", "/usr/lib/sysusers.d/neuron-appliance.conf"])
+    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/systemd/system/neuron-appliance-update-verify.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf", "/usr/lib/sysusers.d/neuron-appliance.conf"])
       expect(text).toContain(dest);
   });
 

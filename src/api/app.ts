@@ -17,6 +17,9 @@ import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
+import { snapshotsRoutes } from "../snapshots/routes.ts";
+import { updatesRoutes } from "../updates/routes.ts";
+import { UpdateRuns } from "../updates/runs.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
 import { errorHandler } from "./errors.ts";
@@ -28,7 +31,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -68,6 +71,7 @@ export function createApp(core: ApiDeps) {
             { name: "capture", description: "Frame sources (IVSHMEM), encoders and the capture → encode pipeline" },
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
+            { name: "updates", description: "System updates inside snapshots: pre/post snapshots, health checks, rollback, history" },
             { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
           components: {
@@ -94,7 +98,9 @@ export function createApp(core: ApiDeps) {
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
-        .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" })),
+        .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
+        .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
+        .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" })),
     );
 }
 

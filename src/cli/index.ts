@@ -27,6 +27,8 @@ export const COMMANDS: CommandEntry[] = [
   { name: "vm", summary: "Virtual machines: print a definition, define one in libvirt, list, show, start, stop, delete.", load: async () => (await import("./vm.ts")).vmCommand },
   { name: "input", summary: "Check that a VM's input can be driven: connect to its QMP socket and report what it accepts.", load: async () => (await import("./input.ts")).inputCommand },
   { name: "agent", summary: "Talk to a VM's guest agent: ping, info, launch an app, clipboard, resolution, certificates.", load: async () => (await import("./agent.ts")).agentCommand },
+  { name: "update", summary: "System updates inside snapshots: run, check health, history, roll back.", load: async () => (await import("./update.ts")).updateCommand },
+  { name: "snapshot", summary: "Snapshots of the system root (btrfs / snapper): list, create, delete, diff.", load: async () => (await import("./snapshot.ts")).snapshotCommand },
 ];
 
 export function mainHelp(): string {

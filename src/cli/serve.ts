@@ -118,6 +118,13 @@ export const serveCommand: Command = {
     });
     if (core.users.groupId(config.adminGroup) === null)
       core.log.warn("admin group missing: the local socket is root-only", { group: config.adminGroup, setting: "adminGroup", socket: server.socketPath });
+    // an update a crash, kill or power loss interrupted: verified (the API is up now, it is one of the checks) and rolled back by policy
+    void core.updates.recoverInterrupted().then(
+      (recovered) => {
+        for (const u of recovered) core.log.warn("interrupted update recovered", { update: u.id, verdict: u.verdict, reason: u.reason });
+      },
+      (err: unknown) => core.log.error("could not recover an interrupted update", { error: (err as Error).message }),
+    );
     let gamestreamStarted = false;
     if (config.gamestreamEnabled) {
       try {

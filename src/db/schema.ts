@@ -55,7 +55,7 @@ export const apps = sqliteTable(
   (t) => [index("apps_sort_order_idx").on(t.sortOrder, t.id)],
 );
 
-export const SNAPSHOT_KINDS = ["pre", "post", "manual"] as const;
+export const SNAPSHOT_KINDS = ["pre", "post", "manual", "rollback"] as const;
 
 /** Filesystem snapshots (snapper / btrfs) taken around updates or by hand. */
 export const snapshots = sqliteTable("snapshots", {
@@ -69,9 +69,22 @@ export const snapshots = sqliteTable("snapshots", {
   parentUpdateId: integer("parent_update_id").references((): AnySQLiteColumn => updateHistory.id, {
     onDelete: "set null",
   }),
+  /** The system root this snapshot is of (a mounted tree; "/" on a real system). */
+  root: text("root").notNull().default("/"),
+  /** Where the snapshot's tree is (a read-only subvolume; writable for kind rollback). */
+  path: text("path"),
+  /** JSON: the /boot files kept with it (outside the root subvolume): [{ path, sha256, size }]. */
+  bootFiles: text("boot_files").notNull().default("[]"),
+  /** Where those /boot files are kept. */
+  bootStore: text("boot_store"),
+  /** For kind post: the pre snapshot of the pair. */
+  preId: integer("pre_id"),
+  /** Set once the backend's snapshot is gone (retention or by hand); the row stays for the history. */
+  deletedAt: integer("deleted_at", { mode: "timestamp_ms" }),
 });
 
 export const UPDATE_STATUSES = ["running", "succeeded", "failed", "rolled_back"] as const;
+export const BOOT_STATES = ["none", "pending", "verified", "failed"] as const;
 
 /** System updates run by the appliance, with the snapshots around them. */
 export const updateHistory = sqliteTable("update_history", {
@@ -88,6 +101,22 @@ export const updateHistory = sqliteTable("update_history", {
   snapshotAfterId: integer("snapshot_after_id").references((): AnySQLiteColumn => snapshots.id, {
     onDelete: "set null",
   }),
+  /** The process running it and that process's start time (clock ticks): a running row without it was interrupted. */
+  pid: integer("pid"),
+  pidStart: integer("pid_start"),
+  root: text("root").notNull().default("/"),
+  /** The package command, as run. */
+  command: text("command").notNull().default(""),
+  /** JSON: the health check results of the last verification. */
+  checks: text("checks").notNull().default("[]"),
+  /** What happened, in words a person understands. */
+  reason: text("reason"),
+  /** After a rollback: the tree the next boot mounts as root. */
+  nextBoot: text("next_boot"),
+  rollbackSnapshotId: integer("rollback_snapshot_id"),
+  /** Verification at the next boot (boot counting). */
+  bootState: text("boot_state", { enum: BOOT_STATES }).notNull().default("none"),
+  bootFailures: integer("boot_failures").notNull().default(0),
 });
 
 export const AUDIT_STATUSES = ["planned", "applied", "failed", "rolled_back"] as const;
