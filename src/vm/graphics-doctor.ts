@@ -7,7 +7,7 @@
  * mode 2750, and a running VM's sockets there must not be open to others.
  */
 import { existsSync, lstatSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import type { DoctorCheck } from "../system/model.ts";
 import { graphicsDirOwner, graphicsListens } from "./graphics-socket.ts";
@@ -15,7 +15,7 @@ import { Virsh } from "./virsh.ts";
 
 const octal = (m: number) => `0${m.toString(8)}`;
 
-export async function checkVmGraphics(config: Config, groupFile = "/etc/group"): Promise<DoctorCheck> {
+export async function checkVmGraphics(config: Config, groupFile = join(config.etcDir, "group")): Promise<DoctorCheck> {
   const base = { id: "vm-graphics", title: "VM displays (SPICE/VNC on unix sockets)" };
   const virsh = new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: 5000 });
   let states: Map<string, string>;

@@ -1,4 +1,5 @@
 /** Builds the VM service from the configuration (used by createCore and offline CLI commands). */
+import { join } from "node:path";
 import type { Config } from "../config.ts";
 import type { Db } from "../db/client.ts";
 import { vmAuditRepo } from "../db/repos/vm-audit.ts";
@@ -33,6 +34,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       libvirtQemuDir: config.libvirtQemuDir,
       spiceDir: config.spiceDir,
       adminGroup: config.adminGroup,
+      groupFile: join(config.etcDir, "group"),
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
