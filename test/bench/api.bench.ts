@@ -65,7 +65,7 @@ writeFileSync(
   'const port = Number(process.argv[2]); Bun.serve({ hostname: "127.0.0.1", port, fetch: () => Response.json({ status: "ok" }) });\n',
 );
 const built = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--compile-jit-policy=1000", bareSrc, "--outfile", bareExe],
+  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--compile-jit-policy=1000", "--compile-exec-argv=--smol", bareSrc, "--outfile", bareExe],
   { stdout: "ignore", stderr: "inherit" },
 );
 if (built.exitCode !== 0) process.exit(1);
