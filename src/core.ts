@@ -171,7 +171,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
       try {
         if (await createIdentityOffLoop(config.stateDir, c, () => opensslRsaKey(config.bin.openssl))) log.info("GameStream identity created", { stateDir: config.stateDir });
       } catch (err) {
-        // the synchronous native path makes it when the host starts
+        // the synchronous in-process path makes it when the host starts
         log.warn("GameStream identity: openssl genrsa failed; generating in process", { error: err });
       }
     },
