@@ -231,17 +231,12 @@ export class GameStreamService {
         this.video.handle(e);
       });
     }
-    try {
+    // the control stream (ENet on UDP base + 10, polled every few ms) opens with the first
+    // session, before its launch answers: clients connect to it only for a session
+    this.sessions.beforeStart = () => {
       this.controlServer.start();
-    } catch (err) {
-      this.videoOnPlay?.();
-      this.videoOnPlay = null;
-      await this.rtsp?.close();
-      this.rtsp = null;
-      await this.listeners.close();
-      this.listeners = null;
-      throw err;
-    }
+      this.sessions.beforeStart = null;
+    };
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
@@ -254,7 +249,7 @@ export class GameStreamService {
     return this.listeners?.refused() ?? {};
   }
 
-  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
+  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from the first session after start() to stop(). */
   get control(): ControlServer {
     return this.controlServer;
   }
@@ -467,6 +462,7 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.endAll("host-stopped");
+    this.sessions.beforeStart = null;
     this.videoOnPlay?.();
     this.videoOnPlay = null;
     this.video?.close();
