@@ -134,7 +134,10 @@ export const serveCommand: Command = {
     const running = core;
     // once started (and, with the host, once the encoders are timed) the appliance idles: the
     // engine drops what start-up left (code of functions run once, free heap pages)
-    const settled = () => Bun.shrink();
+    const settled = () => {
+      Bun.gc(true);
+      Bun.shrink();
+    };
     // the encoders are timed once the host is up, on a native thread; H.264 only until then
     const measure = gamestreamStarted
       ? setTimeout(() => void running.codecs.measure().catch((err) => running.log.warn("codec measurement failed", { error: err })).finally(settled), 1000)
