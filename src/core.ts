@@ -25,7 +25,9 @@ import { SystemService } from "./system/service.ts";
 import { NativeCrypto } from "../ffi/crypto.ts";
 import { pairingsRepo } from "./db/repos/pairings.ts";
 import { AppError } from "./errors.ts";
+import type { GameStreamCrypto } from "./gamestream/crypto.ts";
 import { gameStreamCrypto } from "./gamestream/native-crypto.ts";
+import { nodeGameStreamCrypto } from "./gamestream/node-crypto.ts";
 import { GameStreamService } from "./gamestream/service.ts";
 import { createIdentityOffLoop, opensslRsaKey } from "./gamestream/identity.ts";
 import { CodecSupport, type SpeedMeter } from "./gamestream/codecs.ts";
@@ -160,6 +162,10 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     crypto ??= NativeCrypto.load({ explicit: n.lib.path });
     return crypto;
   };
+  // identity, pairing and client certificates over node:crypto, so the host starts without
+  // libneuron (and the ~100 libraries it links); AES-GCM (encrypted RTSP) loads it, in a session
+  let gsCrypto: GameStreamCrypto | null = null;
+  const hostCrypto = () => (gsCrypto ??= nodeGameStreamCrypto((key) => gameStreamCrypto(gameStreamCryptoLib()).aesGcm(key)));
   return {
     config,
     log,
@@ -179,27 +185,26 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     hosts,
     system,
     async prepareGameStream() {
-      const c = gameStreamCrypto(gameStreamCryptoLib());
+      const c = hostCrypto();
       try {
         if (await createIdentityOffLoop(config.stateDir, c, () => opensslRsaKey(config.bin.openssl))) log.info("GameStream identity created", { stateDir: config.stateDir });
       } catch (err) {
-        // the synchronous native path makes it when the host starts
+        // the synchronous in-process path makes it when the host starts
         log.warn("GameStream identity: openssl genrsa failed; generating in process", { error: err });
       }
     },
     gamestream() {
       if (gamestream) return gamestream;
-      const cryptoLib = gameStreamCryptoLib();
-      const libPath = loadedPath();
+      if (!nativePath) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${notFound}`, { status: 503 });
       gamestream = new GameStreamService({
         config,
         apps,
         pairings: pairingsRepo(database.db),
         audit: auditRepo(database.db),
-        crypto: gameStreamCrypto(cryptoLib),
+        crypto: hostCrypto(),
         log: log.child({ component: "gamestream" }),
         codecModeSupport,
-        nativePath: libPath,
+        nativePath,
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
       });
       return gamestream;

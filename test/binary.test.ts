@@ -4,9 +4,10 @@
  * started on a fresh state dir; it must serve health and the OpenAPI spec.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, REPO_ROOT, tempDir } from "./helpers/env.ts";
+import { freeBasePort } from "./gamestream/helpers.ts";
 
 let build: ReturnType<typeof tempDir>;
 let run: ReturnType<typeof tempDir>;
@@ -74,6 +75,40 @@ describe("compiled executable", () => {
       expect(await proc.exited).toBe(0);
     }
     expect(existsSync(join(stateDir, "api.sock"))).toBe(false);
+  });
+
+  test("the GameStream host starts without libneuron; the library loads on first use", async () => {
+    const stateDir = join(run.path, "state-gs");
+    const config = join(run.path, "gs.json");
+    writeFileSync(config, JSON.stringify({ gamestreamEnabled: true, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false }));
+    const proc = Bun.spawn([exe, "serve", "--port", "0", "--state-dir", stateDir, "--log-format", "json"], {
+      cwd: run.path,
+      env: { PATH: "/usr/bin:/bin", HOME: run.path, NEURON_CONFIG: config },
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const mapped = () => readFileSync(`/proc/${proc.pid}/maps`, "utf8");
+    try {
+      const reader = proc.stderr.getReader();
+      let text = "";
+      const deadline = Date.now() + 20_000;
+      while (!text.includes("GameStream host listening")) {
+        const left = deadline - Date.now();
+        const next = await Promise.race([reader.read(), Bun.sleep(Math.max(left, 0)).then(() => null)]);
+        if (!next || next.done) throw new Error(`the GameStream host did not start: ${text}`);
+        text += new TextDecoder().decode(next.value);
+      }
+      reader.releaseLock();
+      expect(mapped()).not.toContain("libavcodec");
+      expect(mapped()).not.toMatch(/libneuron/);
+      const system = (await (await fetch("http://localhost/api/v1/system", { unix: join(stateDir, "api.sock") })).json()) as any;
+      expect(system.native.loaded).toBe(true);
+      expect(mapped()).toContain("libavcodec");
+    } finally {
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+    }
   });
 
   test("one-shot commands work from the binary too", () => {

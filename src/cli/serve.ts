@@ -139,10 +139,17 @@ export const serveCommand: Command = {
       }
     }
     const running = core;
+    // once started (and, with the host, once the encoders are timed) the appliance idles: the
+    // engine drops what start-up left (code of functions run once, free heap pages)
+    const settled = () => {
+      Bun.gc(true);
+      Bun.shrink();
+    };
     // the encoders are timed once the host is up, on a native thread; H.264 only until then
     const measure = gamestreamStarted
-      ? setTimeout(() => void running.codecs.measure().catch((err) => running.log.warn("codec measurement failed", { error: err })), 1000)
+      ? setTimeout(() => void running.codecs.measure().catch((err) => running.log.warn("codec measurement failed", { error: err })).finally(settled), 1000)
       : null;
+    const idle = measure ? null : setTimeout(settled, 1000);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         running.log.info("stopping", { signal });
@@ -156,6 +163,7 @@ export const serveCommand: Command = {
       process.on("SIGTERM", onTerm);
     });
     if (measure) clearTimeout(measure);
+    if (idle) clearTimeout(idle);
     await running.codecs.close();
     if (gamestreamStarted) await running.gamestream().stop();
     await server.stop();

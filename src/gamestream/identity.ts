@@ -59,7 +59,7 @@ export async function opensslRsaKey(openssl: string, timeoutMs = 30_000): Promis
 
 /**
  * Creates the identity if the state dir has none, with the key from `makeKey` (awaited off the
- * event loop); the certificate is signed natively (about a millisecond). True when created.
+ * event loop); the certificate is signed in process (about a millisecond). True when created.
  */
 export async function createIdentityOffLoop(stateDir: string, crypto: GameStreamCrypto, makeKey: () => Promise<string>, commonName = HOST_COMMON_NAME): Promise<boolean> {
   if (identityExists(stateDir)) return false;

@@ -86,8 +86,12 @@ export class GameStreamService {
   private listeners: NvListeners | null = null;
   private rtsp: RtspListener | null = null;
   private mdns: MdnsAdvert | null = null;
-  /** The video stream (UDP base + 9) while started; requestIdr(sessionId) for the control stream. */
+  /**
+   * The video stream (UDP base + 9), from the first PLAY while started (libneuron is loaded
+   * then, not when the host starts); requestIdr(sessionId) for the control stream.
+   */
   video: AttachedVideo | null = null;
+  private videoOnPlay: (() => void) | null = null;
   private readonly controlServer: ControlServer;
   private readonly audio: AudioService | null;
 
@@ -200,38 +204,39 @@ export class GameStreamService {
       this.listeners = null;
       throw err;
     }
-    if (this.deps.nativePath) {
-      try {
-        this.video = attachVideoStream({
-          nativePath: this.deps.nativePath,
-          sessions: this.sessions,
-          host: this.deps.config.gamestreamHost,
-          port: this.ports.video,
-          shmDir: this.deps.config.shmDir,
-          log: this.deps.log.child({ component: "video" }),
-          vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
-          liveness: this.deps.sourceLiveness,
-          onSourceEnded: this.deps.onSourceEnded,
-        });
-      } catch (err) {
-        await this.rtsp?.close();
-        this.rtsp = null;
-        await this.listeners.close();
-        this.listeners = null;
-        throw err;
-      }
+    const nativePath = this.deps.nativePath;
+    if (nativePath) {
+      // the first PLAY opens the video stream, then hands it that PLAY; a failure is logged as a
+      // video that could not start, and the next PLAY tries again
+      this.videoOnPlay = this.sessions.subscribe((e) => {
+        if (e.type !== "playing" || this.video) return;
+        try {
+          this.video = attachVideoStream({
+            nativePath,
+            sessions: this.sessions,
+            host: this.deps.config.gamestreamHost,
+            port: this.ports.video,
+            shmDir: this.deps.config.shmDir,
+            log: this.deps.log.child({ component: "video" }),
+            vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
+            liveness: this.deps.sourceLiveness,
+            onSourceEnded: this.deps.onSourceEnded,
+          });
+        } catch (err) {
+          this.deps.log.error("video stream could not start", { session: e.session.id, error: err });
+          return;
+        }
+        this.videoOnPlay?.();
+        this.videoOnPlay = null;
+        this.video.handle(e);
+      });
     }
-    try {
+    // the control stream (ENet on UDP base + 10, polled every few ms) opens with the first
+    // session, before its launch answers: clients connect to it only for a session
+    this.sessions.beforeStart = () => {
       this.controlServer.start();
-    } catch (err) {
-      this.video?.close();
-      this.video = null;
-      await this.rtsp?.close();
-      this.rtsp = null;
-      await this.listeners.close();
-      this.listeners = null;
-      throw err;
-    }
+      this.sessions.beforeStart = null;
+    };
     if (this.deps.config.mdns) {
       this.mdns = advertiseGameStream({ name: this.hostname, port: this.listeners.httpPort, log: this.deps.log });
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
@@ -244,7 +249,7 @@ export class GameStreamService {
     return this.listeners?.refused() ?? {};
   }
 
-  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from start() to stop(). */
+  /** The control stream: subscribe to IDR requests, invalidations and FEC status; send rumble. Listens from the first session after start() to stop(). */
   get control(): ControlServer {
     return this.controlServer;
   }
@@ -457,6 +462,9 @@ export class GameStreamService {
   async stop(): Promise<void> {
     this.pairing.close();
     this.sessions.endAll("host-stopped");
+    this.sessions.beforeStart = null;
+    this.videoOnPlay?.();
+    this.videoOnPlay = null;
     this.video?.close();
     this.video = null;
     await this.controlServer.close();

@@ -143,6 +143,9 @@ export class SessionStore {
     if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new RangeError("maxSessions must be an integer ≥ 1");
   }
 
+  /** Runs before a session starts (the host opens its control stream then); a throw refuses the session. */
+  beforeStart: (() => void) | null = null;
+
   /** Subscribes to session events (PLAY, end); returns the unsubscribe function. */
   subscribe(listener: (e: SessionEvent) => void): () => void {
     this.listeners.add(listener);
@@ -213,6 +216,7 @@ export class SessionStore {
    */
   start(s: NewSession): StreamSession {
     if (this.wouldExceed(s.clientFingerprint)) throw new SessionLimitError(this.maxSessions);
+    this.beforeStart?.();
     const old = this.ofClient(s.clientFingerprint);
     if (old) this.end(old, "replaced");
     let connectData: number;

@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { XMLParser } from "fast-xml-parser";
+import type { XMLParser } from "fast-xml-parser";
 import { AppError } from "../errors.ts";
 import { execFile } from "../exec.ts";
 import { VM_STATES, type VmState } from "./model.ts";
@@ -84,14 +84,22 @@ export function parseDomstats(text: string): Map<string, VmState> {
   return out;
 }
 
-export const domainXmlParser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: "@_",
-  textNodeName: "#text",
-  parseTagValue: false,
-  parseAttributeValue: false,
-  isArray: (name) => ["disk", "channel", "hostdev", "shmem", "interface", "input", "controller"].includes(name),
-});
+let parser: XMLParser | null = null;
+
+/** libvirt domain XML → object tree; the XML library is loaded on the first parse (not when the appliance starts). */
+export const domainXmlParser = {
+  parse(xml: string): ReturnType<XMLParser["parse"]> {
+    parser ??= new (require("fast-xml-parser") as typeof import("fast-xml-parser")).XMLParser({
+      ignoreAttributes: false,
+      attributeNamePrefix: "@_",
+      textNodeName: "#text",
+      parseTagValue: false,
+      parseAttributeValue: false,
+      isArray: (name) => ["disk", "channel", "hostdev", "shmem", "interface", "input", "controller"].includes(name),
+    });
+    return parser.parse(xml);
+  },
+};
 
 export class Virsh {
   constructor(private readonly opts: VirshOptions) {}

@@ -4,7 +4,7 @@
  * by concatenating strings. Firmware files are picked by libvirt
  * (`<os firmware='efi'>` + feature flags), not hard-coded paths.
  */
-import { XMLBuilder } from "fast-xml-parser";
+import type { XMLBuilder } from "fast-xml-parser";
 import { invalid } from "../errors.ts";
 import type { VmSpec } from "./model.ts";
 import { qmpArgument, QEMU_XMLNS } from "./qmp-socket.ts";
@@ -197,16 +197,18 @@ export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
   };
 }
 
-const builder = new XMLBuilder({
-  ignoreAttributes: false,
-  attributeNamePrefix: "@_",
-  textNodeName: "#text",
-  format: true,
-  indentBy: "  ",
-  suppressEmptyNode: true,
-});
+let builder: XMLBuilder | null = null;
 
+/** The XML library is loaded on the first document built (not when the appliance starts). */
 export function serializeXml(tree: Node): string {
+  builder ??= new (require("fast-xml-parser") as typeof import("fast-xml-parser")).XMLBuilder({
+    ignoreAttributes: false,
+    attributeNamePrefix: "@_",
+    textNodeName: "#text",
+    format: true,
+    indentBy: "  ",
+    suppressEmptyNode: true,
+  });
   return builder.build(tree) as string;
 }
 

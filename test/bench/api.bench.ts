@@ -7,8 +7,9 @@
  *  - /api/v1/health throughput (bounded: a fixed request count, loopback only).
  * The appliance runs with its GameStream host on (loopback, free ports, no mDNS), as shipped.
  *
- *   npm run bench:api   (builds dist/neuron-appliance first if missing)
+ *   npm run bench:api   (builds dist/neuron-appliance first, with build/compile.ts)
  *   BENCH_RUNS=N BENCH_REQUESTS=N   GAMESTREAM=0 to run the appliance without its GameStream host
+ *   BENCH_SKIP_BUILD=1 to measure the dist/ binary as it is
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,8 +22,9 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
 const GAMESTREAM = process.env.GAMESTREAM !== "0";
 const CONCURRENCY = 32;
 
-if (!existsSync(EXE)) {
-  const r = Bun.spawnSync([process.execPath, join(ROOT, "build", "compile.ts")], { stdout: "inherit", stderr: "inherit" });
+// built from the tree as it is (BENCH_SKIP_BUILD=1: the dist/ binary as it is, if there is one)
+if (process.env.BENCH_SKIP_BUILD !== "1" || !existsSync(EXE)) {
+  const r = Bun.spawnSync([process.execPath, join(ROOT, "build", "compile.ts")], { stdout: "ignore", stderr: "inherit" });
   if (r.exitCode !== 0) process.exit(1);
 }
 
@@ -63,7 +65,7 @@ writeFileSync(
   'const port = Number(process.argv[2]); Bun.serve({ hostname: "127.0.0.1", port, fetch: () => Response.json({ status: "ok" }) });\n',
 );
 const built = Bun.spawnSync(
-  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", bareSrc, "--outfile", bareExe],
+  [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--compile-jit-policy=1000", "--compile-exec-argv=--smol", bareSrc, "--outfile", bareExe],
   { stdout: "ignore", stderr: "inherit" },
 );
 if (built.exitCode !== 0) process.exit(1);

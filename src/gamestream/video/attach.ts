@@ -6,13 +6,15 @@
 import { CaptureNative } from "../../../ffi/capture.ts";
 import { StreamNative } from "../../../ffi/stream.ts";
 import type { Logger } from "../../log.ts";
-import type { SessionStore, StreamSession } from "../sessions.ts";
+import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
 import { VideoStream, type SourceEnd } from "./stream.ts";
 import type { VmStateProbe } from "./vm-liveness.ts";
 
 export interface AttachedVideo {
   readonly stream: VideoStream;
   requestIdr(sessionId: string): boolean;
+  /** What the session subscription does with an event (for the PLAY that attached the stream). */
+  handle(e: SessionEvent): void;
   close(): void;
 }
 
@@ -59,7 +61,7 @@ export function attachVideoStream(o: {
     streamNative.close();
     throw err;
   }
-  const unsubscribe = o.sessions.subscribe((e) => {
+  const handle = (e: SessionEvent) => {
     if (e.type === "playing") {
       try {
         stream.start(e.session);
@@ -67,10 +69,12 @@ export function attachVideoStream(o: {
         o.log.error("video stream could not start", { session: e.session.id, error: err });
       }
     } else if (e.type === "ended") stream.stop(e.session.id);
-  });
+  };
+  const unsubscribe = o.sessions.subscribe(handle);
   return {
     stream,
     requestIdr: (id) => stream.requestIdr(id),
+    handle,
     close() {
       unsubscribe();
       stream.close();
