@@ -15,9 +15,9 @@
  * Knows nothing of the routes: importing this file loads no domain module.
  */
 import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from "node:fs";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { peerCredentials, type PeerCredentials } from "../../ffi/peercred.ts";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Server as NetServer, Socket } from "node:net";
+import type { PeerCredentials } from "../../ffi/peercred.ts";
 import { attachTransport } from "../auth/caller.ts";
 import { hostPolicy } from "../auth/hosts.ts";
 import { userDb } from "../auth/users.ts";
@@ -159,20 +159,28 @@ export function listenApi(config: ListenConfig): ApiListener {
   });
   const creds = new WeakMap<Socket, PeerCredentials>();
   const open = new Set<Socket>();
-  const parser = createHttpServer({ maxHeaderSize: 16 * 1024 }, bridge(handle, maxBodyBytes, creds));
-  const local = createNetServer((socket) => {
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    const cred = fd === undefined ? null : peerCredentials(fd);
-    if (!cred) return void socket.destroy();
-    creds.set(socket, cred);
-    open.add(socket);
-    socket.once("close", () => open.delete(socket));
-    parser.emit("connection", socket);
-  });
+  let local: NetServer | null = null;
+  // node:net, node:http and bun:ffi load after TCP listens: the first health answer waits for none of them
   const listening = (async () => {
+    const [{ createServer: createNetServer }, { createServer: createHttpServer }, { peerCredentials }] = await Promise.all([
+      import("node:net"),
+      import("node:http"),
+      import("../../ffi/peercred.ts"),
+    ]);
+    const parser = createHttpServer({ maxHeaderSize: 16 * 1024 }, bridge(handle, maxBodyBytes, creds));
+    const server = createNetServer((socket) => {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      const cred = fd === undefined ? null : peerCredentials(fd);
+      if (!cred) return void socket.destroy();
+      creds.set(socket, cred);
+      open.add(socket);
+      socket.once("close", () => open.delete(socket));
+      parser.emit("connection", socket);
+    });
+    local = server;
     try {
       removeStaleSocket(socketPath);
-      await listenUnix(local, socketPath);
+      await listenUnix(server, socketPath);
       const group = userDb(config.etcDir).groupId(config.adminGroup);
       if (group !== null) {
         chownSync(socketPath, process.getuid?.() ?? 0, group);
@@ -180,7 +188,8 @@ export function listenApi(config: ListenConfig): ApiListener {
       } else chmodSync(socketPath, 0o600);
     } catch (err) {
       tcp.stop(true);
-      local.close();
+      server.close();
+      local = null;
       throw new Error(`cannot listen on local socket ${socketPath}: ${(err as Error).message}`);
     }
   })();
@@ -207,8 +216,10 @@ export function listenApi(config: ListenConfig): ApiListener {
     },
     async stop() {
       release();
+      await listening.catch(() => {});
       for (const s of open) s.destroy();
-      await Promise.all([tcp.stop(true), new Promise<void>((resolve) => local.close(() => resolve()))]);
+      const server = local;
+      await Promise.all([tcp.stop(true), server ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined]);
       try {
         removeStaleSocket(socketPath);
       } catch {

@@ -6,7 +6,6 @@
  * appliance's names as subjectAltNames, so a browser can be told to trust it.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
@@ -44,7 +43,7 @@ function subjectAltNames(config: Config): string {
   for (const n of [config.host, ...config.apiHostnames]) {
     const bare = n.replace(/^\[|\]$/g, "");
     if (bare === "0.0.0.0" || bare === "::") continue;
-    names.add(isIP(bare) ? `IP:${bare}` : `DNS:${bare}`);
+    names.add(/^\d{1,3}(\.\d{1,3}){3}$/.test(bare) || bare.includes(":") ? `IP:${bare}` : `DNS:${bare}`);
   }
   return [...names].join(",");
 }
