@@ -136,8 +136,10 @@ export function listenApi(config: ListenConfig): ApiListener {
   let failure: Error | null = null;
   let wake: (() => void)[] = [];
   const waitForApp = (request: Request): Promise<Response> | Response => {
-    if (request.method === "GET" && new URL(request.url).pathname === LIVENESS_PATH && hosts.allows(new URL(request.url).host))
-      return Response.json({ status: "ok" });
+    if (request.method === "GET") {
+      const url = new URL(request.url);
+      if (url.pathname === LIVENESS_PATH && hosts.allows(url.host)) return Response.json({ status: "ok" });
+    }
     return new Promise<Response>((resolve) => {
       const timer = setTimeout(() => resolve(unavailable("the service is still starting")), READY_WAIT_MS);
       wake.push(() => {

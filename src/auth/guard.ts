@@ -68,7 +68,8 @@ function pathOf(url: string): string {
   return q < 0 ? url.slice(start) : url.slice(start, q);
 }
 
-function cookieValue(header: string | null, name: string): string | null {
+/** The value of cookie `name` in a Cookie header, or null. */
+export function cookieValue(header: string | null, name: string): string | null {
   if (!header) return null;
   const key = `${name}=`;
   for (let at = header.indexOf(key); at >= 0; at = header.indexOf(key, at + 1)) {

@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
 import { callerLabel, callerScope, transportOf } from "./caller.ts";
-import { callerOf } from "./guard.ts";
+import { callerOf, cookieValue } from "./guard.ts";
 import { AuditEntry, AuditQuery, LoginCode, LoginCodeCreate, SESSION_COOKIE, SessionCreate, SessionCreated, TokenCreate, TokenCreated, TokenInfo, TokenNameParams, Whoami } from "./model.ts";
 import type { AuthService } from "./service.ts";
 
@@ -57,7 +57,7 @@ export const authRoutes = (auth: AuthService) =>
     .delete(
       "/auth/session",
       ({ request, set }) => {
-        const cookie = /(?:^|;\s*)neuron_session=([^;]+)/.exec(request.headers.get("cookie") ?? "")?.[1];
+        const cookie = cookieValue(request.headers.get("cookie"), SESSION_COOKIE);
         if (cookie) auth.endSession(cookie);
         set.headers["set-cookie"] = sessionCookie("", 0, false);
         set.status = 204;

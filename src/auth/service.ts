@@ -9,9 +9,10 @@
  * every revoke/expiry and holds only credentials that exist in the database.
  */
 import { randomBytes, createHash, timingSafeEqual } from "node:crypto";
-import { and, desc, eq, gt, isNotNull, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, lt, lte, or } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { apiTokens, auditLog, browserSessions, loginCodes } from "../db/schema.ts";
+import { auditRepo, type AuditRepo } from "../db/repos/audit.ts";
+import { apiTokens, browserSessions, loginCodes } from "../db/schema.ts";
 import { AppError, conflict, notFound } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Caller } from "./caller.ts";
@@ -49,13 +50,16 @@ export class AuthService {
   private tokenCache = new Map<string, { id: number; name: string; scope: ApiScope; lastUsedWrite: number }>();
   private sessionCache = new Map<string, { id: number; scope: ApiScope; createdBy: string; expiresAt: number }>();
   private loginFailures = new Map<string, { count: number; windowStart: number }>();
+  private readonly auditLog: AuditRepo;
 
   constructor(
     private readonly db: Db,
     private readonly settings: AuthSettings,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.auditLog = auditRepo(db);
+  }
 
   // ── API tokens ──────────────────────────────────────────────────────────
 
@@ -175,35 +179,20 @@ export class AuthService {
 
   /** One row per mutating API call: who, what, and how it ended. */
   recordCall(actor: string, method: string, path: string, status: number): void {
-    this.db
-      .insert(auditLog)
-      .values({ actor, action: "api.call", target: `${method} ${path}`, status: status < 400 ? "applied" : "failed", details: JSON.stringify({ status }) })
-      .run();
+    this.auditLog.insert({ actor, action: "api.call", target: `${method} ${path}`, status: status < 400 ? "applied" : "failed", details: JSON.stringify({ status }) });
   }
 
   audit(q: AuditQuery): AuditEntry[] {
-    const conds = [
-      q.action ? eq(auditLog.action, q.action) : undefined,
-      q.actor ? sql`substr(${auditLog.actor}, 1, ${q.actor.length}) = ${q.actor}` : undefined,
-      q.before ? lt(auditLog.id, q.before) : undefined,
-    ].filter((c) => c !== undefined);
-    return this.db
-      .select()
-      .from(auditLog)
-      .where(conds.length ? and(...conds) : undefined)
-      .orderBy(desc(auditLog.id))
-      .limit(q.limit)
-      .all()
-      .map((r) => ({
-        id: r.id,
-        createdAt: r.createdAt.toISOString(),
-        actor: r.actor,
-        action: r.action,
-        target: r.target,
-        status: r.status,
-        dryRun: r.dryRun,
-        details: parseDetails(r.details),
-      }));
+    return this.auditLog.query(q).map((r) => ({
+      id: r.id,
+      createdAt: r.createdAt.toISOString(),
+      actor: r.actor,
+      action: r.action,
+      target: r.target,
+      status: r.status,
+      dryRun: r.dryRun,
+      details: parseDetails(r.details),
+    }));
   }
 }
 

@@ -11,19 +11,15 @@ import { dirname, join } from "node:path";
 import type { Config } from "../config.ts";
 import type { DoctorCheck } from "../system/model.ts";
 import { graphicsDirOwner, graphicsListens } from "./graphics-socket.ts";
-import { Virsh } from "./virsh.ts";
+import { doctorDomains } from "./doctor-domains.ts";
 
 const octal = (m: number) => `0${m.toString(8)}`;
 
 export async function checkVmGraphics(config: Config, groupFile = join(config.etcDir, "group")): Promise<DoctorCheck> {
   const base = { id: "vm-graphics", title: "VM displays (SPICE/VNC on unix sockets)" };
-  const virsh = new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: 5000 });
-  let states: Map<string, string>;
-  try {
-    states = await virsh.states();
-  } catch (err) {
-    return { ...base, status: "warn", detail: `not checked: ${(err as Error).message}` };
-  }
+  const found = await doctorDomains(config);
+  if ("error" in found) return { ...base, status: "warn", detail: `not checked: ${found.error}` };
+  const { virsh, domains } = found;
   const owner = graphicsDirOwner(config.libvirtQemuDir, config.adminGroup, groupFile);
   const problems: string[] = [];
   const notes: string[] = [];
@@ -38,7 +34,7 @@ export async function checkVmGraphics(config: Config, groupFile = join(config.et
     }
   }
   let sockets = 0;
-  for (const [name, state] of [...states].slice(0, 64)) {
+  for (const [name, state] of domains) {
     const inactive = await virsh.dumpxml(name, true).catch(() => "<domain/>");
     for (const g of graphicsListens(inactive))
       if (g.tcp.length) problems.push(`${name}: ${g.type.toUpperCase()} listens on TCP (${g.tcp.join(", ")}) without a password: redefine the VM (its display then uses a unix socket in ${config.spiceDir})`);

@@ -10,7 +10,8 @@ import { existsSync, lstatSync, statSync } from "node:fs";
 import type { Config } from "../config.ts";
 import type { DoctorCheck } from "../system/model.ts";
 import { qmpArgument, vmQmpSocket } from "./qmp-socket.ts";
-import { domainXmlParser, Virsh } from "./virsh.ts";
+import { doctorDomains } from "./doctor-domains.ts";
+import { domainXmlParser } from "./virsh.ts";
 
 type Node = Record<string, unknown>;
 const obj = (v: unknown): Node => (v && typeof v === "object" && !Array.isArray(v) ? (v as Node) : {});
@@ -25,13 +26,9 @@ export function qmpArguments(xml: string): string[] {
 
 export async function checkVmQmp(config: Config): Promise<DoctorCheck> {
   const base = { id: "vm-qmp", title: "VM input (QMP monitor sockets)" };
-  const virsh = new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: 5000 });
-  let states: Map<string, string>;
-  try {
-    states = await virsh.states();
-  } catch (err) {
-    return { ...base, status: "warn", detail: `not checked: ${(err as Error).message}` };
-  }
+  const found = await doctorDomains(config);
+  if ("error" in found) return { ...base, status: "warn", detail: `not checked: ${found.error}` };
+  const { virsh, domains } = found;
   const problems: string[] = [];
   if (existsSync(config.qmpDir)) {
     const st = lstatSync(config.qmpDir);
@@ -44,7 +41,7 @@ export async function checkVmQmp(config: Config): Promise<DoctorCheck> {
     }
   }
   let checked = 0;
-  for (const [name, state] of [...states].slice(0, 64)) {
+  for (const [name, state] of domains) {
     let socket: string;
     try {
       socket = vmQmpSocket(config.qmpDir, name);

@@ -1,4 +1,4 @@
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, lt, sql } from "drizzle-orm";
 import type { Db } from "../client.ts";
 import { auditLog } from "../schema.ts";
 
@@ -26,6 +26,21 @@ export function auditRepo(db: Db) {
         .orderBy(desc(auditLog.id))
         .limit(limit)
         .all(),
+    /** Newest first; optional exact action, actor prefix, and ids below `before` (paging). */
+    query: (q: { limit: number; action?: string; actor?: string; before?: number }): AuditRow[] => {
+      const conds = [
+        q.action ? eq(auditLog.action, q.action) : undefined,
+        q.actor ? sql`substr(${auditLog.actor}, 1, ${q.actor.length}) = ${q.actor}` : undefined,
+        q.before ? lt(auditLog.id, q.before) : undefined,
+      ].filter((c) => c !== undefined);
+      return db
+        .select()
+        .from(auditLog)
+        .where(conds.length ? and(...conds) : undefined)
+        .orderBy(desc(auditLog.id))
+        .limit(q.limit)
+        .all();
+    },
     list: (action: string, limit = 100): AuditRow[] =>
       db.select().from(auditLog).where(eq(auditLog.action, action)).orderBy(desc(auditLog.id)).limit(limit).all(),
   };
