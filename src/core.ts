@@ -37,6 +37,7 @@ import { createVmService } from "./vm/wire.ts";
 import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
 import { SnapshotService } from "./snapshots/service.ts";
 import { UpdatesService } from "./updates/service.ts";
+import { EventBus } from "./events/bus.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -88,6 +89,8 @@ export interface Core {
   snapshots: SnapshotService;
   /** System updates inside snapshots, health verification, rollback. */
   updates: UpdatesService;
+  /** What happened, for /api/v1/events and other listeners. */
+  events: EventBus;
   close(): void;
 }
 
@@ -124,6 +127,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     if (!n.lib) throw new AppError("NATIVE_UNAVAILABLE", `the native library is not loaded: ${n.state.error}`, { status: 503 });
     return n.lib.path;
   };
+  const events = new EventBus();
   const database = openDatabase(config.dbPath);
   if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
   const apps = new AppsService(appsRepo(database.db));
@@ -170,6 +174,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     config,
     log,
     database,
+    events,
     snapshots,
     updates,
     get native() {
