@@ -40,6 +40,7 @@ export const BinariesSchema = z
     updateInitramfs: binary.default("update-initramfs"),
     grubMkconfig: binary.default("grub-mkconfig"),
     chroot: binary.default("chroot"),
+    xorriso: binary.default("xorriso"),
   })
   .strict();
 
@@ -165,6 +166,20 @@ export const ConfigSchema = z
     guestAgent: GuestAgentSettingsSchema,
     /** System updates inside snapshots: package command, checks, retention, rollback policy. */
     updates: UpdatesSettingsSchema,
+    /** The setup flow: what a VM it creates leaves the host (memory and logical CPUs). */
+    setup: z
+      .object({
+        hostMemoryPercent: z.number().int().min(0).max(90).default(25),
+        hostMemoryMinMiB: z.number().int().min(0).max(1024 * 1024).default(4096),
+        hostCpuPercent: z.number().int().min(0).max(90).default(25),
+        hostCpuMin: z.number().int().min(0).max(256).default(2),
+        /** How long the agent and Looking Glass steps wait for the guest in one pass (ms). */
+        guestWaitMs: z.number().int().min(0).max(600_000).default(5000),
+        /** The Windows build of the guest agent put on the unattended-install ISO. */
+        guestAgentExe: path.default("/usr/lib/neuron-appliance/neuron-agent.exe"),
+      })
+      .strict()
+      .default({ hostMemoryPercent: 25, hostMemoryMinMiB: 4096, hostCpuPercent: 25, hostCpuMin: 2, guestWaitMs: 5000, guestAgentExe: "/usr/lib/neuron-appliance/neuron-agent.exe" }),
   })
   .strict();
 
@@ -335,6 +350,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     targetRoot: abs(c.targetRoot),
     shmDir: abs(c.shmDir),
     updates: { ...c.updates, root: abs(c.updates.root) },
+    setup: { ...c.setup, guestAgentExe: abs(c.setup.guestAgentExe) },
     qmpDir: abs(c.qmpDir),
     spiceDir: abs(c.spiceDir),
     libvirtQemuDir: abs(c.libvirtQemuDir),

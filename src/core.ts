@@ -38,6 +38,9 @@ import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
 import { SnapshotService } from "./snapshots/service.ts";
 import { UpdatesService } from "./updates/service.ts";
 import { EventBus } from "./events/bus.ts";
+import { setupRepo } from "./db/repos/setup.ts";
+import { answerMediaBuilder } from "./setup/answer-media.ts";
+import { SetupService } from "./setup/service.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -91,6 +94,8 @@ export interface Core {
   updates: UpdatesService;
   /** What happened, for /api/v1/events and other listeners. */
   events: EventBus;
+  /** The guided setup flow (detect → VFIO → reboot → VM → unattended install → app). */
+  setup: SetupService;
   close(): void;
 }
 
@@ -160,6 +165,25 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }), () => {
     database.sqlite.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   });
+  const setup = new SetupService({
+    repo: setupRepo(database.db),
+    events,
+    log: log.child({ module: "setup" }),
+    settings: {
+      root: config.root,
+      stateDir: config.stateDir,
+      shmDir: config.shmDir,
+      share: { memoryPercent: config.setup.hostMemoryPercent, memoryMinMiB: config.setup.hostMemoryMinMiB, cpuPercent: config.setup.hostCpuPercent, cpuMin: config.setup.hostCpuMin },
+      guestWaitMs: config.setup.guestWaitMs,
+    },
+    hardware,
+    vfio,
+    vms,
+    guest,
+    capture,
+    apps,
+    answerMedia: answerMediaBuilder(config),
+  });
   const gameStreamCryptoLib = (): NativeCrypto => {
     const n = native();
     if (!n.lib) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${n.state.error}`, { status: 503 });
@@ -175,6 +199,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     log,
     database,
     events,
+    setup,
     snapshots,
     updates,
     get native() {

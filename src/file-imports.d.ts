@@ -16,3 +16,7 @@ declare module "*.tsv" {
   const text: string;
   export default text;
 }
+declare module "*.ps1" {
+  const text: string;
+  export default text;
+}

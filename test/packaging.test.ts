@@ -26,6 +26,28 @@ describe("packaging", () => {
     }
   });
 
+  test.skipIf(!systemdAnalyze)("the boot-time oneshot units pass systemd-analyze verify and run the commands that record their verdicts (skipped: systemd-analyze not installed)", () => {
+    const d = tempDir();
+    try {
+      for (const [file, exec] of [
+        ["neuron-appliance-update-verify.service", /^ExecStart=\/usr\/bin\/neuron-appliance update check --boot /m],
+        ["neuron-appliance-setup-verify.service", /^ExecStart=\/usr\/bin\/neuron-appliance setup verify --boot --state-dir \/var\/lib\/neuron-appliance$/m],
+      ] as const) {
+        const unit = readFileSync(join(BUILD, file), "utf8");
+        expect(unit).toMatch(exec);
+        expect(unit).toMatch(/^Type=oneshot$/m);
+        expect(unit).toMatch(/^WantedBy=multi-user.target$/m);
+        writeFileSync(join(d.path, file), unit.replace("/usr/bin/neuron-appliance", "/bin/true"));
+        // no man page is installed here: the Documentation= line is not what is checked
+        const r = Bun.spawnSync([systemdAnalyze!, "verify", "--man=no", join(d.path, file)], { stderr: "pipe" });
+        expect(r.stderr.toString()).toBe("");
+        expect(r.exitCode).toBe(0);
+      }
+    } finally {
+      d.cleanup();
+    }
+  });
+
   test.skipIf(!systemdTmpfiles)("tmpfiles.d creates the state dir (0700) and the shared memory file (0660, group kvm) (skipped: systemd-tmpfiles not installed)", () => {
     const d = tempDir();
     try {
@@ -56,7 +78,7 @@ describe("packaging", () => {
     expect(options).toContain("!strip");
     expect(Number(fns)).toBeGreaterThanOrEqual(3);
     const text = readFileSync(pkgbuild, "utf8");
-    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/systemd/system/neuron-appliance-update-verify.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf", "/usr/lib/sysusers.d/neuron-appliance.conf"])
+    for (const dest of ["/usr/bin/neuron-appliance", "/usr/lib/neuron-appliance/libneuron.so", "/usr/lib/systemd/system/neuron-appliance.service", "/usr/lib/systemd/system/neuron-appliance-update-verify.service", "/usr/lib/systemd/system/neuron-appliance-setup-verify.service", "/usr/lib/tmpfiles.d/neuron-appliance.conf", "/usr/lib/sysusers.d/neuron-appliance.conf"])
       expect(text).toContain(dest);
   });
 

@@ -13,6 +13,7 @@ import { captureRoutes } from "../capture/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
+import { setupRoutes } from "../setup/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
@@ -31,7 +32,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -72,6 +73,7 @@ export function createApp(core: ApiDeps) {
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
             { name: "updates", description: "System updates inside snapshots: pre/post snapshots, health checks, rollback, history" },
+            { name: "setup", description: "The guided setup flow: every step's state, advance, retry, reset" },
             { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
           components: {
@@ -100,7 +102,8 @@ export function createApp(core: ApiDeps) {
         .use(vmRoutes(core.vms))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
         .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
-        .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" })),
+        .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" }))
+        .use(core.setup ? setupRoutes(core.setup) : new Elysia({ name: "neuron.setup.absent" })),
     );
 }
 

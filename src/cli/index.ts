@@ -23,6 +23,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "sessions", summary: "Moonlight stream sessions: list them, show one, end one, see why recent ones ended.", load: async () => (await import("./sessions.ts")).sessionsCommand },
   { name: "hardware", summary: "Detect CPU, IOMMU, IOMMU groups and GPUs, and judge them for GPU passthrough.", load: async () => (await import("./hardware.ts")).hardwareCommand },
   { name: "vfio", summary: "Configure the host for GPU passthrough: plan (diff), apply, rollback, verify.", load: async () => (await import("./vfio.ts")).vfioCommand },
+  { name: "setup", summary: "Guided setup from a fresh install to Windows on the passed-through GPU: detect, VFIO, reboot, verify, VM, unattended install, app.", load: async () => (await import("./setup.ts")).setupCommand },
   { name: "capture", summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.", load: async () => (await import("./capture.ts")).captureCommand },
   { name: "vm", summary: "Virtual machines: print a definition, define one in libvirt, list, show, start, stop, delete.", load: async () => (await import("./vm.ts")).vmCommand },
   { name: "input", summary: "Check that a VM's input can be driven: connect to its QMP socket and report what it accepts.", load: async () => (await import("./input.ts")).inputCommand },

@@ -180,3 +180,36 @@ export const browserSessions = sqliteTable("browser_sessions", {
   createdAt: createdAt(),
   expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
 });
+
+// ---------------------------------------------------------------------------
+// Setup flow: the guided, resumable way from a fresh install to a VM on the
+// passed-through GPU (src/setup/). One row per step, one row of choices.
+// ---------------------------------------------------------------------------
+
+export const SETUP_STEP_STATES = ["pending", "running", "done", "waiting", "failed", "skipped"] as const;
+
+/** Each step of the setup flow and where it stands; a row exists once the step was touched. */
+export const setupSteps = sqliteTable("setup_steps", {
+  /** Step id (src/setup/model.ts SETUP_STEPS). */
+  id: text("id").primaryKey(),
+  state: text("state", { enum: SETUP_STEP_STATES }).notNull(),
+  detail: text("detail").notNull().default(""),
+  advice: text("advice"),
+  waitingFor: text("waiting_for"),
+  errorCode: text("error_code"),
+  errorMessage: text("error_message"),
+  /** Step-specific facts, a JSON object. */
+  result: text("result", { mode: "json" }).$type<Record<string, unknown>>(),
+  attempts: integer("attempts").notNull().default(0),
+  startedAt: integer("started_at", { mode: "timestamp_ms" }),
+  finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }),
+});
+
+/** The user's choices for the setup flow (one row, id 1): GPU, VM name, install media, account. */
+export const setupOptions = sqliteTable("setup_options", {
+  id: integer("id").primaryKey(),
+  /** A JSON object (src/setup/model.ts SetupOptions). */
+  options: text("options", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  updatedAt: integer("updated_at", { mode: "timestamp_ms" }),
+});

@@ -98,6 +98,8 @@ export const VmSpecInput = z
     disk: VmDisk.default({ kind: "none" }),
     osIso: absPath.optional(),
     virtioIso: absPath.optional(),
+    /** A small ISO with autounattend.xml (and the first-logon installers) for an unattended Windows install. */
+    unattendIso: absPath.optional(),
     network: VmNetwork.default({ kind: "nat", network: "default" }),
     /** GPU to pass through; expanded to every function of its slot by the hardware module. */
     gpu: PciAddress.optional(),

@@ -109,7 +109,7 @@ export function checkName(name: string): string {
 export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir"> };
 
 /** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
-export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
+export function planVm(input: unknown, deps: PlanDeps, root?: string, uuid?: string): VmPlan {
   const spec = parseSpec(input);
   const gpuFunctions = spec.gpu ? deps.resolver.functionsOf(spec.gpu, root ?? deps.settings.root) : [];
   const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
@@ -117,7 +117,7 @@ export function planVm(input: unknown, deps: PlanDeps, root?: string): VmPlan {
     spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
   const qmpSocket = deps.settings.qmpDir ? vmQmpSocket(deps.settings.qmpDir, spec.name) : undefined;
   const graphicsSocket = spec.graphics !== "none" && deps.settings.spiceDir ? vmGraphicsSocket(deps.settings.spiceDir, spec.name, spec.graphics) : undefined;
-  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket });
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket, uuid });
   return {
     spec,
     xml,
@@ -170,6 +170,35 @@ export class VmService {
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "failed", details: { error: (err as Error).message, xml: plan.xml } });
       throw err;
     }
+  }
+
+  /**
+   * Writes a new definition for an existing, shut-off VM from `input` (same name, same UUID, so
+   * libvirt keeps its NVRAM and TPM state): e.g. install media attached. The disk is not touched:
+   * a "new" disk in the spec is taken as the existing image at its path.
+   */
+  async redefine(input: unknown, actor = "system"): Promise<VmCreateResult> {
+    const spec = parseSpec(input);
+    const state = await this.deps.virsh.state(spec.name);
+    if (!OFF_STATES.includes(state)) throw conflict(`VM ${spec.name} is ${state}: stop it before changing its definition`);
+    const current = await this.deps.virsh.dumpxml(spec.name, true);
+    const uuid = domainFacts(current, this.deps.settings.shmDir).uuid ?? undefined;
+    for (const iso of [spec.osIso, spec.virtioIso, spec.unattendIso]) if (iso && !existsSync(iso)) throw invalid(`install medium ${iso} does not exist`);
+    const disk =
+      spec.disk.kind === "new" ? { kind: "existing" as const, path: spec.disk.path ?? join(this.deps.settings.stateDir, "vms", `${spec.name}.qcow2`), format: "qcow2" as const } : spec.disk;
+    const plan = planVm({ ...input as object, disk }, this.deps, undefined, uuid);
+    try {
+      await this.deps.virsh.define(plan.xml);
+    } catch (err) {
+      this.deps.audit.record({ actor, action: "vm.redefine", target: spec.name, status: "failed", details: { error: (err as Error).message, xml: plan.xml } });
+      throw err;
+    }
+    this.deps.audit.record({ actor, action: "vm.redefine", target: spec.name, status: "applied", details: { xml: plan.xml, previous: current } });
+    return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return this.deps.virsh.exists(checkName(name));
   }
 
   async list(): Promise<VmSummary[]> {

@@ -35,6 +35,8 @@ export interface BuildOptions {
    * Absent: the display listens nowhere (`<listen type='none'/>`); never on TCP.
    */
   graphicsSocket?: string;
+  /** The domain's UUID, when redefining an existing domain (libvirt refuses a new UUID for a known name). */
+  uuid?: string;
 }
 
 const attrs = (o: Record<string, string | number>): Node =>
@@ -95,7 +97,7 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
       boot: attrs({ order: bootOrder++ }),
     });
   }
-  const cdroms = [spec.osIso, spec.virtioIso].filter((p): p is string => p !== undefined);
+  const cdroms = [spec.osIso, spec.virtioIso, spec.unattendIso].filter((p): p is string => p !== undefined);
   cdroms.forEach((iso, i) =>
     disks.push({
       ...attrs({ type: "file", device: "cdrom" }),
@@ -169,6 +171,7 @@ export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
     domain: {
       ...attrs(opts.qmpSocket ? { type: opts.domainType ?? "kvm", "xmlns:qemu": QEMU_XMLNS } : { type: opts.domainType ?? "kvm" }),
       name: spec.name,
+      ...(opts.uuid ? { uuid: opts.uuid } : {}),
       metadata: {
         "neuron:vm": {
           ...attrs({ "xmlns:neuron": NEURON_XMLNS }),
