@@ -25,8 +25,47 @@ export function softdepDrivers(functionKinds: string[]): string[] {
   return drivers;
 }
 
-export function modprobeConf(ids: string[], drivers: string[]): string {
-  return [MANAGED_HEADER, `options vfio-pci ids=${ids.join(",")}`, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`), ""].join("\n");
+const VFIO_ID_RE = /^[0-9a-f]{4}:[0-9a-f]{4}(?::[0-9a-f]{4}:[0-9a-f]{4})?$/;
+
+/** The ids of `options vfio-pci ... ids=a,b` lines (modprobe.d syntax; vfio_pci is the same module). */
+export function modprobeVfioIds(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*options\s+vfio[-_]pci\s+(.*)$/.exec(line);
+    if (!m) continue;
+    for (const w of m[1]!.replace(/#.*$/, "").split(/\s+/)) if (w.startsWith("ids=")) out.push(...w.slice(4).split(",").map((x) => x.trim().toLowerCase()).filter((x) => VFIO_ID_RE.test(x)));
+  }
+  return out;
+}
+
+/** `vfio-pci.ids=` values of a kernel command line. */
+export function cmdlineVfioIds(words: string[]): string[] {
+  return words
+    .filter((w) => /^vfio[-_]pci\.ids=/.test(w))
+    .flatMap((w) => w.slice(w.indexOf("=") + 1).replace(/^"|"$/g, "").split(","))
+    .map((x) => x.trim().toLowerCase())
+    .filter((x) => VFIO_ID_RE.test(x));
+}
+
+/**
+ * /etc/modprobe.d/vfio.conf: the ids (merged by the caller), softdeps, and every line of a
+ * previous file that is not ours kept as it was (other vfio-pci options keep their line, without ids=).
+ */
+export function modprobeConf(ids: string[], drivers: string[], previous: string | null = null): string {
+  const ours = new Set([MANAGED_HEADER, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`)]);
+  const kept: string[] = [];
+  for (const line of (previous ?? "").split("\n")) {
+    if (ours.has(line)) continue;
+    const m = /^(\s*options\s+vfio[-_]pci\s+)(.*)$/.exec(line);
+    if (m) {
+      const rest = m[2]!.split(/\s+/).filter((w) => w && !w.startsWith("ids="));
+      if (rest.length) kept.push(`${m[1]}${rest.join(" ")}`);
+      continue;
+    }
+    kept.push(line);
+  }
+  while (kept.length && kept[kept.length - 1] === "") kept.pop();
+  return [MANAGED_HEADER, `options vfio-pci ids=${ids.join(",")}`, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`), ...kept, ""].join("\n");
 }
 
 /** Rewrites a bash array or string assignment NAME=(...) / NAME="..." on one line. */

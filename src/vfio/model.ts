@@ -44,6 +44,8 @@ export const VfioPlan = z
     gpu: z.string(),
     gpuName: z.string(),
     vfioIds: z.array(z.string()),
+    /** Ids already passed through on this system (modprobe.d, kernel command lines) kept beside the GPU's, with where each was found. */
+    mergedIds: z.array(z.object({ id: z.string(), source: z.string() })),
     targetRoot: z.string(),
     systems: z.object({
       initramfs: z.array(z.enum(["mkinitcpio", "dracut", "initramfs-tools"])),

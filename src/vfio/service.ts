@@ -13,7 +13,8 @@ import type { Gpu, HardwareReport } from "../hardware/model.ts";
 import { kernelAtLeast } from "../hardware/verdicts.ts";
 import type { HardwareService } from "../hardware/service.ts";
 import { unifiedDiff } from "./diff.ts";
-import { vfioModules } from "./edits.ts";
+import { cmdlineVfioIds, vfioModules } from "./edits.ts";
+import { splitCmdline } from "../hardware/cmdline.ts";
 import {
   VfioApplyRequest,
   VfioPlanRequest,
@@ -24,7 +25,7 @@ import {
   type VfioRollbackResult,
   type VfioVerifyReport,
 } from "./model.ts";
-import { compareVersions, detectSystems, plannedFiles, type PlannedFile, type TargetSystems } from "./targets.ts";
+import { compareVersions, detectSystems, existingVfioIds, plannedFiles, type PlannedFile, type TargetSystems } from "./targets.ts";
 import { applyEdits, readManifest, rollbackEdits } from "./transaction.ts";
 
 export const APPLY_ACTION = "vfio.apply";
@@ -97,16 +98,23 @@ export class VfioService {
     const kernel = systems.kernel ?? report.kernel.release;
     if (!kernel) warnings.push("kernel version unknown: vfio_virqfd left out (it only exists before Linux 6.2)");
     const needsVirqfd = kernel !== null && compareVersions(kernel, "6.2") < 0;
+    // ids passed through already (a NIC, a second card) stay: merged after the GPU's, never replaced
+    const existing = existingVfioIds(target, systems);
+    const running = cmdlineVfioIds(splitCmdline(report.kernel.cmdline ?? "")).map((id) => ({ id, source: "the running kernel's command line" }));
+    const kept: { id: string; source: string }[] = [];
+    for (const e of [...existing, ...running]) if (!gpu.vfioIds.includes(e.id) && !kept.some((k) => k.id === e.id)) kept.push(e);
+    const vfioIds = [...gpu.vfioIds, ...kept.map((k) => k.id)];
+    for (const k of kept) warnings.push(`vfio-pci ids: keeps ${k.id} (already passed through, from ${k.source}) beside the GPU's ${gpu.vfioIds.join(",")}`);
     const params = [
       ...(report.cpu.vendor === "intel" ? ["intel_iommu=on"] : []),
       "iommu=pt",
-      `vfio-pci.ids=${gpu.vfioIds.join(",")}`,
+      `vfio-pci.ids=${vfioIds.join(",")}`,
       ...(req.acsOverride ? [ACS_OVERRIDE_PARAM] : []),
     ];
     if (gpu.needsAcsOverride && !req.acsOverride) warnings.push(`the GPU's IOMMU group is not clean: ${gpu.isolationReason}; plan with the ACS override to add ${ACS_OVERRIDE_PARAM}`);
     if (!report.iommu.enabled) warnings.push(`IOMMU: ${report.iommu.reason}`);
     const { files, warnings: fileWarnings } = plannedFiles(target, systems, {
-      vfioIds: gpu.vfioIds,
+      vfioIds,
       functionKinds: gpu.functions.map((f) => f.kind),
       kernelParams: params,
       needsVirqfd,
@@ -121,7 +129,8 @@ export class VfioService {
     const plan: VfioPlan = {
       gpu: gpu.address,
       gpuName: gpu.name,
-      vfioIds: gpu.vfioIds,
+      vfioIds,
+      mergedIds: kept,
       targetRoot: target,
       systems,
       kernelParams: params,

@@ -6,6 +6,7 @@ import { lstatSync } from "node:fs";
 import { join } from "node:path";
 import { AppError } from "../errors.ts";
 import { listDir, readBounded } from "../hardware/sysfs.ts";
+import { splitCmdline } from "../hardware/cmdline.ts";
 import * as edit from "./edits.ts";
 
 export const CONFIG_FILE_MAX = 1024 * 1024;
@@ -86,6 +87,36 @@ export function detectSystems(targetRoot: string): TargetSystems {
   return { initramfs, boot, kernel };
 }
 
+/** vfio-pci ids already configured on the target (modprobe.d, boot loader command lines), with where each was found. */
+export function existingVfioIds(targetRoot: string, systems: TargetSystems): { id: string; source: string }[] {
+  const out: { id: string; source: string }[] = [];
+  const from = (source: string, ids: string[]) => ids.forEach((id) => out.push({ id, source }));
+  const md = listDir(join(targetRoot, "etc/modprobe.d"));
+  for (const name of md.ok ? md.names.filter((n) => n.endsWith(".conf")).sort() : []) {
+    const text = readTargetFile(targetRoot, `etc/modprobe.d/${name}`);
+    if (text) from(`/etc/modprobe.d/${name}`, edit.modprobeVfioIds(text));
+  }
+  if (systems.boot.includes("grub")) {
+    const g = readTargetFile(targetRoot, "etc/default/grub") ?? "";
+    for (const m of g.matchAll(/^\s*GRUB_CMDLINE_LINUX(?:_DEFAULT)?=(?:"([^"]*)"|'([^']*)'|(\S*))/gm)) from("/etc/default/grub", edit.cmdlineVfioIds(splitCmdline(m[1] ?? m[2] ?? m[3] ?? "")));
+  }
+  const cmdline = readTargetFile(targetRoot, "etc/kernel/cmdline");
+  if (cmdline) from("/etc/kernel/cmdline", edit.cmdlineVfioIds(splitCmdline(cmdline.replace(/\n/g, " "))));
+  const cd = listDir(join(targetRoot, "etc/cmdline.d"));
+  for (const name of cd.ok ? cd.names.filter((n) => n.endsWith(".conf")).sort() : []) {
+    const text = readTargetFile(targetRoot, `etc/cmdline.d/${name}`) ?? "";
+    from(`/etc/cmdline.d/${name}`, edit.cmdlineVfioIds(splitCmdline(text.replace(/\n/g, " "))));
+  }
+  for (const dir of SYSTEMD_BOOT_DIRS) {
+    const l = listDir(join(targetRoot, dir));
+    for (const name of l.ok ? l.names.filter((n) => n.endsWith(".conf")).sort() : []) {
+      const text = readTargetFile(targetRoot, `${dir}/${name}`) ?? "";
+      for (const m of text.matchAll(/^\s*options\s+(.*)$/gm)) from(`/${dir}/${name}`, edit.cmdlineVfioIds(splitCmdline(m[1]!)));
+    }
+  }
+  return out;
+}
+
 export interface EditInputs {
   vfioIds: string[];
   functionKinds: string[];
@@ -102,7 +133,8 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
     files.push({ path: `/${rel}`, before, after, mode: 0o644, reason });
   const modules = edit.vfioModules(input.needsVirqfd);
 
-  add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds)), "vfio-pci claims the GPU's functions before their drivers");
+  const prevModprobe = readTargetFile(targetRoot, "etc/modprobe.d/vfio.conf");
+  add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds), prevModprobe), "vfio-pci claims the GPU's functions before their drivers", prevModprobe);
   if (input.resetBug) {
     add("etc/modules-load.d/vendor-reset.conf", edit.vendorResetModulesLoad(), "load vendor-reset at boot: the GPU has the AMD reset bug");
     if (input.resetBug.deviceSpecific)
