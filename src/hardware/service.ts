@@ -34,6 +34,17 @@ export class HardwareService {
     return this.names;
   }
 
+  /** Loaded modules, oldest first (/proc/modules lists the newest first); [] when unreadable. */
+  moduleLoadOrder(root: string = this.settings.root): string[] {
+    const text = readText(join(root, "proc", "modules"), 1024 * 1024);
+    return (text ?? "").split("\n").filter(Boolean).map((l) => l.split(" ")[0]!).reverse();
+  }
+
+  /** Root of the machine detection reads. */
+  get root(): string {
+    return this.settings.root;
+  }
+
   /** Detects the machine under `root` (default: the configured root). */
   detect(root: string = this.settings.root): HardwareReport {
     if (!exists(join(root, "sys")) && !exists(join(root, "proc")))

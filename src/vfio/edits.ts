@@ -8,6 +8,21 @@ import { mergeParams, paramKey, splitCmdline } from "../hardware/cmdline.ts";
 
 export const MANAGED_HEADER = "# Written by neuron-appliance for GPU passthrough; `neuron-appliance vfio rollback` restores the previous file.";
 
+/**
+ * Parameters the plan removes wherever it edits a command line, with the reason shown in the plan:
+ * values the kernel does not accept, which only mislead whoever reads the command line.
+ */
+export const INVALID_PARAMS: Record<string, string> = {
+  "amd_iommu=on": "amd_iommu=on is not a valid value (the kernel accepts off, fullflush, force_isolation, pgtbl_v1/v2...; AMD-Vi is on by default once the firmware enables it): it is ignored, so it goes",
+};
+const normWord = (w: string) => {
+  const i = w.indexOf("=");
+  return i < 0 ? w.replace(/-/g, "_") : w.slice(0, i).replace(/-/g, "_") + w.slice(i);
+};
+const dropInvalid = (words: string[]) => words.filter((w) => !(normWord(w) in INVALID_PARAMS));
+/** mergeParams after removing the invalid parameters. */
+const merge = (words: string[], wanted: string[], remove: string[] = []) => mergeParams(dropInvalid(words), wanted, remove);
+
 const unsupported = (file: string, why: string) =>
   new AppError("UNSUPPORTED_CONFIG", `${file}: ${why}; edit it by hand or simplify it, then plan again`, { status: 422 });
 
@@ -51,8 +66,11 @@ export function cmdlineVfioIds(words: string[]): string[] {
  * /etc/modprobe.d/vfio.conf: the ids (merged by the caller), softdeps, and every line of a
  * previous file that is not ours kept as it was (other vfio-pci options keep their line, without ids=).
  */
-export function modprobeConf(ids: string[], drivers: string[], previous: string | null = null): string {
-  const ours = new Set([MANAGED_HEADER, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`)]);
+/** vendor-reset must be loaded before vfio-pci binds the GPU: modprobe loads it first. */
+export const VENDOR_RESET_SOFTDEP = "softdep vfio-pci pre: vendor-reset";
+
+export function modprobeConf(ids: string[], drivers: string[], previous: string | null = null, vendorReset = false): string {
+  const ours = new Set([MANAGED_HEADER, VENDOR_RESET_SOFTDEP, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`)]);
   const kept: string[] = [];
   for (const line of (previous ?? "").split("\n")) {
     if (ours.has(line)) continue;
@@ -65,7 +83,14 @@ export function modprobeConf(ids: string[], drivers: string[], previous: string 
     kept.push(line);
   }
   while (kept.length && kept[kept.length - 1] === "") kept.pop();
-  return [MANAGED_HEADER, `options vfio-pci ids=${ids.join(",")}`, ...drivers.map((d) => `softdep ${d} pre: vfio-pci`), ...kept, ""].join("\n");
+  return [
+    MANAGED_HEADER,
+    `options vfio-pci ids=${ids.join(",")}`,
+    ...(vendorReset ? [VENDOR_RESET_SOFTDEP] : []),
+    ...drivers.map((d) => `softdep ${d} pre: vfio-pci`),
+    ...kept,
+    "",
+  ].join("\n");
 }
 
 /** Rewrites a bash array or string assignment NAME=(...) / NAME="..." on one line. */
@@ -100,7 +125,8 @@ function editAssignment(
 
 export function mkinitcpioConf(file: string, text: string, modules: string[]): { text: string; warnings: string[] } {
   const warnings: string[] = [];
-  let out = editAssignment(file, text, "MODULES", (words) => [...modules, ...words.filter((w) => !ALL_VFIO_MODULES.has(w))], "");
+  const ours = new Set([...ALL_VFIO_MODULES, ...modules]);
+  let out = editAssignment(file, text, "MODULES", (words) => [...modules, ...words.filter((w) => !ours.has(w))], "");
   if (!/^\s*HOOKS=/m.test(out)) warnings.push(`${file}: no HOOKS line; make sure the modconf hook runs so /etc/modprobe.d is read in the initramfs`);
   else
     out = editAssignment(
@@ -127,7 +153,8 @@ export function dracutConf(modules: string[]): string {
 export function initramfsToolsModules(text: string | null, modules: string[]): string {
   const lines = (text ?? "").split("\n");
   if (lines.length && lines[lines.length - 1] === "") lines.pop();
-  const isOurs = (l: string) => ALL_VFIO_MODULES.has(l.trim().split(/\s+/)[0] ?? "");
+  const ours = new Set([...ALL_VFIO_MODULES, ...modules]);
+  const isOurs = (l: string) => ours.has(l.trim().split(/\s+/)[0] ?? "");
   const kept = lines.filter((l) => !isOurs(l));
   let at = 0;
   while (at < kept.length && (kept[at]!.trim() === "" || kept[at]!.trim().startsWith("#"))) at++;
@@ -140,13 +167,24 @@ export function grubDefault(file: string, text: string, wanted: string[]): strin
   const re = /^(\s*GRUB_CMDLINE_LINUX_DEFAULT=)(?:"([^"]*)"|'([^']*)'|([^\s"'#]*))(\s*(?:#.*)?)$/;
   let found = false;
   for (let i = 0; i < lines.length; i++) {
+    const plain = /^(\s*GRUB_CMDLINE_LINUX=)(?:"([^"]*)"|'([^']*)')(\s*(?:#.*)?)$/.exec(lines[i]!);
+    if (plain) {
+      const inner = plain[2] ?? plain[3] ?? "";
+      const words = splitCmdline(inner);
+      const kept = dropInvalid(words);
+      if (kept.length !== words.length) {
+        const q = plain[3] !== undefined ? "'" : '"';
+        lines[i] = `${plain[1]}${q}${kept.join(" ")}${q}${plain[4] ?? ""}`;
+      }
+      continue;
+    }
     if (!/^\s*GRUB_CMDLINE_LINUX_DEFAULT=/.test(lines[i]!)) continue;
     const m = re.exec(lines[i]!);
     if (!m) throw unsupported(file, "GRUB_CMDLINE_LINUX_DEFAULT is not a simple quoted value");
     const inner = m[2] ?? m[3] ?? m[4] ?? "";
     if (/[$`\\]/.test(inner)) throw unsupported(file, "GRUB_CMDLINE_LINUX_DEFAULT uses expansions");
     const quote = m[3] !== undefined ? "'" : '"';
-    lines[i] = `${m[1]}${quote}${mergeParams(splitCmdline(inner), wanted).join(" ")}${quote}${m[5] ?? ""}`;
+    lines[i] = `${m[1]}${quote}${merge(splitCmdline(inner), wanted).join(" ")}${quote}${m[5] ?? ""}`;
     found = true;
   }
   if (!found) {
@@ -171,14 +209,14 @@ export function bootEntry(text: string, wanted: string[]): string | null {
   }
   optionIdx.forEach((idx, n) => {
     const words = splitCmdline(lines[idx]!.replace(/^\s*options/, ""));
-    lines[idx] = render(n === optionIdx.length - 1 ? mergeParams(words, wanted) : mergeParams(words, [], keys));
+    lines[idx] = render(n === optionIdx.length - 1 ? merge(words, wanted) : merge(words, [], keys));
   });
   return lines.join("\n");
 }
 
 /** /etc/kernel/cmdline: the whole command line on one line. */
 export function kernelCmdline(text: string | null, wanted: string[]): string {
-  return mergeParams(splitCmdline((text ?? "").replace(/\n/g, " ")), wanted).join(" ") + "\n";
+  return merge(splitCmdline((text ?? "").replace(/\n/g, " ")), wanted).join(" ") + "\n";
 }
 
 /** A /etc/cmdline.d/*.conf file that is not ours: drop the keys we manage (ours carries them). */
@@ -187,7 +225,7 @@ export function cmdlineDropKeys(text: string, wanted: string[]): string {
   const lines = text.split("\n").map((l) => {
     if (l.trim().startsWith("#") || l.trim() === "") return l;
     const words = splitCmdline(l);
-    const kept = mergeParams(words, [], keys);
+    const kept = merge(words, [], keys);
     return kept.length === words.length ? l : kept.join(" ");
   });
   return lines.join("\n");

@@ -46,6 +46,10 @@ export const VfioPlan = z
     vfioIds: z.array(z.string()),
     /** Ids already passed through on this system (modprobe.d, kernel command lines) kept beside the GPU's, with where each was found. */
     mergedIds: z.array(z.object({ id: z.string(), source: z.string() })),
+    /** Parameters the plan removes (invalid values), with the file and the reason. */
+    removedParams: z.array(z.object({ param: z.string(), path: z.string(), reason: z.string() })),
+    /** With the ACS override: whether the target kernel honours it, and which kernel to install if not. */
+    acsOverrideKernel: z.object({ kernel: z.string().nullable(), honoured: z.boolean(), install: z.string().nullable(), advice: z.string() }).nullable(),
     targetRoot: z.string(),
     systems: z.object({
       initramfs: z.array(z.enum(["mkinitcpio", "dracut", "initramfs-tools"])),

@@ -13,7 +13,9 @@ import type { Gpu, HardwareReport } from "../hardware/model.ts";
 import { kernelAtLeast } from "../hardware/verdicts.ts";
 import type { HardwareService } from "../hardware/service.ts";
 import { unifiedDiff } from "./diff.ts";
-import { cmdlineVfioIds, vfioModules } from "./edits.ts";
+import { cmdlineVfioIds, INVALID_PARAMS, vfioModules } from "./edits.ts";
+import { realpathSync } from "node:fs";
+import { readText } from "../hardware/read.ts";
 import { splitCmdline } from "../hardware/cmdline.ts";
 import {
   VfioApplyRequest,
@@ -47,6 +49,68 @@ function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | 
 }
 
 const actionOf = (f: PlannedFile) => (f.before === null ? "create" : f.after === null ? "delete" : "modify") as "create" | "modify" | "delete";
+
+/** Invalid parameters the plan's edits remove, with the file and the reason. */
+function removedInvalidParams(files: PlannedFile[]): { param: string; path: string; reason: string }[] {
+  const out: { param: string; path: string; reason: string }[] = [];
+  for (const f of files)
+    for (const [param, reason] of Object.entries(INVALID_PARAMS)) {
+      const has = (t: string | null) => t !== null && new RegExp(`(^|[\\s"'])${param.replace(/[_-]/g, "[_-]")}(?=[\\s"']|$)`, "m").test(t);
+      if (has(f.before) && !has(f.after)) {
+        out.push({ param, path: f.path, reason });
+        f.reason += `; removes ${param}`;
+      }
+    }
+  return out;
+}
+
+/** Kernels that carry the ACS override patch, by their release names. */
+const ACS_KERNEL_RE = /(zen|lqx|liquorix|xanmod|acs|vfio)/i;
+
+/** Whether the target's kernel honours pcie_acs_override (a stock kernel ignores it) and what to install. */
+export function acsOverrideKernel(kernel: string | null, systems: TargetSystems): { kernel: string | null; honoured: boolean; install: string | null; advice: string } {
+  if (kernel && ACS_KERNEL_RE.test(kernel)) return { kernel, honoured: true, install: null, advice: `${kernel} carries the ACS override patch` };
+  const arch = systems.initramfs.includes("mkinitcpio");
+  const install = arch ? "linux-zen" : "a kernel with the ACS override patch (XanMod or Liquorix)";
+  return {
+    kernel,
+    honoured: false,
+    install,
+    advice: `the target kernel ${kernel ?? "(unknown)"} does not honour ${ACS_OVERRIDE_PARAM} (stock kernels ignore it): install ${arch ? "linux-zen (pacman -S linux-zen linux-zen-headers)" : install}, boot it, then plan again`,
+  };
+}
+
+/** A warning when the GPU's IOMMU group also holds the disk the root file system lives on (a laptop's NVMe). */
+export function rootDiskInGroup(root: string, report: HardwareReport, gpu: Gpu): string | null {
+  const storage = gpu.groupMembers.filter((m) => m.kind === "storage").map((m) => m.address);
+  if (!storage.length) return null;
+  const rootDev = rootBlockDevice(root);
+  const rootPci = rootDev ? pciOfBlock(root, rootDev) : null;
+  if (rootPci && storage.includes(rootPci))
+    return `the GPU's IOMMU group ${gpu.group} also holds ${rootPci} (${report.devices.find((d) => d.address === rootPci)?.deviceName ?? "storage"}), the disk with the root file system (${rootDev}): passing the group through takes the host's own disk away; this machine cannot pass the GPU through without the ACS override, and even then the disk stays shared`;
+  return `the GPU's IOMMU group ${gpu.group} also holds the storage controller ${storage.join(", ")}${rootDev ? ` (the root file system is on ${rootDev})` : ""}: if a host file system lives on it, passing the group through takes it away`;
+}
+
+function rootBlockDevice(root: string): string | null {
+  const mounts = readText(join(root, "proc", "mounts"), 1024 * 1024) ?? "";
+  for (const line of mounts.split("\n")) {
+    const [dev, mnt] = line.split(" ");
+    if (mnt === "/" && dev?.startsWith("/dev/")) return dev;
+  }
+  return null;
+}
+
+function pciOfBlock(root: string, dev: string): string | null {
+  const name = dev.slice("/dev/".length);
+  const disk = name.replace(/p\d+$/, "").replace(/^(sd[a-z]+)\d+$/, "$1");
+  try {
+    const real = realpathSync(join(root, "sys", "class", "block", disk));
+    const m = [...real.matchAll(/\/([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])(?=\/)/g)];
+    return m.length ? m[m.length - 1]![1]! : null;
+  } catch {
+    return null;
+  }
+}
 
 export class VfioService {
   constructor(
@@ -125,12 +189,21 @@ export class VfioService {
     if (gpu.resetBug.affected && !gpu.resetBug.vendorResetLoaded)
       warnings.push("install the vendor-reset module (vendor-reset-dkms); the plan loads it at boot and sets its reset method");
     warnings.push(...fileWarnings);
+    const removedParams = removedInvalidParams(files);
+    if (req.acsOverride) {
+      const k = acsOverrideKernel(kernel, systems);
+      if (!k.honoured) warnings.push(k.advice);
+    }
+    const rootWarning = rootDiskInGroup(this.hardware.root, report, gpu);
+    if (rootWarning) warnings.push(rootWarning);
     const changes = files.map((f) => ({ path: f.path, action: actionOf(f), reason: f.reason, diff: unifiedDiff(f.path, f.before, f.after) }));
     const plan: VfioPlan = {
       gpu: gpu.address,
       gpuName: gpu.name,
       vfioIds,
       mergedIds: kept,
+      removedParams,
+      acsOverrideKernel: req.acsOverride ? acsOverrideKernel(kernel, systems) : null,
       targetRoot: target,
       systems,
       kernelParams: params,
@@ -226,8 +299,24 @@ export class VfioService {
       })),
       { name: "isolation", ok: gpu.groupClean || (gpu.needsAcsOverride && report.iommu.acsOverrideActive), detail: gpu.isolationReason },
     ];
-    if (gpu.resetBug.affected)
+    if (gpu.resetBug.affected) {
       checks.push({ name: "reset bug", ok: gpu.resetBug.vendorResetLoaded && (!gpu.resetBug.deviceSpecificNeeded || gpu.resetBug.deviceSpecificActive), detail: gpu.resetBug.reason });
+      const order = this.hardware.moduleLoadOrder();
+      const vr = order.indexOf("vendor_reset");
+      const vp = order.indexOf("vfio_pci");
+      checks.push({
+        name: "vendor-reset before vfio-pci",
+        ok: vr >= 0 && vp >= 0 && vr < vp,
+        detail:
+          vr < 0
+            ? "vendor-reset is not loaded"
+            : vp < 0
+              ? "vfio_pci is not loaded as a module: the load order cannot be seen"
+              : vr < vp
+                ? "vendor-reset was loaded before vfio-pci bound the GPU"
+                : "vendor-reset was loaded after vfio-pci: the GPU's first reset was not handled by it; check the softdep in /etc/modprobe.d/vfio.conf and that vendor-reset is in the initramfs",
+      });
+    }
     return { gpu: gpuAddr, ok: checks.every((c) => c.ok), checks };
   }
 

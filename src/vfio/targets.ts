@@ -131,10 +131,11 @@ export function plannedFiles(targetRoot: string, systems: TargetSystems, input: 
   const warnings: string[] = [];
   const add = (rel: string, after: string | null, reason: string, before = readTargetFile(targetRoot, rel)) =>
     files.push({ path: `/${rel}`, before, after, mode: 0o644, reason });
-  const modules = edit.vfioModules(input.needsVirqfd);
+  // with the reset bug, vendor-reset goes into the initramfs before vfio-pci (softdep in modprobe.d orders the loads)
+  const modules = [...(input.resetBug ? ["vendor-reset"] : []), ...edit.vfioModules(input.needsVirqfd)];
 
   const prevModprobe = readTargetFile(targetRoot, "etc/modprobe.d/vfio.conf");
-  add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds), prevModprobe), "vfio-pci claims the GPU's functions before their drivers", prevModprobe);
+  add("etc/modprobe.d/vfio.conf", edit.modprobeConf(input.vfioIds, edit.softdepDrivers(input.functionKinds), prevModprobe, input.resetBug !== null), "vfio-pci claims the GPU's functions before their drivers", prevModprobe);
   if (input.resetBug) {
     add("etc/modules-load.d/vendor-reset.conf", edit.vendorResetModulesLoad(), "load vendor-reset at boot: the GPU has the AMD reset bug");
     if (input.resetBug.deviceSpecific)

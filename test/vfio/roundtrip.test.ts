@@ -105,8 +105,9 @@ const CASES: Case[] = [
       expect(read(r, "etc/udev/rules.d/99-neuron-vendor-reset.rules")).toEndWith(
           '\nACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x1002", ATTR{device}=="0x67df", ATTR{reset_method}="device_specific"\n',
       );
-      // kernel 6.1 < 6.2: vfio_virqfd is still its own module; AMD: no intel_iommu, never amd_iommu=on
-      expect(read(r, "etc/initramfs-tools/modules")).toEndWith("# sd_mod\nvfio_pci\nvfio\nvfio_iommu_type1\nvfio_virqfd\namdgpu\n");
+      // kernel 6.1 < 6.2: vfio_virqfd is still its own module; AMD: no intel_iommu, never amd_iommu=on;
+      // the reset bug: vendor-reset first, so it is there before vfio-pci binds
+      expect(read(r, "etc/initramfs-tools/modules")).toEndWith("# sd_mod\nvendor-reset\nvfio_pci\nvfio\nvfio_iommu_type1\nvfio_virqfd\namdgpu\n");
       expect(read(r, "etc/default/grub")).toContain('GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt vfio-pci.ids=1002:67df,1002:aaf0"');
       expect(read(r, "etc/default/grub")).not.toContain("amd_iommu");
     },
@@ -124,7 +125,7 @@ describe("verify", () => {
     const r = make("amd-two-gpus-reset-bug", null);
     const v = r.vfio.verify("0000:0d:00.0");
     expect(v.ok).toBe(false);
-    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(["vfio-pci module", "driver 0000:0d:00.0", "driver 0000:0d:00.1", "reset bug"]);
+    expect(v.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(["vfio-pci module", "driver 0000:0d:00.0", "driver 0000:0d:00.1", "reset bug", "vendor-reset before vfio-pci"]);
     expect(() => r.vfio.verify("0000:0e:00.3")).toThrow(/not found/);
     expect(() => r.vfio.verify("bogus")).toThrow(/PCI address/);
   });
