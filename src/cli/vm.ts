@@ -167,8 +167,9 @@ export const vmCommand: Command = {
     if (sub === "xml") {
       if (rest.length) throw new UsageError("vm xml takes no positional arguments");
       const plan = planVm(specFromFlags(args), planDeps(config, hardwarePassthrough(new HardwareService(hardwareSettings(config)))));
-      if (args.values.json) printJson(ctx, { xml: plan.xml, hostdevs: plan.hostdevs, shm: plan.shm });
+      if (args.values.json) printJson(ctx, { xml: plan.xml, hostdevs: plan.hostdevs, shm: plan.shm, warnings: plan.warnings });
       else ctx.stdout(plan.xml);
+      if (!args.values.json) for (const w of plan.warnings) ctx.stderr(`warning: ${w}\n`);
       return 0;
     }
     const needsName = sub !== "list" && sub !== "create";
@@ -183,6 +184,7 @@ export const vmCommand: Command = {
           const r = await core.vms.create(specFromFlags(args), "cli");
           if (args.values.json) printJson(ctx, r);
           else ctx.stdout(`defined ${r.name}${r.disk ? `, disk ${r.disk}` : ""}, shared memory ${r.shm.path} (${r.shm.sizeMiB} MiB)\n`);
+          if (!args.values.json) for (const w of r.warnings) ctx.stderr(`warning: ${w}\n`);
           return 0;
         }
         case "list": {

@@ -210,6 +210,13 @@ export const VmStopResult = z
 export type VmStopResult = z.infer<typeof VmStopResult>;
 
 export const VmCreateResult = z
-  .object({ name: z.string(), xml: z.string(), disk: z.string().nullable(), shm: z.object({ path: z.string(), sizeMiB: z.number().int() }) })
+  .object({
+    name: z.string(),
+    xml: z.string(),
+    disk: z.string().nullable(),
+    shm: z.object({ path: z.string(), sizeMiB: z.number().int() }),
+    /** What may go wrong with this definition (an install ISO without virtio drivers, ...). */
+    warnings: z.array(z.string()),
+  })
   .meta({ id: "VmCreateResult" });
 export type VmCreateResult = z.infer<typeof VmCreateResult>;

@@ -31,6 +31,8 @@ import { LibvirtError, type Virsh } from "./virsh.ts";
 import { ensureQmpDir, vmQmpSocket } from "./qmp-socket.ts";
 import { ensureGraphicsDir, graphicsDirOwner, graphicsListens, removeGraphicsSockets, secureGraphicsSockets, vmGraphicsSocket, type GraphicsDirOwner } from "./graphics-socket.ts";
 import { buildDomainXml, type BuildOptions } from "./xml.ts";
+import { vmAudioSink } from "./audio.ts";
+import { hostCpu } from "./sizing.ts";
 
 export interface VmSettings {
   stateDir: string;
@@ -50,6 +52,8 @@ export interface VmSettings {
   adminGroup?: string;
   /** /etc/group-style file the admin group is looked up in (tests). */
   groupFile?: string;
+  /** The desktop user's PulseAudio socket: each VM's sound goes to its own sink there (audio.ts). */
+  pulseServer?: string;
 }
 
 export interface VmServiceDeps {
@@ -86,6 +90,8 @@ export interface VmPlan {
   shm: { path: string; sizeMiB: number };
   /** The SPICE or VNC unix socket the display listens on; null: no display (or no spiceDir). */
   graphicsSocket: string | null;
+  /** What may go wrong with this definition (an install ISO without drivers, ...). */
+  warnings: string[];
 }
 
 const OFF_STATES: VmState[] = ["shut off", "crashed"];
@@ -106,18 +112,30 @@ export function checkName(name: string): string {
   return r.data;
 }
 
-export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & { settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir"> };
+export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & {
+  settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir" | "pulseServer">;
+};
 
 /** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
 export function planVm(input: unknown, deps: PlanDeps, root?: string, uuid?: string): VmPlan {
-  const spec = parseSpec(input);
+  const parsed = parseSpec(input);
+  const hostRoot = root ?? deps.settings.root;
+  // no topology given: threads per core as the host has them (SMT), so the guest schedules siblings as siblings
+  const given = typeof input === "object" && input !== null && (input as { topology?: unknown }).topology !== undefined;
+  const threads = hostCpu(hostRoot).threadsPerCore;
+  const spec: VmSpec =
+    !given && threads > 1 && parsed.vcpus % threads === 0 ? { ...parsed, topology: { sockets: 1, cores: parsed.vcpus / threads, threads } } : parsed;
+  const warnings: string[] = [];
+  if (spec.osIso && !spec.virtioIso && spec.template !== "linux" && spec.disk.kind !== "none")
+    warnings.push("an install ISO without a virtio drivers ISO (--virtio-iso): Windows setup will not see the virtio disk; give virtio-win.iso");
   const gpuFunctions = spec.gpu ? deps.resolver.functionsOf(spec.gpu, root ?? deps.settings.root) : [];
   const hostdevs = [...new Set([...gpuFunctions, ...spec.passthrough])];
   const diskPath =
     spec.disk.kind === "new" ? (spec.disk.path ?? join(deps.settings.stateDir, "vms", `${spec.name}.qcow2`)) : spec.disk.kind === "existing" ? spec.disk.path : null;
   const qmpSocket = deps.settings.qmpDir ? vmQmpSocket(deps.settings.qmpDir, spec.name) : undefined;
   const graphicsSocket = spec.graphics !== "none" && deps.settings.spiceDir ? vmGraphicsSocket(deps.settings.spiceDir, spec.name, spec.graphics) : undefined;
-  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket, uuid });
+  const audio = deps.settings.pulseServer ? { server: deps.settings.pulseServer, sink: vmAudioSink(spec.name) } : undefined;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket, uuid, audio });
   return {
     spec,
     xml,
@@ -125,6 +143,7 @@ export function planVm(input: unknown, deps: PlanDeps, root?: string, uuid?: str
     diskPath,
     shm: { path: shmPath(deps.settings.shmDir, spec.name), sizeMiB: ivshmemSizeMiB(spec.resolution, spec.hdr) },
     graphicsSocket: graphicsSocket ?? null,
+    warnings,
   };
 }
 
@@ -162,7 +181,7 @@ export class VmService {
       }
       writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path, spec.graphics === "spice" ? plan.graphicsSocket : null));
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "applied", details: { xml: plan.xml, disk: plan.diskPath, hostdevs: plan.hostdevs, shm: plan.shm } });
-      return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
+      return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm, warnings: plan.warnings };
     } catch (err) {
       if (defined) await this.deps.virsh.undefine(spec.name).catch(() => this.deps.virsh.undefine(spec.name, false).catch(() => undefined));
       if (createdDisk) rmSync(createdDisk, { force: true });
@@ -194,7 +213,7 @@ export class VmService {
       throw err;
     }
     this.deps.audit.record({ actor, action: "vm.redefine", target: spec.name, status: "applied", details: { xml: plan.xml, previous: current } });
-    return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm };
+    return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm, warnings: plan.warnings };
   }
 
   async exists(name: string): Promise<boolean> {

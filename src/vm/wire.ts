@@ -5,6 +5,7 @@ import type { Db } from "../db/client.ts";
 import { vmAuditRepo } from "../db/repos/vm-audit.ts";
 import { AppError } from "../errors.ts";
 import { cpuVendor, idOf } from "./host.ts";
+import { pulseServerOf } from "./audio.ts";
 import { noPassthrough, type PassthroughResolver } from "./passthrough.ts";
 import type { ShmOwner } from "./shm.ts";
 import { VmService, type PlanDeps } from "./service.ts";
@@ -17,6 +18,13 @@ export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/
   if (uid === null) throw new AppError("CONFIG_INVALID", `desktopUser ${config.desktopUser}: no such user`, { status: 500 });
   if (gid === null) throw new AppError("CONFIG_INVALID", "group kvm does not exist", { status: 500 });
   return { uid, gid, user: config.desktopUser };
+}
+
+/** The desktop user's PulseAudio socket (VM sound), when a desktop user is configured and known. */
+export function pulseServerFor(config: Pick<Config, "desktopUser" | "etcDir">): string | undefined {
+  if (!config.desktopUser) return undefined;
+  const uid = idOf(join(config.etcDir, "passwd"), config.desktopUser);
+  return uid === null ? undefined : pulseServerOf(uid);
 }
 
 export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
@@ -35,6 +43,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       spiceDir: config.spiceDir,
       adminGroup: config.adminGroup,
       groupFile: join(config.etcDir, "group"),
+      pulseServer: pulseServerFor(config),
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
@@ -44,7 +53,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
 export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
   return {
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir },
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir, pulseServer: pulseServerFor(config) },
     cpuVendor: () => cpuVendor(config.root),
   };
 }

@@ -35,6 +35,11 @@ export interface BuildOptions {
    * Absent: the display listens nowhere (`<listen type='none'/>`); never on TCP.
    */
   graphicsSocket?: string;
+  /**
+   * Where the VM's sound goes: the desktop user's PulseAudio server and the VM's own sink
+   * (audio.ts). Absent: the ich9 HDA is there with no audio backend (silence).
+   */
+  audio?: { server: string; sink: string };
   /** The domain's UUID, when redefining an existing domain (libvirt refuses a new UUID for a known name). */
   uuid?: string;
 }
@@ -122,6 +127,9 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
         ? [{ ...attrs({ type: "bridge" }), source: attrs({ bridge: net.bridge }), model: attrs({ type: "virtio" }) }]
         : [];
   const passthroughGpu = hostdevs.length > 0;
+  const audio = opts.audio;
+  if (audio && (/[\0\n\r]/.test(audio.server) || !audio.server.startsWith("/") || !/^[A-Za-z0-9._-]+$/.test(audio.sink)))
+    throw invalid("audio: the server must be an absolute socket path and the sink a plain name");
   return {
     disk: disks,
     controller: [attrs({ type: "usb", model: "qemu-xhci", ports: 15 }), attrs({ type: "virtio-serial", index: 0 })],
@@ -141,6 +149,11 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
       model: attrs({ type: "ivshmem-plain" }),
       size: { ...attrs({ unit: "M" }), "#text": String(ivshmemSizeMiB(spec.resolution, spec.hdr)) },
     },
+    // ich9 HDA (the q35 chipset's own): Windows has its driver in the box
+    sound: { ...attrs({ model: "ich9" }), audio: attrs({ id: 1 }) },
+    audio: audio
+      ? { ...attrs({ id: 1, type: "pulseaudio", serverName: audio.server }), input: attrs({ mixingEngine: "no" }), output: attrs({ mixingEngine: "no", name: audio.sink, streamName: spec.name }) }
+      : attrs({ id: 1, type: "none" }),
     rng: { ...attrs({ model: "virtio" }), backend: { ...attrs({ model: "random" }), "#text": "/dev/urandom" } },
     // Ballooning fights a passed-through device's pinned DMA memory.
     memballoon: attrs({ model: passthroughGpu ? "none" : "virtio" }),
@@ -165,6 +178,8 @@ export function domainTree(spec: VmSpec, opts: BuildOptions = {}): Node {
     apic: "",
     ...(spec.hyperv ? { hyperv: hypervFeatures(), kvm: { hidden: attrs({ state: "on" }) } } : {}),
     vmport: attrs({ state: "off" }),
+    // q35: the in-kernel IOAPIC (KVM's; TCG has none)
+    ...(tcg ? {} : { ioapic: attrs({ driver: "kvm" }) }),
     ...(spec.secureBoot ? { smm: attrs({ state: "on" }) } : {}),
   };
   return {

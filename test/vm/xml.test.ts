@@ -40,6 +40,7 @@ const VARIANTS: Variant[] = [
     spec: { disk: { kind: "new", sizeGiB: 64 }, osIso: "/srv/iso/os.iso", virtioIso: "/srv/iso/virtio-win.iso", network: { kind: "bridge", bridge: "br0" }, graphics: "none" },
     opts: { diskPath: "/var/lib/neuron/vms/x.qcow2", cpuVendor: "intel" },
   },
+  { label: "sound to the VM's own PulseAudio sink", spec: {}, opts: { audio: { server: "/run/user/1000/pulse/native", sink: "neuron-vm-x" } } },
   { label: "no network, no secure boot, no TPM, no Hyper-V, TCG", spec: { network: { kind: "none" }, secureBoot: false, tpm: false, hyperv: false }, opts: { domainType: "qemu" } },
 ];
 
@@ -77,6 +78,19 @@ describe("buildDomainXml: every template × option set", () => {
 });
 
 describe("domain XML content", () => {
+  test("ich9 HDA with its audio backend (the VM's own sink, or none); the KVM IOAPIC on q35 (not under TCG)", () => {
+    const spec = parseVmSpec({ name: "snd", template: "win11" });
+    const withSink = buildDomainXml(spec, { audio: { server: "/run/user/1000/pulse/native", sink: "neuron-vm-snd" } });
+    expect(withSink).toMatch(/<sound model="ich9">\s*<audio id="1"><\/audio>|<sound model="ich9">\s*<audio id="1"\/>/);
+    expect(withSink).toContain('<audio id="1" type="pulseaudio" serverName="/run/user/1000/pulse/native">');
+    expect(withSink).toContain('name="neuron-vm-snd" streamName="snd"');
+    expect(buildDomainXml(spec)).toContain('<audio id="1" type="none"');
+    expect(buildDomainXml(spec)).toContain('<ioapic driver="kvm"');
+    expect(buildDomainXml(spec, { domainType: "qemu" })).not.toContain("ioapic");
+    expect(() => buildDomainXml(spec, { audio: { server: "relative", sink: "x" } })).toThrow(/absolute/);
+    expect(() => buildDomainXml(spec, { audio: { server: "/s", sink: "a'b" } })).toThrow(/plain name/);
+  });
+
   const tree = (xml: string) => domainXmlParser.parse(xml).domain;
 
   test("win11: UEFI chosen by libvirt with Secure Boot + enrolled keys, SMM, TPM 2.0 CRB, Hyper-V, hypervclock", () => {
