@@ -41,6 +41,7 @@ export const BinariesSchema = z
     grubMkconfig: binary.default("grub-mkconfig"),
     chroot: binary.default("chroot"),
     xorriso: binary.default("xorriso"),
+    swtpm: binary.default("swtpm"),
   })
   .strict();
 
@@ -99,6 +100,8 @@ export const ConfigSchema = z
       .default({}),
     /** Directory of POSIX shared memory files (IVSHMEM / Looking Glass). */
     shmDir: path.default("/dev/shm"),
+    /** QEMU firmware descriptors (libvirt picks OVMF from them; doctor checks for Secure Boot). */
+    firmwareDir: path.default("/usr/share/qemu/firmware"),
     /** Device nodes the appliance probes. */
     kvmDevice: path.default("/dev/kvm"),
     uinputDevice: path.default("/dev/uinput"),
@@ -355,6 +358,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     spiceDir: abs(c.spiceDir),
     libvirtQemuDir: abs(c.libvirtQemuDir),
     kvmDevice: abs(c.kvmDevice),
+    firmwareDir: abs(c.firmwareDir),
     uinputDevice: abs(c.uinputDevice),
     nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),
     dbPath: c.dbPath ? abs(c.dbPath) : join(stateDir, "neuron.db"),

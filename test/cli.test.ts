@@ -54,7 +54,7 @@ describe("CLI", () => {
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout);
       const byId = Object.fromEntries(report.checks.map((c: { id: string }) => [c.id, c]));
-      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "uinput", "shm", "vm-shm", "vm-qmp", "vm-graphics", "native", "encoder", "codecs", "db"]);
+      expect(Object.keys(byId)).toEqual(["kvm", "iommu", "libvirt", "qemu", "win11", "uinput", "shm", "vm-shm", "vm-qmp", "vm-graphics", "native", "encoder", "codecs", "db"]);
       for (const c of report.checks) expect(["ok", "warn", "fail"]).toContain(c.status);
       expect(byId.libvirt.status).toBe("ok");
       expect(byId.native.status).toBe("ok");

@@ -14,6 +14,9 @@ import { CaptureService } from "../capture/service.ts";
 import { CodecSupport, type CodecSupportReport } from "../gamestream/codecs.ts";
 import { silentLogger } from "../log.ts";
 import type { DoctorCheck, DoctorReport } from "./model.ts";
+import { Database } from "bun:sqlite";
+import { MIGRATIONS } from "../db/client.ts";
+import { schemaVersion } from "../db/migrator.ts";
 
 export interface NativeState {
   version: string | null;
@@ -68,6 +71,16 @@ export function checkKvm(devicePath: string): DoctorCheck {
   return { ...base, status: "ok", detail: `${devicePath} group ${group}, mode ${modeText}` };
 }
 
+/** The CPU reports the hypervisor flag: this system is itself a virtual machine. */
+function insideVm(root: string): boolean {
+  try {
+    const text = readFileSync(join(root, "proc", "cpuinfo"), "utf8").slice(0, 1024 * 1024);
+    return /^flags\s*:.*\bhypervisor\b/m.test(text);
+  } catch {
+    return false;
+  }
+}
+
 export function checkIommu(root: string): DoctorCheck {
   const base = { id: "iommu", title: "IOMMU" };
   const groups = join(root, "sys", "kernel", "iommu_groups");
@@ -77,6 +90,12 @@ export function checkIommu(root: string): DoctorCheck {
   }
   if (nonEmptyDir(join(root, "sys", "class", "iommu")))
     return { ...base, status: "warn", detail: "IOMMU hardware present but no groups: add iommu=pt (and intel_iommu=on on Intel)" };
+  if (insideVm(root))
+    return {
+      ...base,
+      status: "warn",
+      detail: "off: this system is a virtual machine without a virtual IOMMU; GPU passthrough needs the appliance on bare metal (or a VM given a virtual IOMMU and the GPU by its host)",
+    };
   return {
     ...base,
     status: "warn",
@@ -122,17 +141,81 @@ export function checkNative(native: NativeState): DoctorCheck {
   return { ...base, status: "ok", detail: `libneuron ${native.version} (${native.path})` };
 }
 
+/**
+ * The database as serve opens it: SQLite reads the file (a corrupt or foreign file fails here),
+ * the integrity check passes, and the schema is not newer than this build; pending migrations
+ * are named (serve applies them at start). Nothing is written or migrated.
+ */
 export function checkDb(dbPath: string): DoctorCheck {
   const base = { id: "db", title: "database" };
-  if (existsSync(dbPath))
-    return writable(dbPath)
-      ? { ...base, status: "ok", detail: `${dbPath} writable` }
-      : { ...base, status: "fail", detail: `${dbPath} is not writable` };
+  if (existsSync(dbPath)) {
+    if (!writable(dbPath)) return { ...base, status: "fail", detail: `${dbPath} is not writable` };
+    let sqlite: Database | null = null;
+    try {
+      sqlite = new Database(dbPath, { readwrite: true, create: false, strict: true });
+      sqlite.run("PRAGMA busy_timeout = 5000");
+      const check = sqlite.query("PRAGMA quick_check").get() as { quick_check: string } | null;
+      if (check?.quick_check !== "ok") return { ...base, status: "fail", detail: `${dbPath}: integrity check failed (${check?.quick_check ?? "no answer"})` };
+      const version = schemaVersion(sqlite);
+      const last = version
+        ? (sqlite.query(`SELECT max(created_at) AS at FROM "__drizzle_migrations"`).get() as { at: number | null }).at
+        : null;
+      const known = Math.max(0, ...MIGRATIONS.map((m) => m.when));
+      if (last !== null && Number(last) > known)
+        return { ...base, status: "fail", detail: `${dbPath}: its schema is newer than this appliance (an older build on a newer database): update the appliance` };
+      const pending = MIGRATIONS.filter((m) => last === null || Number(last) < m.when).length;
+      return { ...base, status: "ok", detail: `${dbPath}: schema ${version}${pending ? `, ${pending} migration(s) applied at the next start` : ""}` };
+    } catch (err) {
+      return { ...base, status: "fail", detail: `${dbPath} cannot be opened as the appliance database: ${(err as Error).message}` };
+    } finally {
+      sqlite?.close();
+    }
+  }
   let dir = dirname(dbPath);
   while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
   return writable(dir)
     ? { ...base, status: "ok", detail: `${dbPath} can be created` }
     : { ...base, status: "fail", detail: `${dir} is not writable: cannot create ${dbPath}` };
+}
+
+interface FirmwareDescriptor {
+  "interface-types"?: string[];
+  targets?: { architecture?: string; machines?: string[] }[];
+  features?: string[];
+}
+
+/**
+ * What the win11 template needs from the host: UEFI with Secure Boot and enrolled keys for q35
+ * (a QEMU firmware descriptor libvirt picks from), and swtpm for its TPM 2.0.
+ */
+export function checkWin11Support(firmwareDir: string, swtpm: string): DoctorCheck {
+  const base = { id: "win11", title: "Windows 11 template (Secure Boot firmware, TPM emulator)" };
+  const problems: string[] = [];
+  let secure: string | null = null;
+  let names: string[] = [];
+  try {
+    names = readdirSync(firmwareDir).filter((n) => n.endsWith(".json")).sort();
+  } catch {
+    problems.push(`no firmware descriptors in ${firmwareDir}: install OVMF (ovmf / edk2-ovmf)`);
+  }
+  for (const n of names) {
+    try {
+      const d = JSON.parse(readFileSync(join(firmwareDir, n), "utf8").slice(0, 1024 * 1024)) as FirmwareDescriptor;
+      const x86 = (d.targets ?? []).some((t) => t.architecture === "x86_64" && (t.machines ?? []).some((m) => m.includes("q35")));
+      const f = new Set(d.features ?? []);
+      if ((d["interface-types"] ?? []).includes("uefi") && x86 && f.has("secure-boot") && f.has("enrolled-keys")) {
+        secure = n;
+        break;
+      }
+    } catch {
+      /* a descriptor libvirt would skip too */
+    }
+  }
+  if (names.length && !secure) problems.push(`no OVMF with Secure Boot and enrolled keys among ${firmwareDir}/*.json: install the Secure Boot variant of OVMF (Debian: ovmf, Arch: edk2-ovmf)`);
+  const tpm = swtpm.includes("/") ? (existsSync(swtpm) ? swtpm : null) : Bun.which(swtpm);
+  if (!tpm) problems.push(`${swtpm} not found: install swtpm (the VM's TPM 2.0)`);
+  if (problems.length) return { ...base, status: "warn", detail: `${problems.join("; ")} (the win10 and linux templates do without)` };
+  return { ...base, status: "ok", detail: `Secure Boot firmware ${secure}; TPM emulator ${tpm}` };
 }
 
 export interface DoctorOptions {
@@ -161,6 +244,7 @@ export async function runDoctor(config: Config, native: NativeState, opts: Docto
     checkIommu(config.root),
     await checkLibvirt(config),
     await checkQemu(config),
+    checkWin11Support(config.firmwareDir, config.bin.swtpm),
     checkUinput(config.uinputDevice),
     checkShm(config.shmDir),
     await checkVmSharedMemory(config),
