@@ -42,6 +42,7 @@ export const BinariesSchema = z
     chroot: binary.default("chroot"),
     xorriso: binary.default("xorriso"),
     swtpm: binary.default("swtpm"),
+    pactl: binary.default("pactl"),
   })
   .strict();
 

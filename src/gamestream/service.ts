@@ -138,6 +138,7 @@ export class GameStreamService {
           port: this.ports.audio,
           nativePath: deps.nativePath,
           source: { command: config.gamestreamAudio.captureCommand, pulseServer: config.gamestreamAudio.pulseServer, parec: config.gamestreamAudio.parec },
+          pactl: config.bin.pactl,
           log: log.child({ component: "audio" }),
         })
       : null;

@@ -31,7 +31,7 @@ import { LibvirtError, type Virsh } from "./virsh.ts";
 import { ensureQmpDir, vmQmpSocket } from "./qmp-socket.ts";
 import { ensureGraphicsDir, graphicsDirOwner, graphicsListens, removeGraphicsSockets, secureGraphicsSockets, vmGraphicsSocket, type GraphicsDirOwner } from "./graphics-socket.ts";
 import { buildDomainXml, type BuildOptions } from "./xml.ts";
-import { vmAudioSink } from "./audio.ts";
+import { ensureVmSink, vmAudioSink } from "./audio.ts";
 import { hostCpu } from "./sizing.ts";
 
 export interface VmSettings {
@@ -54,6 +54,8 @@ export interface VmSettings {
   groupFile?: string;
   /** The desktop user's PulseAudio socket: each VM's sound goes to its own sink there (audio.ts). */
   pulseServer?: string;
+  /** pactl binary (creates the VM's sink on the desktop user's server). */
+  pactl?: string;
 }
 
 export interface VmServiceDeps {
@@ -242,6 +244,12 @@ export class VmService {
     if (qmpDir) ensureQmpDir(qmpDir, libvirtQemuDir ?? "/var/lib/libvirt/qemu");
     // and the display sockets: QEMU's user, the admin group, 2750
     const displayOwner = spiceDir ? ensureGraphicsDir(spiceDir, this.graphicsOwner()) : null;
+    // the VM's own sink (its sound, and only its sound, for its streams); no sound is no reason not to start
+    let audio: string | null = null;
+    if (this.deps.settings.pulseServer)
+      audio = await ensureVmSink(this.deps.settings.pactl ?? "pactl", this.deps.settings.pulseServer, name)
+        .then((created) => (created ? `created sink ${vmAudioSink(name)}` : null))
+        .catch((err: unknown) => `no sink of its own: ${(err as Error).message}`);
     try {
       await this.deps.virsh.start(name);
     } catch (err) {
@@ -250,7 +258,7 @@ export class VmService {
       throw err;
     }
     const display = spiceDir && displayOwner ? await this.secureDisplay(name, spiceDir, displayOwner) : [];
-    this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: display.length ? { display } : {} });
+    this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: { ...(display.length ? { display } : {}), ...(audio ? { audio } : {}) } });
     return this.show(name);
   }
 

@@ -44,6 +44,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       adminGroup: config.adminGroup,
       groupFile: join(config.etcDir, "group"),
       pulseServer: pulseServerFor(config),
+      pactl: config.bin.pactl,
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),

@@ -11,6 +11,7 @@ import type { SessionStore, StreamSession } from "../sessions.ts";
 import { AudioPort } from "./port.ts";
 import { openPcmSource, type AudioSourceSettings } from "./source.ts";
 import { AudioStream, type AudioNatives, type AudioStreamInfo } from "./stream.ts";
+import { sinkExists, vmAudioMonitor, vmAudioSink } from "../../vm/audio.ts";
 
 export interface AudioServiceOptions {
   host: string;
@@ -18,7 +19,23 @@ export interface AudioServiceOptions {
   /** Path of libneuron.so. */
   nativePath: string;
   source: AudioSourceSettings;
+  /** pactl binary: a VM's session records that VM's own sink when the server has it. */
+  pactl?: string;
   log: Logger;
+}
+
+/**
+ * The source of a session: a VM's own sink monitor when the session streams a VM and the pulse
+ * server has that VM's sink (audio.ts), else the configured source as it is.
+ */
+export async function sourceForSession(source: AudioSourceSettings, vmName: string | null, pactl = "pactl"): Promise<AudioSourceSettings> {
+  if (!vmName || source.command?.length || !source.pulseServer) return source;
+  try {
+    if (await sinkExists(pactl, source.pulseServer, vmAudioSink(vmName))) return { ...source, device: vmAudioMonitor(vmName) };
+  } catch {
+    /* no pactl or no server: the configured source */
+  }
+  return source;
 }
 
 export function loadAudioNatives(path: string): AudioNatives {
@@ -49,6 +66,8 @@ export class AudioService {
     const log = this.o.log.child({ session: session.id, stream: "audio" });
     try {
       this.natives ??= loadAudioNatives(this.o.nativePath);
+      const source = await sourceForSession(this.o.source, session.vmName, this.o.pactl);
+      if (source.device) log.info("audio source: the VM's own sink", { device: source.device });
       this.port ??= await AudioPort.open(this.o.host, this.o.port, this.o.log);
       const stream = await AudioStream.start({
         host: this.o.host,
@@ -56,7 +75,7 @@ export class AudioService {
         shared: this.port,
         session,
         natives: this.natives,
-        openSource: (channels) => openPcmSource(this.o.source, channels, log),
+        openSource: (channels) => openPcmSource(source, channels, log),
         log,
       });
       this.streams.set(session.id, stream);

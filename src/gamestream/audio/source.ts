@@ -145,6 +145,8 @@ export interface AudioSourceSettings {
   pulseServer?: string;
   /** parec binary (name on PATH or path). */
   parec?: string;
+  /** The source to record (a VM's own sink monitor); default the server's default monitor. */
+  device?: string;
 }
 
 const PULSE_CHANNEL_MAP: Record<number, string> = {
@@ -164,7 +166,7 @@ export function captureCommand(s: AudioSourceSettings, channels: number): { argv
     argv: [
       parec,
       `--server=unix:${s.pulseServer}`,
-      "--device=@DEFAULT_MONITOR@",
+      `--device=${s.device && /^[A-Za-z0-9._-]{1,160}$/.test(s.device) ? s.device : "@DEFAULT_MONITOR@"}`,
       "--raw",
       "--format=s16le",
       "--rate=48000",
