@@ -175,6 +175,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
       shmDir: config.shmDir,
       share: { memoryPercent: config.setup.hostMemoryPercent, memoryMinMiB: config.setup.hostMemoryMinMiB, cpuPercent: config.setup.hostCpuPercent, cpuMin: config.setup.hostCpuMin },
       guestWaitMs: config.setup.guestWaitMs,
+      qmpDir: config.qmpDir,
     },
     hardware,
     vfio,

@@ -16,6 +16,8 @@ import type { VfioService } from "../vfio/service.ts";
 import type { VmSpecInput } from "../vm/model.ts";
 import type { VmService } from "../vm/service.ts";
 import { shmName } from "../vm/shm.ts";
+import { vmQmpSocket } from "../vm/qmp-socket.ts";
+import { pressBootKeys } from "./boot-keys.ts";
 import { hostMonitors, sizeVm, type HostShare } from "../vm/sizing.ts";
 import type { SetupOptions, StepId, WaitingFor } from "./model.ts";
 
@@ -48,6 +50,10 @@ export interface StepDeps {
     share: HostShare;
     /** How long one pass waits for the guest (agent, Looking Glass), ms. */
     guestWaitMs: number;
+    /** The VMs' QMP sockets (<qmpDir>/<vm>.qmp): the first boot of a Windows ISO gets its "press any key" there. */
+    qmpDir?: string;
+    /** How long the first boot presses keys for the install ISO's prompt (ms); 0: none. */
+    bootKeysMs?: number;
     /** Spec fields every VM of the flow gets (network, display); default: the VM module's. */
     vmDefaults?: Partial<Pick<VmSpecInput, "network" | "graphics">>;
   };
@@ -320,7 +326,17 @@ const firstBoot: Runner = async (d, ctx) => {
   if (ctx.result("first-boot")?.started === true && details.state !== "shut off")
     return { state: "waiting", waitingFor: "guest", detail: `VM ${name} is ${details.state}`, advice: `start it: neuron-appliance vm start ${name}` };
   await d.vms.start(name, "setup");
-  return { state: "done", detail: `VM ${name} started: Windows installs unattended (about 15–30 minutes)`, result: { started: true } };
+  const windows = templateOf(ctx) !== "linux";
+  let keys = 0;
+  if (windows && d.settings.qmpDir && (d.settings.bootKeysMs ?? 8000) > 0) {
+    // the ISO's "press any key to boot from CD": without a key it would fall through to the empty disk
+    keys = await pressBootKeys(vmQmpSocket(d.settings.qmpDir, name), d.settings.bootKeysMs ?? 8000).catch(() => 0);
+  }
+  return {
+    state: "done",
+    detail: windows ? `VM ${name} started: Windows installs unattended (about 15–30 minutes)` : `VM ${name} started`,
+    result: { started: true, bootKeys: keys },
+  };
 };
 
 const agent: Runner = async (d, ctx) => {
