@@ -1,4 +1,7 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import type { Config } from "../config.ts";
+import { AppError } from "../errors.ts";
+import { callLocalApi } from "./local-api.ts";
 import { createCore, type Core } from "../core.ts";
 import { createLogger } from "../log.ts";
 import { SETUP_STEPS, StepId, type SetupOptionsPatch, type SetupStatus } from "../setup/model.ts";
@@ -17,9 +20,23 @@ export function formatStatus(st: SetupStatus): string {
   return out.join("\n") + "\n";
 }
 
-function core(args: ParsedArgs, ctx: CliContext): Core {
-  const config = configFrom(args, ctx, { root: "root", target: "targetRoot", "state-dir": "stateDir" });
+function core(config: Config, ctx: CliContext): Core {
   return createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, logger: createLogger({ level: "warn", format: "text", write: (l: string) => ctx.stderr(l + "\n") }) });
+}
+
+/**
+ * Runs a step of the flow in the running service when there is one (its events reach the
+ * console, its guard keeps one flow at a time), else here. --root/--target point at another
+ * system than the service's: those run here.
+ */
+async function viaService(config: Config, args: ParsedArgs, call: () => Promise<SetupStatus | null>): Promise<SetupStatus | null> {
+  if (args.values.root !== undefined || args.values.target !== undefined || !existsSync(config.socketPath)) return null;
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof AppError && err.errorCode === "SERVICE_NOT_RUNNING") return null;
+    throw err;
+  }
 }
 
 const str = (v: unknown) => (typeof v === "string" ? v : undefined);
@@ -139,16 +156,33 @@ export const setupCommand: Command = {
     if (sub !== undefined && Object.keys(patch).length) throw new UsageError(`setup ${sub}: option flags (--gpu, --windows-iso, ...) go with plain \`setup\``);
     if (sub === "verify" && args.values.boot !== true) throw new UsageError("setup verify: --boot is required (it is what the boot-time unit runs)");
     const until = str(args.values.until) === undefined ? undefined : stepArg(str(args.values.until), "--until");
-    const c = core(args, ctx);
+    const config = configFrom(args, ctx, { root: "root", target: "targetRoot", "state-dir": "stateDir" });
+    const confirm = args.values.yes === true;
+    const from = str(args.values.from) === undefined ? undefined : stepArg(str(args.values.from), "reset --from");
+    const retryStep = sub === "retry" ? stepArg(rest[0], "retry") : undefined;
+    if (sub === undefined || sub === "retry" || sub === "reset") {
+      const remote = await viaService(config, args, async () => {
+        if (sub === "reset") return callLocalApi<SetupStatus>(config, "POST", "/setup/reset", from ? { from } : {});
+        if (sub === "retry") return callLocalApi<SetupStatus>(config, "POST", `/setup/steps/${retryStep}/retry`, { confirm });
+        if (Object.keys(patch).length) await callLocalApi<SetupStatus>(config, "POST", "/setup/options", patch);
+        return callLocalApi<SetupStatus>(config, "POST", "/setup/advance", { confirm, ...(until ? { until } : {}) });
+      });
+      if (remote) {
+        if (json) printJson(ctx, remote);
+        else ctx.stdout(formatStatus(remote));
+        return exitFor(remote);
+      }
+    }
+    const c = core(config, ctx);
     try {
       let st: SetupStatus;
       if (sub === "status") st = c.setup.status();
-      else if (sub === "reset") st = c.setup.reset({ from: str(args.values.from) === undefined ? undefined : stepArg(str(args.values.from), "reset --from") });
-      else if (sub === "retry") st = await c.setup.retry(stepArg(rest[0], "retry"), { confirm: args.values.yes === true });
+      else if (sub === "reset") st = c.setup.reset({ from });
+      else if (sub === "retry") st = await c.setup.retry(retryStep!, { confirm });
       else if (sub === "verify") st = await c.setup.bootVerify();
       else {
         if (Object.keys(patch).length) c.setup.setOptions(patch);
-        st = await c.setup.advance({ confirm: args.values.yes === true, until });
+        st = await c.setup.advance({ confirm, until });
       }
       if (json) printJson(ctx, st);
       else ctx.stdout(formatStatus(st));
