@@ -16,6 +16,7 @@ import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
 import { GameStreamCodecSettingsSchema } from "./gamestream/codec-settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 import { UpdatesSettingsSchema } from "./updates/settings.ts";
+import { MigrationSettingsSchema } from "./migration/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
 
@@ -165,6 +166,8 @@ export const ConfigSchema = z
     guestAgent: GuestAgentSettingsSchema,
     /** System updates inside snapshots: package command, checks, retention, rollback policy. */
     updates: UpdatesSettingsSchema,
+    /** Data migration from a Windows disk or directory: mount programs, drivers, conflict policy. */
+    migration: MigrationSettingsSchema,
   })
   .strict();
 
