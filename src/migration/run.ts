@@ -102,6 +102,12 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   const homeOf = new Map([...exp.homes.values()].map((h) => [h.home, h]));
   const rows = repo.entries(id, ["pending"]);
   const all = repo.entries(id);
+  // part files of rows a killed run committed but had not yet cleaned up
+  for (const r of all) {
+    if (r.state === "pending" || r.kind === "dir" || r.kind === "displaced") continue;
+    const p = partPath(r.targetPath, id, r.id);
+    if (exists(p)) unlinkSync(p);
+  }
   const out: RunOutcome = { copiedFiles: 0, copiedBytes: 0, verified: 0, skipped: {}, renamed: [], failed: [], unreadable: [], interrupted: false };
   const total = { files: all.filter((r) => r.kind !== "dir").length, bytes: all.filter((r) => r.kind !== "dir").reduce((a, r) => a + r.size, 0) };
   let filesDone = all.filter((r) => r.kind !== "dir" && r.state !== "pending").length;
@@ -158,6 +164,13 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
         } catch {
           const e = byKey.get(`d:${row.sourcePath}:${row.targetPath}`);
           try {
+            const made: string[] = [];
+            for (let p = dirname(row.targetPath); !exists(p); p = dirname(p)) made.unshift(p);
+            for (const p of made) {
+              mkdirSync(p, { mode: 0o755 });
+              if (owner) chownSync(p, owner.uid, owner.gid);
+            }
+            if (made.length) repo.insertEntries(made.map((p) => ({ migrationId: id, item: row.item, kind: "dir" as const, sourcePath: "", targetPath: p, state: "done" as const, note: "parent folder" })));
             mkdirSync(row.targetPath, { mode: e?.mode ?? 0o755 });
             chmodSync(row.targetPath, e?.mode ?? 0o755);
             if (owner) chownSync(row.targetPath, owner.uid, owner.gid);
@@ -255,12 +268,28 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
             repo.insertEntries([{ migrationId: id, item: row.item, kind: "displaced", sourcePath: "", targetPath: target, movedTo: aside, state: "done", note: "older file moved aside" }]);
             out.renamed.push({ from: target, to: aside, reason: "older file kept aside (newer policy)" });
           } else {
+            // an earlier run's renamed copy of the same file counts as there already
+            let twin = false;
+            renamed(basename(target), (c) => {
+              const p = join(dirname(target), c);
+              if (!exists(p)) return false;
+              if (identicalTo(copier, p, src, content)) twin = true;
+              return true;
+            });
+            if (twin) {
+              done(row, { state: "skipped", note: "identical" });
+              skip("identical");
+              filesDone++;
+              bytesDone += row.size;
+              continue;
+            }
             const name = renamed(basename(target), (c) => exists(join(dirname(target), c)) || caseCollision(join(dirname(target), c)));
             const to = join(dirname(target), name);
             out.renamed.push({ from: target, to, reason: collision ? "case collision" : "exists" });
             target = to;
           }
         }
+        let finished: Partial<EntryInsert> = {};
         const dst = openSync(part, "wx+", tmode);
         try {
           if (content) {
@@ -270,7 +299,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
             if (owner) fchownSync(dst, owner.uid, owner.gid);
             futimesSync(dst, sst.atime, sst.mtime);
             const d = copier.digest(dst);
-            done(row, { state: "done", digest: d.digest, targetPath: target, size: content.length }, part);
+            finished = { state: "done", digest: d.digest, targetPath: target, size: content.length };
           } else {
             const regions = deps.dataRegions?.(srcAbs, sst.size, sst.blocks) ?? undefined;
             const r = copier.copy(src, dst, { verify: true, times: true, owner: owner ?? undefined, regions });
@@ -278,7 +307,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
             if (r.digest !== r.verifyDigest) throw new Error("verification failed: the copy's checksum differs");
             fchmodSync(dst, tmode);
             out.verified++;
-            done(row, { state: "done", digest: r.digest, targetPath: target }, part);
+            finished = { state: "done", digest: r.digest, targetPath: target };
           }
         } catch (err) {
           closeSync(dst);
@@ -294,14 +323,13 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           linkSync(part, target);
         } catch (err) {
           // appeared meanwhile: never replace it
-          pending.pop();
-          parts.pop();
           unlinkSync(part);
           done(row, { state: "skipped", note: `exists (${(err as NodeJS.ErrnoException).code})` });
           skip("exists");
           filesDone++;
           continue;
         }
+        done(row, finished, part);
         out.copiedFiles++;
         out.copiedBytes += row.size;
         filesDone++;
@@ -334,23 +362,27 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   return out;
 }
 
-/** True when the existing target holds exactly what the copy would write. */
+/**
+ * True when the existing target holds what the copy would write: transformed content compared
+ * byte for byte; a plain file by rsync's quick check (same size and nanosecond mtime: the copy
+ * keeps the source's), else by digest.
+ */
 function identicalTo(copier: NativeCopier, target: string, src: number, content: Buffer | null): boolean {
   let t: number | null = null;
   try {
-    const tst = lstatSync(target);
+    const tst = lstatSync(target, { bigint: true });
     if (!tst.isFile()) return false;
-    const size = content ? content.length : fstatSync(src).size;
+    const sst = fstatSync(src, { bigint: true });
+    const size = content ? BigInt(content.length) : sst.size;
     if (tst.size !== size) return false;
     t = openSync(target, constants.O_RDONLY | constants.O_NOFOLLOW);
-    const a = copier.digest(t).digest;
     if (content) {
-      // compare bytes directly: transformed content is small
       const buf = Buffer.alloc(content.length);
       readSync(t, buf, 0, buf.length, 0);
       return buf.equals(content);
     }
-    return a === copier.digest(src).digest;
+    if (tst.mtimeNs === sst.mtimeNs) return true;
+    return copier.digest(t).digest === copier.digest(src).digest;
   } catch {
     return false;
   } finally {

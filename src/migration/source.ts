@@ -5,7 +5,7 @@
  * to do; hibernated / Fast Startup and dirty volumes are detected and explained. Nothing here
  * ever writes to the source (no `ntfsfix`, no read-write mount).
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AppError } from "../errors.ts";
 import { execFile, firstLine } from "../exec.ts";
@@ -65,6 +65,58 @@ function hiberfilHibernated(root: string): boolean {
 
 type Cleanup = () => Promise<void>;
 
+function mountPoints(): Set<string> {
+  try {
+    return new Set(
+      readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .map((l) => l.split(" ")[4])
+        .filter((p): p is string => Boolean(p))
+        .map((p) => p.replace(/\\040/g, " ")),
+    );
+  } catch {
+    return new Set();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Mounts left by a process that died mid-run (kill -9): unmounted, their folders removed. */
+export async function cleanStaleMounts(mountDir: string, umount: string): Promise<string[]> {
+  const cleaned: string[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(mountDir);
+  } catch {
+    return cleaned;
+  }
+  const mounted = mountPoints();
+  // inner (bitlocker) mounts after the ntfs ones above them
+  for (const name of names.sort((a, b) => (a.startsWith("ntfs-") ? -1 : 0) - (b.startsWith("ntfs-") ? -1 : 0))) {
+    const m = /^(?:ntfs|bitlocker)-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    const dir = join(mountDir, name);
+    if (mounted.has(dir)) {
+      const r = await run([umount, dir]);
+      if (r.code !== 0) await run([umount, "-l", dir]);
+    }
+    try {
+      rmdirSync(dir);
+      cleaned.push(dir);
+    } catch {
+      // still busy: next time
+    }
+  }
+  return cleaned;
+}
+
 async function run(argv: string[], input?: string) {
   return execFile(argv, { timeoutMs: 60_000, input });
 }
@@ -97,13 +149,14 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
   const bin = opts.settings.bin;
   try {
     mkdirSync(opts.mountDir, { recursive: true, mode: 0o700 });
+    await cleanStaleMounts(opts.mountDir, bin.umount);
     let device = path;
     let bitlocker = false;
     if (probe.kind === "bitlocker") {
       bitlocker = true;
       if (!opts.recoveryKey) throw new AppError("MIGRATION_BITLOCKER_LOCKED", BITLOCKER_ADVICE, { status: 422 });
       if (!validRecoveryKey(opts.recoveryKey)) throw new AppError("MIGRATION_BITLOCKER_KEY", "that is not a valid BitLocker recovery key (8 groups of 6 digits, each a multiple of 11)", { status: 422 });
-      const fuseDir = mkdtempSync(join(opts.mountDir, "bitlocker-"));
+      const fuseDir = mkdtempSync(join(opts.mountDir, `bitlocker-${process.pid}-`));
       cleanups.push(async () => rmdirSync(fuseDir));
       const r = await run([bin.dislocker, "-r", "-V", path, `-p${opts.recoveryKey}`, "--", fuseDir]);
       if (r.code !== 0) throw new AppError("MIGRATION_BITLOCKER_KEY", `BitLocker volume could not be unlocked with that recovery key: ${firstLine(r.stderr || r.stdout) || r.spawnError || "dislocker failed"}`, { status: 422 });
@@ -113,22 +166,17 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
       if (inner.kind !== "ntfs") throw new AppError("MIGRATION_SOURCE_INVALID", "the unlocked BitLocker volume does not hold NTFS", { status: 422 });
       probe.dirty = inner.dirty;
     }
-    let blockDev = device;
-    if (!statSync(device).isBlockDevice()) {
-      const r = await run([bin.losetup, "--find", "--show", "--read-only", device]);
-      if (r.code !== 0) throw new AppError("MIGRATION_MOUNT_FAILED", `no loop device for ${device}: ${firstLine(r.stderr) || r.spawnError}`, { status: 500 });
-      blockDev = r.stdout.trim();
-      cleanups.push(async () => void (await run([bin.losetup, "-d", blockDev])));
-    }
-    const mnt = mkdtempSync(join(opts.mountDir, "ntfs-"));
+    // an image: ntfs3 through an autoclear loop device (mount -o loop), ntfs-3g opens the file itself
+    const isImage = !statSync(device).isBlockDevice();
+    const mnt = mkdtempSync(join(opts.mountDir, `ntfs-${process.pid}-`));
     cleanups.push(async () => rmdirSync(mnt));
     let mountedBy: "ntfs3" | "ntfs-3g" | null = null;
     const errors: string[] = [];
     for (const driver of opts.settings.drivers) {
       const r =
         driver === "ntfs3"
-          ? await run([bin.mount, "-t", "ntfs3", "-o", "ro,noatime,nodev,nosuid,noexec", blockDev, mnt])
-          : await run([bin.ntfs3g, "-o", "ro,noatime,nodev,nosuid,noexec", blockDev, mnt]);
+          ? await run([bin.mount, "-t", "ntfs3", "-o", `ro,noatime,nodev,nosuid,noexec${isImage ? ",loop" : ""}`, device, mnt])
+          : await run([bin.ntfs3g, "-o", "ro,noatime,nodev,nosuid,noexec", device, mnt]);
       if (r.code === 0) {
         mountedBy = driver;
         break;
@@ -144,7 +192,7 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
     const warnings = [...(hibernated ? [HIBERNATED_ADVICE] : []), ...(probe.dirty ? [DIRTY_ADVICE] : [])];
     return {
       root: mnt,
-      device: blockDev,
+      device,
       info: { input: path, kind: "ntfs", mountedBy, root: mnt, bitlocker, hibernated, dirty: probe.dirty, readOnly: true, warnings },
       close: unwind,
     };
