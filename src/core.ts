@@ -38,6 +38,8 @@ import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
 import { SnapshotService } from "./snapshots/service.ts";
 import { UpdatesService } from "./updates/service.ts";
 import { EventBus } from "./events/bus.ts";
+import { migrationsRepo } from "./db/repos/migrations.ts";
+import { MigrationService } from "./migration/service.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -91,6 +93,8 @@ export interface Core {
   updates: UpdatesService;
   /** What happened, for /api/v1/events and other listeners. */
   events: EventBus;
+  /** Moving a person's Windows data (a disk, an image, a folder) into a Linux home. */
+  migration: MigrationService;
   close(): void;
 }
 
@@ -160,6 +164,15 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const updates = new UpdatesService(config, snapshots, updatesRepo(database.db), log.child({ module: "updates" }), () => {
     database.sqlite.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   });
+  const migration = new MigrationService({
+    repo: migrationsRepo(database.db),
+    settings: config.migration,
+    stateDir: config.stateDir,
+    etcDir: config.etcDir,
+    nativePath: loadedPath,
+    events,
+    log: log.child({ module: "migration" }),
+  });
   const gameStreamCryptoLib = (): NativeCrypto => {
     const n = native();
     if (!n.lib) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${n.state.error}`, { status: 503 });
@@ -175,6 +188,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     log,
     database,
     events,
+    migration,
     snapshots,
     updates,
     get native() {
@@ -221,6 +235,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     vms,
     guest,
     close() {
+      migration.close();
       void codecs.close();
       guest.close();
       capture.close();

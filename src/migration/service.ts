@@ -231,6 +231,33 @@ export class MigrationService {
     }
   }
 
+  /**
+   * Starts (or resumes) a run in the background: resolves once the source is mounted and passed
+   * its checks (the run goes on, reporting through the bus), rejects with the reason it could not.
+   */
+  start(id: number, opts: RunRequest = {}): Promise<void> {
+    return new Promise<void>((resolveStart, rejectStart) => {
+      let started = false;
+      this.run(id, opts, (p) => {
+        if (!started && (p.phase === "scanning" || p.phase === "copying")) {
+          started = true;
+          resolveStart();
+        }
+      }).then(
+        () => {
+          if (!started) resolveStart();
+        },
+        (err) => {
+          if (!started) rejectStart(err);
+          else {
+            this.deps.log?.warn("migration run failed", { id, error: err });
+            this.deps.events?.publish("migration.state", { id, status: "failed", error: (err as Error).message });
+          }
+        },
+      );
+    });
+  }
+
   /** Plans and runs in one go (the CLI's `migrate run SRC`). */
   async planAndRun(req: PlanRequest, onProgress?: (p: Progress) => void): Promise<Report> {
     const plan = await this.plan(req);
