@@ -4,11 +4,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define BLK ((uint64_t)NEURON_COPY_BLOCK)
+
+/* SHA-256 fetched once: OpenSSL 3's implicit fetch in every EVP_DigestInit_ex (EVP_sha256())
+ * costs more than digesting a small file. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+static const EVP_MD *sha256(void) {
+    pthread_once(&sha256_once, sha256_fetch);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
 
 static int all_zero(const uint8_t *p, size_t n) {
     const uint64_t *w = (const uint64_t *)p;
@@ -112,7 +123,7 @@ static int32_t digest_walk(walker *w, int dst_fd, uint8_t *buf, size_t buf_len, 
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx) return NEURON_ENOMEM;
     int32_t rc = NEURON_OK;
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(ctx, sha256(), NULL) != 1) {
         rc = NEURON_ECRYPTO;
         goto done;
     }

@@ -79,16 +79,54 @@ function exists(p: string): boolean {
   }
 }
 
-function caseCollision(target: string): boolean {
-  const dir = dirname(target);
-  const name = basename(target);
-  try {
-    const lower = name.toLowerCase();
-    return readdirSync(dir).some((n) => n !== name && n.toLowerCase() === lower && !n.startsWith(PART));
-  } catch {
-    return false;
+/** What each target folder holds, by lower-cased name: read once per folder, kept up to date by the run. */
+class DirIndex {
+  private readonly dirs = new Map<string, Map<string, string[]>>();
+
+  private list(dir: string): Map<string, string[]> {
+    let l = this.dirs.get(dir);
+    if (!l) {
+      l = new Map();
+      try {
+        for (const n of readdirSync(dir)) {
+          if (n.startsWith(PART)) continue;
+          const k = n.toLowerCase();
+          const v = l.get(k);
+          if (v) v.push(n);
+          else l.set(k, [n]);
+        }
+      } catch {
+        // absent
+      }
+      this.dirs.set(dir, l);
+    }
+    return l;
+  }
+
+  /** A folder the run just made: empty, no need to read it. */
+  created(dir: string): void {
+    this.dirs.set(dir, new Map());
+  }
+
+  add(path: string): void {
+    const l = this.list(dirname(path));
+    const n = basename(path);
+    const v = l.get(n.toLowerCase());
+    if (v) v.push(n);
+    else l.set(n.toLowerCase(), [n]);
+  }
+
+  has(path: string): boolean {
+    return this.list(dirname(path)).get(basename(path).toLowerCase())?.includes(basename(path)) ?? false;
+  }
+
+  /** Another name differing only in case is there. */
+  collides(path: string): boolean {
+    const n = basename(path);
+    return (this.list(dirname(path)).get(n.toLowerCase()) ?? []).some((x) => x !== n);
   }
 }
+
 
 function transformOf(row: EntryRow): TransformName | null {
   const m = /^transform:(.+)$/.exec(row.note ?? "");
@@ -146,6 +184,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
     if (pending.length >= 256 || performance.now() - lastCommit > 200) commit();
   };
   progress("copying", null, true);
+  const index = new DirIndex();
   try {
     for (const row of rows) {
       if (deps.signal?.aborted) {
@@ -172,6 +211,8 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
             }
             if (made.length) repo.insertEntries(made.map((p) => ({ migrationId: id, item: row.item, kind: "dir" as const, sourcePath: "", targetPath: p, state: "done" as const, note: "parent folder" })));
             mkdirSync(row.targetPath, { mode: e?.mode ?? 0o755 });
+            index.created(row.targetPath);
+            index.add(row.targetPath);
             chmodSync(row.targetPath, e?.mode ?? 0o755);
             if (owner) chownSync(row.targetPath, owner.uid, owner.gid);
             done(row, { state: "done" });
@@ -236,8 +277,9 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           if (r.mode !== undefined) tmode = r.mode;
         }
         // what is there already
-        const collision = !exists(target) && caseCollision(target);
-        if (exists(target) || collision) {
+        const present = index.has(target) && exists(target);
+        const collision = !present && index.collides(target);
+        if (present || collision) {
           const identical = !collision && identicalTo(copier, target, src, content);
           if (identical) {
             done(row, { state: "skipped", note: "identical" });
@@ -283,7 +325,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
               bytesDone += row.size;
               continue;
             }
-            const name = renamed(basename(target), (c) => exists(join(dirname(target), c)) || caseCollision(join(dirname(target), c)));
+            const name = renamed(basename(target), (c) => exists(join(dirname(target), c)) || index.collides(join(dirname(target), c)));
             const to = join(dirname(target), name);
             out.renamed.push({ from: target, to, reason: collision ? "case collision" : "exists" });
             target = to;
@@ -330,6 +372,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           continue;
         }
         done(row, finished, part);
+        index.add(target);
         out.copiedFiles++;
         out.copiedBytes += row.size;
         filesDone++;
