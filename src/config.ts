@@ -16,6 +16,7 @@ import { GameStreamAudioSettingsSchema } from "./gamestream/audio/settings.ts";
 import { GameStreamCodecSettingsSchema } from "./gamestream/codec-settings.ts";
 import { GuestAgentSettingsSchema } from "./guest/settings.ts";
 import { UpdatesSettingsSchema } from "./updates/settings.ts";
+import { MigrationSettingsSchema } from "./migration/settings.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/neuron-appliance/config.json";
 
@@ -184,6 +185,8 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ hostMemoryPercent: 25, hostMemoryMinMiB: 4096, hostCpuPercent: 25, hostCpuMin: 2, guestWaitMs: 5000, guestAgentExe: "/usr/lib/neuron-appliance/neuron-agent.exe" }),
+    /** Data migration from a Windows disk or directory: mount programs, drivers, conflict policy. */
+    migration: MigrationSettingsSchema,
   })
   .strict();
 

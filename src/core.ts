@@ -41,6 +41,8 @@ import { EventBus } from "./events/bus.ts";
 import { setupRepo } from "./db/repos/setup.ts";
 import { answerMediaBuilder } from "./setup/answer-media.ts";
 import { SetupService } from "./setup/service.ts";
+import { migrationsRepo } from "./db/repos/migrations.ts";
+import { MigrationService } from "./migration/service.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -96,6 +98,8 @@ export interface Core {
   events: EventBus;
   /** The guided setup flow (detect → VFIO → reboot → VM → unattended install → app). */
   setup: SetupService;
+  /** Moving a person's Windows data (a disk, an image, a folder) into a Linux home. */
+  migration: MigrationService;
   close(): void;
 }
 
@@ -185,6 +189,15 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     apps,
     answerMedia: answerMediaBuilder(config),
   });
+  const migration = new MigrationService({
+    repo: migrationsRepo(database.db),
+    settings: config.migration,
+    stateDir: config.stateDir,
+    etcDir: config.etcDir,
+    nativePath: loadedPath,
+    events,
+    log: log.child({ module: "migration" }),
+  });
   const gameStreamCryptoLib = (): NativeCrypto => {
     const n = native();
     if (!n.lib) throw new AppError("GAMESTREAM_UNAVAILABLE", `GameStream needs the native library: ${n.state.error}`, { status: 503 });
@@ -201,6 +214,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     database,
     events,
     setup,
+    migration,
     snapshots,
     updates,
     get native() {
@@ -247,6 +261,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     vms,
     guest,
     close() {
+      migration.close();
       void codecs.close();
       guest.close();
       capture.close();

@@ -20,6 +20,7 @@ import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
 import { snapshotsRoutes } from "../snapshots/routes.ts";
 import { updatesRoutes } from "../updates/routes.ts";
+import { migrationRoutes } from "../migration/routes.ts";
 import { UpdateRuns } from "../updates/runs.ts";
 import { APPLIANCE_VERSION } from "../version.ts";
 import { rejectDeclaredOversize } from "./body.ts";
@@ -32,7 +33,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup" | "migration">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -74,6 +75,7 @@ export function createApp(core: ApiDeps) {
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
             { name: "updates", description: "System updates inside snapshots: pre/post snapshots, health checks, rollback, history" },
             { name: "setup", description: "The guided setup flow: every step's state, advance, retry, reset" },
+            { name: "migrations", description: "Moving a person's Windows files and settings into a Linux home: plan, verified resumable run, report, undo" },
             { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
           components: {
@@ -103,7 +105,8 @@ export function createApp(core: ApiDeps) {
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
         .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
         .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" }))
-        .use(core.setup ? setupRoutes(core.setup) : new Elysia({ name: "neuron.setup.absent" })),
+        .use(core.setup ? setupRoutes(core.setup) : new Elysia({ name: "neuron.setup.absent" }))
+        .use(core.migration && core.events ? migrationRoutes(core.migration, core.events) : new Elysia({ name: "neuron.migrations.absent" })),
     );
 }
 

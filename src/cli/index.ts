@@ -30,6 +30,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "agent", summary: "Talk to a VM's guest agent: ping, info, launch an app, clipboard, resolution, certificates.", load: async () => (await import("./agent.ts")).agentCommand },
   { name: "update", summary: "System updates inside snapshots: run, check health, history, roll back.", load: async () => (await import("./update.ts")).updateCommand },
   { name: "snapshot", summary: "Snapshots of the system root (btrfs / snapper): list, create, delete, diff.", load: async () => (await import("./snapshot.ts")).snapshotCommand },
+  { name: "migrate", summary: "Move a person's Windows files and settings to Linux: plan, run (verified, resumable), report, undo.", load: async () => (await import("./migrate.ts")).migrateCommand },
 ];
 
 export function mainHelp(): string {

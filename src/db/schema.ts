@@ -213,3 +213,57 @@ export const setupOptions = sqliteTable("setup_options", {
   options: text("options", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
   updatedAt: integer("updated_at", { mode: "timestamp_ms" }),
 });
+// ─── Data migration (Windows disk / directory → Linux home) ─────────────────────────────────
+
+export const MIGRATION_STATUSES = ["planned", "running", "interrupted", "done", "failed", "undone"] as const;
+
+/** One migration: its saved plan, its run's state and its report. */
+export const migrations = sqliteTable("migrations", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  status: text("status", { enum: MIGRATION_STATUSES }).notNull(),
+  /** What was given as the source (a directory, an image file, a block device, vm:NAME). */
+  source: text("source").notNull(),
+  /** JSON: the plan (src/migration/model.ts Plan, without its id and status). */
+  plan: text("plan").notNull(),
+  /** JSON: the run's options (policy, users, targets). */
+  options: text("options").notNull().default("{}"),
+  createdAt: createdAt(),
+  startedAt: integer("started_at", { mode: "timestamp_ms" }),
+  finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
+  /** JSON: the report (src/migration/model.ts Report) once a run ended. */
+  report: text("report"),
+});
+
+export const MIGRATION_ENTRY_KINDS = ["file", "dir", "generated", "displaced"] as const;
+export const MIGRATION_ENTRY_STATES = ["pending", "done", "skipped", "failed", "undone", "kept"] as const;
+
+/**
+ * The run's journal: one row per file or directory a migration creates (or would create).
+ * A resumed run does the pending rows; undo removes the done ones whose checksum still matches.
+ */
+export const migrationEntries = sqliteTable(
+  "migration_entries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    migrationId: integer("migration_id")
+      .notNull()
+      .references(() => migrations.id, { onDelete: "cascade" }),
+    /** The plan item it belongs to. */
+    item: text("item").notNull(),
+    kind: text("kind", { enum: MIGRATION_ENTRY_KINDS }).notNull(),
+    /** Relative to the source root (empty for generated files). */
+    sourcePath: text("source_path").notNull(),
+    /** Absolute path the entry was (or will be) written to. */
+    targetPath: text("target_path").notNull(),
+    size: integer("size").notNull().default(0),
+    state: text("state", { enum: MIGRATION_ENTRY_STATES }).notNull().default("pending"),
+    /** sha256-z64k (native/migrate.h) of what was written, hex. */
+    digest: text("digest"),
+    /** Why it was skipped, renamed or failed ("exists", "identical", "windows-name", an error). */
+    note: text("note"),
+    /** For kind displaced: where the earlier file was moved (undo moves it back). */
+    movedTo: text("moved_to"),
+  },
+  (t) => [index("migration_entries_run_idx").on(t.migrationId, t.state)],
+);
+// ─── end of data migration ───────────────────────────────────────────────────────────────────
