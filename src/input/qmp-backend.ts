@@ -20,6 +20,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import type { InputEvent } from "./model.ts";
 import { QmpClient, QmpError } from "./qmp-client.ts";
 import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
+import { chooseSinks, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export interface QmpInputBackendOptions {
   socketPath: string;
@@ -77,6 +78,8 @@ export class QmpInputBackend implements InputBackend {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectAttempt = 0;
   private readonly counters: InputBackendStats = emptyStats();
+  /** The VM's input devices as the last probe found them. */
+  devices: QemuInputDevices = { mice: [], keyboards: [] };
   private readonly log: Logger;
   private readonly maxBatch: number;
   private readonly burstGapMs: number;
@@ -118,7 +121,7 @@ export class QmpInputBackend implements InputBackend {
         else this.counters.unsupported[ev.kind] = (this.counters.unsupported[ev.kind] ?? 0) + 1;
         continue;
       }
-      this.enqueue(r.events, ev.kind !== "key" && ev.kind !== "mouseButton");
+      this.enqueue(r.events, ev.kind !== "key" && ev.kind !== "usageKey" && ev.kind !== "mouseButton");
     }
     this.schedulePump();
   }
@@ -155,6 +158,25 @@ export class QmpInputBackend implements InputBackend {
 
   stats(): InputBackendStats {
     return { ...this.counters, unsupported: { ...this.counters.unsupported } };
+  }
+
+  /** Which sink serves each event class (QMP's view; gamepads need the agent). */
+  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins } = {}): SinkReport[] {
+    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins });
+  }
+
+  /**
+   * Makes QEMU route pointer motion to the mouse of that kind (HMP `mouse_set`), for a sink
+   * pinned in config. False when the VM has no such pointer.
+   */
+  async selectPointer(kind: "ps2" | "usb" | "virtio", absolute: boolean): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    const m = this.devices.mice.find((x) => x.absolute === absolute && mouseKindOf(x.name) === kind);
+    if (!m) return false;
+    await client.execute("human-monitor-command", { "command-line": `mouse_set ${m.index}` });
+    for (const x of this.devices.mice) x.current = x === m;
+    return true;
   }
 
   /** Keys and buttons currently held, by QEMU name. */
@@ -212,7 +234,8 @@ export class QmpInputBackend implements InputBackend {
     };
     const qcodes = enumWith("kp_add");
     const buttons = enumWith("wheel-up");
-    const mice = (await client.execute("query-mice")) as { absolute?: boolean }[];
+    const mice = (await client.execute("query-mice")) as { absolute?: boolean; index?: number; name?: string; current?: boolean }[];
+    this.devices = await probeDevices(client, mice);
     const absolute = mice.some((m) => m.absolute === true);
     const relative = mice.some((m) => m.absolute === false);
     const support = { qcodes, buttons, absolute };
@@ -355,6 +378,45 @@ export class QmpInputBackend implements InputBackend {
       });
     }, delay);
   }
+}
+
+function mouseKindOf(name: string): "ps2" | "usb" | "virtio" {
+  return /virtio/i.test(name) ? "virtio" : /PS\/2/i.test(name) ? "ps2" : "usb";
+}
+
+/** The VM's keyboards (QOM tree, virtio driver state) and pointers (query-mice). Best effort. */
+async function probeDevices(client: QmpClient, mice: { absolute?: boolean; index?: number; name?: string; current?: boolean }[]): Promise<QemuInputDevices> {
+  const devs: QemuInputDevices = {
+    mice: mice.map((m) => ({ index: m.index ?? 0, name: m.name ?? "?", current: m.current === true, absolute: m.absolute === true })),
+    keyboards: [],
+  };
+  // q35/pc machines have an i8042 unless it is turned off; QEMU lists its mouse whenever it exists
+  if (devs.mice.some((m) => /PS\/2/i.test(m.name))) devs.keyboards.push({ kind: "ps2", id: "i8042" });
+  for (const root of ["/machine/peripheral", "/machine/peripheral-anon"]) {
+    let list: { name: string; type: string }[];
+    try {
+      list = (await client.execute("qom-list", { path: root })) as { name: string; type: string }[];
+    } catch {
+      continue;
+    }
+    for (const e of list) {
+      const type = /^child<(.+)>$/.exec(e.type)?.[1];
+      if (type === "usb-kbd") devs.keyboards.push({ kind: "usb", id: `${root}/${e.name}` });
+      else if (type === "virtio-keyboard-pci" || type === "virtio-keyboard-device") {
+        const path = `${root}/${e.name}`;
+        let driverReady = false;
+        try {
+          const st = await client.execute("x-query-virtio-status", { path: `${path}/virtio-backend` });
+          driverReady = JSON.stringify(st).includes("DRIVER_OK");
+        } catch {
+          // older QEMU: no virtio status over QMP; assume the driver runs
+          driverReady = true;
+        }
+        devs.keyboards.push({ kind: "virtio", id: path, driverReady });
+      }
+    }
+  }
+  return devs;
 }
 
 function clampInt32(v: number): number {
