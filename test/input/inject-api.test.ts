@@ -66,7 +66,7 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
       ],
     });
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as { accepted: number; sinks: Record<string, string | null> };
     expect(body.accepted).toBe(13);
     // no guest driver runs here: QEMU routes keys and relative motion to the i8042
     expect(body.sinks).toMatchObject({ keyboard: "ps2", pointer: "ps2", absolute: "virtio" });
@@ -152,7 +152,7 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
   test("input-sinks says which device serves each class, why, and its stealth", async () => {
     const res = await app.handle(asRoot(new Request("http://localhost/api/v1/vms/vm1/input-sinks")));
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as { sinks: { eventClass: string }[] };
     const kb = body.sinks.find((s: { eventClass: string }) => s.eventClass === "keyboard");
     // the guest runs no driver: QEMU routes keys to the i8042 until a virtio driver starts
     expect(kb).toMatchObject({ sink: "ps2", stealth: 3, available: expect.arrayContaining(["ps2", "virtio"]) });
