@@ -20,7 +20,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import type { InputEvent } from "./model.ts";
 import { QmpClient, QmpError } from "./qmp-client.ts";
 import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
-import { chooseSinks, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
+import { chooseSinks, SINK_KEY_GAPS, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export interface QmpInputBackendOptions {
   socketPath: string;
@@ -38,6 +38,11 @@ export interface QmpInputBackendOptions {
    * so the guest gets twice this gap to take each one; a lone batch is never delayed.
    */
   burstGapMs?: number;
+  /**
+   * Scancode bytes (set 1 make sequence length) per qcode, for pacing PS/2 and USB keyboards;
+   * absent: every key counts 2 (an E0 key).
+   */
+  keyBytes?: ReadonlyMap<string, number>;
   /** Most QMP input events waiting (default 4096); beyond it new events are dropped. */
   maxQueue?: number;
   /** Reconnect after a lost connection (default true). */
@@ -80,6 +85,15 @@ export class QmpInputBackend implements InputBackend {
   private readonly counters: InputBackendStats = emptyStats();
   /** The VM's input devices as the last probe found them. */
   devices: QemuInputDevices = { mice: [], keyboards: [] };
+  /**
+   * Pacing for the keyboard QEMU routes to. PS/2 and USB keyboards queue scancode bytes in
+   * QEMU (16 entries) and drop what overflows — a burst of taps loses keys, often the
+   * releases. The USB keyboard hands the guest one queued byte per poll (~10 ms). So a
+   * command carries at most `budget` scancode bytes of keys, and the next waits
+   * `msPerByte` per byte sent; virtio needs no pacing.
+   */
+  keyPacing: { budget: number; msPerByte: number } | null = null;
+  private keyboardSink: "ps2" | "usb" | "virtio" | null = null;
   private readonly log: Logger;
   private readonly maxBatch: number;
   private readonly burstGapMs: number;
@@ -113,6 +127,11 @@ export class QmpInputBackend implements InputBackend {
       const t = this.translator;
       if (!t || !this.connected) {
         this.counters.dropped++;
+        continue;
+      }
+      if (ev.kind === "usageKey" && this.keyboardSink && undeliverable(this.keyboardSink, ev.evdev)) {
+        // the device would drop it or send another key: never send it
+        this.counters.unmappedKeys++;
         continue;
       }
       const r = t.translate(ev);
@@ -236,6 +255,8 @@ export class QmpInputBackend implements InputBackend {
     const buttons = enumWith("wheel-up");
     const mice = (await client.execute("query-mice")) as { absolute?: boolean; index?: number; name?: string; current?: boolean }[];
     this.devices = await probeDevices(client, mice);
+    this.keyboardSink = chooseSinks(this.devices, { agent: false, hostUinput: false })[0]?.sink as "ps2" | "usb" | "virtio" | null;
+    this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
     const absolute = mice.some((m) => m.absolute === true);
     const relative = mice.some((m) => m.absolute === false);
     const support = { qcodes, buttons, absolute };
@@ -308,8 +329,9 @@ export class QmpInputBackend implements InputBackend {
     this.pumping = true;
     try {
       let first = true;
+      let nextGap = this.burstGapMs;
       while (this.queue.length > 0) {
-        if (!first && this.burstGapMs > 0) await Bun.sleep(this.burstGapMs);
+        if (!first && nextGap > 0) await Bun.sleep(nextGap);
         first = false;
         const client = this.client;
         if (this.queue.length === 0) break;
@@ -317,7 +339,8 @@ export class QmpInputBackend implements InputBackend {
           this.dropQueue();
           break;
         }
-        const batch = this.queue.splice(0, this.maxBatch);
+        const { batch, bytes } = this.takeBatch();
+        nextGap = this.keyPacing && bytes > 0 ? Math.max(this.burstGapMs, bytes * this.keyPacing.msPerByte) : this.burstGapMs;
         this.motionTail = null;
         this.counters.batches++;
         try {
@@ -340,6 +363,24 @@ export class QmpInputBackend implements InputBackend {
       if (this.queue.length > 0 && this.connected) this.schedulePump();
       else this.wake();
     }
+  }
+
+  /** The next command's events: at most maxBatch, and keys up to the pacing budget (one key at least). */
+  private takeBatch(): { batch: QmpInputEvent[]; bytes: number } {
+    const pacing = this.keyPacing;
+    if (!pacing) return { batch: this.queue.splice(0, this.maxBatch), bytes: 0 };
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && n < this.maxBatch) {
+      const e = this.queue[n]!;
+      if (e.type === "key") {
+        const cost = this.opts.keyBytes?.get(e.data.key.data) ?? 2;
+        if (bytes > 0 && bytes + cost > pacing.budget) break;
+        bytes += cost;
+      }
+      n++;
+    }
+    return { batch: this.queue.splice(0, Math.max(1, n)), bytes };
   }
 
   private wake(): void {
@@ -378,6 +419,16 @@ export class QmpInputBackend implements InputBackend {
       });
     }, delay);
   }
+}
+
+/** PS/2: a 16-byte queue the guest drains by interrupt: a few bytes per command, 5 ms a byte (TCG guests lose bytes at 2). */
+const PS2_PACING = { budget: 6, msPerByte: 5 };
+/** USB: 16 queued bytes, one taken per guest poll (bInterval 10 ms). */
+const USB_PACING = { budget: 8, msPerByte: 10 };
+
+/** Keys a QEMU keyboard cannot deliver, by evdev code (measured with QEMU 7.2, see sinks.ts). */
+function undeliverable(sink: "ps2" | "usb" | "virtio", evdev: number): boolean {
+  return SINK_KEY_GAPS[sink].has(evdev);
 }
 
 function mouseKindOf(name: string): "ps2" | "usb" | "virtio" {

@@ -25,6 +25,19 @@ export const SINK_STEALTH: Readonly<Record<SinkName, { level: number; note: stri
   "host-uinput": { level: 2, note: "a host uinput device passed to the VM as evdev" },
 };
 
+/**
+ * Keys a QEMU keyboard does not deliver as themselves (evdev codes; QEMU 7.2 into Linux 6.1,
+ * measured key by key by test/input/guest-keys.test.ts). The QMP backend never sends them to
+ * that device: some arrive as another key (usb-kbd: keypad = as F13, keypad comma as right
+ * Meta), the rest are dropped (usb-kbd has no consumer page; neither usb-kbd nor QEMU's PS/2
+ * passes the Korean Hangeul/Hanja keys).
+ */
+export const SINK_KEY_GAPS: Readonly<Record<"ps2" | "usb" | "virtio", ReadonlySet<number>>> = {
+  ps2: new Set([122, 123]),
+  usb: new Set([117, 121, 122, 123, 128, 140, 142, 143, 155, 156, 157, 158, 159, 163, 164, 165, 166, 172, 173, 226]),
+  virtio: new Set(),
+};
+
 /** The input devices a running QEMU has, as QMP reports them. */
 export interface QemuInputDevices {
   /** query-mice: index, name, current, absolute. */

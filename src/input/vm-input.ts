@@ -197,7 +197,7 @@ export class VmInputHub {
     private readonly deps: VmInputDeps,
   ) {
     const log = deps.log.child({ vm });
-    this.qmp = new QmpInputBackend({ socketPath, log });
+    this.qmp = new QmpInputBackend({ socketPath, log, keyBytes: keyBytesOf(deps) });
     const link = deps.gamepadLink?.(vm);
     this.pad = link ? new AgentGamepadBackend({ link, log, onRumble: (r) => this.rumbleListeners.forEach((l) => l(r)) }) : null;
     this.backend = this.pad ? new CompositeInputBackend(this.qmp, this.pad, log) : this.qmp;
@@ -321,6 +321,15 @@ export class VmInputService {
     for (const vm of [...this.api.keys()]) await this.releaseApi(vm).catch(() => {});
     for (const hub of this.hubs.values()) await hub.close().catch(() => {});
     this.hubs.clear();
+  }
+}
+
+function keyBytesOf(deps: VmInputDeps): ReadonlyMap<string, number> | undefined {
+  try {
+    const table = loadKeyTable(deps.nativePath());
+    return new Map(table.rows.flatMap((r) => (r.qcode ? [[r.qcode, r.set1.make.split(" ").length] as const] : [])));
+  } catch {
+    return undefined;
   }
 }
 
