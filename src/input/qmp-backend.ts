@@ -106,6 +106,14 @@ export class QmpInputBackend implements InputBackend {
     this.maxQueue = opts.maxQueue ?? 4096;
   }
 
+  /** QMP events waiting to be sent, and the most that may wait. */
+  get queuedEvents(): number {
+    return this.queue.length;
+  }
+  get queueCapacity(): number {
+    return this.maxQueue;
+  }
+
   get connected(): boolean {
     return this.client?.connected ?? false;
   }

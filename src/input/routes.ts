@@ -30,7 +30,7 @@ export const inputRoutes = (input: VmInputService, log: Logger) =>
     .post("/:name/inject-input", ({ params, body }) => input.inject(params.name, body.events), {
       params: VmNameParams,
       body: InjectBatch,
-      response: { 200: InjectResult, ...errors },
+      response: { 200: InjectResult, ...errors, 429: ErrorBody },
       detail: {
         summary: "Inject a batch of input events into a running VM",
         description:
@@ -68,6 +68,7 @@ export const inputRoutes = (input: VmInputService, log: Logger) =>
               conn.apply(ops);
             } catch (err) {
               if (err instanceof WsDecodeError) fail(ws, "INPUT_INVALID", err.message, err.record);
+              else if (err instanceof AppError && err.errorCode === "INPUT_BUSY") fail(ws, "INPUT_BUSY", err.message, 0);
               else if (err instanceof AppError && err.status < 500) fail(ws, "INPUT_INVALID", err.message, Number(/events\[(\d+)\]/.exec(err.message)?.[1] ?? 0));
               else {
                 vmLog.warn("input message failed", { error: describeError(err) });

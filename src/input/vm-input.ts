@@ -73,6 +73,10 @@ export class InputConnection {
 
   apply(ops: readonly InputOp[]): void {
     if (this.closed) throw new AppError("INPUT_CONNECTION_CLOSED", "the input connection has ended", { status: 409 });
+    // a flood faster than the guest takes it is refused whole, never dropped in part
+    const q = this.hub.qmp;
+    if (q.queuedEvents + ops.length * 2 > q.queueCapacity)
+      throw new AppError("INPUT_BUSY", `the VM is still taking ${q.queuedEvents} earlier input events: send again shortly`, { status: 429 });
     const out: InputEvent[] = [];
     for (const op of ops) {
       this.events++;
