@@ -20,16 +20,18 @@ export interface BootedGuest {
   socketPath: string;
   devs: Map<number, string>;
   events(): GuestEvent[];
+  /** Every console line so far. */
+  lines(): string[];
   stop(): Promise<void>;
 }
 
 /** Boots the guest; resolves once evprint reports READY with at least `nevents` devices. */
-export async function bootGuest(guest: InputGuest, dir: string, name: string, devices: string[], nevents: number, machine = "q35"): Promise<BootedGuest> {
+export async function bootGuest(guest: InputGuest, dir: string, name: string, devices: string[], nevents: number, machine = "q35", append = ""): Promise<BootedGuest> {
   const consolePath = join(dir, `${name}.console`);
   const socketPath = join(dir, `${name}.qmp`);
   const proc = Bun.spawn(
     [QEMU, "-accel", "tcg", "-machine", machine, "-nodefaults", "-display", "none", "-m", "256", "-no-reboot",
-      "-kernel", guest.kernel, "-initrd", guest.initrd, "-append", `console=ttyS0 quiet panic=-1 nevents=${nevents}`,
+      "-kernel", guest.kernel, "-initrd", guest.initrd, "-append", `console=ttyS0 quiet panic=-1 nevents=${nevents}${append ? ` ${append}` : ""}`,
       "-serial", `file:${consolePath}`, "-qmp", `unix:${socketPath},server=on,wait=off`, ...devices.flatMap((d) => ["-device", d])],
     { stdout: "ignore", stderr: "ignore" },
   );
@@ -49,6 +51,7 @@ export async function bootGuest(guest: InputGuest, dir: string, name: string, de
   return {
     socketPath,
     devs,
+    lines,
     events: () =>
       lines().flatMap((l) => {
         const m = l.match(/^EV (\d+) (\d+) (\d+) (-?\d+)/);
