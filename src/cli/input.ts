@@ -1,4 +1,7 @@
+import { existsSync } from "node:fs";
 import { resolveNativePath } from "../../ffi/native.ts";
+import type { SinkReport } from "../input/sinks.ts";
+import { callLocalApi } from "./local-api.ts";
 import { QmpInputBackend } from "../input/qmp-backend.ts";
 import { loadKeyTable, type KeyRow } from "../input/keymap.ts";
 import { vmQmpSocket } from "../vm/qmp-socket.ts";
@@ -9,12 +12,13 @@ export const inputCommand: Command = {
   name: "input",
   summary: "Drive a VM's input: send keys, text and pointer events, probe which devices serve it, print the key table.",
   usage: [
-    "input probe (--qmp SOCKET | --vm NAME) [--json]",
+    "input probe (VM | --qmp SOCKET | --vm NAME) [--json]",
     "       input send VM (--keys ctrl+alt+delete | --text TEXT | --move DX,DY | --abs X,Y | --click BUTTON | --wheel N) [--layout L] [--json]",
     "       input keymap [KEY] [--json]",
   ].join("\n"),
   help: [
-    "probe:",
+    "probe (which device serves each event class, why, how native it looks):",
+    "  VM            through the running service (its held connection), else the VM's QMP socket",
     "  --qmp SOCKET  the VM's QMP unix socket (a QMP socket of its definition)",
     "  --vm NAME     a VM the appliance defined: its socket <qmpDir>/NAME.qmp",
     "send (through the running service's local API):",
@@ -22,7 +26,7 @@ export const inputCommand: Command = {
     "  --text TEXT   type TEXT as key taps by the guest's keyboard layout (--layout, default us)",
     "  --move DX,DY  relative pointer motion; --abs X,Y absolute position (0..32767)",
     "  --click B     press and release button B (1-5 or left/middle/right/back/forward)",
-    "  --wheel N     N wheel notches (positive: up)",
+    "  --wheel N     N wheel notches (positive: up); a negative value as --wheel=-1 (likewise --move=-3,4)",
     "keymap:",
     "  KEY           one key (KEY_A, a qcode like ret, an evdev code, 0x04 as HID usage); none: every key",
     "  --json        print the result as JSON",
@@ -69,10 +73,28 @@ async function keymap(args: ParsedArgs, ctx: CliContext, extra: string[]): Promi
   return 0;
 }
 
+function printSinks(ctx: CliContext, sinks: SinkReport[]): void {
+  ctx.stdout("sinks:\n");
+  for (const s of sinks) ctx.stdout(`  ${s.eventClass.padEnd(10)} ${(s.sink ?? "-").padEnd(12)} stealth ${s.stealth}  ${s.why}\n`);
+}
+
 async function probe(args: ParsedArgs, ctx: CliContext, extra: string[]): Promise<number> {
-  if (extra.length > 0) throw new UsageError("input probe: unexpected arguments");
-  const { qmp, vm } = args.values;
-  if ((typeof qmp === "string") === (typeof vm === "string")) throw new UsageError("input probe: give one of --qmp SOCKET or --vm NAME");
+  if (extra.length > 1) throw new UsageError("input probe: unexpected arguments");
+  const { qmp } = args.values;
+  let vm = args.values.vm;
+  if (extra.length === 1) {
+    if (typeof qmp === "string" || typeof vm === "string") throw new UsageError("input probe: give a VM or one of --qmp SOCKET / --vm NAME");
+    vm = extra[0]!;
+    // the running service holds the VM's QMP connection: ask it
+    const config = configFrom(args, ctx);
+    if (existsSync(config.socketPath)) {
+      const r = await callLocalApi<{ vm: string; qemu: string | null; sinks: SinkReport[] }>(config, "GET", `/vms/${encodeURIComponent(vm)}/input-sinks`);
+      if (args.values.json) printJson(ctx, r);
+      else printSinks(ctx, r!.sinks);
+      return 0;
+    }
+  }
+  if ((typeof qmp === "string") === (typeof vm === "string")) throw new UsageError("input probe: give a VM, or one of --qmp SOCKET or --vm NAME");
   const socketPath = typeof vm === "string" ? vmQmpSocket(configFrom(args, ctx).qmpDir, vm) : String(qmp);
   if (socketPath.length === 0) throw new UsageError("input probe: --qmp SOCKET must not be empty");
   const backend = new QmpInputBackend({ socketPath, reconnect: false });
@@ -83,8 +105,7 @@ async function probe(args: ParsedArgs, ctx: CliContext, extra: string[]): Promis
     else {
       ctx.stdout(`backend: ${result.backend} (QEMU ${result.qemu ?? "?"}) on ${socketPath}\n`);
       for (const [k, v] of Object.entries(result.capabilities)) ctx.stdout(`  ${k.padEnd(16)} ${v ? "yes" : "no"}\n`);
-      ctx.stdout("sinks:\n");
-      for (const s of result.sinks) ctx.stdout(`  ${s.eventClass.padEnd(10)} ${(s.sink ?? "-").padEnd(10)} stealth ${s.stealth}  ${s.why}\n`);
+      printSinks(ctx, result.sinks);
     }
     return 0;
   } finally {
