@@ -56,7 +56,7 @@ describe.skipIf(!qemuAvailable())("neuron-appliance input send / probe VM throug
     expect(JSON.parse(r.stdout)).toMatchObject({ accepted: 6 });
     await waitFor(() => keys().length >= before + 6, 5000, "the chord");
     expect(keys().slice(before)).toEqual(
-      [["ctrl", true], ["alt", true], ["delete", true], ["delete", false], ["alt", false], ["ctrl", false]].map(([qcode, down]) => ({ ev: "key", qcode, down })),
+      ([["ctrl", true], ["alt", true], ["delete", true], ["delete", false], ["alt", false], ["ctrl", false]] as const).map(([qcode, down]) => ({ ev: "key" as const, qcode, down })),
     );
   }, 40_000);
 
