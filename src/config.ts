@@ -107,6 +107,24 @@ export const ConfigSchema = z
     /** Device nodes the appliance probes. */
     kvmDevice: path.default("/dev/kvm"),
     uinputDevice: path.default("/dev/uinput"),
+    /** Input into VMs (the inject-input API, its WebSocket, `input send`). */
+    input: z
+      .object({
+        /** QEMU's keyboard layout files: text is typed by the guest's layout from these. */
+        keymapDir: path.default("/usr/share/qemu/keymaps"),
+        /** The guest's keyboard layout per VM (QEMU keymap name: us, de, fr, ...); default us. */
+        layouts: z.record(z.string(), z.string().regex(/^[a-z]{2}(-[a-z]{2})?$/)).default({}),
+        /** Pointer motion within this interval coalesces into one event (ms; 0: none). */
+        frameMs: z.number().int().min(0).max(100).default(8),
+        /** Key repeat: left to the guest, or made by the appliance (500 ms, then 24.9 Hz) for held keys. */
+        keyRepeat: z.enum(["guest", "host"]).default("guest"),
+        /** Sinks pinned per VM and event class: { "win11": { "pointer": "usb" } }. */
+        pins: z
+          .record(z.string(), z.object({ keyboard: z.enum(["ps2", "usb", "virtio", "agent"]).optional(), pointer: z.enum(["ps2", "usb", "virtio"]).optional(), absolute: z.enum(["usb", "virtio"]).optional(), gamepad: z.enum(["agent", "host-uinput"]).optional() }).strict())
+          .default({}),
+      })
+      .strict()
+      .default({ keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 8, keyRepeat: "guest", pins: {} }),
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
     /** The longest one libvirt call (a virsh process) may take before it fails with a timeout (ms). */
@@ -364,6 +382,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     kvmDevice: abs(c.kvmDevice),
     firmwareDir: abs(c.firmwareDir),
     uinputDevice: abs(c.uinputDevice),
+    input: { ...c.input, keymapDir: abs(c.input.keymapDir) },
     nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),
     dbPath: c.dbPath ? abs(c.dbPath) : join(stateDir, "neuron.db"),
     socketPath: c.socketPath ? abs(c.socketPath) : join(stateDir, "api.sock"),

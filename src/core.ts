@@ -3,6 +3,7 @@
  * native library and the domain services. The API, the CLI and the GameStream
  * host are adapters over what it returns.
  */
+import { existsSync } from "node:fs";
 import { AppsService } from "./apps/service.ts";
 import { AuthService } from "./auth/service.ts";
 import { hostPolicy, type HostPolicy } from "./auth/hosts.ts";
@@ -15,6 +16,7 @@ import { HardwareService, hardwareSettings } from "./hardware/service.ts";
 import { VfioService, vfioSettings } from "./vfio/service.ts";
 import { virshSocketResolver, type SocketResolver } from "./guest/resolver.ts";
 import { GuestService } from "./guest/service.ts";
+import { VmInputService } from "./input/vm-input.ts";
 import { agentGamepadLink } from "./input/agent-link.ts";
 import { openDatabase, type OpenedDb } from "./db/client.ts";
 import { schemaVersion } from "./db/migrator.ts";
@@ -90,6 +92,8 @@ export interface Core {
   codecs: CodecSupport;
   vms: VmService;
   guest: GuestService;
+  /** Input into VMs: the inject-input API, its WebSocket, `input send`. */
+  input: VmInputService;
   /** Snapshots of the system root (btrfs or snapper). */
   snapshots: SnapshotService;
   /** System updates inside snapshots, health verification, rollback. */
@@ -159,6 +163,14 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     settings: config.guestAgent,
     resolve: opts.agentSocketResolver ?? virshSocketResolver({ virsh: config.bin.virsh, uri: config.libvirtUri }),
     log: log.child({ module: "guest" }),
+  });
+  const input = new VmInputService({
+    qmpDir: config.qmpDir,
+    settings: config.input,
+    nativePath: loadedPath,
+    log: log.child({ module: "input" }),
+    gamepadLink: (vm) => agentGamepadLink(guest, vm),
+    hostUinput: existsSync(config.uinputDevice),
   });
   const snapshots = new SnapshotService(snapshotsRepo(database.db), {
     btrfs: config.bin.btrfs,
@@ -260,8 +272,10 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     codecs,
     vms,
     guest,
+    input,
     close() {
       migration.close();
+      void input.close();
       void codecs.close();
       guest.close();
       capture.close();

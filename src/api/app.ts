@@ -14,6 +14,7 @@ import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
 import { setupRoutes } from "../setup/routes.ts";
+import { inputRoutes } from "../input/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
@@ -33,7 +34,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup" | "migration">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup" | "migration" | "input">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -102,6 +103,7 @@ export function createApp(core: ApiDeps) {
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
+        .use(core.input ? inputRoutes(core.input, core.log.child({ module: "input" })) : new Elysia({ name: "neuron.input.absent" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
         .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
         .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" }))

@@ -23,6 +23,7 @@ import { hostPolicy } from "../auth/hosts.ts";
 import { userDb } from "../auth/users.ts";
 import type { Config } from "../config.ts";
 import { apiTls } from "./tls.ts";
+import { isUpgradeRequest, takeUpgrade, websocketDispatch, type SocketHandlers } from "./upgrade.ts";
 
 export interface ApiHandler {
   handle(request: Request): Response | Promise<Response>;
@@ -149,14 +150,23 @@ export function listenApi(config: ListenConfig): ApiListener {
     });
   };
   const handle = (request: Request) => (app ? app.handle(request) : failure ? unavailable(`the service could not start: ${failure.message}`) : waitForApp(request));
-  const tcp = Bun.serve({
+  const tcp = Bun.serve<SocketHandlers>({
     hostname: host,
     port,
     maxRequestBodySize: maxBodyBytes,
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    websocket: websocketDispatch,
     fetch(request, server) {
       attachTransport(request, { kind: "tcp", remoteIp: server.requestIP(request)?.address ?? "", tls: tls !== null });
-      return handle(request);
+      if (!isUpgradeRequest(request)) return handle(request);
+      // a WebSocket: upgraded only when a route (past the auth guard) accepted it
+      return Promise.resolve(handle(request)).then((response) => {
+        const handlers = takeUpgrade(request);
+        if (!handlers) return response;
+        if (server.upgrade(request, { data: handlers })) return undefined;
+        handlers.close(null, 1011, "upgrade failed");
+        return response;
+      });
     },
   });
   const creds = new WeakMap<Socket, PeerCredentials>();

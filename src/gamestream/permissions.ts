@@ -24,6 +24,7 @@ export type InputPermission = Extract<GsPermission, "keyboard" | "mouse" | "cont
 
 const INPUT_PERMISSION: Record<InputEventKind, InputPermission> = {
   key: "keyboard",
+  usageKey: "keyboard",
   text: "keyboard",
   mouseMoveRel: "mouse",
   mouseMoveAbs: "mouse",

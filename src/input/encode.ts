@@ -152,5 +152,7 @@ export function encodeInputEvent(ev: InputEvent): Uint8Array {
         .u8(0, ev.controllerNumber)
         .u8(1, idx(BATTERY_STATES, ev.state))
         .u8(2, ev.percentage).bytes;
+    case "usageKey":
+      throw new RangeError("a key by HID usage has no GameStream packet (clients send VK codes)");
   }
 }

@@ -7,6 +7,7 @@
  * `LE32 magic` ‖ body. Field byte orders differ per packet type; they are
  * documented in decode.ts beside each layout.
  */
+import { z } from "zod";
 
 /** Packet type tags (`magic`, little-endian on the wire). */
 export const InputMagic = {
@@ -235,7 +236,8 @@ export type InputEvent =
   | ControllerArrivalEvent
   | ControllerTouchEvent
   | ControllerMotionEvent
-  | ControllerBatteryEvent;
+  | ControllerBatteryEvent
+  | UsageKeyEvent;
 
 export type InputEventKind = InputEvent["kind"];
 
@@ -258,3 +260,90 @@ export interface InputRejection {
 
 export const isRejection = (r: InputEvent | InputRejection): r is InputRejection =>
   r.kind === "rejected";
+
+// ---------------------------------------------------------------------------------------------
+// The VM input API's events (POST /vms/{name}/inject-input, the input WebSocket): keys by USB
+// HID usage, pointer in QEMU's absolute range, wheel in hi-res units, gamepads, touch and pen.
+// The layout is documented for clients in docs of the API (OpenAPI) and in ws-codec.ts.
+// ---------------------------------------------------------------------------------------------
+
+/** QEMU's absolute axis maximum: absolute positions are 0..ABS_MAX. */
+export const ABS_MAX = 0x7fff;
+/** Most events one batch (request body or WebSocket message) may hold. */
+export const MAX_BATCH_EVENTS = 1024;
+/** Most characters of text one batch may type. */
+export const MAX_BATCH_TEXT = 1024;
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const i16 = int(-32768, 32767);
+const abs = int(0, ABS_MAX);
+const unit = z.number().min(0).max(1);
+const pad = int(0, MAX_CONTROLLERS - 1);
+
+export const InjectEvent = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("key"), usage: int(0, 0xffff), page: z.union([z.literal(1), z.literal(7), z.literal(12)]).optional(), down: z.boolean() }),
+  z.strictObject({ type: z.literal("move"), dx: i16, dy: i16 }),
+  z.strictObject({ type: z.literal("abs"), x: abs, y: abs }),
+  z.strictObject({ type: z.literal("button"), button: int(1, 5), down: z.boolean() }),
+  z.strictObject({ type: z.literal("wheel"), dy: i16.optional(), dx: i16.optional() }),
+  z.strictObject({ type: z.literal("text"), text: z.string().min(1).max(MAX_BATCH_TEXT), layout: z.string().regex(/^[a-z]{2}(-[a-z]{2})?$/).optional() }),
+  z.strictObject({ type: z.literal("releaseAll") }),
+  z.strictObject({
+    type: z.literal("gamepad"),
+    pad,
+    buttons: int(0, 0x3fffff),
+    lx: i16.optional(),
+    ly: i16.optional(),
+    rx: i16.optional(),
+    ry: i16.optional(),
+    lt: int(0, 255).optional(),
+    rt: int(0, 255).optional(),
+  }),
+  z.strictObject({ type: z.literal("gamepadAttach"), pad, kind: z.enum(["xbox", "dualsense"]) }),
+  z.strictObject({ type: z.literal("gamepadDetach"), pad }),
+  z.strictObject({ type: z.literal("gamepadMotion"), pad, sensor: z.enum(["accel", "gyro"]), x: z.number().min(-1000).max(1000), y: z.number().min(-1000).max(1000), z: z.number().min(-1000).max(1000) }),
+  z.strictObject({ type: z.literal("touch"), id: int(0, 9), phase: z.enum(["down", "move", "up", "cancel"]), x: abs, y: abs, pressure: unit.optional() }),
+  z.strictObject({ type: z.literal("pen"), phase: z.enum(["hover", "down", "move", "up"]), x: abs, y: abs, pressure: unit.optional(), buttons: int(0, 7).optional(), eraser: z.boolean().optional() }),
+]);
+export type InjectEvent = z.infer<typeof InjectEvent>;
+export type InjectEventType = InjectEvent["type"];
+
+export const InjectBatch = z.strictObject({ events: z.array(InjectEvent).min(1).max(MAX_BATCH_EVENTS) });
+export type InjectBatch = z.infer<typeof InjectBatch>;
+
+export const SinkReportSchema = z.object({
+  eventClass: z.enum(["keyboard", "pointer", "absolute", "gamepad"]),
+  sink: z.enum(["ps2", "usb", "virtio", "agent", "host-uinput"]).nullable(),
+  device: z.string().nullable(),
+  stealth: z.number().int(),
+  why: z.string(),
+  available: z.array(z.string()),
+  pinned: z.object({ sink: z.string(), honoured: z.boolean() }).optional(),
+});
+
+export const InjectResult = z.object({
+  accepted: z.number().int(),
+  /** Which sink served each event class. */
+  sinks: z.record(z.string(), z.string().nullable()),
+});
+export type InjectResult = z.infer<typeof InjectResult>;
+
+export const InputProbeResult = z.object({
+  vm: z.string(),
+  qemu: z.string().nullable(),
+  sinks: z.array(SinkReportSchema),
+});
+
+/**
+ * A key by USB HID usage, resolved against the key table at the API edge: the backend
+ * that serves it picks the code it needs (QEMU QKeyCode, evdev code).
+ */
+export interface UsageKeyEvent {
+  kind: "usageKey";
+  down: boolean;
+  page: number;
+  usage: number;
+  evdev: number;
+  /** QEMU QKeyCode; null where QEMU has none (the QMP backend counts it unmapped). */
+  qcode: string | null;
+}

@@ -20,6 +20,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import type { InputEvent } from "./model.ts";
 import { QmpClient, QmpError } from "./qmp-client.ts";
 import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
+import { chooseSinks, SINK_KEY_GAPS, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export interface QmpInputBackendOptions {
   socketPath: string;
@@ -37,6 +38,11 @@ export interface QmpInputBackendOptions {
    * so the guest gets twice this gap to take each one; a lone batch is never delayed.
    */
   burstGapMs?: number;
+  /**
+   * Scancode bytes (set 1 make sequence length) per qcode, for pacing PS/2 and USB keyboards;
+   * absent: every key counts 2 (an E0 key).
+   */
+  keyBytes?: ReadonlyMap<string, number>;
   /** Most QMP input events waiting (default 4096); beyond it new events are dropped. */
   maxQueue?: number;
   /** Reconnect after a lost connection (default true). */
@@ -77,6 +83,17 @@ export class QmpInputBackend implements InputBackend {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectAttempt = 0;
   private readonly counters: InputBackendStats = emptyStats();
+  /** The VM's input devices as the last probe found them. */
+  devices: QemuInputDevices = { mice: [], keyboards: [] };
+  /**
+   * Pacing for the keyboard QEMU routes to. PS/2 and USB keyboards queue scancode bytes in
+   * QEMU (16 entries) and drop what overflows — a burst of taps loses keys, often the
+   * releases. The USB keyboard hands the guest one queued byte per poll (~10 ms). So a
+   * command carries at most `budget` scancode bytes of keys, and the next waits
+   * `msPerByte` per byte sent; virtio needs no pacing.
+   */
+  keyPacing: { budget: number; msPerByte: number } | null = null;
+  private keyboardSink: "ps2" | "usb" | "virtio" | null = null;
   private readonly log: Logger;
   private readonly maxBatch: number;
   private readonly burstGapMs: number;
@@ -87,6 +104,14 @@ export class QmpInputBackend implements InputBackend {
     this.maxBatch = opts.maxBatch ?? 31;
     this.burstGapMs = opts.burstGapMs ?? 2;
     this.maxQueue = opts.maxQueue ?? 4096;
+  }
+
+  /** QMP events waiting to be sent, and the most that may wait. */
+  get queuedEvents(): number {
+    return this.queue.length;
+  }
+  get queueCapacity(): number {
+    return this.maxQueue;
   }
 
   get connected(): boolean {
@@ -112,13 +137,18 @@ export class QmpInputBackend implements InputBackend {
         this.counters.dropped++;
         continue;
       }
+      if (ev.kind === "usageKey" && this.keyboardSink && undeliverable(this.keyboardSink, ev.evdev)) {
+        // the device would drop it or send another key: never send it
+        this.counters.unmappedKeys++;
+        continue;
+      }
       const r = t.translate(ev);
       if (!r.ok) {
         if (r.why === "unmapped") this.counters.unmappedKeys++;
         else this.counters.unsupported[ev.kind] = (this.counters.unsupported[ev.kind] ?? 0) + 1;
         continue;
       }
-      this.enqueue(r.events, ev.kind !== "key" && ev.kind !== "mouseButton");
+      this.enqueue(r.events, ev.kind !== "key" && ev.kind !== "usageKey" && ev.kind !== "mouseButton");
     }
     this.schedulePump();
   }
@@ -155,6 +185,25 @@ export class QmpInputBackend implements InputBackend {
 
   stats(): InputBackendStats {
     return { ...this.counters, unsupported: { ...this.counters.unsupported } };
+  }
+
+  /** Which sink serves each event class (QMP's view; gamepads need the agent). */
+  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins } = {}): SinkReport[] {
+    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins });
+  }
+
+  /**
+   * Makes QEMU route pointer motion to the mouse of that kind (HMP `mouse_set`), for a sink
+   * pinned in config. False when the VM has no such pointer.
+   */
+  async selectPointer(kind: "ps2" | "usb" | "virtio", absolute: boolean): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    const m = this.devices.mice.find((x) => x.absolute === absolute && mouseKindOf(x.name) === kind);
+    if (!m) return false;
+    await client.execute("human-monitor-command", { "command-line": `mouse_set ${m.index}` });
+    for (const x of this.devices.mice) x.current = x === m;
+    return true;
   }
 
   /** Keys and buttons currently held, by QEMU name. */
@@ -212,7 +261,10 @@ export class QmpInputBackend implements InputBackend {
     };
     const qcodes = enumWith("kp_add");
     const buttons = enumWith("wheel-up");
-    const mice = (await client.execute("query-mice")) as { absolute?: boolean }[];
+    const mice = (await client.execute("query-mice")) as { absolute?: boolean; index?: number; name?: string; current?: boolean }[];
+    this.devices = await probeDevices(client, mice);
+    this.keyboardSink = chooseSinks(this.devices, { agent: false, hostUinput: false })[0]?.sink as "ps2" | "usb" | "virtio" | null;
+    this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
     const absolute = mice.some((m) => m.absolute === true);
     const relative = mice.some((m) => m.absolute === false);
     const support = { qcodes, buttons, absolute };
@@ -285,8 +337,9 @@ export class QmpInputBackend implements InputBackend {
     this.pumping = true;
     try {
       let first = true;
+      let nextGap = this.burstGapMs;
       while (this.queue.length > 0) {
-        if (!first && this.burstGapMs > 0) await Bun.sleep(this.burstGapMs);
+        if (!first && nextGap > 0) await Bun.sleep(nextGap);
         first = false;
         const client = this.client;
         if (this.queue.length === 0) break;
@@ -294,7 +347,8 @@ export class QmpInputBackend implements InputBackend {
           this.dropQueue();
           break;
         }
-        const batch = this.queue.splice(0, this.maxBatch);
+        const { batch, bytes } = this.takeBatch();
+        nextGap = this.keyPacing && bytes > 0 ? Math.max(this.burstGapMs, bytes * this.keyPacing.msPerByte) : this.burstGapMs;
         this.motionTail = null;
         this.counters.batches++;
         try {
@@ -317,6 +371,24 @@ export class QmpInputBackend implements InputBackend {
       if (this.queue.length > 0 && this.connected) this.schedulePump();
       else this.wake();
     }
+  }
+
+  /** The next command's events: at most maxBatch, and keys up to the pacing budget (one key at least). */
+  private takeBatch(): { batch: QmpInputEvent[]; bytes: number } {
+    const pacing = this.keyPacing;
+    if (!pacing) return { batch: this.queue.splice(0, this.maxBatch), bytes: 0 };
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && n < this.maxBatch) {
+      const e = this.queue[n]!;
+      if (e.type === "key") {
+        const cost = this.opts.keyBytes?.get(e.data.key.data) ?? 2;
+        if (bytes > 0 && bytes + cost > pacing.budget) break;
+        bytes += cost;
+      }
+      n++;
+    }
+    return { batch: this.queue.splice(0, Math.max(1, n)), bytes };
   }
 
   private wake(): void {
@@ -355,6 +427,55 @@ export class QmpInputBackend implements InputBackend {
       });
     }, delay);
   }
+}
+
+/** PS/2: a 16-byte queue the guest drains by interrupt: a few bytes per command, 5 ms a byte (TCG guests lose bytes at 2). */
+const PS2_PACING = { budget: 6, msPerByte: 5 };
+/** USB: 16 queued bytes, one taken per guest poll (bInterval 10 ms). */
+const USB_PACING = { budget: 8, msPerByte: 10 };
+
+/** Keys a QEMU keyboard cannot deliver, by evdev code (measured with QEMU 7.2, see sinks.ts). */
+function undeliverable(sink: "ps2" | "usb" | "virtio", evdev: number): boolean {
+  return SINK_KEY_GAPS[sink].has(evdev);
+}
+
+function mouseKindOf(name: string): "ps2" | "usb" | "virtio" {
+  return /virtio/i.test(name) ? "virtio" : /PS\/2/i.test(name) ? "ps2" : "usb";
+}
+
+/** The VM's keyboards (QOM tree, virtio driver state) and pointers (query-mice). Best effort. */
+async function probeDevices(client: QmpClient, mice: { absolute?: boolean; index?: number; name?: string; current?: boolean }[]): Promise<QemuInputDevices> {
+  const devs: QemuInputDevices = {
+    mice: mice.map((m) => ({ index: m.index ?? 0, name: m.name ?? "?", current: m.current === true, absolute: m.absolute === true })),
+    keyboards: [],
+  };
+  // q35/pc machines have an i8042 unless it is turned off; QEMU lists its mouse whenever it exists
+  if (devs.mice.some((m) => /PS\/2/i.test(m.name))) devs.keyboards.push({ kind: "ps2", id: "i8042" });
+  for (const root of ["/machine/peripheral", "/machine/peripheral-anon"]) {
+    let list: { name: string; type: string }[];
+    try {
+      list = (await client.execute("qom-list", { path: root })) as { name: string; type: string }[];
+    } catch {
+      continue;
+    }
+    for (const e of list) {
+      const type = /^child<(.+)>$/.exec(e.type)?.[1];
+      if (type === "usb-kbd") devs.keyboards.push({ kind: "usb", id: `${root}/${e.name}` });
+      else if (type === "virtio-keyboard-pci" || type === "virtio-keyboard-device") {
+        const path = `${root}/${e.name}`;
+        let driverReady = false;
+        try {
+          const st = await client.execute("x-query-virtio-status", { path: `${path}/virtio-backend` });
+          driverReady = JSON.stringify(st).includes("DRIVER_OK");
+        } catch {
+          // older QEMU: no virtio status over QMP; assume the driver runs
+          driverReady = true;
+        }
+        devs.keyboards.push({ kind: "virtio", id: path, driverReady });
+      }
+    }
+  }
+  return devs;
 }
 
 function clampInt32(v: number): number {

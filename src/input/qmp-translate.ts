@@ -80,6 +80,7 @@ export class QmpTranslator {
   supports(kind: InputEventKind): boolean {
     switch (kind) {
       case "key":
+      case "usageKey":
       case "mouseMoveRel":
       case "mouseButton":
       case "scroll":
@@ -102,6 +103,13 @@ export class QmpTranslator {
       case "key": {
         const q = VK_TO_QCODE.get(ev.vk);
         if (q === undefined || !this.support.qcodes.has(q)) return { ok: false, why: "unmapped" };
+        if (ev.down) this.heldKeys.add(q);
+        else this.heldKeys.delete(q);
+        return { ok: true, events: [key(q, ev.down)] };
+      }
+      case "usageKey": {
+        const q = ev.qcode;
+        if (q === null || !this.support.qcodes.has(q)) return { ok: false, why: "unmapped" };
         if (ev.down) this.heldKeys.add(q);
         else this.heldKeys.delete(q);
         return { ok: true, events: [key(q, ev.down)] };

@@ -12,17 +12,29 @@ import { join } from "node:path";
 import { REPO_ROOT } from "../helpers/env.ts";
 
 const EVPRINT_SRC = join(REPO_ROOT, "test", "fixtures", "input-guest", "evprint.c");
+const UHIDMK_SRC = join(REPO_ROOT, "test", "fixtures", "input-guest", "uhidmk.c");
 const CACHE = join(REPO_ROOT, ".cache", "input-guest");
-/** Load order matters: each module's dependencies first. */
-const MODULES = ["evdev", "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_input"];
+/**
+ * Load order matters: each module's dependencies first. Beside virtio: the PS/2 mouse
+ * (the i8042 and AT keyboard drivers are built in), USB HID over xHCI, and uhid.
+ */
+const MODULES = [
+  "evdev", "virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_input",
+  "psmouse", "usb-common", "usbcore", "xhci-hcd", "xhci-pci-renesas", "xhci-pci", "hid", "usbhid", "hid-generic", "uhid",
+];
+/** Modules some kernel builds lack or build in: their absence is no reason to skip. */
+const OPTIONAL = new Set(["xhci-pci-renesas", "psmouse"]);
 
 const INIT = `#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
-for m in ${MODULES.join(" ")}; do /bin/busybox insmod /mod/$m.ko || echo "insmod $m failed"; done
-# let the input devices appear before evprint enumerates them
-i=0; while [ $i -lt 50 ] && [ $(/bin/busybox ls /dev/input | /bin/busybox grep -c event) -lt 4 ]; do /bin/busybox sleep 0.1; i=$((i+1)); done
+for m in ${MODULES.join(" ")}; do [ -f /mod/$m.ko ] && { /bin/busybox insmod /mod/$m.ko || echo "insmod $m failed"; }; done
+# uhid devices asked for on the command line (uhidN=...), made before evprint enumerates
+/bin/uhidmk &
+# let the input devices appear before evprint enumerates them (nevents=N on the command line, default 4)
+want=4; for a in $(/bin/busybox cat /proc/cmdline); do case $a in nevents=*) want=\${a#nevents=};; esac; done
+i=0; while [ $i -lt 300 ] && [ $(/bin/busybox ls /dev/input | /bin/busybox grep -c event) -lt $want ]; do /bin/busybox sleep 0.1; i=$((i+1)); done
 exec /bin/evprint
 `;
 
@@ -38,7 +50,7 @@ function run(argv: string[], cwd?: string): { ok: boolean; out: string } {
 
 /** Build (or reuse) the guest; a string is the reason it cannot be built here. */
 export function inputGuest(): InputGuest | string {
-  const stamp = createHash("sha256").update(readFileSync(EVPRINT_SRC)).update(INIT).digest("hex").slice(0, 16);
+  const stamp = createHash("sha256").update(readFileSync(EVPRINT_SRC)).update(readFileSync(UHIDMK_SRC)).update(INIT).digest("hex").slice(0, 16);
   const dir = join(CACHE, stamp);
   const kernel = join(dir, "vmlinuz");
   const initrd = join(dir, "initramfs.cpio.gz");
@@ -68,9 +80,12 @@ export function inputGuest(): InputGuest | string {
     copyFileSync(busybox, join(root, "bin", "busybox"));
     const cc = run(["gcc", "-static", "-O2", "-o", join(root, "bin", "evprint"), EVPRINT_SRC]);
     if (!cc.ok) return `cannot build evprint: ${cc.out}`;
+    const cc2 = run(["gcc", "-static", "-O2", "-o", join(root, "bin", "uhidmk"), UHIDMK_SRC]);
+    if (!cc2.ok) return `cannot build uhidmk: ${cc2.out}`;
     const modRoot = join(x, "lib", "modules", kver, "kernel");
     for (const m of MODULES) {
       const found = run(["find", modRoot, "-name", `${m}.ko`]).out.split("\n")[0];
+      if (!found && OPTIONAL.has(m)) continue;
       if (!found) return `${pkg} lacks module ${m}`;
       copyFileSync(found, join(root, "mod", `${m}.ko`));
     }
