@@ -10,6 +10,8 @@ import { authGuard } from "../auth/guard.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { CSRF_HEADER, SESSION_COOKIE } from "../auth/model.ts";
 import { captureRoutes } from "../capture/routes.ts";
+import { consoleRoutes } from "../console/routes.ts";
+import { eventsRoutes } from "../events/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
@@ -55,7 +57,7 @@ export function createApp(core: ApiDeps) {
         specPath: OPENAPI_JSON_PATH,
         provider: "swagger-ui",
         mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
-        exclude: { paths: [/^\/swagger/] },
+        exclude: { paths: [/^\/swagger/, /^\/console/, /^\/$/] },
         documentation: {
           info: {
             title: "neuron-appliance management API",
@@ -72,6 +74,7 @@ export function createApp(core: ApiDeps) {
             { name: "vms", description: "Virtual machines: libvirt definitions, lifecycle, Looking Glass shared memory" },
             { name: "guest", description: "The guest agent in each VM: clipboard, resolution, app launch" },
             { name: "updates", description: "System updates inside snapshots: pre/post snapshots, health checks, rollback, history" },
+            { name: "events", description: "The live event stream the console listens to (server-sent events)" },
             { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
           components: {
@@ -88,6 +91,7 @@ export function createApp(core: ApiDeps) {
       }),
     )
     .use(swaggerAssets())
+    .use(consoleRoutes())
     .group(API_PREFIX, (api) =>
       api
         .use(systemRoutes(core.system))
@@ -99,7 +103,8 @@ export function createApp(core: ApiDeps) {
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
-        .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
+        .use(core.events ? eventsRoutes(core.events) : new Elysia({ name: "neuron.events.absent" }))
+        .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates, core.events)) : new Elysia({ name: "neuron.updates.absent" }))
         .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" })),
     );
 }

@@ -7,7 +7,7 @@ import { AppError } from "../errors.ts";
 import { cpuVendor, idOf } from "./host.ts";
 import { noPassthrough, type PassthroughResolver } from "./passthrough.ts";
 import type { ShmOwner } from "./shm.ts";
-import { VmService, type PlanDeps } from "./service.ts";
+import { VmService, type PlanDeps, type VmServiceDeps } from "./service.ts";
 import { Virsh } from "./virsh.ts";
 
 export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/passwd", group = "/etc/group"): (ShmOwner & { user: string }) | null {
@@ -19,8 +19,9 @@ export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/
   return { uid, gid, user: config.desktopUser };
 }
 
-export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
+export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough, events?: VmServiceDeps["events"]): VmService {
   return new VmService({
+    events,
     virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: config.libvirtTimeoutMs }),
     audit: vmAuditRepo(db),
     resolver,
