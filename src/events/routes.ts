@@ -17,13 +17,16 @@ const EventsQuery = z.object({
   types: z.string().max(512).regex(/^[a-z0-9._,-]*$/, "comma-separated type prefixes (a-z, 0-9, '.', '_', '-')").optional(),
   /** The last id seen, for clients that cannot send the Last-Event-ID header. */
   lastEventId: z.coerce.number().int().min(0).optional(),
+  /** "message": frames carry no `event:` line, so an EventSource hears every type in onmessage (the type is in the data). */
+  as: z.enum(["typed", "message"]).default("typed"),
 });
 
-function frame(e: ApplianceEvent): string {
-  return `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify({ id: e.id, type: e.type, at: e.at, data: e.data })}\n\n`;
+function frame(e: ApplianceEvent, typed: boolean): string {
+  return `id: ${e.id}\n${typed ? `event: ${e.type}\n` : ""}data: ${JSON.stringify({ id: e.id, type: e.type, at: e.at, data: e.data })}\n\n`;
 }
 
-export function eventStream(bus: EventBus, opts: { lastId: number | null; prefixes: string[]; signal: AbortSignal; heartbeatMs?: number }): Response {
+export function eventStream(bus: EventBus, opts: { lastId: number | null; prefixes: string[]; signal: AbortSignal; heartbeatMs?: number; typed?: boolean }): Response {
+  const typed = opts.typed ?? true;
   const enc = new TextEncoder();
   const wanted = (e: ApplianceEvent) => opts.prefixes.length === 0 || opts.prefixes.some((p) => e.type.startsWith(p));
   let cleanup = () => {};
@@ -40,11 +43,12 @@ export function eventStream(bus: EventBus, opts: { lastId: number | null; prefix
       if (opts.lastId !== null) {
         const kept = bus.since(opts.lastId);
         const oldest = kept[0]?.id ?? bus.lastId + 1;
-        if (opts.lastId < bus.lastId && oldest > opts.lastId + 1) send(`event: reset\ndata: ${JSON.stringify({ reason: "events after the last one seen are no longer kept", lastId: bus.lastId })}\n\n`);
-        for (const e of kept) if (wanted(e)) send(frame(e));
+        if (opts.lastId < bus.lastId && oldest > opts.lastId + 1)
+          send(`${typed ? "event: reset\n" : ""}data: ${JSON.stringify({ id: null, type: "reset", data: { reason: "events after the last one seen are no longer kept", lastId: bus.lastId } })}\n\n`);
+        for (const e of kept) if (wanted(e)) send(frame(e, typed));
       }
       const off = bus.subscribe((e) => {
-        if (wanted(e)) send(frame(e));
+        if (wanted(e)) send(frame(e, typed));
       });
       const beat = setInterval(() => send(`: ${Date.now()}\n\n`), opts.heartbeatMs ?? HEARTBEAT_MS);
       cleanup = () => {
@@ -76,7 +80,7 @@ export const eventsRoutes = (bus: EventBus) =>
       const fromHeader = header !== null && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : null;
       const lastId = fromHeader ?? query.lastEventId ?? null;
       const prefixes = (query.types ?? "").split(",").filter((p) => p.length > 0);
-      return eventStream(bus, { lastId, prefixes, signal: request.signal });
+      return eventStream(bus, { lastId, prefixes, signal: request.signal, typed: query.as === "typed" });
     },
     {
       query: EventsQuery,
