@@ -58,7 +58,8 @@ export function button(label: string, onClick: () => void | Promise<void>, opts:
 export function table(headers: string[], rows: Child[][], caption: string): HTMLElement {
   return h(
     "div",
-    { class: "table-wrap" },
+    // a region that scrolls sideways on a phone: reachable by keyboard, named by its caption
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
       null,

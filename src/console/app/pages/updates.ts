@@ -31,7 +31,7 @@ export const updatesPage: Page = {
   render(root) {
     const progress = h("progress", { max: 1, value: 0, id: "update-progress", "aria-label": "Update progress" }) as HTMLProgressElement;
     const phase = h("p", { role: "status", id: "update-phase" }, "No update is running.");
-    const log = h("pre", { class: "log", id: "update-log", tabindex: "0", "aria-label": "Update log" });
+    const log = h("pre", { class: "log", id: "update-log", tabindex: "0", role: "log", "aria-label": "Update log" });
     const run = button(
       "Run update",
       async () => {
