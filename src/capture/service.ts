@@ -86,6 +86,11 @@ export class CaptureService {
     return this.native;
   }
 
+  /** A reader of the LGMP/KVMFR region at `path` (not attached yet): previews of a VM's screen. */
+  openFrameSource(path: string): KvmfrFrameSource {
+    return new KvmfrFrameSource(this.lib(), path);
+  }
+
   /** Probes the encoders for `codec` (hardware first) and reports the choice with every reason. */
   probeEncoders(codec: CodecName = "h264"): EncoderProbe {
     const native = this.lib();

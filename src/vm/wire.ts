@@ -39,6 +39,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
+    domainType: config.vmDomainType,
   });
 }
 

@@ -8,7 +8,11 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs |
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2).toLowerCase(), v as Handler);
-    else if (k === "value" && "value" in el) (el as HTMLInputElement).value = String(v);
+    else if (k === "value" && "value" in el) {
+      // the attribute too: a form's reset() returns to it
+      if (el instanceof HTMLInputElement) el.setAttribute("value", String(v));
+      (el as HTMLInputElement).value = String(v);
+    }
     else if (k === "checked" && el instanceof HTMLInputElement) el.checked = Boolean(v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }

@@ -42,6 +42,7 @@ function createForm(gpus: Gpu[], onDone: () => void): HTMLElement {
   const mem = h("input", { name: "memory", type: "number", min: 1, max: 1024, value: 8, required: true }) as HTMLInputElement;
   const cpus = h("input", { name: "vcpus", type: "number", min: 1, max: 256, value: 4, required: true }) as HTMLInputElement;
   const disk = h("input", { name: "disk", type: "number", min: 0, max: 65536, value: 0 }) as HTMLInputElement;
+  const net = h("select", { name: "network" }, h("option", { value: "nat" }, "NAT (libvirt's default network)"), h("option", { value: "none" }, "None")) as HTMLSelectElement;
   const result = h("p", { role: "status", class: "note" });
   const form = h(
     "form",
@@ -53,6 +54,7 @@ function createForm(gpus: Gpu[], onDone: () => void): HTMLElement {
     field("Memory (GiB)", mem),
     field("vCPUs", cpus),
     field("New disk (GiB, 0 for none)", disk),
+    field("Network", net, "the default network must be active in libvirt"),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "btn primary", title: "Define the VM in libvirt (its disk and shared memory too)" }, "Create VM")),
     result,
   );
@@ -66,6 +68,7 @@ function createForm(gpus: Gpu[], onDone: () => void): HTMLElement {
       memoryMiB: Number(mem.value) * 1024,
       resolution: { width: w, height: hgt },
       disk: Number(disk.value) > 0 ? { kind: "new", sizeGiB: Number(disk.value) } : { kind: "none" },
+      network: net.value === "nat" ? { kind: "nat", network: "default" } : { kind: "none" },
     };
     if (gpu.value) spec.gpu = gpu.value;
     const created = await attempt(`create VM ${spec.name}`, () => post<{ name: string; shm: { sizeMiB: number } }>("/vms", spec));
