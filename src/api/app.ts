@@ -11,6 +11,7 @@ import { authRoutes } from "../auth/routes.ts";
 import { CSRF_HEADER, SESSION_COOKIE } from "../auth/model.ts";
 import { captureRoutes } from "../capture/routes.ts";
 import { PreviewService } from "../capture/preview.ts";
+import { LiveViewService } from "../capture/live.ts";
 import { previewRoutes } from "../capture/preview-routes.ts";
 import { consoleRoutes } from "../console/routes.ts";
 import { eventsRoutes } from "../events/routes.ts";
@@ -104,7 +105,10 @@ export function createApp(core: ApiDeps) {
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
-        .use(core.capture ? previewRoutes(new PreviewService({ show: (vm) => core.vms.show(vm), openSource: (path) => core.capture!.openFrameSource(path) })) : new Elysia({ name: "neuron.preview.absent" }))
+        .use(core.capture ? previewRoutes(
+                new PreviewService({ show: (vm) => core.vms.show(vm), openSource: (path) => core.capture!.openFrameSource(path) }),
+                new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }),
+              ) : new Elysia({ name: "neuron.preview.absent" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
         .use(core.events ? eventsRoutes(core.events) : new Elysia({ name: "neuron.events.absent" }))
         .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates, core.events)) : new Elysia({ name: "neuron.updates.absent" }))

@@ -91,6 +91,11 @@ export class CaptureService {
     return new KvmfrFrameSource(this.lib(), path);
   }
 
+  /** The native capture → encode pipeline on the region at `path` (a VM's live view). */
+  startPipeline(path: string, opts: { codec: "h264"; fps: number; bitrateKbps: number; threads: number }): CapturePipeline {
+    return CapturePipeline.start(this.lib(), path, opts);
+  }
+
   /** Probes the encoders for `codec` (hardware first) and reports the choice with every reason. */
   probeEncoders(codec: CodecName = "h264"): EncoderProbe {
     const native = this.lib();

@@ -118,6 +118,18 @@ describe.skipIf(SKIP !== null)("the console's VMs page on a real libvirtd", () =
     expect(problems).toEqual([]);
   }, 90_000);
 
+  test("the live view decodes the VM's H.264 with WebCodecs onto its canvas", async () => {
+    const supported = await page.evaluate(`typeof VideoDecoder !== "undefined" && VideoDecoder.isConfigSupported({ codec: "avc1.42e01f" }).then((r) => r.supported)`);
+    if (!supported) return void console.warn("live view: this Chromium has no H.264 WebCodecs decoder; decoding not checked");
+    await clickInRow("Live view");
+    await until(page, `Number(document.querySelector("canvas.live-canvas")?.dataset.frames ?? 0) >= 5`, 30_000);
+    const status = await page.$eval(".live-view .note", (e) => e.textContent ?? "");
+    expect(status).toMatch(/320×180 H\.264, live|control the VM/);
+    await screenshot(page, "vms-live-view");
+    await page.click("xpath///button[text()='Close live view']");
+    expect(problems).toEqual([]);
+  }, 60_000);
+
   test("Force off asks first, then pulls the plug", async () => {
     await clickInRow("Force off");
     await until(page, `document.querySelector("dialog.confirm[open]") !== null`);

@@ -4,6 +4,22 @@ import { badge, button, confirmAction, field, h, section, table } from "../dom.t
 import { attempt } from "../errors.ts";
 import { livePage, type Page } from "./live.ts";
 import { previewFor } from "../preview.ts";
+import { liveView } from "../liveview.ts";
+
+/** The one open live view (the list below re-renders on events; the view stays). */
+let openView: { vm: string; close(): void } | null = null;
+let viewSlot: HTMLElement | null = null;
+
+function showLive(vm: string): void {
+  openView?.close();
+  const v = liveView(vm);
+  const close = h("button", { type: "button", class: "btn plain", title: "Close the live view" }, "Close live view");
+  close.addEventListener("click", () => (openView?.close(), (openView = null)));
+  v.el.appendChild(close);
+  openView = { vm, close: v.close };
+  viewSlot?.replaceChildren(v.el);
+  v.el.querySelector("canvas")?.focus();
+}
 
 interface VmSummary {
   name: string;
@@ -113,6 +129,7 @@ function vmRow(vm: VmSummary, details: VmDetails | null, agent: Agent | null, re
         { title: "Looking Glass shows the VM's screen on this desktop at native speed; copies its command", disabled: vm.state !== "running" },
       )
     : null;
+  const live = button("Live view", () => showLive(vm.name), { title: "Watch the VM's screen here (H.264 decoded in this page) and control it with keyboard and mouse", disabled: vm.state !== "running" || !details?.shm });
   return [
     h("strong", null, vm.name),
     badge(vm.state, stateTone(vm.state)),
@@ -120,7 +137,7 @@ function vmRow(vm: VmSummary, details: VmDetails | null, agent: Agent | null, re
     details?.shm ? `${details.shm.sizeMiB} MiB` : "none",
     agent ? badge(agent.connected ? `connected${agent.info ? ` (${agent.info.os.name})` : ""}` : agent.state, agent.connected ? "ok" : "off") : "—",
     vm.state === "running" ? previewFor(vm.name) : "—",
-    h("div", { class: "row-actions" }, start, stop, force, lg, remove),
+    h("div", { class: "row-actions" }, start, stop, force, live, lg, remove),
   ];
 }
 
@@ -132,6 +149,8 @@ function alertNote(text: string): void {
 export const vmsPage: Page = {
   title: "VMs",
   render(root) {
+    viewSlot = h("div", { class: "live-slot" });
+    root.appendChild(viewSlot);
     let reloadList = () => {};
     const list = livePage(
       root,
@@ -155,6 +174,10 @@ export const vmsPage: Page = {
       createCard.querySelector(".loading")?.remove();
       createCard.appendChild(createForm(hw?.gpus ?? [], list.reload));
     })();
-    return list.dispose;
+    return () => {
+      openView?.close();
+      openView = null;
+      list.dispose();
+    };
   },
 };
