@@ -129,6 +129,8 @@ export const ConfigSchema = z
     libvirtUri: z.string().min(1).default("qemu:///system"),
     /** The longest one libvirt call (a virsh process) may take before it fails with a timeout (ms). */
     libvirtTimeoutMs: z.number().int().min(1000).max(600_000).default(60_000),
+    /** libvirt domain type of the VMs the appliance defines: kvm, or qemu (software emulation) where KVM cannot run them (nested hosts, tests). */
+    vmDomainType: z.enum(["kvm", "qemu"]).default("kvm"),
     /**
      * Where each VM's QMP monitor socket lives (<qmpDir>/<vm>.qmp, written into the domain XML):
      * input goes into the VM through it. QEMU (libvirt's qemu user) creates the socket, so the

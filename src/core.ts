@@ -156,7 +156,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
-  const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
+  const vms = createVmService(config, database.db, hardwarePassthrough(hardware), events);
   const guest = new GuestService({
     stateDir: config.stateDir,
     openssl: config.bin.openssl,
@@ -263,6 +263,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         codecModeSupport,
         nativePath,
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
+        events,
       });
       return gamestream;
     },

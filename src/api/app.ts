@@ -10,6 +10,11 @@ import { authGuard } from "../auth/guard.ts";
 import { authRoutes } from "../auth/routes.ts";
 import { CSRF_HEADER, SESSION_COOKIE } from "../auth/model.ts";
 import { captureRoutes } from "../capture/routes.ts";
+import { PreviewService } from "../capture/preview.ts";
+import { LiveViewService } from "../capture/live.ts";
+import { previewRoutes } from "../capture/preview-routes.ts";
+import { consoleRoutes } from "../console/routes.ts";
+import { eventsRoutes } from "../events/routes.ts";
 import type { Core } from "../core.ts";
 import { guestRoutes } from "../guest/routes.ts";
 import { hardwareRoutes } from "../hardware/routes.ts";
@@ -58,7 +63,7 @@ export function createApp(core: ApiDeps) {
         specPath: OPENAPI_JSON_PATH,
         provider: "swagger-ui",
         mapJsonSchema: { zod: (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) },
-        exclude: { paths: [/^\/swagger/] },
+        exclude: { paths: [/^\/swagger/, /^\/console/, /^\/$/] },
         documentation: {
           info: {
             title: "neuron-appliance management API",
@@ -77,6 +82,7 @@ export function createApp(core: ApiDeps) {
             { name: "updates", description: "System updates inside snapshots: pre/post snapshots, health checks, rollback, history" },
             { name: "setup", description: "The guided setup flow: every step's state, advance, retry, reset" },
             { name: "migrations", description: "Moving a person's Windows files and settings into a Linux home: plan, verified resumable run, report, undo" },
+            { name: "events", description: "The live event stream the console listens to (server-sent events)" },
             { name: "auth", description: "Who may call: API tokens, browser sessions from one-time login codes, the audit log" },
           ],
           components: {
@@ -93,6 +99,7 @@ export function createApp(core: ApiDeps) {
       }),
     )
     .use(swaggerAssets())
+    .use(consoleRoutes())
     .group(API_PREFIX, (api) =>
       api
         .use(systemRoutes(core.system))
@@ -103,9 +110,14 @@ export function createApp(core: ApiDeps) {
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
+        .use(core.capture ? previewRoutes(
+                new PreviewService({ show: (vm) => core.vms.show(vm), openSource: (path) => core.capture!.openFrameSource(path) }),
+                new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }),
+              ) : new Elysia({ name: "neuron.preview.absent" }))
         .use(core.input ? inputRoutes(core.input, core.log.child({ module: "input" })) : new Elysia({ name: "neuron.input.absent" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
-        .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates)) : new Elysia({ name: "neuron.updates.absent" }))
+        .use(core.events ? eventsRoutes(core.events) : new Elysia({ name: "neuron.events.absent" }))
+        .use(core.updates ? updatesRoutes(core.updates, new UpdateRuns(core.updates, core.events)) : new Elysia({ name: "neuron.updates.absent" }))
         .use(core.snapshots ? snapshotsRoutes(core.snapshots, core.config.updates.root) : new Elysia({ name: "neuron.snapshots.absent" }))
         .use(core.setup ? setupRoutes(core.setup) : new Elysia({ name: "neuron.setup.absent" }))
         .use(core.migration && core.events ? migrationRoutes(core.migration, core.events) : new Elysia({ name: "neuron.migrations.absent" })),

@@ -89,9 +89,13 @@ export function isJsonContentType(value: string | null): boolean {
   return (semi < 0 ? value : value.slice(0, semi)).trim().toLowerCase() === "application/json";
 }
 
-/** Routes that answer without credentials: liveness, the OpenAPI document and its assets, and the login-code exchange. */
+/**
+ * Routes that answer without credentials: liveness, the OpenAPI document and its assets, the web
+ * console's page and assets (they hold no data), and the login-code exchange.
+ */
 function publicRoute(method: string, path: string, prefix: string): boolean {
-  if (method === "GET" || method === "HEAD") return path === `${prefix}/health` || path === "/swagger" || path.startsWith("/swagger/");
+  if (method === "GET" || method === "HEAD")
+    return path === `${prefix}/health` || path === "/swagger" || path.startsWith("/swagger/") || path === "/" || path === "/console" || path.startsWith("/console/");
   return method === "POST" && path === `${prefix}/auth/session`;
 }
 

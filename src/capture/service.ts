@@ -86,6 +86,16 @@ export class CaptureService {
     return this.native;
   }
 
+  /** A reader of the LGMP/KVMFR region at `path` (not attached yet): previews of a VM's screen. */
+  openFrameSource(path: string): KvmfrFrameSource {
+    return new KvmfrFrameSource(this.lib(), path);
+  }
+
+  /** The native capture → encode pipeline on the region at `path` (a VM's live view). */
+  startPipeline(path: string, opts: { codec: "h264"; fps: number; bitrateKbps: number; threads: number }): CapturePipeline {
+    return CapturePipeline.start(this.lib(), path, opts);
+  }
+
   /** Probes the encoders for `codec` (hardware first) and reports the choice with every reason. */
   probeEncoders(codec: CodecName = "h264"): EncoderProbe {
     const native = this.lib();

@@ -19,6 +19,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "version", summary: "Print the appliance version and the native library it loads.", load: async () => (await import("./version.ts")).versionCommand },
   { name: "pair", summary: "Pair Moonlight clients: enter the PIN a client shows, list or remove paired clients, grant or revoke what they may do.", load: async () => (await import("./pair.ts")).pairCommand },
   { name: "token", summary: "API tokens for TCP callers of the management API: create, list, revoke; one-time browser login codes.", load: async () => (await import("./token.ts")).tokenCommand },
+  { name: "console", summary: "The web console: print a one-time login URL for this machine's browser.", load: async () => (await import("./console.ts")).consoleCommand },
   { name: "audit", summary: "The audit log: every mutating API call (who and what) and every change to the host system.", load: async () => (await import("./token.ts")).auditCommand },
   { name: "sessions", summary: "Moonlight stream sessions: list them, show one, end one, see why recent ones ended.", load: async () => (await import("./sessions.ts")).sessionsCommand },
   { name: "hardware", summary: "Detect CPU, IOMMU, IOMMU groups and GPUs, and judge them for GPU passthrough.", load: async () => (await import("./hardware.ts")).hardwareCommand },

@@ -5,8 +5,10 @@ import { StreamAudioInfo } from "./audio/model.ts";
 import { GS_PERMISSIONS } from "./permissions.ts";
 
 export const PendingPairing = z
-  .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime() })
+  .object({ id: z.string(), deviceName: z.string(), remoteIp: z.string(), createdAt: z.iso.datetime(), expiresAt: z.iso.datetime().describe("when the client's wait for the PIN ends") })
   .meta({ id: "PendingPairing" });
+
+export const PairingAttemptParams = z.strictObject({ attemptId: z.uuid() });
 
 export const PinEntry = z
   .strictObject({

@@ -66,17 +66,20 @@ export interface PendingPairing {
   deviceName: string;
   remoteIp: string;
   createdAt: string;
+  /** When the client's wait for the PIN ends (the attempt expires). */
+  expiresAt: string;
 }
 
 /** What happened to a pairing attempt (for the log and the audit table). No PIN ever. */
 export type PairingEvent =
-  | { type: "started"; attemptId: string; address: string; deviceName: string }
+  | { type: "started"; attemptId: string; address: string; deviceName: string; createdAt: string; expiresAt: string }
   | { type: "refused"; address: string; reason: "rate-limited" | "busy"; detail: string }
   | { type: "pin-entered"; attemptId: string; address: string; deviceName: string }
   | { type: "wrong-pin"; attemptId: string; address: string; deviceName: string; detail: string }
   | { type: "expired"; attemptId: string; address: string; deviceName: string; phase: string }
   | { type: "failed"; attemptId: string; address: string; deviceName: string; phase: string; reason: string }
-  | { type: "paired"; attemptId: string; address: string; deviceName: string; fingerprint: string };
+  | { type: "paired"; attemptId: string; address: string; deviceName: string; fingerprint: string }
+  | { type: "cancelled"; attemptId: string; address: string; deviceName: string; phase: string };
 
 export interface PairingOptions {
   /** How long getservercert waits for the PIN. */
@@ -121,7 +124,26 @@ export class PairingManager {
     this.expire();
     return [...this.attempts.values()]
       .filter((a) => a.phase === "waiting_pin" && !a.pinEntered)
-      .map((a) => ({ id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString() }));
+      .map((a) => this.describe(a));
+  }
+
+  private describe(a: Attempt): PendingPairing {
+    return { id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString(), expiresAt: new Date(a.createdAt + this.opts.pinTimeoutMs).toISOString() };
+  }
+
+  /**
+   * The owner cancels an attempt in progress (waiting for the PIN or later): it ends at once, the
+   * client's open request is answered with the failure, nothing is stored.
+   */
+  cancel(attemptId: string): PendingPairing {
+    this.expire();
+    const a = [...this.attempts.values()].find((x) => x.id === attemptId);
+    if (!a) throw new AppError("PAIRING_NOT_PENDING", `no pairing attempt ${attemptId} is in progress (it ended or never existed)`, { status: 404 });
+    const described = this.describe(a);
+    this.attempts.delete(a.key);
+    a.pinWaiter?.reject(new PairingError(400, "the pairing was cancelled on the host"));
+    this.emit({ type: "cancelled", attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName, phase: a.phase });
+    return described;
   }
 
   /** The PIN the user entered on the host, for the one waiting attempt (or the one named). */
@@ -137,7 +159,7 @@ export class PairingManager {
     a.pinEntered = true;
     this.emit({ type: "pin-entered", attemptId: a.id, address: a.remoteIp, deviceName: a.deviceName });
     a.pinWaiter?.resolve(pin);
-    return { id: a.id, deviceName: a.deviceName, remoteIp: a.remoteIp, createdAt: new Date(a.createdAt).toISOString() };
+    return this.describe(a);
   }
 
   /** One /pair request over plain HTTP (phases 1–4). Returns the reply's children or throws PairingError. */
@@ -249,7 +271,8 @@ export class PairingManager {
     };
     this.attempts.set(key, attempt);
     current.attempt = attempt;
-    this.emit({ type: "started", attemptId: attempt.id, address: attempt.remoteIp, deviceName });
+    const described = this.describe(attempt);
+    this.emit({ type: "started", attemptId: attempt.id, address: attempt.remoteIp, deviceName, createdAt: described.createdAt, expiresAt: described.expiresAt });
     const pin = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new PairingError(408, "no PIN was entered in time")), this.opts.pinTimeoutMs);
       const onAbort = () => reject(new PairingError(499, "client went away while waiting for the PIN"));

@@ -4,7 +4,7 @@ import { ErrorBody } from "../api/errors.ts";
 import { callerLabel } from "../auth/caller.ts";
 import { callerOf } from "../auth/guard.ts";
 import { notFound } from "../errors.ts";
-import { EndedSessionInfo, GameStreamStatus, Pairing, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
+import { EndedSessionInfo, GameStreamStatus, Pairing, PairingAttemptParams, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
 
 /** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
@@ -34,6 +34,14 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       body: PinEntry,
       response: { 200: PendingPairing, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody },
       detail: { summary: "Enter the PIN a Moonlight client shows", description: "Completes phase 1 of the waiting pairing; the client then finishes the exchange." },
+    })
+    .delete("/pairing/pending/:attemptId", ({ params }) => gamestream().cancelPairing(params.attemptId), {
+      params: PairingAttemptParams,
+      response: { 200: PendingPairing, 404: ErrorBody, 422: ErrorBody },
+      detail: {
+        summary: "Cancel a pairing attempt in progress",
+        description: "The client's waiting request is answered with a failure at once and nothing is stored; the client may start over. Answers the attempt as it was.",
+      },
     })
     .get("/pairings", () => gamestream().listPairings(), {
       response: { 200: z.array(Pairing) },

@@ -18,6 +18,10 @@ import { loadOrCreateIdentity, type HostIdentity } from "./identity.ts";
 import { portsFromBase, type GameStreamPorts } from "./constants.ts";
 import { createNvHttp } from "./nvhttp.ts";
 import { PairingManager, type PairingEvent, type PendingPairing } from "./pairing.ts";
+import type { EventBus } from "../events/bus.ts";
+
+/** How often session.stats goes out while sessions run. */
+export const SESSION_STATS_EVERY_MS = 1000;
 import { normalizePermissions, permissionForInput, type GsPermission } from "./permissions.ts";
 import { startNvListeners, type NvListeners } from "./server.ts";
 import { hostHeaderCheck } from "./host-check.ts";
@@ -38,6 +42,8 @@ import { virshStateProbe } from "./video/vm-state.ts";
 
 export interface GameStreamDeps {
   config: Config;
+  /** Where pairing requests and outcomes, session starts, ends and statistics are published (pairing.*, session.*). */
+  events?: Pick<EventBus, "publish">;
   apps: AppsService;
   pairings: PairingsRepo;
   /** Where pairing events and permission changes are recorded (absent: the log only). */
@@ -101,6 +107,7 @@ export class GameStreamService {
     this.sessions.subscribe((e) => {
       if (e.type === "ended") log.info("session ended", { session: e.session.id, reason: e.reason, detail: e.detail, client: e.session.clientName, sessions: this.sessions.size });
     });
+    if (deps.events) this.publishSessions(deps.events);
     this.identity = loadOrCreateIdentity(config.stateDir, crypto);
     this.ports = portsFromBase(config.gamestreamPort);
     this.hostname = config.hostname ?? osHostname();
@@ -263,6 +270,42 @@ export class GameStreamService {
     return this.pairing.submitPin(pin, attemptId);
   }
 
+  /** Ends a pairing attempt in progress; its client is told it failed, nothing is stored. */
+  cancelPairing(attemptId: string): PendingPairing {
+    return this.pairing.cancel(attemptId);
+  }
+
+  /** session.started / session.ended, and session.stats every second while any session runs. */
+  private publishSessions(bus: Pick<EventBus, "publish">): void {
+    let timer: ReturnType<typeof setInterval> | null = null;
+    const tick = () => {
+      if (this.sessions.size === 0) {
+        if (timer) clearInterval(timer);
+        timer = null;
+        return;
+      }
+      try {
+        bus.publish("session.stats", { at: Date.now(), sessions: this.listSessions().map(sessionStats) });
+      } catch (err) {
+        this.deps.log.warn("session statistics not published", { error: err });
+      }
+    };
+    this.sessions.subscribe((e) => {
+      if (e.type === "ended") bus.publish("session.ended", { id: e.session.id, reason: e.reason, detail: e.detail ?? null, client: e.session.clientName ?? null });
+      else if (e.type === "playing") bus.publish("session.started", { id: e.session.id, client: e.session.clientName ?? null, app: e.session.appName });
+      if (this.sessions.size > 0 && !timer) {
+        timer = setInterval(tick, SESSION_STATS_EVERY_MS);
+        timer.unref?.();
+      }
+    });
+    this.stopStats = () => {
+      if (timer) clearInterval(timer);
+      timer = null;
+    };
+  }
+
+  private stopStats = () => {};
+
   listPairings(): PairedClient[] {
     return this.clients.list().map((r) => this.pairingInfo(r));
   }
@@ -334,6 +377,7 @@ export class GameStreamService {
   private onPairingEvent(e: PairingEvent): void {
     const log = this.deps.log;
     const { type, ...fields } = e;
+    this.publishPairing(e);
     switch (type) {
       case "refused":
         // rate-limited refusals are unbounded (a host may keep knocking): the log keeps a sample, the audit table none
@@ -359,6 +403,9 @@ export class GameStreamService {
       case "failed":
         log.warn("pairing failed", fields);
         return this.audit("gamestream", "gamestream.pairing.failed", e.address, "failed", fields);
+      case "cancelled":
+        log.info("pairing cancelled on the host", fields);
+        return this.audit("api", "gamestream.pairing.cancelled", e.address, "failed", fields);
       case "paired": {
         const row = this.deps.pairings.byFingerprint(e.fingerprint);
         const all = { ...fields, pairing: row?.id, permissions: row ? normalizePermissions(row.permissions) : [] };
@@ -366,6 +413,21 @@ export class GameStreamService {
         return this.audit("gamestream", "gamestream.pairing.paired", e.address, "applied", all);
       }
     }
+  }
+
+  /** pairing.request when a client asks, pairing.outcome for everything after (never the PIN). */
+  private publishPairing(e: PairingEvent): void {
+    const bus = this.deps.events;
+    if (!bus) return;
+    if (e.type === "started") return void bus.publish("pairing.request", { attemptId: e.attemptId, deviceName: e.deviceName, address: e.address, createdAt: e.createdAt, expiresAt: e.expiresAt });
+    if (e.type === "refused") {
+      if (e.reason === "rate-limited" && this.refusalsLogged > 20) return;
+      return void bus.publish("pairing.outcome", { attemptId: null, outcome: e.reason === "busy" ? "already-pairing" : "rate-limited", address: e.address, deviceName: null, detail: e.detail });
+    }
+    const outcome = e.type === "failed" && e.reason.startsWith("superseded") ? "superseded" : e.type;
+    const detail =
+      e.type === "wrong-pin" ? e.detail : e.type === "failed" ? e.reason : e.type === "expired" ? `no PIN was entered in time (at ${e.phase})` : e.type === "cancelled" ? "cancelled on the host" : e.type === "paired" ? "paired" : "PIN entered";
+    bus.publish("pairing.outcome", { attemptId: e.attemptId, outcome, address: e.address, deviceName: e.deviceName, detail });
   }
 
   private audit(actor: string, action: string, target: string, status: AuditStatus, details: Record<string, unknown>): void {
@@ -461,6 +523,7 @@ export class GameStreamService {
   }
 
   async stop(): Promise<void> {
+    this.stopStats();
     this.pairing.close();
     this.sessions.endAll("host-stopped");
     this.sessions.beforeStart = null;
@@ -477,4 +540,23 @@ export class GameStreamService {
     await this.listeners?.close();
     this.listeners = null;
   }
+}
+
+/** The figures the console charts, per session (session.stats). */
+function sessionStats(s: SessionInfo) {
+  return {
+    id: s.id,
+    client: s.client.name,
+    app: s.appName,
+    codec: s.codec,
+    mode: `${s.width}x${s.height}@${s.fps}${s.hdr ? " HDR" : ""}`,
+    hostFps: s.hostFps,
+    bitrateKbps: s.bitrateKbps,
+    framesSent: s.framesSent,
+    framesLost: s.loss.framesLostReported,
+    fecRecovered: s.loss.fecRecoveredFrames,
+    fecUnrecoverable: s.loss.fecUnrecoverableFrames,
+    latencyP50Ms: s.latency.p50Ms,
+    latencyP99Ms: s.latency.p99Ms,
+  };
 }

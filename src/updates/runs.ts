@@ -3,6 +3,7 @@
  * per run (bounded) so a subscriber that comes late still gets them all,
  * then the live ones until the run is done.
  */
+import type { EventBus } from "../events/bus.ts";
 import type { UpdateEvent } from "./model.ts";
 import type { RunOptions, UpdatesService } from "./service.ts";
 
@@ -16,12 +17,18 @@ interface Channel {
 
 export class UpdateRuns {
   private readonly channels = new Map<number, Channel>();
-  constructor(private readonly updates: UpdatesService) {}
+  /** `events`: each run's events also go to the bus (update.output for pacman's lines, update.progress for the rest). */
+  constructor(
+    private readonly updates: UpdatesService,
+    private readonly bus?: Pick<EventBus, "publish">,
+  ) {}
 
   /** Starts an update; resolves with its id once it has a history row, rejects when it is refused. */
   start(opts: Omit<RunOptions, "onEvent" | "onStarted">): Promise<number> {
     let channel: Channel | null = null;
+    let runId: number | null = null;
     const pending: UpdateEvent[] = [];
+    const toBus = (e: UpdateEvent) => this.bus?.publish(e.type === "output" ? "update.output" : "update.progress", { id: runId, ...e });
     return new Promise<number>((resolve, reject) => {
       let started = false;
       this.updates
@@ -29,6 +36,8 @@ export class UpdateRuns {
           ...opts,
           onStarted: (id) => {
             started = true;
+            runId = id;
+            for (const e of pending) toBus(e);
             channel = { events: pending, done: false, listeners: new Set() };
             this.channels.set(id, channel);
             for (const old of [...this.channels.keys()].slice(0, -16)) this.channels.delete(old);
@@ -40,6 +49,7 @@ export class UpdateRuns {
             list.push(e);
             if (list.length > KEEP) list.splice(0, list.length - KEEP);
             if (e.type === "done" && c) c.done = true;
+            if (c) toBus(e);
             c?.listeners.forEach((l) => l());
           },
         })
@@ -47,7 +57,9 @@ export class UpdateRuns {
           if (!started) reject(err);
           const c = channel as Channel | null;
           if (c) {
-            c.events.push({ type: "phase", phase: "error", message: (err as Error).message });
+            const e: UpdateEvent = { type: "phase", phase: "error", message: (err as Error).message };
+            c.events.push(e);
+            toBus(e);
             c.done = true;
             c.listeners.forEach((l) => l());
           }

@@ -67,6 +67,8 @@ export interface VmServiceDeps {
   shmOwner: () => (ShmOwner & { user: string }) | null;
   cpuVendor: () => BuildOptions["cpuVendor"];
   domainType?: BuildOptions["domainType"];
+  /** Where each change this service makes is published as vm.state ({ name, state, action }). */
+  events?: { publish(type: string, data: unknown): unknown };
 }
 
 /** Host files that belong to one VM besides its definition and disk. */
@@ -154,6 +156,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class VmService {
   constructor(private readonly deps: VmServiceDeps) {}
 
+  private published(name: string, state: VmState | "undefined", action: string): void {
+    this.deps.events?.publish("vm.state", { name, state, action });
+  }
+
   /** Spec → XML, without touching libvirt (the GPU is expanded through hardware detection). */
   plan(input: unknown, opts: { root?: string } = {}): VmPlan {
     return planVm(input, this.deps, opts.root);
@@ -183,6 +189,7 @@ export class VmService {
       }
       writeFileAtomic(side.clientIni, lookingGlassClientIni(spec.name, plan.shm.path, spec.graphics === "spice" ? plan.graphicsSocket : null));
       this.deps.audit.record({ actor, action: "vm.define", target: spec.name, status: "applied", details: { xml: plan.xml, disk: plan.diskPath, hostdevs: plan.hostdevs, shm: plan.shm } });
+      this.published(spec.name, "shut off", "defined");
       return { name: spec.name, xml: plan.xml, disk: plan.diskPath, shm: plan.shm, warnings: plan.warnings };
     } catch (err) {
       if (defined) await this.deps.virsh.undefine(spec.name).catch(() => this.deps.virsh.undefine(spec.name, false).catch(() => undefined));
@@ -259,7 +266,9 @@ export class VmService {
     }
     const display = spiceDir && displayOwner ? await this.secureDisplay(name, spiceDir, displayOwner) : [];
     this.deps.audit.record({ actor, action: "vm.start", target: name, status: "applied", details: { ...(display.length ? { display } : {}), ...(audio ? { audio } : {}) } });
-    return this.show(name);
+    const shown = await this.show(name);
+    this.published(name, shown.state, "started");
+    return shown;
   }
 
   /** Owner, group and modes of the display socket directory (see graphics-socket.ts). */
@@ -319,6 +328,7 @@ export class VmService {
     // QEMU does not unlink its SPICE socket when it exits
     if (this.deps.settings.spiceDir && OFF_STATES.includes(final)) removeGraphicsSockets(this.deps.settings.spiceDir, name);
     this.deps.audit.record({ actor, action: "vm.stop", target: name, status: "applied", details: { method } });
+    this.published(name, final, method === "acpi" ? "shut down" : "forced off");
     return { name, state: final, method };
   }
 
@@ -341,6 +351,7 @@ export class VmService {
     if (this.deps.settings.spiceDir) removeGraphicsSockets(this.deps.settings.spiceDir, name);
     // The previous definition stays in the audit log: redefining it is the rollback.
     this.deps.audit.record({ actor, action: "vm.undefine", target: name, status: "applied", details: { xml, deletedDisks: opts.deleteDisk ? ownDisks : [] } });
+    this.published(name, "undefined", "deleted");
   }
 
   /** Polls the domains' states and reports every change until `signal` aborts. */

@@ -8,7 +8,7 @@ import { cpuVendor, idOf } from "./host.ts";
 import { pulseServerOf } from "./audio.ts";
 import { noPassthrough, type PassthroughResolver } from "./passthrough.ts";
 import type { ShmOwner } from "./shm.ts";
-import { VmService, type PlanDeps } from "./service.ts";
+import { VmService, type PlanDeps, type VmServiceDeps } from "./service.ts";
 import { Virsh } from "./virsh.ts";
 
 export function shmOwnerFor(config: Pick<Config, "desktopUser">, passwd = "/etc/passwd", group = "/etc/group"): (ShmOwner & { user: string }) | null {
@@ -27,8 +27,9 @@ export function pulseServerFor(config: Pick<Config, "desktopUser" | "etcDir">): 
   return uid === null ? undefined : pulseServerOf(uid);
 }
 
-export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough): VmService {
+export function createVmService(config: Config, db: Db, resolver: PassthroughResolver = noPassthrough, events?: VmServiceDeps["events"]): VmService {
   return new VmService({
+    events,
     virsh: new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: config.libvirtTimeoutMs }),
     audit: vmAuditRepo(db),
     resolver,
@@ -48,6 +49,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
     },
     shmOwner: () => shmOwnerFor(config),
     cpuVendor: () => cpuVendor(config.root),
+    domainType: config.vmDomainType,
   });
 }
 
