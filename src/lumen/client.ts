@@ -292,7 +292,7 @@ export class LumenClient {
         this.counters.framesDecodable++;
         if (this.keepStreams) {
           let s = this.streams.get(info.epoch);
-          if (!s) this.streams.set(info.epoch, (s = { codec: this.config.codec, chunks: [], frames: 0 }));
+          if (!s) this.streams.set(info.epoch, (s = { codec: info.codec === 1 ? "hevc" : "h264", chunks: [], frames: 0 }));
           s.chunks.push(bytes.slice());
           s.frames++;
         }

@@ -32,6 +32,8 @@ export interface LumenHostOptions {
   source: FrameSource;
   maxSessions: number;
   pinTimeoutMs: number;
+  /** Largest mode a client may ask for (pixels per frame; default 3840 × 2160). */
+  maxPixels?: number;
   shardBytes?: number;
   maxFrameBytes?: number;
   paceFraction?: number;
@@ -229,6 +231,7 @@ export class LumenHost {
         if (!c.session) return this.fail(c, "LUMEN_UNEXPECTED", "reconfigure without a session");
         const { type: _t, ...change } = m;
         try {
+          this.checkMode({ width: change.width ?? c.session.config.width, height: change.height ?? c.session.config.height });
           const config = c.session.reconfigure(change);
           this.o.onEvent?.("lumen.session.reconfigured", { session: c.session.id, ...config, epoch: c.session.epoch });
           return this.send(c, { type: "reconfigured", config, epoch: c.session.epoch });
@@ -261,8 +264,14 @@ export class LumenHost {
     this.send(c, { type: "pair-share", share: Buffer.from(spake.share).toString("hex") });
   }
 
+  private checkMode(m: { width: number; height: number }): void {
+    const max = this.o.maxPixels ?? 3840 * 2160;
+    if (m.width * m.height > max) throw new AppError("LUMEN_MODE_REFUSED", `mode ${m.width}x${m.height} exceeds this host's ${max} pixels per frame`, { status: 422 });
+  }
+
   private pickConfig(h: NonNullable<Conn["hello"]>): StreamConfig {
-    const mode = h.modes[0]!;
+    const mode = h.modes.find((m) => m.width * m.height <= (this.o.maxPixels ?? 3840 * 2160)) ?? h.modes[0]!;
+    this.checkMode(mode);
     const codec = h.codecs.includes("h264") ? "h264" : h.codecs[0]!;
     const bitrate = h.bitrateKbps ?? Math.max(2000, Math.round((mode.width * mode.height * mode.fps) / 20_000));
     return { codec, width: mode.width, height: mode.height, fps: mode.fps, bitrateKbps: Math.min(500_000, bitrate) };
@@ -273,7 +282,12 @@ export class LumenHost {
     if (this.sessions.size >= this.o.maxSessions) return this.fail(c, "LUMEN_BUSY", `${this.o.maxSessions} sessions already run`);
     let id = 0;
     while (id === 0 || this.sessions.has(id)) id = randomBytes(4).readUInt32LE(0);
-    const config = this.pickConfig(c.hello);
+    let config: StreamConfig;
+    try {
+      config = this.pickConfig(c.hello);
+    } catch (err) {
+      return this.fail(c, (err as AppError).errorCode ?? "LUMEN_MODE_REFUSED", (err as Error).message);
+    }
     const shardBytes = this.o.shardBytes ?? 1344;
     const maxFrameBytes = this.o.maxFrameBytes ?? 8 << 20;
     let session: LumenSession;

@@ -240,7 +240,6 @@ export class LumenSession {
   /** Changes mode, codec and/or bitrate mid-stream; the next frame is an IDR of the new epoch. */
   reconfigure(change: Partial<StreamConfig>): StreamConfig {
     const next = { ...this.config, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)) } as StreamConfig;
-    if (next.width * next.height * 2 + 65536 > this.o.maxFrameBytes * 4) throw new RangeError("mode too large for this session's frame bound");
     const onlyBitrate = next.codec === this.config.codec && next.width === this.config.width && next.height === this.config.height && next.fps === this.config.fps;
     this.config = next;
     if (onlyBitrate) this.encoder?.setBitrate(next.bitrateKbps);
