@@ -38,6 +38,8 @@ import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
 import { SnapshotService } from "./snapshots/service.ts";
 import { UpdatesService } from "./updates/service.ts";
 import { EventBus } from "./events/bus.ts";
+import { LumenService } from "./lumen/service.ts";
+import { lumenPairingsRepo } from "./db/repos/lumen.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -80,6 +82,8 @@ export interface Core {
   vfio: VfioService;
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
+  /** The lumen/1 host (native stream protocol); built on first use, started by `serve` when lumenEnabled. */
+  lumen(): LumenService;
   capture: CaptureService;
   /** The codecs offered to Moonlight clients: H.264 until codecs.measure() ran (serve starts it after start-up). */
   codecs: CodecSupport;
@@ -143,6 +147,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
+  let lumen: LumenService | null = null;
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware));
   const guest = new GuestService({
     stateDir: config.stateDir,
@@ -213,6 +218,23 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
       });
       return gamestream;
+    },
+    lumen() {
+      if (lumen) return lumen;
+      if (!nativePath) throw new AppError("LUMEN_UNAVAILABLE", `lumen/1 needs the native library: ${notFound}`, { status: 503 });
+      const gs = this.gamestream();
+      const service = new LumenService({
+        config,
+        nativePath,
+        identity: () => ({ keyPem: gs.identity.keyPem, certPem: gs.identity.cert.pem, fingerprint: gs.identity.cert.fingerprint }),
+        store: lumenPairingsRepo(database.db),
+        events,
+        log: log.child({ component: "lumen" }),
+      });
+      // the PIN of a waiting lumen/1 client is entered like a Moonlight client's (pair --pin, the pairing API)
+      gs.addPinSource({ pending: () => service.pending(), submit: (pin, attemptId) => service.submitPin(pin, attemptId) });
+      lumen = service;
+      return lumen;
     },
     hardware,
     vfio,

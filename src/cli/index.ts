@@ -28,6 +28,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "input", summary: "Check that a VM's input can be driven: connect to its QMP socket and report what it accepts.", load: async () => (await import("./input.ts")).inputCommand },
   { name: "agent", summary: "Talk to a VM's guest agent: ping, info, launch an app, clipboard, resolution, certificates.", load: async () => (await import("./agent.ts")).agentCommand },
   { name: "update", summary: "System updates inside snapshots: run, check health, history, roll back.", load: async () => (await import("./update.ts")).updateCommand },
+  { name: "lumen", summary: "The native stream protocol lumen/1: connect the reference client to a host, pair by PIN, stream and count.", load: async () => (await import("./lumen.ts")).lumenCommand },
   { name: "snapshot", summary: "Snapshots of the system root (btrfs / snapper): list, create, delete, diff.", load: async () => (await import("./snapshot.ts")).snapshotCommand },
 ];
 

@@ -19,6 +19,8 @@ import { confirmMatches, Spake2 } from "./spake2.ts";
 
 export const LUMEN_DEFAULT_PORT = 48100;
 
+export type FrameSourceLike = FrameSource;
+
 export interface LumenHostOptions {
   host: string;
   port: number;
