@@ -364,6 +364,7 @@ export class LumenClient {
         await new Promise((r) => setTimeout(r, 2));
       }
     }
+    while (this.inbox.length) this.handleControl(this.inbox.shift()!); // a bye that came with the close
     const s = this.rx!.stats();
     this.counters.datagrams = s.datagrams;
     this.counters.badAuth = s.badAuth;

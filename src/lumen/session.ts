@@ -73,6 +73,12 @@ export function newSessionKeys(): SessionKeys {
   };
 }
 
+/**
+ * Loss assumed until the client's reports say otherwise: a stream starts protected and relaxes
+ * on evidence (each clean report keeps 90 % of the estimate, so about a second to ~1 %).
+ */
+export const INITIAL_LOSS_PPM = 100_000;
+
 const codecId = (c: StreamConfig["codec"]) => (c === "hevc" ? 1 : 0);
 
 export class LumenSession {
@@ -95,7 +101,7 @@ export class LumenSession {
   private lastReport: { highest: number; received: number; runs: number } | null = null;
   private readonly encodeUs: number[] = [];
   readonly stats: LumenSessionStats = {
-    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: 0, burst: 1, epoch: 0,
+    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: 1, epoch: 0,
     inputEvents: 0, inputRejected: 0, probes: 0, reports: 0, audioPackets: 0,
   };
 
