@@ -105,7 +105,7 @@ typedef struct neuron_lumen_tx_config {
     int32_t fd;               /* 24: UDP socket (neuron_udp_open; not owned) */
     uint32_t shard_bytes;     /* 28: multiple of 64, NEURON_LUMEN_MIN_SHARD..MAX_SHARD */
     uint32_t max_frame_bytes; /* 32: largest access unit, 1..NEURON_LUMEN_MAX_FRAME */
-    uint32_t batch;           /* 36: datagrams per sendmmsg, 1..64 (0 = 32) */
+    uint32_t batch;           /* 36: datagrams per send call (GSO sendmsg or sendmmsg), 1..64 (0 = 64) */
 } neuron_lumen_tx_config;
 _Static_assert(sizeof(neuron_lumen_tx_config) == 40, "neuron_lumen_tx_config layout");
 

@@ -4,6 +4,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +31,7 @@ struct neuron_lumen_tx {
     uint64_t seq;
     uint32_t next_frame;
     int have_peer;
+    int gso; /* 1 while UDP GSO (UDP_SEGMENT) works on this socket; 0 after the kernel refused it */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     struct mmsghdr msgs[TX_MAX_BATCH];
@@ -52,7 +55,7 @@ int32_t neuron_lumen_tx_create(const neuron_lumen_tx_config *cfg, neuron_lumen_t
     neuron_lumen_tx *t = calloc(1, sizeof *t);
     if (t == NULL) return NEURON_ENOMEM;
     t->cfg = *cfg;
-    if (t->cfg.batch == 0) t->cfg.batch = 32;
+    if (t->cfg.batch == 0) t->cfg.batch = 64;
     t->shard_bytes = cfg->shard_bytes;
     t->max_shards = shards_for(cfg->max_frame_bytes, NEURON_LUMEN_MIN_SHARD > cfg->shard_bytes ? NEURON_LUMEN_MIN_SHARD : cfg->shard_bytes);
     t->stride = ((size_t)REC_LEAD + NEURON_LUMEN_VIDEO_OVERHEAD + cfg->shard_bytes + 63) & ~(size_t)63;
@@ -64,6 +67,7 @@ int32_t neuron_lumen_tx_create(const neuron_lumen_tx_config *cfg, neuron_lumen_t
     t->pptr = malloc((size_t)t->max_shards * sizeof *t->pptr);
     t->codecs.shard_bytes = cfg->shard_bytes;
     t->next_frame = 1;
+    t->gso = 1;
     if (!t->staging || !t->ivs || !t->lens || !t->status || !t->dptr || !t->pptr) {
         neuron_lumen_tx_destroy(t);
         return NEURON_ENOMEM;
@@ -117,6 +121,44 @@ static void sleep_until(uint64_t due) {
     struct timespec ts = {.tv_sec = (time_t)(due / 1000000000ull), .tv_nsec = (long)(due % 1000000000ull)};
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
     }
+}
+
+/*
+ * One sendmsg with UDP GSO: the n equal-sized datagrams (an iovec each) leave as one buffer
+ * the kernel splits every len bytes. Returns 1 when sent, 0 when the kernel refused GSO (the
+ * caller falls back to sendmmsg), -1 for another error.
+ */
+static int send_gso(neuron_lumen_tx *t, uint8_t *base, size_t stride, uint32_t n, uint32_t len) {
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+    for (uint32_t j = 0; j < n; j++) {
+        t->iovs[j].iov_base = base + (size_t)j * stride;
+        t->iovs[j].iov_len = len;
+    }
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_name = &t->peer;
+    mh.msg_namelen = t->peer_len;
+    mh.msg_iov = t->iovs;
+    mh.msg_iovlen = n;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof ctl.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg = (uint16_t)len;
+    memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+    for (int tries = 0; tries < 3; tries++) {
+        ssize_t r = sendmsg(t->cfg.fd, &mh, 0);
+        if (r >= 0) return 1;
+        if (errno == EINTR) continue;
+        if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP || errno == EMSGSIZE) return 0;
+        if (errno != EAGAIN && errno != ENOBUFS) return -1;
+    }
+    return -1;
 }
 
 /* sendmmsg of n datagrams at base + i * stride, len bytes each; returns datagrams refused. */
@@ -231,12 +273,27 @@ int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32
     res->parity_shards = m;
     res->fec_ns = t1 - t0;
     res->seal_ns = t2 - t1;
-    const uint32_t batch = t->cfg.batch;
+    /* a GSO buffer is at most 64 KiB: as many whole datagrams as fit */
+    const uint32_t gso_max = 65000u / dlen;
+    const uint32_t batch = t->gso && gso_max >= 2 && gso_max < t->cfg.batch ? gso_max : t->cfg.batch;
     const uint64_t pace = f->pace_ns > 1000000000ull ? 1000000000ull : f->pace_ns;
     for (uint32_t i = 0; i < n; i += batch) {
         if (pace && i) sleep_until(t2 + pace * i / n);
         uint32_t c = n - i < batch ? n - i : batch;
-        res->send_errors += send_chunk(t, rec0 + (size_t)i * t->stride, t->stride, c, dlen, &res->bytes);
+        uint8_t *first = rec0 + (size_t)i * t->stride;
+        if (t->gso && c > 1) {
+            int g = send_gso(t, first, t->stride, c, dlen);
+            if (g == 1) {
+                res->bytes += (uint64_t)c * dlen;
+                continue;
+            }
+            if (g == 0) t->gso = 0; /* not on this socket/kernel: sendmmsg from now on */
+            else {
+                res->send_errors += c;
+                continue;
+            }
+        }
+        res->send_errors += send_chunk(t, first, t->stride, c, dlen, &res->bytes);
     }
     res->done_ns = neuron_monotonic_ns();
     return NEURON_OK;

@@ -100,6 +100,8 @@ export class LumenSession {
   private running = false;
   private lastReport: { highest: number; received: number; runs: number } | null = null;
   private readonly encodeUs: number[] = [];
+  /** Per sent frame (the last 4096): convert + encode µs, and ns from the capture to its last datagram handed over. */
+  readonly frameTimings = new Map<number, { encodeUs: number; encodeCallUs: number; sentNs: number; bytes: number }>();
   readonly stats: LumenSessionStats = {
     framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: 1, epoch: 0,
     inputEvents: 0, inputRejected: 0, probes: 0, reports: 0, audioPackets: 0,
@@ -221,7 +223,9 @@ export class LumenSession {
     const stream = this.o.natives.stream;
     this.o.source.fill(this.pixels, c.width, c.height, this.counter++);
     const captureNs = stream.monotonicNs(); // the frame is captured once its pixels are there
+    const e0 = performance.now();
     const info = this.encoder.encode(this.pixels, c.width * 4, this.forceIdr, this.au);
+    const encodeCallUs = (performance.now() - e0) * 1000;
     if (info.size === 0) return;
     this.forceIdr = false;
     this.encodeUs.push(info.encodeUs + info.convertUs);
@@ -234,6 +238,8 @@ export class LumenSession {
       minPctX100: this.o.fecMinPctX100, maxPctX100: this.o.fecMaxPctX100,
     });
     this.stats.framesSent++;
+    this.frameTimings.set(r.frameIndex, { encodeUs: info.encodeUs + info.convertUs, encodeCallUs, sentNs: Number(r.doneNs - captureNs), bytes: info.size });
+    if (this.frameTimings.size > 4096) this.frameTimings.delete(this.frameTimings.keys().next().value!);
     this.stats.bytesSent += r.bytes;
     this.stats.dataShards += r.dataShards;
     this.stats.parityShards += r.parityShards;
