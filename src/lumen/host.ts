@@ -43,7 +43,7 @@ export interface LumenHostOptions {
   fecMaxPctX100?: number;
   onInput?: (sessionId: number, events: InputEvent[]) => void;
   onEvent?: (type: string, data: Record<string, unknown>) => void;
-  audio?: (sessionId: number) => { nextPacket(): Uint8Array | null; intervalMs: number } | null;
+  audio?: (sessionId: number) => { nextPacket(): Uint8Array | null; intervalMs: number; close?(): void } | null;
 }
 
 /** MAC a paired client sends to prove it holds the pairing key. */

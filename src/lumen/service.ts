@@ -4,6 +4,7 @@
  * input into a backend when one is given. Frames: the test pattern until a capture source is
  * attached (the source is an option of the host).
  */
+import { AudioNative } from "../../ffi/audio.ts";
 import { CaptureNative } from "../../ffi/capture.ts";
 import { LumenNative } from "../../ffi/lumen.ts";
 import { StreamNative } from "../../ffi/stream.ts";
@@ -11,6 +12,7 @@ import type { Config } from "../config.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Logger } from "../log.ts";
 import type { InputEvent } from "../input/model.ts";
+import { toneAudio } from "./audio.ts";
 import { LumenHost, type FrameSourceLike } from "./host.ts";
 import type { LumenPairingStore, LumenPendingPairing } from "./pairing.ts";
 
@@ -33,6 +35,7 @@ export class LumenService {
   async start(): Promise<number> {
     if (this.host) return this.host.port;
     const n = { lumen: new LumenNative(this.d.nativePath), stream: new StreamNative(this.d.nativePath), capture: new CaptureNative(this.d.nativePath) };
+    const audio = new AudioNative(this.d.nativePath);
     const id = this.d.identity();
     const c = this.d.config;
     this.host = new LumenHost({
@@ -40,6 +43,7 @@ export class LumenService {
       source: this.d.source ?? { fill: (dst, w, h, counter) => n.capture.testpatternFill(dst, w, h, w * 4, counter) },
       maxSessions: c.lumenMaxSessions, pinTimeoutMs: c.pairingPinTimeoutMs,
       onInput: this.d.onInput, onEvent: (type, data) => this.d.events.publish(type, data),
+      audio: () => toneAudio(audio),
     });
     return this.host.start();
   }

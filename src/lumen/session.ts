@@ -61,7 +61,7 @@ export interface LumenSessionOptions {
   paceMinDatagrams: number;
   onInput?: (events: InputEvent[]) => void;
   /** Opus packets to send on the audio plane (null: no audio). */
-  audio?: { nextPacket(): Uint8Array | null; intervalMs: number } | null;
+  audio?: { nextPacket(): Uint8Array | null; intervalMs: number; close?(): void } | null;
   fecMinPctX100: number;
   fecMaxPctX100: number;
 }
@@ -272,6 +272,7 @@ export class LumenSession {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     if (this.audioTimer) clearInterval(this.audioTimer);
+    this.o.audio?.close?.();
     this.timer = null;
     this.audioTimer = null;
     this.encoder?.close();

@@ -6,6 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { AudioNative } from "../../ffi/audio.ts";
+import { resolveNativePath } from "../../ffi/native.ts";
+import { toneAudio } from "../../src/lumen/audio.ts";
 import { LumenClient } from "../../src/lumen/client.ts";
 import type { LumenHost } from "../../src/lumen/host.ts";
 import type { InputEvent } from "../../src/input/model.ts";
@@ -17,7 +20,8 @@ const inputs: { session: number; events: InputEvent[] }[] = [];
 
 beforeAll(async () => {
   buildNative();
-  host = await startHost({ onInput: (session, events) => inputs.push({ session, events }) });
+  const audio = new AudioNative(resolveNativePath({}));
+  host = await startHost({ onInput: (session, events) => inputs.push({ session, events }), audio: () => toneAudio(audio) });
 });
 afterAll(async () => {
   await host?.stop();
@@ -57,6 +61,7 @@ describe("lumen/1", () => {
     expect(await decodedFrames(c, dir.path)).toBe(counters.framesDecodable);
     expect(counters.framesDecodable).toBe(counters.framesReceived);
     expect(inputs.some((i) => i.events.some((e) => e.kind === "mouseMoveRel"))).toBe(true);
+    expect(counters.audioPackets).toBeGreaterThan(50); // 10 ms Opus packets on the audio plane
 
     // second connection: no PIN, the pairing key proves the client
     const again = client(dir.path);
