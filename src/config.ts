@@ -137,6 +137,8 @@ export const ConfigSchema = z
     lumenPort: z.number().int().min(1).max(65535).default(48100),
     /** lumen/1 bind address. */
     lumenHost: z.string().min(1).default("0.0.0.0"),
+    /** VM whose QMP monitor receives lumen/1 sessions' input (absent or not running: counted only). */
+    lumenInputVm: z.string().min(1).max(64).optional(),
     /** lumen/1 sessions at once. */
     lumenMaxSessions: z.number().int().min(1).max(16).default(4),
     /** Advertise the host over mDNS (_nvstream._tcp). */

@@ -111,6 +111,11 @@ export class LumenClient {
 
   constructor(private readonly o: ClientOptions) {}
 
+  /** Replaces the per-frame callback (ClientOptions.onFrame). */
+  setFrameHandler(fn: ClientOptions["onFrame"]): void {
+    this.o.onFrame = fn;
+  }
+
   get port(): number {
     return this.o.port ?? LUMEN_DEFAULT_PORT;
   }

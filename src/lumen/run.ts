@@ -60,10 +60,10 @@ export async function runClient(o: ClientOptions & { seconds: number; inputEvery
   const c = new LumenClient(o);
   let bytes = 0;
   const userFrame = o.onFrame;
-  c["o"].onFrame = (info, b, cfg) => {
+  c.setFrameHandler((info, b, cfg) => {
     bytes += info.bytes;
     userFrame?.(info, b, cfg);
-  };
+  });
   c.keepStreams = o.decode !== false;
   try {
     await c.connect();

@@ -31,15 +31,11 @@ for (const burst of [1, 10]) {
     const c = new LumenClient({ host: "127.0.0.1", port: host.port, stateDir: dir.path, mode: { width: w, height: h, fps }, natives: loadNatives(), loss: pct / 100, burst, seed: 1000 + pct });
     c.keepStreams = false;
     await c.connect();
-    let warm = -1;
     const indices: number[] = [];
-    c["o"].onFrame = (info) => {
-      if (warm < 0 && c.counters.framesReceived > 0 && (c as unknown as { rx: { stats(): { accepted: number } } }).rx) warm = warm;
-      indices.push(info.frameIndex);
-    };
-    // frames sent after the host saw the first two loss reports (≈100 ms): adaptation has begun
+    c.setFrameHandler((info) => void indices.push(info.frameIndex));
     const r = await c.stream(seconds);
     c.close();
+    // settled: frames after the first quarter second (a dozen loss reports: adaptation has happened)
     const settled = indices.filter((i) => i > Math.ceil(fps * 0.25));
     const sentSettled = Math.max(0, r.framesSent - Math.ceil(fps * 0.25));
     rows.push({

@@ -48,11 +48,11 @@ if (only.includes("latency")) {
     await c.connect();
     const session = host.sessions.get(c.sessionId)!;
     const perFrame: { lat: number; enc: number; call: number; sent: number }[] = [];
-    c["o"].onFrame = (info) => {
+    c.setFrameHandler((info) => {
       const t = session.frameTimings.get(info.frameIndex);
       const lat = (Number(info.completeNs) - Number(info.captureNs)) / 1e6;
       if (t) perFrame.push({ lat, enc: t.encodeUs / 1000, call: t.encodeCallUs / 1000, sent: t.sentNs / 1e6 });
-    };
+    });
     const r = await c.stream(seconds);
     c.close();
     const warm = perFrame.slice(Math.min(10, perFrame.length >> 2));

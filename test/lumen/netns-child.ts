@@ -23,7 +23,7 @@ const c = new LumenClient({ host: "127.0.0.1", port: host.port, stateDir: dir.pa
 c.keepStreams = false;
 await Promise.all([c.connect(), enterPinWhenAsked(host, "9753")]);
 const indices: number[] = [];
-c["o"].onFrame = (info) => void indices.push(info.frameIndex);
+c.setFrameHandler((info) => void indices.push(info.frameIndex));
 const r = await c.stream(seconds);
 c.close();
 await host.stop();
