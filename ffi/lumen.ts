@@ -20,6 +20,7 @@ const symbols = {
   neuron_lumen_tx_send_datagram: { args: [P, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_tx_seal_datagram: { args: [P, FFIType.u32, P, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_tx_seq: { args: [P], returns: FFIType.u64 },
+  neuron_lumen_tx_set_gso: { args: [P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_tx_destroy: { args: [P], returns: FFIType.void },
   neuron_lumen_rx_create: { args: [P, P], returns: FFIType.i32 },
   neuron_lumen_rx_set_drop: { args: [P, FFIType.u32, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
@@ -143,6 +144,12 @@ export class LumenSender {
   setShardBytes(s: number): void {
     const rc = this.n.sym.neuron_lumen_tx_set_shard_bytes(this.h(), s);
     if (rc < 0) throw new NativeCallError("neuron_lumen_tx_set_shard_bytes", rc);
+  }
+
+  /** UDP GSO on (default) or off (sendmmsg only). */
+  setGso(on: boolean): void {
+    const rc = this.n.sym.neuron_lumen_tx_set_gso(this.h(), on ? 1 : 0);
+    if (rc < 0) throw new NativeCallError("neuron_lumen_tx_set_gso", rc);
   }
 
   get seq(): bigint {

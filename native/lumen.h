@@ -153,6 +153,10 @@ NEURON_EXPORT int32_t neuron_lumen_tx_send_datagram(neuron_lumen_tx *tx, uint32_
 /* Seals a side-plane datagram into out (cap bytes) without sending (tests, tools); its length. */
 NEURON_EXPORT int32_t neuron_lumen_tx_seal_datagram(neuron_lumen_tx *tx, uint32_t plane, const uint8_t *payload,
                                                     uint32_t len, uint8_t *out, uint32_t cap);
+/* UDP GSO on (1, the default: one sendmsg per up to 64 KiB of datagrams) or off (0: sendmmsg).
+ * Off is for paths that would see a GSO buffer as one packet (netfilter on loopback drops or
+ * keeps a whole buffer). The sender also turns it off by itself when the kernel refuses it. */
+NEURON_EXPORT int32_t neuron_lumen_tx_set_gso(neuron_lumen_tx *tx, uint32_t on);
 /* Next seq this sender will use. */
 NEURON_EXPORT uint64_t neuron_lumen_tx_seq(const neuron_lumen_tx *tx);
 NEURON_EXPORT void neuron_lumen_tx_destroy(neuron_lumen_tx *tx);

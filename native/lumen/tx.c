@@ -102,6 +102,12 @@ int32_t neuron_lumen_tx_set_shard_bytes(neuron_lumen_tx *t, uint32_t s) {
     return NEURON_OK;
 }
 
+int32_t neuron_lumen_tx_set_gso(neuron_lumen_tx *t, uint32_t on) {
+    if (t == NULL || on > 1) return NEURON_EINVAL;
+    t->gso = (int)on;
+    return NEURON_OK;
+}
+
 uint64_t neuron_lumen_tx_seq(const neuron_lumen_tx *t) { return t ? t->seq : 0; }
 
 void neuron_lumen_tx_destroy(neuron_lumen_tx *t) {

@@ -80,6 +80,9 @@ export interface ClientCounters {
 
 export class LumenClientError extends AppError {}
 
+/** Datagrams per receive call before completed frames are taken (< a frame slot's worth of small frames). */
+const RECV_BATCH = 128;
+
 const HOST_KEY = (h: string, p: number) => `${h}:${p}`;
 
 /** One connection to a host. */
@@ -225,7 +228,7 @@ export class LumenClient {
     this.udp = UdpSocket.open(n.stream, this.o.host.includes(":") ? "::" : "0.0.0.0", 0, { rcvbuf: 16 << 20 });
     this.tx = LumenSender.create(n.lumen, this.udp, { key: Buffer.from(w.clientToHost.key, "hex"), salt: Buffer.from(w.clientToHost.salt, "hex"), sessionId: w.sessionId }, { shardBytes: 64, maxFrameBytes: 64 });
     this.tx.setPeer({ family: this.o.host.includes(":") ? 6 : 4, address: this.o.host === "localhost" ? "127.0.0.1" : this.o.host, port: w.udpPort });
-    this.rx = LumenReceiver.create(n.lumen, { key: Buffer.from(w.hostToClient.key, "hex"), salt: Buffer.from(w.hostToClient.salt, "hex"), sessionId: w.sessionId }, { shardBytes: w.shardBytes, maxFrameBytes: w.maxFrameBytes, slots: 6, readyFrames: 16 });
+    this.rx = LumenReceiver.create(n.lumen, { key: Buffer.from(w.hostToClient.key, "hex"), salt: Buffer.from(w.hostToClient.salt, "hex"), sessionId: w.sessionId }, { shardBytes: w.shardBytes, maxFrameBytes: w.maxFrameBytes, slots: 8, readyFrames: 16 });
     if (this.o.loss) this.rx.setDrop(this.o.loss, this.o.burst ?? 1, this.o.seed ?? 1);
     this.frameBuf = new Uint8Array(w.maxFrameBytes);
   }
@@ -336,7 +339,13 @@ export class LumenClient {
     while (performance.now() - t0 < seconds * 1000 && !(until?.() ?? false)) {
       if (this.closedErr) throw this.closedErr;
       while (this.inbox.length) this.handleControl(this.inbox.shift()!);
-      this.rx!.recv(this.udp!, 1);
+      // a bounded batch at a time, frames taken between: a backlog (the loop was starved) must not
+      // complete more frames than the receiver holds before they are taken
+      let first = true;
+      while (this.rx!.recv(this.udp!, first ? 1 : 0, RECV_BATCH) === RECV_BATCH) {
+        first = false;
+        this.takeFrames();
+      }
       this.takeFrames();
       this.handleSide();
       const now = performance.now() - t0;

@@ -41,6 +41,8 @@ export interface LumenHostOptions {
   paceFraction?: number;
   fecMinPctX100?: number;
   fecMaxPctX100?: number;
+  /** UDP GSO for video (default on); off where a path drops whole GSO buffers (netfilter on loopback). */
+  gso?: boolean;
   onInput?: (sessionId: number, events: InputEvent[]) => void;
   onEvent?: (type: string, data: Record<string, unknown>) => void;
   audio?: (sessionId: number) => { nextPacket(): Uint8Array | null; intervalMs: number; close?(): void } | null;
@@ -74,6 +76,7 @@ export class LumenHost {
   private server: Server | null = null;
   private socket: UdpSocket | null = null;
   private poll: ReturnType<typeof setInterval> | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
   private readonly conns = new Set<Conn>();
   readonly sessions = new Map<number, LumenSession>();
   readonly pins: PinWaiters;
@@ -97,6 +100,10 @@ export class LumenHost {
     this.port = typeof addr === "object" && addr ? addr.port : this.o.port;
     this.socket = UdpSocket.open(this.o.natives.stream, this.o.host, this.port, { sndbuf: 8 << 20, rcvbuf: 1 << 20 });
     this.poll = setInterval(() => this.drain(), 2);
+    // once a second, each session's counters on the event bus (session.stats, as GameStream's)
+    this.statsTimer = setInterval(() => {
+      for (const s of this.sessions.values()) this.o.onEvent?.("session.stats", { protocol: "lumen", session: s.id, ...s.config, ...s.snapshot() });
+    }, 1000);
     return this.port;
   }
 
@@ -298,7 +305,7 @@ export class LumenHost {
         id, config, shardBytes, maxFrameBytes, natives: this.o.natives, socket: this.socket, source: this.o.source,
         log: this.o.log, paceFraction: this.o.paceFraction ?? 0.25, paceMinDatagrams: 64,
         onInput: this.o.onInput ? (ev) => this.o.onInput!(id, ev) : undefined, audio: this.o.audio?.(id) ?? null,
-        fecMinPctX100: this.o.fecMinPctX100 ?? 100, fecMaxPctX100: this.o.fecMaxPctX100 ?? 5000,
+        fecMinPctX100: this.o.fecMinPctX100 ?? 100, fecMaxPctX100: this.o.fecMaxPctX100 ?? 5000, gso: this.o.gso,
       });
     } catch (err) {
       return this.fail(c, "LUMEN_ENCODER", (err as Error).message);
@@ -322,7 +329,8 @@ export class LumenHost {
 
   async stop(): Promise<void> {
     if (this.poll) clearInterval(this.poll);
-    this.poll = null;
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.poll = this.statsTimer = null;
     for (const c of [...this.conns]) {
       this.send(c, { type: "bye", framesSent: c.session?.snapshot().framesSent ?? 0, reason: "the host stops" });
       this.close(c);

@@ -64,6 +64,8 @@ export interface LumenSessionOptions {
   audio?: { nextPacket(): Uint8Array | null; intervalMs: number; close?(): void } | null;
   fecMinPctX100: number;
   fecMaxPctX100: number;
+  /** UDP GSO for the video datagrams (default on). */
+  gso?: boolean;
 }
 
 export function newSessionKeys(): SessionKeys {
@@ -111,6 +113,7 @@ export class LumenSession {
     this.id = o.id;
     this.config = { ...o.config };
     this.tx = LumenSender.create(o.natives.lumen, o.socket, { ...this.keys.hostToClient, sessionId: o.id }, { shardBytes: o.shardBytes, maxFrameBytes: o.maxFrameBytes });
+    if (o.gso === false) this.tx.setGso(false);
     this.rx = LumenReceiver.create(o.natives.lumen, { ...this.keys.clientToHost, sessionId: o.id }, { shardBytes: 0, maxFrameBytes: 0, slots: 1, readyFrames: 1 });
     this.openEncoder();
   }

@@ -55,7 +55,7 @@ describe.skipIf(skip)("lumen/1 input into a VM's QMP monitor (skipped without qe
     })();
     await Promise.all([c.connect(), pin]);
     let sent = 0;
-    await c.stream(1.0, (ms) => {
+    await c.stream(1.3, (ms) => {
       if (ms > 200 && sent < 5) {
         c.sendInput({ kind: "mouseMoveRel", dx: 7, dy: -2 });
         sent++;
@@ -67,5 +67,7 @@ describe.skipIf(skip)("lumen/1 input into a VM's QMP monitor (skipped without qe
     await waitFor(() => sum("x") === 35 && sum("y") === -10, 5000, "the pointer moved by 5 × (7, -2) in QEMU");
     expect(seen).toContain("pairing.request");
     expect(seen).toContain("lumen.session.started");
+    expect(seen).toContain("session.stats");
+    expect(seen).toContain("lumen.session.ended");
   }, 30_000);
 });

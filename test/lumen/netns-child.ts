@@ -9,13 +9,16 @@ import { enterPinWhenAsked, loadNatives, startHost, tempDir } from "./helpers.ts
 
 const probability = Number(process.argv[2] ?? "0.2");
 const seconds = Number(process.argv[3] ?? "2");
+// netfilter on loopback sees a UDP GSO buffer (up to 46 datagrams) as one packet and drops it
+// whole: per-datagram loss, as on a wire after segmentation, needs the sender without GSO
+const gso = process.argv[4] === "gso";
 const run = async (argv: string[]) => {
   const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
   const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
   if (code !== 0) throw new Error(`${argv.join(" ")} failed: ${err}`);
 };
 await run(["ip", "link", "set", "lo", "up"]);
-const host = await startHost();
+const host = await startHost({ gso });
 // datagrams from the host's data port to the client: dropped by the kernel, at random
 await run(["iptables", "-A", "INPUT", "-p", "udp", "--sport", String(host.port), "-m", "statistic", "--mode", "random", "--probability", String(probability), "-j", "DROP"]);
 using dir = tempDir();

@@ -38,16 +38,22 @@ describe("lumen/1 sessions", () => {
   test("renegotiates resolution, then codec, mid-stream without reconnecting; every epoch decodes", async () => {
     using dir = tempDir();
     const c = await paired(dir.path, "reneg");
+    // each step once the current epoch has frames (a loaded machine opens x265 slowly), bounded by 20 s
     let step = 0;
-    const counters = await c.stream(2.4, (ms) => {
-      if (step === 0 && ms > 600) {
-        c.reconfigure({ width: 480, height: 272, fps: 30 });
-        step = 1;
-      } else if (step === 1 && ms > 1400) {
-        c.reconfigure({ codec: "hevc", bitrateKbps: 3000 });
-        step = 2;
-      }
-    });
+    const frames = (epoch: number) => c.streams.get(epoch)?.frames ?? 0;
+    const counters = await c.stream(
+      20,
+      () => {
+        if (step === 0 && frames(0) >= 8) {
+          c.reconfigure({ width: 480, height: 272, fps: 30 });
+          step = 1;
+        } else if (step === 1 && frames(1) >= 8) {
+          c.reconfigure({ codec: "hevc", bitrateKbps: 3000 });
+          step = 2;
+        }
+      },
+      () => step === 2 && frames(2) >= 8,
+    );
     c.close();
     expect(counters.reconfigurations).toBe(2);
     expect([...c.streams.keys()].sort()).toEqual([0, 1, 2]);
