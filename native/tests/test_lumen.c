@@ -77,6 +77,18 @@ int main(void) {
     CHECK(neuron_lumen_rx_next_frame(rx, out, 1 << 20, &info) == len);
     CHECK(memcmp(out, au, len) == 0 && info.recovered == 0 && info.frame_type == 2 && info.capture_ns == 42);
 
+    /* 1b: the same frame through sendmmsg (GSO off) arrives the same */
+    CHECK(neuron_lumen_tx_set_gso(tx, 2) == NEURON_EINVAL);
+    CHECK(neuron_lumen_tx_set_gso(tx, 0) == NEURON_OK);
+    n = capture_frame(tx, rfd, au, len, 0, dg, 512, lens, &res);
+    CHECK(n == (int)(res.data_shards + res.parity_shards));
+    for (int i = 0; i < n; i++) neuron_lumen_rx_push(rx, dg + (size_t)i * 2048, lens[i], NULL, 0);
+    CHECK(neuron_lumen_rx_next_frame(rx, out, 1 << 20, &info) == len && memcmp(out, au, len) == 0);
+    CHECK(neuron_lumen_tx_set_gso(tx, 1) == NEURON_OK);
+    n = capture_frame(tx, rfd, au, len, 0, dg, 512, lens, &res);
+    for (int i = 0; i < n; i++) neuron_lumen_rx_push(rx, dg + (size_t)i * 2048, lens[i], NULL, 0);
+    CHECK(neuron_lumen_rx_next_frame(rx, out, 1 << 20, &info) == len && memcmp(out, au, len) == 0);
+
     /* 2: replaying the same datagrams is dropped */
     neuron_lumen_rx_stats st;
     neuron_lumen_rx_stats_get(rx, &st);
