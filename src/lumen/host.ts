@@ -99,12 +99,22 @@ export class LumenHost {
     const addr = server.address();
     this.port = typeof addr === "object" && addr ? addr.port : this.o.port;
     this.socket = UdpSocket.open(this.o.natives.stream, this.o.host, this.port, { sndbuf: 8 << 20, rcvbuf: 1 << 20 });
-    this.poll = setInterval(() => this.drain(), 2);
-    // once a second, each session's counters on the event bus (session.stats, as GameStream's)
-    this.statsTimer = setInterval(() => {
-      for (const s of this.sessions.values()) this.o.onEvent?.("session.stats", { protocol: "lumen", session: s.id, ...s.config, ...s.snapshot() });
-    }, 1000);
     return this.port;
+  }
+
+  /** The UDP poll (every 2 ms) and the stats timer run only while a session exists: an idle host wakes for nothing. */
+  private timers(on: boolean): void {
+    if (on && !this.poll) {
+      this.poll = setInterval(() => this.drain(), 2);
+      // once a second, each session's counters on the event bus (session.stats, as GameStream's)
+      this.statsTimer = setInterval(() => {
+        for (const s of this.sessions.values()) this.o.onEvent?.("session.stats", { protocol: "lumen", session: s.id, ...s.config, ...s.snapshot() });
+      }, 1000);
+    } else if (!on && this.poll) {
+      clearInterval(this.poll);
+      if (this.statsTimer) clearInterval(this.statsTimer);
+      this.poll = this.statsTimer = null;
+    }
   }
 
   /** Datagrams from clients: a handful per frame interval (input, reports, probes). */
@@ -154,6 +164,7 @@ export class LumenHost {
       this.o.onEvent?.("lumen.session.ended", { session: c.session.id, ...c.session.snapshot() });
       c.session.close();
       c.session = null;
+      if (this.sessions.size === 0) this.timers(false);
     }
     this.conns.delete(c);
     c.socket.end();
@@ -312,6 +323,7 @@ export class LumenHost {
     }
     c.session = session;
     this.sessions.set(id, session);
+    this.timers(true);
     c.state = "welcomed";
     const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
     this.o.onEvent?.("lumen.session.started", { session: id, client: c.hello.name, ...config });
@@ -328,9 +340,7 @@ export class LumenHost {
   }
 
   async stop(): Promise<void> {
-    if (this.poll) clearInterval(this.poll);
-    if (this.statsTimer) clearInterval(this.statsTimer);
-    this.poll = this.statsTimer = null;
+    this.timers(false);
     for (const c of [...this.conns]) {
       this.send(c, { type: "bye", framesSent: c.session?.snapshot().framesSent ?? 0, reason: "the host stops" });
       this.close(c);
