@@ -68,7 +68,7 @@ export interface VideoFrameResult {
   firstSeq: number;
 }
 
-function encodePeer(p: UdpPeer, buf = new Uint8Array(24)): Uint8Array {
+export function encodePeer(p: UdpPeer, buf = new Uint8Array(24)): Uint8Array {
   buf.fill(0);
   if (p.family === 4) {
     const parts = p.address.split(".").map(Number);
@@ -100,7 +100,7 @@ function ipv6Bytes(text: string): Uint8Array {
   return out;
 }
 
-function decodePeer(b: Uint8Array): UdpPeer {
+export function decodePeer(b: Uint8Array): UdpPeer {
   const v = new DataView(b.buffer, b.byteOffset, 24);
   const family = b[18] === 6 ? 6 : 4;
   const port = v.getUint16(16, true);

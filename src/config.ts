@@ -157,6 +157,16 @@ export const ConfigSchema = z
     gamestreamMaxSessions: z.number().int().min(1).max(16).default(2),
     /** A client whose control stream is silent this long is timed out and its session ended (ms). */
     gamestreamControlTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
+    /** Run the lumen/1 host (the native stream protocol) inside `serve`. */
+    lumenEnabled: z.boolean().default(false),
+    /** lumen/1 port: TLS control on TCP and the data plane on UDP, the same number. */
+    lumenPort: z.number().int().min(1).max(65535).default(48100),
+    /** lumen/1 bind address. */
+    lumenHost: z.string().min(1).default("0.0.0.0"),
+    /** VM whose QMP monitor receives lumen/1 sessions' input (absent or not running: counted only). */
+    lumenInputVm: z.string().min(1).max(64).optional(),
+    /** lumen/1 sessions at once. */
+    lumenMaxSessions: z.number().int().min(1).max(16).default(4),
     /** Advertise the host over mDNS (_nvstream._tcp). */
     mdns: z.boolean().default(true),
     /** Host name shown to clients; default: the machine's. */

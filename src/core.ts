@@ -45,6 +45,8 @@ import { answerMediaBuilder } from "./setup/answer-media.ts";
 import { SetupService } from "./setup/service.ts";
 import { migrationsRepo } from "./db/repos/migrations.ts";
 import { MigrationService } from "./migration/service.ts";
+import { LumenService } from "./lumen/service.ts";
+import { lumenPairingsRepo } from "./db/repos/lumen.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -87,6 +89,8 @@ export interface Core {
   vfio: VfioService;
   /** The GameStream host, created on first use (its identity is generated then). */
   gamestream(): GameStreamService;
+  /** The lumen/1 host (native stream protocol); built on first use, started by `serve` when lumenEnabled. */
+  lumen(): LumenService;
   capture: CaptureService;
   /** The codecs offered to Moonlight clients: H.264 until codecs.measure() ran (serve starts it after start-up). */
   codecs: CodecSupport;
@@ -156,6 +160,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const vfio = new VfioService(vfioSettings(config), hardware, auditRepo(database.db));
   let crypto: NativeCrypto | null = null;
   let gamestream: GameStreamService | null = null;
+  let lumen: LumenService | null = null;
   const vms = createVmService(config, database.db, hardwarePassthrough(hardware), events);
   const guest = new GuestService({
     stateDir: config.stateDir,
@@ -266,6 +271,23 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         events,
       });
       return gamestream;
+    },
+    lumen() {
+      if (lumen) return lumen;
+      if (!nativePath) throw new AppError("LUMEN_UNAVAILABLE", `lumen/1 needs the native library: ${notFound}`, { status: 503 });
+      const gs = this.gamestream();
+      const service = new LumenService({
+        config,
+        nativePath,
+        identity: () => ({ keyPem: gs.identity.keyPem, certPem: gs.identity.cert.pem, fingerprint: gs.identity.cert.fingerprint }),
+        store: lumenPairingsRepo(database.db),
+        events,
+        log: log.child({ component: "lumen" }),
+      });
+      // the PIN of a waiting lumen/1 client is entered like a Moonlight client's (pair --pin, the pairing API)
+      gs.addPinSource({ pending: () => service.pending(), submit: (pin, attemptId) => service.submitPin(pin, attemptId) });
+      lumen = service;
+      return lumen;
     },
     hardware,
     vfio,

@@ -30,6 +30,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "input", summary: "Drive a VM's input: send keys, text and pointer events, probe which devices serve it, print the key table.", load: async () => (await import("./input.ts")).inputCommand },
   { name: "agent", summary: "Talk to a VM's guest agent: ping, info, launch an app, clipboard, resolution, certificates.", load: async () => (await import("./agent.ts")).agentCommand },
   { name: "update", summary: "System updates inside snapshots: run, check health, history, roll back.", load: async () => (await import("./update.ts")).updateCommand },
+  { name: "lumen", summary: "The native stream protocol lumen/1: connect the reference client to a host, pair by PIN, stream and count.", load: async () => (await import("./lumen.ts")).lumenCommand },
   { name: "snapshot", summary: "Snapshots of the system root (btrfs / snapper): list, create, delete, diff.", load: async () => (await import("./snapshot.ts")).snapshotCommand },
   { name: "migrate", summary: "Move a person's Windows files and settings to Linux: plan, run (verified, resumable), report, undo.", load: async () => (await import("./migrate.ts")).migrateCommand },
 ];

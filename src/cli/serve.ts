@@ -138,6 +138,20 @@ export const serveCommand: Command = {
         throw err;
       }
     }
+    let lumenStarted = false;
+    if (config.lumenEnabled) {
+      try {
+        await core.prepareGameStream();
+        const port = await core.lumen().start();
+        lumenStarted = true;
+        core.log.info("lumen/1 host listening", { host: config.lumenHost, port });
+      } catch (err) {
+        if (gamestreamStarted) await core.gamestream().stop();
+        await server.stop();
+        core.close();
+        throw err;
+      }
+    }
     const running = core;
     // once started (and, with the host, once the encoders are timed) the appliance idles: the
     // engine drops what start-up left (code of functions run once, free heap pages)
@@ -165,6 +179,7 @@ export const serveCommand: Command = {
     if (measure) clearTimeout(measure);
     if (idle) clearTimeout(idle);
     await running.codecs.close();
+    if (lumenStarted) await running.lumen().stop();
     if (gamestreamStarted) await running.gamestream().stop();
     await server.stop();
     running.close();

@@ -267,3 +267,16 @@ export const migrationEntries = sqliteTable(
   (t) => [index("migration_entries_run_idx").on(t.migrationId, t.state)],
 );
 // ─── end of data migration ───────────────────────────────────────────────────────────────────
+// ===== lumen/1 (native stream protocol) =====
+
+/** Clients paired over lumen/1 by PIN (SPAKE2): the pairing key proves them on later connections. */
+export const lumenPairings = sqliteTable("lumen_pairings", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  /** The id the client chose (letters, digits, ._:-; at most 128). */
+  clientId: text("client_id").notNull().unique(),
+  name: text("name").notNull(),
+  /** 32-byte key from the SPAKE2 exchange, lowercase hex. */
+  pairingKey: text("pairing_key").notNull(),
+  createdAt: createdAt(),
+  lastSeenAt: integer("last_seen_at", { mode: "timestamp_ms" }),
+});

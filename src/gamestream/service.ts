@@ -262,11 +262,27 @@ export class GameStreamService {
     return this.controlServer;
   }
 
+  /** Other protocols' clients waiting for a PIN (lumen/1): listed and served by the same pairing API. */
+  private readonly pinSources: { pending(): PendingPairing[]; submit(pin: string, attemptId?: string): PendingPairing | null }[] = [];
+
+  addPinSource(source: { pending(): PendingPairing[]; submit(pin: string, attemptId?: string): PendingPairing | null }): void {
+    this.pinSources.push(source);
+  }
+
   pendingPairings(): PendingPairing[] {
-    return this.pairing.pending();
+    return [...this.pairing.pending(), ...this.pinSources.flatMap((s) => s.pending())];
   }
 
   submitPin(pin: string, attemptId?: string): PendingPairing {
+    // a Moonlight client first; when none waits (or the attempt id is another protocol's), the other sources
+    const own = this.pairing.pending();
+    const mine = attemptId ? own.some((p) => p.id === attemptId) : own.length > 0;
+    if (!mine) {
+      const others = this.pinSources.filter((s) => s.pending().some((p) => !attemptId || p.id === attemptId));
+      if (others.length > 1 && !attemptId) throw new AppError("PAIRING_AMBIGUOUS", "several clients are waiting for a PIN; name the attempt id", { status: 409 });
+      const hit = others[0]?.submit(pin, attemptId);
+      if (hit) return hit;
+    }
     return this.pairing.submitPin(pin, attemptId);
   }
 
