@@ -212,11 +212,13 @@ int32_t neuron_nvf_reader_attach(neuron_nvf_reader *r, uint32_t timeout_ms) {
     struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
     pthread_mutex_lock(&r->mu);
     int rc = 0;
-    while (!r->hello.valid && rc == 0) rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-    int ok = r->hello.valid;
+    /* a guest is here, or was and left a frame behind */
+#define NVF_ATTACHABLE (r->hello.valid || (r->session != 0 && r->ready_seq > r->taken_seq))
+    while (!NVF_ATTACHABLE && rc == 0) rc = pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    int ok = NVF_ATTACHABLE;
+#undef NVF_ATTACHABLE
     if (ok) {
         r->seen_session = r->session;
-        r->taken_seq = r->ready_seq > 0 ? r->ready_seq - 1 : 0; /* a frame already here is still new */
         r->rejected_pending = 0;
     } else if (!r->error[0]) {
         snprintf(r->error, sizeof r->error, "no guest sent a hello within %u ms", timeout_ms);
@@ -240,7 +242,7 @@ int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, 
         if (r->session != r->seen_session) {
             r->seen_session = r->session;
             r->stats.restarts++;
-            r->taken_seq = r->ready_seq; /* frames of the old mode are gone */
+            if (r->ready_info.session_id != r->session) r->taken_seq = r->ready_seq; /* the old mode's frame is gone */
             pthread_mutex_unlock(&r->mu);
             return NEURON_CAPTURE_RESTARTED;
         }
