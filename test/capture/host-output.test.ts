@@ -1,0 +1,151 @@
+/**
+ * The host's own desktop through a per-session virtual output: mutter --headless with
+ * pipewire and wireplumber in a private D-Bus session this test starts. A virtual output at
+ * the client's mode is created, captured through PipeWire, encoded by the native pipeline
+ * and decoded by ffprobe, and gone after the session. The FrameSource contract runs on it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CapturePipeline } from "../../ffi/capture.ts";
+import { HostOutputNative, PwVideoStream } from "../../ffi/hostout.ts";
+import { resolveNativePath } from "../../ffi/native.ts";
+import { chooseHostOutputBackend, hostOutputBackends, HostVirtualOutputSource, MutterBackend } from "../../src/capture/host-output.ts";
+import { tempDir } from "../helpers/env.ts";
+import { HAVE_MUTTER, MISSING_MUTTER, startMutterSession, type DesktopSession } from "./desktop-session.ts";
+import { probeStream } from "./ffmpeg.ts";
+import { loadCaptureNative } from "./helpers.ts";
+import { frameSourceContract } from "./source-contract.ts";
+
+if (!HAVE_MUTTER) console.warn(`skip: host desktop tests need ${MISSING_MUTTER.join(", ")} (not installed)`);
+const HAVE_CLIENT = Bun.which("weston-simple-shm") !== null;
+const native = new HostOutputNative(resolveNativePath({}));
+const capture = loadCaptureNative();
+const dir = tempDir("neuron-hostout-");
+afterAll(() => {
+  native.close();
+  capture.close();
+  dir.cleanup();
+});
+
+const RUN = HAVE_MUTTER && HAVE_CLIENT;
+
+if (RUN)
+  frameSourceContract("host virtual output (mutter)", async () => {
+    const s = await startMutterSession();
+    const backend = new MutterBackend(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket });
+    const source = new HostVirtualOutputSource(native, backend, { width: 320, height: 240, fps: 60 }, s.pipewireSocket);
+    const origAttach = source.attach.bind(source);
+    // an animating client on the output once it exists: Mutter sends frames on damage only
+    source.attach = (ms: number) => {
+      origAttach(ms);
+      s.client(["weston-simple-shm"]);
+    };
+    return {
+      source,
+      width: 320,
+      height: 240,
+      stopProducer: () => s.killCompositor(),
+      async cleanup() {
+        source.close();
+        await s.stop();
+      },
+    };
+  });
+
+describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
+  let s: DesktopSession;
+  beforeAll(async () => {
+    s = await startMutterSession();
+  }, 30_000);
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  test("a virtual output at the client's mode: created, captured, encoded, decoded by ffprobe, gone after", async () => {
+    const before = await s.monitors();
+    const backend = new MutterBackend(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket });
+    const source = new HostVirtualOutputSource(native, backend, { width: 640, height: 480, fps: 30 }, s.pipewireSocket);
+    let pipeline: CapturePipeline | null = null;
+    const client = s.client(["weston-simple-shm"]);
+    try {
+      source.attach(5000);
+      const during = await s.monitors();
+      expect(during.length).toBe(before.length + 1);
+      expect(during.map((m) => m.mode)).toContain("640x480");
+      expect(source.pwStats()).toMatchObject({ width: 640, height: 480, fpsNum: 30, state: "streaming" });
+      pipeline = CapturePipeline.startFromStream(capture, source.pwStream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 4000, threads: 2, ringSlots: 16 });
+      const buf = new Uint8Array(4 << 20);
+      const chunks: Uint8Array[] = [];
+      const deadline = Date.now() + 20_000;
+      while (chunks.length < 15 && Date.now() < deadline) {
+        const au = pipeline.poll(buf);
+        if (!au) {
+          await Bun.sleep(5);
+          continue;
+        }
+        chunks.push(buf.slice(0, au.size));
+      }
+      expect(chunks.length).toBe(15);
+      expect(pipeline.stats()).toMatchObject({ width: 640, height: 480 });
+      const file = join(dir.path, "host.h264");
+      writeFileSync(file, Buffer.concat(chunks));
+      const probed = await probeStream(file, "h264");
+      expect(probed).toMatchObject({ codec: "h264", width: 640, height: 480, frames: 15 });
+      expect(probed.keyFrames[0]).toBe(0);
+      expect(["shm", "dmabuf"]).toContain(source.pwStats()!.memory);
+    } finally {
+      pipeline?.stop();
+      source.close();
+      client.kill();
+    }
+    // RAII: the output is gone with the session
+    const end = Date.now() + 3000;
+    let after = await s.monitors();
+    while (after.length !== before.length && Date.now() < end) {
+      await Bun.sleep(50);
+      after = await s.monitors();
+    }
+    expect(after).toEqual(before);
+  }, 40_000);
+
+  test("a link that never negotiates is torn down within its timeout, with the reason", () => {
+    // a node that does not exist: the stream ends at once
+    let t0 = performance.now();
+    expect(() => PwVideoStream.open(native, { remote: s.pipewireSocket, nodeId: 999_999, width: 320, height: 240, fps: 30, negotiateTimeoutMs: 2000 })).toThrow("node 999999");
+    expect(performance.now() - t0).toBeLessThan(2500);
+    // a virtual output's node that is already taken at another mode: no format is agreed in time
+    const backend = new MutterBackend(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket });
+    const source = new HostVirtualOutputSource(native, backend, { width: 320, height: 240, fps: 30 }, s.pipewireSocket);
+    try {
+      source.attach(5000);
+      t0 = performance.now();
+      let message = "";
+      try {
+        PwVideoStream.open(native, { remote: s.pipewireSocket, nodeId: source.nodeId!, width: 800, height: 600, fps: 30, negotiateTimeoutMs: 500 }).close();
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      if (process.env.NEURON_TEST_VERBOSE) console.log("second link:", message);
+      expect(message).toMatch(/negotiated 320x240 format \d+, asked for 800x600|format negotiation did not finish within 500 ms/);
+      expect(performance.now() - t0).toBeLessThan(2500);
+      expect(source.pwStats()?.state).toBe("streaming");
+    } finally {
+      source.close();
+    }
+  });
+
+  test("backends are probed behind one interface; Mutter is chosen, every other says why not", () => {
+    const backends = hostOutputBackends(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket });
+    const choice = chooseHostOutputBackend(backends);
+    expect(choice.backend?.name).toBe("mutter");
+    expect(choice.candidates.map((c) => c.name)).toEqual(["mutter", "weston", "kwin", "gamescope", "wlroots"]);
+    for (const c of choice.candidates.slice(1)) {
+      expect(c.available).toBe(false);
+      expect(c.reason!.length).toBeGreaterThan(10);
+    }
+    const none = chooseHostOutputBackend(hostOutputBackends(native, { busAddress: null, pipewireSocket: null }));
+    expect(none.backend).toBeNull();
+    expect(none.reason).toContain("mutter: no desktop session bus");
+  });
+});
