@@ -38,6 +38,7 @@ import { snapshotsRepo, updatesRepo } from "./db/repos/updates.ts";
 import { SnapshotService } from "./snapshots/service.ts";
 import { UpdatesService } from "./updates/service.ts";
 import { EventBus } from "./events/bus.ts";
+import { captureSourceSettings } from "./capture/wire.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -135,7 +136,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const auth = new AuthService(database.db, config, log.child({ module: "auth" }));
   const users = userDb(config.etcDir);
   const hosts = hostPolicy({ bindHost: config.host, extraNames: config.apiHostnames, machineName: config.hostname });
-  const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null);
+  const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null, captureSourceSettings(config));
   const codecs = new CodecSupport(opts.speedMeter ?? capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
   const codecModeSupport = opts.codecModeSupport ?? (() => codecs.bits());
   const system = new SystemService(config, () => native().state, () => schemaVersion(database.sqlite), () => codecs.report());
