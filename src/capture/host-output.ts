@@ -13,7 +13,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { HostOutputError, MutterScreenCast, PwVideoStream, type HostOutputNative, type PwStats } from "../../ffi/hostout.ts";
+import { HostOutputError, HostOutputNative as HostOutputNativeClass, MutterScreenCast, PwVideoStream, type HostOutputNative, type PwStats } from "../../ffi/hostout.ts";
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
 
@@ -239,4 +239,26 @@ export class HostVirtualOutputSource implements FrameSource, Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * Opens the host's desktop for one session: the first backend whose probe passes, a virtual
+ * output at the mode, attached (bounded). The HostOutputNative is loaded on first use.
+ */
+export function hostDesktopOpener(
+  nativePath: string,
+  session: () => HostSessionEnv,
+  log?: { info(msg: string, fields?: Record<string, unknown>): void },
+): (mode: OutputMode) => HostVirtualOutputSource {
+  let native: HostOutputNative | null = null;
+  return (mode) => {
+    native ??= new HostOutputNativeClass(nativePath);
+    const env = session();
+    const choice = chooseHostOutputBackend(hostOutputBackends(native, env));
+    if (!choice.backend) throw new CaptureError("HOST_OUTPUT_UNAVAILABLE", choice.reason, { status: 503 });
+    const source = new HostVirtualOutputSource(native, choice.backend, mode, env.pipewireSocket);
+    source.attach(5000);
+    log?.info("host desktop output created", { backend: choice.backend.name, node: source.nodeId, mode: `${mode.width}x${mode.height}@${mode.fps}` });
+    return source;
+  };
 }

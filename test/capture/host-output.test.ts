@@ -16,6 +16,9 @@ import { HAVE_MUTTER, MISSING_MUTTER, startMutterSession, type DesktopSession } 
 import { probeStream } from "./ffmpeg.ts";
 import { loadCaptureNative } from "./helpers.ts";
 import { frameSourceContract } from "./source-contract.ts";
+import { AppCreate } from "../../src/apps/model.ts";
+import { openVideoSource } from "../../src/gamestream/video/source.ts";
+import { hostDesktopOpener } from "../../src/capture/host-output.ts";
 
 if (!HAVE_MUTTER) console.warn(`skip: host desktop tests need ${MISSING_MUTTER.join(", ")} (not installed)`);
 const HAVE_CLIENT = Bun.which("weston-simple-shm") !== null;
@@ -109,6 +112,37 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
     expect(after).toEqual(before);
   }, 40_000);
 
+  test("a host-desktop app's video: the session's source opens an output at the client's mode and removes it on stop", async () => {
+    const before = await s.monitors();
+    const open = hostDesktopOpener(resolveNativePath({}), () => ({ busAddress: s.busAddress, pipewireSocket: s.pipewireSocket }));
+    const client = s.client(["weston-simple-shm"]);
+    const src = openVideoSource(capture, {
+      shmDir: dir.path,
+      vmName: null,
+      appKind: "host-desktop",
+      hostDesktop: open,
+      encode: { width: 800, height: 600, fps: 30, codec: "h264", bitrateKbps: 4000, threads: 2 },
+    });
+    try {
+      expect(src.kind).toBe("host-desktop");
+      expect((await s.monitors()).map((m) => m.mode)).toContain("800x600");
+      const buf = new Uint8Array(src.slotBytes);
+      let aus = 0;
+      const deadline = Date.now() + 15_000;
+      while (aus < 5 && Date.now() < deadline) {
+        if (src.pipeline.poll(buf)) aus++;
+        else await Bun.sleep(5);
+      }
+      expect(aus).toBe(5);
+    } finally {
+      src.stop();
+      client.kill();
+    }
+    const end = Date.now() + 3000;
+    while ((await s.monitors()).length !== before.length && Date.now() < end) await Bun.sleep(50);
+    expect(await s.monitors()).toEqual(before);
+  }, 30_000);
+
   test("a link that never negotiates is torn down within its timeout, with the reason", () => {
     // a node that does not exist: the stream ends at once
     let t0 = performance.now();
@@ -147,5 +181,22 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
     const none = chooseHostOutputBackend(hostOutputBackends(native, { busAddress: null, pipewireSocket: null }));
     expect(none.backend).toBeNull();
     expect(none.reason).toContain("mutter: no desktop session bus");
+  });
+});
+
+describe("host-desktop in the app catalog", () => {
+  test("takes neither a command nor a VM", () => {
+    expect(AppCreate.safeParse({ name: "This PC", kind: "host-desktop" }).success).toBe(true);
+    const withCmd = AppCreate.safeParse({ name: "x", kind: "host-desktop", command: "ls" });
+    expect(withCmd.success).toBe(false);
+    expect(JSON.stringify(withCmd.error?.issues)).toContain("not allowed for kind host-desktop");
+    expect(AppCreate.safeParse({ name: "x", kind: "host-desktop", vmName: "win11" }).success).toBe(false);
+  });
+
+  test("without a compositor the session's source says why", () => {
+    const open = hostDesktopOpener(resolveNativePath({}), () => ({ busAddress: null, pipewireSocket: null }));
+    expect(() =>
+      openVideoSource(capture, { shmDir: dir.path, vmName: null, appKind: "host-desktop", hostDesktop: open, encode: { width: 640, height: 480, fps: 30, codec: "h264", bitrateKbps: 2000, threads: 1 } }),
+    ).toThrow("no compositor offers a virtual output");
   });
 });
