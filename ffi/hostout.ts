@@ -16,6 +16,7 @@ const symbols = {
   neuron_pw_stream_close: { args: [P], returns: FFIType.void },
   neuron_mutter_open: { args: [P, P], returns: FFIType.i32 },
   neuron_mutter_available: { args: [P], returns: FFIType.i32 },
+  neuron_mutter_name_has_owner: { args: [P, P], returns: FFIType.i32 },
   neuron_mutter_record_virtual: { args: [P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
   neuron_mutter_stop: { args: [P], returns: FFIType.i32 },
   neuron_mutter_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
@@ -155,6 +156,11 @@ export class MutterScreenCast {
 
   available(): boolean {
     return this.n.sym.neuron_mutter_available(this.h()) === 1;
+  }
+
+  /** Whether a well-known name has an owner on this bus. */
+  hasOwner(name: string): boolean {
+    return this.n.sym.neuron_mutter_name_has_owner(this.h(), cstr(name)) === 1;
   }
 
   /** Creates the virtual output and returns its PipeWire node id. */

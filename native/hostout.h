@@ -71,6 +71,8 @@ typedef struct neuron_mutter neuron_mutter;
 NEURON_EXPORT int32_t neuron_mutter_open(const char *address, neuron_mutter **out);
 /* 1 when org.gnome.Mutter.ScreenCast has an owner on that bus. */
 NEURON_EXPORT int32_t neuron_mutter_available(neuron_mutter *m);
+/* 1 when the well-known `name` has an owner on that bus (e.g. org.gnome.Mutter.RemoteDesktop). */
+NEURON_EXPORT int32_t neuron_mutter_name_has_owner(neuron_mutter *m, const char *name);
 /* Creates a session and a virtual stream (cursor_mode: 0 hidden, 1 embedded, 2 metadata),
  * starts it and waits up to timeout_ms for the PipeWire node id. One stream per handle. */
 NEURON_EXPORT int32_t neuron_mutter_record_virtual(neuron_mutter *m, uint32_t cursor_mode, uint32_t timeout_ms,

@@ -62,14 +62,16 @@ int32_t neuron_mutter_open(const char *address, neuron_mutter **out) {
     return NEURON_OK;
 }
 
-int32_t neuron_mutter_available(neuron_mutter *m) {
-    if (!m) return 0;
+int32_t neuron_mutter_name_has_owner(neuron_mutter *m, const char *name) {
+    if (!m || !name || !dbus_validate_bus_name(name, NULL)) return 0;
     DBusError err;
     dbus_error_init(&err);
-    dbus_bool_t has = dbus_bus_name_has_owner(m->conn, SC_NAME, &err);
+    dbus_bool_t has = dbus_bus_name_has_owner(m->conn, name, &err);
     dbus_error_free(&err);
     return has ? 1 : 0;
 }
+
+int32_t neuron_mutter_available(neuron_mutter *m) { return neuron_mutter_name_has_owner(m, SC_NAME); }
 
 /* Appends an a{sv} with at most one uint32 entry (key NULL: empty). */
 static void append_props(DBusMessage *msg, const char *key, uint32_t value) {

@@ -262,3 +262,44 @@ export function hostDesktopOpener(
     return source;
   };
 }
+
+export interface HostInputCapability {
+  /** How input reaches the host's session: the compositor's RemoteDesktop interface, libei through the portal, uinput, or none. */
+  backend: "remote-desktop" | "libei" | "uinput" | "none";
+  reason: string;
+  candidates: { backend: "remote-desktop" | "libei" | "uinput"; available: boolean; reason: string }[];
+}
+
+/** Input for the host session: Mutter's RemoteDesktop, else libei via the RemoteDesktop portal, else uinput. */
+export function hostInputCapability(native: HostOutputNative | null, env: HostSessionEnv, uinputDevice: string): HostInputCapability {
+  let rd = { available: false, reason: "no desktop session bus is known" };
+  let ei = { available: false, reason: "no desktop session bus is known" };
+  if (native && env.busAddress) {
+    let bus: MutterScreenCast | null = null;
+    try {
+      bus = MutterScreenCast.open(native, env.busAddress);
+      rd = bus.hasOwner("org.gnome.Mutter.RemoteDesktop")
+        ? { available: true, reason: "Mutter's org.gnome.Mutter.RemoteDesktop (pointer, keyboard and touch into the session)" }
+        : { available: false, reason: "org.gnome.Mutter.RemoteDesktop has no owner on the session bus" };
+      ei = bus.hasOwner("org.freedesktop.portal.Desktop")
+        ? { available: false, reason: "the desktop portal runs; its RemoteDesktop.ConnectToEIS needs the user's consent and libei, not part of this build" }
+        : { available: false, reason: "no xdg-desktop-portal on the session bus (libei is reached through its RemoteDesktop portal)" };
+    } catch (err) {
+      rd = ei = { available: false, reason: (err as Error).message };
+    } finally {
+      bus?.close();
+    }
+  } else if (!native) rd = ei = { available: false, reason: "the native library is not loaded" };
+  const ui = existsSync(uinputDevice)
+    ? { available: true, reason: `${uinputDevice} (virtual devices the compositor picks up like real ones)` }
+    : { available: false, reason: `no ${uinputDevice}` };
+  const candidates = [
+    { backend: "remote-desktop" as const, ...rd },
+    { backend: "libei" as const, ...ei },
+    { backend: "uinput" as const, ...ui },
+  ];
+  const first = candidates.find((c) => c.available);
+  return first
+    ? { backend: first.backend, reason: first.reason, candidates }
+    : { backend: "none", reason: `no input path into the host session: ${candidates.map((c) => `${c.backend}: ${c.reason}`).join("; ")}`, candidates };
+}

@@ -121,6 +121,8 @@ export const SourceKindStatus = z.object({
   available: z.boolean(),
   /** Why not, when not available. */
   reason: z.string().optional(),
+  /** host-virtual-output: how input reaches the host's session (remote-desktop, libei, uinput or none) and why. */
+  input: z.object({ backend: z.string(), reason: z.string() }).optional(),
 });
 export const SourceKindList = z.object({ sources: z.array(SourceKindStatus) }).meta({ id: "CaptureSourceKinds" });
 

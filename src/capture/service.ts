@@ -26,13 +26,15 @@ import {
 } from "./model.ts";
 import { CaptureError, FRAME_TYPE_NAMES, KvmfrFrameSource } from "./source.ts";
 import { HostOutputNative } from "../../ffi/hostout.ts";
-import { hostOutputBackends, type HostSessionEnv } from "./host-output.ts";
+import { hostInputCapability, hostOutputBackends, type HostSessionEnv } from "./host-output.ts";
 import { chooseVmTransport, probeSourceKinds, type SourceKindStatus, type VmTransportChoice } from "./sources.ts";
 
 /** What the source listing and the VM transport choice read besides the shm directory. */
 export interface FrameSourceSettings {
   vsockDevice: string;
   frameSocketDir: string;
+  /** uinput, the last input path into the host's session. */
+  uinputDevice?: string;
   /** The desktop session the host-desktop source streams (its bus and PipeWire socket). */
   hostSession: () => HostSessionEnv;
   /** A VM's libvirt definition (virsh dumpxml). */
@@ -125,6 +127,7 @@ export class CaptureService {
         frameSocketDir: st.frameSocketDir,
         nativeError,
         hostOutputBackends: this.hostOutput ? hostOutputBackends(this.hostOutput, st.hostSession()) : null,
+        hostInput: hostInputCapability(this.hostOutput, st.hostSession(), st.uinputDevice ?? "/dev/uinput"),
       }),
     };
   }

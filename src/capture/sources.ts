@@ -18,6 +18,8 @@ export interface SourceKindStatus {
   description: string;
   available: boolean;
   reason?: string;
+  /** host-virtual-output: how input reaches the host's session. */
+  input?: { backend: string; reason: string };
 }
 
 export interface SourceProbeInput {
@@ -28,6 +30,8 @@ export interface SourceProbeInput {
   nativeError: string | null;
   /** The host-output backends (probed here); null when they cannot be built (no native library). */
   hostOutputBackends: HostOutputBackend[] | null;
+  /** The host session's input path (reported beside host-virtual-output). */
+  hostInput?: { backend: string; reason: string } | null;
 }
 
 const DESCRIPTIONS: Record<SourceKind, string> = {
@@ -69,7 +73,9 @@ export function probeSourceKinds(i: SourceProbeInput): SourceKindStatus[] {
     const choice = chooseHostOutputBackend(i.hostOutputBackends ?? []);
     host = choice.backend ? null : choice.reason;
   }
-  return [status("kvmfr", shm), status("nfb", shm), status("vsock", vsock), status("unix", unix), status("host-virtual-output", host)];
+  const hostStatus = status("host-virtual-output", host);
+  if (i.hostInput) hostStatus.input = { backend: i.hostInput.backend, reason: i.hostInput.reason };
+  return [status("kvmfr", shm), status("nfb", shm), status("vsock", vsock), status("unix", unix), hostStatus];
 }
 
 export interface TransportCandidate {

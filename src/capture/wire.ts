@@ -9,6 +9,7 @@ export function captureSourceSettings(config: Config): FrameSourceSettings {
   return {
     vsockDevice: config.vsockDevice,
     frameSocketDir: config.frameSocketDir,
+    uinputDevice: config.uinputDevice,
     hostSession: () => desktopSessionEnv(config.desktopUser ? idOf(join(config.etcDir, "passwd"), config.desktopUser) : null),
     domainXml: (vm) => new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: 10_000 }).dumpxml(vm, true),
   };

@@ -187,7 +187,11 @@ async function listSources(args: ParsedArgs, ctx: Parameters<Command["run"]>[1],
     }
     const { sources } = service.listSources();
     if (args.values.json) printJson(ctx, { sources });
-    else for (const s of sources) ctx.stdout(`${s.kind.padEnd(20)} ${s.available ? "available" : `unavailable: ${s.reason}`}\n`);
+    else
+      for (const s of sources) {
+        ctx.stdout(`${s.kind.padEnd(20)} ${s.available ? "available" : `unavailable: ${s.reason}`}\n`);
+        if (s.input) ctx.stdout(`${"".padEnd(20)} input: ${s.input.backend} (${s.input.reason})\n`);
+      }
     return 0;
   } finally {
     service.close();

@@ -18,7 +18,7 @@ import { loadCaptureNative } from "./helpers.ts";
 import { frameSourceContract } from "./source-contract.ts";
 import { AppCreate } from "../../src/apps/model.ts";
 import { openVideoSource } from "../../src/gamestream/video/source.ts";
-import { hostDesktopOpener } from "../../src/capture/host-output.ts";
+import { hostDesktopOpener, hostInputCapability } from "../../src/capture/host-output.ts";
 
 if (!HAVE_MUTTER) console.warn(`skip: host desktop tests need ${MISSING_MUTTER.join(", ")} (not installed)`);
 const HAVE_CLIENT = Bun.which("weston-simple-shm") !== null;
@@ -142,6 +142,19 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
     while ((await s.monitors()).length !== before.length && Date.now() < end) await Bun.sleep(50);
     expect(await s.monitors()).toEqual(before);
   }, 30_000);
+
+  test("input for the host session: Mutter's RemoteDesktop where offered, else uinput, else none with reasons", () => {
+    const cap = hostInputCapability(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket }, "/nonexistent/uinput");
+    expect(cap.backend).toBe("remote-desktop");
+    expect(cap.candidates.map((c) => c.backend)).toEqual(["remote-desktop", "libei", "uinput"]);
+    expect(cap.candidates[1]!.reason).toContain("portal");
+    const none = hostInputCapability(native, { busAddress: null, pipewireSocket: null }, "/nonexistent/uinput");
+    expect(none.backend).toBe("none");
+    expect(none.reason).toContain("uinput: no /nonexistent/uinput");
+    const dev = join(dir.path, "uinput");
+    writeFileSync(dev, "");
+    expect(hostInputCapability(native, { busAddress: null, pipewireSocket: null }, dev).backend).toBe("uinput");
+  });
 
   test("a link that never negotiates is torn down within its timeout, with the reason", () => {
     // a node that does not exist: the stream ends at once
