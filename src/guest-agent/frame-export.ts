@@ -2,16 +2,18 @@
  * The guest side of NVF1 frame export (native/vsock.h): frames of this guest's screen to
  * the host over AF_VSOCK (port 5900 by default) or a unix socket.
  *
- *   neuron-agent export-frames --mode test-pattern|x11 [--unix PATH | --vsock-cid N --vsock-port N]
+ *   neuron-agent export-frames --mode test-pattern|x11 [--unix PATH | --device PATH | --vsock-cid N --vsock-port N]
  *                              [--width N --height N --fps N --frames N]
  *
+ * --device writes to a character device, e.g. a virtio-serial port (/dev/vportNpM) whose host side
+ * is the unix-socket listener: the fallback for a VM with neither IVSHMEM nor vsock.
  * Modes: test-pattern (a moving pattern with the frame serial burned in, always available);
  * x11 (ffmpeg's x11grab of $DISPLAY as BGRA, where ffmpeg and an X display exist). PipeWire
  * capture of a Wayland session needs the ScreenCast portal's consent dialog in the guest and
  * is reported as unavailable by exportModes().
  */
 import { connect, type Socket } from "node:net";
-import { writeSync, closeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 export const NVF_MAGIC = 0x3146564e;
@@ -197,12 +199,20 @@ async function exportX11(sink: Sink, o: ExportOptions, stopped: () => boolean): 
   return n;
 }
 
-export type ExportTarget = { kind: "unix"; path: string } | { kind: "vsock"; cid: number; port: number; connectFd: (cid: number, port: number) => number };
+export type ExportTarget =
+  | { kind: "unix"; path: string }
+  | { kind: "device"; path: string }
+  | { kind: "vsock"; cid: number; port: number; connectFd: (cid: number, port: number) => number };
 
 export async function exportFrames(target: ExportTarget, mode: ExportMode, o: ExportOptions, stopped: () => boolean = () => false): Promise<number> {
   const avail = exportModes().find((m) => m.mode === mode);
   if (!avail?.available) throw new Error(`export mode ${mode} is unavailable: ${avail?.reason ?? "unknown mode"}`);
-  const sink = target.kind === "unix" ? await unixSink(target.path) : fdSink(target.connectFd(target.cid, target.port));
+  const sink =
+    target.kind === "unix"
+      ? await unixSink(target.path)
+      : target.kind === "device"
+        ? fdSink(openSync(target.path, "w"))
+        : fdSink(target.connectFd(target.cid, target.port));
   try {
     return mode === "x11" ? await exportX11(sink, o, stopped) : await exportPattern(sink, o, stopped);
   } finally {
@@ -217,6 +227,7 @@ export async function exportFramesMain(argv: string[]): Promise<number> {
     options: {
       mode: { type: "string", default: "test-pattern" },
       unix: { type: "string" },
+      device: { type: "string" },
       "vsock-cid": { type: "string", default: "2" },
       "vsock-port": { type: "string", default: "5900" },
       width: { type: "string", default: "1280" },
@@ -239,6 +250,7 @@ export async function exportFramesMain(argv: string[]): Promise<number> {
   process.on("SIGINT", () => (stop = true));
   let target: ExportTarget;
   if (values.unix) target = { kind: "unix", path: values.unix };
+  else if (values.device) target = { kind: "device", path: values.device };
   else {
     const { VsockNative } = await import("../../ffi/vsock.ts");
     const { resolveNativePath } = await import("../../ffi/native.ts");
