@@ -19,6 +19,10 @@ const symbols = {
   neuron_mutter_name_has_owner: { args: [P, P], returns: FFIType.i32 },
   neuron_mutter_record_virtual: { args: [P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
   neuron_mutter_stop: { args: [P], returns: FFIType.i32 },
+  neuron_mutter_enable_input: { args: [P, FFIType.u32], returns: FFIType.i32 },
+  neuron_mutter_pointer_absolute: { args: [P, FFIType.f64, FFIType.f64], returns: FFIType.i32 },
+  neuron_mutter_pointer_button: { args: [P, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
+  neuron_mutter_key: { args: [P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_close: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
@@ -173,6 +177,30 @@ export class MutterScreenCast {
 
   stop(): void {
     if (this.handle !== null) this.n.sym.neuron_mutter_stop(this.handle);
+  }
+
+  /** Links a RemoteDesktop session to the stream recorded next (input into the host's session). */
+  enableInput(timeoutMs: number): void {
+    const rc = this.n.sym.neuron_mutter_enable_input(this.h(), timeoutMs);
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `RemoteDesktop session failed (status ${rc})`);
+  }
+
+  /** Pointer to (x, y) in the virtual output's pixels. */
+  pointerAbsolute(x: number, y: number): void {
+    const rc = this.n.sym.neuron_mutter_pointer_absolute(this.h(), x, y);
+    if (rc < 0) throw new HostOutputError(rc, "pointer motion refused (input not enabled or session not started)");
+  }
+
+  /** A button (evdev BTN_*, e.g. 0x110 left) press or release. */
+  button(code: number, pressed: boolean): void {
+    const rc = this.n.sym.neuron_mutter_pointer_button(this.h(), code, pressed ? 1 : 0);
+    if (rc < 0) throw new HostOutputError(rc, "button refused (input not enabled or session not started)");
+  }
+
+  /** A key (evdev KEY_*) press or release. */
+  key(code: number, pressed: boolean): void {
+    const rc = this.n.sym.neuron_mutter_key(this.h(), code, pressed ? 1 : 0);
+    if (rc < 0) throw new HostOutputError(rc, "key refused (input not enabled or session not started)");
   }
 
   error(): string {

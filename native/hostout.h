@@ -77,6 +77,14 @@ NEURON_EXPORT int32_t neuron_mutter_name_has_owner(neuron_mutter *m, const char 
  * starts it and waits up to timeout_ms for the PipeWire node id. One stream per handle. */
 NEURON_EXPORT int32_t neuron_mutter_record_virtual(neuron_mutter *m, uint32_t cursor_mode, uint32_t timeout_ms,
                                                    uint32_t *node_id);
+/* Links a RemoteDesktop session (org.gnome.Mutter.RemoteDesktop) to the stream recorded next, so
+ * input can be injected into the host's session; call before neuron_mutter_record_virtual. */
+NEURON_EXPORT int32_t neuron_mutter_enable_input(neuron_mutter *m, uint32_t timeout_ms);
+/* Input into the session (after record_virtual with input enabled): the pointer to (x, y) in the
+ * virtual output's pixels, a button (evdev BTN_*) and a key (evdev KEY_*) press or release. */
+NEURON_EXPORT int32_t neuron_mutter_pointer_absolute(neuron_mutter *m, double x, double y);
+NEURON_EXPORT int32_t neuron_mutter_pointer_button(neuron_mutter *m, int32_t button, uint32_t pressed);
+NEURON_EXPORT int32_t neuron_mutter_key(neuron_mutter *m, uint32_t evdev_code, uint32_t pressed);
 /* Stops the session (the virtual output goes away). Idempotent. */
 NEURON_EXPORT int32_t neuron_mutter_stop(neuron_mutter *m);
 NEURON_EXPORT int32_t neuron_mutter_error(neuron_mutter *m, char *buf, uint32_t cap);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CapturePipeline } from "../../ffi/capture.ts";
-import { HostOutputNative, PwVideoStream } from "../../ffi/hostout.ts";
+import { HostOutputNative, MutterScreenCast, PwVideoStream } from "../../ffi/hostout.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { chooseHostOutputBackend, hostOutputBackends, HostVirtualOutputSource, MutterBackend } from "../../src/capture/host-output.ts";
 import { tempDir } from "../helpers/env.ts";
@@ -155,6 +155,42 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
     writeFileSync(dev, "");
     expect(hostInputCapability(native, { busAddress: null, pipewireSocket: null }, dev).backend).toBe("uinput");
   });
+
+  test.skipIf(!Bun.which("weston-eventdemo") || !Bun.which("stdbuf"))("input into the host session through the linked RemoteDesktop session reaches a client", async () => {
+    const sc = MutterScreenCast.open(native, s.busAddress);
+    let stream: PwVideoStream | null = null;
+    const c = Bun.spawn(["stdbuf", "-oL", "weston-eventdemo", "--log-key", "--log-button", "--log-motion"], {
+      env: { ...s.env, WAYLAND_DISPLAY: "wayland-neuron" },
+      stdout: "pipe",
+      stderr: "ignore",
+    });
+    try {
+      expect(() => sc.pointerAbsolute(1, 1)).toThrow("input not enabled");
+      sc.enableInput(5000);
+      const node = sc.recordVirtual(1, 5000);
+      stream = PwVideoStream.open(native, { remote: s.pipewireSocket, nodeId: node, width: 640, height: 480, fps: 30, negotiateTimeoutMs: 5000 });
+      await Bun.sleep(1000); // the client's window maps on the new output
+      for (let y = 20; y < 480; y += 60) for (let x = 20; x < 640; x += 60) {
+        sc.pointerAbsolute(x, y);
+        await Bun.sleep(5);
+      }
+      sc.pointerAbsolute(320, 240);
+      sc.button(0x110, true); // BTN_LEFT: also gives the window keyboard focus
+      sc.button(0x110, false);
+      await Bun.sleep(500);
+      sc.key(30, true); // KEY_A
+      sc.key(30, false);
+      await Bun.sleep(500);
+    } finally {
+      c.kill();
+      stream?.close();
+      sc.close();
+    }
+    const out = await new Response(c.stdout).text();
+    expect(out).toMatch(/motion time: \d+, x: [\d.]+, y: [\d.]+/);
+    expect(out).toMatch(/button time: \d+, button: 272, state: pressed/);
+    if (process.env.NEURON_TEST_VERBOSE) console.log(out.split("\n").filter((l) => /key|button/.test(l)).join("\n"));
+  }, 30_000);
 
   test("a link that never negotiates is torn down within its timeout, with the reason", () => {
     // a node that does not exist: the stream ends at once
