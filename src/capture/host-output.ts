@@ -40,9 +40,18 @@ export interface Availability {
   reason?: string;
 }
 
+/** Input into the host's session at the virtual output's coordinates (evdev codes). */
+export interface HostSessionInput {
+  pointerAbsolute(x: number, y: number): void;
+  button(code: number, pressed: boolean): void;
+  key(code: number, pressed: boolean): void;
+}
+
 /** A created virtual output: the PipeWire node that carries it, gone on close(). */
 export interface VirtualOutput {
   readonly nodeId: number;
+  /** Present when the compositor takes input for the session (Mutter: a linked RemoteDesktop session). */
+  readonly input: HostSessionInput | null;
   close(): void;
 }
 
@@ -82,8 +91,11 @@ export class MutterBackend implements HostOutputBackend {
     if (!this.native || !this.env.busAddress) throw new CaptureError("HOST_OUTPUT_UNAVAILABLE", "Mutter backend: no session bus", { status: 503 });
     const sc = MutterScreenCast.open(this.native, this.env.busAddress);
     try {
+      // input through a RemoteDesktop session linked to this stream, where Mutter offers one
+      const withInput = sc.hasOwner("org.gnome.Mutter.RemoteDesktop");
+      if (withInput) sc.enableInput(timeoutMs);
       const nodeId = sc.recordVirtual(1, timeoutMs); // cursor embedded: the client sees it in the frames
-      return { nodeId, close: () => sc.close() };
+      return { nodeId, input: withInput ? sc : null, close: () => sc.close() };
     } catch (err) {
       sc.close();
       throw new CaptureError("HOST_OUTPUT_FAILED", `Mutter RecordVirtual: ${(err as Error).message}`, { status: 502, cause: err });
@@ -189,6 +201,11 @@ export class HostVirtualOutputSource implements FrameSource, Disposable {
 
   get nodeId(): number | null {
     return this.output?.nodeId ?? null;
+  }
+
+  /** Input into the host's session for this output (null: the backend takes none; see hostInputCapability). */
+  get input(): HostSessionInput | null {
+    return this.output?.input ?? null;
   }
 
   next(dst: Uint8Array, timeoutMs: number): FrameEvent {

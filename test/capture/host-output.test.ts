@@ -97,6 +97,8 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
       expect(probed).toMatchObject({ codec: "h264", width: 640, height: 480, frames: 15 });
       expect(probed.keyFrames[0]).toBe(0);
       expect(["shm", "dmabuf"]).toContain(source.pwStats()!.memory);
+      expect(source.input).not.toBeNull(); // Mutter's RemoteDesktop linked to the output
+      source.input!.pointerAbsolute(10, 10);
     } finally {
       pipeline?.stop();
       source.close();
