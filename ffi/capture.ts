@@ -30,6 +30,7 @@ const symbols = {
   neuron_encoder_set_bitrate: { args: [P, FFIType.u32], returns: FFIType.i32 },
   neuron_encoder_close: { args: [P], returns: FFIType.void },
   neuron_pipeline_start: { args: [P, P, P], returns: FFIType.i32 },
+  neuron_pipeline_start_pw: { args: [P, P, P], returns: FFIType.i32 },
   neuron_pipeline_poll: { args: [P, P, FFIType.u64, P], returns: FFIType.i64 },
   neuron_pipeline_wait: { args: [P, FFIType.u32], returns: FFIType.i32 },
   neuron_pipeline_request_idr: { args: [P], returns: FFIType.void },
@@ -502,7 +503,7 @@ export class CapturePipeline {
     this.handle = handle;
   }
 
-  static start(n: CaptureNative, path: string, o: PipelineOptions): CapturePipeline {
+  private static config(o: PipelineOptions): Uint8Array {
     const cfg = new Uint8Array(80);
     encoderConfig({ ...o, width: 0, height: 0, inputFormat: "bgra" }, cfg);
     const v = new DataView(cfg.buffer);
@@ -510,8 +511,19 @@ export class CapturePipeline {
     v.setUint32(68, o.slotBytes ?? 0, true);
     v.setUint32(72, o.frameTimeoutMs ?? 50, true);
     v.setUint32(76, o.wpTimeoutMs ?? 100, true);
+    return cfg;
+  }
+
+  static start(n: CaptureNative, path: string, o: PipelineOptions): CapturePipeline {
     const cell = new BigUint64Array(1);
-    check("neuron_pipeline_start", n.sym.neuron_pipeline_start(cstr(path), ptr(cfg), ptr(cell)));
+    check("neuron_pipeline_start", n.sym.neuron_pipeline_start(cstr(path), ptr(CapturePipeline.config(o)), ptr(cell)));
+    return new CapturePipeline(n, outPtr(cell));
+  }
+
+  /** The same pipeline over a host virtual output's PipeWire stream (ffi/hostout.ts PwVideoStream), which it borrows: stop this first. */
+  static startFromStream(n: CaptureNative, stream: Pointer, o: PipelineOptions): CapturePipeline {
+    const cell = new BigUint64Array(1);
+    check("neuron_pipeline_start_pw", n.sym.neuron_pipeline_start_pw(stream, ptr(CapturePipeline.config(o)), ptr(cell)));
     return new CapturePipeline(n, outPtr(cell));
   }
 

@@ -115,6 +115,13 @@ typedef struct neuron_pipeline neuron_pipeline;
 NEURON_EXPORT int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cfg,
                                             neuron_pipeline **out);
 
+/* Same, reading a host virtual output's PipeWire stream (hostout.h) instead of a region: rows are
+ * converted straight out of the producer's buffer. The stream is borrowed: stop the pipeline
+ * before closing it. */
+typedef struct neuron_pw_stream neuron_pw_stream;
+NEURON_EXPORT int32_t neuron_pipeline_start_pw(neuron_pw_stream *stream, const neuron_pipeline_config *cfg,
+                                               neuron_pipeline **out);
+
 /* Takes the oldest access unit: returns its size, 0 when the ring is empty, or
  * NEURON_ERANGE (info->size tells the size; the unit stays in the ring). */
 NEURON_EXPORT int64_t neuron_pipeline_poll(neuron_pipeline *p, uint8_t *dst, uint64_t cap, neuron_au_info *info);

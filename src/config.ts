@@ -125,6 +125,10 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 8, keyRepeat: "guest", pins: {} }),
+    /** vhost-vsock: without it no VM gets a vsock device (frame export falls back to a unix socket). */
+    vsockDevice: path.default("/dev/vhost-vsock"),
+    /** Where unix-socket frame sources listen (<frameSocketDir>/<vm>.nvf). */
+    frameSocketDir: path.default("/run/neuron-appliance-frames"),
     /** libvirt connection URI. */
     libvirtUri: z.string().min(1).default("qemu:///system"),
     /** The longest one libvirt call (a virsh process) may take before it fails with a timeout (ms). */
@@ -395,6 +399,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     firmwareDir: abs(c.firmwareDir),
     uinputDevice: abs(c.uinputDevice),
     input: { ...c.input, keymapDir: abs(c.input.keymapDir) },
+    vsockDevice: abs(c.vsockDevice),
+    frameSocketDir: abs(c.frameSocketDir),
     nativeLib: c.nativeLib === undefined ? undefined : abs(c.nativeLib),
     dbPath: c.dbPath ? abs(c.dbPath) : join(stateDir, "neuron.db"),
     socketPath: c.socketPath ? abs(c.socketPath) : join(stateDir, "api.sock"),

@@ -47,6 +47,7 @@ import { migrationsRepo } from "./db/repos/migrations.ts";
 import { MigrationService } from "./migration/service.ts";
 import { LumenService } from "./lumen/service.ts";
 import { lumenPairingsRepo } from "./db/repos/lumen.ts";
+import { captureSourceSettings } from "./capture/wire.ts";
 
 export interface CoreOptions {
   /** Path of the native library embedded in the compiled executable, if any. */
@@ -152,7 +153,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const auth = new AuthService(database.db, config, log.child({ module: "auth" }));
   const users = userDb(config.etcDir);
   const hosts = hostPolicy({ bindHost: config.host, extraNames: config.apiHostnames, machineName: config.hostname });
-  const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null);
+  const capture = new CaptureService(config.shmDir, nativePath ? loadedPath : null, captureSourceSettings(config));
   const codecs = new CodecSupport(opts.speedMeter ?? capture, config.gamestreamCodecs, log.child({ component: "codecs" }));
   const codecModeSupport = opts.codecModeSupport ?? (() => codecs.bits());
   const system = new SystemService(config, () => native().state, () => schemaVersion(database.sqlite), () => codecs.report());

@@ -2,6 +2,7 @@
 #include "../capture.h"
 #include "../encode.h"
 #include "../capture/reader_sink.h"
+#include "../hostout/pw_internal.h"
 #include "encoder_rows.h"
 
 #include <pthread.h>
@@ -20,6 +21,7 @@ typedef struct au_slot {
 struct neuron_pipeline {
     neuron_pipeline_config cfg;
     neuron_kvmfr_reader *reader;
+    neuron_pw_stream *pw; /* instead of reader: a host virtual output (borrowed, not closed here) */
     neuron_encoder *enc;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -186,14 +188,18 @@ static void *pipeline_main(void *arg) {
     neuron_frame_sink sink = {.begin = conv_begin, .rows = conv_rows, .ctx = p};
     p->force_idr = 1;
     while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
-        int32_t rc = neuron_kvmfr_reader_next_frame_sink(p->reader, p->cfg.frame_timeout_ms, p->cfg.wp_timeout_ms,
-                                                         &sink, &fi);
-        neuron_reader_stats rs;
-        neuron_kvmfr_reader_stats(p->reader, &rs);
-        pthread_mutex_lock(&p->mu);
-        p->stats.rejected = rs.rejected;
-        p->stats.restarts = rs.restarts;
-        pthread_mutex_unlock(&p->mu);
+        int32_t rc;
+        if (p->pw) {
+            rc = neuron_pw_stream_next_frame_sink(p->pw, p->cfg.frame_timeout_ms, &sink, &fi);
+        } else {
+            rc = neuron_kvmfr_reader_next_frame_sink(p->reader, p->cfg.frame_timeout_ms, p->cfg.wp_timeout_ms, &sink, &fi);
+            neuron_reader_stats rs;
+            neuron_kvmfr_reader_stats(p->reader, &rs);
+            pthread_mutex_lock(&p->mu);
+            p->stats.rejected = rs.rejected;
+            p->stats.restarts = rs.restarts;
+            pthread_mutex_unlock(&p->mu);
+        }
         if (rc == NEURON_ENOMEM) {
             set_error(p, rc);
             break;
@@ -257,8 +263,22 @@ static int32_t check_config(const neuron_pipeline_config *c) {
     return NEURON_OK;
 }
 
+static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, const neuron_pipeline_config *cfg,
+                              neuron_pipeline **out);
+
 int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cfg, neuron_pipeline **out) {
-    if (!path || !out || check_config(cfg)) return NEURON_EINVAL;
+    if (!path) return NEURON_EINVAL;
+    return pipeline_start(path, NULL, cfg, out);
+}
+
+int32_t neuron_pipeline_start_pw(neuron_pw_stream *stream, const neuron_pipeline_config *cfg, neuron_pipeline **out) {
+    if (!stream) return NEURON_EINVAL;
+    return pipeline_start(NULL, stream, cfg, out);
+}
+
+static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, const neuron_pipeline_config *cfg,
+                              neuron_pipeline **out) {
+    if (!out || check_config(cfg)) return NEURON_EINVAL;
     neuron_pipeline *p = calloc(1, sizeof *p);
     if (!p) return NEURON_ENOMEM;
     p->cfg = *cfg;
@@ -266,7 +286,8 @@ int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cf
     pthread_mutex_init(&p->consumer_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->slots = calloc(cfg->ring_slots, sizeof *p->slots);
-    int32_t rc = p->slots ? neuron_kvmfr_reader_open(path, 0, &p->reader) : NEURON_ENOMEM;
+    p->pw = pw;
+    int32_t rc = !p->slots ? NEURON_ENOMEM : pw ? NEURON_OK : neuron_kvmfr_reader_open(path, 0, &p->reader);
     if (rc == NEURON_OK) {
         p->stats.running = 1;
         if (pthread_create(&p->thread, NULL, pipeline_main, p) != 0) rc = NEURON_EIO;

@@ -39,6 +39,10 @@ function kindRules(v: { kind?: string; command?: string | null; vmName?: string 
     ctx.addIssue({ code: "custom", path: ["command"], message: "required for kind command" });
   if (v.kind === "desktop" && v.command)
     ctx.addIssue({ code: "custom", path: ["command"], message: "not allowed for kind desktop" });
+  if (v.kind === "host-desktop" && v.command)
+    ctx.addIssue({ code: "custom", path: ["command"], message: "not allowed for kind host-desktop" });
+  if (v.kind === "host-desktop" && v.vmName)
+    ctx.addIssue({ code: "custom", path: ["vmName"], message: "not allowed for kind host-desktop (it streams the host's own session)" });
 }
 
 export const AppCreate = z

@@ -113,3 +113,26 @@ export const DemoResult = z
   })
   .meta({ id: "CaptureDemoResult" });
 export type DemoResult = z.infer<typeof DemoResult>;
+
+/** GET /capture/sources: every frame-source kind and whether this host can use it now. */
+export const SourceKindStatus = z.object({
+  kind: z.enum(["kvmfr", "nfb", "vsock", "unix", "host-virtual-output"]),
+  description: z.string(),
+  available: z.boolean(),
+  /** Why not, when not available. */
+  reason: z.string().optional(),
+  /** host-virtual-output: how input reaches the host's session (remote-desktop, libei, uinput or none) and why. */
+  input: z.object({ backend: z.string(), reason: z.string() }).optional(),
+});
+export const SourceKindList = z.object({ sources: z.array(SourceKindStatus) }).meta({ id: "CaptureSourceKinds" });
+
+export const VmTransportChoice = z
+  .object({
+    vm: z.string(),
+    kind: z.enum(["kvmfr", "vsock", "unix"]),
+    reason: z.string(),
+    vsockCid: z.number().int().nullable(),
+    socketPath: z.string().nullable(),
+    candidates: z.array(z.object({ kind: z.enum(["kvmfr", "vsock", "unix"]), usable: z.boolean(), reason: z.string() })),
+  })
+  .meta({ id: "CaptureVmTransport" });

@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
-import { DemoRequest, DemoResult, EncoderProbe, EncoderProbeQuery, ShmName, SourceQuery, SourceStatus } from "./model.ts";
+import { DemoRequest, DemoResult, EncoderProbe, EncoderProbeQuery, ShmName, SourceKindList, SourceQuery, SourceStatus, VmTransportChoice } from "./model.ts";
 import type { CaptureService } from "./service.ts";
 
 export const captureRoutes = (capture: CaptureService) =>
@@ -11,6 +11,21 @@ export const captureRoutes = (capture: CaptureService) =>
       detail: {
         summary: "Probe the video encoders",
         description: "Hardware encoders are tried first; the chosen one and every candidate's reason are reported.",
+      },
+    })
+    .get("/sources", () => capture.listSources(), {
+      response: { 200: SourceKindList },
+      detail: {
+        summary: "List every frame-source kind and whether this host can use it",
+        description: "IVSHMEM (LGMP/KVMFR, NFB1), vsock, unix socket and the host's own desktop (virtual output); each with available and, when not, the reason.",
+      },
+    })
+    .get("/transport/:vm", ({ params }) => capture.vmTransport(params.vm), {
+      params: z.object({ vm: ShmName }),
+      response: { 200: VmTransportChoice },
+      detail: {
+        summary: "Which transport a VM's frames take",
+        description: "IVSHMEM, then vsock, then a unix socket, by what the VM's definition and the host offer; every candidate's reason.",
       },
     })
     .get("/sources/:name", ({ params, query }) => capture.inspectSource(params.name, query.timeoutMs), {

@@ -25,6 +25,28 @@ import {
   type SourceStatus,
 } from "./model.ts";
 import { CaptureError, FRAME_TYPE_NAMES, KvmfrFrameSource } from "./source.ts";
+import { HostOutputNative } from "../../ffi/hostout.ts";
+import { hostInputCapability, hostOutputBackends, type HostSessionEnv } from "./host-output.ts";
+import { chooseVmTransport, probeSourceKinds, type SourceKindStatus, type VmTransportChoice } from "./sources.ts";
+
+/** What the source listing and the VM transport choice read besides the shm directory. */
+export interface FrameSourceSettings {
+  vsockDevice: string;
+  frameSocketDir: string;
+  /** uinput, the last input path into the host's session. */
+  uinputDevice?: string;
+  /** The desktop session the host-desktop source streams (its bus and PipeWire socket). */
+  hostSession: () => HostSessionEnv;
+  /** A VM's libvirt definition (virsh dumpxml). */
+  domainXml?: (vm: string) => Promise<string>;
+}
+
+/** The desktop user's session (/run/user/<uid>), or this process's own environment. */
+export function desktopSessionEnv(uid: number | null, env: Record<string, string | undefined> = process.env): HostSessionEnv {
+  if (uid !== null) return { busAddress: `unix:path=/run/user/${uid}/bus`, pipewireSocket: `/run/user/${uid}/pipewire-0` };
+  const runtime = env.PIPEWIRE_RUNTIME_DIR ?? env.XDG_RUNTIME_DIR;
+  return { busAddress: env.DBUS_SESSION_BUS_ADDRESS ?? null, pipewireSocket: runtime ? join(runtime, "pipewire-0") : null };
+}
 
 const FLAG_NAMES: [number, string][] = [
   [0x1, "BLOCK_SCREENSAVER"],
@@ -77,7 +99,47 @@ export class CaptureService {
     private readonly shmDir: string,
     /** libneuron's path, or a function that loads it on first use and returns the path (throws when it cannot). */
     private readonly nativePath: string | (() => string) | null,
+    private readonly sourceSettings: FrameSourceSettings = {
+      vsockDevice: "/dev/vhost-vsock",
+      frameSocketDir: "/run/neuron-appliance-frames",
+      hostSession: () => desktopSessionEnv(null),
+    },
   ) {}
+
+  private hostOutput: HostOutputNative | null = null;
+
+  /** Every frame-source kind with whether this host can use it now, and why not. */
+  listSources(): { sources: SourceKindStatus[] } {
+    let nativeError: string | null = null;
+    let path: string | null = null;
+    try {
+      if (!this.nativePath) throw new Error("no native library configured");
+      path = typeof this.nativePath === "function" ? this.nativePath() : this.nativePath;
+      this.hostOutput ??= new HostOutputNative(path);
+    } catch (err) {
+      nativeError = (err as Error).message;
+    }
+    const st = this.sourceSettings;
+    return {
+      sources: probeSourceKinds({
+        shmDir: this.shmDir,
+        vsockDevice: st.vsockDevice,
+        frameSocketDir: st.frameSocketDir,
+        nativeError,
+        hostOutputBackends: this.hostOutput ? hostOutputBackends(this.hostOutput, st.hostSession()) : null,
+        hostInput: hostInputCapability(this.hostOutput, st.hostSession(), st.uinputDevice ?? "/dev/uinput"),
+      }),
+    };
+  }
+
+  /** Which transport the VM's frames take (IVSHMEM → vsock → unix socket) and why. */
+  async vmTransport(vm: string): Promise<VmTransportChoice> {
+    const parsed = ShmName.safeParse(vm);
+    if (!parsed.success) throw invalid(`bad VM name ${JSON.stringify(vm)}: ${parsed.error.issues[0]?.message}`);
+    if (!this.sourceSettings.domainXml) throw new AppError("LIBVIRT_UNAVAILABLE", "no libvirt connection to read the VM's definition", { status: 503 });
+    const xml = await this.sourceSettings.domainXml(parsed.data);
+    return chooseVmTransport(parsed.data, xml, { shmDir: this.shmDir, vsockDevice: this.sourceSettings.vsockDevice, frameSocketDir: this.sourceSettings.frameSocketDir });
+  }
 
   private lib(): CaptureNative {
     if (!this.nativePath)
@@ -303,5 +365,7 @@ export class CaptureService {
     this.speedJobs.clear();
     this.native?.close();
     this.native = null;
+    this.hostOutput?.close();
+    this.hostOutput = null;
   }
 }

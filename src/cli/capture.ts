@@ -1,6 +1,7 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { CodecName } from "../capture/model.ts";
 import { CaptureService } from "../capture/service.ts";
+import { captureSourceSettings } from "../capture/wire.ts";
 import { CodecSupport, type CodecSupportReport } from "../gamestream/codecs.ts";
 import { silentLogger } from "../log.ts";
 import { loadNative } from "../core.ts";
@@ -16,10 +17,13 @@ const intFlag = (args: ParsedArgs, name: string): number | undefined => {
 
 export const captureCommand: Command = {
   name: "capture",
-  summary: "Frame capture and encoding: probe encoders, inspect a shared-memory source, run the demo pipeline.",
-  usage: "capture encoders [--codec h264|hevc] [--no-measure] | speed --mode WxHxFPS [--codec C] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
+  summary: "Frame capture and encoding: list frame sources, probe encoders, inspect a shared-memory source, run the demo pipeline.",
+  usage: "capture sources [--vm NAME] | encoders [--codec h264|hevc] [--no-measure] | speed --mode WxHxFPS [--codec C] | inspect NAME [--timeout-ms N] | demo [options] [--out FILE] [--json]",
   help: [
     "Subcommands:",
+    "  sources           every frame-source kind (IVSHMEM LGMP/KVMFR and NFB1, vsock, unix socket, host virtual",
+    "                    output) with whether this host can use it and, when not, why; --vm NAME: which transport",
+    "                    that VM's frames take (IVSHMEM, then vsock, then a unix socket) and why",
     "  encoders          which encoder this machine uses per codec and why (every candidate's reason), its",
     "                    measured speed at the modes of gamestreamCodecs.modes, and whether clients are offered it",
     "  speed --mode WxHxFPS   time one codec at one mode (convert + encode of a moving test pattern)",
@@ -29,6 +33,7 @@ export const captureCommand: Command = {
     "Options:",
     "  --codec h264|hevc   encoders: only this codec (default both); demo: the codec (default h264)",
     "  --no-measure        encoders: probe only, do not time the encoders",
+    "  --vm NAME           sources: the VM whose frame transport to choose",
     "  --timeout-ms N      inspect: how long to wait for the guest (default 1000)",
     "  --width N --height N --fps N --frames N --bitrate-kbps N --threads N   demo settings",
     "  --mode WxHxFPS --frames N --max-ms N --threads N                        speed settings",
@@ -44,6 +49,7 @@ export const captureCommand: Command = {
     mode: { type: "string" },
     "max-ms": { type: "string" },
     "timeout-ms": { type: "string" },
+    vm: { type: "string" },
     width: { type: "string" },
     height: { type: "string" },
     fps: { type: "string" },
@@ -57,11 +63,12 @@ export const captureCommand: Command = {
     const [sub, ...rest] = args.positionals;
     const codec = CodecName.safeParse(args.values.codec ?? "h264");
     if (!codec.success) throw new UsageError("capture: --codec must be h264 or hevc");
-    if (sub !== "encoders" && sub !== "speed" && sub !== "inspect" && sub !== "demo")
-      throw new UsageError("capture: expected a subcommand: encoders, speed, inspect NAME or demo");
+    if (sub !== "sources" && sub !== "encoders" && sub !== "speed" && sub !== "inspect" && sub !== "demo")
+      throw new UsageError("capture: expected a subcommand: sources, encoders, speed, inspect NAME or demo");
     if ((sub === "inspect" && rest.length !== 1) || (sub !== "inspect" && rest.length))
       throw new UsageError(`capture ${sub}: unexpected arguments`);
     const config = configFrom(args, ctx, { "shm-dir": "shmDir" });
+    if (sub === "sources") return listSources(args, ctx, config);
     const { lib, state } = loadNative(config, ctx.embeddedNativeLib);
     const path = lib?.path ?? null;
     lib?.close();
@@ -159,3 +166,34 @@ export const captureCommand: Command = {
     }
   },
 };
+
+/** `capture sources [--vm NAME]`: works without the native library too (every kind then says why). */
+async function listSources(args: ParsedArgs, ctx: Parameters<Command["run"]>[1], config: ReturnType<typeof configFrom>): Promise<number> {
+  const { lib, state } = loadNative(config, ctx.embeddedNativeLib);
+  const path = lib?.path ?? null;
+  lib?.close();
+  const service = new CaptureService(config.shmDir, path ?? (() => { throw new Error(state.error ?? "not found"); }), captureSourceSettings(config));
+  try {
+    const vm = args.values.vm;
+    if (vm !== undefined) {
+      if (typeof vm !== "string") throw new UsageError("capture sources: --vm needs a VM name");
+      const choice = await service.vmTransport(vm);
+      if (args.values.json) printJson(ctx, choice);
+      else {
+        ctx.stdout(`${choice.vm}: ${choice.kind} (${choice.reason})\n`);
+        for (const c of choice.candidates) ctx.stdout(`  ${c.kind.padEnd(6)} ${c.usable ? "usable    " : "not usable"} ${c.reason}\n`);
+      }
+      return 0;
+    }
+    const { sources } = service.listSources();
+    if (args.values.json) printJson(ctx, { sources });
+    else
+      for (const s of sources) {
+        ctx.stdout(`${s.kind.padEnd(20)} ${s.available ? "available" : `unavailable: ${s.reason}`}\n`);
+        if (s.input) ctx.stdout(`${"".padEnd(20)} input: ${s.input.backend} (${s.input.reason})\n`);
+      }
+    return 0;
+  } finally {
+    service.close();
+  }
+}

@@ -34,7 +34,8 @@ export const pairings = sqliteTable("pairings", {
     .default(sql`'["view","keyboard","mouse","controller","launch","clipboard"]'`),
 });
 
-export const APP_KINDS = ["desktop", "vm", "command"] as const;
+/** "host-desktop": the host's own session through a per-session virtual output (src/capture/host-output.ts). */
+export const APP_KINDS = ["desktop", "vm", "command", "host-desktop"] as const;
 
 /** The app catalog the stream host serves (/applist) and the GUI shows. */
 export const apps = sqliteTable(

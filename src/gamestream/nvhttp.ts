@@ -182,6 +182,7 @@ export function createNvHttp(deps: NvHttpDeps) {
     const session = sessions.start({
       appId: app.id,
       appName: app.name,
+      appKind: app.kind,
       vmName: app.vmName,
       width: q.mode.width,
       height: q.mode.height,

@@ -31,6 +31,7 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
+import { captureSourceSettings } from "../capture/wire.ts";
 import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { GamepadLink } from "../input/agent-backend.ts";
@@ -229,6 +230,7 @@ export class GameStreamService {
             vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
             liveness: this.deps.sourceLiveness,
             onSourceEnded: this.deps.onSourceEnded,
+            hostSession: captureSourceSettings(this.deps.config).hostSession,
           });
         } catch (err) {
           this.deps.log.error("video stream could not start", { session: e.session.id, error: err });

@@ -59,6 +59,8 @@ export interface StreamSession {
   id: string;
   appId: number;
   appName: string;
+  /** The catalog kind of the app ("host-desktop" streams the host's own session). */
+  appKind?: string;
   vmName: string | null;
   width: number;
   height: number;

@@ -2,6 +2,7 @@
  * neuron-agent: the NeuronOS guest agent, run inside the VM as a service.
  *
  *   neuron-agent [--config FILE] [--port PATH] [--cert-dir DIR | --insecure-no-tls]
+ *   neuron-agent export-frames ...   (frame-export.ts: this guest's screen to the host over vsock)
  *
  * Opens the virtio-serial port org.neuronos.agent.0 and serves the host's
  * requests (PROTOCOL.md in src/guest/) until killed.
@@ -27,6 +28,7 @@ export function loadTls(dir: string): TlsMaterial {
 }
 
 export async function agentMain(argv: string[]): Promise<number> {
+  if (argv[0] === "export-frames") return (await import("./frame-export.ts")).exportFramesMain(argv.slice(1));
   const { values } = parseArgs({
     args: argv,
     options: {

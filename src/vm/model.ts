@@ -118,6 +118,8 @@ export const VmSpecInput = z
     hyperv: z.boolean().optional(),
     /** Emulated TPM 2.0; default on for win11. */
     tpm: z.boolean().optional(),
+    /** A virtio vsock device (frame export for guests without IVSHMEM): a fixed guest CID, or assigned by libvirt. */
+    vsock: z.object({ cid: z.number().int().min(3).max(0xfffffffe).optional() }).strict().optional(),
   })
   .superRefine((v, ctx) => {
     if (v.topology) {

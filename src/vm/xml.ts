@@ -157,7 +157,13 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
     rng: { ...attrs({ model: "virtio" }), backend: { ...attrs({ model: "random" }), "#text": "/dev/urandom" } },
     // Ballooning fights a passed-through device's pinned DMA memory.
     memballoon: attrs({ model: passthroughGpu ? "none" : "virtio" }),
+    ...(spec.vsock ? { vsock: vsockNode(spec.vsock) } : {}),
   };
+}
+
+/** <vsock model='virtio'>: the guest's frame export (NVF1, port 5900) when the spec asks for one. */
+function vsockNode(v: { cid?: number }): Node {
+  return { ...attrs({ model: "virtio" }), cid: attrs(v.cid === undefined ? { auto: "yes" } : { auto: "no", address: v.cid }) };
 }
 
 /** The domain as a tree (for tests and for callers that adjust it before serialising). */

@@ -17,7 +17,7 @@ describe("OpenAPI", () => {
     const post = spec.paths["/api/v1/apps/"].post;
     const schema = JSON.stringify(post.requestBody.content["application/json"].schema);
     expect(schema).toContain('"additionalProperties":false');
-    expect(schema).toContain('"enum":["desktop","vm","command"]');
+    expect(schema).toContain('"enum":["desktop","vm","command","host-desktop"]');
   });
 
   test("the Swagger page loads its assets from the appliance itself, never a CDN", async () => {

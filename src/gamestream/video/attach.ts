@@ -9,6 +9,7 @@ import type { Logger } from "../../log.ts";
 import type { SessionEvent, SessionStore, StreamSession } from "../sessions.ts";
 import { VideoStream, type SourceEnd } from "./stream.ts";
 import type { VmStateProbe } from "./vm-liveness.ts";
+import { hostDesktopOpener, type HostSessionEnv } from "../../capture/host-output.ts";
 
 export interface AttachedVideo {
   readonly stream: VideoStream;
@@ -31,6 +32,8 @@ export function attachVideoStream(o: {
   liveness?: { stallMs?: number; checkIntervalMs?: number };
   /** Hears why a session's source ended, before the session is ended. */
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+  /** The host's desktop session (bus, PipeWire socket), for apps of kind host-desktop. */
+  hostSession?: () => HostSessionEnv;
 }): AttachedVideo {
   const streamNative = new StreamNative(o.nativePath);
   const capture = new CaptureNative(o.nativePath);
@@ -46,6 +49,7 @@ export function attachVideoStream(o: {
       encoderThreads: o.encoderThreads,
       vmState: o.vmState,
       liveness: o.liveness,
+      hostDesktop: o.hostSession ? hostDesktopOpener(o.nativePath, o.hostSession, o.log) : null,
       // a source that stops for good (VM shut down) ends its session
       onSourceEnded: (s, end) => {
         o.log.info("the session's source ended", { session: s.id, vm: s.vmName, reason: end.reason });

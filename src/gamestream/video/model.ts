@@ -4,7 +4,7 @@ import { z } from "zod";
 export const VideoStreamStats = z
   .object({
     /** Where frames come from: the VM's shared memory or the synthetic test pattern. */
-    source: z.enum(["vm", "test-pattern"]),
+    source: z.enum(["vm", "test-pattern", "host-desktop"]),
     /** The client's video address (learned from its pings); null until the first ping. */
     peer: z.string().nullable(),
     frames: z.number().int(),

@@ -9,6 +9,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { CapturePipeline, SyntheticProducer, type CaptureNative, type CodecName } from "../../../ffi/capture.ts";
 import { shmPath } from "../../vm/shm.ts";
+import type { HostVirtualOutputSource } from "../../capture/host-output.ts";
 
 export interface EncodeSettings {
   width: number;
@@ -21,8 +22,11 @@ export interface EncodeSettings {
   encoder?: string;
 }
 
+/** Opens and attaches the host's own desktop at the client's mode (a per-session virtual output). */
+export type HostDesktopOpener = (mode: { width: number; height: number; fps: number }) => HostVirtualOutputSource;
+
 export interface VideoSource {
-  readonly kind: "vm" | "test-pattern";
+  readonly kind: "vm" | "test-pattern" | "host-desktop";
   /** Capacity of one ring slot: the largest access unit the pipeline hands over. */
   readonly slotBytes: number;
   readonly path: string;
@@ -39,7 +43,7 @@ export function slotBytesFor(width: number, height: number): number {
 
 export function openVideoSource(
   native: CaptureNative,
-  o: { shmDir: string; vmName: string | null; encode: EncodeSettings; ringSlots?: number },
+  o: { shmDir: string; vmName: string | null; encode: EncodeSettings; ringSlots?: number; appKind?: string; hostDesktop?: HostDesktopOpener | null },
 ): VideoSource {
   const pipelineOpts = {
     codec: o.encode.codec,
@@ -50,6 +54,28 @@ export function openVideoSource(
     ringSlots: o.ringSlots ?? 8,
     slotBytes: slotBytesFor(o.encode.width, o.encode.height),
   };
+  if (o.appKind === "host-desktop") {
+    if (!o.hostDesktop) throw new Error("the host desktop cannot be streamed: no compositor backend is configured");
+    // the output exists for this session only: stop() removes it
+    const output = o.hostDesktop({ width: o.encode.width, height: o.encode.height, fps: o.encode.fps });
+    let pipeline: CapturePipeline;
+    try {
+      pipeline = CapturePipeline.startFromStream(native, output.pwStream.nativeHandle, pipelineOpts);
+    } catch (err) {
+      output.close();
+      throw err;
+    }
+    return {
+      kind: "host-desktop",
+      path: `pipewire node ${output.nodeId}`,
+      pipeline,
+      slotBytes: pipelineOpts.slotBytes,
+      stop() {
+        pipeline.stop();
+        output.close();
+      },
+    };
+  }
   if (o.vmName) {
     const path = shmPath(o.shmDir, o.vmName);
     if (existsSync(path)) {

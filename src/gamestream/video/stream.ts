@@ -13,7 +13,7 @@ import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
-import { openVideoSource, type VideoSource } from "./source.ts";
+import { openVideoSource, type HostDesktopOpener, type VideoSource } from "./source.ts";
 import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
@@ -48,6 +48,8 @@ export interface VideoStreamOptions {
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
   /** libvirt's state of a VM: lets a VM source notice that its VM shut down (see vm-liveness.ts). */
   vmState?: VmStateProbe;
+  /** Opens the host's own desktop at a session's mode (apps of kind host-desktop). */
+  hostDesktop?: HostDesktopOpener | null;
   /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
   liveness?: { stallMs?: number; checkIntervalMs?: number };
 }
@@ -60,7 +62,7 @@ export interface SourceEnd {
 
 export interface VideoSessionStats {
   sessionId: string;
-  source: "vm" | "test-pattern";
+  source: "vm" | "test-pattern" | "host-desktop";
   peer: UdpPeer | null;
   frames: number;
   shards: number;
@@ -266,6 +268,8 @@ export class VideoStream {
     const source = openVideoSource(this.o.capture, {
       shmDir: this.o.shmDir,
       vmName: session.vmName,
+      appKind: session.appKind,
+      hostDesktop: this.o.hostDesktop,
       encode: {
         width,
         height,
