@@ -116,7 +116,13 @@ const templateOf = (ctx: StepContext) => ctx.options.template ?? "win11";
 const detect: Runner = async (d) => {
   const r = d.hardware.detect();
   if (!r.cpu.virtualization)
-    throw new StepFailure("CPU_NO_VIRTUALIZATION", r.cpu.reason, `turn on ${r.cpu.vendor === "amd" ? "SVM (AMD-V)" : "VT-x"} in the firmware setup (UEFI/BIOS), then run setup again`);
+    throw new StepFailure(
+      "CPU_NO_VIRTUALIZATION",
+      r.cpu.reason,
+      /virtual machine/.test(r.cpu.reason)
+        ? "this system is a virtual machine: GPU passthrough needs the appliance on the machine itself (or a host that gives this VM nested virtualisation and the GPU)"
+        : `turn on ${r.cpu.vendor === "amd" ? "SVM (AMD-V)" : "VT-x"} in the firmware setup (UEFI/BIOS), then run setup again`,
+    );
   const candidates = r.gpus.filter((g) => g.role === "candidate");
   if (!candidates.length) {
     const why = r.gpus.map((g) => `${g.address} ${g.name}: ${g.roleReason}`).join("; ") || "no GPU found";
