@@ -214,11 +214,13 @@ export const ConfigSchema = z
         hostCpuMin: z.number().int().min(0).max(256).default(2),
         /** How long the agent and Looking Glass steps wait for the guest in one pass (ms). */
         guestWaitMs: z.number().int().min(0).max(600_000).default(5000),
+        /** How often `serve` continues a flow that can go on by itself (guest steps), ms; 0: never. */
+        resumeIntervalMs: z.number().int().min(0).max(3_600_000).default(30_000),
         /** The Windows build of the guest agent put on the unattended-install ISO. */
         guestAgentExe: path.default("/usr/lib/neuron-appliance/neuron-agent.exe"),
       })
       .strict()
-      .default({ hostMemoryPercent: 25, hostMemoryMinMiB: 4096, hostCpuPercent: 25, hostCpuMin: 2, guestWaitMs: 5000, guestAgentExe: "/usr/lib/neuron-appliance/neuron-agent.exe" }),
+      .default({ hostMemoryPercent: 25, hostMemoryMinMiB: 4096, hostCpuPercent: 25, hostCpuMin: 2, guestWaitMs: 5000, resumeIntervalMs: 30_000, guestAgentExe: "/usr/lib/neuron-appliance/neuron-agent.exe" }),
     /** Data migration from a Windows disk or directory: mount programs, drivers, conflict policy. */
     migration: MigrationSettingsSchema,
   })

@@ -125,6 +125,8 @@ export const serveCommand: Command = {
       },
       (err: unknown) => core.log.error("could not recover an interrupted update", { error: (err as Error).message }),
     );
+    // a setup flow that can go on by itself (after the reboot, or waiting for the guest) continues here
+    const stopSetup = config.setup.resumeIntervalMs > 0 ? core.setup.startResuming(config.setup.resumeIntervalMs) : () => {};
     let gamestreamStarted = false;
     if (config.gamestreamEnabled) {
       try {
@@ -178,6 +180,7 @@ export const serveCommand: Command = {
     });
     if (measure) clearTimeout(measure);
     if (idle) clearTimeout(idle);
+    stopSetup();
     await running.codecs.close();
     if (lumenStarted) await running.lumen().stop();
     if (gamestreamStarted) await running.gamestream().stop();

@@ -51,6 +51,7 @@ function optionsFrom(args: ParsedArgs): SetupOptionsPatch {
   if (str(v["windows-iso"])) patch.windowsIso = str(v["windows-iso"]);
   if (str(v["virtio-iso"])) patch.virtioIso = str(v["virtio-iso"]);
   if (str(v["looking-glass"])) patch.lookingGlassInstaller = str(v["looking-glass"]);
+  if (str(v["ivshmem-driver"])) patch.ivshmemDriver = str(v["ivshmem-driver"]);
   if (str(v.user)) patch.user = str(v.user);
   if (v["acs-override"] === true) patch.acsOverride = true;
   if (v["no-regenerate"] === true) patch.regenerate = false;
@@ -107,6 +108,7 @@ export const setupCommand: Command = {
     "  --windows-iso PATH    the Windows installation ISO (never downloaded)",
     "  --virtio-iso PATH     the virtio-win drivers ISO (Windows setup needs it to see the disk)",
     "  --looking-glass PATH  looking-glass-host-setup.exe, installed at first logon",
+    "  --ivshmem-driver DIR  the IVSHMEM driver (ivshmem.inf ...), when the virtio ISO has none",
     "  --vm NAME             the VM's name (default windows)",
     "  --template T          win11 (default), win10 or linux",
     "  --user NAME           the Windows local account (default user)",
@@ -128,6 +130,7 @@ export const setupCommand: Command = {
     "windows-iso": { type: "string" },
     "virtio-iso": { type: "string" },
     "looking-glass": { type: "string" },
+    "ivshmem-driver": { type: "string" },
     vm: { type: "string" },
     template: { type: "string" },
     user: { type: "string" },

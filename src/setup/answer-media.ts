@@ -4,7 +4,7 @@
  * installer and this VM's certificates, and the Looking Glass host installer when given.
  * Packed by xorriso (ISO 9660 + Joliet, volume id NEURON_SETUP) into <stateDir>/vms/<vm>.setup.iso.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import installAgentPs1 from "../../build/guest-agent/install-windows.ps1" with { type: "text" };
 import type { Config } from "../config.ts";
@@ -69,6 +69,9 @@ export function answerMedia(settings: AnswerMediaSettings) {
     files[`${SETUP_DIR}/agent/guest.key`] = { text: certs.guest.key };
     if (existsSync(settings.guestAgentExe)) files[`${SETUP_DIR}/agent/neuron-agent.exe`] = { from: settings.guestAgentExe };
     if (input.lookingGlassInstaller) files[`${SETUP_DIR}/looking-glass-host-setup.exe`] = { from: input.lookingGlassInstaller };
+    if (input.ivshmemDriver)
+      for (const name of readdirSync(input.ivshmemDriver).filter((n) => /^[A-Za-z0-9._-]+$/.test(n)).slice(0, 64))
+        if (statSync(join(input.ivshmemDriver, name)).isFile()) files[`${SETUP_DIR}/ivshmem/${name}`] = { from: join(input.ivshmemDriver, name) };
     const path = answerIsoPath(settings.stateDir, input.vmName);
     await packIso(settings.xorriso, path, ANSWER_VOLUME_ID, files);
     return { path, files: Object.keys(files).sort() };

@@ -91,6 +91,8 @@ export const SetupOptionsFields = {
   windowsIso: absPath,
   virtioIso: absPath,
   lookingGlassInstaller: absPath,
+  /** A directory with the IVSHMEM driver (ivshmem.inf, .sys, .cat) when the virtio ISO has none. */
+  ivshmemDriver: absPath,
   diskGiB: z.number().int().min(32).max(65536),
   memoryMiB: z.number().int().min(1024).max(1024 * 1024),
   vcpus: z.number().int().min(1).max(256),
@@ -135,6 +137,7 @@ export const OPTION_USED_BY: Record<OptionName, StepId> = {
   windowsIso: "install-media",
   virtioIso: "install-media",
   lookingGlassInstaller: "install-media",
+  ivshmemDriver: "install-media",
   user: "install-media",
   password: "install-media",
 };

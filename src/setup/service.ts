@@ -145,6 +145,38 @@ export class SetupService {
     return this.exclusive({ confirm: false, until: "verify" });
   }
 
+  /**
+   * Whether the flow can go on by itself: it is under way (a restart interrupted it, or the boot
+   * unit recorded the reboot), or it waits for the guest. Never when it waits for a confirmation,
+   * a choice or a reboot, failed, or was never started.
+   */
+  canResume(): boolean {
+    if (this.running) return false;
+    const st = this.status();
+    if (st.state === "in-progress") return true;
+    return st.state === "waiting" && st.steps.find((s) => s.id === st.current)?.waitingFor === "guest";
+  }
+
+  /**
+   * The service's own pass: at start and every `intervalMs`, advance when the flow can go on by
+   * itself (guest steps finish as the guest comes up). Returns the stop function.
+   */
+  startResuming(intervalMs: number): () => void {
+    const tick = () => {
+      let go = false;
+      try {
+        go = this.canResume();
+      } catch (err) {
+        this.deps.log.warn("setup resume check failed", { error: (err as Error).message });
+      }
+      if (go) void this.exclusive({ confirm: false }).catch((err: unknown) => this.deps.log.warn("setup resume failed", { error: (err as Error).message }));
+    };
+    tick();
+    const timer = setInterval(tick, intervalMs);
+    timer.unref?.();
+    return () => clearInterval(timer);
+  }
+
   /** Starts an advance without waiting for it (progress as setup.step events); the status at once. */
   advanceInBackground(input: SetupAdvanceRequest = {}): SetupStatus {
     const req = parse(SetupAdvanceRequest, input);

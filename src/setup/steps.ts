@@ -39,6 +39,7 @@ export interface AnswerMediaInput {
   user: string;
   password: string;
   lookingGlassInstaller?: string;
+  ivshmemDriver?: string;
   resolution: { width: number; height: number };
 }
 
@@ -116,7 +117,13 @@ const templateOf = (ctx: StepContext) => ctx.options.template ?? "win11";
 const detect: Runner = async (d) => {
   const r = d.hardware.detect();
   if (!r.cpu.virtualization)
-    throw new StepFailure("CPU_NO_VIRTUALIZATION", r.cpu.reason, `turn on ${r.cpu.vendor === "amd" ? "SVM (AMD-V)" : "VT-x"} in the firmware setup (UEFI/BIOS), then run setup again`);
+    throw new StepFailure(
+      "CPU_NO_VIRTUALIZATION",
+      r.cpu.reason,
+      /virtual machine/.test(r.cpu.reason)
+        ? "this system is a virtual machine: GPU passthrough needs the appliance on the machine itself (or a host that gives this VM nested virtualisation and the GPU)"
+        : `turn on ${r.cpu.vendor === "amd" ? "SVM (AMD-V)" : "VT-x"} in the firmware setup (UEFI/BIOS), then run setup again`,
+    );
   const candidates = r.gpus.filter((g) => g.role === "candidate");
   if (!candidates.length) {
     const why = r.gpus.map((g) => `${g.address} ${g.name}: ${g.roleReason}`).join("; ") || "no GPU found";
@@ -290,6 +297,9 @@ const installMedia: Runner = async (d, ctx) => {
     const osIso = mustExist(ctx.options.windowsIso, windows ? "the Windows ISO" : "the installer ISO", "windowsIso / --windows-iso");
     const virtioIso = windows ? mustExist(ctx.options.virtioIso, "the virtio drivers ISO (virtio-win)", "virtioIso / --virtio-iso") : ctx.options.virtioIso;
     if (ctx.options.lookingGlassInstaller) mustExist(ctx.options.lookingGlassInstaller, "the Looking Glass host installer", "lookingGlassInstaller");
+    const ivshmem = ctx.options.ivshmemDriver;
+    if (ivshmem && !(existsSync(ivshmem) && statSync(ivshmem).isDirectory() && existsSync(join(ivshmem, "ivshmem.inf"))))
+      throw new StepFailure("MEDIA_MISSING", `${ivshmem} holds no ivshmem.inf`, "give the directory of the IVSHMEM driver (ivshmem.inf, ivshmem.sys, ivshmem.cat) as ivshmemDriver, then retry");
     let unattendIso: string | undefined;
     let files: string[] = [];
     if (windows) {
@@ -300,6 +310,7 @@ const installMedia: Runner = async (d, ctx) => {
         user: ctx.options.user ?? "user",
         password: ctx.options.password ?? "",
         lookingGlassInstaller: ctx.options.lookingGlassInstaller,
+        ivshmemDriver: ctx.options.ivshmemDriver,
         resolution: spec.resolution ?? { width: 1920, height: 1080 },
       });
       unattendIso = built.path;

@@ -53,10 +53,16 @@ function nonEmptyDir(path: string): boolean {
   }
 }
 
-export function checkKvm(devicePath: string): DoctorCheck {
+export function checkKvm(devicePath: string, root = "/"): DoctorCheck {
   const base = { id: "kvm", title: "KVM device" };
   if (!existsSync(devicePath))
-    return { ...base, status: "fail", detail: `${devicePath} is missing: enable virtualisation (VT-x/AMD-V) in firmware and load kvm_intel/kvm_amd` };
+    return {
+      ...base,
+      status: "fail",
+      detail: insideVm(root)
+        ? `${devicePath} is missing: this system is a virtual machine; its host must give it nested virtualisation (kvm_intel nested=1 / kvm_amd nested=1, CPU mode host-passthrough)`
+        : `${devicePath} is missing: enable virtualisation (VT-x/AMD-V) in firmware and load kvm_intel/kvm_amd`,
+    };
   const st = statSync(devicePath);
   if (!st.isCharacterDevice()) return { ...base, status: "fail", detail: `${devicePath} is not a character device` };
   const mode = st.mode & 0o777;
@@ -240,7 +246,7 @@ async function codecsCheck(config: Config, native: NativeState, opts: DoctorOpti
 
 export async function runDoctor(config: Config, native: NativeState, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [
-    checkKvm(config.kvmDevice),
+    checkKvm(config.kvmDevice, config.root),
     checkIommu(config.root),
     await checkLibvirt(config),
     await checkQemu(config),

@@ -140,7 +140,11 @@ describe("autounattend.xml", () => {
       const lg = join(d.path, "looking-glass-host-setup.exe");
       writeFileSync(lg, "MZ lg");
       const build = answerMedia({ stateDir: join(d.path, "state"), targetRoot: target, xorriso: "xorriso", openssl: "openssl", guestAgentExe: agentExe });
-      const r = await build({ vmName: "win", template: "win11", user: "anna", password: "", lookingGlassInstaller: lg, resolution: { width: 1920, height: 1080 } });
+      const ivshmem = join(d.path, "ivshmem");
+      mkdirSync(ivshmem);
+      writeFileSync(join(ivshmem, "ivshmem.inf"), "[Version]\r\n");
+      writeFileSync(join(ivshmem, "ivshmem.sys"), "MZ");
+      const r = await build({ vmName: "win", template: "win11", user: "anna", password: "", lookingGlassInstaller: lg, ivshmemDriver: ivshmem, resolution: { width: 1920, height: 1080 } });
       expect(r.files).toContain("autounattend.xml");
       const out = join(d.path, "out");
       execFileSync("xorriso", ["-osirrox", "on", "-indev", r.path, "-extract", "/", out], { stdio: "pipe" });
@@ -152,6 +156,7 @@ describe("autounattend.xml", () => {
       expect(readFileSync(join(out, "neuron", "agent", "install-windows.ps1"), "utf8")).toContain("neuron-agent.exe");
       expect(readFileSync(join(out, "neuron", "agent", "guest.crt"), "utf8")).toContain("BEGIN CERTIFICATE");
       expect(readFileSync(join(out, "neuron", "setup.cmd"), "utf8")).toContain(":step-ivshmem");
+      expect(readFileSync(join(out, "neuron", "ivshmem", "ivshmem.inf"), "utf8")).toBe("[Version]\r\n");
       const pvd = execFileSync("xorriso", ["-indev", r.path, "-pvd_info"], { stdio: "pipe" }).toString();
       expect(pvd).toContain(ANSWER_VOLUME_ID);
       // building again gives the same file list (and replaces the ISO whole)

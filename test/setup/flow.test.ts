@@ -267,6 +267,20 @@ describe("setup state without a machine", () => {
       expect(after.steps.slice(1).every((s) => s.state === "pending")).toBe(true);
       expect(() => setup.retry("gpu")).toThrow(/Detect hardware/);
       expect(setup.reset({}).state).toBe("not-started");
+
+      // what the service continues by itself: a flow under way or waiting for the guest; never a confirmation, a failure or a fresh one
+      const repo = setupRepo(db.db);
+      expect(setup.canResume()).toBe(false);
+      for (const id of SETUP_STEPS.slice(0, SETUP_STEPS.indexOf("vfio-apply"))) repo.putStep({ id, state: "done" });
+      repo.putStep({ id: "vfio-apply", state: "waiting", waitingFor: "confirm" });
+      expect(setup.canResume()).toBe(false);
+      for (const id of SETUP_STEPS.slice(0, SETUP_STEPS.indexOf("agent"))) repo.putStep({ id, state: "done" });
+      expect(setup.status().state).toBe("in-progress");
+      expect(setup.canResume()).toBe(true);
+      repo.putStep({ id: "agent", state: "waiting", waitingFor: "guest" });
+      expect(setup.canResume()).toBe(true);
+      repo.putStep({ id: "agent", state: "failed", errorCode: "X" });
+      expect(setup.canResume()).toBe(false);
       db.close();
     } finally {
       d.cleanup();

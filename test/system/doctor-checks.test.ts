@@ -4,7 +4,7 @@ import { Database } from "bun:sqlite";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../../src/db/client.ts";
-import { checkDb, checkIommu, checkWin11Support } from "../../src/system/doctor.ts";
+import { checkDb, checkIommu, checkKvm, checkWin11Support } from "../../src/system/doctor.ts";
 import { tempDir } from "../helpers/env.ts";
 
 describe("doctor checks", () => {
@@ -39,6 +39,8 @@ describe("doctor checks", () => {
     try {
       mkdirSync(join(d.path, "proc"), { recursive: true });
       writeFileSync(join(d.path, "proc", "cpuinfo"), "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu vme vmx hypervisor sse2\n");
+      expect(checkKvm(join(d.path, "kvm"), d.path).detail).toContain("nested virtualisation");
+      expect(checkKvm(join(d.path, "kvm"), d.path).detail).not.toContain("firmware");
       const c = checkIommu(d.path);
       expect(c.detail).toContain("virtual machine");
       expect(c.detail).not.toMatch(/firmware|VT-d/);
