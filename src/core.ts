@@ -223,6 +223,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         codecModeSupport,
         nativePath,
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
+        vmInput: (vm, onRumble) => input.sessionBackend(vm, onRumble),
       });
       return gamestream;
     },

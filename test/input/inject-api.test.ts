@@ -160,6 +160,23 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
     expect(body.sinks.find((s: { eventClass: string }) => s.eventClass === "gamepad")).toMatchObject({ sink: expect.anything() });
   });
 
+  test("a stream session's backend shares the VM's hub (one QMP connection): its keys arrive; its end releases only its own", async () => {
+    const session = await ctx.core.input.sessionBackend("vm1");
+    const before = inputs().length;
+    // the API holds d; the session holds the GameStream VK for e
+    expect((await post({ events: [{ type: "key", usage: 0x07, down: true }] })).status).toBe(200);
+    session.submit([{ kind: "key", down: true, vk: 0x45, keyCode: 0x45, modifiers: 0, flags: 0 }]);
+    await session.flush();
+    await session.close();
+    await waitFor(() => inputs().length >= before + 3, 5000, "the session's keys");
+    expect(inputs().slice(before)).toEqual([
+      { ev: "key", qcode: "d", down: true },
+      { ev: "key", qcode: "e", down: true },
+      { ev: "key", qcode: "e", down: false },
+    ]);
+    expect((await post({ events: [{ type: "key", usage: 0x07, down: false }] })).status).toBe(200);
+  });
+
   async function openSocket(headers: Record<string, string>): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
     const ws = new WebSocket(`${server.url.replace("http", "ws")}/api/v1/vms/vm1/input`, { headers } as unknown as string[]);
     const messages: string[] = [];
