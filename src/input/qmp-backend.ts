@@ -373,15 +373,23 @@ export class QmpInputBackend implements InputBackend {
     }
   }
 
-  /** The next command's events: at most maxBatch, and keys up to the pacing budget (one key at least). */
+  /**
+   * The next command's events: at most maxBatch, keys up to the pacing budget (one key at
+   * least), and never two events of one button: PS/2 and USB pointers report button state per
+   * command (sync), so a press and its release in one command would never be seen.
+   */
   private takeBatch(): { batch: QmpInputEvent[]; bytes: number } {
     const pacing = this.keyPacing;
-    if (!pacing) return { batch: this.queue.splice(0, this.maxBatch), bytes: 0 };
     let n = 0;
     let bytes = 0;
+    const buttons = new Set<string>();
     while (n < this.queue.length && n < this.maxBatch) {
       const e = this.queue[n]!;
-      if (e.type === "key") {
+      if (e.type === "btn") {
+        if (buttons.has(e.data.button)) break;
+        buttons.add(e.data.button);
+      }
+      if (e.type === "key" && pacing) {
         const cost = this.opts.keyBytes?.get(e.data.key.data) ?? 2;
         if (bytes > 0 && bytes + cost > pacing.budget) break;
         bytes += cost;
