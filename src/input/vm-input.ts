@@ -31,6 +31,8 @@ export const REPEAT_DELAY_MS = 500;
 export const REPEAT_HZ = 24.9;
 /** The API's own connection releases what it holds after this long without a request. */
 export const API_IDLE_RELEASE_MS = 30_000;
+/** The VM's input devices are probed again at most this often on the API path. */
+export const DEVICE_REFRESH_MS = 5_000;
 
 export interface InputSettings {
   keymapDir: string;
@@ -201,6 +203,8 @@ export class VmInputHub {
   readonly qmp: QmpInputBackend;
   private readonly pad: AgentGamepadBackend | null;
   private opening: Promise<void> | null = null;
+  /** When the devices were last probed (ms). */
+  probedAt = Date.now();
   private readonly connections = new Set<InputConnection>();
   private readonly rumbleListeners = new Set<(r: PadRumble) => void>();
 
@@ -342,6 +346,11 @@ export class VmInputService {
       this.api.set(vm, entry);
     }
     const { conn } = entry;
+    // now and then, learn whether a guest driver took the keyboard over (routing, pacing)
+    if (Date.now() - hub.probedAt > DEVICE_REFRESH_MS) {
+      hub.probedAt = Date.now();
+      await hub.qmp.refreshDevices().catch(() => {});
+    }
     conn.padMask = padMask;
     conn.apply(ops);
     conn.flushMotion();
@@ -371,6 +380,7 @@ export class VmInputService {
 
   async probe(vm: string): Promise<{ vm: string; qemu: string | null; sinks: SinkReport[] }> {
     const hub = await this.hub(vm);
+    await hub.qmp.refreshDevices();
     return { vm, qemu: hub.qmp.qemuVersion, sinks: hub.sinks() };
   }
 
