@@ -227,6 +227,26 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
     );
   }, 30_000);
 
+  test("a sink pinned in config: QEMU is made to route relative motion to the pinned mouse", async () => {
+    await ctx.core.input.close(); // the VM's monitor serves one client
+    const { VmInputService } = await import("../../src/input/vm-input.ts");
+    const svc = new VmInputService({
+      qmpDir,
+      settings: { ...ctx.core.config.input, pins: { vm1: { pointer: "virtio" } } },
+      nativePath: () => ctx.core.nativePath!,
+      log: ctx.core.log,
+    });
+    try {
+      const r = await svc.probe("vm1");
+      expect(r.sinks.find((x) => x.eventClass === "pointer")).toMatchObject({ sink: "virtio", device: "QEMU Virtio Mouse", pinned: { sink: "virtio", honoured: true } });
+      const hub = await svc.hub("vm1");
+      await hub.qmp.refreshDevices();
+      expect(hub.qmp.devices.mice.find((m) => m.current)?.name).toBe("QEMU Virtio Mouse");
+    } finally {
+      await svc.close();
+    }
+  });
+
   test("the WebSocket upgrade goes through the guard: no credentials 401, read scope 403, a foreign Origin 403", async () => {
     const refused = async (headers: Record<string, string>) => {
       const res = await fetch(`${server.url}/api/v1/vms/vm1/input`, { headers: { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...headers } });
