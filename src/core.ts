@@ -270,6 +270,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
         nativePath,
         gamepadLink: (vm) => agentGamepadLink(guest, vm),
         events,
+        vmInput: (vm, onRumble) => input.sessionBackend(vm, onRumble),
       });
       return gamestream;
     },

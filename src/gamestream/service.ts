@@ -34,6 +34,7 @@ import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
 import { captureSourceSettings } from "../capture/wire.ts";
 import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
+import type { PadRumble } from "../input/agent-backend.ts";
 import type { GamepadLink } from "../input/agent-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
@@ -63,6 +64,8 @@ export interface GameStreamDeps {
   controlPeerTimeoutMs?: number;
   /** The input backend of a session (default: the VM's QMP socket, or counting only without a VM). */
   inputBackend?: (session: StreamSession) => Promise<InputBackend>;
+  /** A session's input on its VM's shared input hub (vm-input.ts); absent: QMP of its own. */
+  vmInput?: (vm: string, onRumble?: (r: PadRumble) => void) => Promise<InputBackend>;
   /** Reaches a VM's guest agent for virtual gamepads (default input backend only; absent: no gamepads). */
   gamepadLink?: (vm: string) => GamepadLink;
   /** libneuron.so for the video and audio streams (encode, FEC, crypto, sending); absent: neither is served. */
@@ -125,7 +128,7 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r)),
+      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r), deps.vmInput),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile

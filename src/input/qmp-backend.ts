@@ -187,6 +187,23 @@ export class QmpInputBackend implements InputBackend {
     return { ...this.counters, unsupported: { ...this.counters.unsupported } };
   }
 
+  /**
+   * Probes the VM's input devices again (a guest driver may have started since the connect:
+   * QEMU then routes keys elsewhere) and re-derives the keyboard sink and its pacing.
+   */
+  async refreshDevices(): Promise<void> {
+    const client = this.client;
+    if (!client?.connected) return;
+    const mice = (await client.execute("query-mice")) as { absolute?: boolean; index?: number; name?: string; current?: boolean }[];
+    this.devices = await probeDevices(client, mice);
+    this.deriveKeyboardSink();
+  }
+
+  private deriveKeyboardSink(): void {
+    this.keyboardSink = chooseSinks(this.devices, { agent: false, hostUinput: false })[0]?.sink as "ps2" | "usb" | "virtio" | null;
+    this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
+  }
+
   /** Which sink serves each event class (QMP's view; gamepads need the agent). */
   sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins } = {}): SinkReport[] {
     return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins });
@@ -263,8 +280,7 @@ export class QmpInputBackend implements InputBackend {
     const buttons = enumWith("wheel-up");
     const mice = (await client.execute("query-mice")) as { absolute?: boolean; index?: number; name?: string; current?: boolean }[];
     this.devices = await probeDevices(client, mice);
-    this.keyboardSink = chooseSinks(this.devices, { agent: false, hostUinput: false })[0]?.sink as "ps2" | "usb" | "virtio" | null;
-    this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
+    this.deriveKeyboardSink();
     const absolute = mice.some((m) => m.absolute === true);
     const relative = mice.some((m) => m.absolute === false);
     const support = { qcodes, buttons, absolute };
@@ -373,15 +389,23 @@ export class QmpInputBackend implements InputBackend {
     }
   }
 
-  /** The next command's events: at most maxBatch, and keys up to the pacing budget (one key at least). */
+  /**
+   * The next command's events: at most maxBatch, keys up to the pacing budget (one key at
+   * least), and never two events of one button: PS/2 and USB pointers report button state per
+   * command (sync), so a press and its release in one command would never be seen.
+   */
   private takeBatch(): { batch: QmpInputEvent[]; bytes: number } {
     const pacing = this.keyPacing;
-    if (!pacing) return { batch: this.queue.splice(0, this.maxBatch), bytes: 0 };
     let n = 0;
     let bytes = 0;
+    const buttons = new Set<string>();
     while (n < this.queue.length && n < this.maxBatch) {
       const e = this.queue[n]!;
-      if (e.type === "key") {
+      if (e.type === "btn") {
+        if (buttons.has(e.data.button)) break;
+        buttons.add(e.data.button);
+      }
+      if (e.type === "key" && pacing) {
         const cost = this.opts.keyBytes?.get(e.data.key.data) ?? 2;
         if (bytes > 0 && bytes + cost > pacing.budget) break;
         bytes += cost;

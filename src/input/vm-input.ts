@@ -31,6 +31,8 @@ export const REPEAT_DELAY_MS = 500;
 export const REPEAT_HZ = 24.9;
 /** The API's own connection releases what it holds after this long without a request. */
 export const API_IDLE_RELEASE_MS = 30_000;
+/** The VM's input devices are probed again at most this often on the API path. */
+export const DEVICE_REFRESH_MS = 5_000;
 
 export interface InputSettings {
   keymapDir: string;
@@ -152,6 +154,15 @@ export class InputConnection {
         this.held.delete(id);
         if (this.repeatKey === id) this.stopRepeat();
       }
+    } else if (ev.kind === "touch" || ev.kind === "pen") {
+      // a contact drives the pointer's left button: released by cancelling every contact
+      if (ev.eventType === "down") this.held.set("contact", { ...ev, kind: "touch", eventType: "cancelAll", pointerId: 0 } as InputEvent);
+      else if (ev.eventType === "up" || ev.eventType === "cancel" || ev.eventType === "cancelAll") this.held.delete("contact");
+    } else if (ev.kind === "key") {
+      // a GameStream key (Windows VK) from a stream session
+      const id = `vk:${ev.vk}`;
+      if (ev.down) this.held.set(id, { ...ev, down: false });
+      else this.held.delete(id);
     } else if (ev.kind === "mouseButton") {
       const id = `button:${ev.button}`;
       if (ev.down) this.held.set(id, { ...ev, down: false });
@@ -192,6 +203,8 @@ export class VmInputHub {
   readonly qmp: QmpInputBackend;
   private readonly pad: AgentGamepadBackend | null;
   private opening: Promise<void> | null = null;
+  /** When the devices were last probed (ms). */
+  probedAt = Date.now();
   private readonly connections = new Set<InputConnection>();
   private readonly rumbleListeners = new Set<(r: PadRumble) => void>();
 
@@ -220,8 +233,8 @@ export class VmInputHub {
     return this.opening;
   }
 
-  connect(repeat: boolean): InputConnection {
-    const c = new InputConnection(this, this.deps.settings.frameMs, repeat, (x) => this.connections.delete(x));
+  connect(repeat: boolean, frameMs = this.deps.settings.frameMs): InputConnection {
+    const c = new InputConnection(this, frameMs, repeat, (x) => this.connections.delete(x));
     this.connections.add(c);
     return c;
   }
@@ -238,6 +251,48 @@ export class VmInputHub {
   async close(): Promise<void> {
     for (const c of [...this.connections]) await c.end().catch(() => {});
     await this.backend.close();
+  }
+}
+
+/** InputBackend over one hub connection (a stream session's). submit() never throws. */
+class HubSessionBackend implements InputBackend {
+  readonly name: string;
+  private readonly unsubscribe: (() => void) | null;
+  private refused = 0;
+
+  constructor(
+    private readonly conn: InputConnection,
+    private readonly hub: VmInputHub,
+    onRumble?: (r: PadRumble) => void,
+  ) {
+    this.name = `hub:${hub.backend.name}`;
+    this.unsubscribe = onRumble ? hub.onRumble(onRumble) : null;
+  }
+  get capabilities() {
+    return this.hub.backend.capabilities;
+  }
+  async open(): Promise<void> {}
+  submit(events: readonly InputEvent[]): void {
+    try {
+      this.conn.apply(events);
+    } catch {
+      this.refused += events.length; // closed, or the VM is not keeping up (INPUT_BUSY)
+    }
+  }
+  flush(): Promise<void> {
+    return this.hub.backend.flush();
+  }
+  async releaseAll(): Promise<void> {
+    if (!this.conn.closed) this.conn.apply([{ kind: "releaseAll" }]);
+    await this.hub.backend.flush();
+  }
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    await this.conn.end();
+  }
+  stats() {
+    const s = this.hub.backend.stats();
+    return { ...s, dropped: s.dropped + this.refused };
   }
 }
 
@@ -291,6 +346,11 @@ export class VmInputService {
       this.api.set(vm, entry);
     }
     const { conn } = entry;
+    // now and then, learn whether a guest driver took the keyboard over (routing, pacing)
+    if (Date.now() - hub.probedAt > DEVICE_REFRESH_MS) {
+      hub.probedAt = Date.now();
+      await hub.qmp.refreshDevices().catch(() => {});
+    }
     conn.padMask = padMask;
     conn.apply(ops);
     conn.flushMotion();
@@ -303,13 +363,24 @@ export class VmInputService {
   }
 
   /** A new connection (a WebSocket) to the VM's input. */
-  async connect(vm: string): Promise<{ conn: InputConnection; hub: VmInputHub }> {
+  async connect(vm: string, opts: { frameMs?: number } = {}): Promise<{ conn: InputConnection; hub: VmInputHub }> {
     const hub = await this.hub(vm);
-    return { conn: hub.connect(this.deps.settings.keyRepeat === "host"), hub };
+    return { conn: hub.connect(this.deps.settings.keyRepeat === "host", opts.frameMs), hub };
+  }
+
+  /**
+   * A stream session's input backend on the VM's hub: the session shares the hub's QMP
+   * connection with the API and WebSockets, and its end releases what it holds. No motion
+   * delay (the QMP backend still merges motion queued behind a command in flight).
+   */
+  async sessionBackend(vm: string, onRumble?: (r: PadRumble) => void): Promise<InputBackend> {
+    const { conn, hub } = await this.connect(vm, { frameMs: 0 });
+    return new HubSessionBackend(conn, hub, onRumble);
   }
 
   async probe(vm: string): Promise<{ vm: string; qemu: string | null; sinks: SinkReport[] }> {
     const hub = await this.hub(vm);
+    await hub.qmp.refreshDevices();
     return { vm, qemu: hub.qmp.qemuVersion, sinks: hub.sinks() };
   }
 

@@ -160,6 +160,23 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
     expect(body.sinks.find((s: { eventClass: string }) => s.eventClass === "gamepad")).toMatchObject({ sink: expect.anything() });
   });
 
+  test("a stream session's backend shares the VM's hub (one QMP connection): its keys arrive; its end releases only its own", async () => {
+    const session = await ctx.core.input.sessionBackend("vm1");
+    const before = inputs().length;
+    // the API holds d; the session holds the GameStream VK for e
+    expect((await post({ events: [{ type: "key", usage: 0x07, down: true }] })).status).toBe(200);
+    session.submit([{ kind: "key", down: true, vk: 0x45, keyCode: 0x45, modifiers: 0, flags: 0 }]);
+    await session.flush();
+    await session.close();
+    await waitFor(() => inputs().length >= before + 3, 5000, "the session's keys");
+    expect(inputs().slice(before)).toEqual([
+      { ev: "key", qcode: "d", down: true },
+      { ev: "key", qcode: "e", down: true },
+      { ev: "key", qcode: "e", down: false },
+    ]);
+    expect((await post({ events: [{ type: "key", usage: 0x07, down: false }] })).status).toBe(200);
+  });
+
   async function openSocket(headers: Record<string, string>): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<number> }> {
     const ws = new WebSocket(`${server.url.replace("http", "ws")}/api/v1/vms/vm1/input`, { headers } as unknown as string[]);
     const messages: string[] = [];
@@ -209,6 +226,26 @@ describe.skipIf(skip !== undefined)("inject-input and the input WebSocket into a
       new Set([{ ev: "key", qcode: "b", down: false }, { ev: "key", qcode: "c", down: false }, { ev: "btn", button: "left", down: false }].map((e) => JSON.stringify(e))),
     );
   }, 30_000);
+
+  test("a sink pinned in config: QEMU is made to route relative motion to the pinned mouse", async () => {
+    await ctx.core.input.close(); // the VM's monitor serves one client
+    const { VmInputService } = await import("../../src/input/vm-input.ts");
+    const svc = new VmInputService({
+      qmpDir,
+      settings: { ...ctx.core.config.input, pins: { vm1: { pointer: "virtio" } } },
+      nativePath: () => ctx.core.nativePath!,
+      log: ctx.core.log,
+    });
+    try {
+      const r = await svc.probe("vm1");
+      expect(r.sinks.find((x) => x.eventClass === "pointer")).toMatchObject({ sink: "virtio", device: "QEMU Virtio Mouse", pinned: { sink: "virtio", honoured: true } });
+      const hub = await svc.hub("vm1");
+      await hub.qmp.refreshDevices();
+      expect(hub.qmp.devices.mice.find((m) => m.current)?.name).toBe("QEMU Virtio Mouse");
+    } finally {
+      await svc.close();
+    }
+  });
 
   test("the WebSocket upgrade goes through the guard: no credentials 401, read scope 403, a foreign Origin 403", async () => {
     const refused = async (headers: Record<string, string>) => {

@@ -23,11 +23,14 @@ export function defaultSessionInputBackend(
   gamepadLink?: (vm: string) => GamepadLink,
   /** Sends a guest pad's rumble to the session's client. */
   rumble?: (sessionId: string, r: PadRumble) => void,
+  /** The VM's shared input hub (its QMP connection serves the API and WebSockets too); absent: a backend of the session's own. */
+  vmInput?: (vm: string, onRumble?: (r: PadRumble) => void) => Promise<InputBackend>,
 ): (session: StreamSession) => Promise<InputBackend> {
   return async (session) => {
     if (session.vmName) {
       const socketPath = vmQmpSocket(qmpDir, session.vmName);
       if (existsSync(socketPath)) {
+        if (vmInput) return vmInput(session.vmName, rumble && ((r) => rumble(session.id, r)));
         const vmLog = log.child({ vm: session.vmName });
         const qmp = new QmpInputBackend({ socketPath, log: vmLog });
         if (!gamepadLink) return qmp;
