@@ -31,6 +31,7 @@ const symbols = {
   neuron_encoder_close: { args: [P], returns: FFIType.void },
   neuron_pipeline_start: { args: [P, P, P], returns: FFIType.i32 },
   neuron_pipeline_start_pw: { args: [P, P, P], returns: FFIType.i32 },
+  neuron_pipeline_start_nvf: { args: [P, P, P], returns: FFIType.i32 },
   neuron_pipeline_poll: { args: [P, P, FFIType.u64, P], returns: FFIType.i64 },
   neuron_pipeline_wait: { args: [P, FFIType.u32], returns: FFIType.i32 },
   neuron_pipeline_request_idr: { args: [P], returns: FFIType.void },
@@ -517,6 +518,13 @@ export class CapturePipeline {
   static start(n: CaptureNative, path: string, o: PipelineOptions): CapturePipeline {
     const cell = new BigUint64Array(1);
     check("neuron_pipeline_start", n.sym.neuron_pipeline_start(cstr(path), ptr(CapturePipeline.config(o)), ptr(cell)));
+    return new CapturePipeline(n, outPtr(cell));
+  }
+
+  /** The same pipeline over an NVF1 listener (ffi/vsock.ts NvfReader: vsock or unix-socket frames), which it borrows: stop this first. */
+  static startFromNvf(n: CaptureNative, reader: Pointer, o: PipelineOptions): CapturePipeline {
+    const cell = new BigUint64Array(1);
+    check("neuron_pipeline_start_nvf", n.sym.neuron_pipeline_start_nvf(reader, ptr(CapturePipeline.config(o)), ptr(cell)));
     return new CapturePipeline(n, outPtr(cell));
   }
 

@@ -100,6 +100,11 @@ export class NvfReader {
     return this.handle;
   }
 
+  /** The native listener, for the encode pipeline (CapturePipeline.startFromNvf) that borrows it. */
+  get nativeHandle(): Pointer {
+    return this.h();
+  }
+
   attach(timeoutMs: number): number {
     return this.n.sym.neuron_nvf_reader_attach(this.h(), timeoutMs);
   }

@@ -122,6 +122,12 @@ typedef struct neuron_pw_stream neuron_pw_stream;
 NEURON_EXPORT int32_t neuron_pipeline_start_pw(neuron_pw_stream *stream, const neuron_pipeline_config *cfg,
                                                neuron_pipeline **out);
 
+/* Same over an NVF1 listener (vsock.h): raw BGRA frames a guest exports over vsock or a unix
+ * socket, converted straight out of the listener's frame buffer. Borrowed, as above. */
+typedef struct neuron_nvf_reader neuron_nvf_reader;
+NEURON_EXPORT int32_t neuron_pipeline_start_nvf(neuron_nvf_reader *reader, const neuron_pipeline_config *cfg,
+                                                neuron_pipeline **out);
+
 /* Takes the oldest access unit: returns its size, 0 when the ring is empty, or
  * NEURON_ERANGE (info->size tells the size; the unit stays in the ring). */
 NEURON_EXPORT int64_t neuron_pipeline_poll(neuron_pipeline *p, uint8_t *dst, uint64_t cap, neuron_au_info *info);

@@ -277,6 +277,52 @@ int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, 
     return NEURON_CAPTURE_FRAME;
 }
 
+int32_t neuron_nvf_reader_next_frame_sink(neuron_nvf_reader *r, uint32_t timeout_ms, const neuron_frame_sink *sink,
+                                          neuron_frame_info *info) {
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        if (r->rejected_pending) {
+            r->rejected_pending = 0;
+            pthread_mutex_unlock(&r->mu);
+            return NEURON_CAPTURE_REJECTED;
+        }
+        if (r->session != r->seen_session) {
+            r->seen_session = r->session;
+            r->stats.restarts++;
+            if (r->ready_info.session_id != r->session) r->taken_seq = r->ready_seq;
+            pthread_mutex_unlock(&r->mu);
+            return NEURON_CAPTURE_RESTARTED;
+        }
+        if (r->ready_seq > r->taken_seq) break;
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0) {
+            pthread_mutex_unlock(&r->mu);
+            return NEURON_CAPTURE_TIMEOUT;
+        }
+    }
+    *info = r->ready_info;
+    r->taken_seq = r->ready_seq;
+    if (info->type != NEURON_FRAME_BGRA) {
+        pthread_mutex_unlock(&r->mu);
+        return NEURON_EUNSUPPORTED;
+    }
+    uint32_t stride = info->out_pitch; /* the parser checked stride >= width * 4, bytes == stride * height */
+    info->out_pitch = info->data_width * 4;
+    info->bytes = (uint64_t)info->out_pitch * info->data_height;
+    int32_t rc = sink->begin(sink->ctx, info);
+    if (rc < 0) {
+        pthread_mutex_unlock(&r->mu);
+        return rc;
+    }
+    uint64_t t0 = now_ns();
+    uint32_t done = sink->rows(sink->ctx, r->ready, stride, 0, info->data_height, info->data_height);
+    info->copy_ns = now_ns() - t0;
+    r->stats.frames++;
+    pthread_mutex_unlock(&r->mu);
+    return done == info->data_height ? NEURON_CAPTURE_FRAME : NEURON_EFORMAT;
+}
+
 void neuron_nvf_reader_hello(neuron_nvf_reader *r, neuron_nvf_hello *out) {
     if (!r || !out) return;
     pthread_mutex_lock(&r->mu);

@@ -3,6 +3,7 @@
 #include "../encode.h"
 #include "../capture/reader_sink.h"
 #include "../hostout/pw_internal.h"
+#include "../capture/nvf_internal.h"
 #include "encoder_rows.h"
 
 #include <pthread.h>
@@ -22,6 +23,7 @@ struct neuron_pipeline {
     neuron_pipeline_config cfg;
     neuron_kvmfr_reader *reader;
     neuron_pw_stream *pw; /* instead of reader: a host virtual output (borrowed, not closed here) */
+    neuron_nvf_reader *nvf; /* or frames a guest exports over vsock / a unix socket (borrowed) */
     neuron_encoder *enc;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -191,6 +193,8 @@ static void *pipeline_main(void *arg) {
         int32_t rc;
         if (p->pw) {
             rc = neuron_pw_stream_next_frame_sink(p->pw, p->cfg.frame_timeout_ms, &sink, &fi);
+        } else if (p->nvf) {
+            rc = neuron_nvf_reader_next_frame_sink(p->nvf, p->cfg.frame_timeout_ms, &sink, &fi);
         } else {
             rc = neuron_kvmfr_reader_next_frame_sink(p->reader, p->cfg.frame_timeout_ms, p->cfg.wp_timeout_ms, &sink, &fi);
             neuron_reader_stats rs;
@@ -263,21 +267,26 @@ static int32_t check_config(const neuron_pipeline_config *c) {
     return NEURON_OK;
 }
 
-static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, const neuron_pipeline_config *cfg,
-                              neuron_pipeline **out);
+static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, neuron_nvf_reader *nvf,
+                              const neuron_pipeline_config *cfg, neuron_pipeline **out);
 
 int32_t neuron_pipeline_start(const char *path, const neuron_pipeline_config *cfg, neuron_pipeline **out) {
     if (!path) return NEURON_EINVAL;
-    return pipeline_start(path, NULL, cfg, out);
+    return pipeline_start(path, NULL, NULL, cfg, out);
 }
 
 int32_t neuron_pipeline_start_pw(neuron_pw_stream *stream, const neuron_pipeline_config *cfg, neuron_pipeline **out) {
     if (!stream) return NEURON_EINVAL;
-    return pipeline_start(NULL, stream, cfg, out);
+    return pipeline_start(NULL, stream, NULL, cfg, out);
 }
 
-static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, const neuron_pipeline_config *cfg,
-                              neuron_pipeline **out) {
+int32_t neuron_pipeline_start_nvf(neuron_nvf_reader *reader, const neuron_pipeline_config *cfg, neuron_pipeline **out) {
+    if (!reader) return NEURON_EINVAL;
+    return pipeline_start(NULL, NULL, reader, cfg, out);
+}
+
+static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, neuron_nvf_reader *nvf,
+                              const neuron_pipeline_config *cfg, neuron_pipeline **out) {
     if (!out || check_config(cfg)) return NEURON_EINVAL;
     neuron_pipeline *p = calloc(1, sizeof *p);
     if (!p) return NEURON_ENOMEM;
@@ -287,7 +296,8 @@ static int32_t pipeline_start(const char *path, neuron_pw_stream *pw, const neur
     pthread_cond_init(&p->cv, NULL);
     p->slots = calloc(cfg->ring_slots, sizeof *p->slots);
     p->pw = pw;
-    int32_t rc = !p->slots ? NEURON_ENOMEM : pw ? NEURON_OK : neuron_kvmfr_reader_open(path, 0, &p->reader);
+    p->nvf = nvf;
+    int32_t rc = !p->slots ? NEURON_ENOMEM : (pw || nvf) ? NEURON_OK : neuron_kvmfr_reader_open(path, 0, &p->reader);
     if (rc == NEURON_OK) {
         p->stats.running = 1;
         if (pthread_create(&p->thread, NULL, pipeline_main, p) != 0) rc = NEURON_EIO;

@@ -6,6 +6,7 @@
  */
 import { NvfListenError, NvfReader, NVF_DEFAULT_PORT, type NvfHello, type VsockNative } from "../../ffi/vsock.ts";
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
+import type { Pointer } from "bun:ffi";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
 
 const NO_CURSOR: CursorInfo = { x: 0, y: 0, visible: false, shapeSerial: 0, shapeWidth: 0, shapeHeight: 0, shapeType: 0, updates: 0 };
@@ -37,6 +38,11 @@ export class SocketFrameSource implements FrameSource {
   attach(timeoutMs: number): void {
     if (this.reader.attach(timeoutMs) !== 0)
       throw new CaptureError("CAPTURE_NO_PRODUCER", `${this.describe()}: ${this.reader.error() || "no guest connected"}`, { status: 504 });
+  }
+
+  /** The native listener, for the encode pipeline (CapturePipeline.startFromNvf). */
+  get nativeHandle(): Pointer {
+    return this.reader.nativeHandle;
   }
 
   hello(): NvfHello {

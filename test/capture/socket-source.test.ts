@@ -7,6 +7,9 @@ import { SocketFrameSource } from "../../src/capture/socket-source.ts";
 import { CaptureError } from "../../src/capture/source.ts";
 import { encodeFrameHeader, encodeHello, fillPattern } from "../../src/guest-agent/frame-export.ts";
 import { frameSourceContract, type ContractFixture } from "./source-contract.ts";
+import { CapturePipeline } from "../../ffi/capture.ts";
+import { loadCaptureNative } from "./helpers.ts";
+import { probeStream } from "./ffmpeg.ts";
 
 const native = new VsockNative(resolveNativePath({}));
 afterAll(() => native.close());
@@ -209,6 +212,34 @@ describe("NVF1 over a unix socket", () => {
       await x.exited;
     }
   }, 30_000);
+
+  test("the exported frames go through the native convert → encode pipeline; ffprobe decodes them", async () => {
+    const capture = loadCaptureNative();
+    const f = fixture("pipeline");
+    const src = f.source as SocketFrameSource;
+    let pipeline: CapturePipeline | null = null;
+    try {
+      src.attach(5000);
+      pipeline = CapturePipeline.startFromNvf(capture, src.nativeHandle, { codec: "h264", fps: 60, bitrateKbps: 2000, threads: 1, ringSlots: 16 });
+      const buf = new Uint8Array(1 << 20);
+      const chunks: Uint8Array[] = [];
+      const deadline = Date.now() + 15_000;
+      while (chunks.length < 10 && Date.now() < deadline) {
+        const au = pipeline.poll(buf);
+        if (au) chunks.push(buf.slice(0, au.size));
+        else await Bun.sleep(5);
+      }
+      expect(chunks.length).toBe(10);
+      const file = `/tmp/neuron-nvf-pipeline-${process.pid}.h264`;
+      await Bun.write(file, Buffer.concat(chunks));
+      expect(await probeStream(file, "h264")).toMatchObject({ codec: "h264", width: 320, height: 240, frames: 10 });
+      Bun.spawnSync(["rm", "-f", file]);
+    } finally {
+      pipeline?.stop();
+      await f.cleanup();
+      capture.close();
+    }
+  });
 
   test("a socket path that cannot be bound is a clear error", () => {
     expect(() => new SocketFrameSource(native, { kind: "unix", path: "/nonexistent-dir/x.sock" })).toThrow(CaptureError);
