@@ -212,7 +212,7 @@ export class MigrationService {
       };
       let outcome: RunOutcome;
       try {
-        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, dataRegions: src.device ? sparseRegions : undefined }, exp);
+        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, dataRegions: src.device ? sparseRegions : undefined }, exp);
       } catch (err) {
         this.setStatus(id, "interrupted");
         throw err;
