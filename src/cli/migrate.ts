@@ -126,7 +126,7 @@ export const migrateCommand: Command = {
     if (fromVm !== undefined) source = await mirrorVm(config, ctx, fromVm, req.user, json);
     const tty = !json && process.stderr.isTTY;
     const onProgress = tty ? (p: Progress) => ctx.stderr(bar(p)) : undefined;
-    const stop = () => svc.close();
+    const stop = () => svc.stopAll();
     process.once("SIGINT", stop);
     try {
       switch (sub) {

@@ -264,6 +264,11 @@ export class MigrationService {
     return this.run(plan.id, { acceptUnsafeSource: req.acceptUnsafeSource, recoveryKey: req.recoveryKey }, onProgress);
   }
 
+  /** Stops every run of this process between files; they stay resumable. */
+  stopAll(): void {
+    for (const c of this.active.values()) c.abort();
+  }
+
   /** Stops a run between files; it stays resumable. */
   stop(id: number): boolean {
     const c = this.active.get(id);
