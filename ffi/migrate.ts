@@ -1,7 +1,7 @@
 /**
  * File copy for data migration (native/migrate.h, neuron_copy_fd / neuron_digest_fd): one native
  * call per file reads the source (its data regions only), writes the non-zero 64 KiB blocks
- * (the target stays sparse), digests it (sha256-z64k), reads the target back for the same
+ * (the target stays sparse), digests it (xxh128-z64k), reads the target back for the same
  * digest, and sets owner and timestamps. The work buffer and the stats record are owned here.
  */
 import { FFIType, ptr, type FFIFunction } from "bun:ffi";
@@ -18,6 +18,7 @@ const symbols = {
     args: [FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32, FFIType.ptr, "usize", FFIType.u32, FFIType.u32, FFIType.u32, FFIType.ptr],
     returns: FFIType.i32,
   },
+  neuron_copy_batch: { args: [FFIType.ptr, "usize", FFIType.ptr, "usize", FFIType.ptr, FFIType.u32, FFIType.u32, FFIType.ptr, "usize"], returns: FFIType.i32 },
   neuron_digest_fd: { args: [FFIType.i32, FFIType.ptr, "usize", FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
 } as const satisfies Record<string, FFIFunction>;
 
@@ -29,7 +30,7 @@ export interface CopyResult {
   size: number;
   readBytes: number;
   writtenBytes: number;
-  /** sha256-z64k of the source as read, hex. */
+  /** xxh128-z64k (native/migrate.h) of the source as read, hex. */
   digest: string;
   /** The same of the target read back (empty without verify). */
   verifyDigest: string;
@@ -47,6 +48,32 @@ export interface CopyOptions {
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+
+export interface CopyJob {
+  src: string;
+  part: string;
+  target: string;
+  mode: number;
+  owner?: { uid: number; gid: number } | null;
+  /** Data regions; [] = all hole; undefined = SEEK_DATA/SEEK_HOLE. */
+  regions?: [number, number][] | null;
+}
+
+export interface CopyJobResult {
+  status: number;
+  ok: boolean;
+  /** errno opening the source (unreadable), 0 if it opened. */
+  openErrno: number;
+  /** errno of link(2): EEXIST (17) when the target appeared meanwhile (nothing replaced). */
+  linkErrno: number;
+  digest: string;
+  failedStage: CopyStage;
+  errno: number;
+  size: number;
+}
+
+const JOB_BYTES = 160;
+const NO_REGIONS = 0xffffffff;
 
 export class NativeCopier {
   private readonly mod: NativeModule<typeof symbols>;
@@ -84,18 +111,83 @@ export class NativeCopier {
       size: Number(v.getBigUint64(0, true)),
       readBytes: Number(v.getBigUint64(8, true)),
       writtenBytes: Number(v.getBigUint64(16, true)),
-      digest: status === NativeStatus.OK || v.getInt32(88, true) > 1 ? hex(this.stats.subarray(24, 56)) : "",
-      verifyDigest: opts.verify && status === NativeStatus.OK ? hex(this.stats.subarray(56, 88)) : "",
+      digest: status === NativeStatus.OK || v.getInt32(88, true) > 1 ? hex(this.stats.subarray(24, 40)) : "",
+      verifyDigest: opts.verify && status === NativeStatus.OK ? hex(this.stats.subarray(56, 72)) : "",
       failedStage: STAGES[v.getInt32(88, true)] ?? "none",
       errno: v.getInt32(92, true),
     };
   }
 
-  /** sha256-z64k of an open file; throws on a read error. */
+  private batchBufs: Uint8Array | null = null;
+
+  /**
+   * Copies many files in one native call on `threads` threads: open, create the part file,
+   * copy, verify, owner/times/mode, link to the target (never replacing it). The part names
+   * are left for the caller to remove once recorded.
+   */
+  copyBatch(jobs: CopyJob[], threads = 2): CopyJobResult[] {
+    if (!jobs.length) return [];
+    const t = Math.max(1, Math.min(16, threads, jobs.length));
+    const need = t * this.buf.length;
+    if (!this.batchBufs || this.batchBufs.length < need) this.batchBufs = new Uint8Array(need);
+    const enc = new TextEncoder();
+    const parts: Uint8Array[] = [];
+    let len = 0;
+    const put = (s: string) => {
+      const b = enc.encode(s + "\0");
+      parts.push(b);
+      const off = len;
+      len += b.length;
+      return off;
+    };
+    const regionList: number[] = [];
+    const jb = new Uint8Array(jobs.length * JOB_BYTES);
+    const v = new DataView(jb.buffer);
+    jobs.forEach((j, i) => {
+      const o = i * JOB_BYTES;
+      v.setBigUint64(o, BigInt(put(j.src)), true);
+      v.setBigUint64(o + 8, BigInt(put(j.part)), true);
+      v.setBigUint64(o + 16, BigInt(put(j.target)), true);
+      v.setBigUint64(o + 24, BigInt(regionList.length / 2), true);
+      if (j.regions) {
+        for (const [a, l] of j.regions) regionList.push(a, l);
+        v.setUint32(o + 32, j.regions.length, true);
+      } else v.setUint32(o + 32, NO_REGIONS, true);
+      v.setUint32(o + 36, j.mode, true);
+      v.setUint32(o + 40, j.owner ? j.owner.uid : NO_REGIONS, true);
+      v.setUint32(o + 44, j.owner ? j.owner.gid : 0, true);
+    });
+    const paths = new Uint8Array(len);
+    let at = 0;
+    for (const b of parts) {
+      paths.set(b, at);
+      at += b.length;
+    }
+    const regions = new BigUint64Array(Math.max(2, regionList.length));
+    regionList.forEach((x, i) => (regions[i] = BigInt(x)));
+    const rc = this.mod.sym.neuron_copy_batch(ptr(paths), paths.length, ptr(regions), regionList.length / 2, ptr(jb), jobs.length, t, ptr(this.batchBufs), this.buf.length);
+    if (rc !== NativeStatus.OK) throw new Error(`neuron_copy_batch failed (status ${rc})`);
+    return jobs.map((_, i) => {
+      const o = i * JOB_BYTES;
+      const status = v.getInt32(o + 144, true);
+      return {
+        status,
+        ok: status === NativeStatus.OK,
+        openErrno: v.getInt32(o + 148, true),
+        linkErrno: v.getInt32(o + 152, true),
+        digest: hex(jb.subarray(o + 48 + 24, o + 48 + 40)),
+        failedStage: STAGES[v.getInt32(o + 48 + 88, true)] ?? "none",
+        errno: v.getInt32(o + 48 + 92, true),
+        size: Number(v.getBigUint64(o + 48, true)),
+      };
+    });
+  }
+
+  /** xxh128-z64k of an open file; throws on a read error. */
   digest(fd: number): { digest: string; size: number } {
     const status = this.mod.sym.neuron_digest_fd(fd, ptr(this.buf), this.buf.length, ptr(this.digestOut), ptr(this.sizeOut), ptr(this.errOut));
     if (status !== NativeStatus.OK) throw Object.assign(new Error(`digest failed (status ${status}, errno ${this.errOut[0]})`), { errno: this.errOut[0] });
-    return { digest: hex(this.digestOut), size: Number(this.sizeOut[0]) };
+    return { digest: hex(this.digestOut.subarray(0, 16)), size: Number(this.sizeOut[0]) };
   }
 
   close(): void {

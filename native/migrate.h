@@ -1,9 +1,12 @@
 /*
  * migrate.h — file copy for data migration: one call per file copies, checksums and verifies.
  *
- * Content digest ("sha256-z64k"), independent of how a file's holes are laid out on either side:
- *   SHA-256 over, for every 64 KiB-aligned block i of the file that holds a non-zero byte,
- *   u64le(i) followed by the block's bytes (the last block may be shorter), then u64le(size).
+ * Content digest ("xxh128-z64k"), independent of how a file's holes are laid out on either side:
+ *   XXH3-128 (libxxhash, streaming) over, for every 64 KiB-aligned block i of the file that holds
+ *   a non-zero byte, u64le(i) followed by the block's bytes (the last block may be shorter), then
+ *   u64le(size). Written as its 16-byte canonical (big-endian) form into the first half of a
+ *   32-byte digest field, the second half zero. An integrity check of copies (as rsync's xxh128),
+ *   not a defence against someone crafting collisions.
  *   All-zero blocks (holes or written zeros) contribute nothing, so they are never read where
  *   the source reports a hole and never written to the target: the target stays sparse.
  *
@@ -40,8 +43,8 @@ typedef struct neuron_copy_stats {
     uint64_t size;              /* logical size of the source (bytes) */
     uint64_t read_bytes;        /* bytes read from the source (holes reported by it are not read) */
     uint64_t written_bytes;     /* bytes written to the target (zero blocks left as holes) */
-    uint8_t digest[32];         /* sha256-z64k of the source as read */
-    uint8_t verify_digest[32];  /* sha256-z64k of the target read back (zeros without VERIFY) */
+    uint8_t digest[32];         /* xxh128-z64k of the source as read (16 bytes, then zeros) */
+    uint8_t verify_digest[32];  /* the same of the target read back (zeros without VERIFY) */
     int32_t failed_stage;       /* NEURON_COPY_STAGE_* */
     int32_t os_errno;           /* errno of the failed system call, 0 if none */
 } neuron_copy_stats;
@@ -62,12 +65,50 @@ NEURON_EXPORT int32_t neuron_copy_fd(int32_t src_fd, int32_t dst_fd, const uint6
                                      neuron_copy_stats *stats);
 
 /*
- * sha256-z64k of the whole file fd (holes skipped by SEEK_DATA/SEEK_HOLE where the file system
+ * xxh128-z64k of the whole file fd (holes skipped by SEEK_DATA/SEEK_HOLE where the file system
  * has them) into out[32]; *size_out gets its size. Same buffer rules as neuron_copy_fd.
  * Returns NEURON_OK, NEURON_EINVAL, NEURON_ECRYPTO or NEURON_EIO (errno in *errno_out).
  */
 NEURON_EXPORT int32_t neuron_digest_fd(int32_t fd, uint8_t *buf, size_t buf_len, uint8_t *out, uint64_t *size_out,
                                        int32_t *errno_out);
+
+/*
+ * A batch of file copies over a pool of threads (each with its own slice of bufs). Per job: open
+ * the source (O_NOFOLLOW), create the part file (O_EXCL, mode), copy with VERIFY|TIMES (and OWNER
+ * when uid != UINT32_MAX), compare the digests, set the mode, then link(2) the part file to the
+ * target: link never replaces, so an existing target is never overwritten (link_errno EEXIST, part
+ * file removed). The part file's name is left in place for the caller to remove once it has
+ * recorded the copy (crash safety). A digest mismatch leaves no file: status NEURON_EIO,
+ * failed_stage VERIFY, os_errno 0.
+ */
+typedef struct neuron_copy_job {
+    uint64_t src_path;     /* offset in paths of the NUL-terminated source path */
+    uint64_t part_path;    /* offset in paths of the part file to create */
+    uint64_t target_path;  /* offset in paths of the final name */
+    uint64_t region_first; /* index of the job's first (offset, length) pair in regions */
+    uint32_t region_count; /* pairs; UINT32_MAX: no list (SEEK_DATA/SEEK_HOLE) */
+    uint32_t mode;         /* permission bits of the target */
+    uint32_t uid;          /* owner; UINT32_MAX leaves it */
+    uint32_t gid;
+    neuron_copy_stats stats; /* out */
+    int32_t status;        /* out: NEURON_OK or a negative status */
+    int32_t open_errno;    /* out: errno opening the source (0 if it opened) */
+    int32_t link_errno;    /* out: errno of link(2), 0 when linked */
+    uint32_t reserved;
+} neuron_copy_job;
+
+_Static_assert(sizeof(neuron_copy_job) == 160, "neuron_copy_job layout");
+_Static_assert(__builtin_offsetof(neuron_copy_job, stats) == 48, "stats offset");
+_Static_assert(__builtin_offsetof(neuron_copy_job, status) == 144, "status offset");
+
+#define NEURON_COPY_MAX_JOBS 65536u
+#define NEURON_COPY_MAX_THREADS 16u
+
+/* Runs count jobs on `threads` threads (1..NEURON_COPY_MAX_THREADS); bufs holds threads * buf_len
+ * bytes. Returns NEURON_OK (per-job outcomes in the jobs) or NEURON_EINVAL / NEURON_ENOMEM. */
+NEURON_EXPORT int32_t neuron_copy_batch(const uint8_t *paths, size_t paths_len, const uint64_t *regions, size_t region_pairs,
+                                        neuron_copy_job *jobs, uint32_t count, uint32_t threads, uint8_t *bufs,
+                                        size_t buf_len);
 
 #ifdef __cplusplus
 }

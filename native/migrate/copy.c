@@ -1,25 +1,15 @@
-/* File copy with the sha256-z64k digest (migrate.h). */
+/* File copy with the xxh128-z64k digest (migrate.h). */
 #include "../migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
+#include <xxhash.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define BLK ((uint64_t)NEURON_COPY_BLOCK)
-
-/* SHA-256 fetched once: OpenSSL 3's implicit fetch in every EVP_DigestInit_ex (EVP_sha256())
- * costs more than digesting a small file. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-static void sha256_fetch(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
-static const EVP_MD *sha256(void) {
-    pthread_once(&sha256_once, sha256_fetch);
-    return sha256_md ? sha256_md : EVP_sha256();
-}
 
 static int all_zero(const uint8_t *p, size_t n) {
     const uint64_t *w = (const uint64_t *)p;
@@ -120,10 +110,10 @@ static int next_region(walker *w, uint64_t *a, uint64_t *b) {
 /* Walks fd's data, digesting non-zero blocks; writes them to dst_fd when it is >= 0. */
 static int32_t digest_walk(walker *w, int dst_fd, uint8_t *buf, size_t buf_len, uint8_t out[32], uint64_t *read_bytes,
                            uint64_t *written_bytes, int32_t *stage, int32_t *err, int32_t read_stage) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    XXH3_state_t *ctx = XXH3_createState();
     if (!ctx) return NEURON_ENOMEM;
     int32_t rc = NEURON_OK;
-    if (EVP_DigestInit_ex(ctx, sha256(), NULL) != 1) {
+    if (XXH3_128bits_reset(ctx) != XXH_OK) {
         rc = NEURON_ECRYPTO;
         goto done;
     }
@@ -159,7 +149,7 @@ static int32_t digest_walk(walker *w, int dst_fd, uint8_t *buf, size_t buf_len, 
                 }
                 uint8_t idx[8];
                 put_u64le(idx, (off + i) / BLK);
-                if (EVP_DigestUpdate(ctx, idx, 8) != 1 || EVP_DigestUpdate(ctx, buf + i, n) != 1) {
+                if (XXH3_128bits_update(ctx, idx, 8) != XXH_OK || XXH3_128bits_update(ctx, buf + i, n) != XXH_OK) {
                     rc = NEURON_ECRYPTO;
                     goto done;
                 }
@@ -186,10 +176,16 @@ static int32_t digest_walk(walker *w, int dst_fd, uint8_t *buf, size_t buf_len, 
     }
     uint8_t sz[8];
     put_u64le(sz, w->size);
-    unsigned int outlen = 0;
-    if (EVP_DigestUpdate(ctx, sz, 8) != 1 || EVP_DigestFinal_ex(ctx, out, &outlen) != 1 || outlen != 32) rc = NEURON_ECRYPTO;
+    if (XXH3_128bits_update(ctx, sz, 8) != XXH_OK) {
+        rc = NEURON_ECRYPTO;
+        goto done;
+    }
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(ctx));
+    memcpy(out, canon.digest, 16);
+    memset(out + 16, 0, 16);
 done:
-    EVP_MD_CTX_free(ctx);
+    XXH3_freeState(ctx);
     return rc;
 }
 
@@ -262,5 +258,127 @@ NEURON_EXPORT int32_t neuron_copy_fd(int32_t src_fd, int32_t dst_fd, const uint6
             return NEURON_EIO;
         }
     }
+    return NEURON_OK;
+}
+
+/* ---- batches over a thread pool ---- */
+
+#include <stdatomic.h>
+
+typedef struct batch {
+    const uint8_t *paths;
+    size_t paths_len;
+    const uint64_t *regions;
+    size_t region_pairs;
+    neuron_copy_job *jobs;
+    uint32_t count;
+    atomic_uint next;
+    uint8_t *bufs;
+    size_t buf_len;
+} batch;
+
+typedef struct lane {
+    batch *b;
+    uint8_t *buf;
+} lane;
+
+static int path_ok(const batch *b, uint64_t off) {
+    return off < b->paths_len && memchr(b->paths + off, 0, b->paths_len - off) != NULL;
+}
+
+static void run_job(batch *b, neuron_copy_job *j, uint8_t *buf) {
+    memset(&j->stats, 0, sizeof j->stats);
+    j->status = NEURON_OK;
+    j->open_errno = 0;
+    j->link_errno = 0;
+    if (!path_ok(b, j->src_path) || !path_ok(b, j->part_path) || !path_ok(b, j->target_path) ||
+        (j->region_count != UINT32_MAX && (j->region_first > b->region_pairs || j->region_count > b->region_pairs - j->region_first))) {
+        j->status = NEURON_EINVAL;
+        return;
+    }
+    const char *src = (const char *)b->paths + j->src_path;
+    const char *part = (const char *)b->paths + j->part_path;
+    const char *target = (const char *)b->paths + j->target_path;
+    int s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (s < 0) {
+        j->open_errno = errno;
+        j->status = NEURON_EIO;
+        j->stats.failed_stage = NEURON_COPY_STAGE_READ;
+        j->stats.os_errno = errno;
+        return;
+    }
+    int d = open(part, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(j->mode & 07777));
+    if (d < 0) {
+        j->status = NEURON_EIO;
+        j->stats.failed_stage = NEURON_COPY_STAGE_WRITE;
+        j->stats.os_errno = errno;
+        close(s);
+        return;
+    }
+    uint32_t flags = NEURON_COPY_VERIFY | NEURON_COPY_TIMES | (j->uid != UINT32_MAX ? NEURON_COPY_OWNER : 0);
+    const uint64_t *regs = j->region_count == UINT32_MAX ? NULL : b->regions + 2 * j->region_first;
+    uint32_t nregs = j->region_count == UINT32_MAX ? 0 : j->region_count;
+    int32_t rc;
+    if (regs && nregs == 0) {
+        /* an explicit empty list: the whole file is a hole */
+        static const uint64_t none[2] = { 0, 0 };
+        rc = neuron_copy_fd(s, d, none, 1, buf, b->buf_len, flags, j->uid, j->gid, &j->stats);
+    } else {
+        rc = neuron_copy_fd(s, d, regs, nregs, buf, b->buf_len, flags, j->uid, j->gid, &j->stats);
+    }
+    if (rc == NEURON_OK && memcmp(j->stats.digest, j->stats.verify_digest, 32) != 0) {
+        rc = NEURON_EIO;
+        j->stats.failed_stage = NEURON_COPY_STAGE_VERIFY;
+        j->stats.os_errno = 0;
+    }
+    if (rc == NEURON_OK && fchmod(d, (mode_t)(j->mode & 07777)) < 0) {
+        rc = NEURON_EIO;
+        j->stats.failed_stage = NEURON_COPY_STAGE_META;
+        j->stats.os_errno = errno;
+    }
+    close(s);
+    close(d);
+    if (rc != NEURON_OK) {
+        unlink(part);
+        j->status = rc;
+        return;
+    }
+    if (link(part, target) < 0) {
+        j->link_errno = errno;
+        unlink(part);
+    }
+}
+
+static void *lane_main(void *arg) {
+    lane *l = arg;
+    batch *b = l->b;
+    for (;;) {
+        unsigned i = atomic_fetch_add(&b->next, 1);
+        if (i >= b->count) break;
+        run_job(b, &b->jobs[i], l->buf);
+    }
+    return NULL;
+}
+
+NEURON_EXPORT int32_t neuron_copy_batch(const uint8_t *paths, size_t paths_len, const uint64_t *regions, size_t region_pairs,
+                                        neuron_copy_job *jobs, uint32_t count, uint32_t threads, uint8_t *bufs,
+                                        size_t buf_len) {
+    if (!paths || !jobs || !bufs || count > NEURON_COPY_MAX_JOBS || threads < 1 || threads > NEURON_COPY_MAX_THREADS ||
+        !buf_ok(bufs, buf_len) || (region_pairs && !regions))
+        return NEURON_EINVAL;
+    if (count == 0) return NEURON_OK;
+    batch b = { .paths = paths, .paths_len = paths_len, .regions = regions, .region_pairs = region_pairs, .jobs = jobs, .count = count, .bufs = bufs, .buf_len = buf_len };
+    atomic_init(&b.next, 0);
+    if (threads > count) threads = count;
+    lane lanes[NEURON_COPY_MAX_THREADS];
+    pthread_t tids[NEURON_COPY_MAX_THREADS];
+    uint32_t started = 0;
+    for (uint32_t t = 0; t < threads; t++) lanes[t] = (lane){ .b = &b, .buf = bufs + (size_t)t * buf_len };
+    for (uint32_t t = 1; t < threads; t++) {
+        if (pthread_create(&tids[t], NULL, lane_main, &lanes[t]) != 0) break;
+        started = t;
+    }
+    lane_main(&lanes[0]);
+    for (uint32_t t = 1; t <= started; t++) pthread_join(tids[t], NULL);
     return NEURON_OK;
 }

@@ -6,6 +6,7 @@ import type { Plan, Progress, Report } from "../migration/model.ts";
 import { MigrationService } from "../migration/service.ts";
 import { humanBytes } from "../migration/words.ts";
 import { EventBus } from "../events/bus.ts";
+import { join } from "node:path";
 import { JSON_FLAG, printJson, UsageError, type CliContext, type Command, type ParsedArgs } from "./command.ts";
 
 function migrateConfig(args: ParsedArgs, ctx: CliContext): Config {
@@ -40,10 +41,33 @@ function bar(p: Progress): string {
 
 const numericId = (s: string) => /^\d+$/.test(s);
 
+/** Pulls the VM's profile(s) through its guest agent into <stateDir>/migration-staging/<vm> (resumable). */
+async function mirrorVm(config: Config, ctx: CliContext, vm: string, user: string | undefined, json: boolean): Promise<string> {
+  const { createCore } = await import("../core.ts");
+  const { createLogger } = await import("../log.ts");
+  const { mirrorFromAgent } = await import("../migration/vm-source.ts");
+  const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, logger: createLogger({ level: "warn", format: "text", write: (l: string) => ctx.stderr(l + "\n") }) });
+  try {
+    const client = await core.guest.client(vm);
+    if (!client) throw new UsageError(`VM ${JSON.stringify(vm)} has no guest agent channel`);
+    const deadline = Date.now() + 30_000;
+    while (client.state !== "connected") {
+      if (Date.now() > deadline) throw new UsageError(`the guest agent of ${vm} did not answer within 30 s (is the VM running with the agent installed?)`);
+      await Bun.sleep(50);
+    }
+    const dest = join(config.stateDir, "migration-staging", vm);
+    const r = await mirrorFromAgent((command, data) => client.request(command, data, 60_000), dest, { user });
+    if (!json) ctx.stderr(`fetched ${r.files} file(s) from ${vm} (${r.skipped} already here) into ${dest}\n`);
+    return dest;
+  } finally {
+    core.close();
+  }
+}
+
 export const migrateCommand: Command = {
   name: "migrate",
   summary: "Move a person's Windows files and settings to Linux: plan, run (verified, resumable), report, undo.",
-  usage: "migrate plan SRC|run SRC|ID|report ID|list|undo ID  [--user WINUSER] [--target DIR] [--policy skip|rename|newer] [--recovery-key KEY] [--accept-unsafe-source] [--state-dir DIR] [--json]",
+  usage: "migrate plan SRC|--from-vm NAME|run SRC|ID|report ID|list|undo ID  [--user WINUSER] [--target DIR] [--policy skip|rename|newer] [--recovery-key KEY] [--accept-unsafe-source] [--state-dir DIR] [--json]",
   help: [
     "  migrate plan SRC     what would move from SRC (a Windows partition, a disk image, or a folder):",
     "                       every item with size, category, target, conflicts and fidelity",
@@ -52,6 +76,7 @@ export const migrateCommand: Command = {
     "  migrate list         migrations, newest first",
     "  migrate undo ID      remove what run ID created (files changed since are kept and listed)",
     "",
+    "  --from-vm NAME       read from the running VM NAME through its guest agent (Windows keeps running)",
     "  --user WINUSER       the Windows profile (default: every profile that is a person)",
     "  --target DIR         the Linux home to migrate into (default: the mapped user's home)",
     "  --policy P           on an existing file: skip (default), rename, or newer (keeps the older aside)",
@@ -77,10 +102,14 @@ export const migrateCommand: Command = {
     const subs = ["plan", "run", "report", "list", "undo"];
     if (!sub || !subs.includes(sub)) throw new UsageError(sub ? `migrate: unknown subcommand ${JSON.stringify(sub)}` : `migrate: give one of: ${subs.join(", ")}`);
     if (extra.length) throw new UsageError(`migrate ${sub}: unexpected ${JSON.stringify(extra[0])}`);
-    if (args.values["from-vm"] !== undefined) throw new UsageError("migrate: --from-vm needs the guest agent's file commands, which this build does not have yet; shut Windows down and give its disk");
+    const fromVm = args.values["from-vm"] as string | undefined;
+    if (fromVm !== undefined) {
+      if (sub !== "plan" && sub !== "run") throw new UsageError("migrate: --from-vm goes with plan or run");
+      if (arg) throw new UsageError(`migrate ${sub}: give either SRC or --from-vm NAME`);
+    }
     const policy = args.values.policy as string | undefined;
     if (policy !== undefined && !["skip", "rename", "newer"].includes(policy)) throw new UsageError("migrate: --policy is skip, rename or newer");
-    if ((sub === "plan" || sub === "run") && !arg) throw new UsageError(`migrate ${sub}: give the source (a Windows partition, disk image or folder)${sub === "run" ? " or a plan id" : ""}`);
+    if ((sub === "plan" || sub === "run") && !arg && fromVm === undefined) throw new UsageError(`migrate ${sub}: give the source (a Windows partition, disk image or folder)${sub === "run" ? " or a plan id" : ""}`);
     if ((sub === "report" || sub === "undo") && !(arg && numericId(arg))) throw new UsageError(`migrate ${sub}: give the numeric id from \`migrate list\``);
     const config = migrateConfig(args, ctx);
     const database = openDatabase(config.dbPath);
@@ -93,22 +122,24 @@ export const migrateCommand: Command = {
       recoveryKey: args.values["recovery-key"] as string | undefined,
       acceptUnsafeSource: args.values["accept-unsafe-source"] ? true : undefined,
     };
+    let source = arg;
+    if (fromVm !== undefined) source = await mirrorVm(config, ctx, fromVm, req.user, json);
     const tty = !json && process.stderr.isTTY;
     const onProgress = tty ? (p: Progress) => ctx.stderr(bar(p)) : undefined;
-    const stop = () => svc.close();
+    const stop = () => svc.stopAll();
     process.once("SIGINT", stop);
     try {
       switch (sub) {
         case "plan": {
-          const p = await svc.plan({ source: arg!, ...req });
+          const p = await svc.plan({ source: source!, ...req });
           if (json) printJson(ctx, p);
           else printPlan(ctx, p);
           return 0;
         }
         case "run": {
           let report: Report;
-          if (numericId(arg!) && !(await Bun.file(arg!).exists())) report = await svc.run(Number(arg), { policy: req.policy, acceptUnsafeSource: req.acceptUnsafeSource, recoveryKey: req.recoveryKey }, onProgress);
-          else report = await svc.planAndRun({ source: arg!, ...req }, onProgress);
+          if (fromVm === undefined && numericId(arg!) && !(await Bun.file(arg!).exists())) report = await svc.run(Number(arg), { policy: req.policy, acceptUnsafeSource: req.acceptUnsafeSource, recoveryKey: req.recoveryKey }, onProgress);
+          else report = await svc.planAndRun({ source: source!, ...req }, onProgress);
           if (tty) ctx.stderr("\n");
           if (json) printJson(ctx, report);
           else ctx.stdout(`migration ${report.id}: ${report.status}\n${report.words}\n`);

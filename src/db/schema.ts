@@ -258,7 +258,7 @@ export const migrationEntries = sqliteTable(
     targetPath: text("target_path").notNull(),
     size: integer("size").notNull().default(0),
     state: text("state", { enum: MIGRATION_ENTRY_STATES }).notNull().default("pending"),
-    /** sha256-z64k (native/migrate.h) of what was written, hex. */
+    /** xxh128-z64k (native/migrate.h) of what was written, hex. */
     digest: text("digest"),
     /** Why it was skipped, renamed or failed ("exists", "identical", "windows-name", an error). */
     note: text("note"),

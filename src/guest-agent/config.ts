@@ -20,6 +20,8 @@ export const AgentConfigSchema = z.strictObject({
   pollMs: z.number().int().min(0).max(60_000).default(1000),
   /** How long one OS command may run. */
   commandTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  /** The folder of the users' profiles served read-only to the host's data migration (fs_* commands); null = none. */
+  usersDir: z.string().min(1).max(4096).nullable().default(null),
   commands: z
     .strictObject({
       clipboardGetText: argv.nullable(),

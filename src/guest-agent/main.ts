@@ -56,7 +56,7 @@ export async function agentMain(argv: string[]): Promise<number> {
   });
   const tls = config.certDir ? loadTls(config.certDir) : null;
   if (!tls) log.warn("running without TLS: any process with access to the port on the host side can talk to this agent");
-  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs, gamepads: new GamepadHub(defaultGamepadDriver()) });
+  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs, usersDir: config.usersDir, gamepads: new GamepadHub(defaultGamepadDriver()) });
   server.start();
   // The port may show up after the agent starts (driver loading, hot-plug): wait for it.
   let port = config.port ?? defaultPort(process.platform);

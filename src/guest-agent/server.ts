@@ -25,6 +25,7 @@ import {
 import { AGENT_VERSION, GuestCommandError, type OsBackend } from "./os.ts";
 import type { GamepadAttach, GamepadDetach, GamepadState } from "../guest/gamepad-model.ts";
 import { GamepadHub, VigemUnavailableDriver } from "./gamepad.ts";
+import { UserFiles } from "./files.ts";
 
 export interface AgentServerOptions {
   backend: OsBackend;
@@ -35,6 +36,8 @@ export interface AgentServerOptions {
   pollMs?: number;
   /** Virtual gamepads (default: none can be created). */
   gamepads?: GamepadHub;
+  /** The users' folder served read-only to data migration (fs_* commands); default: none. */
+  usersDir?: string | null;
 }
 
 export function clipboardHash(c: ClipboardContent): string {
@@ -61,8 +64,10 @@ export class AgentServer {
   private stopped = false;
 
   private readonly gamepads: GamepadHub;
+  private readonly files: UserFiles;
 
   constructor(private readonly opts: AgentServerOptions) {
+    this.files = new UserFiles(opts.usersDir ?? null);
     this.gamepads = opts.gamepads ?? new GamepadHub(new VigemUnavailableDriver());
     this.gamepads.onRumble = (r) => this.emitEvent("gamepad_rumble", r);
   }
@@ -249,6 +254,18 @@ export class AgentServer {
       case "gamepad_detach":
         this.gamepads.detach((data as GamepadDetach).index);
         return {};
+      case "fs_profiles":
+        return this.files.profiles();
+      case "fs_list": {
+        const d = data as { path: string; cursor: number; limit: number };
+        return this.files.list(d.path, d.cursor, d.limit);
+      }
+      case "fs_read": {
+        const d = data as { path: string; offset: number; length: number };
+        return this.files.read(d.path, d.offset, d.length);
+      }
+      case "fs_hash":
+        return this.files.hash((data as { path: string }).path);
     }
   }
 

@@ -28,6 +28,10 @@ export const COMMANDS = [
   "gamepad_attach",
   "gamepad_state",
   "gamepad_detach",
+  "fs_profiles",
+  "fs_list",
+  "fs_read",
+  "fs_hash",
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 export const CommandName = z.enum(COMMANDS);
@@ -126,6 +130,13 @@ export const ShutdownRequest = z.strictObject({ mode: z.enum(["poweroff", "reboo
 
 export const AppExited = z.object({ pid: z.number().int(), code: z.number().int().nullable(), signal: z.string().nullable() });
 
+const FsPath = z.string().min(1).max(4096);
+export const FsList = z.strictObject({ path: FsPath, cursor: z.number().int().min(0).max(10_000_000).default(0), limit: z.number().int().min(1).max(1000).default(1000) });
+export const FsRead = z.strictObject({ path: FsPath, offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), length: z.number().int().min(1).max(1 << 20) });
+export const FsEntry = z.object({ name: z.string(), kind: z.enum(["file", "dir", "link", "other"]), size: z.number().int().min(0), mtime_ms: z.number() });
+export const FsListResult = z.object({ entries: z.array(FsEntry).max(1000), next: z.number().int().nullable() });
+export const FsReadResult = z.object({ data: base64, size: z.number().int().min(0), mtime_ms: z.number(), sha256: z.string().regex(/^[0-9a-f]{64}$/), eof: z.boolean() });
+
 /** Request payload schema per command (what the guest validates). */
 export const REQUEST_SCHEMAS: Record<CommandName, z.ZodType> = {
   hello: HelloRequest,
@@ -140,6 +151,10 @@ export const REQUEST_SCHEMAS: Record<CommandName, z.ZodType> = {
   gamepad_attach: GamepadAttach,
   gamepad_state: GamepadState,
   gamepad_detach: GamepadDetach,
+  fs_profiles: z.strictObject({}),
+  fs_list: FsList,
+  fs_read: FsRead,
+  fs_hash: z.strictObject({ path: FsPath }),
 };
 
 /** Response payload schema per command (what the host validates). */
@@ -156,6 +171,10 @@ export const RESPONSE_SCHEMAS: Record<CommandName, z.ZodType> = {
   gamepad_attach: GamepadAttached,
   gamepad_state: z.object({}),
   gamepad_detach: z.object({}),
+  fs_profiles: z.object({ profiles: z.array(z.object({ name: z.string() })).max(10_000) }),
+  fs_list: FsListResult,
+  fs_read: FsReadResult,
+  fs_hash: z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().min(0) }),
 };
 
 export const EVENT_SCHEMAS: Record<EventName, z.ZodType> = {

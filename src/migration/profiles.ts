@@ -34,6 +34,7 @@ export function findCaseless(dir: string, name: string): string | null {
 /** A Linux login name for a Windows user name: lower case, [a-z0-9_-], at most 32 characters. */
 export function linuxUserName(windowsName: string): string | null {
   const s = windowsName
+    .replace(/ß/g, "ss")
     .normalize("NFKD")
     .replace(/[\u0300-\u036f]/g, "")
     .toLowerCase()

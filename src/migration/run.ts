@@ -7,6 +7,7 @@
  * resumes from the journal: a part file still linked to its target was finished.
  */
 import { closeSync, constants, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, chownSync, chmodSync, unlinkSync, utimesSync, writeSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { NativeCopier } from "../../ffi/migrate.ts";
 import type { EntryInsert, EntryRow, MigrationsRepo } from "../db/repos/migrations.ts";
@@ -28,6 +29,8 @@ export interface RunDeps {
   onProgress(p: Progress): void;
   /** Where a NTFS source's sparse files' data is (null: the file system says, or read it whole). */
   dataRegions?(sourceAbs: string, size: number, blocks: number): [number, number][] | null;
+  /** Copy threads of the native batches (default 2). */
+  threads?: number;
   /** Stops the run between files (it stays resumable). */
   signal?: AbortSignal;
 }
@@ -44,6 +47,8 @@ export interface RunOutcome {
 }
 
 const MAX_TRANSFORM_BYTES = 16 << 20;
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+const errnoName = (n: number) => ERRNO_NAMES.get(n) ?? `errno ${n}`;
 const PART = ".neuron-part-";
 
 export function journalRows(id: number, exp: Expanded): EntryInsert[] {
@@ -142,6 +147,8 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   const all = repo.entries(id);
   // part files of rows a killed run committed but had not yet cleaned up
   for (const r of all) {
+    // a folder journaled just before a kill, not yet made
+    if (r.kind === "dir" && r.state === "done" && !exists(r.targetPath)) mkdirSync(r.targetPath, { recursive: true, mode: 0o755 });
     if (r.state === "pending" || r.kind === "dir" || r.kind === "displaced") continue;
     const p = partPath(r.targetPath, id, r.id);
     if (exists(p)) unlinkSync(p);
@@ -185,6 +192,42 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   };
   progress("copying", null, true);
   const index = new DirIndex();
+  // plain files without a conflict go to the native batch (copied on several threads)
+  const queue: { row: EntryRow; target: string; part: string; mode: number; owner: { uid: number; gid: number } | null; regions: [number, number][] | null }[] = [];
+  let queuedBytes = 0;
+  const flush = () => {
+    if (!queue.length) return;
+    const results = copier.copyBatch(
+      queue.map((q) => ({ src: join(root, q.row.sourcePath), part: q.part, target: q.target, mode: q.mode, owner: q.owner, regions: q.regions })),
+      deps.threads ?? 2,
+    );
+    results.forEach((r, i) => {
+      const q = queue[i]!;
+      filesDone++;
+      if (r.ok && r.linkErrno === 0) {
+        done(q.row, { state: "done", digest: r.digest, targetPath: q.target }, q.part);
+        out.copiedFiles++;
+        out.copiedBytes += q.row.size;
+        out.verified++;
+        bytesDone += q.row.size;
+      } else if (r.ok && r.linkErrno === 17) {
+        done(q.row, { state: "skipped", note: "exists (EEXIST)" });
+        skip("exists");
+        bytesDone += q.row.size;
+      } else if (r.openErrno || r.failedStage === "read") {
+        const code = errnoName(r.openErrno || r.errno);
+        done(q.row, { state: "failed", note: `unreadable: ${code}` });
+        out.unreadable.push({ path: q.row.sourcePath, error: code });
+      } else {
+        const msg = r.ok ? `link failed: ${errnoName(r.linkErrno)}` : r.failedStage === "verify" && r.errno === 0 ? "verification failed: the copy's checksum differs" : `${r.failedStage} failed: ${errnoName(r.errno)}`;
+        done(q.row, { state: "failed", note: msg });
+        out.failed.push({ path: q.row.sourcePath, error: msg });
+      }
+    });
+    progress("copying", queue[queue.length - 1]!.row.sourcePath);
+    queue.length = 0;
+    queuedBytes = 0;
+  };
   try {
     for (const row of rows) {
       if (deps.signal?.aborted) {
@@ -205,17 +248,18 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           try {
             const made: string[] = [];
             for (let p = dirname(row.targetPath); !exists(p); p = dirname(p)) made.unshift(p);
+            // journaled before they are made: a run killed in between must not take them for the user's
+            if (made.length) repo.insertEntries(made.map((p) => ({ migrationId: id, item: row.item, kind: "dir" as const, sourcePath: "", targetPath: p, state: "done" as const, note: "parent folder" })));
+            repo.updateEntries([{ id: row.id, set: { state: "done" } }]);
             for (const p of made) {
               mkdirSync(p, { mode: 0o755 });
               if (owner) chownSync(p, owner.uid, owner.gid);
             }
-            if (made.length) repo.insertEntries(made.map((p) => ({ migrationId: id, item: row.item, kind: "dir" as const, sourcePath: "", targetPath: p, state: "done" as const, note: "parent folder" })));
             mkdirSync(row.targetPath, { mode: e?.mode ?? 0o755 });
             index.created(row.targetPath);
             index.add(row.targetPath);
             chmodSync(row.targetPath, e?.mode ?? 0o755);
             if (owner) chownSync(row.targetPath, owner.uid, owner.gid);
-            done(row, { state: "done" });
           } catch (err) {
             done(row, { state: "failed", note: (err as Error).message });
             out.failed.push({ path: row.targetPath, error: (err as Error).message });
@@ -245,6 +289,22 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
         unlinkSync(part);
       }
       const srcAbs = join(root, row.sourcePath);
+      if (row.kind === "file" && !index.has(target) && !index.collides(target)) {
+        let regions: [number, number][] | null = null;
+        if (deps.dataRegions && row.size > 1 << 20) {
+          try {
+            const st = lstatSync(srcAbs);
+            regions = deps.dataRegions(srcAbs, st.size, st.blocks);
+          } catch {
+            regions = null;
+          }
+        }
+        queue.push({ row, target, part, mode, owner, regions });
+        index.add(target);
+        queuedBytes += row.size;
+        if (queue.length >= 128 || queuedBytes >= 64 << 20) flush();
+        continue;
+      }
       let src: number;
       try {
         src = openSync(srcAbs, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -388,6 +448,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
         closeSync(src);
       }
     }
+    flush();
   } finally {
     commit();
   }

@@ -212,7 +212,7 @@ export class MigrationService {
       };
       let outcome: RunOutcome;
       try {
-        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, dataRegions: src.device ? sparseRegions : undefined }, exp);
+        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, dataRegions: src.device ? sparseRegions : undefined }, exp);
       } catch (err) {
         this.setStatus(id, "interrupted");
         throw err;
@@ -262,6 +262,11 @@ export class MigrationService {
   async planAndRun(req: PlanRequest, onProgress?: (p: Progress) => void): Promise<Report> {
     const plan = await this.plan(req);
     return this.run(plan.id, { acceptUnsafeSource: req.acceptUnsafeSource, recoveryKey: req.recoveryKey }, onProgress);
+  }
+
+  /** Stops every run of this process between files; they stay resumable. */
+  stopAll(): void {
+    for (const c of this.active.values()) c.abort();
   }
 
   /** Stops a run between files; it stays resumable. */

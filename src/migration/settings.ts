@@ -21,6 +21,8 @@ export const MigrationSettingsSchema = z
     drivers: z.array(z.enum(["ntfs3", "ntfs-3g"])).min(1).max(2).default(["ntfs3", "ntfs-3g"]),
     /** Where the appliance mounts sources; default <stateDir>/migration-mounts. */
     mountDir: z.string().min(1).optional(),
+    /** Threads copying and verifying files at once. */
+    copyThreads: z.number().int().min(1).max(16).default(2),
     /** Conflict policy when a plan names none. */
     policy: z.enum(["skip", "rename", "newer"]).default("skip"),
     /** Throughput assumed by the plan's time estimate (MB/s) and the per-file cost (ms). */

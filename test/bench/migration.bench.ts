@@ -59,7 +59,7 @@ function fillTree(root: string): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const nativePath = resolveNativePath({});
 
-async function oursOnce(source: string, round: number): Promise<{ planS: number; runS: number; files: number }> {
+async function oursOnce(source: string, round: number): Promise<{ planS: number; runS: number; files: number; cpuS: number }> {
   const home = join(dest, `home-${round}`);
   mkdirSync(home, { recursive: true });
   const state = join(dir, `state-${round}`);
@@ -67,13 +67,15 @@ async function oursOnce(source: string, round: number): Promise<{ planS: number;
   const database = openDatabase(join(state, "neuron.db"));
   const svc = new MigrationService({ repo: migrationsRepo(database.db), settings: MigrationSettingsSchema.parse({}), stateDir: state, etcDir: join(dir, "no-etc"), nativePath: () => nativePath });
   try {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const plan = await svc.plan({ source, user: "bench", target: home });
     const t1 = performance.now();
     const report = await svc.run(plan.id);
     const t2 = performance.now();
     if (report.failed.length || report.copied.files !== report.verified) throw new Error(`run failed: ${JSON.stringify(report.failed.slice(0, 3))}`);
-    return { planS: (t1 - t0) / 1000, runS: (t2 - t1) / 1000, files: report.copied.files };
+    const c = process.cpuUsage(c0);
+    return { planS: (t1 - t0) / 1000, runS: (t2 - t1) / 1000, files: report.copied.files, cpuS: (c.user + c.system) / 1e6 };
   } finally {
     svc.close();
     database.close();
@@ -82,14 +84,22 @@ async function oursOnce(source: string, round: number): Promise<{ planS: number;
   }
 }
 
-function rsyncOnce(tree: string, round: number): number {
+/** Wall seconds and CPU seconds (rsync's processes together, from /usr/bin/time-like rusage of the child tree). */
+function rsyncOnce(tree: string, round: number): { wall: number; cpu: number } {
   const dst = join(dest, `rsync-${round}`);
   mkdirSync(dst, { recursive: true });
   const t0 = performance.now();
-  sh(["rsync", "-a", `${tree}/Users/bench/Documents/`, `${dst}/Documents/`]);
-  const s = (performance.now() - t0) / 1000;
+  const r = Bun.spawnSync(["sh", "-c", 'rsync -a "$0" "$1"; times', `${tree}/Users/bench/Documents/`, `${dst}/Documents/`], { stdout: "pipe", stderr: "pipe" });
+  const wall = (performance.now() - t0) / 1000;
+  if (r.exitCode !== 0) throw new Error(`rsync: ${r.stderr.toString()}`);
+  // `times` prints the shell's and its children's user/system time: the second line is rsync's
+  const child = r.stdout.toString().trim().split("\n").at(-1) ?? "";
+  const cpu = child.split(/\s+/).map((t) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(t);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+  }).reduce((a, b) => a + b, 0);
   rmSync(dst, { recursive: true, force: true });
-  return s;
+  return { wall, cpu };
 }
 
 async function measure(label: string, source: string, tree: string, bytes: number) {
@@ -97,19 +107,25 @@ async function measure(label: string, source: string, tree: string, bytes: numbe
   rsyncOnce(tree, -1);
   await oursOnce(source, -1);
   const rs: number[] = [];
+  const rsCpu: number[] = [];
   const ours: number[] = [];
+  const oursCpu: number[] = [];
   const runs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    rs.push(rsyncOnce(tree, r));
+    const x = rsyncOnce(tree, r);
+    rs.push(x.wall);
+    rsCpu.push(x.cpu);
     const o = await oursOnce(source, r);
     ours.push(o.planS + o.runS);
+    oursCpu.push(o.cpuS);
     runs.push(o.runS);
   }
   const mb = bytes / 1e6;
   const rsync = mb / median(rs);
   const whole = mb / median(ours);
   const runOnly = mb / median(runs);
-  console.log(`${label.padEnd(22)} rsync -a ${rsync.toFixed(0).padStart(5)} MB/s   ours (plan+run, verified) ${whole.toFixed(0).padStart(5)} MB/s = ${(whole / rsync).toFixed(2)}x   run alone ${runOnly.toFixed(0).padStart(5)} MB/s = ${(runOnly / rsync).toFixed(2)}x`);
+  const cpuRatio = median(rsCpu) / median(oursCpu);
+  console.log(`${label.padEnd(22)} rsync -a ${rsync.toFixed(0).padStart(5)} MB/s   ours (plan+run, verified) ${whole.toFixed(0).padStart(5)} MB/s = ${(whole / rsync).toFixed(2)}x   run alone ${runOnly.toFixed(0).padStart(5)} MB/s = ${(runOnly / rsync).toFixed(2)}x   MB per CPU-second: rsync ${(mb / median(rsCpu)).toFixed(0)}, ours ${(mb / median(oursCpu)).toFixed(0)} = ${cpuRatio.toFixed(2)}x`);
 }
 
 try {

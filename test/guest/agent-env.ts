@@ -66,9 +66,9 @@ export interface ServedAgent {
 }
 
 /** Serves the guest agent on a unix socket (what QEMU's chardev would carry). */
-export async function serveAgent(opts: { socketPath: string; dir: string; tls: TlsMaterial | null; pollMs?: number; log?: Logger }): Promise<ServedAgent> {
+export async function serveAgent(opts: { socketPath: string; dir: string; tls: TlsMaterial | null; pollMs?: number; log?: Logger; usersDir?: string }): Promise<ServedAgent> {
   const config = loadAgentConfig({ certDir: null, commands: fileCommands(opts.dir) }, "linux", {});
-  const agent = new AgentServer({ backend: new OsBackend(config), tls: opts.tls, log: opts.log ?? silentLogger, pollMs: opts.pollMs ?? 0 });
+  const agent = new AgentServer({ backend: new OsBackend(config), tls: opts.tls, log: opts.log ?? silentLogger, pollMs: opts.pollMs ?? 0, usersDir: opts.usersDir });
   agent.start();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((s) => {
