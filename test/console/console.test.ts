@@ -7,7 +7,9 @@
  * is saved as a screenshot and has no serious axe-core violation.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { encodePng } from "../../src/gamestream/boxart.ts";
 import type { Browser, Page } from "puppeteer-core";
 import { startServer, type RunningServer } from "../../src/api/server.ts";
 import { CONSOLE_CSP } from "../../src/console/routes.ts";
@@ -154,6 +156,18 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     const status = await page.evaluate(async () => (await fetch("/api/v1/apps", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "no csrf", kind: "desktop" }) })).status);
     expect(status).toBe(403);
     expect(core.apps.list().some((a) => a.name === "no csrf")).toBe(false);
+  });
+
+  test("box art uploaded in the Apps page becomes the app's image", async () => {
+    const png = join(dir.path, "art.png");
+    writeFileSync(png, encodePng(30, 40, new Uint8Array(30 * 40 * 3).fill(90)));
+    await page.goto(`${server.url}/console/#/apps`);
+    await until(page, `document.querySelector("input[type=file]") !== null`);
+    const input = await page.$("input[type=file]");
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(png);
+    await until(page, `[...document.querySelectorAll(".boxart")].some((b) => b.textContent?.startsWith("custom"))`);
+    const desktop = core.apps.list().find((a) => a.name === "Desktop")!;
+    expect(desktop.boxArtPath).toBe(join(dir.path, "boxart", `app-${desktop.id}.png`));
   });
 
   test("every page renders under the CSP, is saved as a screenshot, and has no serious axe violation", async () => {
