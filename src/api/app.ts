@@ -22,6 +22,7 @@ import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
+import { qmpScreendump } from "../vm/screendump.ts";
 import { snapshotsRoutes } from "../snapshots/routes.ts";
 import { updatesRoutes } from "../updates/routes.ts";
 import { UpdateRuns } from "../updates/runs.ts";
@@ -106,7 +107,11 @@ export function createApp(core: ApiDeps) {
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
         .use(core.capture ? previewRoutes(
-                new PreviewService({ show: (vm) => core.vms.show(vm), openSource: (path) => core.capture!.openFrameSource(path) }),
+                new PreviewService({
+                  show: (vm) => core.vms.show(vm),
+                  openSource: (path) => core.capture!.openFrameSource(path),
+                  screendump: core.config.qmpDir ? (vm) => qmpScreendump(core.config.qmpDir!, vm) : undefined,
+                }),
                 new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }),
               ) : new Elysia({ name: "neuron.preview.absent" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
