@@ -4,6 +4,7 @@
  * host are adapters over what it returns.
  */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { AppsService } from "./apps/service.ts";
 import { AuthService } from "./auth/service.ts";
 import { hostPolicy, type HostPolicy } from "./auth/hosts.ts";
@@ -148,7 +149,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
   const events = new EventBus();
   const database = openDatabase(config.dbPath);
   if (database.migration.applied.length) log.info("database migrated", { applied: database.migration.applied });
-  const apps = new AppsService(appsRepo(database.db));
+  const apps = new AppsService(appsRepo(database.db), join(config.stateDir, "boxart"));
   if (database.migration.applied.includes("0000_init")) apps.seedDefaults();
   const auth = new AuthService(database.db, config, log.child({ module: "auth" }));
   const users = userDb(config.etcDir);

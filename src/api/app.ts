@@ -24,6 +24,7 @@ import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
+import { qmpScreendump } from "../vm/screendump.ts";
 import { snapshotsRoutes } from "../snapshots/routes.ts";
 import { updatesRoutes } from "../updates/routes.ts";
 import { migrationRoutes } from "../migration/routes.ts";
@@ -111,7 +112,11 @@ export function createApp(core: ApiDeps) {
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
         .use(vmRoutes(core.vms))
         .use(core.capture ? previewRoutes(
-                new PreviewService({ show: (vm) => core.vms.show(vm), openSource: (path) => core.capture!.openFrameSource(path) }),
+                new PreviewService({
+                  show: (vm) => core.vms.show(vm),
+                  openSource: (path) => core.capture!.openFrameSource(path),
+                  screendump: core.config.qmpDir ? (vm) => qmpScreendump(core.config.qmpDir!, vm) : undefined,
+                }),
                 new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }),
               ) : new Elysia({ name: "neuron.preview.absent" }))
         .use(core.input ? inputRoutes(core.input, core.log.child({ module: "input" })) : new Elysia({ name: "neuron.input.absent" }))

@@ -77,3 +77,15 @@ export const AppIdParams = z.strictObject({
 
 export const AppList = z.object({ apps: z.array(App) }).meta({ id: "AppList" });
 export { kindRules };
+
+/** Box art as uploaded by the console: a PNG, base64 (the API takes JSON bodies only). */
+export const MAX_UPLOADED_BOXART_BYTES = 512 * 1024;
+export const BoxArtUpload = z
+  .strictObject({
+    pngBase64: z
+      .string()
+      .min(12)
+      .max(Math.ceil(MAX_UPLOADED_BOXART_BYTES / 3) * 4 + 4)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, "base64 of a PNG image"),
+  })
+  .meta({ id: "BoxArtUpload" });

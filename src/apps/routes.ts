@@ -1,7 +1,7 @@
 import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
-import { App, AppCreate, AppIdParams, AppList, AppPatch } from "./model.ts";
+import { App, AppCreate, AppIdParams, AppList, AppPatch, BoxArtUpload } from "./model.ts";
 import type { AppsService } from "./service.ts";
 
 export const appsRoutes = (apps: AppsService) =>
@@ -32,6 +32,12 @@ export const appsRoutes = (apps: AppsService) =>
       body: AppPatch,
       response: { 200: App, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody },
       detail: { summary: "Change an app" },
+    })
+    .put("/:id/boxart", ({ params, body }) => apps.setBoxArt(params.id, Buffer.from(body.pngBase64, "base64")), {
+      params: AppIdParams,
+      body: BoxArtUpload,
+      response: { 200: App, 404: ErrorBody, 422: ErrorBody, 503: ErrorBody },
+      detail: { summary: "Upload an app's box art", description: "A PNG of at most 512 KiB, base64 in JSON; kept in the state dir and served to Moonlight clients as the app's image." },
     })
     .delete(
       "/:id",

@@ -1,7 +1,10 @@
 /** The app catalog: what the stream host lists (/applist) and the GUI edits. */
-import { conflict, invalid, notFound } from "../errors.ts";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AppError, conflict, invalid, notFound } from "../errors.ts";
 import type { AppRow, AppsRepo } from "../db/repos/apps.ts";
-import { kindRules, type App, type AppCreate, type AppPatch } from "./model.ts";
+import { isPng } from "../gamestream/boxart.ts";
+import { kindRules, MAX_UPLOADED_BOXART_BYTES, type App, type AppCreate, type AppPatch } from "./model.ts";
 
 export const DEFAULT_APPS: AppCreate[] = [{ name: "Desktop", kind: "desktop", sortOrder: 0 }];
 
@@ -24,7 +27,25 @@ function isUniqueViolation(err: unknown): boolean {
 }
 
 export class AppsService {
-  constructor(private readonly repo: AppsRepo) {}
+  /** `boxArtDir`: where uploaded box art is kept (one PNG per app); absent: uploads are refused. */
+  constructor(
+    private readonly repo: AppsRepo,
+    private readonly boxArtDir?: string,
+  ) {}
+
+  /** Stores an uploaded PNG as the app's box art (checked: PNG signature, size) and points the app at it. */
+  setBoxArt(id: number, png: Uint8Array): App {
+    if (!this.boxArtDir) throw new AppError("BOXART_UNAVAILABLE", "this appliance keeps no uploaded box art", { status: 503 });
+    const app = this.get(id);
+    if (png.length > MAX_UPLOADED_BOXART_BYTES) throw invalid(`box art is ${png.length} bytes; at most ${MAX_UPLOADED_BOXART_BYTES}`);
+    if (!isPng(png)) throw invalid("box art must be a PNG image (its signature is not PNG's)");
+    mkdirSync(this.boxArtDir, { recursive: true, mode: 0o755 });
+    const path = join(this.boxArtDir, `app-${app.id}.png`);
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, png, { mode: 0o644 });
+    renameSync(tmp, path);
+    return this.update(id, { boxArtPath: path });
+  }
 
   list(): App[] {
     return this.repo.list().map(toApp);

@@ -107,7 +107,7 @@ export const previewRoutes = (preview: PreviewService, live: LiveViewService) =>
       response: { 200: z.string(), 404: ErrorBody, 409: ErrorBody, 422: ErrorBody, 503: ErrorBody },
       detail: {
         summary: "Thumbnails of a running VM's screen (a stream)",
-        description: "PNG images from the VM's IVSHMEM frames (its Looking Glass host), `fps` a second (0.2-5, default 1), at most `width` pixels wide; each preceded by its length as 4 bytes big endian. 409 when the VM is not running or has no shared memory.",
+        description: "PNG images from the VM's IVSHMEM frames (its Looking Glass host; while none writes frames, QEMU's display through QMP screendump), `fps` a second (0.2-5, default 1), at most `width` pixels wide; each preceded by its length as 4 bytes big endian. 409 when the VM is not running or has no shared memory.",
       },
     },
   );

@@ -1,6 +1,7 @@
 /**
  * Low-rate thumbnails of a running VM, read from its IVSHMEM region (the Looking Glass host's
- * frames): the newest frame every tick, scaled down to a small RGB image and encoded as PNG. No
+ * frames): the newest frame every tick, scaled down to a small RGB image and encoded as PNG;
+ * while no Looking Glass host writes frames, QEMU's own display (screendump) instead. No
  * HTTP here; the console's route streams what `frames` yields. The frame reader's calls are
  * bounded to a few milliseconds, so a tick never holds the event loop for long.
  */
@@ -17,6 +18,8 @@ export interface PreviewVm {
 export interface PreviewDeps {
   show(vm: string): Promise<PreviewVm>;
   openSource(path: string): FrameSource;
+  /** The VM's display as a PNG (QMP screendump) for when no Looking Glass host writes frames; null when it cannot. */
+  screendump?(vm: string): Promise<Uint8Array | null>;
   /** Preview streams at once (each holds a frame buffer the size of the region). */
   maxStreams?: number;
 }
@@ -85,9 +88,11 @@ export class PreviewService {
           const h = Math.max(1, Math.round((w * last.h) / last.w));
           yield encodePng(w, h, scaleToRgb(buf!, last.w, last.h, last.type, w, h));
         } catch {
-          // no Looking Glass host (yet), or it restarted: attach again on a later tick
+          // no Looking Glass host (yet), or it restarted: attach again on a later tick; meanwhile QEMU's own display
           source?.close();
           source = null;
+          const png = await this.deps.screendump?.(vm);
+          if (png && !signal.aborted) yield png;
         }
       }
     } finally {

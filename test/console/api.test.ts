@@ -5,7 +5,10 @@
  * `console open`'s usage errors.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
+import { encodePng, loadBoxArt } from "../../src/gamestream/boxart.ts";
 import { CONSOLE_CSP } from "../../src/console/routes.ts";
 import { EventBus } from "../../src/events/bus.ts";
 import { eventStream } from "../../src/events/routes.ts";
@@ -119,6 +122,35 @@ describe("console page and assets", () => {
     ac2.abort();
     expect(bus.subscriberCount).toBe(0);
     ac.abort();
+  });
+});
+
+describe("box art upload", () => {
+  let env: ReturnType<typeof testCore>;
+  let app: ReturnType<typeof createApp>;
+  beforeAll(() => {
+    env = testCore({ gamestreamEnabled: false });
+    app = createApp(env.core);
+  });
+  afterAll(() => env.cleanup());
+  const put = (id: number, body: unknown) => app.handle(asRoot(new Request(`http://localhost/api/v1/apps/${id}/boxart`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })));
+
+  test("a PNG is stored and becomes the app's box art; anything else is refused and changes nothing", async () => {
+    const desktop = env.core.apps.list()[0]!;
+    expect(desktop.boxArtPath).toBeNull();
+    expect((await put(desktop.id, { pngBase64: "not base64!" })).status).toBe(422);
+    const jpeg = await put(desktop.id, { pngBase64: Buffer.from("\xff\xd8\xff\xe0 not a png at all").toString("base64") });
+    expect(jpeg.status).toBe(422);
+    expect(((await jpeg.json()) as { error: { message: string } }).error.message).toContain("PNG");
+    expect(env.core.apps.get(desktop.id).boxArtPath).toBeNull();
+    expect((await put(99999, { pngBase64: Buffer.from(encodePng(2, 2, new Uint8Array(12))).toString("base64") })).status).toBe(404);
+    const png = encodePng(4, 3, new Uint8Array(36).fill(200));
+    const ok = await put(desktop.id, { pngBase64: Buffer.from(png).toString("base64") });
+    expect(ok.status).toBe(200);
+    const path = ((await ok.json()) as { boxArtPath: string }).boxArtPath;
+    expect(path).toBe(join(env.core.config.stateDir, "boxart", `app-${desktop.id}.png`));
+    expect(Buffer.from(readFileSync(path)).equals(Buffer.from(png))).toBe(true);
+    expect(loadBoxArt(path).source).toBe("app");
   });
 });
 

@@ -7,7 +7,9 @@
  * is saved as a screenshot and has no serious axe-core violation.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { encodePng } from "../../src/gamestream/boxart.ts";
 import type { Browser, Page } from "puppeteer-core";
 import { startServer, type RunningServer } from "../../src/api/server.ts";
 import { CONSOLE_CSP } from "../../src/console/routes.ts";
@@ -53,7 +55,7 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     dir = tempDir("neuron-console-");
     keys = tempDir("neuron-console-keys-");
     port = freePort();
-    const config = testConfig({ stateDir: dir.path, port, qmpDir: join(dir.path, "qmp"), spiceDir: join(dir.path, "spice"), gamestreamEnabled: true, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test", pairingPinTimeoutMs: 8000 });
+    const config = testConfig({ stateDir: dir.path, port, qmpDir: join(dir.path, "qmp"), spiceDir: join(dir.path, "spice"), gamestreamEnabled: true, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test", pairingPinTimeoutMs: 8000, pairingAttemptsPerMinute: 100 });
     core = createCore(config, { logger: createLogger({ level: "error", format: "json", write: () => {} }) });
     server = await startServer(core);
     await core.gamestream().start();
@@ -156,11 +158,39 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     expect(core.apps.list().some((a) => a.name === "no csrf")).toBe(false);
   });
 
+  test("a live session is charted from session.stats; End session asks, then ends it", async () => {
+    const gs = core.gamestream();
+    const fp = core.gamestream().listPairings()[0]!.fingerprint;
+    const s = gs.sessions.start({ appId: 1, appName: "Desktop", vmName: null, width: 1280, height: 720, fps: 60, riKey: crypto.getRandomValues(new Uint8Array(16)), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: fp, clientName: "Living room TV" });
+    gs.sessions.markPlaying(s);
+    await page.goto(`${server.url}/console/#/streaming`);
+    await until(page, `document.querySelector("[data-session] .spark-value")?.textContent !== "—" && document.querySelectorAll("[data-session] canvas").length === 5`, 10_000);
+    expect(await page.$eval("[data-session] .facts", (e) => e.textContent ?? "")).toContain("mode 1280x720@60");
+    await screenshot(page, "streaming-session");
+    await page.click("[data-session] .btn.danger");
+    await until(page, `document.querySelector("dialog.confirm[open]") !== null`);
+    await page.click("dialog.confirm .btn.danger");
+    await until(page, `document.querySelector("[data-session]") === null && document.querySelector(".ended")?.textContent?.includes("ended-by-api") === true`, 10_000);
+    expect(gs.sessions.size).toBe(0);
+  }, 30_000);
+
+  test("box art uploaded in the Apps page becomes the app's image", async () => {
+    const png = join(dir.path, "art.png");
+    writeFileSync(png, encodePng(30, 40, new Uint8Array(30 * 40 * 3).fill(90)));
+    await page.goto(`${server.url}/console/#/apps`);
+    await until(page, `document.querySelector("input[type=file]") !== null`);
+    const input = await page.$("input[type=file]");
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(png);
+    await until(page, `[...document.querySelectorAll(".boxart")].some((b) => b.textContent?.startsWith("custom"))`);
+    const desktop = core.apps.list().find((a) => a.name === "Desktop")!;
+    expect(desktop.boxArtPath).toBe(join(dir.path, "boxart", `app-${desktop.id}.png`));
+  });
+
   test("every page renders under the CSP, is saved as a screenshot, and has no serious axe violation", async () => {
     const report: Record<string, string[]> = {};
     for (const [i, p] of PAGES.entries()) {
       await page.goto(`${server.url}/console/#/${p}`);
-      await until(page, `document.querySelector("main h1")?.textContent === ${JSON.stringify(NAV[i])} && document.querySelector(".page-body[aria-busy=true]") === null`);
+      await until(page, `document.querySelector("main h1")?.textContent === ${JSON.stringify(NAV[i])} && document.querySelector(".page-body[aria-busy=true]") === null`, 20_000);
       await screenshot(page, p);
       report[p] = (await seriousViolations(page)).map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
     }
@@ -177,5 +207,5 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     await page.setViewport({ width: 1100, height: 800 });
     expect(report).toEqual(Object.fromEntries(Object.keys(report).map((k) => [k, []])));
     expect(problems).toEqual([]);
-  }, 90_000);
+  }, 120_000);
 });

@@ -90,6 +90,12 @@ export function liveView(vm: string): { el: HTMLElement; close(): void } {
     try {
       await call("POST", `/vms/${encodeURIComponent(vm)}/inject-input`, { events });
     } catch (err) {
+      if (err instanceof ApiError && err.status === 429) {
+        // INPUT_BUSY: the VM still takes earlier input and nothing of this batch was sent: again, in order
+        queue = [...events, ...queue];
+        if (!scheduled) ((scheduled = true), setTimeout(() => void flush(), 20));
+        return;
+      }
       if (err instanceof ApiError && err.status === 404 && err.errorCode === "NOT_FOUND") {
         inputOff = true;
         status.textContent = "This appliance cannot send input to VMs (no inject-input API): the view is read-only.";
