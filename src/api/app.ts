@@ -16,6 +16,7 @@ import { hardwareRoutes } from "../hardware/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
+import { lumenRoutes } from "../lumen/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
 import { snapshotsRoutes } from "../snapshots/routes.ts";
 import { updatesRoutes } from "../updates/routes.ts";
@@ -31,7 +32,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "lumen">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -94,6 +95,7 @@ export function createApp(core: ApiDeps) {
         .use(authRoutes(core.auth))
         .use(appsRoutes(core.apps))
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
+        .use(core.lumen ? lumenRoutes(core.lumen.bind(core), core.config.lumenEnabled) : new Elysia({ name: "neuron.lumen.absent" }))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))
