@@ -23,6 +23,7 @@ import { inputRoutes } from "../input/routes.ts";
 import { systemRoutes } from "../system/routes.ts";
 import { vfioRoutes } from "../vfio/routes.ts";
 import { gameStreamRoutes } from "../gamestream/routes.ts";
+import { lumenRoutes } from "../lumen/routes.ts";
 import { vmRoutes } from "../vm/routes.ts";
 import { qmpScreendump } from "../vm/screendump.ts";
 import { snapshotsRoutes } from "../snapshots/routes.ts";
@@ -40,7 +41,7 @@ export const OPENAPI_JSON_PATH = "/swagger/json";
 
 /** The services the routes need; a subset of Core so tests can compose freely. */
 export type ApiDeps = Pick<Core, "apps" | "system" | "log" | "config" | "gamestream" | "vms" | "auth" | "users" | "hosts"> &
-  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup" | "migration" | "input">>;
+  Partial<Pick<Core, "hardware" | "vfio" | "capture" | "guest" | "updates" | "snapshots" | "events" | "setup" | "migration" | "input" | "lumen">>;
 
 export function createApp(core: ApiDeps) {
   const limit = core.config.maxBodyBytes;
@@ -107,6 +108,7 @@ export function createApp(core: ApiDeps) {
         .use(authRoutes(core.auth))
         .use(appsRoutes(core.apps))
         .use(gameStreamRoutes(() => core.gamestream(), core.config.gamestreamEnabled))
+        .use(core.lumen ? lumenRoutes(core.lumen.bind(core), core.config.lumenEnabled) : new Elysia({ name: "neuron.lumen.absent" }))
         .use(core.hardware ? hardwareRoutes(core.hardware) : new Elysia({ name: "neuron.hardware.off" }))
         .use(core.vfio ? vfioRoutes(core.vfio) : new Elysia({ name: "neuron.vfio.off" }))
         .use(core.capture ? captureRoutes(core.capture) : new Elysia({ name: "neuron.capture.absent" }))

@@ -55,6 +55,8 @@ export interface ClientOptions {
   natives: { lumen: LumenNative; stream: StreamNative };
   /** Called for each reassembled frame (bytes valid during the call). */
   onFrame?: (info: LumenFrameInfo, bytes: Uint8Array, epochConfig: StreamConfig) => void;
+  /** Called for each Opus packet of the audio plane. */
+  onAudio?: (packet: Uint8Array) => void;
   timeoutMs?: number;
 }
 
@@ -313,7 +315,10 @@ export class LumenClient {
     for (;;) {
       const d = this.rx!.nextSide();
       if (!d) return;
-      if (d.plane === "audio") this.counters.audioPackets++;
+      if (d.plane === "audio") {
+        this.counters.audioPackets++;
+        this.o.onAudio?.(d.payload);
+      }
       else if (d.plane === "probeReply" && d.payload.length === 16) {
         const v = new DataView(d.payload.buffer, d.payload.byteOffset);
         const t1 = Number(v.getBigUint64(0, true)), t2 = Number(v.getBigUint64(8, true)), t3 = Number(this.o.natives.stream.monotonicNs());

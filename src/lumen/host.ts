@@ -41,6 +41,8 @@ export interface LumenHostOptions {
   paceFraction?: number;
   fecMinPctX100?: number;
   fecMaxPctX100?: number;
+  /** A session whose client sent no authenticated datagram this long is ended (default 10 s). */
+  silenceMs?: number;
   /** UDP GSO for video (default on); off where a path drops whole GSO buffers (netfilter on loopback). */
   gso?: boolean;
   onInput?: (sessionId: number, events: InputEvent[]) => void;
@@ -79,6 +81,7 @@ export class LumenHost {
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private readonly conns = new Set<Conn>();
   readonly sessions = new Map<number, LumenSession>();
+  private readonly connOf = new Map<number, Conn>();
   readonly pins: PinWaiters;
   private readonly dgram = new Uint8Array(2048);
   readonly counters = { datagrams: 0, unknownSession: 0, dropped: 0, refusedConnections: 0, protocolErrors: 0 };
@@ -108,7 +111,16 @@ export class LumenHost {
       this.poll = setInterval(() => this.drain(), 2);
       // once a second, each session's counters on the event bus (session.stats, as GameStream's)
       this.statsTimer = setInterval(() => {
-        for (const s of this.sessions.values()) this.o.onEvent?.("session.stats", { protocol: "lumen", session: s.id, ...s.config, ...s.snapshot() });
+        const now = performance.now();
+        for (const s of [...this.sessions.values()]) {
+          // the client reports every 50 ms: silence this long means it is gone (the TCP side may linger)
+          const c = this.connOf.get(s.id);
+          if (c && now - s.lastHeardMs > (this.o.silenceMs ?? 10_000)) {
+            this.fail(c, "LUMEN_CLIENT_SILENT", "no datagram from the client for too long");
+            continue;
+          }
+          this.o.onEvent?.("session.stats", { protocol: "lumen", session: s.id, ...s.config, ...s.snapshot() });
+        }
       }, 1000);
     } else if (!on && this.poll) {
       clearInterval(this.poll);
@@ -161,6 +173,7 @@ export class LumenHost {
     c.abort.abort();
     if (c.session) {
       this.sessions.delete(c.session.id);
+      this.connOf.delete(c.session.id);
       this.o.onEvent?.("lumen.session.ended", { session: c.session.id, ...c.session.snapshot() });
       c.session.close();
       c.session = null;
@@ -323,6 +336,9 @@ export class LumenHost {
     }
     c.session = session;
     this.sessions.set(id, session);
+    this.connOf.set(id, c);
+    // from here the client is watched by its datagrams (silenceMs), not by TCP idleness
+    c.socket.setTimeout(0);
     this.timers(true);
     c.state = "welcomed";
     const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");

@@ -99,6 +99,17 @@ export class LumenService {
     return this.host;
   }
 
+  pairings() {
+    return this.d.store.list();
+  }
+
+  /** Forgets a paired client: its next connection must pair by PIN again. */
+  unpair(clientId: string): boolean {
+    const removed = this.d.store.remove(clientId);
+    if (removed) this.d.events.publish("pairing.removed", { protocol: "lumen", clientId });
+    return removed;
+  }
+
   pending(): LumenPendingPairing[] {
     return this.host?.pending() ?? [];
   }

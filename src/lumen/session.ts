@@ -96,6 +96,8 @@ export class LumenSession {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private audioTimer: ReturnType<typeof setInterval> | null = null;
   private peer: UdpPeer | null = null;
+  /** performance.now() of the last authenticated datagram from the client (or of the start). */
+  lastHeardMs = performance.now();
   private counter = 0;
   private forceIdr = true;
   private nextDue = 0;
@@ -131,6 +133,7 @@ export class LumenSession {
   datagram(bytes: Uint8Array, from: UdpPeer): boolean {
     const r = this.rx.push(bytes);
     if (r === null || r === "video") return false;
+    this.lastHeardMs = performance.now();
     // the client's address is learned (and may change: roaming) from authenticated datagrams only
     if (!this.peer || this.peer.address !== from.address || this.peer.port !== from.port) {
       this.peer = from;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AudioNative } from "../../ffi/audio.ts";
+import { AudioNative, OpusDecoder } from "../../ffi/audio.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { toneAudio } from "../../src/lumen/audio.ts";
 import { LumenClient } from "../../src/lumen/client.ts";
@@ -44,7 +44,17 @@ async function decodedFrames(c: LumenClient, dir: string): Promise<number> {
 describe("lumen/1", () => {
   test("pairs by PIN, pins the host, streams decodable frames, takes input; later connects by its key", async () => {
     using dir = tempDir();
-    const c = client(dir.path, { pin: "4821" });
+    const dec = OpusDecoder.open(new AudioNative(resolveNativePath({})), 2, { streams: 1, coupled: 1, mapping: [0, 1] });
+    const pcm = new Int16Array(960 * 2);
+    let decodedSamples = 0, peak = 0;
+    const c = client(dir.path, {
+      pin: "4821",
+      onAudio: (p) => {
+        const n = dec.decode(p, pcm);
+        decodedSamples += n;
+        for (let i = 0; i < n * 2; i++) peak = Math.max(peak, Math.abs(pcm[i]!));
+      },
+    });
     await Promise.all([c.connect(), enterPinWhenAsked(host, "4821")]);
     expect(c.fingerprint).toBe(host["o"].fingerprint);
     let sent = false;
@@ -62,6 +72,9 @@ describe("lumen/1", () => {
     expect(counters.framesDecodable).toBe(counters.framesReceived);
     expect(inputs.some((i) => i.events.some((e) => e.kind === "mouseMoveRel"))).toBe(true);
     expect(counters.audioPackets).toBeGreaterThan(50); // 10 ms Opus packets on the audio plane
+    expect(decodedSamples).toBe(counters.audioPackets * 480); // each decodes to 10 ms at 48 kHz
+    expect(peak).toBeGreaterThan(2000); // the tone, not silence
+    dec.close();
 
     // second connection: no PIN, the pairing key proves the client
     const again = client(dir.path);

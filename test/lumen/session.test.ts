@@ -98,6 +98,36 @@ describe("lumen/1 sessions", () => {
     expect(host.pending()).toEqual([]);
   }, 20_000);
 
+  test("a client whose pairing key is wrong is refused by the host", async () => {
+    using dir = tempDir();
+    const c = await paired(dir.path, "forgetful");
+    c.close();
+    const s = loadClientState(dir.path);
+    const k = `127.0.0.1:${host.port}`;
+    s.hosts[k] = { ...s.hosts[k]!, pairingKey: "11".repeat(32) };
+    saveClientState(dir.path, s);
+    const again = client(dir.path);
+    await expect(again.connect()).rejects.toMatchObject({ errorCode: "LUMEN_AUTH_FAILED" });
+    again.close();
+  }, 20_000);
+
+  test("a session whose client falls silent on UDP is ended by the host", async () => {
+    const quiet = await startHost({ silenceMs: 300 });
+    try {
+      using dir = tempDir();
+      const c = new LumenClient({ host: "127.0.0.1", port: quiet.port, stateDir: dir.path, pin: "2222", mode: { width: 160, height: 120, fps: 30 }, natives: loadNatives() });
+      await Promise.all([c.connect(), enterPinWhenAsked(quiet, "2222")]);
+      expect(quiet.sessions.size).toBe(1);
+      // welcomed, then nothing on UDP: ended within a couple of stats ticks
+      const deadline = Date.now() + 5000;
+      while (quiet.sessions.size > 0 && Date.now() < deadline) await Bun.sleep(50);
+      expect(quiet.sessions.size).toBe(0);
+      c.close();
+    } finally {
+      await quiet.stop();
+    }
+  }, 20_000);
+
   test("a man in the middle relaying the pairing with its own certificate fails it (the PIN is right)", async () => {
     using dir = tempDir();
     const mitmId = testIdentity(true);
