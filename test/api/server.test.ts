@@ -62,6 +62,7 @@ describe("API server on real sockets", () => {
       "iommu",
       "libvirt",
       "qemu",
+      "win11",
       "uinput",
       "shm",
       "vm-shm",
