@@ -48,7 +48,8 @@ describe.skipIf(skip !== undefined)("HID descriptors from native code become wor
   });
 
   test("keyboard 6KRO: shift+a pressed, then released", () => {
-    expect(of(0)).toEqual([
+    // the guest kernel's own autorepeat (value 2) fires when the release comes late on a loaded host
+    expect(of(0).filter((e) => !(e.type === EV_KEY && e.value === 2))).toEqual([
       { type: EV_KEY, code: KEY_LEFTSHIFT, value: 1 },
       { type: EV_KEY, code: KEY_A, value: 1 },
       { type: EV_KEY, code: KEY_LEFTSHIFT, value: 0 },
