@@ -109,8 +109,9 @@ describe("NVF1 over a unix socket", () => {
     try {
       for (const [name, chunks, reason] of cases) {
         await send(path, chunks);
+        // the end of the previous guest's connection and the new guest's hello may each report a restart
         let ev = src.next(buf, 2000);
-        if (ev.kind === "restarted") ev = src.next(buf, 2000);
+        for (let i = 0; i < 3 && ev.kind === "restarted"; i++) ev = src.next(buf, 2000);
         expect({ name, kind: ev.kind }).toEqual({ name, kind: "rejected" });
         if (ev.kind === "rejected") expect(ev.reason).toContain(reason);
       }
@@ -124,7 +125,7 @@ describe("NVF1 over a unix socket", () => {
       fillPattern(frame, 64, 64, 256, 7);
       await send(path, [hello, encodeFrameHeader({ serial: 1, timestampUs: 42, stride: 256, payloadSize: 16384 }), frame]);
       let ev = src.next(buf, 2000);
-      if (ev.kind === "restarted") ev = src.next(buf, 2000);
+      for (let i = 0; i < 3 && ev.kind === "restarted"; i++) ev = src.next(buf, 2000);
       expect(ev.kind).toBe("frame");
       expect(Buffer.compare(buf, frame)).toBe(0);
       expect(src.stats()).toMatchObject({ frames: 1, rejected: 5, wpTimeouts: 1 });
