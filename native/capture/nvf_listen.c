@@ -47,6 +47,12 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The CLOCK_MONOTONIC deadline (the reader's condition variable runs on that clock) timeout_ms from now. */
+static struct timespec deadline_after(uint32_t timeout_ms) {
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    return (struct timespec){.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+}
+
 static void set_error(neuron_nvf_reader *r, const char *msg) {
     snprintf(r->error, sizeof r->error, "%s", msg);
 }
@@ -208,8 +214,7 @@ int32_t neuron_nvf_listen_vsock(uint32_t port, uint64_t max_frame_bytes, neuron_
 
 int32_t neuron_nvf_reader_attach(neuron_nvf_reader *r, uint32_t timeout_ms) {
     if (!r) return NEURON_EINVAL;
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+    struct timespec ts = deadline_after(timeout_ms);
     pthread_mutex_lock(&r->mu);
     int rc = 0;
     /* a guest is here, or was and left a frame behind */
@@ -227,11 +232,13 @@ int32_t neuron_nvf_reader_attach(neuron_nvf_reader *r, uint32_t timeout_ms) {
     return ok ? NEURON_OK : NEURON_EIO;
 }
 
-int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, uint8_t *dst, uint64_t cap,
-                                     neuron_frame_info *info) {
-    if (!r || !info || (!dst && cap)) return NEURON_EINVAL;
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+/*
+ * Waits up to timeout_ms for what the caller reports next: a rejected guest, a new guest (restart;
+ * the old mode's frame is dropped), or a frame. On NEURON_CAPTURE_FRAME the frame's info is in
+ * *info, it counts as taken and the mutex stays held for the caller's copy; otherwise it is released.
+ */
+static int32_t take_ready(neuron_nvf_reader *r, uint32_t timeout_ms, neuron_frame_info *info) {
+    struct timespec ts = deadline_after(timeout_ms);
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (r->rejected_pending) {
@@ -252,9 +259,17 @@ int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, 
             return NEURON_CAPTURE_TIMEOUT;
         }
     }
-    uint64_t t0 = now_ns();
     *info = r->ready_info;
     r->taken_seq = r->ready_seq;
+    return NEURON_CAPTURE_FRAME;
+}
+
+int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, uint8_t *dst, uint64_t cap,
+                                     neuron_frame_info *info) {
+    if (!r || !info || (!dst && cap)) return NEURON_EINVAL;
+    int32_t rc = take_ready(r, timeout_ms, info);
+    if (rc != NEURON_CAPTURE_FRAME) return rc;
+    uint64_t t0 = now_ns();
     int raw = info->type == NEURON_FRAME_BGRA;
     uint64_t row = (uint64_t)info->data_width * 4, need = raw ? row * info->data_height : info->bytes;
     if (cap < need) {
@@ -279,30 +294,9 @@ int32_t neuron_nvf_reader_next_frame(neuron_nvf_reader *r, uint32_t timeout_ms, 
 
 int32_t neuron_nvf_reader_next_frame_sink(neuron_nvf_reader *r, uint32_t timeout_ms, const neuron_frame_sink *sink,
                                           neuron_frame_info *info) {
-    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        if (r->rejected_pending) {
-            r->rejected_pending = 0;
-            pthread_mutex_unlock(&r->mu);
-            return NEURON_CAPTURE_REJECTED;
-        }
-        if (r->session != r->seen_session) {
-            r->seen_session = r->session;
-            r->stats.restarts++;
-            if (r->ready_info.session_id != r->session) r->taken_seq = r->ready_seq;
-            pthread_mutex_unlock(&r->mu);
-            return NEURON_CAPTURE_RESTARTED;
-        }
-        if (r->ready_seq > r->taken_seq) break;
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) != 0) {
-            pthread_mutex_unlock(&r->mu);
-            return NEURON_CAPTURE_TIMEOUT;
-        }
-    }
-    *info = r->ready_info;
-    r->taken_seq = r->ready_seq;
+    if (!r || !sink || !info) return NEURON_EINVAL;
+    int32_t rc = take_ready(r, timeout_ms, info);
+    if (rc != NEURON_CAPTURE_FRAME) return rc;
     if (info->type != NEURON_FRAME_BGRA) {
         pthread_mutex_unlock(&r->mu);
         return NEURON_EUNSUPPORTED;
@@ -310,7 +304,7 @@ int32_t neuron_nvf_reader_next_frame_sink(neuron_nvf_reader *r, uint32_t timeout
     uint32_t stride = info->out_pitch; /* the parser checked stride >= width * 4, bytes == stride * height */
     info->out_pitch = info->data_width * 4;
     info->bytes = (uint64_t)info->out_pitch * info->data_height;
-    int32_t rc = sink->begin(sink->ctx, info);
+    rc = sink->begin(sink->ctx, info);
     if (rc < 0) {
         pthread_mutex_unlock(&r->mu);
         return rc;
