@@ -262,57 +262,12 @@ fail_nomem:
     return NEURON_ENOMEM;
 }
 
-int32_t neuron_pw_stream_next_frame(neuron_pw_stream *s, uint32_t timeout_ms, uint8_t *dst, uint64_t cap,
-                                    neuron_frame_info *info) {
-    if (!s || !info || (!dst && cap)) return NEURON_EINVAL;
-    struct timespec ts = deadline_in(timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    while (!(s->held && s->held_seq > s->taken_seq) && s->state != ST_ERROR && s->state != ST_GONE) {
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0) {
-            pthread_mutex_unlock(&s->mu);
-            return NEURON_CAPTURE_TIMEOUT;
-        }
-    }
-    if (!(s->held && s->held_seq > s->taken_seq)) {
-        pthread_mutex_unlock(&s->mu);
-        return NEURON_EIO;
-    }
-    uint64_t row = (uint64_t)s->want_w * 4, need = row * s->want_h;
-    memset(info, 0, sizeof *info);
-    info->frame_serial = (uint32_t)s->held_seq;
-    info->type = NEURON_FRAME_BGRA;
-    info->screen_width = info->data_width = info->frame_width = s->want_w;
-    info->screen_height = info->data_height = info->frame_height = s->want_h;
-    info->out_pitch = (uint32_t)row;
-    info->bytes = need;
-    info->read_time_ns = s->held_time_ns;
-    s->taken_seq = s->held_seq;
-    if (cap < need) {
-        pthread_mutex_unlock(&s->mu);
-        return NEURON_ERANGE;
-    }
-    uint64_t t0 = now_ns();
-    struct spa_data *d = &s->held->buffer->datas[0];
-    uint64_t stride = d->chunk->stride > 0 ? (uint64_t)d->chunk->stride : row; /* checked by usable() */
-    const uint8_t *src = (const uint8_t *)d->data + d->chunk->offset;
-    int dmabuf = d->type == SPA_DATA_DmaBuf;
-    if (dmabuf) {
-        struct dma_buf_sync sync = {.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ};
-        ioctl((int)d->fd, DMA_BUF_IOCTL_SYNC, &sync);
-    }
-    for (uint32_t y = 0; y < s->want_h; y++) memcpy(dst + y * row, src + y * stride, row);
-    if (dmabuf) {
-        struct dma_buf_sync sync = {.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ};
-        ioctl((int)d->fd, DMA_BUF_IOCTL_SYNC, &sync);
-    }
-    info->copy_ns = now_ns() - t0;
-    s->stats.frames++;
-    pthread_mutex_unlock(&s->mu);
-    return NEURON_CAPTURE_FRAME;
-}
-
-int32_t neuron_pw_stream_next_frame_sink(neuron_pw_stream *s, uint32_t timeout_ms, const neuron_frame_sink *sink,
-                                         neuron_frame_info *info) {
+/*
+ * Waits up to timeout_ms for a buffer newer than the last one taken. On NEURON_CAPTURE_FRAME the
+ * frame's info (BGRA at the wanted mode, tightly packed) is in *info, the buffer counts as taken and
+ * the mutex stays held while the caller reads it; otherwise the mutex is released.
+ */
+static int32_t take_held(neuron_pw_stream *s, uint32_t timeout_ms, neuron_frame_info *info) {
     struct timespec ts = deadline_in(timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (!(s->held && s->held_seq > s->taken_seq) && s->state != ST_ERROR && s->state != ST_GONE) {
@@ -335,7 +290,46 @@ int32_t neuron_pw_stream_next_frame_sink(neuron_pw_stream *s, uint32_t timeout_m
     info->bytes = row * s->want_h;
     info->read_time_ns = s->held_time_ns;
     s->taken_seq = s->held_seq;
-    int32_t rc = sink->begin(sink->ctx, info);
+    return NEURON_CAPTURE_FRAME;
+}
+
+/* Brackets a CPU read of a dmabuf-backed buffer (DMA_BUF_SYNC_START, then _END). */
+static void dmabuf_sync(const struct spa_data *d, uint64_t phase) {
+    struct dma_buf_sync sync = {.flags = phase | DMA_BUF_SYNC_READ};
+    ioctl((int)d->fd, DMA_BUF_IOCTL_SYNC, &sync);
+}
+
+int32_t neuron_pw_stream_next_frame(neuron_pw_stream *s, uint32_t timeout_ms, uint8_t *dst, uint64_t cap,
+                                    neuron_frame_info *info) {
+    if (!s || !info || (!dst && cap)) return NEURON_EINVAL;
+    int32_t rc = take_held(s, timeout_ms, info);
+    if (rc != NEURON_CAPTURE_FRAME) return rc;
+    uint64_t row = info->out_pitch, need = info->bytes;
+    if (cap < need) {
+        pthread_mutex_unlock(&s->mu);
+        return NEURON_ERANGE;
+    }
+    uint64_t t0 = now_ns();
+    struct spa_data *d = &s->held->buffer->datas[0];
+    uint64_t stride = d->chunk->stride > 0 ? (uint64_t)d->chunk->stride : row; /* checked by usable() */
+    const uint8_t *src = (const uint8_t *)d->data + d->chunk->offset;
+    int dmabuf = d->type == SPA_DATA_DmaBuf;
+    if (dmabuf) dmabuf_sync(d, DMA_BUF_SYNC_START);
+    for (uint32_t y = 0; y < s->want_h; y++) memcpy(dst + y * row, src + y * stride, row);
+    if (dmabuf) dmabuf_sync(d, DMA_BUF_SYNC_END);
+    info->copy_ns = now_ns() - t0;
+    s->stats.frames++;
+    pthread_mutex_unlock(&s->mu);
+    return NEURON_CAPTURE_FRAME;
+}
+
+int32_t neuron_pw_stream_next_frame_sink(neuron_pw_stream *s, uint32_t timeout_ms, const neuron_frame_sink *sink,
+                                         neuron_frame_info *info) {
+    if (!s || !sink || !info) return NEURON_EINVAL;
+    int32_t rc = take_held(s, timeout_ms, info);
+    if (rc != NEURON_CAPTURE_FRAME) return rc;
+    uint64_t row = info->out_pitch;
+    rc = sink->begin(sink->ctx, info);
     if (rc < 0) {
         pthread_mutex_unlock(&s->mu);
         return rc;
@@ -345,16 +339,10 @@ int32_t neuron_pw_stream_next_frame_sink(neuron_pw_stream *s, uint32_t timeout_m
     uint32_t stride = d->chunk->stride > 0 ? (uint32_t)d->chunk->stride : (uint32_t)row; /* checked by usable() */
     const uint8_t *src = (const uint8_t *)d->data + d->chunk->offset;
     int dmabuf = d->type == SPA_DATA_DmaBuf;
-    if (dmabuf) {
-        struct dma_buf_sync sync = {.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_READ};
-        ioctl((int)d->fd, DMA_BUF_IOCTL_SYNC, &sync);
-    }
+    if (dmabuf) dmabuf_sync(d, DMA_BUF_SYNC_START);
     /* rows go straight from the producer's buffer into the converter: no copy */
     uint32_t done = sink->rows(sink->ctx, src, stride, 0, s->want_h, s->want_h);
-    if (dmabuf) {
-        struct dma_buf_sync sync = {.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_READ};
-        ioctl((int)d->fd, DMA_BUF_IOCTL_SYNC, &sync);
-    }
+    if (dmabuf) dmabuf_sync(d, DMA_BUF_SYNC_END);
     info->copy_ns = now_ns() - t0;
     s->stats.frames++;
     pthread_mutex_unlock(&s->mu);
