@@ -2,6 +2,11 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
+import { startServer, type RunningServer } from "../../src/api/server.ts";
+import type { Config } from "../../src/config.ts";
+import { consoleLoginUrl } from "../../src/console/url.ts";
+import { createCore, type Core } from "../../src/core.ts";
+import { createLogger } from "../../src/log.ts";
 import { REPO_ROOT } from "../helpers/env.ts";
 
 export const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p)) ?? null;
@@ -51,4 +56,26 @@ export async function seriousViolations(page: Page): Promise<AxeViolation[]> {
 /** Waits until fn() is truthy in the page (bounded). */
 export async function until(page: Page, fn: string, timeoutMs = 10_000): Promise<void> {
   await page.waitForFunction(fn, { timeout: timeoutMs, polling: 50 });
+}
+
+/** A core and its API server over `config`, a browser, and a page logged in to the console through a login code. */
+export interface OpenConsole {
+  core: Core;
+  server: RunningServer;
+  browser: Browser;
+  page: Page;
+  /** What watchPage saw on the page. */
+  problems: string[];
+}
+
+export async function openConsole(config: Config, viewport: { width: number; height: number }): Promise<OpenConsole> {
+  const core = createCore(config, { logger: createLogger({ level: "error", format: "json", write: () => {} }) });
+  const server = await startServer(core);
+  const browser = await launchBrowser();
+  const page = await browser.newPage();
+  await page.setViewport(viewport);
+  const problems = watchPage(page);
+  await page.goto(consoleLoginUrl(server.url, core.auth.createLoginCode("admin", "test").code), { timeout: 15_000 });
+  await until(page, `document.querySelector("nav a") !== null`);
+  return { core, server, browser, page, problems };
 }

@@ -9,13 +9,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
-import { startServer, type RunningServer } from "../../src/api/server.ts";
-import { consoleLoginUrl } from "../../src/console/url.ts";
-import { createCore, type Core } from "../../src/core.ts";
-import { createLogger } from "../../src/log.ts";
 import { BUN, REPO_ROOT, tempDir, testConfig } from "../helpers/env.ts";
 import { libvirtdUnavailable, startLibvirtd, TEST_VIRSH_TIMEOUT_MS, type PrivateLibvirtd } from "../vm/libvirtd.ts";
-import { CHROMIUM, launchBrowser, screenshot, until, watchPage } from "./browser.ts";
+import type { RunningServer } from "../../src/api/server.ts";
+import type { Core } from "../../src/core.ts";
+import { CHROMIUM, openConsole, screenshot, until } from "./browser.ts";
 
 const SKIP = !CHROMIUM ? "needs Debian's chromium" : libvirtdUnavailable();
 if (SKIP) console.warn(`skipping the console's VM tests: ${SKIP}`);
@@ -48,14 +46,7 @@ describe.skipIf(SKIP !== null)("the console's VMs page on a real libvirtd", () =
       // this machine's nested KVM cannot run a guest's CPU (MSR writes fail): software emulation
       vmDomainType: "qemu",
     });
-    core = createCore(config, { logger: createLogger({ level: "error", format: "json", write: () => {} }) });
-    server = await startServer(core);
-    browser = await launchBrowser();
-    page = await browser.newPage();
-    await page.setViewport({ width: 1200, height: 900 });
-    problems = watchPage(page);
-    await page.goto(consoleLoginUrl(server.url, core.auth.createLoginCode("admin", "test").code), { timeout: 15_000 });
-    await until(page, `document.querySelector("nav a") !== null`);
+    ({ core, server, browser, page, problems } = await openConsole(config, { width: 1200, height: 900 }));
   }, 90_000);
 
   afterAll(async () => {

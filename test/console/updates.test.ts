@@ -7,13 +7,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Browser, Page } from "puppeteer-core";
-import { startServer, type RunningServer } from "../../src/api/server.ts";
-import { consoleLoginUrl } from "../../src/console/url.ts";
-import { createCore, type Core } from "../../src/core.ts";
-import { createLogger } from "../../src/log.ts";
 import { tempDir, testConfig } from "../helpers/env.ts";
 import { btrfsMissing, buildRepos, installV1, makeRoot, pacmanConf, pacmanMissing, type TestRoot } from "../updates/fixture.ts";
-import { CHROMIUM, launchBrowser, screenshot, until, watchPage } from "./browser.ts";
+import type { RunningServer } from "../../src/api/server.ts";
+import type { Core } from "../../src/core.ts";
+import { CHROMIUM, openConsole, screenshot, until } from "./browser.ts";
 
 const SKIP = !CHROMIUM ? "needs Debian's chromium" : (btrfsMissing() ?? pacmanMissing());
 if (SKIP) console.warn(`skipping the console's update test: ${SKIP}`);
@@ -47,14 +45,7 @@ describe.skipIf(SKIP !== null)("the console's Updates page with a real update", 
         rebootCommand: null,
       },
     });
-    core = createCore(config, { logger: createLogger({ level: "error", format: "json", write: () => {} }) });
-    server = await startServer(core);
-    browser = await launchBrowser();
-    page = await browser.newPage();
-    await page.setViewport({ width: 1100, height: 900 });
-    problems = watchPage(page);
-    await page.goto(consoleLoginUrl(server.url, core.auth.createLoginCode("admin", "test").code), { timeout: 15_000 });
-    await until(page, `document.querySelector("nav a") !== null`);
+    ({ core, server, browser, page, problems } = await openConsole(config, { width: 1100, height: 900 }));
   }, 300_000);
 
   afterAll(async () => {
