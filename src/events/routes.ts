@@ -88,7 +88,7 @@ export const eventsRoutes = (bus: EventBus) =>
       detail: {
         summary: "What happens, live (text/event-stream)",
         description:
-          "VM state changes (vm.state), pairing requests and their outcomes (pairing.request, pairing.outcome), stream session statistics (session.stats, session.started, session.ended), update progress (update.progress, update.output) and setup / migration progress (setup.*, migration.*). Reconnect with Last-Event-ID (or ?lastEventId=) to catch up on what was missed; `reset` means more was missed than is kept.",
+          "VM state changes (vm.state), pairing requests and their outcomes (pairing.request, pairing.outcome), stream session statistics (session.stats, session.started, session.ended, session.bitrate), update progress (update.progress, update.output) and setup / migration progress (setup.*, migration.*). Reconnect with Last-Event-ID (or ?lastEventId=) to catch up on what was missed; `reset` means more was missed than is kept.",
       },
     },
   );

@@ -115,6 +115,11 @@ export const EndedSessionInfo = z
 
 export const SessionIdParams = z.strictObject({ id: z.uuid() });
 
+/** PATCH /sessions/{id}: what may change while a session streams. */
+export const SessionChange = z
+  .strictObject({ bitrateKbps: z.number().int().min(500).max(500_000).describe("the encoder's new target bitrate, kbps") })
+  .meta({ id: "StreamSessionChange" });
+
 export const GameStreamStatus = z
   .object({
     enabled: z.boolean(),

@@ -4,7 +4,7 @@ import { ErrorBody } from "../api/errors.ts";
 import { callerLabel } from "../auth/caller.ts";
 import { callerOf } from "../auth/guard.ts";
 import { notFound } from "../errors.ts";
-import { EndedSessionInfo, GameStreamStatus, Pairing, PairingAttemptParams, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionIdParams, StreamSessionInfo } from "./model.ts";
+import { EndedSessionInfo, GameStreamStatus, Pairing, PairingAttemptParams, PairingIdParams, PendingPairing, PermissionChange, PinEntry, SessionChange, SessionIdParams, StreamSessionInfo } from "./model.ts";
 import type { GameStreamService } from "./service.ts";
 
 /** Pairing and stream-session management for the GUI and the CLI (through the local socket). */
@@ -81,6 +81,15 @@ export const gameStreamRoutes = (gamestream: () => GameStreamService, enabled: b
       params: SessionIdParams,
       response: { 200: StreamSessionInfo, 404: ErrorBody, 422: ErrorBody },
       detail: { summary: "One stream session" },
+    })
+    .patch("/sessions/:id", ({ params, body }) => gamestream().setSessionBitrate(params.id, body.bitrateKbps), {
+      params: SessionIdParams,
+      body: SessionChange,
+      response: { 200: StreamSessionInfo, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody },
+      detail: {
+        summary: "Change a stream session's bitrate live",
+        description: "The session's encoder takes the new target bitrate (kbps, 500-500000; its VBV is one frame of it) from the next frame on: no restart, no IDR, the client streams on. 409 while the session has no video yet (before RTSP PLAY).",
+      },
     })
     .delete(
       "/sessions/:id",

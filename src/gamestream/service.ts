@@ -38,7 +38,7 @@ import type { PadRumble } from "../input/agent-backend.ts";
 import type { GamepadLink } from "../input/agent-backend.ts";
 import type { InputBackend } from "../input/backend.ts";
 import { AudioService } from "./audio/service.ts";
-import type { SourceEnd } from "./video/stream.ts";
+import { MAX_SESSION_KBPS, MIN_SESSION_KBPS, type SourceEnd } from "./video/stream.ts";
 import type { VmStateProbe } from "./video/vm-liveness.ts";
 import { virshStateProbe } from "./video/vm-state.ts";
 
@@ -506,7 +506,7 @@ export class GameStreamService {
       client: { name: s.clientName ?? null, fingerprint: s.clientFingerprint, uniqueId: s.clientUniqueId ?? null, address: s.clientAddress ?? "" },
       state: s.playing ? "streaming" : "launched",
       codec: st?.codec ?? null,
-      bitrateKbps: st?.bitrateKbps ?? null,
+      bitrateKbps: vs?.bitrateKbps ?? st?.bitrateKbps ?? null,
       framesSent: video?.frames ?? 0,
       hostFps: rates?.hostFps ?? 0,
       latency: { p50Ms: rates?.latencyP50Ms ?? 0, p99Ms: rates?.latencyP99Ms ?? 0, samples: rates?.latencySamples ?? 0 },
@@ -532,6 +532,22 @@ export class GameStreamService {
       video,
       audio,
     };
+  }
+
+  /**
+   * Changes a running session's video bitrate live: its encoder takes the new target (and its
+   * one-frame VBV) from the next frame on, without a restart or an IDR; the client streams on.
+   */
+  setSessionBitrate(id: string, kbps: number): SessionInfo {
+    const s = this.sessions.get(id);
+    if (!s) throw notFound("stream session", id);
+    if (!Number.isInteger(kbps) || kbps < MIN_SESSION_KBPS || kbps > MAX_SESSION_KBPS)
+      throw new AppError("VALIDATION", `the bitrate must be a whole number of kbps from ${MIN_SESSION_KBPS} to ${MAX_SESSION_KBPS}`, { status: 422 });
+    if (!this.video?.stream.setBitrate(id, kbps))
+      throw new AppError("SESSION_NO_VIDEO", `stream session ${id} has no video running yet (it starts at RTSP PLAY)`, { status: 409 });
+    if (s.stream) s.stream.bitrateKbps = kbps;
+    this.deps.events?.publish("session.bitrate", { id, bitrateKbps: kbps, client: s.clientName ?? null });
+    return this.describe(s);
   }
 
   /**

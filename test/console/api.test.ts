@@ -173,6 +173,31 @@ describe("cancelling a pending pairing", () => {
   });
 });
 
+describe("a stream session's bitrate", () => {
+  let env: ReturnType<typeof testCore>;
+  let app: ReturnType<typeof createApp>;
+  beforeAll(() => {
+    env = testCore({ gamestreamEnabled: true, gamestreamHost: "127.0.0.1", gamestreamPort: freeBasePort(), mdns: false, hostname: "neuron-test" });
+    app = createApp(env.core);
+  });
+  afterAll(() => env.cleanup());
+  const patch = (id: string, body: unknown) => app.handle(asRoot(new Request(`http://localhost/api/v1/sessions/${id}`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })));
+
+  test("out of range, malformed or unknown is refused; a session without video is 409; nothing changes", async () => {
+    const gs = env.core.gamestream();
+    const s = gs.sessions.start({ appId: 1, appName: "Desktop", vmName: null, width: 640, height: 360, fps: 30, riKey: new Uint8Array(16), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: "f" });
+    for (const body of [{ bitrateKbps: 100 }, { bitrateKbps: 600_000 }, { bitrateKbps: 1500.5 }, { bitrateKbps: "2000" }, {}, { bitrateKbps: 2000, fps: 10 }]) expect((await patch(s.id, body)).status).toBe(422);
+    expect((await patch("not-a-uuid", { bitrateKbps: 2000 })).status).toBe(422);
+    expect((await patch(crypto.randomUUID(), { bitrateKbps: 2000 })).status).toBe(404);
+    // launched, not playing: no encoder runs yet
+    const early = await patch(s.id, { bitrateKbps: 2000 });
+    expect(early.status).toBe(409);
+    expect(((await early.json()) as { error: { code: string } }).error.code).toBe("SESSION_NO_VIDEO");
+    expect(gs.sessionInfo(s.id).bitrateKbps).toBeNull();
+    gs.endSession(s.id);
+  });
+});
+
 describe("console open", () => {
   test("the login URL carries the code in the fragment, never the query", () => {
     const url = consoleLoginUrl(apiBaseUrl({ host: "0.0.0.0", port: 8547 }), "abc_DEF-123");

@@ -158,7 +158,7 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     expect(core.apps.list().some((a) => a.name === "no csrf")).toBe(false);
   });
 
-  test("a live session is charted from session.stats; End session asks, then ends it", async () => {
+  test("a live session is charted from session.stats; its bitrate changes live from the page; End session asks, then ends it", async () => {
     const gs = core.gamestream();
     const fp = core.gamestream().listPairings()[0]!.fingerprint;
     const s = gs.sessions.start({ appId: 1, appName: "Desktop", vmName: null, width: 1280, height: 720, fps: 60, riKey: crypto.getRandomValues(new Uint8Array(16)), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: fp, clientName: "Living room TV" });
@@ -166,6 +166,19 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     await page.goto(`${server.url}/console/#/streaming`);
     await until(page, `document.querySelector("[data-session] .spark-value")?.textContent !== "—" && document.querySelectorAll("[data-session] canvas").length === 5`, 10_000);
     expect(await page.$eval("[data-session] .facts", (e) => e.textContent ?? "")).toContain("mode 1280x720@60");
+    // the bitrate, changed live: a bad value is refused in the page, a good one reaches the encoder
+    await until(page, `document.querySelector("[data-session] input.bitrate")?.placeholder === "20000"`, 10_000);
+    await page.type("[data-session] input.bitrate", "100");
+    await page.click("[data-session] .bitrate-form button[type=submit]");
+    await until(page, `document.querySelector("[data-session] .bitrate-form .note")?.textContent?.includes("500 to 500000") === true`);
+    expect(gs.sessionInfo(s.id).bitrateKbps).toBe(20000);
+    await page.$eval("[data-session] input.bitrate", (e) => ((e as unknown as { value: string }).value = ""));
+    await page.type("[data-session] input.bitrate", "3000");
+    await page.click("[data-session] .bitrate-form button[type=submit]");
+    await until(page, `document.querySelector("[data-session] .bitrate-form .note")?.textContent === "Now 3000 kbit/s."`, 10_000);
+    expect(gs.sessionInfo(s.id).bitrateKbps).toBe(3000);
+    expect(core.events!.since(0).some((e) => e.type === "session.bitrate" && (e.data as { bitrateKbps: number }).bitrateKbps === 3000)).toBe(true);
+    await until(page, `document.querySelector("[data-session] .facts")?.textContent?.includes("bitrate 3000 kbit/s") === true`, 10_000);
     await screenshot(page, "streaming-session");
     await page.click("[data-session] .btn.danger");
     await until(page, `document.querySelector("dialog.confirm[open]") !== null`);

@@ -203,6 +203,48 @@ describe("video stream", () => {
   );
 
   test(
+    "the bitrate changes live: the encoder's output rate follows, the stream goes on without an IDR",
+    async () => {
+      const cfg = streamConfig({ width: 640, height: 360, fps: 30, packetSize: 1024, encrypt: false, bitrateKbps: 12000 });
+      const session = startSession(store, cfg, new Uint8Array(16).fill(4));
+      const vs = video.stream.get(session.id)!;
+      expect(vs.bitrateKbps).toBe(12000);
+      const client = new VideoTestClient({ port: video.stream.port, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024, drop: () => 1 });
+      await client.start();
+      // bytes a frame over `n` frames sent, after `skip` frames to settle
+      const rate = async (skip: number, n: number) => {
+        await until(() => client.frames.length >= skip, 15_000);
+        const a = vs.stats();
+        await until(() => vs.stats().frames >= a.frames + n, 15_000);
+        const b = vs.stats();
+        return (b.bytes - a.bytes) / (b.frames - a.frames);
+      };
+      const high = await rate(10, 20);
+      const changedAt = client.frames.length;
+      expect(video.stream.setBitrate(session.id, 1000)).toBe(true);
+      expect(vs.bitrateKbps).toBe(1000);
+      const low = await rate(changedAt + 8, 20);
+      expect(video.stream.setBitrate(session.id, 12000)).toBe(true);
+      const back = await rate(client.frames.length + 8, 20);
+      expect(video.stream.setBitrate("no-such-session", 2000)).toBe(false);
+      store.endAll("host-stopped");
+      await Bun.sleep(50);
+      await client.close();
+      console.log(`bitrate live: ${Math.round(high)} B/frame at 12000 kbps, ${Math.round(low)} at 1000, ${Math.round(back)} back at 12000`);
+      expect(client.errors).toEqual([]);
+      // 1000 kbps at 30 fps is ~4.2 kB a frame; 12000 kbps ~50 kB: the pattern changes every frame
+      expect(high / low).toBeGreaterThan(3);
+      expect(back / low).toBeGreaterThan(3);
+      expect(low).toBeLessThan(((1000 * 1000) / 8 / 30) * 2);
+      // no restart: frame indices run on and no IDR came with the change
+      const idx = client.frames.map((f) => f.frameIndex);
+      expect(idx.every((v, i) => i === 0 || v === idx[i - 1]! + 1)).toBe(true);
+      expect(client.frames.slice(1).some((f) => f.frameType === 2)).toBe(false);
+    },
+    40_000,
+  );
+
+  test(
     "an app whose VM has shared memory streams from that region",
     async () => {
       const vmName = `win-${process.pid}`;

@@ -61,6 +61,7 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
 export const get = <T>(path: string) => call<T>("GET", path);
 export const post = <T>(path: string, body?: unknown) => call<T>("POST", path, body ?? {});
 export const del = <T>(path: string) => call<T>("DELETE", path);
+export const patch = <T>(path: string, body: unknown) => call<T>("PATCH", path, body);
 
 /** GET that answers null where the route does not exist on this appliance (404 NOT_FOUND of an absent API). */
 export async function getOptional<T>(path: string): Promise<T | null> {

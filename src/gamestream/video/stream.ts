@@ -121,6 +121,15 @@ export class VideoSession {
     this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
   }
 
+  /** The encoder's target bitrate now (kbps). */
+  bitrateKbps = 0;
+
+  /** Changes the encoder's target bitrate (and its one-frame VBV) from the next frame on; the stream goes on. */
+  setBitrate(kbps: number): void {
+    this.source.pipeline.setBitrate(kbps);
+    this.bitrateKbps = kbps;
+  }
+
   /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
   requestIdr(): void {
     this.idrRequests++;
@@ -232,6 +241,11 @@ export class VideoSession {
   }
 }
 
+/** The encoder bitrates a session may have (kbps). */
+export const MIN_SESSION_KBPS = 500;
+export const MAX_SESSION_KBPS = 500_000;
+const clampBitrate = (kbps: number) => Math.min(Math.max(Math.round(kbps), MIN_SESSION_KBPS), MAX_SESSION_KBPS);
+
 function codecOf(s: StreamSession): CodecName {
   const codec = s.stream?.codec ?? "h264";
   if (codec === "av1") throw new Error("AV1 was negotiated but this host has no AV1 encoder");
@@ -265,6 +279,7 @@ export class VideoStream {
     const width = st?.width ?? session.width;
     const height = st?.height ?? session.height;
     const fps = st?.fps ?? session.fps;
+    const bitrateKbps = clampBitrate(st?.bitrateKbps ?? 20000);
     const source = openVideoSource(this.o.capture, {
       shmDir: this.o.shmDir,
       vmName: session.vmName,
@@ -275,7 +290,7 @@ export class VideoStream {
         height,
         fps,
         codec: codecOf(session),
-        bitrateKbps: Math.min(Math.max(st?.bitrateKbps ?? 20000, 500), 500000),
+        bitrateKbps,
         threads: this.o.encoderThreads ?? 3,
         encoder: this.o.encoder,
       },
@@ -308,6 +323,7 @@ export class VideoStream {
       source.stop();
       throw err;
     }
+    vs.bitrateKbps = bitrateKbps;
     this.sessions.set(session.id, vs);
     log.info("video stream started", { source: source.kind, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
     this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
@@ -316,6 +332,15 @@ export class VideoStream {
 
   get(sessionId: string): VideoSession | undefined {
     return this.sessions.get(sessionId);
+  }
+
+  /** Changes a session's encoder bitrate live; false when the session has no video. */
+  setBitrate(sessionId: string, kbps: number): boolean {
+    const vs = this.sessions.get(sessionId);
+    if (!vs) return false;
+    vs.setBitrate(clampBitrate(kbps));
+    this.o.log.info("video bitrate changed", { session: sessionId, bitrateKbps: vs.bitrateKbps });
+    return true;
   }
 
   /** Asks the session's encoder for an IDR next (control stream: IDR request, invalidation). */

@@ -1,8 +1,8 @@
 /**
  * Streaming: paired clients with their permissions, the PIN entry (the live panel above every
- * page), live sessions with their figures as charts, ending a session.
+ * page), live sessions with their figures as charts, ending a session, changing its bitrate live.
  */
-import { ApiError, del, get, post } from "../api.ts";
+import { ApiError, del, get, patch, post } from "../api.ts";
 import { Sparkline } from "../chart.ts";
 import { badge, button, confirmAction, fmtTime, h, replace, section, table } from "../dom.ts";
 import { attempt } from "../errors.ts";
@@ -58,7 +58,42 @@ function permissionBoxes(p: PairingInfo): HTMLElement {
   return box;
 }
 
-function sessionCard(s: Stats, charts: Map<string, Sparkline[]>): HTMLElement {
+/**
+ * The bitrate control of a session: kept across the card's re-renders (session.stats every
+ * second), so what is being typed stays; its placeholder follows the session's bitrate.
+ */
+function bitrateForm(s: Stats, forms: Map<string, HTMLFormElement>): HTMLFormElement {
+  let form = forms.get(s.id);
+  if (!form) {
+    const id = `bitrate-${s.id}`;
+    const input = h("input", { id, name: "bitrateKbps", type: "number", min: 500, max: 500000, step: 100, required: true, inputmode: "numeric", class: "bitrate", "aria-describedby": `${id}-note` }) as HTMLInputElement;
+    const note = h("span", { id: `${id}-note`, class: "note", role: "status" });
+    const submit = h("button", { type: "submit", class: "btn", title: "The session's encoder takes the new bitrate from its next frame; the stream goes on" }, "Set bitrate");
+    form = h("form", { class: "bitrate-form", novalidate: true, "aria-label": `Bitrate of the session of ${s.client ?? "a client"}` }, h("label", { for: id }, "Bitrate (kbit/s)"), input, submit, note);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const kbps = Number(input.value);
+      if (!Number.isInteger(kbps) || kbps < 500 || kbps > 500000) {
+        note.textContent = "A whole number from 500 to 500000 kbit/s.";
+        return input.focus();
+      }
+      submit.disabled = true;
+      const r = await attempt("change the session's bitrate", () => patch<{ bitrateKbps: number | null }>(`/sessions/${s.id}`, { bitrateKbps: kbps }));
+      submit.disabled = false;
+      if (r) {
+        note.textContent = `Now ${r.bitrateKbps} kbit/s.`;
+        input.value = "";
+        input.placeholder = String(r.bitrateKbps);
+      }
+    });
+    forms.set(s.id, form);
+  }
+  const input = form.querySelector<HTMLInputElement>("input")!;
+  if (s.bitrateKbps !== null) input.placeholder = String(s.bitrateKbps);
+  return form;
+}
+
+function sessionCard(s: Stats, charts: Map<string, Sparkline[]>, forms: Map<string, HTMLFormElement>): HTMLElement {
   let c = charts.get(s.id);
   if (!c) {
     c = [new Sparkline("Host fps", "fps"), new Sparkline("Bitrate", "kbit/s"), new Sparkline("Frames lost", "frames"), new Sparkline("FEC recovered", "frames"), new Sparkline("Latency p50", "ms")];
@@ -71,12 +106,12 @@ function sessionCard(s: Stats, charts: Map<string, Sparkline[]>): HTMLElement {
     },
     { title: "Stop this stream (the client is told)", kind: "danger" },
   );
-  const bitrate = button("Change bitrate", () => undefined, { title: "The stream's bitrate is set by the client when it connects; this host cannot change it during a session yet", disabled: true });
+  const bitrate = bitrateForm(s, forms);
   return h(
     "article",
     { class: "session card", "data-session": s.id, "aria-label": `Session of ${s.client ?? "a client"}` },
     h("h3", null, `${s.client ?? "Client"} — ${s.app}`),
-    h("p", { class: "facts" }, `Codec ${s.codec ?? "—"} · mode ${s.mode} · ${s.framesSent} frames sent · FEC unrecoverable ${s.fecUnrecoverable} · latency p99 ${s.latencyP99Ms} ms`),
+    h("p", { class: "facts" }, `Codec ${s.codec ?? "—"} · mode ${s.mode} · bitrate ${s.bitrateKbps ?? "—"} kbit/s · ${s.framesSent} frames sent · FEC unrecoverable ${s.fecUnrecoverable} · latency p99 ${s.latencyP99Ms} ms`),
     h("div", { class: "sparks" }, c.map((x) => x.el)),
     h("div", { class: "row-actions" }, bitrate, end),
   );
@@ -122,6 +157,7 @@ export const streamingPage: Page = {
       ["pairing.outcome"],
     );
     const charts = new Map<string, Sparkline[]>();
+    const forms = new Map<string, HTMLFormElement>();
     const sessionsBox = section("Live sessions", h("p", { class: "empty" }, "No session is streaming."));
     const body = h("div", { class: "sessions" });
     sessionsBox.appendChild(body);
@@ -131,7 +167,7 @@ export const streamingPage: Page = {
       for (const s of list) {
         const c = charts.get(s.id);
         const existing = body.querySelector(`[data-session="${CSS.escape(s.id)}"]`);
-        const card = sessionCard(s, charts);
+        const card = sessionCard(s, charts, forms);
         if (existing) existing.replaceWith(card);
         else body.appendChild(card);
         const [fps, rate, lost, fec, lat] = charts.get(s.id)!;
@@ -142,7 +178,7 @@ export const streamingPage: Page = {
         lat!.push(s.latencyP50Ms);
         void c;
       }
-      for (const el of [...body.querySelectorAll<HTMLElement>("[data-session]")]) if (!list.some((s) => s.id === el.dataset.session)) (el.remove(), charts.delete(el.dataset.session!));
+      for (const el of [...body.querySelectorAll<HTMLElement>("[data-session]")]) if (!list.some((s) => s.id === el.dataset.session)) (el.remove(), charts.delete(el.dataset.session!), forms.delete(el.dataset.session!));
     };
     void get<{ id: string; client: { name: string | null }; appName: string; codec: string | null; width: number; height: number; fps: number; hdr: boolean; hostFps: number; bitrateKbps: number | null; framesSent: number; loss: { framesLostReported: number; fecRecoveredFrames: number; fecUnrecoverableFrames: number }; latency: { p50Ms: number; p99Ms: number } }[]>("/sessions")
       .then((l) =>
@@ -158,6 +194,7 @@ export const streamingPage: Page = {
         const el = body.querySelector(`[data-session="${CSS.escape(d.id)}"]`);
         el?.remove();
         charts.delete(d.id);
+        forms.delete(d.id);
         replace(sessionsBox.querySelector(".ended") ?? sessionsBox.appendChild(h("p", { class: "ended", role: "status" })), `A session ended: ${d.reason}.`);
       }
     });
