@@ -12,6 +12,7 @@ import { CSRF_HEADER, SESSION_COOKIE } from "../auth/model.ts";
 import { captureRoutes } from "../capture/routes.ts";
 import { PreviewService } from "../capture/preview.ts";
 import { LiveViewService } from "../capture/live.ts";
+import { liveRoutes } from "../capture/live-routes.ts";
 import { previewRoutes } from "../capture/preview-routes.ts";
 import { consoleRoutes } from "../console/routes.ts";
 import { eventsRoutes } from "../events/routes.ts";
@@ -119,8 +120,8 @@ export function createApp(core: ApiDeps) {
                   openSource: (path) => core.capture!.openFrameSource(path),
                   screendump: core.config.qmpDir ? (vm) => qmpScreendump(core.config.qmpDir!, vm) : undefined,
                 }),
-                new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }),
               ) : new Elysia({ name: "neuron.preview.absent" }))
+        .use(core.capture ? liveRoutes(new LiveViewService({ show: (vm) => core.vms.show(vm), startPipeline: (path, o) => core.capture!.startPipeline(path, o) }), core.log.child({ module: "live" })) : new Elysia({ name: "neuron.live.absent" }))
         .use(core.input ? inputRoutes(core.input, core.log.child({ module: "input" })) : new Elysia({ name: "neuron.input.absent" }))
         .use(core.guest ? guestRoutes(core.guest) : new Elysia({ name: "neuron.guest.absent" }))
         .use(core.events ? eventsRoutes(core.events) : new Elysia({ name: "neuron.events.absent" }))

@@ -5,8 +5,11 @@
  * A request no route accepted is answered by the app as usual.
  */
 export interface SocketLike {
+  /** Bytes sent, -1 when queued behind backpressure, 0 when dropped (the socket is closed). */
   send(data: string | Uint8Array): number;
   close(code?: number, reason?: string): void;
+  /** Bytes queued and not yet sent (Bun's ServerWebSocket has it). */
+  getBufferedAmount?(): number;
 }
 
 export interface SocketHandlers {

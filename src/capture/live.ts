@@ -1,6 +1,8 @@
 /**
  * A VM's live view for the console: its IVSHMEM frames through the native capture → H.264
- * pipeline, access unit by access unit, for as long as the viewer stays. No HTTP here.
+ * pipeline, access unit by access unit, for as long as the viewer stays. No transport here:
+ * open() refuses (VM not running, no shared memory, too many views) before anything is sent,
+ * then the view's units() yields until the signal aborts; release() gives its slot back.
  */
 import { statSync } from "node:fs";
 import type { AccessUnitInfo, CapturePipeline } from "../../ffi/capture.ts";
@@ -21,44 +23,76 @@ export interface LiveUnit {
   data: Uint8Array;
 }
 
+export interface LiveView {
+  /** Access units until `signal` aborts (or the view is released). */
+  units(signal: AbortSignal): AsyncGenerator<LiveUnit>;
+  /** The next unit is an IDR (a viewer that fell behind and skipped frames resumes there). */
+  requestIdr(): void;
+  /** Stops the encoder and frees the view's slot; idempotent. */
+  release(): void;
+}
+
 export class LiveViewService {
   private views = 0;
   constructor(private readonly deps: LiveDeps) {}
 
-  async *units(vm: string, opts: { fps: number; bitrateKbps: number }, signal: AbortSignal): AsyncGenerator<LiveUnit> {
+  /** Why `vm` could have no view now (404 no such VM, 409 not running / no shared memory, 503 too many views); its region's path otherwise. */
+  async check(vm: string): Promise<string> {
     const details = await this.deps.show(vm);
     if (details.state !== "running") throw conflict(`VM ${vm} is ${details.state}: the live view is of running VMs`);
     if (!details.shm) throw new AppError("LIVE_VIEW_UNAVAILABLE", `VM ${vm} has no shared memory (IVSHMEM) to read frames from`, { status: 409 });
     if (this.views >= (this.deps.maxViews ?? 2)) throw new AppError("LIVE_VIEW_BUSY", "too many live views are open; close one and try again", { status: 503 });
+    return details.shm.path;
+  }
+
+  /** A view of `vm`, or the reason there is none (as check()). */
+  async open(vm: string, opts: { fps: number; bitrateKbps: number }): Promise<LiveView> {
+    const path = await this.check(vm);
+    // another open may have taken the last slot while libvirt answered
+    if (this.views >= (this.deps.maxViews ?? 2)) throw new AppError("LIVE_VIEW_BUSY", "too many live views are open; close one and try again", { status: 503 });
     this.views++;
     let pipeline: CapturePipeline | null = null;
-    try {
-      const buf = new Uint8Array(Math.max(1 << 20, Math.min(statSync(details.shm.path).size, 64 << 20)));
-      while (!signal.aborted) {
-        if (!pipeline) {
-          try {
-            pipeline = this.deps.startPipeline(details.shm.path, { codec: "h264", fps: opts.fps, bitrateKbps: opts.bitrateKbps, threads: 2 });
-          } catch {
-            // no Looking Glass host writing frames yet: try again shortly
-            await sleep(500, signal);
-            continue;
-          }
-        }
-        const info: AccessUnitInfo | null = pipeline.poll(buf);
-        if (!info) {
-          if (!pipeline.stats().running) {
-            pipeline.stop();
-            pipeline = null;
-          }
-          await sleep(4, signal);
-          continue;
-        }
-        yield { idr: info.idr, width: info.width, height: info.height, data: buf.slice(0, info.size) };
-      }
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       pipeline?.stop();
+      pipeline = null;
       this.views--;
-    }
+    };
+    const deps = this.deps;
+    return {
+      release,
+      requestIdr: () => pipeline?.requestIdr(),
+      async *units(signal: AbortSignal): AsyncGenerator<LiveUnit> {
+        try {
+          const buf = new Uint8Array(Math.max(1 << 20, Math.min(statSync(path).size, 64 << 20)));
+          while (!signal.aborted && !released) {
+            if (!pipeline) {
+              try {
+                pipeline = deps.startPipeline(path, { codec: "h264", fps: opts.fps, bitrateKbps: opts.bitrateKbps, threads: 2 });
+              } catch {
+                // no Looking Glass host writing frames yet: try again shortly
+                await sleep(500, signal);
+                continue;
+              }
+            }
+            const info: AccessUnitInfo | null = pipeline.poll(buf);
+            if (!info) {
+              if (!pipeline.stats().running) {
+                pipeline.stop();
+                pipeline = null;
+              }
+              await sleep(4, signal);
+              continue;
+            }
+            yield { idr: info.idr, width: info.width, height: info.height, data: buf.slice(0, info.size) };
+          }
+        } finally {
+          release();
+        }
+      },
+    };
   }
 }
 

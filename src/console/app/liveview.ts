@@ -1,6 +1,6 @@
 /**
- * A running VM's live view: its H.264 (GET /vms/{name}/live, one record per access unit) decoded
- * by WebCodecs onto a canvas; with the pointer locked on the canvas, keyboard and mouse go to the
+ * A running VM's live view: its H.264 over a WebSocket (/api/v1/vms/{name}/live, one binary
+ * message per access unit) decoded by WebCodecs onto a canvas; with the pointer locked on the canvas, keyboard and mouse go to the
  * VM through POST /vms/{name}/inject-input in small batches (every animation frame at most).
  */
 import { ApiError, call } from "./api.ts";
@@ -24,59 +24,81 @@ export function liveView(vm: string): { el: HTMLElement; close(): void } {
   const canvas = h("canvas", { width: 1280, height: 720, class: "live-canvas", tabindex: "0", role: "img", "aria-label": `Live view of ${vm}: click to capture keyboard and mouse, Escape to release`, title: "Click to send keyboard and mouse to the VM; Escape releases them" });
   const status = h("p", { role: "status", class: "note" }, "Connecting…");
   const el = h("section", { class: "card live-view", "aria-label": `Live view of ${vm}` }, h("h2", null, `Live view: ${vm}`), status, canvas);
-  const ctl = new AbortController();
   let decoder: VideoDecoder | null = null;
   let frames = 0;
   const ctx = canvas.getContext("2d")!;
 
-  const run = async () => {
-    if (typeof VideoDecoder === "undefined") return void (status.textContent = "This browser cannot decode video (no WebCodecs): use Looking Glass or Moonlight.");
-    const res = await fetch(`/api/v1/vms/${encodeURIComponent(vm)}/live`, { signal: ctl.signal, credentials: "same-origin" });
-    if (!res.ok || !res.body) {
-      const e = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-      return void (status.textContent = `No live view: ${e?.error?.message ?? res.status}.`);
+  let ws: WebSocket | null = null;
+  let closed = false;
+  let t = 0;
+  const unit = (msg: ArrayBuffer) => {
+    const rec = new Uint8Array(msg);
+    if (rec.length < 6) return;
+    const idr = (rec[0]! & 1) === 1;
+    const width = (rec[1]! << 8) | rec[2]!;
+    const height = (rec[3]! << 8) | rec[4]!;
+    const au = rec.subarray(5);
+    if (!decoder || decoder.state === "closed") {
+      if (!idr) return;
+      const codec = avcCodec(au) ?? "avc1.42e01f";
+      decoder = new VideoDecoder({
+        output: (f) => {
+          if (canvas.width !== f.displayWidth) ((canvas.width = f.displayWidth), (canvas.height = f.displayHeight));
+          ctx.drawImage(f, 0, 0);
+          f.close();
+          canvas.dataset.frames = String(++frames);
+        },
+        error: (e) => {
+          // the next IDR starts a new decoder
+          status.textContent = `Decoding failed: ${e.message}. Waiting for the next full frame…`;
+          decoder = null;
+        },
+      });
+      // Annex B in, no description: the SPS and PPS travel in front of every IDR
+      decoder.configure({ codec, codedWidth: width, codedHeight: height, optimizeForLatency: true });
+      status.textContent = `${width}×${height} H.264, live. Click the picture to control the VM.`;
     }
-    const reader = res.body.getReader();
-    let buf = new Uint8Array(0);
-    let t = 0;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return void (status.textContent = "The live view ended (the VM stopped, or its frames did).");
-      const next = new Uint8Array(buf.length + value.length);
-      next.set(buf);
-      next.set(value, buf.length);
-      buf = next;
-      while (buf.length >= 4) {
-        const len = new DataView(buf.buffer, buf.byteOffset).getUint32(0);
-        if (buf.length < 4 + len) break;
-        const rec = buf.slice(4, 4 + len);
-        buf = buf.slice(4 + len);
-        const idr = (rec[0]! & 1) === 1;
-        const width = (rec[1]! << 8) | rec[2]!;
-        const height = (rec[3]! << 8) | rec[4]!;
-        const au = rec.subarray(5);
-        if (!decoder) {
-          if (!idr) continue;
-          const codec = avcCodec(au) ?? "avc1.42e01f";
-          decoder = new VideoDecoder({
-            output: (f) => {
-              if (canvas.width !== f.displayWidth) ((canvas.width = f.displayWidth), (canvas.height = f.displayHeight));
-              ctx.drawImage(f, 0, 0);
-              f.close();
-              canvas.dataset.frames = String(++frames);
-            },
-            error: (e) => (status.textContent = `Decoding failed: ${e.message}`),
-          });
-          decoder.configure({ codec, codedWidth: width, codedHeight: height, optimizeForLatency: true });
-          status.textContent = `${width}×${height} H.264, live. Click the picture to control the VM.`;
-        }
-        decoder.decode(new EncodedVideoChunk({ type: idr ? "key" : "delta", timestamp: (t += 16_666), data: au }));
-      }
+    // a decoder that falls behind drops what it has not decoded and starts again at an IDR
+    if (decoder.decodeQueueSize > 30) {
+      if (!idr) return;
+      decoder.reset();
+      decoder.configure({ codec: avcCodec(au) ?? "avc1.42e01f", codedWidth: width, codedHeight: height, optimizeForLatency: true });
+    }
+    decoder.decode(new EncodedVideoChunk({ type: idr ? "key" : "delta", timestamp: (t += 16_666), data: au }));
+  };
+  const run = () => {
+    if (typeof VideoDecoder === "undefined") return void (status.textContent = "This browser cannot decode video (no WebCodecs): use Looking Glass or Moonlight.");
+    // the session cookie goes with the upgrade; the appliance checks the Origin
+    const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/api/v1/vms/${encodeURIComponent(vm)}/live?fps=30`;
+    const sock = new WebSocket(url);
+    ws = sock;
+    sock.binaryType = "arraybuffer";
+    let opened = false;
+    let ended: string | null = null;
+    sock.onopen = () => void (opened = true);
+    sock.onmessage = (m) => {
+      if (typeof m.data !== "string") return unit(m.data as ArrayBuffer);
+      const msg = JSON.parse(m.data) as { type: string; reason?: string };
+      if (msg.type === "ready") status.textContent = "Connected; waiting for the first full frame…";
+      else if (msg.type === "end") ended = msg.reason ?? "it ended";
+    };
+    sock.onclose = (e) => {
+      if (closed) return;
+      if (!opened) return void refused();
+      status.textContent = `The live view ended: ${ended ?? (e.reason || "the connection closed")} (the VM stopped, or its frames did).`;
+    };
+  };
+  /** A refused upgrade says nothing to the page's WebSocket: the same request over HTTP says why. */
+  const refused = async () => {
+    try {
+      const r = await fetch(`/api/v1/vms/${encodeURIComponent(vm)}/live`, { credentials: "same-origin", cache: "no-store" });
+      const e = (await r.json().catch(() => null)) as { error?: { message?: string } } | null;
+      status.textContent = r.status === 426 ? "No live view: the WebSocket could not connect (a proxy in between may refuse WebSockets)." : `No live view: ${e?.error?.message ?? r.status}.`;
+    } catch (err) {
+      status.textContent = `No live view: ${(err as Error).message}.`;
     }
   };
-  void run().catch((err: unknown) => {
-    if (!ctl.signal.aborted) status.textContent = `The live view stopped: ${(err as Error).message}`;
-  });
+  run();
 
   // input: pointer lock on the canvas, batched per animation frame
   let queue: InputEvent[] = [];
@@ -142,9 +164,10 @@ export function liveView(vm: string): { el: HTMLElement; close(): void } {
   return {
     el,
     close() {
-      ctl.abort();
+      closed = true;
+      ws?.close(1000, "closed");
       if (locked()) document.exitPointerLock();
-      decoder?.close();
+      if (decoder && decoder.state !== "closed") decoder.close();
       for (const [t, f] of [["mousemove", onMove], ["mousedown", down], ["mouseup", up], ["keydown", kd], ["keyup", ku], ["pointerlockchange", onLock]] as const) document.removeEventListener(t, f as EventListener);
       el.remove();
     },
