@@ -152,6 +152,36 @@ describe.skipIf(!CHROMIUM)("the web console in headless Chromium (needs Debian's
     expect(core.gamestream().pendingPairings()).toEqual([]);
   }, 40_000);
 
+  test("outcomes do not stack up: past three they fold; a success fades by itself; a failure says what to do until dismissed", async () => {
+    // a fresh page: the failures of the tests before stay until dismissed
+    await page.goto(`${server.url}/console/#/dashboard`);
+    await page.reload();
+    await until(page, `document.querySelector("main h1")?.textContent === "Dashboard" && document.querySelector(".outcome") === null`);
+    await Bun.sleep(300); // the event stream connects
+    const bus = core.events!;
+    const outcome = (attemptId: string, outcome: string, deviceName: string) => bus.publish("pairing.outcome", { attemptId, outcome, address: "127.0.0.1", deviceName, detail: "" });
+    outcome("a1", "wrong-pin", "Deck");
+    outcome("a2", "expired", "Laptop");
+    outcome("a3", "wrong-pin", "Phone 3");
+    outcome("a4", "paired", "Tablet 2");
+    outcome("a5", "expired", "TV");
+    await until(page, `document.querySelectorAll(".outcomes > .outcome").length === 3 && document.querySelector("details.earlier summary")?.textContent === "2 earlier outcomes"`);
+    // newest first; a failure is what happened and what to do
+    const first = await page.$eval(".outcomes > .outcome", (e) => ({ what: e.querySelector(".what")?.textContent, todo: e.querySelector(".todo")?.textContent, role: e.getAttribute("role") }));
+    expect(first).toEqual({ what: "Expired: no PIN was entered in time for TV.", todo: "What to do: Start the pairing again on the client.", role: "alert" });
+    await screenshot(page, "outcomes-folded");
+    expect((await seriousViolations(page)).map((v) => v.id)).toEqual([]);
+    // the success fades and is gone without a click; the failures stay
+    await until(page, `![...document.querySelectorAll(".outcome")].some((o) => o.textContent?.startsWith("Paired: Tablet 2"))`, 12_000);
+    expect(await page.$$eval(".outcome", (l) => l.length)).toBe(4);
+    // dismissing takes one away; the folded ones move up
+    await page.click(".outcomes > .outcome .btn");
+    await until(page, `document.querySelectorAll(".outcome").length === 3 && document.querySelector("details.earlier") === null`);
+    for (let i = 0; i < 3; i++) await page.click(".outcomes > .outcome .btn");
+    await until(page, `document.querySelector(".outcomes") === null`);
+    expect(problems).toEqual([]);
+  }, 30_000);
+
   test("mutations without the CSRF header are refused; the page's own carry it", async () => {
     const status = await page.evaluate(async () => (await fetch("/api/v1/apps", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "no csrf", kind: "desktop" }) })).status);
     expect(status).toBe(403);

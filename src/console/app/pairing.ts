@@ -1,7 +1,10 @@
 /**
  * The PIN entry, pushed live: when a Moonlight client asks to pair (pairing.request), a panel
  * with a PIN field and a countdown appears on whatever page is open; its outcome (paired, wrong
- * PIN, expired, cancelled, already pairing, ...) is stated in words when the host reports it.
+ * PIN, expired, cancelled, already pairing, ...) is stated in words when the host reports it,
+ * the one way errors are shown (what happened; for a failure, what to do). Successes and
+ * notices fade by themselves; failures stay until dismissed; past three, older outcomes fold
+ * under "N earlier outcomes" instead of stacking up.
  */
 import { ApiError, del, get, post } from "./api.ts";
 import { h, replace } from "./dom.ts";
@@ -23,26 +26,68 @@ interface Outcome {
   detail: string;
 }
 
-const OUTCOME_TEXT: Record<string, (o: Outcome) => { text: string; tone: "ok" | "fail" | "info" }> = {
-  paired: (o) => ({ text: `Paired: ${o.deviceName} can now stream from this machine.`, tone: "ok" }),
-  "wrong-pin": (o) => ({ text: `Wrong PIN: the PIN typed here is not the one ${o.deviceName} shows. Start the pairing again on the client.`, tone: "fail" }),
-  expired: (o) => ({ text: `Expired: no PIN was entered in time for ${o.deviceName}. Start the pairing again on the client.`, tone: "fail" }),
-  cancelled: (o) => ({ text: `Cancelled: the pairing with ${o.deviceName} was cancelled here. Nothing was stored.`, tone: "info" }),
-  "already-pairing": (o) => ({ text: `Already pairing: other clients are pairing right now, so ${o.address} was turned away. ${o.detail}`, tone: "fail" }),
-  superseded: (o) => ({ text: `Started over: ${o.deviceName} began a new pairing; enter the PIN it shows now.`, tone: "info" }),
-  "rate-limited": (o) => ({ text: `Too many attempts from ${o.address}: ${o.detail}`, tone: "fail" }),
-  failed: (o) => ({ text: `Pairing with ${o.deviceName ?? o.address} failed: ${o.detail}.`, tone: "fail" }),
+type Tone = "ok" | "fail" | "info";
+/** An outcome the one way errors are shown: what happened, and (for failures) what to do. */
+export interface OutcomeNote {
+  what: string;
+  todo: string | null;
+  tone: Tone;
+}
+
+const AGAIN = "Start the pairing again on the client.";
+const OUTCOME_TEXT: Record<string, (o: Outcome) => OutcomeNote> = {
+  paired: (o) => ({ what: `Paired: ${o.deviceName} can now stream from this machine.`, todo: null, tone: "ok" }),
+  "wrong-pin": (o) => ({ what: `Wrong PIN: the PIN typed here is not the one ${o.deviceName} shows.`, todo: AGAIN, tone: "fail" }),
+  expired: (o) => ({ what: `Expired: no PIN was entered in time for ${o.deviceName}.`, todo: AGAIN, tone: "fail" }),
+  cancelled: (o) => ({ what: `Cancelled: the pairing with ${o.deviceName} was cancelled here. Nothing was stored.`, todo: null, tone: "info" }),
+  "already-pairing": (o) => ({ what: `Already pairing: other clients are pairing right now, so ${o.address} was turned away. ${o.detail}`, todo: "Finish or cancel the pairing in progress, then start again on the client.", tone: "fail" }),
+  superseded: (o) => ({ what: `Started over: ${o.deviceName} began a new pairing; enter the PIN it shows now.`, todo: null, tone: "info" }),
+  "rate-limited": (o) => ({ what: `Too many attempts from ${o.address}: ${o.detail}`, todo: "Wait a minute, then start the pairing again on the client.", tone: "fail" }),
+  failed: (o) => ({ what: `Pairing with ${o.deviceName ?? o.address} failed: ${o.detail}.`, todo: `${AGAIN} If it keeps failing, the audit log says more.`, tone: "fail" }),
 };
 
-export function outcomeText(o: Outcome) {
+export function outcomeText(o: Outcome): OutcomeNote {
   return (OUTCOME_TEXT[o.outcome] ?? OUTCOME_TEXT.failed!)(o);
 }
 
+/** How long a success or a notice stays before it fades; failures stay until dismissed. */
+export const OUTCOME_FADE_MS = 6000;
+/** Outcomes shown at once; older ones fold under "N earlier outcomes". */
+export const OUTCOMES_SHOWN = 3;
+const FADE_OUT_MS = 400;
+
 export function mountPairingPanel(root: HTMLElement): void {
   const pending = new Map<string, Pending>();
-  const messages = new Map<string, { text: string; tone: string }>();
-  const looseMessages: { text: string; tone: string }[] = [];
+  /** Newest first; one per pairing attempt (a loose one has no attempt). */
+  let notes: (OutcomeNote & { key: string; fading: boolean })[] = [];
   let timer: number | null = null;
+  const dropNote = (key: string) => {
+    notes = notes.filter((n) => n.key !== key);
+    render();
+  };
+  const addNote = (key: string, m: OutcomeNote) => {
+    notes = [{ ...m, key, fading: false }, ...notes.filter((n) => n.key !== key)];
+    if (m.tone !== "fail") {
+      const note = notes[0]!;
+      window.setTimeout(() => {
+        if (!notes.includes(note)) return;
+        note.fading = true;
+        root.querySelector(`[data-note="${CSS.escape(key)}"]`)?.classList.add("fading");
+        window.setTimeout(() => notes.includes(note) && dropNote(key), FADE_OUT_MS);
+      }, OUTCOME_FADE_MS);
+    }
+  };
+  const noteEl = (n: OutcomeNote & { key: string; fading: boolean }) => {
+    const dismiss = h("button", { type: "button", class: "btn plain", title: "Hide this message" }, "Dismiss");
+    dismiss.addEventListener("click", () => dropNote(n.key));
+    return h(
+      "div",
+      { class: `outcome ${n.tone}${n.fading ? " fading" : ""}`, role: n.tone === "fail" ? "alert" : "status", "data-note": n.key },
+      h("p", { class: "what" }, n.what),
+      n.todo ? h("p", { class: "todo" }, h("span", { class: "label" }, "What to do: "), n.todo) : null,
+      dismiss,
+    );
+  };
 
   const card = (p: Pending): HTMLElement => {
     const pinId = `pin-${p.id}`;
@@ -100,10 +145,16 @@ export function mountPairingPanel(root: HTMLElement): void {
       const c = card(p);
       return c;
     });
-    const notes = [...messages.values(), ...looseMessages].map((m) => h("p", { class: `outcome ${m.tone}`, role: "status" }, m.text));
+    const shown = notes.slice(0, OUTCOMES_SHOWN).map(noteEl);
+    const older = notes.slice(OUTCOMES_SHOWN);
+    const folded = older.length
+      ? h("details", { class: "earlier" }, h("summary", null, `${older.length} earlier outcome${older.length === 1 ? "" : "s"}`), older.map(noteEl))
+      : null;
     // keep what the user is typing
     const typed = new Map([...root.querySelectorAll<HTMLInputElement>("input.pin")].map((i) => [i.id, i.value]));
-    replace(root, cards, notes.length ? h("div", { class: "outcomes", "aria-live": "polite" }, notes) : null);
+    const wasOpen = root.querySelector<HTMLDetailsElement>("details.earlier")?.open ?? false;
+    replace(root, cards, notes.length ? h("div", { class: "outcomes", "aria-live": "polite" }, shown, folded) : null);
+    if (wasOpen) root.querySelector<HTMLDetailsElement>("details.earlier")?.setAttribute("open", "");
     for (const [id, v] of typed) {
       const i = document.getElementById(id) as HTMLInputElement | null;
       if (i) i.value = v;
@@ -120,16 +171,13 @@ export function mountPairingPanel(root: HTMLElement): void {
     if (e.type === "pairing.request") {
       const d = e.data as Pending & { attemptId: string; address: string };
       pending.set(d.attemptId, { id: d.attemptId, deviceName: d.deviceName, remoteIp: d.address, createdAt: d.createdAt, expiresAt: d.expiresAt });
-      messages.delete(d.attemptId);
+      notes = notes.filter((n) => n.key !== d.attemptId);
       render();
     } else if (e.type === "pairing.outcome") {
       const o = e.data as Outcome;
       if (o.outcome === "pin-entered") return;
-      const m = outcomeText(o);
-      if (o.attemptId) {
-        pending.delete(o.attemptId);
-        messages.set(o.attemptId, m);
-      } else looseMessages.splice(0, looseMessages.length, m);
+      if (o.attemptId) pending.delete(o.attemptId);
+      addNote(o.attemptId ?? "loose", outcomeText(o));
       render();
     }
   });
