@@ -22,7 +22,7 @@ interface PlanItem {
 interface Plan {
   id: number;
   status: string;
-  source: { input: string; warnings: string[] };
+  source: { input: string; warnings: string[]; hibernated?: boolean; dirty?: boolean };
   items: PlanItem[];
   totals: { items: number; files: number; bytes: number; conflicts: number };
   estimateSeconds: number;
@@ -54,13 +54,42 @@ const FIDELITY: Record<Fidelity, { text: string; tone: "ok" | "info" | "warn" | 
   reinstall: { text: "reinstall", tone: "warn" },
   cannot: { text: "cannot move", tone: "fail" },
 };
+/** What the last undo of a plan did, said under it (this page's memory). */
+const undone = new Map<number, { removed: number; restored: number; refused: { path: string; reason: string }[] }>();
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
+function undoNote(id: number): HTMLElement | null {
+  const u = undone.get(id);
+  if (!u) return null;
+  return h(
+    "div",
+    { class: "undo-result", role: "status" },
+    h("p", null, `Undone: ${u.removed} file${u.removed === 1 ? "" : "s"} removed${u.restored ? `, ${u.restored} restored` : ""}${u.refused.length ? `; ${u.refused.length} kept because they changed or went missing since the copy:` : "."}`),
+    u.refused.length ? h("ul", null, u.refused.slice(0, 20).map((r) => h("li", null, `${r.path} (${r.reason})`))) : null,
+  );
+}
+
 function planView(plan: Plan, reload: () => void): HTMLElement {
+  // a hibernated (Fast Startup) or uncleanly shut down Windows: copying is a choice, never a default
+  // the plan repeats the source's warnings: each said once
+  const warnings = [...new Set([...plan.warnings, ...plan.source.warnings])];
+  const unsafe = plan.source.hibernated === true || plan.source.dirty === true;
+  const acceptId = `accept-unsafe-${plan.id}`;
+  const accept = unsafe ? (h("input", { type: "checkbox", id: acceptId, name: "acceptUnsafeSource" }) as HTMLInputElement) : null;
+  const acceptField = accept
+    ? h(
+        "p",
+        { class: "accept-unsafe" },
+        accept,
+        " ",
+        h("label", { for: acceptId }, `Copy anyway: Windows on this source ${plan.source.hibernated ? "is hibernated (Fast Startup)" : "was not shut down cleanly"}. It stays read-only; files open in Windows then may be out of date.`),
+      )
+    : null;
   const run = button(
     "Run migration",
     async () => {
-      if (await confirmAction(`Run migration ${plan.id}?`, `${plan.totals.files} files (${mib(plan.totals.bytes)}) are copied into this machine's home; nothing on the source changes. Undo removes what was copied.`, "Run")) await attempt("run the migration", () => post(`/migrations/${plan.id}/run`, {}));
+      if (await confirmAction(`Run migration ${plan.id}?`, `${plan.totals.files} files (${mib(plan.totals.bytes)}) are copied into this machine's home; nothing on the source changes. Undo removes what was copied.`, "Run"))
+        await attempt("run the migration", () => post(`/migrations/${plan.id}/run`, accept?.checked ? { acceptUnsafeSource: true } : {}));
     },
     { title: "Copy the planned items (the source stays read-only)", kind: "primary", disabled: plan.status === "running" || plan.status === "done" },
   );
@@ -68,7 +97,8 @@ function planView(plan: Plan, reload: () => void): HTMLElement {
     "Undo",
     async () => {
       if (await confirmAction(`Undo migration ${plan.id}?`, "Files it copied are removed, unless changed since (those stay, listed).", "Undo")) {
-        await attempt("undo the migration", () => post(`/migrations/${plan.id}/undo`, {}));
+        const r = await attempt("undo the migration", () => post<{ removed: number; restored: number; refused: { path: string; reason: string }[] }>(`/migrations/${plan.id}/undo`, {}));
+        if (r) undone.set(plan.id, r);
         reload();
       }
     },
@@ -77,8 +107,10 @@ function planView(plan: Plan, reload: () => void): HTMLElement {
   return section(
     `Plan ${plan.id} — ${plan.status}`,
     h("p", null, `From ${plan.source.input}: ${plan.totals.items} items, ${plan.totals.files} files, ${mib(plan.totals.bytes)}, ${plan.totals.conflicts} conflicts; about ${Math.ceil(plan.estimateSeconds / 60)} min.`),
-    [...plan.warnings, ...plan.source.warnings].length ? h("ul", { class: "warnings" }, [...plan.warnings, ...plan.source.warnings].map((w) => h("li", null, w))) : null,
+    warnings.length ? h("ul", { class: "warnings" }, warnings.map((w) => h("li", null, w))) : null,
     table(["Item", "Category", "Files", "Size", "Fidelity", "Why"], plan.items.map((i) => [i.label, i.category, String(i.files), mib(i.bytes), badge(FIDELITY[i.fidelity].text, FIDELITY[i.fidelity].tone), i.why ?? "—"]), "What moves, and how faithfully"),
+    plan.status === "planned" || plan.status === "interrupted" || plan.status === "failed" ? acceptField : null,
+    undoNote(plan.id),
     h("div", { class: "row-actions" }, run, undo),
   );
 }
