@@ -33,6 +33,37 @@ export const LiveQuery = z.object({
 /** Bytes queued for a viewer above which delta frames are skipped. */
 export const LIVE_MAX_BUFFERED = 2 << 20;
 
+/**
+ * What a slow viewer gets: while more than `maxBuffered` bytes wait for it, every frame is
+ * skipped; once the queue is short again, delta frames are still skipped (a decoder cannot use a
+ * delta after a gap) and the encoder is asked for an IDR, once; sending resumes with that IDR. An
+ * IDR skipped because the queue filled again means asking again after the next drain.
+ */
+export class SlowViewerPolicy {
+  skipped = 0;
+  private skipping = false;
+  private asked = false;
+  constructor(private readonly maxBuffered = LIVE_MAX_BUFFERED) {}
+
+  decide(idr: boolean, queued: number): { send: boolean; requestIdr: boolean } {
+    if (queued > this.maxBuffered) {
+      this.skipping = true;
+      this.skipped++;
+      if (idr) this.asked = false;
+      return { send: false, requestIdr: false };
+    }
+    if (this.skipping && !idr) {
+      this.skipped++;
+      const requestIdr = !this.asked;
+      this.asked = true;
+      return { send: false, requestIdr };
+    }
+    this.skipping = false;
+    this.asked = false;
+    return { send: true, requestIdr: false };
+  }
+}
+
 /** The binary message of one access unit (header layout above). */
 export function liveMessage(u: LiveUnit): Uint8Array {
   const out = new Uint8Array(5 + u.data.length);
@@ -69,24 +100,14 @@ export const liveRoutes = (live: LiveViewService, log: Logger) =>
       const vmLog = log.child({ vm: params.name, socket: "live" });
       const stop = new AbortController();
       const pump = async (ws: SocketLike) => {
-        let skipping = false;
-        let skipped = 0;
+        const pace = new SlowViewerPolicy();
         for await (const u of view.units(stop.signal)) {
-          const queued = ws.getBufferedAmount?.() ?? 0;
-          if (!u.idr && (skipping || queued > LIVE_MAX_BUFFERED)) {
-            if (!skipping) view.requestIdr();
-            skipping = true;
-            skipped++;
-            continue;
-          }
-          if (u.idr && skipping && queued > LIVE_MAX_BUFFERED) {
-            skipped++;
-            continue;
-          }
-          skipping = false;
+          const d = pace.decide(u.idr, ws.getBufferedAmount?.() ?? 0);
+          if (d.requestIdr) view.requestIdr();
+          if (!d.send) continue;
           if (ws.send(liveMessage(u)) === 0) break; // the socket is gone
         }
-        if (skipped) vmLog.info("live view: frames skipped for a slow viewer", { skipped });
+        if (pace.skipped) vmLog.info("live view: frames skipped for a slow viewer", { skipped: pace.skipped });
       };
       return acceptUpgrade(request, {
         open(ws) {
