@@ -46,14 +46,17 @@ function line(s: Session): string {
 
 export const sessionsCommand: Command = {
   name: "sessions",
-  summary: "Moonlight stream sessions: list them, show one, end one, see why recent ones ended.",
-  usage: "sessions [list] | sessions show ID | sessions end ID | sessions ended   [--state-dir DIR] [--json]",
+  summary: "Moonlight stream sessions: list them, show one, end one, change one's bitrate, see why recent ones ended.",
+  usage: "sessions [list] | sessions show ID | sessions end ID | sessions bitrate ID KBPS | sessions ended   [--state-dir DIR] [--json]",
   help: [
     "Talks to the running service over its local socket (<state-dir>/api.sock).",
     "",
     "  sessions list       running sessions, one per streaming client (the default)",
     "  sessions show ID    one session with all its statistics (JSON)",
     "  sessions end ID     end a session: its client is told the stream ended; the others go on",
+    "  sessions bitrate ID KBPS",
+    "                      change a streaming session's bitrate live (500-500000 kbps): its encoder",
+    "                      takes it from the next frame, no restart",
     "  sessions ended      recently ended sessions and why they ended",
     "  --json              print JSON",
   ].join("\n"),
@@ -61,8 +64,9 @@ export const sessionsCommand: Command = {
   positionals: true,
   async run(args, ctx) {
     const config = configFrom(args, ctx, { "state-dir": "stateDir" });
-    const [sub = "list", id, ...extra] = args.positionals;
+    const [sub = "list", id, ...rest] = args.positionals;
     const json = Boolean(args.values.json);
+    const extra = sub === "bitrate" ? rest.slice(1) : rest;
     if (extra.length) throw new UsageError(`sessions: unexpected ${JSON.stringify(extra[0])}`);
     const needId = () => {
       if (!id || !UUID.test(id)) throw new UsageError(`sessions ${sub}: give a session id from \`sessions list\``);
@@ -85,6 +89,15 @@ export const sessionsCommand: Command = {
         await callLocalApi(config, "DELETE", `/sessions/${target}`);
         if (json) printJson(ctx, { ended: target });
         else ctx.stdout(`ended session ${target}\n`);
+        return 0;
+      }
+      case "bitrate": {
+        const target = needId();
+        const kbps = Number(rest[0]);
+        if (!rest[0] || !/^\d+$/.test(rest[0]) || kbps < 500 || kbps > 500000) throw new UsageError("sessions bitrate: give the session id and the new bitrate in kbps (500-500000)");
+        const s = (await callLocalApi<Session>(config, "PATCH", `/sessions/${target}`, { bitrateKbps: kbps }))!;
+        if (json) printJson(ctx, s);
+        else ctx.stdout(`session ${target}: bitrate ${s.bitrateKbps} kbps\n`);
         return 0;
       }
       case "ended": {

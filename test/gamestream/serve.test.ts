@@ -110,6 +110,12 @@ describe("serve + pair CLI", () => {
       expect(JSON.parse(runCli(["sessions", "show", sessions[0]!.id], env()).stdout)).toMatchObject({ id: sessions[0]!.id, state: "launched", client: { name: "den" } });
       expect(runCli(["sessions", "end", crypto.randomUUID()], env())).toMatchObject({ code: 1 });
       expect(runCli(["sessions", "end", "nope"], env()).code).toBe(2);
+      // a launched session has no encoder yet: a clear refusal; bad arguments are usage errors
+      const early = runCli(["sessions", "bitrate", sessions[0]!.id, "3000"], env());
+      expect(early.code).toBe(1);
+      expect(early.stderr).toContain("has no video running yet");
+      for (const bad of [["sessions", "bitrate", sessions[0]!.id], ["sessions", "bitrate", sessions[0]!.id, "12.5"], ["sessions", "bitrate", sessions[0]!.id, "100"], ["sessions", "bitrate", "nope", "3000"], ["sessions", "bitrate", sessions[0]!.id, "3000", "more"]]) expect(runCli(bad, env()).code).toBe(2);
+      expect(((await (await api("GET", `/sessions/${sessions[0]!.id}`)).json()) as { bitrateKbps: number | null }).bitrateKbps).toBeNull();
       expect((await api("DELETE", `/sessions/${sessions[0]!.id}`)).status).toBe(204);
       expect(await (await api("GET", "/sessions")).json()).toEqual([]);
       expect(runCli(["sessions"], env()).stdout).toBe("no stream sessions\n");
