@@ -7,7 +7,8 @@
  *
  * Messages from the appliance:
  *   text    {"type":"ready","codec":"h264","fps":N,"bitrateKbps":N}, once, first;
- *           {"type":"end","reason":"..."} before the appliance closes the socket;
+ *           {"type":"end","reason":"..."} before the appliance closes the socket (the VM
+ *           stopped: after a few seconds without frames its state is checked);
  *   binary  one access unit each: u8 flags (bit 0: IDR), u16 width, u16 height (big endian),
  *           then the Annex B access unit (SPS and PPS in front of every IDR).
  * A viewer that reads too slowly loses delta frames, never a part of one: the appliance skips
@@ -105,7 +106,7 @@ export const liveRoutes = (live: LiveViewService, log: Logger) =>
           const d = pace.decide(u.idr, ws.getBufferedAmount?.() ?? 0);
           if (d.requestIdr) view.requestIdr();
           if (!d.send) continue;
-          if (ws.send(liveMessage(u)) === 0) break; // the socket is gone
+          if (ws.send(liveMessage(u)) === 0) return stop.abort(); // the socket is gone
         }
         if (pace.skipped) vmLog.info("live view: frames skipped for a slow viewer", { skipped: pace.skipped });
       };
@@ -115,7 +116,7 @@ export const liveRoutes = (live: LiveViewService, log: Logger) =>
           void pump(ws)
             .then(() => {
               if (stop.signal.aborted) return;
-              ws.send(JSON.stringify({ type: "end", reason: "the VM's frames ended" }));
+              ws.send(JSON.stringify({ type: "end", reason: view.endReason ?? "the VM's frames ended" }));
               ws.close(1000, "ended");
             })
             .catch((err: unknown) => {

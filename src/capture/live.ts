@@ -30,7 +30,12 @@ export interface LiveView {
   requestIdr(): void;
   /** Stops the encoder and frees the view's slot; idempotent. */
   release(): void;
+  /** Why units() ended by itself (the VM stopped), or null. */
+  readonly endReason: string | null;
 }
+
+/** A view without frames this long asks libvirt whether its VM still runs (and again as often). */
+export const LIVE_STATE_CHECK_MS = 2000;
 
 export class LiveViewService {
   private views = 0;
@@ -61,13 +66,35 @@ export class LiveViewService {
       this.views--;
     };
     const deps = this.deps;
+    let endReason: string | null = null;
+    /** Null while the VM runs; otherwise why the view ends. */
+    const stopped = async (): Promise<string | null> => {
+      try {
+        const d = await deps.show(vm);
+        return d.state === "running" ? null : `VM ${vm} is ${d.state}`;
+      } catch (err) {
+        return err instanceof AppError && err.status === 404 ? `VM ${vm} no longer exists` : null;
+      }
+    };
     return {
       release,
+      get endReason() {
+        return endReason;
+      },
       requestIdr: () => pipeline?.requestIdr(),
       async *units(signal: AbortSignal): AsyncGenerator<LiveUnit> {
         try {
           const buf = new Uint8Array(Math.max(1 << 20, Math.min(statSync(path).size, 64 << 20)));
+          let lastUnit = Date.now();
+          let lastCheck = 0;
           while (!signal.aborted && !released) {
+            // no frames for a while: the VM may have stopped (its region stays; nothing writes it)
+            const now = Date.now();
+            if (now - lastUnit > LIVE_STATE_CHECK_MS && now - lastCheck > LIVE_STATE_CHECK_MS) {
+              lastCheck = now;
+              endReason = await stopped();
+              if (endReason) return;
+            }
             if (!pipeline) {
               try {
                 pipeline = deps.startPipeline(path, { codec: "h264", fps: opts.fps, bitrateKbps: opts.bitrateKbps, threads: 2 });
@@ -86,6 +113,7 @@ export class LiveViewService {
               await sleep(4, signal);
               continue;
             }
+            lastUnit = Date.now();
             yield { idr: info.idr, width: info.width, height: info.height, data: buf.slice(0, info.size) };
           }
         } finally {

@@ -223,6 +223,12 @@ describe.skipIf(SKIP !== null)("the console's VMs page on a real libvirtd", () =
     await page.click("dialog.confirm .btn.danger");
     await until(page, `[...document.querySelectorAll("tr")].some((r) => r.textContent?.includes("${VM}") && r.querySelector(".badge")?.textContent === "shut off")`, 30_000);
     expect((await daemon.virsh().states()).get(VM)).toBe("shut off");
+    // the guest's frame producer ends with its VM; the live view still open says why it ended
+    producer?.kill("SIGTERM");
+    await producer?.exited;
+    producer = null;
+    await until(page, `document.querySelector(".live-view .note")?.textContent?.startsWith("The live view ended: VM ${VM} is shut off.") === true`, 20_000);
+    await screenshot(page, "vms-live-ended");
     const res = await fetch(`${server.url}/api/v1/vms/${VM}/live`, { headers: { authorization: `Bearer ${core.auth.createToken("live-late", "read", "test").token}` } });
     expect(res.status).toBe(409);
   }, 60_000);

@@ -85,7 +85,7 @@ export function liveView(vm: string): { el: HTMLElement; close(): void } {
     sock.onclose = (e) => {
       if (closed) return;
       if (!opened) return void refused();
-      status.textContent = `The live view ended: ${ended ?? (e.reason || "the connection closed")} (the VM stopped, or its frames did).`;
+      status.textContent = ended ? `The live view ended: ${ended}. Start the VM and open the live view again.` : `The live view ended: ${e.reason || "the connection closed"}. Open it again; if it keeps ending, check the service log.`;
     };
   };
   /** A refused upgrade says nothing to the page's WebSocket: the same request over HTTP says why. */
