@@ -17,6 +17,8 @@ export function advice(err: unknown): { what: string; todo: string } {
       return { what, todo: "Check that the appliance service runs (systemctl status neuron-appliance); the page reconnects by itself." };
     case "VALIDATION":
       return { what, todo: "Correct the highlighted values and try again." };
+    case "SESSION_NO_VIDEO":
+      return { what, todo: "The client has not started its stream yet: try again once its picture shows." };
     case "MIGRATION_SOURCE_UNSAFE":
       return { what: what.replace(/ To copy what the disk holds anyway.*$/, ""), todo: "Start Windows and shut it down fully (Shift + Shut down, or Fast Startup off), then plan again; or tick “Copy anyway” under the plan to copy what the disk holds now (read-only)." };
   }
