@@ -103,6 +103,8 @@ function bridge(handle: (request: Request) => Response | Promise<Response>, limi
       attachTransport(request, { kind: "unix", pid: cred.pid, uid: cred.uid, gid: cred.gid });
       try {
         const response = await handle(request);
+        // this socket upgrades nothing: a route that accepted a WebSocket lets go of what it holds
+        takeUpgrade(request)?.close(null, 1008, "the local socket serves no WebSockets");
         const out: Record<string, string | string[]> = {};
         response.headers.forEach((v, k) => {
           const prev = out[k];
