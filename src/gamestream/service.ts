@@ -31,7 +31,8 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
-import { captureSourceSettings } from "../capture/wire.ts";
+import { captureSourceSettings, vmTransportResolver } from "../capture/wire.ts";
+import type { VmTransportChoice } from "../capture/sources.ts";
 import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { PadRumble } from "../input/agent-backend.ts";
@@ -76,6 +77,8 @@ export interface GameStreamDeps {
   sourceLiveness?: { stallMs?: number; checkIntervalMs?: number };
   /** Hears why a session's source ended (e.g. "VM win11 shut down"), just before the session ends. */
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+  /** How a VM without shared memory exports its frames (default: its libvirt definition, capture/wire.ts). */
+  vmTransport?: (vm: string) => Promise<VmTransportChoice>;
 }
 
 /** A paired client as the API reports it (the Pairing schema). */
@@ -234,6 +237,7 @@ export class GameStreamService {
             liveness: this.deps.sourceLiveness,
             onSourceEnded: this.deps.onSourceEnded,
             hostSession: captureSourceSettings(this.deps.config).hostSession,
+            vmTransport: this.deps.vmTransport ?? vmTransportResolver(this.deps.config),
           });
         } catch (err) {
           this.deps.log.error("video stream could not start", { session: e.session.id, error: err });

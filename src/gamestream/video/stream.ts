@@ -13,7 +13,9 @@ import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
-import { openVideoSource, type HostDesktopOpener, type VideoSource } from "./source.ts";
+import type { VsockNative } from "../../../ffi/vsock.ts";
+import type { VmTransportChoice } from "../../capture/sources.ts";
+import { openVideoSource, type FrameTransport, type HostDesktopOpener, type VideoSource } from "./source.ts";
 import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
@@ -50,6 +52,8 @@ export interface VideoStreamOptions {
   vmState?: VmStateProbe;
   /** Opens the host's own desktop at a session's mode (apps of kind host-desktop). */
   hostDesktop?: HostDesktopOpener | null;
+  /** The NVF1 listener module, for VMs whose frames come over vsock or a unix socket. */
+  vsock?: VsockNative | null;
   /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
   liveness?: { stallMs?: number; checkIntervalMs?: number };
 }
@@ -63,6 +67,8 @@ export interface SourceEnd {
 export interface VideoSessionStats {
   sessionId: string;
   source: "vm" | "test-pattern" | "host-desktop";
+  /** A VM source's transport (IVSHMEM, vsock, unix socket); null otherwise. */
+  transport: FrameTransport | null;
   peer: UdpPeer | null;
   frames: number;
   shards: number;
@@ -212,6 +218,7 @@ export class VideoSession {
     return {
       sessionId: this.session.id,
       source: this.source.kind,
+      transport: this.source.transport,
       peer: this.peer,
       frames: p.frames,
       shards: p.shards,
@@ -258,8 +265,11 @@ export class VideoStream {
     return this.socket.port;
   }
 
-  /** Starts the video of a session that reached PLAY (its ANNOUNCE gave the stream settings). */
-  start(session: StreamSession): VideoSession {
+  /**
+   * Starts the video of a session that reached PLAY (its ANNOUNCE gave the stream settings).
+   * `vmTransport`: how the session's VM exports its frames (chooseVmTransport), where known.
+   */
+  start(session: StreamSession, vmTransport: VmTransportChoice | null = null): VideoSession {
     this.stop(session.id);
     const st = session.stream;
     const width = st?.width ?? session.width;
@@ -270,6 +280,8 @@ export class VideoStream {
       vmName: session.vmName,
       appKind: session.appKind,
       hostDesktop: this.o.hostDesktop,
+      vmTransport,
+      vsock: this.o.vsock,
       encode: {
         width,
         height,
@@ -309,7 +321,7 @@ export class VideoStream {
       throw err;
     }
     this.sessions.set(session.id, vs);
-    log.info("video stream started", { source: source.kind, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
+    log.info("video stream started", { source: source.kind, transport: source.transport, transportReason: source.transport ? vmTransport?.reason : undefined, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
     this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
     return vs;
   }
