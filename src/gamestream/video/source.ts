@@ -13,6 +13,7 @@ import { CapturePipeline, SyntheticProducer, type CaptureNative, type CodecName,
 import type { VsockNative } from "../../../ffi/vsock.ts";
 import { shmPath } from "../../vm/shm.ts";
 import type { HostVirtualOutputSource } from "../../capture/host-output.ts";
+import type { HostInputTarget } from "../../input/host-session-backend.ts";
 import { SocketFrameSource } from "../../capture/socket-source.ts";
 import type { VmTransportChoice } from "../../capture/sources.ts";
 
@@ -36,6 +37,8 @@ export type FrameTransport = "kvmfr" | "vsock" | "unix";
 export interface VideoSource {
   readonly kind: "vm" | "test-pattern" | "host-desktop";
   readonly transport: FrameTransport | null;
+  /** host-desktop: input into the host's session at this output (null: the compositor takes none). */
+  readonly hostInput?: HostInputTarget | null;
   /** Capacity of one ring slot: the largest access unit the pipeline hands over. */
   readonly slotBytes: number;
   readonly path: string;
@@ -88,6 +91,7 @@ export function openVideoSource(
     return {
       kind: "host-desktop",
       transport: null,
+      hostInput: output.input ? { input: output.input, width: o.encode.width, height: o.encode.height } : null,
       path: `pipewire node ${output.nodeId}`,
       pipeline,
       slotBytes: pipelineOpts.slotBytes,

@@ -15,6 +15,7 @@ import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
 import type { VsockNative } from "../../../ffi/vsock.ts";
 import type { VmTransportChoice } from "../../capture/sources.ts";
+import type { HostInputTarget } from "../../input/host-session-backend.ts";
 import { openVideoSource, type FrameTransport, type HostDesktopOpener, type VideoSource } from "./source.ts";
 import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
@@ -125,6 +126,11 @@ export class VideoSession {
     readonly liveness: VmLiveness | null = null,
   ) {
     this.pump = VideoPump.start(stream, source.pipeline, sender, epochNs, source.slotBytes, paceNs);
+  }
+
+  /** host-desktop: input into the host's session at this session's output (null otherwise). */
+  get hostInput(): HostInputTarget | null {
+    return this.source.hostInput ?? null;
   }
 
   /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
