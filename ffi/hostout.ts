@@ -218,9 +218,9 @@ export class MutterScreenCast {
     if (rc < 0) throw new HostOutputError(rc, "scroll refused (input not enabled or session not started)");
   }
 
-  /** Smooth scroll in pixels (a high-resolution wheel's remainder), then an axis stop (finish flag). */
+  /** Smooth scroll in pixels (source "continuous": a high-resolution wheel's fraction of a click). */
   scrollSmooth(dx: number, dy: number): void {
-    const rc = this.n.sym.neuron_mutter_pointer_axis(this.h(), dx, dy, 1 << 1 /* source: wheel */);
+    const rc = this.n.sym.neuron_mutter_pointer_axis(this.h(), dx, dy, 1 << 3 /* source: continuous */);
     if (rc < 0) throw new HostOutputError(rc, "scroll refused (input not enabled or session not started)");
   }
 

@@ -48,6 +48,8 @@ export interface HostSessionInput {
   key(code: number, pressed: boolean): void;
   /** Wheel clicks; steps > 0 scroll down / right. */
   scroll(axis: "vertical" | "horizontal", steps: number): void;
+  /** Smooth scroll in pixels (a high-resolution wheel); > 0 down / right. */
+  scrollSmooth(dx: number, dy: number): void;
 }
 
 /** A created virtual output: the PipeWire node that carries it, gone on close(). */

@@ -18,6 +18,8 @@ import { WHEEL_DELTA, type InputEvent, type MouseButton } from "./model.ts";
 const BUTTON_CODE: Record<MouseButton, number> = { left: 0x110, right: 0x111, middle: 0x112, x1: 0x113, x2: 0x114 };
 /** Most wheel clicks one packet may produce (a hostile amount cannot flood the session). */
 const MAX_STEPS = 16;
+/** Pixels of smooth scroll per wheel click (what Mutter scrolls for one discrete step). */
+const PX_PER_STEP = 10;
 
 /** The output's input path and its size in pixels, once the session's video has created it. */
 export interface HostInputTarget {
@@ -50,8 +52,6 @@ export class HostSessionInputBackend implements InputBackend {
   private readonly counters: InputBackendStats = emptyStats();
   private readonly heldKeys = new Set<number>();
   private readonly heldButtons = new Set<number>();
-  private wheelRest = 0;
-  private hwheelRest = 0;
   private errorLogged = false;
 
   constructor(private readonly o: HostSessionInputOptions) {}
@@ -114,17 +114,19 @@ export class HostSessionInputBackend implements InputBackend {
         else this.heldButtons.delete(code);
         break;
       }
-      case "scroll": {
-        // the wire's positive is away from the user (up); the compositor's positive steps scroll down
-        const { steps, rest } = stepsOf(this.wheelRest + ev.amount);
-        this.wheelRest = rest;
-        if (steps) t.input.scroll("vertical", -steps);
-        break;
-      }
+      case "scroll":
       case "hscroll": {
-        const { steps, rest } = stepsOf(this.hwheelRest + ev.amount);
-        this.hwheelRest = rest;
-        if (steps) t.input.scroll("horizontal", steps);
+        // whole clicks are discrete steps; a high-resolution wheel's fractions scroll smoothly.
+        // The wire's vertical positive is away from the user (up); the compositor's is down.
+        const sign = ev.kind === "scroll" ? -1 : 1;
+        if (ev.amount % WHEEL_DELTA !== 0) {
+          const px = (sign * Math.max(-MAX_STEPS * WHEEL_DELTA, Math.min(MAX_STEPS * WHEEL_DELTA, ev.amount)) * PX_PER_STEP) / WHEEL_DELTA;
+          if (ev.kind === "scroll") t.input.scrollSmooth(0, px);
+          else t.input.scrollSmooth(px, 0);
+          break;
+        }
+        const steps = Math.max(-MAX_STEPS, Math.min(MAX_STEPS, ev.amount / WHEEL_DELTA));
+        t.input.scroll(ev.kind === "scroll" ? "vertical" : "horizontal", sign * steps);
         break;
       }
       default:
@@ -138,7 +140,6 @@ export class HostSessionInputBackend implements InputBackend {
 
   async releaseAll(): Promise<void> {
     const t = this.o.target();
-    this.wheelRest = this.hwheelRest = 0;
     if (!t) {
       this.heldKeys.clear();
       this.heldButtons.clear();
@@ -161,10 +162,4 @@ export class HostSessionInputBackend implements InputBackend {
   stats(): InputBackendStats {
     return { ...this.counters, unsupported: { ...this.counters.unsupported } };
   }
-}
-
-function stepsOf(total: number): { steps: number; rest: number } {
-  const steps = Math.trunc(total / WHEEL_DELTA);
-  const bounded = Math.max(-MAX_STEPS, Math.min(MAX_STEPS, steps));
-  return { steps: bounded, rest: bounded === steps ? total - steps * WHEEL_DELTA : 0 };
 }

@@ -96,11 +96,14 @@ describe.skipIf(SKIP !== null)("host-desktop input: Moonlight's control stream â
       send({ kind: "key", down: true, vk: 0x41, keyCode: 0x41, modifiers: 0, flags: 0 });
       send({ kind: "key", down: false, vk: 0x41, keyCode: 0x41, modifiers: 0, flags: 0 });
       send({ kind: "scroll", amount: -240 }); // two clicks towards the user: down
+      send({ kind: "hscroll", amount: 60 }); // half a click to the right (a high-resolution wheel): smooth
       await waitFor(() => /key: 30, unicode: \d+, state: released/.test(out) && /axis/.test(out), 5000, `key A and the wheel in the client (${out.slice(-400)}; backend ${JSON.stringify(service.control.inputBackendOf(session.id)?.stats)})`);
       if (process.env.NEURON_TEST_VERBOSE) console.log(out.split("\n").filter((l) => /key|button|axis/.test(l)).join("\n"));
       expect(out).toMatch(/key: 30, unicode: 97, state: pressed/);
       // wl_pointer axis 0 (vertical), a positive value: scrolled down
-      expect(out).toMatch(/axis time: \d+, axis: vertical, value: [1-9][\d.]*/);
+      expect(out).toMatch(/axis discrete axis: 0 value: 1/);
+      expect(out).toMatch(/axis time: \d+, axis: vertical, value: 10\.0+/);
+      await waitFor(() => /axis time: \d+, axis: horizontal, value: 5\.0+/.test(out), 5000, `the smooth horizontal scroll (${out.slice(-300)})`);
       const st = service.control.inputBackendOf(session.id)!.stats;
       expect(st.delivered).toBeGreaterThanOrEqual(5);
       expect(st.refusedBatches).toBe(0);
