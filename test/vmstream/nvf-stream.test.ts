@@ -6,7 +6,7 @@
  * and the spec test client reassembles decodable H.264 whose pixels are the exporter's pattern.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { enetAvailable } from "../../ffi/enet.ts";
 import { NativeLibrary } from "../../ffi/native.ts";
@@ -63,7 +63,7 @@ describe.skipIf(SKIP !== null)("a VM's frames over the unix-socket fallback (NVF
   const { db, service } = gameStreamTestService(config, { nativePath: NativeLibrary.load().path, vmTransport: resolver });
 
   afterAll(async () => {
-    await service.stop();
+    await service.stop(); // idempotent
     db.close();
     dir.cleanup();
   });
@@ -123,15 +123,39 @@ describe.skipIf(SKIP !== null)("a VM's frames over the unix-socket fallback (NVF
         // two frames apart at 30 fps: the pattern moved on (serials mod 256)
         expect((matches[1]!.n - matches[0]!.n + 256) % 256).toBeGreaterThan(0);
         expect((matches[2]!.n - matches[1]!.n + 256) % 256).toBeGreaterThan(0);
+
+        // the session ends; the VM's listener stays (a channel's byte stream must not break between
+        // sessions), still connected to the exporter, and the next session streams the same stream on
+        service.sessions.endAll("ended-by-api");
+        await waitFor(() => service.video?.stream.get(session.id) === undefined, 5000, "the session's video to stop");
+        expect(statSync(choice.socketPath!).isSocket()).toBe(true);
+        expect(service.video!.nvf!.open).toEqual([`unix:${choice.socketPath}`]);
+        const next = launchSession({ service }, VM, { appId: 2, appName: VM, width: W, height: H, fps: 30 }).session;
+        setTestStream(next, { bitrateKbps: 4000, encryptVideo: false });
+        service.sessions.markPlaying(next);
+        await waitFor(() => service.video?.stream.get(next.id) !== undefined, 5000, "the next session's video to start");
+        const video2 = new VideoTestClient({ port: service.ports.video, pingPayload: next.rtsp.videoPingPayload, packetSize: 1024 });
+        try {
+          await video2.start();
+          await waitFor(() => video2.frames.length >= 10, 20_000, "frames in the next session");
+          const n2 = video2.frames.length;
+          writeFileSync(file, video2.annexB());
+          const p2 = await probeStream(file, "h264");
+          expect(p2).toMatchObject({ codec: "h264", width: W, height: H });
+          expect(p2.frames).toBe(n2);
+          expect(p2.keyFrames[0]).toBe(0); // the next session starts with an IDR
+        } finally {
+          await video2.close();
+        }
       } finally {
         exporter.kill();
         await exporter.exited;
         await video.close();
         service.sessions.endAll("ended-by-api");
       }
-      // the session's end closes the listener and removes its socket
-      await waitFor(() => service.video?.stream.get(session.id) === undefined, 5000, "the session's video to stop");
-      expect(await Bun.file(choice.socketPath!).exists()).toBe(false);
+      // the stream's end closes the listeners and removes their sockets
+      await service.stop();
+      expect(existsSync(choice.socketPath!)).toBe(false);
     },
     60_000,
   );

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { CaptureNative } from "../../../ffi/capture.ts";
 import { StreamNative } from "../../../ffi/stream.ts";
 import { VsockNative } from "../../../ffi/vsock.ts";
+import { NvfListenerPool } from "../../capture/nvf-listeners.ts";
 import type { VmTransportChoice } from "../../capture/sources.ts";
 import { describeError } from "../../errors.ts";
 import { shmPath } from "../../vm/shm.ts";
@@ -18,6 +19,8 @@ import { hostDesktopOpener, type HostSessionEnv } from "../../capture/host-outpu
 
 export interface AttachedVideo {
   readonly stream: VideoStream;
+  /** The VMs' NVF1 listeners (null without a transport resolver). */
+  readonly nvf: NvfListenerPool | null;
   requestIdr(sessionId: string): boolean;
   /** What the session subscription does with an event (for the PLAY that attached the stream). */
   handle(e: SessionEvent): void;
@@ -48,6 +51,7 @@ export function attachVideoStream(o: {
   const streamNative = new StreamNative(o.nativePath);
   const capture = new CaptureNative(o.nativePath);
   let vsock: VsockNative | null = null;
+  let nvf: NvfListenerPool | null = null;
   let stream: VideoStream;
   try {
     stream = new VideoStream({
@@ -61,7 +65,7 @@ export function attachVideoStream(o: {
       vmState: o.vmState,
       liveness: o.liveness,
       hostDesktop: o.hostSession ? hostDesktopOpener(o.nativePath, o.hostSession, o.log) : null,
-      vsock: o.vmTransport ? (vsock = new VsockNative(o.nativePath)) : null,
+      nvf: o.vmTransport ? (nvf = new NvfListenerPool((vsock = new VsockNative(o.nativePath)))) : null,
       // a source that stops for good (VM shut down) ends its session
       onSourceEnded: (s, end) => {
         o.log.info("the session's source ended", { session: s.id, vm: s.vmName, reason: end.reason });
@@ -113,12 +117,14 @@ export function attachVideoStream(o: {
   const unsubscribe = o.sessions.subscribe(handle);
   return {
     stream,
+    nvf,
     requestIdr: (id) => stream.requestIdr(id),
     handle,
     close() {
       unsubscribe();
       resolving.clear();
       stream.close();
+      nvf?.close();
       vsock?.close();
       capture.close();
       streamNative.close();

@@ -10,11 +10,10 @@
 import { existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CapturePipeline, SyntheticProducer, type CaptureNative, type CodecName, type PipelineOptions } from "../../../ffi/capture.ts";
-import type { VsockNative } from "../../../ffi/vsock.ts";
 import { shmPath } from "../../vm/shm.ts";
 import type { HostVirtualOutputSource } from "../../capture/host-output.ts";
 import type { HostInputTarget } from "../../input/host-session-backend.ts";
-import { SocketFrameSource } from "../../capture/socket-source.ts";
+import type { NvfListenerPool } from "../../capture/nvf-listeners.ts";
 import type { VmTransportChoice } from "../../capture/sources.ts";
 
 export interface EncodeSettings {
@@ -64,8 +63,8 @@ export function openVideoSource(
     hostDesktop?: HostDesktopOpener | null;
     /** The VM's chosen frame transport (vsock / unix socket are streamed through an NVF1 listener). */
     vmTransport?: VmTransportChoice | null;
-    /** The NVF1 listener's native module (needed with a vsock or unix transport). */
-    vsock?: VsockNative | null;
+    /** The VMs' NVF1 listeners (needed with a vsock or unix transport). */
+    nvf?: NvfListenerPool | null;
   },
 ): VideoSource {
   const pipelineOpts = {
@@ -108,7 +107,7 @@ export function openVideoSource(
       return { kind: "vm", transport: "kvmfr", path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
     }
     const t = o.vmTransport;
-    if (t && t.vm === o.vmName && (t.kind === "vsock" || t.kind === "unix")) return openSocketSource(native, t, o.vsock ?? null, pipelineOpts);
+    if (t && t.vm === o.vmName && (t.kind === "vsock" || t.kind === "unix")) return openSocketSource(native, t, o.nvf ?? null, pipelineOpts);
   }
   const path = join(o.shmDir, `neuron-video-${process.pid}-${++seq}`);
   const producer = SyntheticProducer.start(native, path, { width: o.encode.width, height: o.encode.height, fps: o.encode.fps });
@@ -135,28 +134,29 @@ export function openVideoSource(
 }
 
 /**
- * A VM's frames over NVF1: the listener waits (on its own thread) for the guest's exporter,
- * and the pipeline reads what it sends; until a guest connects the pipeline sees timeouts,
- * which the VM's liveness check weighs like a stalled IVSHMEM producer.
+ * A VM's frames over NVF1: the VM's listener (held by the pool across sessions) waits on its
+ * own thread for the guest's exporter, and the pipeline reads what it sends; until a guest
+ * connects the pipeline sees timeouts, which the VM's liveness check weighs like a stalled
+ * IVSHMEM producer.
  */
 function openSocketSource(
   native: CaptureNative,
   t: VmTransportChoice,
-  vsock: VsockNative | null,
+  pool: NvfListenerPool | null,
   pipelineOpts: PipelineOptions & { slotBytes: number },
 ): VideoSource {
-  if (!vsock) throw new Error(`VM ${t.vm}: its frames come over ${t.kind}, but no NVF1 listener module is loaded`);
+  if (!pool) throw new Error(`VM ${t.vm}: its frames come over ${t.kind}, but no NVF1 listener module is loaded`);
   if (t.kind === "unix") {
     if (!t.socketPath) throw new Error(`VM ${t.vm}: no socket path for its unix frame transport`);
     mkdirSync(dirname(t.socketPath), { recursive: true, mode: 0o750 });
   }
   const endpoint = t.kind === "unix" ? { kind: "unix" as const, path: t.socketPath! } : { kind: "vsock" as const };
-  const src = new SocketFrameSource(vsock, endpoint);
+  const lease = pool.acquire(endpoint, `VM ${t.vm}`);
   let pipeline: CapturePipeline;
   try {
-    pipeline = CapturePipeline.startFromNvf(native, src.nativeHandle, pipelineOpts);
+    pipeline = CapturePipeline.startFromNvf(native, lease.source.nativeHandle, pipelineOpts);
   } catch (err) {
-    src.close();
+    lease.release();
     throw err;
   }
   return {
@@ -166,8 +166,8 @@ function openSocketSource(
     pipeline,
     slotBytes: pipelineOpts.slotBytes,
     stop() {
-      pipeline.stop(); // it borrows the listener: stop it first
-      src.close();
+      pipeline.stop(); // it borrows the listener, which stays open for the VM's next session
+      lease.release();
     },
   };
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
-import type { VsockNative } from "../../../ffi/vsock.ts";
+import type { NvfListenerPool } from "../../capture/nvf-listeners.ts";
 import type { VmTransportChoice } from "../../capture/sources.ts";
 import type { HostInputTarget } from "../../input/host-session-backend.ts";
 import { openVideoSource, type FrameTransport, type HostDesktopOpener, type VideoSource } from "./source.ts";
@@ -53,8 +53,8 @@ export interface VideoStreamOptions {
   vmState?: VmStateProbe;
   /** Opens the host's own desktop at a session's mode (apps of kind host-desktop). */
   hostDesktop?: HostDesktopOpener | null;
-  /** The NVF1 listener module, for VMs whose frames come over vsock or a unix socket. */
-  vsock?: VsockNative | null;
+  /** The VMs' NVF1 listeners, for VMs whose frames come over vsock or a unix socket. */
+  nvf?: NvfListenerPool | null;
   /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
   liveness?: { stallMs?: number; checkIntervalMs?: number };
 }
@@ -287,7 +287,7 @@ export class VideoStream {
       appKind: session.appKind,
       hostDesktop: this.o.hostDesktop,
       vmTransport,
-      vsock: this.o.vsock,
+      nvf: this.o.nvf,
       encode: {
         width,
         height,
