@@ -23,6 +23,9 @@ const symbols = {
   neuron_mutter_pointer_absolute: { args: [P, FFIType.f64, FFIType.f64], returns: FFIType.i32 },
   neuron_mutter_pointer_button: { args: [P, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_key: { args: [P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
+  neuron_mutter_pointer_relative: { args: [P, FFIType.f64, FFIType.f64], returns: FFIType.i32 },
+  neuron_mutter_pointer_axis_discrete: { args: [P, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+  neuron_mutter_pointer_axis: { args: [P, FFIType.f64, FFIType.f64, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_close: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
@@ -201,6 +204,24 @@ export class MutterScreenCast {
   key(code: number, pressed: boolean): void {
     const rc = this.n.sym.neuron_mutter_key(this.h(), code, pressed ? 1 : 0);
     if (rc < 0) throw new HostOutputError(rc, "key refused (input not enabled or session not started)");
+  }
+
+  /** Relative pointer motion (pixels). */
+  pointerRelative(dx: number, dy: number): void {
+    const rc = this.n.sym.neuron_mutter_pointer_relative(this.h(), dx, dy);
+    if (rc < 0) throw new HostOutputError(rc, "pointer motion refused (input not enabled or session not started)");
+  }
+
+  /** Wheel clicks: vertical (steps > 0 scroll down) or horizontal (steps > 0 scroll right). */
+  scroll(axis: "vertical" | "horizontal", steps: number): void {
+    const rc = this.n.sym.neuron_mutter_pointer_axis_discrete(this.h(), axis === "vertical" ? 0 : 1, steps | 0);
+    if (rc < 0) throw new HostOutputError(rc, "scroll refused (input not enabled or session not started)");
+  }
+
+  /** Smooth scroll in pixels (source "continuous": a high-resolution wheel's fraction of a click). */
+  scrollSmooth(dx: number, dy: number): void {
+    const rc = this.n.sym.neuron_mutter_pointer_axis(this.h(), dx, dy, 1 << 3 /* source: continuous */);
+    if (rc < 0) throw new HostOutputError(rc, "scroll refused (input not enabled or session not started)");
   }
 
   error(): string {

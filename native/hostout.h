@@ -85,6 +85,13 @@ NEURON_EXPORT int32_t neuron_mutter_enable_input(neuron_mutter *m, uint32_t time
 NEURON_EXPORT int32_t neuron_mutter_pointer_absolute(neuron_mutter *m, double x, double y);
 NEURON_EXPORT int32_t neuron_mutter_pointer_button(neuron_mutter *m, int32_t button, uint32_t pressed);
 NEURON_EXPORT int32_t neuron_mutter_key(neuron_mutter *m, uint32_t evdev_code, uint32_t pressed);
+/* Relative pointer motion in pixels (NotifyPointerMotionRelative). */
+NEURON_EXPORT int32_t neuron_mutter_pointer_relative(neuron_mutter *m, double dx, double dy);
+/* Wheel clicks (NotifyPointerAxisDiscrete): axis 0 vertical, 1 horizontal; steps > 0 down / right. */
+NEURON_EXPORT int32_t neuron_mutter_pointer_axis_discrete(neuron_mutter *m, uint32_t axis, int32_t steps);
+/* Smooth scroll in pixels (NotifyPointerAxis; flags: bit 0 finish, bits 1-3 source wheel/finger/
+ * continuous as in the interface's documentation). */
+NEURON_EXPORT int32_t neuron_mutter_pointer_axis(neuron_mutter *m, double dx, double dy, uint32_t flags);
 /* Stops the session (the virtual output goes away). Idempotent. */
 NEURON_EXPORT int32_t neuron_mutter_stop(neuron_mutter *m);
 NEURON_EXPORT int32_t neuron_mutter_error(neuron_mutter *m, char *buf, uint32_t cap);

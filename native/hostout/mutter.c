@@ -217,6 +217,21 @@ int32_t neuron_mutter_key(neuron_mutter *m, uint32_t evdev_code, uint32_t presse
     return notify(m, "NotifyKeyboardKeycode", DBUS_TYPE_UINT32, &evdev_code, DBUS_TYPE_BOOLEAN, &st, DBUS_TYPE_INVALID);
 }
 
+int32_t neuron_mutter_pointer_relative(neuron_mutter *m, double dx, double dy) {
+    return notify(m, "NotifyPointerMotionRelative", DBUS_TYPE_DOUBLE, &dx, DBUS_TYPE_DOUBLE, &dy, DBUS_TYPE_INVALID);
+}
+
+int32_t neuron_mutter_pointer_axis_discrete(neuron_mutter *m, uint32_t axis, int32_t steps) {
+    if (axis > 1) return NEURON_EINVAL;
+    return notify(m, "NotifyPointerAxisDiscrete", DBUS_TYPE_UINT32, &axis, DBUS_TYPE_INT32, &steps, DBUS_TYPE_INVALID);
+}
+
+int32_t neuron_mutter_pointer_axis(neuron_mutter *m, double dx, double dy, uint32_t flags) {
+    if (flags > 0xf) return NEURON_EINVAL;
+    return notify(m, "NotifyPointerAxis", DBUS_TYPE_DOUBLE, &dx, DBUS_TYPE_DOUBLE, &dy, DBUS_TYPE_UINT32, &flags,
+                  DBUS_TYPE_INVALID);
+}
+
 int32_t neuron_mutter_record_virtual(neuron_mutter *m, uint32_t cursor_mode, uint32_t timeout_ms, uint32_t *node_id) {
     if (!m || !node_id || cursor_mode > 2) return NEURON_EINVAL;
     if (m->session[0]) return fail(m, "this handle already has a session");

@@ -69,6 +69,10 @@ static void on_state_changed(void *data, enum pw_stream_state old, enum pw_strea
     pthread_mutex_lock(&s->mu);
     if (state == PW_STREAM_STATE_ERROR) set_state(s, ST_ERROR, "stream error: %s", error ? error : "unknown");
     else if (state == PW_STREAM_STATE_STREAMING && s->state == ST_NEGOTIATED) set_state(s, ST_STREAMING, NULL);
+    else if (state == PW_STREAM_STATE_UNCONNECTED && s->state == ST_CONNECTING)
+        /* the session manager unlinked us before any format was agreed: nothing in common */
+        set_state(s, ST_GONE, "the link ended before a format was agreed (the node offers no BGRx/BGRA at %ux%u)", s->want_w,
+                  s->want_h);
     else if (state == PW_STREAM_STATE_UNCONNECTED && s->state != ST_ERROR) set_state(s, ST_GONE, "the producer went away");
     else if (state == PW_STREAM_STATE_PAUSED && s->state == ST_STREAMING) set_state(s, ST_NEGOTIATED, NULL);
     pthread_mutex_unlock(&s->mu);

@@ -43,8 +43,13 @@ export interface Availability {
 /** Input into the host's session at the virtual output's coordinates (evdev codes). */
 export interface HostSessionInput {
   pointerAbsolute(x: number, y: number): void;
+  pointerRelative(dx: number, dy: number): void;
   button(code: number, pressed: boolean): void;
   key(code: number, pressed: boolean): void;
+  /** Wheel clicks; steps > 0 scroll down / right. */
+  scroll(axis: "vertical" | "horizontal", steps: number): void;
+  /** Smooth scroll in pixels (a high-resolution wheel); > 0 down / right. */
+  scrollSmooth(dx: number, dy: number): void;
 }
 
 /** A created virtual output: the PipeWire node that carries it, gone on close(). */
@@ -296,7 +301,7 @@ export function hostInputCapability(native: HostOutputNative | null, env: HostSe
     try {
       bus = MutterScreenCast.open(native, env.busAddress);
       rd = bus.hasOwner("org.gnome.Mutter.RemoteDesktop")
-        ? { available: true, reason: "Mutter's org.gnome.Mutter.RemoteDesktop (pointer, keyboard and touch into the session)" }
+        ? { available: true, reason: "Mutter's org.gnome.Mutter.RemoteDesktop, linked to each stream's ScreenCast session (keyboard, pointer, buttons and wheel from the stream client)" }
         : { available: false, reason: "org.gnome.Mutter.RemoteDesktop has no owner on the session bus" };
       ei = bus.hasOwner("org.freedesktop.portal.Desktop")
         ? { available: false, reason: "the desktop portal runs; its RemoteDesktop.ConnectToEIS needs the user's consent and libei, not part of this build" }

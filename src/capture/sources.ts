@@ -8,6 +8,7 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { domainFacts } from "../vm/details.ts";
 import { domainXmlParser } from "../vm/virsh.ts";
+import { FRAME_CHANNEL, vmFrameSocket } from "../vm/xml.ts";
 import { chooseHostOutputBackend, type HostOutputBackend } from "./host-output.ts";
 
 export const SOURCE_KINDS = ["kvmfr", "nfb", "vsock", "unix", "host-virtual-output"] as const;
@@ -104,6 +105,16 @@ export function domainVsock(xml: string): { present: boolean; cid: number | null
   return { present: true, cid: cid && /^\d+$/.test(cid) ? Number(cid) : null };
 }
 
+/** The frames channel of a domain definition (spec.frameChannel): the host socket QEMU connects it to. */
+export function domainFrameChannel(xml: string): { socketPath: string } | null {
+  type Channel = { "@_type"?: string; source?: { "@_mode"?: string; "@_path"?: string }; target?: { "@_name"?: string } };
+  const d = domainXmlParser.parse(xml) as { domain?: { devices?: { channel?: Channel | Channel[] } } };
+  const raw = d.domain?.devices?.channel;
+  const channels = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  const c = channels.find((x) => x.target?.["@_name"] === FRAME_CHANNEL && x["@_type"] === "unix" && x.source?.["@_mode"] === "connect" && x.source["@_path"]);
+  return c ? { socketPath: c.source!["@_path"]! } : null;
+}
+
 /** IVSHMEM → vsock → unix socket, by what the VM's definition and the host offer. */
 export function chooseVmTransport(vm: string, xml: string, host: { shmDir: string; vsockDevice: string; frameSocketDir: string }): VmTransportChoice {
   const facts = domainFacts(xml, host.shmDir);
@@ -118,8 +129,15 @@ export function chooseVmTransport(vm: string, xml: string, host: { shmDir: strin
     : !existsSync(host.vsockDevice)
       ? { kind: "vsock", usable: false, reason: `the host has no ${host.vsockDevice}` }
       : { kind: "vsock", usable: true, reason: `vsock device${vsock.cid ? ` (guest CID ${vsock.cid})` : ""}, port 5900` };
-  const socketPath = join(host.frameSocketDir, `${vm}.nvf`);
-  const unix: TransportCandidate = { kind: "unix", usable: true, reason: `the guest exports frames to the unix socket ${socketPath}` };
+  const channel = domainFrameChannel(xml);
+  const socketPath = channel?.socketPath ?? vmFrameSocket(host.frameSocketDir, vm);
+  const unix: TransportCandidate = {
+    kind: "unix",
+    usable: true,
+    reason: channel
+      ? `the VM's virtio-serial channel ${FRAME_CHANNEL} carries the guest exporter's frames to the unix socket ${socketPath}`
+      : `the unix socket ${socketPath} (the VM's definition has no frames channel: set frameChannel in its spec, or the exporter must reach the socket another way)`,
+  };
   const candidates = [ivshmem, vs, unix];
   const chosen = candidates.find((c) => c.usable)!;
   const skipped = candidates.filter((c) => c !== chosen && candidates.indexOf(c) < candidates.indexOf(chosen));

@@ -4,6 +4,7 @@ import type { Config } from "../config.ts";
 import { idOf } from "../vm/host.ts";
 import { Virsh } from "../vm/virsh.ts";
 import { desktopSessionEnv, type FrameSourceSettings } from "./service.ts";
+import { chooseVmTransport, type VmTransportChoice } from "./sources.ts";
 
 export function captureSourceSettings(config: Config): FrameSourceSettings {
   return {
@@ -13,4 +14,9 @@ export function captureSourceSettings(config: Config): FrameSourceSettings {
     hostSession: () => desktopSessionEnv(config.desktopUser ? idOf(join(config.etcDir, "passwd"), config.desktopUser) : null),
     domainXml: (vm) => new Virsh({ bin: config.bin.virsh, uri: config.libvirtUri, timeoutMs: 10_000 }).dumpxml(vm, true),
   };
+}
+
+/** How a VM's frames reach the host, from its libvirt definition (IVSHMEM → vsock → unix socket). */
+export function vmTransportResolver(config: Config, domainXml = captureSourceSettings(config).domainXml!): (vm: string) => Promise<VmTransportChoice> {
+  return async (vm) => chooseVmTransport(vm, await domainXml(vm), { shmDir: config.shmDir, vsockDevice: config.vsockDevice, frameSocketDir: config.frameSocketDir });
 }

@@ -31,7 +31,11 @@ import { ENCRYPTION, type HostCapabilities } from "./rtsp/describe.ts";
 import { createRtspHandler } from "./rtsp/handler.ts";
 import { startRtspServer, type RtspListener } from "./rtsp/server.ts";
 import { attachVideoStream, type AttachedVideo } from "./video/attach.ts";
-import { captureSourceSettings } from "../capture/wire.ts";
+import { captureSourceSettings, vmTransportResolver } from "../capture/wire.ts";
+import type { VmTransportChoice } from "../capture/sources.ts";
+import type { HostSessionEnv } from "../capture/host-output.ts";
+import { HostSessionInputBackend } from "../input/host-session-backend.ts";
+import { loadKeyTable } from "../input/keymap.ts";
 import { ControlServer } from "./control/server.ts";
 import { defaultSessionInputBackend } from "./control/input-backend.ts";
 import type { PadRumble } from "../input/agent-backend.ts";
@@ -76,6 +80,10 @@ export interface GameStreamDeps {
   sourceLiveness?: { stallMs?: number; checkIntervalMs?: number };
   /** Hears why a session's source ended (e.g. "VM win11 shut down"), just before the session ends. */
   onSourceEnded?: (session: StreamSession, end: SourceEnd) => void;
+  /** The host's desktop session (bus, PipeWire socket) for host-desktop apps (default: the configured desktop user's). */
+  hostSession?: () => HostSessionEnv;
+  /** How a VM without shared memory exports its frames (default: its libvirt definition, capture/wire.ts). */
+  vmTransport?: (vm: string) => Promise<VmTransportChoice>;
 }
 
 /** A paired client as the API reports it (the Pairing schema). */
@@ -128,7 +136,7 @@ export class GameStreamService {
       port: this.ports.control,
       sessions: this.sessions,
       cipher: (key) => crypto.aesGcm(key),
-      inputBackend: deps.inputBackend ?? defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r), deps.vmInput),
+      inputBackend: deps.inputBackend ?? this.sessionInputBackend(defaultSessionInputBackend(config.qmpDir, log.child({ component: "input" }), deps.gamepadLink, (id, r) => void this.controlServer.rumble(id, r), deps.vmInput)),
       log: log.child({ component: "control" }),
       peerTimeoutMs: deps.controlPeerTimeoutMs ?? config.gamestreamControlTimeoutMs,
       // every session's client, and as many slots again for connects being refused meanwhile
@@ -233,7 +241,8 @@ export class GameStreamService {
             vmState: this.deps.vmState ?? virshStateProbe(this.deps.config.bin.virsh, this.deps.config.libvirtUri),
             liveness: this.deps.sourceLiveness,
             onSourceEnded: this.deps.onSourceEnded,
-            hostSession: captureSourceSettings(this.deps.config).hostSession,
+            hostSession: this.deps.hostSession ?? captureSourceSettings(this.deps.config).hostSession,
+            vmTransport: this.deps.vmTransport ?? vmTransportResolver(this.deps.config),
           });
         } catch (err) {
           this.deps.log.error("video stream could not start", { session: e.session.id, error: err });
@@ -255,6 +264,22 @@ export class GameStreamService {
       this.deps.log.info("advertising over mDNS", { service: `${this.hostname}._nvstream._tcp.local`, port: this.listeners.httpPort });
     }
     return { http: this.listeners.httpPort, https: this.listeners.httpsPort, rtsp: this.rtsp.port };
+  }
+
+  /**
+   * Host-desktop sessions take input through their output's compositor session (Mutter's
+   * RemoteDesktop, linked to the stream); every other session through `other`.
+   */
+  private sessionInputBackend(other: (session: StreamSession) => Promise<InputBackend>): (session: StreamSession) => Promise<InputBackend> {
+    return async (session) => {
+      const nativePath = this.deps.nativePath;
+      if (session.appKind !== "host-desktop" || !nativePath) return other(session);
+      return new HostSessionInputBackend({
+        target: () => this.video?.stream.get(session.id)?.hostInput ?? null,
+        keys: loadKeyTable(nativePath),
+        log: this.deps.log.child({ component: "input", session: session.id }),
+      });
+    };
   }
 
   /** Requests the HTTP(S) ports refused before any work, by reason (status414, status431, host, headTimeout, connectionsPerAddress, ...). */

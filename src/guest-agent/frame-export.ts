@@ -248,6 +248,8 @@ export async function exportFramesMain(argv: string[]): Promise<number> {
   let stop = false;
   process.on("SIGTERM", () => (stop = true));
   process.on("SIGINT", () => (stop = true));
+  for (const k of ["unix", "device"] as const)
+    if (values[k] !== undefined && values[k] === "") throw new Error(`--${k} needs a path (got an empty one)`);
   let target: ExportTarget;
   if (values.unix) target = { kind: "unix", path: values.unix };
   else if (values.device) target = { kind: "device", path: values.device };

@@ -120,6 +120,12 @@ export const VmSpecInput = z
     tpm: z.boolean().optional(),
     /** A virtio vsock device (frame export for guests without IVSHMEM): a fixed guest CID, or assigned by libvirt. */
     vsock: z.object({ cid: z.number().int().min(3).max(0xfffffffe).optional() }).strict().optional(),
+    /**
+     * A virtio-serial channel (org.neuronos.frames.0) whose host side connects to the appliance's
+     * NVF1 listener (<frameSocketDir>/<name>.nvf): frame export for guests with neither IVSHMEM
+     * nor a usable vsock device.
+     */
+    frameChannel: z.boolean().optional(),
   })
   .superRefine((v, ctx) => {
     if (v.topology) {

@@ -30,7 +30,7 @@ import { ivshmemSizeMiB, lookingGlassClientIni, provisionShm, shmPath, tmpfilesL
 import { LibvirtError, type Virsh } from "./virsh.ts";
 import { ensureQmpDir, vmQmpSocket } from "./qmp-socket.ts";
 import { ensureGraphicsDir, graphicsDirOwner, graphicsListens, removeGraphicsSockets, secureGraphicsSockets, vmGraphicsSocket, type GraphicsDirOwner } from "./graphics-socket.ts";
-import { buildDomainXml, type BuildOptions } from "./xml.ts";
+import { buildDomainXml, vmFrameSocket, type BuildOptions } from "./xml.ts";
 import { ensureVmSink, vmAudioSink } from "./audio.ts";
 import { hostCpu } from "./sizing.ts";
 
@@ -48,6 +48,8 @@ export interface VmSettings {
   libvirtQemuDir?: string;
   /** Directory of the VMs' SPICE/VNC unix sockets; absent: displays listen nowhere. */
   spiceDir?: string;
+  /** Where the NVF1 frame listeners wait (<frameSocketDir>/<vm>.nvf); a spec's frameChannel connects there. */
+  frameSocketDir?: string;
   /** Group that may reach the display sockets (the desktop user's); default "neuron". */
   adminGroup?: string;
   /** /etc/group-style file the admin group is looked up in (tests). */
@@ -117,7 +119,7 @@ export function checkName(name: string): string {
 }
 
 export type PlanDeps = Pick<VmServiceDeps, "resolver" | "cpuVendor" | "domainType"> & {
-  settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir" | "pulseServer">;
+  settings: Pick<VmSettings, "stateDir" | "shmDir" | "root" | "qmpDir" | "spiceDir" | "pulseServer" | "frameSocketDir">;
 };
 
 /** Spec → XML, disk path and shared memory, without touching libvirt or the disk. */
@@ -139,7 +141,8 @@ export function planVm(input: unknown, deps: PlanDeps, root?: string, uuid?: str
   const qmpSocket = deps.settings.qmpDir ? vmQmpSocket(deps.settings.qmpDir, spec.name) : undefined;
   const graphicsSocket = spec.graphics !== "none" && deps.settings.spiceDir ? vmGraphicsSocket(deps.settings.spiceDir, spec.name, spec.graphics) : undefined;
   const audio = deps.settings.pulseServer ? { server: deps.settings.pulseServer, sink: vmAudioSink(spec.name) } : undefined;
-  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket, uuid, audio });
+  const frameSocket = spec.frameChannel && deps.settings.frameSocketDir ? vmFrameSocket(deps.settings.frameSocketDir, spec.name) : undefined;
+  const xml = buildDomainXml(spec, { cpuVendor: deps.cpuVendor(), hostdevs, diskPath, domainType: deps.domainType, qmpSocket, graphicsSocket, uuid, audio, frameSocket });
   return {
     spec,
     xml,

@@ -42,6 +42,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
       qmpDir: config.qmpDir,
       libvirtQemuDir: config.libvirtQemuDir,
       spiceDir: config.spiceDir,
+      frameSocketDir: config.frameSocketDir,
       adminGroup: config.adminGroup,
       groupFile: join(config.etcDir, "group"),
       pulseServer: pulseServerFor(config),
@@ -56,7 +57,7 @@ export function createVmService(config: Config, db: Db, resolver: PassthroughRes
 export function planDeps(config: Config, resolver: PassthroughResolver = noPassthrough): PlanDeps {
   return {
     resolver,
-    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir, pulseServer: pulseServerFor(config) },
+    settings: { stateDir: config.stateDir, shmDir: config.shmDir, root: config.root, qmpDir: config.qmpDir, spiceDir: config.spiceDir, pulseServer: pulseServerFor(config), frameSocketDir: config.frameSocketDir },
     cpuVendor: () => cpuVendor(config.root),
   };
 }

@@ -13,6 +13,14 @@ import { ivshmemSizeMiB, shmName } from "./shm.ts";
 /** Namespace of the appliance's own <metadata> element. */
 export const NEURON_XMLNS = "urn:neuronos:appliance:vm:1";
 export const AGENT_CHANNEL = "org.neuronos.agent.0";
+/** The virtio-serial port a guest's frame exporter writes NVF1 to (spec.frameChannel). */
+export const FRAME_CHANNEL = "org.neuronos.frames.0";
+/** The NVF1 listener socket of a VM's frames (its frames channel connects there). */
+export function vmFrameSocket(frameSocketDir: string, vm: string): string {
+  return `${frameSocketDir.replace(/\/+$/, "")}/${vm}.nvf`;
+}
+/** Seconds between QEMU's attempts to reach the frame listener while it is not there. */
+const FRAME_CHANNEL_RECONNECT_S = 2;
 export const QEMU_GA_CHANNEL = "org.qemu.guest_agent.0";
 /** Hyper-V vendor id: 12 characters at most. */
 const HV_VENDOR_ID = "NeuronOS";
@@ -42,6 +50,8 @@ export interface BuildOptions {
   audio?: { server: string; sink: string };
   /** The domain's UUID, when redefining an existing domain (libvirt refuses a new UUID for a known name). */
   uuid?: string;
+  /** The host's NVF1 listener socket the frames channel connects to (needed with spec.frameChannel). */
+  frameSocket?: string;
 }
 
 const attrs = (o: Record<string, string | number>): Node =>
@@ -118,6 +128,7 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
     source: attrs({ mode: "bind" }),
     target: attrs({ type: "virtio", name }),
   }));
+  if (spec.frameChannel) channels.push(frameChannelNode(opts.frameSocket));
   if (spec.graphics === "spice") channels.push({ ...attrs({ type: "spicevmc" }), target: attrs({ type: "virtio", name: "com.redhat.spice.0" }) });
   const net = spec.network;
   const iface =
@@ -158,6 +169,22 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
     // Ballooning fights a passed-through device's pinned DMA memory.
     memballoon: attrs({ model: passthroughGpu ? "none" : "virtio" }),
     ...(spec.vsock ? { vsock: vsockNode(spec.vsock) } : {}),
+  };
+}
+
+/**
+ * The frames channel: QEMU connects to the appliance's NVF1 listener (which exists while a
+ * stream session of the VM runs) and tries again every few seconds while it is not there;
+ * the guest's writes wait until it is.
+ */
+function frameChannelNode(path: string | undefined): Node {
+  if (!path) throw invalid("frameChannel: no host frame socket directory is configured (frameSocketDir)");
+  if (!path.startsWith("/") || /[\0\n\r]/.test(path) || Buffer.byteLength(path) > 107)
+    throw invalid(`frameChannel: ${JSON.stringify(path)} must be an absolute path of at most 107 bytes (unix socket limit)`);
+  return {
+    ...attrs({ type: "unix" }),
+    source: { ...attrs({ mode: "connect", path }), reconnect: attrs({ enabled: "yes", timeout: FRAME_CHANNEL_RECONNECT_S }) },
+    target: attrs({ type: "virtio", name: FRAME_CHANNEL }),
   };
 }
 

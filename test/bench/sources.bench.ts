@@ -1,9 +1,10 @@
 /**
  * Frame sources → access unit, in the same run: the host's own desktop (Mutter virtual
- * output at 1920x1080@60 through PipeWire, converted in place by the native pipeline) next to
- * the IVSHMEM source (the synthetic LGMP/KVMFR producer in its own process at 1080p60), both
+ * output at 1920x1080@60 through PipeWire, converted in place by the native pipeline) and a
+ * VM's NVF1 fallback (the guest agent's test-pattern exporter on a unix socket, 1080p) next to
+ * the IVSHMEM source (the synthetic LGMP/KVMFR producer in its own process at 1080p60), all
  * through the same convert → encode (x264, 2 threads) pipeline. Prints one JSON object per
- * line and case, then the ratios host-desktop / IVSHMEM:
+ * line and case, then the ratios to IVSHMEM:
  *   { case, frames, fps, p50Ms, p99Ms, stages: { copy, convert, encode }, producerFps }
  * p50Ms/p99Ms: from the frame seen (IVSHMEM message / PipeWire buffer) to the access unit
  * complete. fps is what the producer delivered (Mutter renders on damage, here a software
@@ -15,6 +16,10 @@
  */
 import { CaptureNative, CapturePipeline, type AccessUnitInfo } from "../../ffi/capture.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
+import { VsockNative } from "../../ffi/vsock.ts";
+import { SocketFrameSource } from "../../src/capture/socket-source.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { hostDesktopOpener } from "../../src/capture/host-output.ts";
 import { removeFile, shmPath, spawnProducer } from "../capture/helpers.ts";
 import { HAVE_MUTTER, MISSING_MUTTER, startMutterSession } from "../capture/desktop-session.ts";
@@ -74,6 +79,31 @@ async function ivshmem() {
   }
 }
 
+/** A VM's frames over the NVF1 fallback: the guest agent's exporter (test pattern) on a unix socket. */
+async function nvfUnix() {
+  const vsock = new VsockNative(resolveNativePath({}));
+  const path = join(tmpdir(), `neuron-bench-nvf-${process.pid}.sock`);
+  const src = new SocketFrameSource(vsock, { kind: "unix", path });
+  const exporter = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/guest-agent/main.ts"), "export-frames", "--unix", path, "--width", String(W), "--height", String(H), "--fps", String(FPS)], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  try {
+    src.attach(10_000);
+    const p = CapturePipeline.startFromNvf(native, src.nativeHandle, { codec: "h264", fps: FPS, bitrateKbps: 20000, threads: 2, ringSlots: 32 });
+    try {
+      return await drain("vm-nvf1-unix", p);
+    } finally {
+      p.stop();
+    }
+  } finally {
+    exporter.kill();
+    await exporter.exited;
+    src.close();
+    vsock.close();
+  }
+}
+
 async function hostDesktop() {
   if (!HAVE_MUTTER || !Bun.which("weston-simple-shm")) {
     console.log(JSON.stringify({ case: "host-desktop", skipped: `needs ${[...MISSING_MUTTER, ...(Bun.which("weston-simple-shm") ? [] : ["weston-simple-shm"])].join(", ")}` }));
@@ -99,6 +129,8 @@ async function hostDesktop() {
 }
 
 const base = await ivshmem();
+const nvf = await nvfUnix();
+console.log(JSON.stringify({ ratio: "nvf1-unix / ivshmem", p50: r2(nvf.p50Ms / base.p50Ms), p99: r2(nvf.p99Ms / base.p99Ms) }));
 const host = await hostDesktop();
 if (host) console.log(JSON.stringify({ ratio: "host-desktop / ivshmem", p50: r2(host.p50Ms / base.p50Ms), p99: r2(host.p99Ms / base.p99Ms) }));
 native.close();

@@ -188,7 +188,8 @@ describe("NVF1 over a unix socket", () => {
       return;
     }
     const display = `:${90 + (process.pid % 50)}`;
-    const x = Bun.spawn(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"], { stdout: "ignore", stderr: "ignore" });
+    // a white root window: the captured pixels are the screen's, not an empty buffer
+    const x = Bun.spawn(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp", "-wr"], { stdout: "ignore", stderr: "ignore" });
     const path = sockPath("x11");
     const src = new SocketFrameSource(native, { kind: "unix", path });
     let exporter: Bun.Subprocess | null = null;
@@ -205,6 +206,10 @@ describe("NVF1 over a unix socket", () => {
       let frames = 0;
       for (let i = 0; i < 50 && frames < 3; i++) if (src.next(buf, 500).kind === "frame") frames++;
       expect(frames).toBe(3);
+      // BGRA rows of the white screen (x11grab draws the pointer: a few pixels may differ)
+      let white = 0;
+      for (let o = 0; o < buf.length; o += 4) if (buf[o] === 255 && buf[o + 1] === 255 && buf[o + 2] === 255) white++;
+      expect(white / (320 * 240)).toBeGreaterThan(0.99);
     } finally {
       exporter?.kill();
       await exporter?.exited;

@@ -64,7 +64,7 @@ export function pairTestFingerprint(pairings: PairingsRepo): void {
 export function launchSession(
   host: { service: GameStreamService },
   vmName: string | null = null,
-  app: { appId: number; appName: string; width: number; height: number; fps: number } = { appId: 1, appName: "Desktop", width: 1280, height: 720, fps: 60 },
+  app: { appId: number; appName: string; width: number; height: number; fps: number; appKind?: string } = { appId: 1, appName: "Desktop", width: 1280, height: 720, fps: 60 },
 ) {
   const key = crypto.getRandomValues(new Uint8Array(16));
   const session = host.service.sessions.start({

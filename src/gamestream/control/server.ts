@@ -9,7 +9,7 @@
  * share the port: the connect data finds the session.
  */
 import { EnetHost, type EnetEvent, type EnetPeer } from "../../../ffi/enet.ts";
-import type { InputBackend } from "../../input/backend.ts";
+import type { InputBackend, InputBackendStats } from "../../input/backend.ts";
 import { InputSink, type InputAdmission, type InputSinkStats } from "../../input/service.ts";
 import type { Logger } from "../../log.ts";
 import type { RtspCipher } from "../rtsp/record.ts";
@@ -152,6 +152,12 @@ export class ControlServer {
       input: c.sink?.stats() ?? null,
       msSinceLastMessage: Date.now() - c.lastMessageAt,
     };
+  }
+
+  /** The input backend serving the session's control connection: its name and counters (null: none yet). */
+  inputBackendOf(sessionId: string): { name: string; stats: InputBackendStats } | null {
+    const c = [...this.connections.values()].find((x) => x.session.id === sessionId && !x.closing);
+    return c?.backend ? { name: c.backend.name, stats: c.backend.stats() } : null;
   }
 
   /** Sends a rumble to the session's client; false when it has no control connection. */

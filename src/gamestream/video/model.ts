@@ -5,6 +5,8 @@ export const VideoStreamStats = z
   .object({
     /** Where frames come from: the VM's shared memory or the synthetic test pattern. */
     source: z.enum(["vm", "test-pattern", "host-desktop"]),
+    /** How a VM source's frames arrive: IVSHMEM (kvmfr), vsock or a unix socket (NVF1); null for other sources. */
+    transport: z.enum(["kvmfr", "vsock", "unix"]).nullable(),
     /** The client's video address (learned from its pings); null until the first ping. */
     peer: z.string().nullable(),
     frames: z.number().int(),

@@ -1,15 +1,20 @@
 /**
  * Where a session's frames come from: the VM's IVSHMEM region when the app names a VM
- * and its shared memory exists, otherwise the synthetic moving test pattern (with a
- * frame counter) written by the native producer into a private region. Either way the
- * native capture → convert → encode pipeline reads the region and fills a ring of
- * access units that the video stream drains.
+ * and its shared memory exists; else, for a VM whose transport was chosen as vsock or a
+ * unix socket (capture/sources.ts chooseVmTransport), an NVF1 listener the guest's exporter
+ * sends to; otherwise the synthetic moving test pattern (with a frame counter) written by
+ * the native producer into a private region. Either way the native capture → convert →
+ * encode pipeline reads the source and fills a ring of access units that the video stream
+ * drains.
  */
-import { existsSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
-import { CapturePipeline, SyntheticProducer, type CaptureNative, type CodecName } from "../../../ffi/capture.ts";
+import { existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { CapturePipeline, SyntheticProducer, type CaptureNative, type CodecName, type PipelineOptions } from "../../../ffi/capture.ts";
 import { shmPath } from "../../vm/shm.ts";
 import type { HostVirtualOutputSource } from "../../capture/host-output.ts";
+import type { HostInputTarget } from "../../input/host-session-backend.ts";
+import type { NvfListenerPool } from "../../capture/nvf-listeners.ts";
+import type { VmTransportChoice } from "../../capture/sources.ts";
 
 export interface EncodeSettings {
   width: number;
@@ -25,8 +30,14 @@ export interface EncodeSettings {
 /** Opens and attaches the host's own desktop at the client's mode (a per-session virtual output). */
 export type HostDesktopOpener = (mode: { width: number; height: number; fps: number }) => HostVirtualOutputSource;
 
+/** How a VM's frames reach the host (IVSHMEM, vsock, unix socket); null for other sources. */
+export type FrameTransport = "kvmfr" | "vsock" | "unix";
+
 export interface VideoSource {
   readonly kind: "vm" | "test-pattern" | "host-desktop";
+  readonly transport: FrameTransport | null;
+  /** host-desktop: input into the host's session at this output (null: the compositor takes none). */
+  readonly hostInput?: HostInputTarget | null;
   /** Capacity of one ring slot: the largest access unit the pipeline hands over. */
   readonly slotBytes: number;
   readonly path: string;
@@ -43,7 +54,18 @@ export function slotBytesFor(width: number, height: number): number {
 
 export function openVideoSource(
   native: CaptureNative,
-  o: { shmDir: string; vmName: string | null; encode: EncodeSettings; ringSlots?: number; appKind?: string; hostDesktop?: HostDesktopOpener | null },
+  o: {
+    shmDir: string;
+    vmName: string | null;
+    encode: EncodeSettings;
+    ringSlots?: number;
+    appKind?: string;
+    hostDesktop?: HostDesktopOpener | null;
+    /** The VM's chosen frame transport (vsock / unix socket are streamed through an NVF1 listener). */
+    vmTransport?: VmTransportChoice | null;
+    /** The VMs' NVF1 listeners (needed with a vsock or unix transport). */
+    nvf?: NvfListenerPool | null;
+  },
 ): VideoSource {
   const pipelineOpts = {
     codec: o.encode.codec,
@@ -67,6 +89,8 @@ export function openVideoSource(
     }
     return {
       kind: "host-desktop",
+      transport: null,
+      hostInput: output.input ? { input: output.input, width: o.encode.width, height: o.encode.height } : null,
       path: `pipewire node ${output.nodeId}`,
       pipeline,
       slotBytes: pipelineOpts.slotBytes,
@@ -80,8 +104,10 @@ export function openVideoSource(
     const path = shmPath(o.shmDir, o.vmName);
     if (existsSync(path)) {
       const pipeline = CapturePipeline.start(native, path, pipelineOpts);
-      return { kind: "vm", path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
+      return { kind: "vm", transport: "kvmfr", path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
     }
+    const t = o.vmTransport;
+    if (t && t.vm === o.vmName && (t.kind === "vsock" || t.kind === "unix")) return openSocketSource(native, t, o.nvf ?? null, pipelineOpts);
   }
   const path = join(o.shmDir, `neuron-video-${process.pid}-${++seq}`);
   const producer = SyntheticProducer.start(native, path, { width: o.encode.width, height: o.encode.height, fps: o.encode.fps });
@@ -95,6 +121,7 @@ export function openVideoSource(
   }
   return {
     kind: "test-pattern",
+    transport: null,
     path,
     slotBytes: pipelineOpts.slotBytes,
     pipeline,
@@ -102,6 +129,45 @@ export function openVideoSource(
       pipeline.stop();
       producer.stop();
       if (existsSync(path)) unlinkSync(path);
+    },
+  };
+}
+
+/**
+ * A VM's frames over NVF1: the VM's listener (held by the pool across sessions) waits on its
+ * own thread for the guest's exporter, and the pipeline reads what it sends; until a guest
+ * connects the pipeline sees timeouts, which the VM's liveness check weighs like a stalled
+ * IVSHMEM producer.
+ */
+function openSocketSource(
+  native: CaptureNative,
+  t: VmTransportChoice,
+  pool: NvfListenerPool | null,
+  pipelineOpts: PipelineOptions & { slotBytes: number },
+): VideoSource {
+  if (!pool) throw new Error(`VM ${t.vm}: its frames come over ${t.kind}, but no NVF1 listener module is loaded`);
+  if (t.kind === "unix") {
+    if (!t.socketPath) throw new Error(`VM ${t.vm}: no socket path for its unix frame transport`);
+    mkdirSync(dirname(t.socketPath), { recursive: true, mode: 0o750 });
+  }
+  const endpoint = t.kind === "unix" ? { kind: "unix" as const, path: t.socketPath! } : { kind: "vsock" as const };
+  const lease = pool.acquire(endpoint, `VM ${t.vm}`);
+  let pipeline: CapturePipeline;
+  try {
+    pipeline = CapturePipeline.startFromNvf(native, lease.source.nativeHandle, pipelineOpts);
+  } catch (err) {
+    lease.release();
+    throw err;
+  }
+  return {
+    kind: "vm",
+    transport: t.kind,
+    path: t.kind === "unix" ? t.socketPath! : "vsock port 5900",
+    pipeline,
+    slotBytes: pipelineOpts.slotBytes,
+    stop() {
+      pipeline.stop(); // it borrows the listener, which stays open for the VM's next session
+      lease.release();
     },
   };
 }

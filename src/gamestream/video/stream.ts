@@ -13,7 +13,10 @@ import type { Logger } from "../../log.ts";
 import type { StreamSession } from "../sessions.ts";
 import type { VideoStreamStats } from "./model.ts";
 import { parsePing } from "./ping.ts";
-import { openVideoSource, type HostDesktopOpener, type VideoSource } from "./source.ts";
+import type { NvfListenerPool } from "../../capture/nvf-listeners.ts";
+import type { VmTransportChoice } from "../../capture/sources.ts";
+import type { HostInputTarget } from "../../input/host-session-backend.ts";
+import { openVideoSource, type FrameTransport, type HostDesktopOpener, type VideoSource } from "./source.ts";
 import { VmLiveness, type SourceSample, type VmStateProbe } from "./vm-liveness.ts";
 
 /** At most this many datagrams are read per poll: a flood cannot starve the frame pump. */
@@ -50,6 +53,8 @@ export interface VideoStreamOptions {
   vmState?: VmStateProbe;
   /** Opens the host's own desktop at a session's mode (apps of kind host-desktop). */
   hostDesktop?: HostDesktopOpener | null;
+  /** The VMs' NVF1 listeners, for VMs whose frames come over vsock or a unix socket. */
+  nvf?: NvfListenerPool | null;
   /** Liveness tuning (tests): no frame for this long before libvirt is asked, and between questions. */
   liveness?: { stallMs?: number; checkIntervalMs?: number };
 }
@@ -63,6 +68,8 @@ export interface SourceEnd {
 export interface VideoSessionStats {
   sessionId: string;
   source: "vm" | "test-pattern" | "host-desktop";
+  /** A VM source's transport (IVSHMEM, vsock, unix socket); null otherwise. */
+  transport: FrameTransport | null;
   peer: UdpPeer | null;
   frames: number;
   shards: number;
@@ -128,6 +135,11 @@ export class VideoSession {
   setBitrate(kbps: number): void {
     this.source.pipeline.setBitrate(kbps);
     this.bitrateKbps = kbps;
+  }
+
+  /** host-desktop: input into the host's session at this session's output (null otherwise). */
+  get hostInput(): HostInputTarget | null {
+    return this.source.hostInput ?? null;
   }
 
   /** Makes the next frame sent an IDR (the control stream's IDR request lands here). */
@@ -221,6 +233,7 @@ export class VideoSession {
     return {
       sessionId: this.session.id,
       source: this.source.kind,
+      transport: this.source.transport,
       peer: this.peer,
       frames: p.frames,
       shards: p.shards,
@@ -272,8 +285,11 @@ export class VideoStream {
     return this.socket.port;
   }
 
-  /** Starts the video of a session that reached PLAY (its ANNOUNCE gave the stream settings). */
-  start(session: StreamSession): VideoSession {
+  /**
+   * Starts the video of a session that reached PLAY (its ANNOUNCE gave the stream settings).
+   * `vmTransport`: how the session's VM exports its frames (chooseVmTransport), where known.
+   */
+  start(session: StreamSession, vmTransport: VmTransportChoice | null = null): VideoSession {
     this.stop(session.id);
     const st = session.stream;
     const width = st?.width ?? session.width;
@@ -285,6 +301,8 @@ export class VideoStream {
       vmName: session.vmName,
       appKind: session.appKind,
       hostDesktop: this.o.hostDesktop,
+      vmTransport,
+      nvf: this.o.nvf,
       encode: {
         width,
         height,
@@ -325,7 +343,7 @@ export class VideoStream {
     }
     vs.bitrateKbps = bitrateKbps;
     this.sessions.set(session.id, vs);
-    log.info("video stream started", { source: source.kind, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
+    log.info("video stream started", { source: source.kind, transport: source.transport, transportReason: source.transport ? vmTransport?.reason : undefined, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
     this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
     return vs;
   }
