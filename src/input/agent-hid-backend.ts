@@ -10,7 +10,7 @@
  * state (latest wins). Device ids: 0 keyboard, 1 mouse, 2 tablet, 16 + n pad n.
  */
 import type { HidNative, HidPadState } from "../../ffi/hid.ts";
-import { describeError } from "../errors.ts";
+import { AppError, describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { decodeBase64, encodeBase64, MAX_HID_REPORTS, type HidCreated, type HidOutput } from "../guest/hid-model.ts";
 import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
@@ -40,9 +40,14 @@ const BUTTON_BITS: Record<MouseButton, number> = { left: 1, right: 2, middle: 4,
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, Math.round(v)));
 const i16 = (v: number) => clamp(v, -32767, 32767);
 
+/** A device the guest could not create is tried again after this long (on its next event). */
+const RETRY_CREATE_MS = 5_000;
+const notCreated = (err: unknown): boolean => err instanceof AppError && (err.details as { code?: unknown } | undefined)?.code === "HID_NOT_CREATED";
+
 interface Device {
   role: HidDeviceRole;
   phase: "creating" | "ready" | "failed" | "gone";
+  failedAt?: number;
   created: HidCreated | null;
   queue: Uint8Array[];
   pad: HidPadState | null;
@@ -97,6 +102,11 @@ export class AgentHidBackend implements InputBackend {
   /** The devices created in the guest, by role, with their evdev nodes. */
   created(): { id: number; role: HidDeviceRole; created: HidCreated }[] {
     return [...this.devices].filter(([, d]) => d.phase === "ready" && d.created).map(([id, d]) => ({ id, role: d.role, created: d.created! }));
+  }
+
+  /** Roles for prepare(), from the event classes this sink serves. */
+  static rolesOf(classes: readonly ("keyboard" | "pointer" | "absolute")[]): ("keyboard" | "mouse" | "tablet")[] {
+    return classes.map((c) => (c === "keyboard" ? "keyboard" : c === "pointer" ? "mouse" : "tablet"));
   }
 
   /** Creates devices ahead of their first event (a reader can open them first); resolves when done. */
@@ -301,7 +311,7 @@ export class AgentHidBackend implements InputBackend {
 
   private ensure(id: number, role: HidDeviceRole): Device {
     const existing = this.devices.get(id);
-    if (existing && existing.phase !== "gone") return existing;
+    if (existing && existing.phase !== "gone" && !(existing.phase === "failed" && Date.now() - (existing.failedAt ?? 0) >= RETRY_CREATE_MS)) return existing;
     const d: Device = { role, phase: "creating", created: null, queue: [], pad: null, padDirty: false, busy: true };
     this.devices.set(id, d);
     const index = id >= PAD_BASE ? id - PAD_BASE : 0;
@@ -311,7 +321,10 @@ export class AgentHidBackend implements InputBackend {
         if (d.phase === "creating") d.phase = "ready";
         this.counters.connects++;
       } catch (err) {
-        if (d.phase === "creating") d.phase = "failed";
+        if (d.phase === "creating") {
+          d.phase = "failed";
+          d.failedAt = Date.now();
+        }
         this.counters.dropped += d.queue.length;
         d.queue = [];
         this.opts.log.warn("HID device not created in the guest: its input is dropped", { role, id, error: describeError(err) });
@@ -362,6 +375,8 @@ export class AgentHidBackend implements InputBackend {
       } catch (err) {
         this.counters.refusedBatches++;
         this.opts.log.debug("HID reports refused", { id, error: describeError(err) });
+        // the guest lost the device (its agent restarted, the session was re-established): made again on the next event
+        if (notCreated(err) && d.phase === "ready" && this.devices.get(id) === d) this.devices.delete(id);
       } finally {
         d.busy = false;
       }

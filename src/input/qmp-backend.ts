@@ -20,7 +20,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import type { InputEvent } from "./model.ts";
 import { QmpClient, QmpError } from "./qmp-client.ts";
 import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
-import { chooseSinks, SINK_KEY_GAPS, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
+import { chooseSinks, SINK_KEY_GAPS, type AgentDevices, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export interface QmpInputBackendOptions {
   socketPath: string;
@@ -205,8 +205,8 @@ export class QmpInputBackend implements InputBackend {
   }
 
   /** Which sink serves each event class (QMP's view; gamepads need the agent). */
-  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins } = {}): SinkReport[] {
-    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins });
+  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins; agentDevices?: AgentDevices } = {}): SinkReport[] {
+    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins, agentDevices: opts.agentDevices });
   }
 
   /**

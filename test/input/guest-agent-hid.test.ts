@@ -5,6 +5,10 @@
  * its motion sensors and touchpad) → evdev, read back in the guest. One boot for the file.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { agentClientLink } from "../../src/input/agent-link.ts";
+import { VmInputService } from "../../src/input/vm-input.ts";
 import { HidNative } from "../../ffi/hid.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import type { HidOutput } from "../../src/guest/hid-model.ts";
@@ -68,7 +72,8 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
   beforeAll(async () => {
     const k = kernel as Kernel;
     const m = mods as Exclude<typeof mods, string>;
-    guest = await bootAgentGuest({ work: work.path, kernel: k, config: GUEST_CONFIG, files: m.files, init: m.init });
+    mkdirSync(join(work.path, "qmp"));
+    guest = await bootAgentGuest({ work: work.path, kernel: k, config: GUEST_CONFIG, files: m.files, init: m.init, qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
     guest.client.on("hid_output", (o: HidOutput) => outputs.push(o));
     link = {
       request: (command, data) => guest.client.request(command, data, 20_000),
@@ -232,4 +237,51 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     await expect(guest.client.request("hid_input", { id: 5, reports: ["AAAA"] })).rejects.toThrow(/not created/);
     expect((await capture()).uhid).toBe(0);
   }, 30_000);
+
+  test("the input hub routes classes pinned to the agent to its uhid devices, reported as the agent sink with its stealth level", async () => {
+    const svc = new VmInputService({
+      qmpDir: join(work.path, "qmp"),
+      settings: { keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 0, keyRepeat: "guest", pins: { vm1: { keyboard: "agent", pointer: "agent" } }, padDevice: { vm1: "dualsense" } },
+      nativePath: () => resolveNativePath({}),
+      log: silentLogger,
+      gamepadLink: () => agentClientLink(guest.client),
+    });
+    try {
+      const probe = await svc.probe("vm1");
+      const sink = (c: string) => probe.sinks.find((x) => x.eventClass === c)!;
+      expect(sink("keyboard")).toMatchObject({ sink: "agent", device: "uhid NeuronOS Keyboard (NKRO)", stealth: 2, pinned: { sink: "agent", honoured: true } });
+      expect(sink("pointer")).toMatchObject({ sink: "agent", device: "uhid NeuronOS Mouse", stealth: 2 });
+      expect(sink("absolute").sink).not.toBe("agent");
+      expect(sink("gamepad")).toMatchObject({ sink: "agent", device: "uhid DualSense (054c:0ce6, motion sensors, touchpad)", stealth: 2 });
+      // the pinned classes' devices exist from the hub's start, before any input
+      const hub = await svc.hub("vm1");
+      const devs = hub.hid!.created();
+      expect(devs.map((d) => d.role)).toEqual(["keyboard", "mouse"]);
+      await readNodes(devs.map((d) => d.created.inputs[0]!.node));
+      const r = await svc.inject("vm1", [
+        { type: "key", usage: 0x04, down: true },
+        { type: "key", usage: 0x04, down: false },
+        { type: "move", dx: 3, dy: 2 },
+        { type: "button", button: 1, down: true },
+        { type: "button", button: 1, down: false },
+      ] as never);
+      expect(r.sinks).toMatchObject({ keyboard: "agent", pointer: "agent", gamepad: "agent" });
+      let cap = await capture();
+      const of = (role: string) => strip(cap.events.get(devs.find((d) => d.role === role)!.created.inputs[0]!.node.slice("/dev/input/".length)));
+      await waitFor(async () => ((cap = await capture()), of("mouse").some((e) => e.code === BTN_LEFT && e.value === 0)), 10_000, "the click in the guest").catch(() => {});
+      expect(of("keyboard")).toEqual([{ type: EV_KEY, code: KEY_A, value: 1 }, { type: EV_KEY, code: KEY_A, value: 0 }]);
+      expect(of("mouse")).toEqual([
+        { type: EV_REL, code: REL_X, value: 3 },
+        { type: EV_REL, code: REL_Y, value: 2 },
+        { type: EV_KEY, code: BTN_LEFT, value: 1 },
+        { type: EV_KEY, code: BTN_LEFT, value: 0 },
+      ]);
+      // a pad's first state makes the DualSense
+      await svc.inject("vm1", [{ type: "gamepad", pad: 0, buttons: 0x1000 }, { type: "gamepad", pad: 0, buttons: 0 }] as never);
+      await waitFor(() => hub.hid!.created().some((d) => d.role === "dualsense" && d.created.driver === "playstation"), 10_000, "the DualSense");
+    } finally {
+      await svc.close();
+    }
+    await waitFor(async () => (await capture()).uhid === 0, 10_000, "the hub's devices to go at close");
+  }, 60_000);
 });
