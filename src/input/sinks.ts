@@ -127,7 +127,10 @@ export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; host
     }
     const pin = pins[cls];
     const pinned = pin ? cands.find((m) => mouseKind(m.name) === pin) : undefined;
-    const cur = pinned ?? cands.find((m) => m.current) ?? cands[0];
+    // query-mice walks QEMU's handlers (last activated first) and prepends each, so the list
+    // ends with the most recently activated; motion of a kind goes to the first handler that
+    // takes it, i.e. the last candidate here
+    const cur = pinned ?? cands.find((m) => m.current) ?? cands.at(-1);
     if (!cur) {
       out.push(report(cls, null, null, abs ? "the VM has no absolute pointer (usb-tablet or virtio-tablet)" : "the VM has no relative mouse", kinds, pin));
       continue;
@@ -136,7 +139,9 @@ export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; host
       ? `pinned in config: QEMU is made to route to ${cur.name} (mouse index ${cur.index})`
       : cur.current
         ? `QEMU's current ${abs ? "absolute " : ""}pointer (query-mice)`
-        : `the only ${abs ? "absolute" : "relative"} pointer; QEMU switches to it when it gets ${abs ? "absolute" : "relative"} motion`;
+        : cands.length > 1
+          ? `the ${abs ? "absolute" : "relative"} pointer QEMU activated last: it gets ${abs ? "absolute" : "relative"} motion`
+          : `the only ${abs ? "absolute" : "relative"} pointer; QEMU switches to it when it gets ${abs ? "absolute" : "relative"} motion`;
     out.push(report(cls, mouseKind(cur.name), cur.name, why, kinds, pin));
   }
 
