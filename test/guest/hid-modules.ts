@@ -13,25 +13,28 @@ import type { Kernel } from "./tiny-guest.ts";
 
 /** In load order (each one's dependencies first). */
 export const HID_MODULES = ["evdev", "hid", "uhid", "hid-generic", "ff-memless", "led-class-multicolor", "hid-playstation"] as const;
+/** USB HID over xHCI (QEMU's usb-kbd and friends), after HID_MODULES. */
+export const USB_HID_MODULES = ["usb-common", "usbcore", "xhci-hcd", "xhci-pci", "usbhid"] as const;
 
 /** Guest paths → host files for buildInitramfs, and the insmod lines; or why not. */
-export function hidModules(kernel: Kernel): { files: Record<string, { host: string }>; init: string[] } | string {
+export function hidModules(kernel: Kernel, opts: { usb?: boolean } = {}): { files: Record<string, { host: string }>; init: string[] } | string {
+  const wanted: string[] = [...HID_MODULES, ...(opts.usb ? USB_HID_MODULES : [])];
   const version = basename(kernel.vmlinuz).slice("vmlinuz-".length);
   const cache = join(REPO_ROOT, ".cache", "test-guest-hid", version);
   const find = (m: string): string | undefined => kernel.modules[m] ?? (existsSync(join(cache, `${m}.ko`)) ? join(cache, `${m}.ko`) : undefined);
-  if (HID_MODULES.some((m) => !find(m))) {
-    const why = fetchModules(version, cache);
+  if (wanted.some((m) => !find(m))) {
+    const why = fetchModules(version, cache, wanted);
     if (why) return why;
   }
-  const missing = HID_MODULES.filter((m) => !find(m));
+  const missing = wanted.filter((m) => !find(m));
   if (missing.length) return `the ${version} kernel package lacks ${missing.join(", ")}`;
   return {
-    files: Object.fromEntries(HID_MODULES.map((m) => [`modules/${m}.ko`, { host: find(m)! }])),
-    init: HID_MODULES.map((m) => `insmod /modules/${m}.ko`),
+    files: Object.fromEntries(wanted.map((m) => [`modules/${m}.ko`, { host: find(m)! }])),
+    init: wanted.map((m) => `insmod /modules/${m}.ko`),
   };
 }
 
-function fetchModules(version: string, cache: string): string | null {
+function fetchModules(version: string, cache: string, wanted: readonly string[]): string | null {
   for (const tool of ["apt-get", "dpkg-deb"]) if (!Bun.which(tool)) return `${tool} is not installed`;
   const pkg = `linux-image-${version}`;
   const work = mkdtempSync(join(tmpdir(), "neuron-hid-modules-"));
@@ -45,7 +48,7 @@ function fetchModules(version: string, cache: string): string | null {
     const walk = (d: string) => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
         if (e.isDirectory()) walk(join(d, e.name));
-        else if ((HID_MODULES as readonly string[]).includes(e.name.slice(0, -3)) && e.name.endsWith(".ko")) copyFileSync(join(d, e.name), join(cache, e.name));
+        else if (e.name.endsWith(".ko") && wanted.includes(e.name.slice(0, -3))) copyFileSync(join(d, e.name), join(cache, e.name));
       }
     };
     walk(join(x, "lib", "modules", version));

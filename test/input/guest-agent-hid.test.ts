@@ -20,6 +20,7 @@ import { tempDir } from "../helpers/env.ts";
 import { pad } from "../gamepad/pad.ts";
 import { bootAgentGuest, type AgentGuest } from "../guest/agent-guest.ts";
 import { hidModules } from "../guest/hid-modules.ts";
+import { CAPTURE_AGENT_CONFIG, capture as captureGuest, readNodes as readGuestNodes, type GuestEv } from "../guest/evdev-capture.ts";
 import { findKernel, tinyGuestUnavailable, type Kernel } from "../guest/tiny-guest.ts";
 
 const kernel = findKernel();
@@ -32,34 +33,8 @@ const KEY_LEFTSHIFT = 42, KEY_A = 30, BTN_LEFT = 0x110, BTN_SOUTH = 0x130, BTN_T
 const REL_X = 0, REL_Y = 1, REL_WHEEL_HI_RES = 11;
 const ABS_X = 0, ABS_Y = 1, ABS_RX = 3, ABS_MT_POSITION_X = 0x35;
 
-const GUEST_CONFIG = {
-  certDir: "/agent/certs",
-  pollMs: 0,
-  commandTimeoutMs: 20_000,
-  commands: {
-    // the test's window into the guest: readers' ready marks, the bytes each read, the uhid devices
-    clipboardGetText: ["sh", "-c", "cd /tmp; for f in ready_*; do [ -f $f ] && echo \"R ${f#ready_}\"; done; for f in ev_*; do [ -f $f ] && { echo \"E ${f#ev_}\"; od -An -v -tx1 $f; }; done; echo U $(ls /sys/devices/virtual/misc/uhid/ | grep -c :); true"],
-    clipboardSetText: null,
-    clipboardGetImage: null,
-    clipboardSetImage: null,
-    displays: null,
-    setResolution: null,
-    screenshot: null,
-    poweroff: ["poweroff", "-f"],
-    reboot: ["reboot", "-f"],
-  },
-};
-
 async function waitFor(fn: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   for (const until = Date.now() + ms; !(await fn()); await Bun.sleep(100)) if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-}
-
-interface Ev {
-  type: number;
-  code: number;
-  value: number;
-  /** Guest clock (CLOCK_REALTIME), µs. */
-  at: number;
 }
 
 describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, read back from evdev", () => {
@@ -73,7 +48,7 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     const k = kernel as Kernel;
     const m = mods as Exclude<typeof mods, string>;
     mkdirSync(join(work.path, "qmp"));
-    guest = await bootAgentGuest({ work: work.path, kernel: k, config: GUEST_CONFIG, files: m.files, init: m.init, qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
+    guest = await bootAgentGuest({ work: work.path, kernel: k, config: CAPTURE_AGENT_CONFIG, files: m.files, init: m.init, qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
     guest.client.on("hid_output", (o: HidOutput) => outputs.push(o));
     link = {
       request: (command, data) => guest.client.request(command, data, 20_000),
@@ -90,48 +65,10 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     work.cleanup();
   });
 
-  const capture = async () => {
-    const text = (await guest.client.request<{ text: string }>("clipboard_get")).text;
-    const ready = new Set<string>();
-    const bytes = new Map<string, number[]>();
-    let cur: number[] | null = null;
-    let uhid = -1;
-    for (const line of text.split("\n")) {
-      if (line.startsWith("R ")) ready.add(line.slice(2).trim());
-      else if (line.startsWith("E ")) bytes.set(line.slice(2).trim(), (cur = []));
-      else if (line.startsWith("U ")) uhid = Number(line.slice(2));
-      else if (cur) cur.push(...line.trim().split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16)));
-    }
-    const events = new Map<string, Ev[]>();
-    for (const [node, b] of bytes) {
-      const buf = Buffer.from(b);
-      const out: Ev[] = [];
-      for (let off = 0; off + 24 <= buf.length; off += 24) {
-        const type = buf.readUInt16LE(off + 16);
-        if (type === 0 || type === 4) continue; // SYN, MSC
-        out.push({ type, code: buf.readUInt16LE(off + 18), value: buf.readInt32LE(off + 20), at: Number(buf.readBigInt64LE(off)) * 1e6 + Number(buf.readBigInt64LE(off + 8)) });
-      }
-      events.set(node, out);
-    }
-    return { ready, events, uhid };
-  };
+  const capture = () => captureGuest(guest.client);
+  const readNodes = (nodes: string[]) => readGuestNodes(guest.client, nodes);
 
-  /** Starts a reader on each node (its bytes to /tmp/ev_<node>) and waits until all hold it open. */
-  const readNodes = async (nodes: string[]) => {
-    for (const n of nodes) {
-      const base = n.slice("/dev/input/".length);
-      await guest.client.request("launch_app", { path: "/bin/sh", args: ["-c", `exec 3<${n}; : > /tmp/ready_${base}; exec cat <&3 > /tmp/ev_${base}`] });
-    }
-    const want = nodes.map((n) => n.slice("/dev/input/".length));
-    for (const until = Date.now() + 20_000; ; ) {
-      const { ready } = await capture();
-      if (want.every((w) => ready.has(w))) return;
-      if (Date.now() > until) throw new Error(`readers not ready: ${want.filter((w) => !ready.has(w)).join(", ")}`);
-      await Bun.sleep(100);
-    }
-  };
-
-  const strip = (evs: Ev[] | undefined) => (evs ?? []).map(({ type, code, value }) => ({ type, code, value }));
+  const strip = (evs: GuestEv[] | undefined) => (evs ?? []).map(({ type, code, value }) => ({ type, code, value }));
 
   test("keyboard, mouse and an Xbox-like pad: created by the agent, driven by the host, destroyed at close", async () => {
     const backend = new AgentHidBackend({ link, hid, log: silentLogger, pads: "xbox" });
