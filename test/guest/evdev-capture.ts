@@ -9,7 +9,7 @@ import type { AgentClient } from "../../src/guest/client.ts";
 export const GUEST_CAPTURE_COMMAND = [
   "sh",
   "-c",
-  "cd /tmp; for f in ready_*; do [ -f $f ] && echo \"R ${f#ready_}\"; done; for f in ev_*; do [ -f $f ] && { echo \"E ${f#ev_}\"; od -An -v -tx1 $f; }; done; echo U $(ls /sys/devices/virtual/misc/uhid/ 2>/dev/null | grep -c :); true",
+  "cd /tmp; for f in ready_*; do [ -f $f ] && echo \"R ${f#ready_}\"; done; for f in ev_*; do [ -f $f ] && { echo \"E ${f#ev_}\"; od -An -v -tx1 $f; }; done; echo U $(ls /sys/devices/virtual/misc/uhid/ 2>/dev/null | grep -c :); for e in /sys/class/input/event*; do [ -e $e ] && echo \"N ${e##*/} $(cat $e/device/name)\"; done; true",
 ];
 
 /** The agent config of a guest read this way (no other OS commands). */
@@ -43,6 +43,8 @@ export interface Capture {
   /** By node name (event3), SYN and MSC left out. */
   events: Map<string, GuestEv[]>;
   uhid: number;
+  /** Every evdev node the guest has: node name → device name. */
+  names: Map<string, string>;
 }
 
 export async function capture(client: AgentClient): Promise<Capture> {
@@ -51,10 +53,18 @@ export async function capture(client: AgentClient): Promise<Capture> {
   const bytes = new Map<string, number[]>();
   let cur: number[] | null = null;
   let uhid = -1;
+  const names = new Map<string, string>();
   for (const line of text.split("\n")) {
-    if (line.startsWith("R ")) ready.add(line.slice(2).trim());
+    if (line.startsWith("N ")) {
+      const [node, ...name] = line.slice(2).trim().split(" ");
+      names.set(node!, name.join(" "));
+      cur = null;
+    } else if (line.startsWith("R ")) ready.add(line.slice(2).trim());
     else if (line.startsWith("E ")) bytes.set(line.slice(2).trim(), (cur = []));
-    else if (line.startsWith("U ")) uhid = Number(line.slice(2));
+    else if (line.startsWith("U ")) {
+      uhid = Number(line.slice(2));
+      cur = null;
+    }
     else if (cur) cur.push(...line.trim().split(/\s+/).filter(Boolean).map((h) => parseInt(h, 16)));
   }
   const events = new Map<string, GuestEv[]>();
@@ -68,7 +78,7 @@ export async function capture(client: AgentClient): Promise<Capture> {
     }
     events.set(node, out);
   }
-  return { ready, events, uhid };
+  return { ready, events, uhid, names };
 }
 
 /** Starts a reader on each node (/dev/input/eventN) and waits until every one holds its node open. */
