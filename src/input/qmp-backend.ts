@@ -204,6 +204,13 @@ export class QmpInputBackend implements InputBackend {
     this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
   }
 
+  /** One QMP command on this backend's connection (device hot-plug for the host-uinput sink). */
+  async command(name: string, args?: Record<string, unknown>): Promise<unknown> {
+    const client = this.client;
+    if (!client?.connected) throw new AppError("VM_INPUT_UNAVAILABLE", "the VM's QMP monitor is not connected", { status: 503 });
+    return client.execute(name, args);
+  }
+
   /** Which sink serves each event class (QMP's view; gamepads need the agent). */
   sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins; agentDevices?: AgentDevices } = {}): SinkReport[] {
     return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins, agentDevices: opts.agentDevices });

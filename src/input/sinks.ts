@@ -146,9 +146,13 @@ export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; host
   }
 
   const padKinds: SinkName[] = [...(opts.agent ? (["agent"] as const) : []), ...(opts.hostUinput ? (["host-uinput"] as const) : [])];
-  if (opts.agent && pins.gamepad !== "host-uinput")
-    out.push(report("gamepad", "agent", agentDev.gamepad ?? "agent", "QEMU has no gamepad device: the guest agent creates a virtual pad (uinput/uhid)", padKinds, pins.gamepad));
-  else if (opts.hostUinput) out.push(report("gamepad", "host-uinput", "/dev/uinput", "a host uinput pad passed to the VM", padKinds, pins.gamepad));
-  else out.push(report("gamepad", null, null, "QEMU has no gamepad device and no guest agent answers", padKinds, pins.gamepad));
+  if (pins.gamepad === "host-uinput" && opts.hostUinput)
+    out.push(report("gamepad", "host-uinput", "host uinput Xbox 360 pad via virtio-input-host-pci", "pinned in config: a uinput pad on the host, passed to the VM as evdev (needs the guest's virtio-input driver and a free PCIe hot-plug slot)", padKinds, pins.gamepad));
+  else if (opts.agent) {
+    const r = report("gamepad", "agent", agentDev.gamepad ?? "agent", "QEMU has no gamepad device: the guest agent creates a virtual pad (uinput/uhid)", padKinds, pins.gamepad);
+    if (pins.gamepad === "host-uinput") r.why += "; pinned to host-uinput, but the host has no /dev/uinput";
+    out.push(r);
+  } else
+    out.push(report("gamepad", null, null, `QEMU has no gamepad device and no guest agent answers${opts.hostUinput ? " (pin gamepad to host-uinput to pass a host pad in)" : ""}`, padKinds, pins.gamepad));
   return out;
 }

@@ -27,6 +27,8 @@ import { loadKeyTable, type KeyTable } from "./keymap.ts";
 import { loadLayout } from "./layouts.ts";
 import type { InjectEvent, InjectResult, InputEvent, InputEventKind } from "./model.ts";
 import { QmpInputBackend } from "./qmp-backend.ts";
+import { HostUinputPadBackend } from "./host-uinput-backend.ts";
+import { UinputDriver } from "../guest-agent/gamepad-uinput.ts";
 import { agentDeviceNames, type PadDevice, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export const REPEAT_DELAY_MS = 500;
@@ -63,6 +65,8 @@ export interface VmInputDeps {
   gamepadLink?: (vm: string) => GamepadLink;
   /** Whether a host /dev/uinput exists. */
   hostUinput?: boolean;
+  /** The host's uinput device (config uinputDevice). */
+  uinputPath?: string;
 }
 
 /** One source of input (the API, a WebSocket): what it holds, its pending motion, its repeat. */
@@ -235,26 +239,29 @@ export class VmInputHub {
     const link = deps.gamepadLink?.(vm);
     const onRumble = (r: PadRumble) => this.rumbleListeners.forEach((l) => l(r));
     this.agentClasses = (["keyboard", "pointer", "absolute"] as const).filter((c) => pins[c] === "agent");
-    let agentSide: InputBackend | null = null;
-    if (link) {
-      const uinputPad = this.padDevice === "uinput" ? new AgentGamepadBackend({ link, log, onRumble }) : null;
-      if (this.agentClasses.length || this.padDevice !== "uinput") {
+    // pads: host uinput devices passed in as evdev when pinned there, else the guest agent's
+    const hostPads =
+      pins.gamepad === "host-uinput" && deps.hostUinput
+        ? new HostUinputPadBackend({ driver: new UinputDriver(deps.uinputPath), qmp: (name, args) => this.qmp.command(name, args), log })
+        : null;
+    let pads: InputBackend | null = hostPads;
+    if (link && !hostPads && this.padDevice === "uinput") pads = new AgentGamepadBackend({ link, log, onRumble });
+    if (link && (this.agentClasses.length || (!hostPads && this.padDevice !== "uinput"))) {
+      try {
+        this.hidNative = new HidNative(deps.nativePath());
+        const padKind: HidPadKind = this.padDevice === "uinput" ? "xbox" : this.padDevice;
+        let keys: KeyTable | undefined;
         try {
-          this.hidNative = new HidNative(deps.nativePath());
-          const pads: HidPadKind = this.padDevice === "uinput" ? "xbox" : this.padDevice;
-          let keys: KeyTable | undefined;
-          try {
-            keys = loadKeyTable(deps.nativePath());
-          } catch {
-            keys = undefined;
-          }
-          this.hid = new AgentHidBackend({ link, hid: this.hidNative, log, pads, keys, pointer: pins.pointer === "agent" ? "relative" : "absolute", onRumble });
-        } catch (err) {
-          log.warn("the agent's HID devices need the native library: the agent sink serves gamepads through uinput only", { error: String(err) });
+          keys = loadKeyTable(deps.nativePath());
+        } catch {
+          keys = undefined;
         }
+        this.hid = new AgentHidBackend({ link, hid: this.hidNative, log, pads: padKind, keys, pointer: pins.pointer === "agent" ? "relative" : "absolute", onRumble });
+      } catch (err) {
+        log.warn("the agent's HID devices need the native library: the agent sink serves gamepads through uinput only", { error: String(err) });
       }
-      agentSide = this.hid && uinputPad ? new CompositeInputBackend(this.hid, uinputPad, log) : (this.hid ?? uinputPad);
     }
+    const agentSide: InputBackend | null = this.hid && pads ? new CompositeInputBackend(this.hid, pads, log) : (this.hid ?? pads);
     const kinds = new Set<InputEventKind>(GAMEPAD_EVENT_KINDS);
     if (this.hid) for (const c of this.agentClasses) for (const k of AGENT_CLASS_KINDS[c]) kinds.add(k);
     this.backend = agentSide ? new CompositeInputBackend(this.qmp, agentSide, log, kinds) : this.qmp;
