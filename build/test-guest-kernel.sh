@@ -18,8 +18,10 @@ chmod 755 "$tmp"
 (cd "$tmp" && apt-get download "$pkg" >/dev/null 2>&1 || apt-get download "$pkg")
 mkdir -p "$dest.partial"
 dpkg-deb -x "$tmp"/"$pkg"_*.deb "$dest.partial"
-# Keep only what the tests use: the kernel, the virtio modules, evdev (guest input) and uinput (virtual gamepads).
-find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' ! -name 'evdev.ko' ! -name 'uinput.ko' -delete
+# Keep only what the tests use: the kernel, the virtio modules, evdev (guest input), uinput (virtual gamepads)
+# and the HID modules uhid devices need (hid, uhid, hid-generic, hid-playstation with ff-memless and led-class-multicolor).
+find "$dest.partial/lib/modules" -name '*.ko' ! -path '*/virtio/*' ! -name 'virtio_console.ko' ! -name 'evdev.ko' ! -name 'uinput.ko' \
+  ! -name 'hid.ko' ! -name 'uhid.ko' ! -name 'hid-generic.ko' ! -name 'hid-playstation.ko' ! -name 'ff-memless.ko' ! -name 'led-class-multicolor.ko' -delete
 rm -rf "$dest" "$dest.partial/usr"
 mv "$dest.partial" "$dest"
 echo "test-guest-kernel: $(ls "$dest"/boot/vmlinuz-*)"

@@ -120,11 +120,17 @@ export const ConfigSchema = z
         keyRepeat: z.enum(["guest", "host"]).default("guest"),
         /** Sinks pinned per VM and event class: { "win11": { "pointer": "usb" } }. */
         pins: z
-          .record(z.string(), z.object({ keyboard: z.enum(["ps2", "usb", "virtio", "agent"]).optional(), pointer: z.enum(["ps2", "usb", "virtio"]).optional(), absolute: z.enum(["usb", "virtio"]).optional(), gamepad: z.enum(["agent", "host-uinput"]).optional() }).strict())
+          .record(z.string(), z.object({ keyboard: z.enum(["ps2", "usb", "virtio", "agent"]).optional(), pointer: z.enum(["ps2", "usb", "virtio", "agent"]).optional(), absolute: z.enum(["usb", "virtio", "agent"]).optional(), gamepad: z.enum(["agent", "host-uinput"]).optional() }).strict())
           .default({}),
+        /**
+         * The pad the guest agent makes per VM: "uinput" (an Xbox 360 pad through uinput, with
+         * rumble), "xbox" (an Xbox-like USB HID pad through uhid), "dualsense" (a DualSense-like
+         * pad through uhid: Linux's hid-playstation adds its motion sensors and touchpad).
+         */
+        padDevice: z.record(z.string(), z.enum(["uinput", "xbox", "dualsense"])).default({}),
       })
       .strict()
-      .default({ keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 8, keyRepeat: "guest", pins: {} }),
+      .default({ keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 8, keyRepeat: "guest", pins: {}, padDevice: {} }),
     /** vhost-vsock: without it no VM gets a vsock device (frame export falls back to a unix socket). */
     vsockDevice: path.default("/dev/vhost-vsock"),
     /** Where unix-socket frame sources listen (<frameSocketDir>/<vm>.nvf). */

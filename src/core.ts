@@ -178,6 +178,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     log: log.child({ module: "input" }),
     gamepadLink: (vm) => agentGamepadLink(guest, vm),
     hostUinput: existsSync(config.uinputDevice),
+    uinputPath: config.uinputDevice,
   });
   const snapshots = new SnapshotService(snapshotsRepo(database.db), {
     btrfs: config.bin.btrfs,

@@ -23,6 +23,7 @@ import { hostPolicy } from "../auth/hosts.ts";
 import { userDb } from "../auth/users.ts";
 import type { Config } from "../config.ts";
 import { apiTls } from "./tls.ts";
+import { bodyLimitFor, boundUndeclaredBody } from "./body.ts";
 import { isUpgradeRequest, takeUpgrade, websocketDispatch, type SocketHandlers } from "./upgrade.ts";
 
 export interface ApiHandler {
@@ -60,6 +61,9 @@ function removeStaleSocket(path: string): void {
   unlinkSync(path);
 }
 
+/** Bun.serve's own cut-off: above every bound the app applies by the declared length. */
+const TRANSPORT_BODY_CEILING = 64 * 1024 * 1024;
+
 const unavailable = (message: string) =>
   Response.json({ error: { code: "STARTING", message } }, { status: 503, headers: { "retry-after": "1" } });
 
@@ -77,12 +81,13 @@ function bridge(handle: (request: Request) => Response | Promise<Response>, limi
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
+    const bound = bodyLimitFor(req.method ?? "GET", (req.url ?? "/").split("?")[0]!, limit);
     req.on("data", (chunk: Buffer) => {
       if (refused) return;
       size += chunk.length;
-      if (size > limit) {
+      if (size > bound.limit) {
         refused = true;
-        failJson(res, 413, "BODY_TOO_LARGE", `request body exceeds the limit of ${limit} bytes`);
+        failJson(res, bound.status, bound.code, bound.message);
         req.destroy();
         return;
       }
@@ -155,11 +160,16 @@ export function listenApi(config: ListenConfig): ApiListener {
   const tcp = Bun.serve<SocketHandlers>({
     hostname: host,
     port,
-    maxRequestBodySize: maxBodyBytes,
+    // A transport ceiling only: declared lengths are refused by the app's guard before the body
+    // is read (by route: inject-input answers 422), undeclared ones are read bounded below.
+    maxRequestBodySize: Math.max(maxBodyBytes, TRANSPORT_BODY_CEILING),
     ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
     websocket: websocketDispatch,
-    fetch(request, server) {
-      attachTransport(request, { kind: "tcp", remoteIp: server.requestIP(request)?.address ?? "", tls: tls !== null });
+    async fetch(raw, server) {
+      const remoteIp = server.requestIP(raw)?.address ?? "";
+      const request = await boundUndeclaredBody(raw, maxBodyBytes);
+      if (request instanceof Response) return request;
+      attachTransport(request, { kind: "tcp", remoteIp, tls: tls !== null });
       if (!isUpgradeRequest(request)) return handle(request);
       // a WebSocket: upgraded only when a route (past the auth guard) accepted it
       return Promise.resolve(handle(request)).then((response) => {

@@ -15,6 +15,7 @@
  *   6. every mutating call that passed leaves a row in the audit log.
  */
 import { Elysia } from "elysia";
+import { isInjectRequest } from "../api/body.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { callerLabel, callerScope, transportOf, type Caller, type Transport } from "./caller.ts";
@@ -183,6 +184,8 @@ export function authGuard(deps: GuardDeps) {
         if (mutating && hasBody) {
           const bytes = new Uint8Array(await request.clone().arrayBuffer());
           const broken = checkJsonLimits(bytes, jsonLimits);
+          if (broken && isInjectRequest(method, path))
+            throw deny(422, "INPUT_BATCH_TOO_LARGE", `an input batch is refused whole, nothing was sent: ${broken.message}`);
           if (broken) throw deny(400, "BODY_LIMIT", `request body refused before parsing: ${broken.message}`);
         }
       } catch (err) {

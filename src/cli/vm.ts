@@ -61,6 +61,7 @@ export function specFromFlags(args: ParsedArgs): Record<string, unknown> {
   if (args.values["no-network"]) spec.network = { kind: "none" };
   set("graphics", str(args, "graphics"));
   if (args.values.headless) spec.graphics = "none";
+  set("inputDevices", str(args, "input"));
   return spec;
 }
 
@@ -127,6 +128,7 @@ export const vmCommand: Command = {
     "  --bridge BR | --no-network  network (default: libvirt's NAT network 'default')",
     "  --graphics G       spice (default), vnc or none: on a unix socket <spiceDir>/NAME.spice|.vnc, never TCP",
     "  --headless         no display (--graphics none)",
+    "  --input BUS        keyboard, mouse and tablet: virtio (default), usb (usb-kbd/-mouse/-tablet) or ps2 (the i8042 pair only)",
     "  --spec FILE        spec as JSON (flags override its fields)",
     "  --state-dir DIR    state directory (database, disks)",
     "  --client BIN       looking-glass-client to run for `vm view` (default looking-glass-client)",
@@ -152,6 +154,7 @@ export const vmCommand: Command = {
     "no-network": { type: "boolean" },
     headless: { type: "boolean" },
     graphics: { type: "string" },
+    input: { type: "string" },
     spec: { type: "string" },
     "state-dir": { type: "string" },
     timeout: { type: "string" },

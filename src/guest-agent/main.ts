@@ -18,6 +18,7 @@ import { runPortLoop } from "./port.ts";
 import { AgentServer } from "./server.ts";
 import { GamepadHub } from "./gamepad.ts";
 import { defaultGamepadDriver } from "./gamepad-uinput.ts";
+import { defaultHidDriver, HidHub } from "./uhid.ts";
 
 const DEFAULT_CONFIG = process.platform === "win32" ? "C:\\ProgramData\\NeuronOS\\agent.json" : "/etc/neuron-agent/config.json";
 const DEFAULT_CERTS = process.platform === "win32" ? "C:\\ProgramData\\NeuronOS\\agent-certs" : "/etc/neuron-agent/certs";
@@ -56,7 +57,7 @@ export async function agentMain(argv: string[]): Promise<number> {
   });
   const tls = config.certDir ? loadTls(config.certDir) : null;
   if (!tls) log.warn("running without TLS: any process with access to the port on the host side can talk to this agent");
-  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs, usersDir: config.usersDir, gamepads: new GamepadHub(defaultGamepadDriver()) });
+  const server = new AgentServer({ backend: new OsBackend(config), tls, log, maxFrameBytes: config.maxFrameBytes, pollMs: config.pollMs, usersDir: config.usersDir, gamepads: new GamepadHub(defaultGamepadDriver()), hid: new HidHub(defaultHidDriver()) });
   server.start();
   // The port may show up after the agent starts (driver loading, hot-plug): wait for it.
   let port = config.port ?? defaultPort(process.platform);

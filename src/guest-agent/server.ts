@@ -26,6 +26,8 @@ import { AGENT_VERSION, GuestCommandError, type OsBackend } from "./os.ts";
 import type { GamepadAttach, GamepadDetach, GamepadState } from "../guest/gamepad-model.ts";
 import { GamepadHub, VigemUnavailableDriver } from "./gamepad.ts";
 import { UserFiles } from "./files.ts";
+import { decodeBase64, encodeBase64, type HidCreate, type HidDestroy, type HidInput } from "../guest/hid-model.ts";
+import { HidHub, HidUnavailableDriver } from "./uhid.ts";
 
 export interface AgentServerOptions {
   backend: OsBackend;
@@ -36,6 +38,8 @@ export interface AgentServerOptions {
   pollMs?: number;
   /** Virtual gamepads (default: none can be created). */
   gamepads?: GamepadHub;
+  /** Virtual HID devices (default: none can be created). */
+  hid?: HidHub;
   /** The users' folder served read-only to data migration (fs_* commands); default: none. */
   usersDir?: string | null;
 }
@@ -64,12 +68,15 @@ export class AgentServer {
   private stopped = false;
 
   private readonly gamepads: GamepadHub;
+  private readonly hid: HidHub;
   private readonly files: UserFiles;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.files = new UserFiles(opts.usersDir ?? null);
     this.gamepads = opts.gamepads ?? new GamepadHub(new VigemUnavailableDriver());
     this.gamepads.onRumble = (r) => this.emitEvent("gamepad_rumble", r);
+    this.hid = opts.hid ?? new HidHub(new HidUnavailableDriver("this agent was started without virtual HID devices"));
+    this.hid.onOutput = (id, data) => this.emitEvent("hid_output", { id, data: encodeBase64(data) });
   }
 
   /** Starts change polling (call once). */
@@ -81,6 +88,7 @@ export class AgentServer {
   stop(): void {
     this.stopped = true;
     this.gamepads.detachAll();
+    this.hid.destroyAll();
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.channel?.close();
   }
@@ -118,8 +126,9 @@ export class AgentServer {
           onClose: (reason) => {
             if (this.channel === channel) {
               this.channel = null;
-              // The host is gone: its pads must not stay held (a stuck stick or button in a game).
+              // The host is gone: its pads and HID devices must not stay held (a stuck stick, key or button).
               this.gamepads.detachAll();
+              this.hid.destroyAll();
             }
             resolve(reason);
           },
@@ -253,6 +262,16 @@ export class AgentServer {
         return {};
       case "gamepad_detach":
         this.gamepads.detach((data as GamepadDetach).index);
+        return {};
+      case "hid_create":
+        return this.hid.create(data as HidCreate);
+      case "hid_input": {
+        const d = data as HidInput;
+        this.hid.input(d.id, d.reports.map(decodeBase64));
+        return {};
+      }
+      case "hid_destroy":
+        this.hid.destroy((data as HidDestroy).id);
         return {};
       case "fs_profiles":
         return this.files.profiles();

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { GamepadAttach, GamepadAttached, GamepadDetach, GamepadRumble, GamepadState } from "./gamepad-model.ts";
+import { HidCreate, HidCreated, HidDestroy, HidInput, HidOutput } from "./hid-model.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_PORT_NAME = "org.neuronos.agent.0";
@@ -28,6 +29,9 @@ export const COMMANDS = [
   "gamepad_attach",
   "gamepad_state",
   "gamepad_detach",
+  "hid_create",
+  "hid_input",
+  "hid_destroy",
   "fs_profiles",
   "fs_list",
   "fs_read",
@@ -36,7 +40,7 @@ export const COMMANDS = [
 export type CommandName = (typeof COMMANDS)[number];
 export const CommandName = z.enum(COMMANDS);
 
-export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited", "gamepad_rumble"] as const;
+export const EVENTS = ["clipboard_changed", "resolution_changed", "app_exited", "gamepad_rumble", "hid_output"] as const;
 export type EventName = (typeof EVENTS)[number];
 
 const requestId = z.string().min(1).max(64);
@@ -151,6 +155,9 @@ export const REQUEST_SCHEMAS: Record<CommandName, z.ZodType> = {
   gamepad_attach: GamepadAttach,
   gamepad_state: GamepadState,
   gamepad_detach: GamepadDetach,
+  hid_create: HidCreate,
+  hid_input: HidInput,
+  hid_destroy: HidDestroy,
   fs_profiles: z.strictObject({}),
   fs_list: FsList,
   fs_read: FsRead,
@@ -171,6 +178,9 @@ export const RESPONSE_SCHEMAS: Record<CommandName, z.ZodType> = {
   gamepad_attach: GamepadAttached,
   gamepad_state: z.object({}),
   gamepad_detach: z.object({}),
+  hid_create: HidCreated,
+  hid_input: z.object({}),
+  hid_destroy: z.object({}),
   fs_profiles: z.object({ profiles: z.array(z.object({ name: z.string() })).max(10_000) }),
   fs_list: FsListResult,
   fs_read: FsReadResult,
@@ -182,6 +192,7 @@ export const EVENT_SCHEMAS: Record<EventName, z.ZodType> = {
   resolution_changed: Display,
   app_exited: AppExited,
   gamepad_rumble: GamepadRumble,
+  hid_output: HidOutput,
 };
 
 /** Messages from the peer, classified. */
@@ -216,7 +227,7 @@ export function issues(err: z.ZodError): string {
 export const VmNameParams = z.strictObject({
   name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only"),
 });
-export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello", "gamepad_attach", "gamepad_state", "gamepad_detach"]) });
+export const AgentCommandParams = VmNameParams.extend({ command: CommandName.exclude(["hello", "gamepad_attach", "gamepad_state", "gamepad_detach", "hid_create", "hid_input", "hid_destroy"]) });
 
 export const AgentStatusBody = z
   .object({

@@ -11,13 +11,17 @@ import { MAX_GAMEPADS, neutralState, type GamepadRumble, type GamepadState } fro
 import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
 import { moonlightToGamepad } from "./gamepad-map.ts";
 import type { InputEvent } from "./model.ts";
+import type { HidOutput } from "../guest/hid-model.ts";
+import type { HidCommand } from "./agent-hid-backend.ts";
 
-export type GamepadCommand = "gamepad_attach" | "gamepad_state" | "gamepad_detach";
-/** The agent connection as this backend needs it (GuestService.command or AgentClient.request fit). */
+export type GamepadCommand = "gamepad_attach" | "gamepad_state" | "gamepad_detach" | HidCommand;
+/** The agent connection as the agent sink's backends need it (GuestService.command or AgentClient.request fit). */
 export interface GamepadLink {
   request(command: GamepadCommand, data: Record<string, unknown>): Promise<unknown>;
   /** Hears the guest pads' rumble (gamepad_rumble events); returns the unsubscribe. */
   onRumble?(listener: (r: GamepadRumble) => void): () => void;
+  /** Hears the HID devices' output reports (hid_output events); returns the unsubscribe. */
+  onHidOutput?(listener: (o: HidOutput) => void): () => void;
 }
 
 /** A rumble for the client, in the control stream's terms. */

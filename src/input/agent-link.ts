@@ -6,6 +6,7 @@ import { AppError } from "../errors.ts";
 import type { AgentClient } from "../guest/client.ts";
 import type { GuestService } from "../guest/service.ts";
 import type { GamepadRumble } from "../guest/gamepad-model.ts";
+import type { HidOutput } from "../guest/hid-model.ts";
 import type { GamepadLink } from "./agent-backend.ts";
 
 /** Gamepad requests time out quickly: a stale state is worth nothing. */
@@ -28,44 +29,53 @@ function waitConnected(c: AgentClient, ms: number): Promise<void> {
 
 /** A link straight to one agent client. */
 export function agentClientLink(c: AgentClient): GamepadLink {
+  const hear = <T>(event: "gamepad_rumble" | "hid_output", listener: (x: T) => void) => {
+    const l = (x: T) => listener(x);
+    c.on(event, l);
+    return () => void c.off(event, l);
+  };
   return {
     request: (command, data) => c.request(command, data, GAMEPAD_REQUEST_TIMEOUT_MS),
-    onRumble(listener) {
-      const l = (r: GamepadRumble) => listener(r);
-      c.on("gamepad_rumble", l);
-      return () => c.off("gamepad_rumble", l);
-    },
+    onRumble: (listener) => hear<GamepadRumble>("gamepad_rumble", listener),
+    onHidOutput: (listener) => hear<HidOutput>("hid_output", listener),
   };
 }
 
+type LinkEvent = "gamepad_rumble" | "hid_output";
+
 export function agentGamepadLink(guest: Pick<GuestService, "client">, vm: string): GamepadLink {
   let client: Promise<AgentClient | null> | null = null;
-  const listeners = new Set<(r: GamepadRumble) => void>();
-  const fanOut = (r: GamepadRumble) => {
-    for (const l of listeners) l(r);
+  const listeners: Record<LinkEvent, Set<(x: never) => void>> = { gamepad_rumble: new Set(), hid_output: new Set() };
+  const fanOut: Record<LinkEvent, (x: unknown) => void> = {
+    gamepad_rumble: (x) => listeners.gamepad_rumble.forEach((l) => l(x as never)),
+    hid_output: (x) => listeners.hid_output.forEach((l) => l(x as never)),
   };
-  let hooked: AgentClient | null = null;
+  const hooked: Record<LinkEvent, AgentClient | null> = { gamepad_rumble: null, hid_output: null };
+  const listen = (event: LinkEvent, listener: (x: never) => void) => {
+    listeners[event].add(listener);
+    return () => {
+      listeners[event].delete(listener);
+      if (!listeners[event].size && hooked[event]) {
+        hooked[event]!.off(event, fanOut[event]);
+        hooked[event] = null;
+      }
+    };
+  };
   return {
-    onRumble(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-        if (!listeners.size && hooked) {
-          hooked.off("gamepad_rumble", fanOut);
-          hooked = null;
-        }
-      };
-    },
+    onRumble: (listener) => listen("gamepad_rumble", listener),
+    onHidOutput: (listener) => listen("hid_output", listener),
     async request(command, data) {
       client ??= guest.client(vm).catch((err: unknown) => {
         client = null;
         throw err;
       });
       const c = await client;
-      if (c && listeners.size && hooked !== c) {
-        hooked?.off("gamepad_rumble", fanOut);
-        c.on("gamepad_rumble", fanOut);
-        hooked = c;
+      for (const event of ["gamepad_rumble", "hid_output"] as const) {
+        if (c && listeners[event].size && hooked[event] !== c) {
+          hooked[event]?.off(event, fanOut[event]);
+          c.on(event, fanOut[event]);
+          hooked[event] = c;
+        }
       }
       if (!c) throw new AppError("AGENT_NOT_CONNECTED", `${vm} has no guest agent channel`, { status: 503 });
       if (c.state !== "connected") await waitConnected(c, CONNECT_WAIT_MS);

@@ -26,6 +26,8 @@ export class CompositeInputBackend implements InputBackend {
     private readonly primary: InputBackend,
     private readonly gamepad: InputBackend,
     private readonly log: Logger,
+    /** The event kinds the second backend takes (default: controllers). */
+    private readonly kinds: ReadonlySet<InputEventKind> = GAMEPAD_EVENT_KINDS,
   ) {
     this.name = `${primary.name}+${gamepad.name}`;
   }
@@ -47,7 +49,7 @@ export class CompositeInputBackend implements InputBackend {
   submit(events: readonly InputEvent[]): void {
     const pads: InputEvent[] = [];
     const rest: InputEvent[] = [];
-    for (const ev of events) (this.gamepadOpen && GAMEPAD_EVENT_KINDS.has(ev.kind) ? pads : rest).push(ev);
+    for (const ev of events) (this.gamepadOpen && this.kinds.has(ev.kind) ? pads : rest).push(ev);
     if (rest.length) this.primary.submit(rest);
     if (pads.length) this.gamepad.submit(pads);
   }

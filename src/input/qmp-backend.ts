@@ -20,7 +20,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import type { InputEvent } from "./model.ts";
 import { QmpClient, QmpError } from "./qmp-client.ts";
 import { QmpTranslator, type QmpInputEvent } from "./qmp-translate.ts";
-import { chooseSinks, SINK_KEY_GAPS, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
+import { chooseSinks, SINK_KEY_GAPS, type AgentDevices, type QemuInputDevices, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export interface QmpInputBackendOptions {
   socketPath: string;
@@ -204,9 +204,16 @@ export class QmpInputBackend implements InputBackend {
     this.keyPacing = this.keyboardSink === "ps2" ? PS2_PACING : this.keyboardSink === "usb" ? USB_PACING : null;
   }
 
+  /** One QMP command on this backend's connection (device hot-plug for the host-uinput sink). */
+  async command(name: string, args?: Record<string, unknown>): Promise<unknown> {
+    const client = this.client;
+    if (!client?.connected) throw new AppError("VM_INPUT_UNAVAILABLE", "the VM's QMP monitor is not connected", { status: 503 });
+    return client.execute(name, args);
+  }
+
   /** Which sink serves each event class (QMP's view; gamepads need the agent). */
-  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins } = {}): SinkReport[] {
-    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins });
+  sinks(opts: { agent?: boolean; hostUinput?: boolean; pins?: SinkPins; agentDevices?: AgentDevices } = {}): SinkReport[] {
+    return chooseSinks(this.devices, { agent: opts.agent ?? false, hostUinput: opts.hostUinput ?? false, pins: opts.pins, agentDevices: opts.agentDevices });
   }
 
   /**

@@ -34,7 +34,7 @@ export const inputRoutes = (input: VmInputService, log: Logger) =>
       detail: {
         summary: "Inject a batch of input events into a running VM",
         description:
-          "Keys by USB HID usage (page 7, or 12 for media keys), relative and absolute pointer (0..32767), buttons 1-5, wheel in 1/120 notches, text typed by the guest's layout, gamepads, touch and pen. The whole batch (at most 1024 events) is validated first: any bad event answers 422 and nothing is sent. Applied in order.",
+          "Keys by USB HID usage (page 7, or 12 for media keys), relative and absolute pointer (0..32767), buttons 1-5, wheel in 1/120 notches, text typed by the guest's layout, gamepads, touch and pen. The whole batch (at most 1024 events, 256 KiB of JSON) is validated first: any bad event, and a body over those bounds (INPUT_BATCH_TOO_LARGE, refused before it is read), answers 422 and nothing is sent. Applied in order.",
       },
     })
     .get("/:name/input-sinks", ({ params }) => input.probe(params.name), {

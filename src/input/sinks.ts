@@ -62,6 +62,22 @@ export interface SinkReport {
 
 export type SinkPins = Partial<Record<EventClass, SinkName>>;
 
+/** The pad the guest agent makes (config input.padDevice). */
+export type PadDevice = "uinput" | "xbox" | "dualsense";
+
+/** What the agent's device is for each class it serves (the device column of the report). */
+export type AgentDevices = Partial<Record<EventClass, string>>;
+
+export function agentDeviceNames(pad: PadDevice, hidClasses: readonly ("keyboard" | "pointer" | "absolute")[]): AgentDevices {
+  const out: AgentDevices = {
+    gamepad: pad === "uinput" ? "uinput Xbox 360 pad (045e:028e)" : pad === "xbox" ? "uhid Xbox-like pad (045e:028e)" : "uhid DualSense (054c:0ce6, motion sensors, touchpad)",
+  };
+  if (hidClasses.includes("keyboard")) out.keyboard = "uhid NeuronOS Keyboard (NKRO)";
+  if (hidClasses.includes("pointer")) out.pointer = "uhid NeuronOS Mouse";
+  if (hidClasses.includes("absolute")) out.absolute = "uhid NeuronOS Tablet";
+  return out;
+}
+
 export function mouseKind(name: string): "ps2" | "usb" | "virtio" {
   if (/virtio/i.test(name)) return "virtio";
   if (/PS\/2/i.test(name)) return "ps2";
@@ -75,16 +91,25 @@ function report(eventClass: EventClass, sink: SinkName | null, device: string | 
 }
 
 /** Which sink serves each event class, given the QEMU devices and what else is reachable. */
-export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; hostUinput: boolean; pins?: SinkPins }): SinkReport[] {
+export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; hostUinput: boolean; pins?: SinkPins; agentDevices?: AgentDevices }): SinkReport[] {
   const pins = opts.pins ?? {};
   const out: SinkReport[] = [];
+  const agentDev = opts.agent ? (opts.agentDevices ?? {}) : {};
+  /** A class pinned to the agent, whose uhid device the hub routes to. */
+  const agentPinned = (cls: EventClass, kinds: SinkName[]): SinkReport | null => {
+    const device = agentDev[cls];
+    if (pins[cls] !== "agent" || !device) return null;
+    return report(cls, "agent", device, "pinned in config: a uhid device the guest agent creates, with the HID identity we give it", [...kinds, "agent"], "agent");
+  };
 
   const kbKinds = [...new Set(devs.keyboards.map((k) => k.kind))];
   const readyVirtio = devs.keyboards.find((k) => k.kind === "virtio" && k.driverReady);
   const usbKbd = devs.keyboards.find((k) => k.kind === "usb");
   const ps2Kbd = devs.keyboards.find((k) => k.kind === "ps2");
   let kb: SinkReport;
-  if (readyVirtio) kb = report("keyboard", "virtio", readyVirtio.id, "the guest's virtio-input driver runs (DRIVER_OK): QEMU routes keys to the virtio keyboard", kbKinds, pins.keyboard);
+  const kbAgent = agentPinned("keyboard", kbKinds);
+  if (kbAgent) kb = kbAgent;
+  else if (readyVirtio) kb = report("keyboard", "virtio", readyVirtio.id, "the guest's virtio-input driver runs (DRIVER_OK): QEMU routes keys to the virtio keyboard", kbKinds, pins.keyboard);
   else if (usbKbd) kb = report("keyboard", "usb", usbKbd.id, "QEMU activates the USB keyboard when it creates it; no virtio keyboard driver runs", kbKinds, pins.keyboard);
   else if (ps2Kbd) kb = report("keyboard", "ps2", ps2Kbd.id, "no virtio or USB keyboard is active: keys go to the i8042 (firmware, boot manager, driverless guests)", kbKinds, pins.keyboard);
   else kb = report("keyboard", null, null, "the VM has no keyboard device", kbKinds, pins.keyboard);
@@ -95,9 +120,17 @@ export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; host
     const abs = cls === "absolute";
     const cands = devs.mice.filter((m) => m.absolute === abs);
     const kinds = [...new Set(cands.map((m) => mouseKind(m.name)))];
+    const viaAgent = agentPinned(cls, kinds);
+    if (viaAgent) {
+      out.push(viaAgent);
+      continue;
+    }
     const pin = pins[cls];
     const pinned = pin ? cands.find((m) => mouseKind(m.name) === pin) : undefined;
-    const cur = pinned ?? cands.find((m) => m.current) ?? cands[0];
+    // query-mice walks QEMU's handlers (last activated first) and prepends each, so the list
+    // ends with the most recently activated; motion of a kind goes to the first handler that
+    // takes it, i.e. the last candidate here
+    const cur = pinned ?? cands.find((m) => m.current) ?? cands.at(-1);
     if (!cur) {
       out.push(report(cls, null, null, abs ? "the VM has no absolute pointer (usb-tablet or virtio-tablet)" : "the VM has no relative mouse", kinds, pin));
       continue;
@@ -106,13 +139,20 @@ export function chooseSinks(devs: QemuInputDevices, opts: { agent: boolean; host
       ? `pinned in config: QEMU is made to route to ${cur.name} (mouse index ${cur.index})`
       : cur.current
         ? `QEMU's current ${abs ? "absolute " : ""}pointer (query-mice)`
-        : `the only ${abs ? "absolute" : "relative"} pointer; QEMU switches to it when it gets ${abs ? "absolute" : "relative"} motion`;
+        : cands.length > 1
+          ? `the ${abs ? "absolute" : "relative"} pointer QEMU activated last: it gets ${abs ? "absolute" : "relative"} motion`
+          : `the only ${abs ? "absolute" : "relative"} pointer; QEMU switches to it when it gets ${abs ? "absolute" : "relative"} motion`;
     out.push(report(cls, mouseKind(cur.name), cur.name, why, kinds, pin));
   }
 
   const padKinds: SinkName[] = [...(opts.agent ? (["agent"] as const) : []), ...(opts.hostUinput ? (["host-uinput"] as const) : [])];
-  if (opts.agent) out.push(report("gamepad", "agent", "agent", "QEMU has no gamepad device: the guest agent creates a virtual pad (uinput/uhid)", padKinds, pins.gamepad));
-  else if (opts.hostUinput) out.push(report("gamepad", "host-uinput", "/dev/uinput", "a host uinput pad passed to the VM", padKinds, pins.gamepad));
-  else out.push(report("gamepad", null, null, "QEMU has no gamepad device and no guest agent answers", padKinds, pins.gamepad));
+  if (pins.gamepad === "host-uinput" && opts.hostUinput)
+    out.push(report("gamepad", "host-uinput", "host uinput Xbox 360 pad via virtio-input-host-pci", "pinned in config: a uinput pad on the host, passed to the VM as evdev (needs the guest's virtio-input driver and a free PCIe hot-plug slot)", padKinds, pins.gamepad));
+  else if (opts.agent) {
+    const r = report("gamepad", "agent", agentDev.gamepad ?? "agent", "QEMU has no gamepad device: the guest agent creates a virtual pad (uinput/uhid)", padKinds, pins.gamepad);
+    if (pins.gamepad === "host-uinput") r.why += "; pinned to host-uinput, but the host has no /dev/uinput";
+    out.push(r);
+  } else
+    out.push(report("gamepad", null, null, `QEMU has no gamepad device and no guest agent answers${opts.hostUinput ? " (pin gamepad to host-uinput to pass a host pad in)" : ""}`, padKinds, pins.gamepad));
   return out;
 }

@@ -19,13 +19,17 @@ import type { Logger } from "../log.ts";
 import { vmQmpSocket } from "../vm/qmp-socket.ts";
 import { AgentGamepadBackend, type GamepadLink, type PadRumble } from "./agent-backend.ts";
 import type { InputBackend } from "./backend.ts";
-import { CompositeInputBackend } from "./composite-backend.ts";
+import { HidNative } from "../../ffi/hid.ts";
+import { AgentHidBackend, type HidPadKind } from "./agent-hid-backend.ts";
+import { CompositeInputBackend, GAMEPAD_EVENT_KINDS } from "./composite-backend.ts";
 import { convertBatch, type InputOp } from "./inject-convert.ts";
 import { loadKeyTable, type KeyTable } from "./keymap.ts";
 import { loadLayout } from "./layouts.ts";
-import type { InjectEvent, InjectResult, InputEvent } from "./model.ts";
+import type { InjectEvent, InjectResult, InputEvent, InputEventKind } from "./model.ts";
 import { QmpInputBackend } from "./qmp-backend.ts";
-import type { SinkPins, SinkReport } from "./sinks.ts";
+import { HostUinputPadBackend } from "./host-uinput-backend.ts";
+import { UinputDriver } from "../guest-agent/gamepad-uinput.ts";
+import { agentDeviceNames, type PadDevice, type SinkPins, type SinkReport } from "./sinks.ts";
 
 export const REPEAT_DELAY_MS = 500;
 export const REPEAT_HZ = 24.9;
@@ -40,7 +44,16 @@ export interface InputSettings {
   frameMs: number;
   keyRepeat: "guest" | "host";
   pins: Record<string, SinkPins>;
+  /** The pad the guest agent makes, per VM (default uinput). */
+  padDevice?: Record<string, PadDevice>;
 }
+
+/** The event kinds of each class the agent sink takes when pinned to it. */
+const AGENT_CLASS_KINDS: Record<"keyboard" | "pointer" | "absolute", readonly InputEventKind[]> = {
+  keyboard: ["key", "usageKey"],
+  pointer: ["mouseMoveRel", "mouseButton", "scroll", "hscroll"],
+  absolute: ["mouseMoveAbs", "mouseButton", "scroll", "hscroll"],
+};
 
 export interface VmInputDeps {
   qmpDir: string;
@@ -52,6 +65,8 @@ export interface VmInputDeps {
   gamepadLink?: (vm: string) => GamepadLink;
   /** Whether a host /dev/uinput exists. */
   hostUinput?: boolean;
+  /** The host's uinput device (config uinputDevice). */
+  uinputPath?: string;
 }
 
 /** One source of input (the API, a WebSocket): what it holds, its pending motion, its repeat. */
@@ -201,7 +216,11 @@ export class InputConnection {
 export class VmInputHub {
   readonly backend: InputBackend;
   readonly qmp: QmpInputBackend;
-  private readonly pad: AgentGamepadBackend | null;
+  /** The agent's uhid devices (classes pinned to the agent, uhid pads), when used. */
+  hid: AgentHidBackend | null = null;
+  private hidNative: HidNative | null = null;
+  private readonly padDevice: PadDevice;
+  private readonly agentClasses: ("keyboard" | "pointer" | "absolute")[];
   private opening: Promise<void> | null = null;
   /** When the devices were last probed (ms). */
   probedAt = Date.now();
@@ -215,17 +234,47 @@ export class VmInputHub {
   ) {
     const log = deps.log.child({ vm });
     this.qmp = new QmpInputBackend({ socketPath, log, keyBytes: keyBytesOf(deps) });
+    const pins = deps.settings.pins[vm] ?? {};
+    this.padDevice = deps.settings.padDevice?.[vm] ?? "uinput";
     const link = deps.gamepadLink?.(vm);
-    this.pad = link ? new AgentGamepadBackend({ link, log, onRumble: (r) => this.rumbleListeners.forEach((l) => l(r)) }) : null;
-    this.backend = this.pad ? new CompositeInputBackend(this.qmp, this.pad, log) : this.qmp;
+    const onRumble = (r: PadRumble) => this.rumbleListeners.forEach((l) => l(r));
+    this.agentClasses = (["keyboard", "pointer", "absolute"] as const).filter((c) => pins[c] === "agent");
+    // pads: host uinput devices passed in as evdev when pinned there, else the guest agent's
+    const hostPads =
+      pins.gamepad === "host-uinput" && deps.hostUinput
+        ? new HostUinputPadBackend({ driver: new UinputDriver(deps.uinputPath), qmp: (name, args) => this.qmp.command(name, args), log })
+        : null;
+    let pads: InputBackend | null = hostPads;
+    if (link && !hostPads && this.padDevice === "uinput") pads = new AgentGamepadBackend({ link, log, onRumble });
+    if (link && (this.agentClasses.length || (!hostPads && this.padDevice !== "uinput"))) {
+      try {
+        this.hidNative = new HidNative(deps.nativePath());
+        const padKind: HidPadKind = this.padDevice === "uinput" ? "xbox" : this.padDevice;
+        let keys: KeyTable | undefined;
+        try {
+          keys = loadKeyTable(deps.nativePath());
+        } catch {
+          keys = undefined;
+        }
+        this.hid = new AgentHidBackend({ link, hid: this.hidNative, log, pads: padKind, keys, pointer: pins.pointer === "agent" ? "relative" : "absolute", onRumble });
+      } catch (err) {
+        log.warn("the agent's HID devices need the native library: the agent sink serves gamepads through uinput only", { error: String(err) });
+      }
+    }
+    const agentSide: InputBackend | null = this.hid && pads ? new CompositeInputBackend(this.hid, pads, log) : (this.hid ?? pads);
+    const kinds = new Set<InputEventKind>(GAMEPAD_EVENT_KINDS);
+    if (this.hid) for (const c of this.agentClasses) for (const k of AGENT_CLASS_KINDS[c]) kinds.add(k);
+    this.backend = agentSide ? new CompositeInputBackend(this.qmp, agentSide, log, kinds) : this.qmp;
   }
 
   open(): Promise<void> {
     this.opening ??= (async () => {
       await this.backend.open();
+      // the classes pinned to the agent get their devices now, as hardware plugged in before use
+      if (this.hid && this.agentClasses.length) await this.hid.prepare(AgentHidBackend.rolesOf(this.agentClasses));
       const pins = this.deps.settings.pins[this.vm] ?? {};
       if (pins.pointer && pins.pointer !== "agent") await this.qmp.selectPointer(pins.pointer as "ps2" | "usb" | "virtio", false);
-      if (pins.absolute) await this.qmp.selectPointer(pins.absolute as "usb" | "virtio", true);
+      if (pins.absolute && pins.absolute !== "agent") await this.qmp.selectPointer(pins.absolute as "usb" | "virtio", true);
     })().catch((err) => {
       this.opening = null;
       throw err;
@@ -245,12 +294,20 @@ export class VmInputHub {
   }
 
   sinks(): SinkReport[] {
-    return this.qmp.sinks({ agent: this.backend.capabilities.gamepad, hostUinput: this.deps.hostUinput ?? false, pins: this.deps.settings.pins[this.vm] });
+    const agent = this.backend.capabilities.gamepad;
+    return this.qmp.sinks({
+      agent,
+      hostUinput: this.deps.hostUinput ?? false,
+      pins: this.deps.settings.pins[this.vm],
+      agentDevices: agentDeviceNames(this.padDevice, this.hid ? this.agentClasses : []),
+    });
   }
 
   async close(): Promise<void> {
     for (const c of [...this.connections]) await c.end().catch(() => {});
     await this.backend.close();
+    this.hidNative?.close();
+    this.hidNative = null;
   }
 }
 

@@ -112,6 +112,13 @@ export const VmSpecInput = z
      * Glass's keyboard/mouse and a fallback view; VNC a fallback view only; "none" for headless.
      */
     graphics: z.enum(["spice", "vnc", "none"]).default("spice"),
+    /**
+     * The VM's keyboard and pointers beside the i8042 (PS/2 keyboard and mouse, always there on
+     * q35): "virtio" (virtio-keyboard, -mouse, -tablet: need a virtio driver), "usb" (usb-kbd,
+     * usb-mouse, usb-tablet: every OS has a driver), "ps2" (nothing more: firmware-like, no
+     * absolute pointer). These are the VM's QMP input sinks; the guest agent's are separate.
+     */
+    inputDevices: z.enum(["virtio", "usb", "ps2"]).default("virtio"),
     /** UEFI Secure Boot with enrolled keys (and SMM); default on for win11. */
     secureBoot: z.boolean().optional(),
     /** Hyper-V enlightenments; default on for Windows templates. */

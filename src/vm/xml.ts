@@ -90,6 +90,11 @@ function osNode(spec: VmSpec): Node {
 }
 
 /** SPICE or VNC on a unix socket: no TCP port, no password (the socket's directory is the gate). */
+/** Keyboard, mouse and tablet on one bus (libvirt adds the i8042's PS/2 pair itself on x86). */
+function inputNodes(bus: "virtio" | "usb"): Record<string, unknown>[] {
+  return (["keyboard", "mouse", "tablet"] as const).map((type) => attrs({ type, bus }));
+}
+
 function graphicsNode(kind: "spice" | "vnc", socket: string | undefined): Node {
   if (socket !== undefined && (/[\0\n\r]/.test(socket) || !socket.startsWith("/")))
     throw invalid(`display socket path ${JSON.stringify(socket.slice(0, 120))} must be absolute, without NUL or newline`);
@@ -146,7 +151,7 @@ function devices(spec: VmSpec, opts: BuildOptions): Node {
     controller: [attrs({ type: "usb", model: "qemu-xhci", ports: 15 }), attrs({ type: "virtio-serial", index: 0 })],
     interface: iface,
     channel: channels,
-    input: [attrs({ type: "keyboard", bus: "virtio" }), attrs({ type: "mouse", bus: "virtio" }), attrs({ type: "tablet", bus: "virtio" })],
+    ...(spec.inputDevices === "ps2" ? {} : { input: inputNodes(spec.inputDevices) }),
     ...(spec.graphics !== "none" ? { graphics: graphicsNode(spec.graphics, opts.graphicsSocket) } : {}),
     // With a passed-through GPU the guest renders there and Looking Glass shows it: no emulated adapter.
     video: { model: attrs(passthroughGpu ? { type: "none" } : windows ? { type: "vga" } : { type: "virtio", heads: 1 }) },

@@ -40,6 +40,8 @@ const VARIANTS: Variant[] = [
     spec: { disk: { kind: "new", sizeGiB: 64 }, osIso: "/srv/iso/os.iso", virtioIso: "/srv/iso/virtio-win.iso", network: { kind: "bridge", bridge: "br0" }, graphics: "none" },
     opts: { diskPath: "/var/lib/neuron/vms/x.qcow2", cpuVendor: "intel" },
   },
+  { label: "USB keyboard, mouse and tablet", spec: { inputDevices: "usb" } },
+  { label: "PS/2 only (the i8042 pair libvirt adds)", spec: { inputDevices: "ps2" }, opts: { domainType: "qemu" } },
   { label: "sound to the VM's own PulseAudio sink", spec: {}, opts: { audio: { server: "/run/user/1000/pulse/native", sink: "neuron-vm-x" } } },
   { label: "no network, no secure boot, no TPM, no Hyper-V, TCG", spec: { network: { kind: "none" }, secureBoot: false, tpm: false, hyperv: false }, opts: { domainType: "qemu" } },
 ];
@@ -141,6 +143,17 @@ describe("domain XML content", () => {
     expect(headless.devices.graphics).toBeUndefined();
     const vnc = tree(buildDomainXml(parseVmSpec({ name: "i", template: "win10", graphics: "vnc" })));
     expect(vnc.devices.channel).toHaveLength(2);
+  });
+
+  test("input devices: virtio, USB (usb-kbd, usb-mouse, usb-tablet) or PS/2 only; an unknown bus is refused", () => {
+    const inputs = (inputDevices?: "virtio" | "usb" | "ps2") => {
+      const i = tree(buildDomainXml(parseVmSpec({ name: "i", template: "linux", ...(inputDevices ? { inputDevices } : {}) }))).devices.input as Record<string, string>[] | undefined;
+      return (i ?? []).map((x) => `${x["@_type"]}/${x["@_bus"]}`);
+    };
+    expect(inputs()).toEqual(["keyboard/virtio", "mouse/virtio", "tablet/virtio"]);
+    expect(inputs("usb")).toEqual(["keyboard/usb", "mouse/usb", "tablet/usb"]);
+    expect(inputs("ps2")).toEqual([]);
+    expect(() => parseVmSpec({ name: "i", template: "linux", inputDevices: "serial" })).toThrow(/inputDevices/);
   });
 
   test("SPICE and VNC listen on the unix socket only: no port, no autoport, no address; VNC has no SPICE channel", () => {
