@@ -9,6 +9,7 @@ import { FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { NativeCallError, NativeModule } from "./native.ts";
 import { outPtr } from "./capture.ts";
 import { encodePeer, type UdpPeer, type UdpSocket } from "./stream.ts";
+import { quicSymbols } from "./lumen-quic.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -32,6 +33,7 @@ const symbols = {
   neuron_lumen_rx_footprint: { args: [P], returns: FFIType.u64 },
   neuron_lumen_rx_codec_bytes: { args: [P], returns: FFIType.u64 },
   neuron_lumen_rx_destroy: { args: [P], returns: FFIType.void },
+  ...quicSymbols,
 } as const satisfies Record<string, FFIFunction>;
 
 export const LUMEN_VIDEO_OVERHEAD = 60;
