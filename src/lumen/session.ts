@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { VideoEncoder, type CaptureNative } from "../../ffi/capture.ts";
-import { LumenReceiver, LumenSender, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
+import { LumenReceiver, LumenSender, Plane, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
 import type { StreamNative, UdpPeer, UdpSocket } from "../../ffi/stream.ts";
 import type { Logger } from "../log.ts";
 import { decodeInputPacket } from "../input/decode.ts";
@@ -66,6 +66,12 @@ export interface LumenSessionOptions {
   fecMaxPctX100: number;
   /** UDP GSO for the video datagrams (default on). */
   gso?: boolean;
+  /**
+   * The control channel's datagrams (QUIC DATAGRAM frames), `plane byte ‖ payload`: where given,
+   * the side planes audio and rumble leave through it and input arrives through it
+   * (controlDatagram); without it they travel on the lumen/1 UDP data plane.
+   */
+  sideChannel?: (datagram: Uint8Array) => boolean;
 }
 
 export function newSessionKeys(): SessionKeys {
@@ -145,6 +151,22 @@ export class LumenSession {
     return true;
   }
 
+  /** A side-plane datagram from the control channel (QUIC DATAGRAM frame): `plane byte ‖ payload`. */
+  controlDatagram(d: Uint8Array): void {
+    if (d.length < 1) return;
+    // only the planes the control channel carries (PROTOCOL.md); reports and probes stay on the data plane
+    if (d[0] === Plane.input) this.side({ plane: "input", payload: d.subarray(1) });
+  }
+
+  private sendSide(plane: "audio" | "rumble", payload: Uint8Array): void {
+    if (this.o.sideChannel) {
+      const d = new Uint8Array(1 + payload.length);
+      d[0] = Plane[plane];
+      d.set(payload, 1);
+      this.o.sideChannel(d);
+    } else this.tx.sendDatagram(plane, payload);
+  }
+
   private side(d: SideDatagram): void {
     const v = new DataView(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength);
     switch (d.plane) {
@@ -199,7 +221,7 @@ export class LumenSession {
         if (!this.peer) return;
         const p = audio.nextPacket();
         if (p) {
-          this.tx.sendDatagram("audio", p);
+          this.sendSide("audio", p);
           this.stats.audioPackets++;
         }
       }, audio.intervalMs);

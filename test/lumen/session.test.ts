@@ -139,7 +139,8 @@ describe("lumen/1 sessions", () => {
     });
     await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
     const port = (relay.address() as { port: number }).port;
-    const c = new LumenClient({ host: "127.0.0.1", port, stateDir: dir.path, mode: { width: 320, height: 240, fps: 30 }, natives: loadNatives(), pin: "5555", name: "via-mitm" });
+    // a TLS relay: the client takes the TLS fallback to reach it (QUIC's relay: test/lumen/quic.test.ts)
+    const c = new LumenClient({ host: "127.0.0.1", port, stateDir: dir.path, mode: { width: 320, height: 240, fps: 30 }, natives: loadNatives(), pin: "5555", name: "via-mitm", transport: "tls" });
     const [r] = await Promise.allSettled([c.connect(), enterPinWhenAsked(host, "5555")]);
     c.close();
     relay.close();
@@ -169,7 +170,7 @@ describe("lumen/1 sessions", () => {
         forged[forged.length - 1]! ^= 1;
         const unknown = sealed.slice();
         unknown[4]! ^= 0xff;
-        for (const d of [sealed, sealed, sealed, forged, unknown, new Uint8Array(3)]) sock.send(d, host.port, "127.0.0.1");
+        for (const d of [sealed, sealed, sealed, forged, unknown, new Uint8Array(3)]) sock.send(d, host.dataPort, "127.0.0.1");
       }
       if (phase === 1 && ms > 600) {
         phase = 2;
@@ -186,7 +187,7 @@ describe("lumen/1 sessions", () => {
     c.close();
   }, 20_000);
 
-  test("hostile control streams: a lying length, junk, a huge mode — refused, host unchanged", async () => {
+  test("hostile control streams (TLS fallback): a lying length, junk, a huge mode — refused, host unchanged", async () => {
     const raw = (bytes: Uint8Array[]) =>
       new Promise<string>((resolve) => {
         const s = connect({ host: "127.0.0.1", port: host.port, rejectUnauthorized: false }, () => {
