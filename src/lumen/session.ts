@@ -1,13 +1,14 @@
 /**
  * One lumen/1 stream on the host: frames from a source, encoded (libavcodec, ffi/capture.ts),
- * handed whole to the native sender (ffi/lumen.ts: split, RS16, AES-GCM, paced sendmmsg);
+ * handed whole to the native pump (ffi/lumen.ts: split, RS16, AES-GCM, sendmmsg/GSO; paced frames on
+ * the pump's own thread, so the JS thread never waits for pacing);
  * client datagrams (input, loss reports, clock probes) opened by its own receiver. The mode,
  * codec and bitrate change mid-stream (reconfigure) without a new connection: the config
  * epoch in every shard tells the client which config a frame belongs to.
  */
 import { randomBytes } from "node:crypto";
 import { VideoEncoder, type CaptureNative } from "../../ffi/capture.ts";
-import { LumenReceiver, LumenSender, Plane, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
+import { LumenPump, LumenReceiver, LumenSender, Plane, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
 import type { StreamNative, UdpPeer, UdpSocket } from "../../ffi/stream.ts";
 import type { Logger } from "../log.ts";
 import { decodeInputPacket } from "../input/decode.ts";
@@ -95,6 +96,9 @@ export class LumenSession {
   config: StreamConfig;
   epoch = 0;
   private readonly tx: LumenSender;
+  private pump: LumenPump | null = null;
+  /** Frames handed to the pump whose result has not come back: serial → timings so far. */
+  private readonly inFlight = new Map<number, { encodeUs: number; encodeCallUs: number; captureNs: bigint; bytes: number }>();
   private readonly rx: LumenReceiver;
   private encoder: VideoEncoder | null = null;
   private pixels = new Uint8Array(0);
@@ -132,6 +136,10 @@ export class LumenSession {
     this.encoder = VideoEncoder.open(this.o.natives.capture, { codec: c.codec, width: c.width, height: c.height, fps: c.fps, bitrateKbps: c.bitrateKbps, threads: 2 });
     this.pixels = new Uint8Array(c.width * c.height * 4);
     this.au = new Uint8Array(Math.min(this.o.maxFrameBytes, c.width * c.height * 2 + 65536));
+    // the pump's slots hold access units of this mode: a new mode gets a pump sized for it
+    this.collect();
+    this.pump?.close();
+    this.pump = LumenPump.start(this.o.natives.lumen, this.tx, { slots: 3, auCap: this.au.length });
     this.forceIdr = true;
   }
 
@@ -261,16 +269,35 @@ export class LumenSession {
     const k = Math.ceil(info.size / this.o.shardBytes);
     const interval = 1e9 / c.fps;
     const paceNs = k >= this.o.paceMinDatagrams ? interval * this.o.paceFraction : 0;
-    const r = this.tx.sendFrame(this.au, info.size, {
+    const serial = this.pump!.submit(this.au, info.size, {
       captureNs, paceNs, idr: info.idr, codec: codecId(c.codec), epoch: this.epoch, lossPpm: this.stats.lossPpm, burst: this.stats.burst,
       minPctX100: this.o.fecMinPctX100, maxPctX100: this.o.fecMaxPctX100,
     });
-    this.stats.framesSent++;
-    this.frameTimings.set(r.frameIndex, { encodeUs: info.encodeUs + info.convertUs, encodeCallUs, sentNs: Number(r.doneNs - captureNs), bytes: info.size });
-    if (this.frameTimings.size > 4096) this.frameTimings.delete(this.frameTimings.keys().next().value!);
-    this.stats.bytesSent += r.bytes;
-    this.stats.dataShards += r.dataShards;
-    this.stats.parityShards += r.parityShards;
+    if (serial === null) {
+      this.forceIdr = true; // the pump is behind: this frame is gone, the next one must stand alone
+      return;
+    }
+    this.inFlight.set(serial, { encodeUs: info.encodeUs + info.convertUs, encodeCallUs, captureNs, bytes: info.size });
+    this.collect();
+  }
+
+  /** Takes the pump's results: counters, and per frame its timings (capture → last datagram handed over). */
+  collect(): void {
+    if (!this.pump) return;
+    for (const r of this.pump.results()) {
+      const f = this.inFlight.get(r.serial);
+      this.inFlight.delete(r.serial);
+      if (r.status < 0) {
+        this.o.log.warn("frame not sent", { session: this.id, status: r.status });
+        continue;
+      }
+      this.stats.framesSent++;
+      this.stats.bytesSent += r.bytes;
+      this.stats.dataShards += r.dataShards;
+      this.stats.parityShards += r.parityShards;
+      if (f) this.frameTimings.set(r.frameIndex, { encodeUs: f.encodeUs, encodeCallUs: f.encodeCallUs, sentNs: Number(r.doneNs - f.captureNs), bytes: f.bytes });
+      if (this.frameTimings.size > 4096) this.frameTimings.delete(this.frameTimings.keys().next().value!);
+    }
   }
 
   requestIdr(): void {
@@ -291,6 +318,7 @@ export class LumenSession {
   }
 
   snapshot(): LumenSessionStats {
+    this.collect();
     const s = [...this.encodeUs].sort((a, b) => a - b);
     this.stats.encodeUsP50 = s.length ? s[Math.floor(s.length / 2)]! : 0;
     return { ...this.stats };
@@ -305,6 +333,8 @@ export class LumenSession {
     this.audioTimer = null;
     this.encoder?.close();
     this.encoder = null;
+    this.pump?.close(); // before the sender it drives
+    this.pump = null;
     this.tx.close();
     this.rx.close();
   }
