@@ -252,19 +252,19 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
         return NEURON_EINVAL;
     }
     rx_slot *s = slot_of(r, frame_index);
-    if (s == NULL && (int32_t)(frame_index - r->retired_max) <= 0 && r->retired_max != 0) {
-        r->st.shards_late++;
-        return NEURON_EINVAL;
-    }
-    if (s && (s->state != SLOT_FILLING || s->present[idx])) {
-        r->st.shards_late++;
-        return NEURON_EINVAL;
-    }
-    if (s && (s->frame_bytes != frame_bytes || s->k != k || s->m != m || s->capture_ns != capture || s->type != type ||
-              s->codec != codec || s->epoch != epoch)) {
+    /* a shard of a frame already complete or given up (typically parity after the data): still
+     * authenticated and counted as received — the loss figure the client reports counts every
+     * seq that arrived, or the host would read its own parity as loss and raise it further */
+    const int late = (s == NULL && (int32_t)(frame_index - r->retired_max) <= 0 && r->retired_max != 0) ||
+                     (s && (s->state != SLOT_FILLING || s->present[idx]));
+    if (!late && s && (s->frame_bytes != frame_bytes || s->k != k || s->m != m || s->capture_ns != capture || s->type != type ||
+                       s->codec != codec || s->epoch != epoch)) {
         r->st.inconsistent++;
         return NEURON_EFORMAT;
     }
+    /* the payload is opened straight into its place in the frame's slot when that slot exists
+     * (no copy); a failed tag leaves bytes there that nothing reads (present[idx] stays 0) */
+    uint8_t *dst = !late && s ? s->buf + (size_t)idx * S : r->plain;
     uint8_t iv[12];
     lm_nonce(iv, r->cfg.keys.salt, seq);
     neuron_gcm_layout lay = {.in_stride = len,
@@ -276,12 +276,16 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
                              .iv_stride = 12,
                              .aad_len = NEURON_LUMEN_COMMON_HDR + NEURON_LUMEN_VIDEO_HDR};
     int32_t st = 0;
-    if (neuron_aes_gcm_open_batch(r->gcm, &lay, 1, p, &len, r->plain, iv, 0, p, &st) != 1) {
+    if (neuron_aes_gcm_open_batch(r->gcm, &lay, 1, p, &len, dst, iv, 0, p, &st) != 1) {
         r->st.bad_auth++;
         return NEURON_EAUTH;
     }
     replay_mark(r, seq);
     r->st.accepted++;
+    if (late) {
+        r->st.shards_late++;
+        return NEURON_EINVAL;
+    }
     if (s == NULL) {
         s = slot_new(r);
         s->state = SLOT_FILLING;
@@ -295,8 +299,8 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
         s->capture_ns = capture;
         s->have = s->have_data = s->recovered = 0;
         memset(s->present, 0, k + m);
+        memcpy(s->buf + (size_t)idx * S, r->plain, S);
     }
-    memcpy(s->buf + (size_t)idx * S, r->plain, S);
     s->present[idx] = 1;
     s->have++;
     if (idx < k) s->have_data++;
