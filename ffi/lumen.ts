@@ -174,7 +174,7 @@ export class LumenPump {
   /** The frame's serial, or null when the pump's queue is full (the frame is dropped). */
   submit(au: Uint8Array, len: number, f: LumenFrame): number | null {
     const rc = this.n.sym.neuron_lumen_pump_submit(this.h(), ptr(au), len, ptr(encodeFrame(f, this.frameBuf)));
-    if (rc === -5 && len <= au.length) return null;
+    if (rc === -5) return null;
     if (rc < 0) throw new NativeCallError("neuron_lumen_pump_submit", rc);
     return rc;
   }

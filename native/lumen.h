@@ -200,7 +200,8 @@ _Static_assert(sizeof(neuron_lumen_pump_stats) == 48, "neuron_lumen_pump_stats l
 
 /* slots 1..16; au_cap: largest access unit (1..NEURON_LUMEN_MAX_FRAME), slots × au_cap allocated. */
 NEURON_EXPORT int32_t neuron_lumen_pump_start(neuron_lumen_tx *tx, uint32_t slots, uint32_t au_cap, neuron_lumen_pump **out);
-/* Returns the frame's serial (1, 2, ...) or NEURON_EINVAL / NEURON_ERANGE (over au_cap, queue full). */
+/* Returns the frame's serial (1, 2, ...), NEURON_EINVAL (bad arguments, len over au_cap) or
+ * NEURON_ERANGE (the queue is full: the frame is dropped). */
 NEURON_EXPORT int32_t neuron_lumen_pump_submit(neuron_lumen_pump *p, const uint8_t *au, uint32_t len,
                                                const neuron_lumen_frame *frame);
 /* Takes up to cap results, oldest first; how many. */

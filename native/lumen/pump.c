@@ -20,6 +20,7 @@ struct neuron_lumen_pump {
     uint8_t *mem;
     uint32_t head, count;
     int busy; /* a frame is being sent (thread or caller): frames never overlap on the sender */
+    int direct_busy; /* ... by the caller (the thread's frame stays in count while it is sent) */
     int stop;
     uint32_t serial;
     pthread_t thread;
@@ -100,21 +101,21 @@ int32_t neuron_lumen_pump_start(neuron_lumen_tx *tx, uint32_t slots, uint32_t au
 }
 
 int32_t neuron_lumen_pump_submit(neuron_lumen_pump *p, const uint8_t *au, uint32_t len, const neuron_lumen_frame *f) {
-    if (p == NULL || au == NULL || f == NULL || len == 0) return NEURON_EINVAL;
-    if (len > p->au_cap) return NEURON_ERANGE;
+    if (p == NULL || au == NULL || f == NULL || len == 0 || len > p->au_cap) return NEURON_EINVAL;
     pthread_mutex_lock(&p->mu);
     const uint32_t serial = ++p->serial;
     if (f->pace_ns == 0 && p->count == 0 && !p->busy) {
         /* unpaced and nothing ahead of it: sent on the caller's thread at once (no hand-off
          * wait, no copy); the frame takes a few tens of µs */
-        p->busy = 1;
+        p->busy = p->direct_busy = 1;
         pthread_mutex_unlock(&p->mu);
         neuron_lumen_tx_result r;
         int32_t rc = neuron_lumen_tx_send_frame(p->tx, au, len, f, &r);
         pthread_mutex_lock(&p->mu);
         record(p, serial, rc, &r);
         p->st.direct++;
-        p->busy = 0;
+        p->busy = p->direct_busy = 0;
+        pthread_cond_broadcast(&p->idle);
         pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
         return (int32_t)serial;
@@ -151,7 +152,7 @@ void neuron_lumen_pump_stats_get(neuron_lumen_pump *p, neuron_lumen_pump_stats *
     if (p == NULL || out == NULL) return;
     pthread_mutex_lock(&p->mu);
     *out = p->st;
-    out->pending = p->count + (uint32_t)p->busy;
+    out->pending = p->count + (uint32_t)p->direct_busy;
     pthread_mutex_unlock(&p->mu);
 }
 
