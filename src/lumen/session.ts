@@ -83,10 +83,15 @@ export function newSessionKeys(): SessionKeys {
 }
 
 /**
- * Loss assumed until the client's reports say otherwise: a stream starts protected and relaxes
- * on evidence (each clean report keeps 90 % of the estimate, so about a second to ~1 %).
+ * Loss assumed until the client's reports say otherwise: a stream starts protected — 10 % loss
+ * in bursts of 8 datagrams — and relaxes on evidence: each clean 50 ms report keeps
+ * RELAX_PER_REPORT of both estimates (a half-life of ~1.7 s), so loss that comes in rare long
+ * bursts (10 % in bursts of 10: a burst every ~90 datagrams, most reports clean) still finds
+ * the protection up when it strikes. A worse report raises the estimates at once.
  */
 export const INITIAL_LOSS_PPM = 100_000;
+export const INITIAL_BURST = 8;
+export const RELAX_PER_REPORT = 0.98;
 
 const codecId = (c: StreamConfig["codec"]) => (c === "hevc" ? 1 : 0);
 
@@ -113,11 +118,13 @@ export class LumenSession {
   private nextDue = 0;
   private running = false;
   private lastReport: { highest: number; received: number; runs: number } | null = null;
+  /** The mean loss burst estimate, unrounded (stats.burst is its rounded value). */
+  private burstEstimate = INITIAL_BURST;
   private readonly encodeUs: number[] = [];
   /** Per sent frame (the last 4096): convert + encode µs, and ns from the capture to its last datagram handed over. */
   readonly frameTimings = new Map<number, { encodeUs: number; encodeCallUs: number; sentNs: number; bytes: number }>();
   readonly stats: LumenSessionStats = {
-    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: 1, epoch: 0,
+    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: INITIAL_BURST, epoch: 0,
     inputEvents: 0, inputRejected: 0, probes: 0, reports: 0, audioPackets: 0,
   };
 
@@ -199,9 +206,11 @@ export class LumenSession {
         const lost = Math.max(0, expected - got);
         const ppm = Math.min(900_000, Math.round((lost / expected) * 1e6));
         // fast up, slow down: one clean interval does not drop the protection at once
-        this.stats.lossPpm = Math.max(ppm, Math.round(this.stats.lossPpm * 0.9));
-        if (runs > 0 && lost > 0) this.stats.burst = Math.max(1, Math.min(64, Math.round(lost / runs)));
-        else if (ppm === 0) this.stats.burst = Math.max(1, Math.round(this.stats.burst * 0.9));
+        this.stats.lossPpm = Math.max(ppm, Math.round(this.stats.lossPpm * RELAX_PER_REPORT));
+        if (runs > 0 && lost > 0) this.burstEstimate = Math.max(this.burstEstimate * RELAX_PER_REPORT, Math.min(64, lost / runs));
+        else if (ppm === 0) this.burstEstimate *= RELAX_PER_REPORT;
+        this.burstEstimate = Math.max(1, this.burstEstimate);
+        this.stats.burst = Math.round(this.burstEstimate);
         return;
       }
       case "input": {

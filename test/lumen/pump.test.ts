@@ -82,15 +82,16 @@ describe("the host's loss figure on a clean path", () => {
     await host?.stop();
   });
 
-  test("late parity counts as received: the estimate falls from the 10 % start, parity follows", async () => {
+  test("late parity counts as received: the estimates fall from their cautious start", async () => {
     using dir = tempDir();
     const c = new LumenClient({ host: "127.0.0.1", port: host.port, stateDir: dir.path, pin: "9191", mode: { width: 320, height: 240, fps: 60 }, natives: loadNatives() });
     await Promise.all([c.connect(), enterPinWhenAsked(host, "9191")]);
     const session = host.sessions.get(c.sessionId)!;
     await c.stream(2.0);
     const s = session.snapshot();
-    expect(s.lossPpm).toBeLessThan(20_000); // 0.9 per clean 50 ms report from 100,000
-    expect(s.burst).toBe(1);
+    // 0.98 per clean 50 ms report: from 100,000 ppm and bursts of 8 to ~45,000 and ~4 in 2 s
+    expect(s.lossPpm).toBeLessThan(60_000);
+    expect(s.burst).toBeLessThan(6);
     const rx = c.rxStats()!;
     expect(rx.seqReceived).toBe(rx.accepted);
     expect(rx.highestSeq - rx.seqReceived).toBeLessThan(rx.highestSeq * 0.01); // what was sent arrived and was counted
