@@ -82,6 +82,7 @@ describe("serve + lumen connect", () => {
     expect(typeof r.p50Ms).toBe("number");
     expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
     expect(r.mode).toBe("320x240x30");
+    expect(r.transport).toBe("quic");
     // `pair list` shows the lumen/1 pairing beside Moonlight ones; `pair remove CLIENTID` forgets it
     const clientId = (JSON.parse(readFileSync(join(clientDir, "lumen-client.json"), "utf8")) as { clientId: string }).clientId;
     const listed = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { protocol: string; id: string | number; name: string }[];
@@ -97,6 +98,9 @@ describe("serve + lumen connect", () => {
     const r = runCli(["lumen", "connect", "127.0.0.1", "--mode", "huge"], env());
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--mode must look like 1280x720x60");
+    const t = runCli(["lumen", "connect", "127.0.0.1", "--transport", "tcp"], env());
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain("--transport is quic or tls");
     const p = runCli(["lumen", "connect", "127.0.0.1", "--pin", "12"], env());
     expect(p.stderr).toContain("--pin must be 4 digits");
   });
