@@ -31,6 +31,7 @@ function client(dir: string, over: Partial<ConstructorParameters<typeof LumenCli
 async function paired(dir: string, name: string, over: Partial<ConstructorParameters<typeof LumenClient>[0]> = {}): Promise<LumenClient> {
   const c = client(dir, { pin: "7777", name, ...over });
   await Promise.all([c.connect(), enterPinWhenAsked(host, "7777")]);
+  expect(c.transport).toBe(over.transport ?? "quic"); // these suites run over QUIC unless they say otherwise
   return c;
 }
 
@@ -87,15 +88,17 @@ describe("lumen/1 sessions", () => {
     expect(cb.config.width).toBe(256);
   }, 30_000);
 
-  test("a pinned fingerprint that does not match is refused before anything is sent", async () => {
-    using dir = tempDir();
-    const s = loadClientState(dir.path);
-    s.hosts[`127.0.0.1:${host.port}`] = { fingerprint: "ab".repeat(32), pairingKey: "00".repeat(32) };
-    saveClientState(dir.path, s);
-    const c = client(dir.path, { pin: "1234" });
-    await expect(c.connect()).rejects.toMatchObject({ errorCode: "LUMEN_FINGERPRINT_MISMATCH" });
-    c.close();
-    expect(host.pending()).toEqual([]);
+  test("a pinned fingerprint that does not match is refused before anything is sent (QUIC and TLS)", async () => {
+    for (const transport of ["quic", "tls"] as const) {
+      using dir = tempDir();
+      const s = loadClientState(dir.path);
+      s.hosts[`127.0.0.1:${host.port}`] = { fingerprint: "ab".repeat(32), pairingKey: "00".repeat(32) };
+      saveClientState(dir.path, s);
+      const c = client(dir.path, { pin: "1234", transport });
+      await expect(c.connect()).rejects.toMatchObject({ errorCode: "LUMEN_FINGERPRINT_MISMATCH" });
+      c.close();
+      expect(host.pending()).toEqual([]);
+    }
   }, 20_000);
 
   test("a client whose pairing key is wrong is refused by the host", async () => {
