@@ -28,7 +28,8 @@ async function until(ep: QuicEndpoint, seen: QuicEvent[], want: (s: QuicEvent[])
   const deadline = performance.now() + ms;
   while (!want(seen)) {
     if (performance.now() > deadline) throw new Error(`QUIC events not seen in time: ${JSON.stringify(seen.map((e) => e.kind))}`);
-    seen.push(...ep.poll(5));
+    seen.push(...ep.poll(2));
+    await Bun.sleep(1); // the host in this process runs on this event loop
   }
 }
 
@@ -156,6 +157,29 @@ describe("lumen/1 over QUIC", () => {
       (up as QuicEndpoint | null)?.close();
       relay.close();
     }
+  }, 20_000);
+
+  test("hostile control streams over QUIC: a lying length, junk — an error message, the connection closed, host unchanged", async () => {
+    const n = loadNatives();
+    const raw = async (bytes: Uint8Array): Promise<string> => {
+      const ep = QuicEndpoint.connect(n.lumen, "127.0.0.1", host.port);
+      try {
+        const seen: QuicEvent[] = [];
+        await until(ep, seen, (s) => s.some((e) => e.kind === "open"));
+        ep.write(1, bytes);
+        await until(ep, seen, (s) => s.some((e) => e.kind === "closed"));
+        const got = Buffer.concat(seen.filter((e) => e.kind === "stream").map((e) => e.data));
+        if (got.length <= 4) return "closed";
+        return (JSON.parse(got.subarray(4, 4 + got.readUInt32BE(0)).toString()) as { code: string }).code;
+      } finally {
+        ep.close();
+      }
+    };
+    const errors = host.counters.protocolErrors, sessions = host.sessions.size;
+    expect(await raw(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]))).toBe("LUMEN_MESSAGE_TOO_LARGE");
+    expect(await raw(new Uint8Array([0, 0, 0, 5, 0xc3, 0x28, 0xff, 0xfe, 0x00]))).toBe("LUMEN_MESSAGE_MALFORMED");
+    expect(host.counters.protocolErrors - errors).toBe(2);
+    expect(host.sessions.size).toBe(sessions);
   }, 20_000);
 
   test("the TLS-on-TCP fallback still pairs and streams", async () => {
