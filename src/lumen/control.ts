@@ -104,14 +104,15 @@ class QuicChannel extends BaseChannel {
   }
 }
 
-/** How often JS takes the QUIC thread's events (ms). */
+/** How often JS takes the QUIC thread's events (ms): while connections are open, and while none is. */
 const QUIC_POLL_MS = 1;
+const QUIC_IDLE_POLL_MS = 20;
 
 /** The host's control listeners: QUIC on UDP port, TLS on TCP port (the same number). */
 export class ControlServer {
   private quic: QuicEndpoint | null = null;
   private tls: Server | null = null;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly channels = new Map<number, QuicChannel>();
   port = 0;
 
@@ -144,8 +145,16 @@ export class ControlServer {
       this.port = port;
       break;
     }
-    this.timer = setInterval(() => this.drain(), QUIC_POLL_MS);
+    this.schedule();
     return this.port;
+  }
+
+  /** Polls every 1 ms while a connection is open; an idle host checks for new ones every 20 ms. */
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.drain();
+      if (this.quic) this.schedule();
+    }, this.channels.size ? QUIC_POLL_MS : QUIC_IDLE_POLL_MS);
   }
 
   private drain(): void {
@@ -170,7 +179,7 @@ export class ControlServer {
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.drain();
     for (const ch of this.channels.values()) ch.event({ kind: "closed", conn: ch.conn, reason: "host stops", code: 0 });
