@@ -27,6 +27,7 @@ const symbols = {
   neuron_lumen_rx_set_drop: { args: [P, FFIType.u32, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
   neuron_lumen_rx_push: { args: [P, P, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_recv: { args: [P, FFIType.i32, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
+  neuron_lumen_rx_set_gro: { args: [P, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_next_frame: { args: [P, P, FFIType.u64, P], returns: FFIType.i64 },
   neuron_lumen_rx_next_side: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_stats_get: { args: [P, P], returns: FFIType.void },
@@ -373,6 +374,14 @@ export class LumenReceiver {
     if (plane === "video") return "video";
     if (!plane) return null;
     return { plane, payload: this.sideBuf.slice(0, rc & 0xffff) };
+  }
+
+  /** UDP GRO on the socket (several datagrams per read); false where the kernel refuses it. */
+  setGro(socket: UdpSocket, on: boolean): boolean {
+    const rc = this.n.sym.neuron_lumen_rx_set_gro(this.h(), socket.descriptor, on ? 1 : 0);
+    if (rc === -8) return false;
+    if (rc < 0) throw new NativeCallError("neuron_lumen_rx_set_gro", rc);
+    return true;
   }
 
   /** Drains the socket (waiting up to timeoutMs for the first datagram); datagrams read. */

@@ -276,6 +276,15 @@ NEURON_EXPORT int32_t neuron_lumen_rx_push(neuron_lumen_rx *rx, const uint8_t *p
  * datagrams read (0 on timeout) or NEURON_EIO.
  */
 NEURON_EXPORT int32_t neuron_lumen_rx_recv(neuron_lumen_rx *rx, int32_t fd, uint32_t timeout_ms, uint32_t max_datagrams);
+/*
+ * UDP GRO on the socket (1) or off (0): the kernel then hands over up to 64 KiB of equal-sized
+ * datagrams of one flow per read (what a GSO sender's buffer was), which neuron_lumen_rx_recv
+ * splits by the segment size the kernel reports — fewer reads and fewer socket buffers per
+ * datagram. With GRO one read may take a buffer's datagrams past max_datagrams (by at most 64).
+ * NEURON_EUNSUPPORTED where the kernel refuses it (the receiver keeps reading datagram by
+ * datagram).
+ */
+NEURON_EXPORT int32_t neuron_lumen_rx_set_gro(neuron_lumen_rx *rx, int32_t fd, uint32_t on);
 /* Takes the oldest completed frame: copies it to out, returns its bytes (0: none ready),
  * NEURON_ERANGE if cap is too small (the frame stays). */
 NEURON_EXPORT int64_t neuron_lumen_rx_next_frame(neuron_lumen_rx *rx, uint8_t *out, uint64_t cap,

@@ -232,6 +232,8 @@ export class LumenClient {
     this.tx = LumenSender.create(n.lumen, this.udp, { key: Buffer.from(w.clientToHost.key, "hex"), salt: Buffer.from(w.clientToHost.salt, "hex"), sessionId: w.sessionId }, { shardBytes: 64, maxFrameBytes: 64 });
     this.tx.setPeer({ family: this.o.host.includes(":") ? 6 : 4, address: this.o.host === "localhost" ? "127.0.0.1" : this.o.host, port: w.udpPort });
     this.rx = LumenReceiver.create(n.lumen, { key: Buffer.from(w.hostToClient.key, "hex"), salt: Buffer.from(w.hostToClient.salt, "hex"), sessionId: w.sessionId }, { shardBytes: w.shardBytes, maxFrameBytes: w.maxFrameBytes, slots: 8, readyFrames: 16 });
+    // a GSO sender's buffers arrive whole: one read per up to 64 KiB of datagrams
+    this.rx.setGro(this.udp, true);
     if (this.o.loss) this.rx.setDrop(this.o.loss, this.o.burst ?? 1, this.o.seed ?? 1);
     this.frameBuf = new Uint8Array(w.maxFrameBytes);
   }
@@ -365,7 +367,7 @@ export class LumenClient {
       // a bounded batch at a time, frames taken between: a backlog (the loop was starved) must not
       // complete more frames than the receiver holds before they are taken
       let first = true;
-      while (this.rx!.recv(this.udp!, first ? 1 : 0, RECV_BATCH) === RECV_BATCH) {
+      while (this.rx!.recv(this.udp!, first ? 1 : 0, RECV_BATCH) >= RECV_BATCH) {
         first = false;
         this.takeFrames();
       }

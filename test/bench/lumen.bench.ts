@@ -14,10 +14,11 @@
  *   - lumenSendGbps: the lumen/1 sender alone (RS16 + AES-GCM + sendmmsg; nobody reads);
  *   - gamestreamSendGbps: the GameStream video sender on the same frames (RS8 in ≤ 4 blocks of
  *     255 shards + AES-GCM + sendmmsg) — the baseline in the same run;
- *   - lumenEndToEndGbps: sender and native receiver (recvmmsg, open, reassemble) on one thread,
+ *   - lumenEndToEndGbps: sender and native receiver (recvmmsg with UDP GRO, open, reassemble) on one thread,
  *     every frame checked complete;
  *   - lumenReceiveGbps: the receiver alone — frames sent into the socket's buffer first, then
- *     timed: recvmmsg, replay window, AES-GCM open, reassembly of every frame;
+ *     timed: recvmmsg, replay window, AES-GCM open, reassembly of every frame; lumenReceiveGroGbps
+ *     the same with UDP GRO on the socket (a GSO buffer per read, split natively);
  *   - lumenPipelinedGbps: the sender on the frame pump's thread (ffi LumenPump) while this
  *     thread receives and reassembles: the data plane as host and client run it.
  * Ratios are against the GameStream sender measured in the same run.
@@ -122,6 +123,7 @@ if (only.includes("goodput")) {
   // sender + receiver + reassembly on one thread
   const rx = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 4, readyFrames: 4 });
   const got = new Uint8Array(1 << 20);
+  rx.setGro(sink, true); // as the reference client runs
   let complete = 0, sentFrames = 0;
   const e2e = timeFor(ms, () => {
     tx.sendFrame(au, AU, frame);
@@ -130,12 +132,16 @@ if (only.includes("goodput")) {
     while (rx.nextFrame(got)) complete++;
     return AU;
   });
+  rx.setGro(sink, false);
   const st = rx.stats();
   // the receiver alone: a socket buffer full of frames, then drained and reassembled, timed
   const rxOnly = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 8, readyFrames: 16 });
-  const recvRounds: number[] = [];
+  const recvRounds: number[] = [], groRounds: number[] = [];
   let recvFrames = 0;
-  for (let round = 0; round < 8; round++) {
+  for (let round = 0; round < 16; round++) {
+    // alternate: datagram by datagram, then with UDP GRO (whole GSO buffers per read)
+    const gro = round % 2 === 1;
+    rxOnly.setGro(sink, gro);
     emptySink();
     const batch = 16; // 16 × 236 datagrams of 1,404 bytes ≈ 5 MB: within what the receive buffer holds
     for (let i = 0; i < batch; i++) tx.sendFrame(au, AU, frame);
@@ -143,13 +149,15 @@ if (only.includes("goodput")) {
     const r0 = performance.now();
     while (rxOnly.recv(sink, 0, 256) > 0) while (rxOnly.nextFrame(got)) got2++;
     while (rxOnly.nextFrame(got)) got2++;
-    recvRounds.push((got2 * AU * 8) / ((performance.now() - r0) / 1000) / 1e9);
+    (gro ? groRounds : recvRounds).push((got2 * AU * 8) / ((performance.now() - r0) / 1000) / 1e9);
     recvFrames += got2;
   }
-  const recvGbps = Math.max(...recvRounds);
+  rxOnly.setGro(sink, false);
+  const recvGbps = Math.max(...recvRounds), groGbps = Math.max(...groRounds);
   rxOnly.close();
   // sender on the pump's thread (paced by 1 ns: always queued to it), receiver here
   const rx2 = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 8, readyFrames: 16 });
+  rx2.setGro(sink, true);
   while (rx2.recv(sink, 0) > 0) {}
   const pump = LumenPump.start(n.lumen, tx, { slots: 4, auCap: AU });
   let piped = 0, pipedSent = 0;
@@ -169,7 +177,7 @@ if (only.includes("goodput")) {
     case: "goodput", auBytes: AU, parityPct: 20, lumenShardsPerFrame: lumenShards, gamestreamShardsPerFrame: gsShards,
     lumenSendGbps: r2(bestL), gamestreamSendGbps: r2(bestG), ratio: r2(bestL / bestG),
     lumenEndToEndGbps: r2(e2e.gbps), endToEndVsGamestreamSend: r2(e2e.gbps / bestG), framesComplete: complete, framesSent: sentFrames, badAuth: st.badAuth, framesLost: st.framesLost,
-    lumenReceiveGbps: r2(recvGbps), receiveVsGamestreamSend: r2(recvGbps / bestG), receiveFrames: recvFrames, receiveFramesSent: 8 * 16,
+    lumenReceiveGbps: r2(recvGbps), receiveVsGamestreamSend: r2(recvGbps / bestG), lumenReceiveGroGbps: r2(groGbps), receiveGroVsGamestreamSend: r2(groGbps / bestG), receiveFrames: recvFrames, receiveFramesSent: 16 * 16,
     lumenPipelinedGbps: r2(pipedGbps), pipelinedVsGamestreamSend: r2(pipedGbps / bestG), pipelinedFramesComplete: piped, pipelinedFramesSent: pipedSent, pipelinedFramesLost: st2.framesLost,
     loadAvg1m: r2(loadavg()[0]!),
   }));
