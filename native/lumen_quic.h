@@ -94,7 +94,8 @@ NEURON_EXPORT int32_t neuron_quic_poll(neuron_quic *q, uint8_t *out, uint32_t ca
  * length), NEURON_ERANGE (the connection's send queue is full). */
 NEURON_EXPORT int32_t neuron_quic_send(neuron_quic *q, uint32_t conn, uint32_t kind, const uint8_t *data, uint32_t len);
 /* Closes a connection (CONNECTION_CLOSE with an application error code) once what is queued on
- * its control stream has been written; a CLOSED event follows. */
+ * its control stream has been acknowledged by the peer (at most 2 s later); a CLOSED event
+ * follows. */
 NEURON_EXPORT int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code);
 NEURON_EXPORT void neuron_quic_stats_get(neuron_quic *q, neuron_quic_stats *out);
 /* Stops the thread, closes every connection and frees the endpoint. */

@@ -49,6 +49,7 @@ typedef struct qconn {
     uint32_t dg_head, dg_count;
     int opened, closing, dead, overflow;
     uint32_t close_code;
+    uint64_t close_due; /* closing: CONNECTION_CLOSE once the stream is acknowledged, or at this time */
 } qconn;
 
 struct neuron_quic {
@@ -400,7 +401,9 @@ static void flush(struct neuron_quic *q, qconn *c) {
         if (n == 0) break;
         send_pkt(q, c, buf, (size_t)n);
     }
-    if (c->closing && c->out_sent == c->out_base + c->out.len) {
+    /* the peer should have the last message (an error, a bye) before the close: wait for its
+     * acknowledgement, a bounded while */
+    if (c->closing && (c->out.len == 0 || now_ns() >= c->close_due)) {
         ngtcp2_connection_close_error ccerr;
         ngtcp2_connection_close_error_default(&ccerr);
         ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code, NULL, 0);
@@ -715,6 +718,7 @@ int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code) {
     if (c) {
         c->closing = 1;
         c->close_code = code;
+        c->close_due = now_ns() + 2000000000ull;
         if (!c->opened) conn_kill(q, c, "closed", code);
     }
     pthread_mutex_unlock(&q->mu);
