@@ -9,6 +9,7 @@ import { FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { NativeCallError, NativeModule } from "./native.ts";
 import { outPtr } from "./capture.ts";
 import { encodePeer, type UdpPeer, type UdpSocket } from "./stream.ts";
+import { quicSymbols } from "./lumen-quic.ts";
 
 const P = FFIType.ptr;
 const symbols = {
@@ -26,12 +27,19 @@ const symbols = {
   neuron_lumen_rx_set_drop: { args: [P, FFIType.u32, FFIType.u32, FFIType.u64], returns: FFIType.i32 },
   neuron_lumen_rx_push: { args: [P, P, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_recv: { args: [P, FFIType.i32, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
+  neuron_lumen_rx_set_gro: { args: [P, FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_next_frame: { args: [P, P, FFIType.u64, P], returns: FFIType.i64 },
   neuron_lumen_rx_next_side: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_lumen_rx_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_lumen_rx_footprint: { args: [P], returns: FFIType.u64 },
   neuron_lumen_rx_codec_bytes: { args: [P], returns: FFIType.u64 },
   neuron_lumen_rx_destroy: { args: [P], returns: FFIType.void },
+  neuron_lumen_pump_start: { args: [P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_lumen_pump_submit: { args: [P, P, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_lumen_pump_results: { args: [P, P, FFIType.u32], returns: FFIType.u32 },
+  neuron_lumen_pump_stats_get: { args: [P, P], returns: FFIType.void },
+  neuron_lumen_pump_stop: { args: [P], returns: FFIType.void },
+  ...quicSymbols,
 } as const satisfies Record<string, FFIFunction>;
 
 export const LUMEN_VIDEO_OVERHEAD = 60;
@@ -103,6 +111,99 @@ export interface LumenSendResult {
   sealNs: number;
 }
 
+function encodeFrame(f: LumenFrame, buf: Uint8Array): Uint8Array {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  v.setBigUint64(0, f.captureNs, true);
+  v.setBigUint64(8, BigInt(Math.max(0, Math.round(f.paceNs ?? 0))), true);
+  v.setUint32(16, f.idr ? 2 : 1, true);
+  v.setUint32(20, f.codec, true);
+  v.setUint32(24, f.epoch, true);
+  v.setUint32(28, f.lossPpm, true);
+  v.setUint32(32, Math.max(1, f.burst), true);
+  v.setUint32(36, f.minPctX100 ?? 100, true);
+  v.setUint32(40, f.maxPctX100 ?? 5000, true);
+  return buf;
+}
+
+function decodeSendResult(r: DataView, o: number): LumenSendResult {
+  return {
+    frameIndex: r.getUint32(o, true),
+    dataShards: r.getUint32(o + 4, true),
+    parityShards: r.getUint32(o + 8, true),
+    sendErrors: r.getUint32(o + 12, true),
+    bytes: Number(r.getBigUint64(o + 16, true)),
+    doneNs: r.getBigUint64(o + 24, true),
+    fecNs: Number(r.getBigUint64(o + 32, true)),
+    sealNs: Number(r.getBigUint64(o + 40, true)),
+  };
+}
+
+export interface LumenPumpResult extends LumenSendResult {
+  serial: number;
+  status: number;
+}
+
+/**
+ * Sends (and paces) frames off the JS thread (native/lumen.h, neuron_lumen_pump_*): submit
+ * returns at once; results come back by serial. The sender must stay open until close().
+ */
+export class LumenPump {
+  private handle: Pointer | null;
+  private readonly frameBuf = new Uint8Array(48);
+  private readonly resBuf = new Uint8Array(56 * 64);
+  private readonly statsBuf = new Uint8Array(48);
+
+  private constructor(
+    private readonly n: LumenNative,
+    handle: Pointer,
+  ) {
+    this.handle = handle;
+  }
+
+  static start(n: LumenNative, tx: LumenSender, o: { slots: number; auCap: number }): LumenPump {
+    const cell = new BigUint64Array(1);
+    const rc = n.sym.neuron_lumen_pump_start(tx.pointer, o.slots, o.auCap, ptr(cell));
+    if (rc < 0) throw new NativeCallError("neuron_lumen_pump_start", rc);
+    return new LumenPump(n, outPtr(cell));
+  }
+
+  private h(): Pointer {
+    if (this.handle === null) throw new Error("lumen pump is stopped");
+    return this.handle;
+  }
+
+  /** The frame's serial, or null when the pump's queue is full (the frame is dropped). */
+  submit(au: Uint8Array, len: number, f: LumenFrame): number | null {
+    const rc = this.n.sym.neuron_lumen_pump_submit(this.h(), ptr(au), len, ptr(encodeFrame(f, this.frameBuf)));
+    if (rc === -5) return null;
+    if (rc < 0) throw new NativeCallError("neuron_lumen_pump_submit", rc);
+    return rc;
+  }
+
+  /** Results of frames sent since the last call, oldest first. */
+  results(): LumenPumpResult[] {
+    const out: LumenPumpResult[] = [];
+    for (;;) {
+      const n = this.n.sym.neuron_lumen_pump_results(this.h(), ptr(this.resBuf), 64);
+      const v = new DataView(this.resBuf.buffer);
+      for (let i = 0; i < n; i++) out.push({ serial: v.getUint32(i * 56, true), status: v.getInt32(i * 56 + 4, true), ...decodeSendResult(v, i * 56 + 8) });
+      if (n < 64) return out;
+    }
+  }
+
+  stats(): { framesSent: number; framesFailed: number; direct: number; queued: number; dropped: number; pending: number } {
+    this.n.sym.neuron_lumen_pump_stats_get(this.h(), ptr(this.statsBuf));
+    const v = new DataView(this.statsBuf.buffer);
+    const g = (i: number) => Number(v.getBigUint64(i * 8, true));
+    return { framesSent: g(0), framesFailed: g(1), direct: g(2), queued: g(3), dropped: g(4), pending: v.getUint32(40, true) };
+  }
+
+  close(): void {
+    if (this.handle !== null) this.n.sym.neuron_lumen_pump_stop(this.handle);
+    this.handle = null;
+  }
+}
+
 export class LumenSender {
   private handle: Pointer | null;
   private readonly frameBuf = new Uint8Array(48);
@@ -156,30 +257,15 @@ export class LumenSender {
     return BigInt(this.n.sym.neuron_lumen_tx_seq(this.h()));
   }
 
+  /** The native handle (for a pump that drives this sender). */
+  get pointer(): Pointer {
+    return this.h();
+  }
+
   sendFrame(au: Uint8Array, len: number, f: LumenFrame): LumenSendResult {
-    const v = new DataView(this.frameBuf.buffer);
-    v.setBigUint64(0, f.captureNs, true);
-    v.setBigUint64(8, BigInt(Math.max(0, Math.round(f.paceNs ?? 0))), true);
-    v.setUint32(16, f.idr ? 2 : 1, true);
-    v.setUint32(20, f.codec, true);
-    v.setUint32(24, f.epoch, true);
-    v.setUint32(28, f.lossPpm, true);
-    v.setUint32(32, Math.max(1, f.burst), true);
-    v.setUint32(36, f.minPctX100 ?? 100, true);
-    v.setUint32(40, f.maxPctX100 ?? 5000, true);
-    const rc = this.n.sym.neuron_lumen_tx_send_frame(this.h(), ptr(au), len, ptr(this.frameBuf), ptr(this.resBuf));
+    const rc = this.n.sym.neuron_lumen_tx_send_frame(this.h(), ptr(au), len, ptr(encodeFrame(f, this.frameBuf)), ptr(this.resBuf));
     if (rc < 0) throw new NativeCallError("neuron_lumen_tx_send_frame", rc);
-    const r = new DataView(this.resBuf.buffer);
-    return {
-      frameIndex: r.getUint32(0, true),
-      dataShards: r.getUint32(4, true),
-      parityShards: r.getUint32(8, true),
-      sendErrors: r.getUint32(12, true),
-      bytes: Number(r.getBigUint64(16, true)),
-      doneNs: r.getBigUint64(24, true),
-      fecNs: Number(r.getBigUint64(32, true)),
-      sealNs: Number(r.getBigUint64(40, true)),
-    };
+    return decodeSendResult(new DataView(this.resBuf.buffer), 0);
   }
 
   /** Seals and sends one side-plane datagram to the peer. */
@@ -288,6 +374,14 @@ export class LumenReceiver {
     if (plane === "video") return "video";
     if (!plane) return null;
     return { plane, payload: this.sideBuf.slice(0, rc & 0xffff) };
+  }
+
+  /** UDP GRO on the socket (several datagrams per read); false where the kernel refuses it. */
+  setGro(socket: UdpSocket, on: boolean): boolean {
+    const rc = this.n.sym.neuron_lumen_rx_set_gro(this.h(), socket.descriptor, on ? 1 : 0);
+    if (rc === -8) return false;
+    if (rc < 0) throw new NativeCallError("neuron_lumen_rx_set_gro", rc);
+    return true;
   }
 
   /** Drains the socket (waiting up to timeoutMs for the first datagram); datagrams read. */

@@ -161,6 +161,55 @@ NEURON_EXPORT int32_t neuron_lumen_tx_set_gso(neuron_lumen_tx *tx, uint32_t on);
 NEURON_EXPORT uint64_t neuron_lumen_tx_seq(const neuron_lumen_tx *tx);
 NEURON_EXPORT void neuron_lumen_tx_destroy(neuron_lumen_tx *tx);
 
+/*
+ * Thread use of a sender: one frame at a time (neuron_lumen_tx_send_frame calls must not
+ * overlap: the pump below serializes them); side-plane datagrams, set_peer and seq may come
+ * from any thread at any time. A frame is sealed under the sender's lock and sent outside it, so
+ * a side datagram never waits for a paced frame's datagrams.
+ */
+
+/* ===== Frame pump: pacing and sending off the caller's thread ===== */
+
+/*
+ * The pump owns a thread that sends queued access units through a sender. Submitting a frame
+ * either sends it on the caller's thread at once (unpaced and nothing queued: no hand-off, no
+ * copy) or copies it into one of `slots` queue slots for the thread, which sends (and paces)
+ * it; the caller returns at once either way. Results (per frame: the submit's serial, the
+ * status and the sender's result) wait in a ring of 1,024 until taken. A full queue refuses the
+ * frame (NEURON_ERANGE, counted in dropped). The sender must outlive the pump.
+ */
+typedef struct neuron_lumen_pump neuron_lumen_pump;
+
+typedef struct neuron_lumen_pump_result {
+    uint32_t serial;           /* 0: what neuron_lumen_pump_submit returned for the frame */
+    int32_t status;            /* 4: the sender's status (NEURON_OK or negative) */
+    neuron_lumen_tx_result tx; /* 8: the sender's result (zero unless status is NEURON_OK) */
+} neuron_lumen_pump_result;
+_Static_assert(sizeof(neuron_lumen_pump_result) == 56, "neuron_lumen_pump_result layout");
+
+typedef struct neuron_lumen_pump_stats {
+    uint64_t frames_sent;   /* 0 */
+    uint64_t frames_failed; /* 8: the sender refused them (status in their result) */
+    uint64_t direct;        /* 16: sent on the submitting thread */
+    uint64_t queued;        /* 24: handed to the pump's thread */
+    uint64_t dropped;       /* 32: refused because the queue was full */
+    uint32_t pending;       /* 40: frames queued or being sent now */
+    uint32_t reserved;      /* 44 */
+} neuron_lumen_pump_stats;
+_Static_assert(sizeof(neuron_lumen_pump_stats) == 48, "neuron_lumen_pump_stats layout");
+
+/* slots 1..16; au_cap: largest access unit (1..NEURON_LUMEN_MAX_FRAME), slots × au_cap allocated. */
+NEURON_EXPORT int32_t neuron_lumen_pump_start(neuron_lumen_tx *tx, uint32_t slots, uint32_t au_cap, neuron_lumen_pump **out);
+/* Returns the frame's serial (1, 2, ...), NEURON_EINVAL (bad arguments, len over au_cap) or
+ * NEURON_ERANGE (the queue is full: the frame is dropped). */
+NEURON_EXPORT int32_t neuron_lumen_pump_submit(neuron_lumen_pump *p, const uint8_t *au, uint32_t len,
+                                               const neuron_lumen_frame *frame);
+/* Takes up to cap results, oldest first; how many. */
+NEURON_EXPORT uint32_t neuron_lumen_pump_results(neuron_lumen_pump *p, neuron_lumen_pump_result *out, uint32_t cap);
+NEURON_EXPORT void neuron_lumen_pump_stats_get(neuron_lumen_pump *p, neuron_lumen_pump_stats *out);
+/* Waits for the frame being sent (queued ones are dropped), stops the thread, frees the pump. */
+NEURON_EXPORT void neuron_lumen_pump_stop(neuron_lumen_pump *p);
+
 /* ===== Receiver: replay window, decryption, reassembly ===== */
 
 typedef struct neuron_lumen_rx_config {
@@ -227,6 +276,15 @@ NEURON_EXPORT int32_t neuron_lumen_rx_push(neuron_lumen_rx *rx, const uint8_t *p
  * datagrams read (0 on timeout) or NEURON_EIO.
  */
 NEURON_EXPORT int32_t neuron_lumen_rx_recv(neuron_lumen_rx *rx, int32_t fd, uint32_t timeout_ms, uint32_t max_datagrams);
+/*
+ * UDP GRO on the socket (1) or off (0): the kernel then hands over up to 64 KiB of equal-sized
+ * datagrams of one flow per read (what a GSO sender's buffer was), which neuron_lumen_rx_recv
+ * splits by the segment size the kernel reports — fewer reads and fewer socket buffers per
+ * datagram. With GRO one read may take a buffer's datagrams past max_datagrams (by at most 64).
+ * NEURON_EUNSUPPORTED where the kernel refuses it (the receiver keeps reading datagram by
+ * datagram).
+ */
+NEURON_EXPORT int32_t neuron_lumen_rx_set_gro(neuron_lumen_rx *rx, int32_t fd, uint32_t on);
 /* Takes the oldest completed frame: copies it to out, returns its bytes (0: none ready),
  * NEURON_ERANGE if cap is too small (the frame stays). */
 NEURON_EXPORT int64_t neuron_lumen_rx_next_frame(neuron_lumen_rx *rx, uint8_t *out, uint64_t cap,

@@ -169,8 +169,8 @@ export const ConfigSchema = z
     gamestreamControlTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
     /** Run the lumen/1 host (the native stream protocol) inside `serve`. */
     lumenEnabled: z.boolean().default(false),
-    /** lumen/1 port: TLS control on TCP and the data plane on UDP, the same number. */
-    lumenPort: z.number().int().min(1).max(65535).default(48100),
+    /** lumen/1 port P: QUIC control on UDP P (TLS fallback on TCP P), the data plane on UDP P + 1. */
+    lumenPort: z.number().int().min(1).max(65534).default(48100),
     /** lumen/1 bind address. */
     lumenHost: z.string().min(1).default("0.0.0.0"),
     /** VM whose QMP monitor receives lumen/1 sessions' input (absent or not running: counted only). */

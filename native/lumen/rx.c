@@ -5,10 +5,16 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #define RX_BATCH 64u
 #define RX_DGRAM_CAP (NEURON_LUMEN_VIDEO_OVERHEAD + NEURON_LUMEN_MAX_SHARD + 64u)
+/* GRO: 8 buffers of 64 KiB in the same receive area (8 × 65,536 <= 64 × RX_DGRAM_CAP) */
+#define RX_GRO_BATCH 8u
+#define RX_GRO_CAP 65536u
+_Static_assert(RX_GRO_BATCH * RX_GRO_CAP <= RX_BATCH * RX_DGRAM_CAP, "GRO buffers fit the receive area");
 #define SIDE_QUEUE 64u
 
 enum { SLOT_FREE = 0, SLOT_FILLING = 1, SLOT_READY = 2, SLOT_DONE = 3 };
@@ -47,6 +53,11 @@ struct neuron_lumen_rx {
     uint8_t *rbuf;     /* RX_BATCH * RX_DGRAM_CAP */
     struct mmsghdr msgs[RX_BATCH];
     struct iovec iovs[RX_BATCH];
+    int gro; /* UDP_GRO on the socket: messages carry several datagrams */
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl[RX_GRO_BATCH];
     struct {
         uint32_t plane, len;
         uint8_t data[NEURON_LUMEN_MAX_SIDE_PAYLOAD];
@@ -252,19 +263,19 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
         return NEURON_EINVAL;
     }
     rx_slot *s = slot_of(r, frame_index);
-    if (s == NULL && (int32_t)(frame_index - r->retired_max) <= 0 && r->retired_max != 0) {
-        r->st.shards_late++;
-        return NEURON_EINVAL;
-    }
-    if (s && (s->state != SLOT_FILLING || s->present[idx])) {
-        r->st.shards_late++;
-        return NEURON_EINVAL;
-    }
-    if (s && (s->frame_bytes != frame_bytes || s->k != k || s->m != m || s->capture_ns != capture || s->type != type ||
-              s->codec != codec || s->epoch != epoch)) {
+    /* a shard of a frame already complete or given up (typically parity after the data): still
+     * authenticated and counted as received — the loss figure the client reports counts every
+     * seq that arrived, or the host would read its own parity as loss and raise it further */
+    const int late = (s == NULL && (int32_t)(frame_index - r->retired_max) <= 0 && r->retired_max != 0) ||
+                     (s && (s->state != SLOT_FILLING || s->present[idx]));
+    if (!late && s && (s->frame_bytes != frame_bytes || s->k != k || s->m != m || s->capture_ns != capture || s->type != type ||
+                       s->codec != codec || s->epoch != epoch)) {
         r->st.inconsistent++;
         return NEURON_EFORMAT;
     }
+    /* the payload is opened straight into its place in the frame's slot when that slot exists
+     * (no copy); a failed tag leaves bytes there that nothing reads (present[idx] stays 0) */
+    uint8_t *dst = !late && s ? s->buf + (size_t)idx * S : r->plain;
     uint8_t iv[12];
     lm_nonce(iv, r->cfg.keys.salt, seq);
     neuron_gcm_layout lay = {.in_stride = len,
@@ -276,12 +287,16 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
                              .iv_stride = 12,
                              .aad_len = NEURON_LUMEN_COMMON_HDR + NEURON_LUMEN_VIDEO_HDR};
     int32_t st = 0;
-    if (neuron_aes_gcm_open_batch(r->gcm, &lay, 1, p, &len, r->plain, iv, 0, p, &st) != 1) {
+    if (neuron_aes_gcm_open_batch(r->gcm, &lay, 1, p, &len, dst, iv, 0, p, &st) != 1) {
         r->st.bad_auth++;
         return NEURON_EAUTH;
     }
     replay_mark(r, seq);
     r->st.accepted++;
+    if (late) {
+        r->st.shards_late++;
+        return NEURON_EINVAL;
+    }
     if (s == NULL) {
         s = slot_new(r);
         s->state = SLOT_FILLING;
@@ -295,8 +310,8 @@ static int32_t push_video(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
         s->capture_ns = capture;
         s->have = s->have_data = s->recovered = 0;
         memset(s->present, 0, k + m);
+        memcpy(s->buf + (size_t)idx * S, r->plain, S);
     }
-    memcpy(s->buf + (size_t)idx * S, r->plain, S);
     s->present[idx] = 1;
     s->have++;
     if (idx < k) s->have_data++;
@@ -362,19 +377,58 @@ int32_t neuron_lumen_rx_push(neuron_lumen_rx *r, const uint8_t *p, uint32_t len,
     return rc;
 }
 
+/* One datagram read from the socket: video straight to the reassembler, side planes queued. */
+static void rx_one(neuron_lumen_rx *r, const uint8_t *p, uint32_t len) {
+    if (len > RX_DGRAM_CAP) {
+        r->st.datagrams++;
+        r->st.bad_format++;
+        return;
+    }
+    if (len < 1 || p[0] == NEURON_LUMEN_PLANE_VIDEO) {
+        neuron_lumen_rx_push(r, p, len, NULL, 0);
+        return;
+    }
+    if (r->side_count == SIDE_QUEUE) { /* full: the oldest side datagram goes */
+        r->side_head = (r->side_head + 1) % SIDE_QUEUE;
+        r->side_count--;
+    }
+    uint32_t slot = (r->side_head + r->side_count) % SIDE_QUEUE;
+    int32_t rc = neuron_lumen_rx_push(r, p, len, r->side[slot].data, sizeof r->side[slot].data);
+    if (rc > 0) {
+        r->side[slot].plane = (uint32_t)rc >> 16;
+        r->side[slot].len = (uint32_t)rc & 0xffff;
+        r->side_count++;
+    }
+}
+
+int32_t neuron_lumen_rx_set_gro(neuron_lumen_rx *r, int32_t fd, uint32_t on) {
+    if (r == NULL || fd < 0 || on > 1) return NEURON_EINVAL;
+    int v = (int)on;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof v) != 0) return on ? NEURON_EUNSUPPORTED : NEURON_OK;
+    r->gro = (int)on;
+    return NEURON_OK;
+}
+
 int32_t neuron_lumen_rx_recv(neuron_lumen_rx *r, int32_t fd, uint32_t timeout_ms, uint32_t max_datagrams) {
     if (r == NULL || fd < 0 || r->rbuf == NULL) return NEURON_EINVAL;
     if (max_datagrams == 0) max_datagrams = 1u << 20;
+    /* with GRO a message is a buffer of up to 64 KiB of equal datagrams (the last may be shorter) */
+    const uint32_t batch = r->gro ? RX_GRO_BATCH : RX_BATCH;
+    const size_t cap = r->gro ? RX_GRO_CAP : RX_DGRAM_CAP;
     uint32_t total = 0;
     int waited = 0;
     while (total < max_datagrams) {
-        uint32_t want = max_datagrams - total < RX_BATCH ? max_datagrams - total : RX_BATCH;
+        uint32_t want = max_datagrams - total < batch ? max_datagrams - total : batch;
         for (uint32_t i = 0; i < want; i++) {
-            r->iovs[i].iov_base = r->rbuf + (size_t)i * RX_DGRAM_CAP;
-            r->iovs[i].iov_len = RX_DGRAM_CAP;
+            r->iovs[i].iov_base = r->rbuf + (size_t)i * cap;
+            r->iovs[i].iov_len = cap;
             memset(&r->msgs[i], 0, sizeof r->msgs[i]);
             r->msgs[i].msg_hdr.msg_iov = &r->iovs[i];
             r->msgs[i].msg_hdr.msg_iovlen = 1;
+            if (r->gro) {
+                r->msgs[i].msg_hdr.msg_control = r->ctl[i].buf;
+                r->msgs[i].msg_hdr.msg_controllen = sizeof r->ctl[i].buf;
+            }
         }
         int n = recvmmsg(fd, r->msgs, want, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -388,31 +442,32 @@ int32_t neuron_lumen_rx_recv(neuron_lumen_rx *r, int32_t fd, uint32_t timeout_ms
             continue;
         }
         for (int i = 0; i < n; i++) {
-            const uint8_t *p = r->rbuf + (size_t)i * RX_DGRAM_CAP;
+            const uint8_t *p = r->rbuf + (size_t)i * cap;
             uint32_t len = r->msgs[i].msg_len;
-            if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) len = RX_DGRAM_CAP + 1; /* refused as malformed */
-            if (len > RX_DGRAM_CAP) {
-                r->st.datagrams++;
-                r->st.bad_format++;
+            if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) { /* refused as malformed */
+                rx_one(r, p, RX_DGRAM_CAP + 1);
+                total++;
                 continue;
             }
-            if (p[0] == NEURON_LUMEN_PLANE_VIDEO || len < 1) {
-                neuron_lumen_rx_push(r, p, len, NULL, 0);
+            uint32_t seg = len;
+            if (r->gro) {
+                for (struct cmsghdr *cm = CMSG_FIRSTHDR(&r->msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&r->msgs[i].msg_hdr, cm))
+                    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                        int g;
+                        memcpy(&g, CMSG_DATA(cm), sizeof g);
+                        if (g > 0 && (uint32_t)g < seg) seg = (uint32_t)g;
+                    }
+            }
+            if (len == 0) {
+                rx_one(r, p, 0);
+                total++;
                 continue;
             }
-            if (r->side_count == SIDE_QUEUE) { /* full: the oldest side datagram goes */
-                r->side_head = (r->side_head + 1) % SIDE_QUEUE;
-                r->side_count--;
-            }
-            uint32_t slot = (r->side_head + r->side_count) % SIDE_QUEUE;
-            int32_t rc = neuron_lumen_rx_push(r, p, len, r->side[slot].data, sizeof r->side[slot].data);
-            if (rc > 0) {
-                r->side[slot].plane = (uint32_t)rc >> 16;
-                r->side[slot].len = (uint32_t)rc & 0xffff;
-                r->side_count++;
+            for (uint32_t off = 0; off < len; off += seg) {
+                rx_one(r, p + off, len - off < seg ? len - off : seg);
+                total++;
             }
         }
-        total += (uint32_t)n;
         if ((uint32_t)n < want) break;
     }
     return (int32_t)total;

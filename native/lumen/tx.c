@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -16,6 +17,11 @@
 #define REC_LEAD 4u
 
 struct neuron_lumen_tx {
+    /* Guards the sequence space, the AES context, the peer and the side buffer: a frame's
+     * datagrams are sealed under it, then sent (and paced) outside it, so side-plane datagrams
+     * from another thread interleave with a paced frame instead of waiting for it. */
+    pthread_mutex_t mu;
+    int have_mu;
     neuron_lumen_tx_config cfg;
     uint32_t shard_bytes;  /* current S (<= cfg.shard_bytes) */
     uint32_t max_shards;   /* records in staging */
@@ -54,6 +60,8 @@ int32_t neuron_lumen_tx_create(const neuron_lumen_tx_config *cfg, neuron_lumen_t
         return NEURON_EINVAL;
     neuron_lumen_tx *t = calloc(1, sizeof *t);
     if (t == NULL) return NEURON_ENOMEM;
+    pthread_mutex_init(&t->mu, NULL);
+    t->have_mu = 1;
     t->cfg = *cfg;
     if (t->cfg.batch == 0) t->cfg.batch = 64;
     t->shard_bytes = cfg->shard_bytes;
@@ -86,19 +94,23 @@ int32_t neuron_lumen_tx_set_peer(neuron_lumen_tx *t, const neuron_udp_peer *peer
     struct sockaddr_storage ss;
     socklen_t len;
     if (!neuron_peer_to_sockaddr(peer, &ss, &len)) return NEURON_EINVAL;
+    pthread_mutex_lock(&t->mu);
     t->peer = ss;
     t->peer_len = len;
     t->have_peer = 1;
+    pthread_mutex_unlock(&t->mu);
     return NEURON_OK;
 }
 
 int32_t neuron_lumen_tx_set_shard_bytes(neuron_lumen_tx *t, uint32_t s) {
     if (t == NULL || s < NEURON_LUMEN_MIN_SHARD || s > t->cfg.shard_bytes || s % 64) return NEURON_EINVAL;
+    pthread_mutex_lock(&t->mu);
     if (s != t->shard_bytes) {
         lm_codec_clear(&t->codecs);
         t->codecs.shard_bytes = s;
         t->shard_bytes = s;
     }
+    pthread_mutex_unlock(&t->mu);
     return NEURON_OK;
 }
 
@@ -108,7 +120,7 @@ int32_t neuron_lumen_tx_set_gso(neuron_lumen_tx *t, uint32_t on) {
     return NEURON_OK;
 }
 
-uint64_t neuron_lumen_tx_seq(const neuron_lumen_tx *t) { return t ? t->seq : 0; }
+uint64_t neuron_lumen_tx_seq(const neuron_lumen_tx *t) { return t ? __atomic_load_n(&t->seq, __ATOMIC_RELAXED) : 0; }
 
 void neuron_lumen_tx_destroy(neuron_lumen_tx *t) {
     if (t == NULL) return;
@@ -120,6 +132,7 @@ void neuron_lumen_tx_destroy(neuron_lumen_tx *t) {
     free(t->status);
     free(t->dptr);
     free(t->pptr);
+    if (t->have_mu) pthread_mutex_destroy(&t->mu);
     free(t);
 }
 
@@ -134,7 +147,8 @@ static void sleep_until(uint64_t due) {
  * the kernel splits every len bytes. Returns 1 when sent, 0 when the kernel refused GSO (the
  * caller falls back to sendmmsg), -1 for another error.
  */
-static int send_gso(neuron_lumen_tx *t, uint8_t *base, size_t stride, uint32_t n, uint32_t len) {
+static int send_gso(neuron_lumen_tx *t, const struct sockaddr_storage *peer, socklen_t peer_len, uint8_t *base, size_t stride,
+                    uint32_t n, uint32_t len) {
     union {
         char buf[CMSG_SPACE(sizeof(uint16_t))];
         struct cmsghdr align;
@@ -145,8 +159,8 @@ static int send_gso(neuron_lumen_tx *t, uint8_t *base, size_t stride, uint32_t n
     }
     struct msghdr mh;
     memset(&mh, 0, sizeof mh);
-    mh.msg_name = &t->peer;
-    mh.msg_namelen = t->peer_len;
+    mh.msg_name = (void *)peer;
+    mh.msg_namelen = peer_len;
     mh.msg_iov = t->iovs;
     mh.msg_iovlen = n;
     mh.msg_control = ctl.buf;
@@ -168,13 +182,14 @@ static int send_gso(neuron_lumen_tx *t, uint8_t *base, size_t stride, uint32_t n
 }
 
 /* sendmmsg of n datagrams at base + i * stride, len bytes each; returns datagrams refused. */
-static uint32_t send_chunk(neuron_lumen_tx *t, uint8_t *base, size_t stride, uint32_t n, uint32_t len, uint64_t *bytes) {
+static uint32_t send_chunk(neuron_lumen_tx *t, const struct sockaddr_storage *peer, socklen_t peer_len, uint8_t *base,
+                           size_t stride, uint32_t n, uint32_t len, uint64_t *bytes) {
     for (uint32_t j = 0; j < n; j++) {
         t->iovs[j].iov_base = base + (size_t)j * stride;
         t->iovs[j].iov_len = len;
         memset(&t->msgs[j], 0, sizeof t->msgs[j]);
-        t->msgs[j].msg_hdr.msg_name = &t->peer;
-        t->msgs[j].msg_hdr.msg_namelen = t->peer_len;
+        t->msgs[j].msg_hdr.msg_name = (void *)peer;
+        t->msgs[j].msg_hdr.msg_namelen = peer_len;
         t->msgs[j].msg_hdr.msg_iov = &t->iovs[j];
         t->msgs[j].msg_hdr.msg_iovlen = 1;
     }
@@ -206,12 +221,32 @@ static void write_common(uint8_t *d, uint32_t plane, uint32_t session, uint64_t 
     lm_put64(d + 8, seq);
 }
 
+static int32_t prepare_frame(neuron_lumen_tx *t, const uint8_t *au, uint32_t len, const neuron_lumen_frame *f,
+                             neuron_lumen_tx_result *res);
+static void transmit_frame(neuron_lumen_tx *t, const struct sockaddr_storage *peer, socklen_t peer_len,
+                           const neuron_lumen_frame *f, neuron_lumen_tx_result *res);
+
 int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32_t len, const neuron_lumen_frame *f,
                                    neuron_lumen_tx_result *res) {
-    if (t == NULL || au == NULL || f == NULL || res == NULL || len == 0 || !t->have_peer) return NEURON_EINVAL;
+    if (t == NULL || au == NULL || f == NULL || res == NULL || len == 0) return NEURON_EINVAL;
     if (f->frame_type < 1 || f->frame_type > 2 || f->codec > 1 || f->epoch > 65535) return NEURON_EINVAL;
     if (len > t->cfg.max_frame_bytes) return NEURON_ERANGE;
     memset(res, 0, sizeof *res);
+    /* one frame at a time: the staging area is this call's until its last datagram left */
+    pthread_mutex_lock(&t->mu);
+    int32_t rc = prepare_frame(t, au, len, f, res);
+    struct sockaddr_storage peer = t->peer;
+    socklen_t peer_len = t->peer_len;
+    pthread_mutex_unlock(&t->mu);
+    if (rc != NEURON_OK) return rc;
+    transmit_frame(t, &peer, peer_len, f, res);
+    return NEURON_OK;
+}
+
+/* Split, parity, headers, seal (under t->mu). Fills res's shard counts and timings. */
+static int32_t prepare_frame(neuron_lumen_tx *t, const uint8_t *au, uint32_t len, const neuron_lumen_frame *f,
+                             neuron_lumen_tx_result *res) {
+    if (!t->have_peer) return NEURON_EINVAL;
     const uint32_t S = t->shard_bytes;
     const uint64_t k64 = ((uint64_t)len + S - 1) / S;
     if (k64 >= NEURON_LUMEN_MAX_SHARDS) return NEURON_ERANGE;
@@ -224,7 +259,6 @@ int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32
     neuron_rs16 *codec = lm_codec_get(&t->codecs, k, m);
     if (codec == NULL) return NEURON_ENOMEM;
     const uint32_t n = k + m, frame_index = t->next_frame;
-    const uint32_t dlen = NEURON_LUMEN_VIDEO_OVERHEAD + S;
 
     /* payloads: data in place, zero-padded tail */
     for (uint32_t i = 0; i < k; i++) {
@@ -272,13 +306,24 @@ int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32
                                    t->status);
     if (rc != (int32_t)n) return rc < 0 ? rc : NEURON_ECRYPTO;
     uint64_t t2 = neuron_monotonic_ns();
-    t->seq += n; /* the nonces are spent whether or not every datagram leaves */
+    __atomic_store_n(&t->seq, t->seq + n, __ATOMIC_RELAXED); /* the nonces are spent whether or not every datagram leaves */
     t->next_frame++;
     res->frame_index = frame_index;
     res->data_shards = k;
     res->parity_shards = m;
     res->fec_ns = t1 - t0;
     res->seal_ns = t2 - t1;
+    res->done_ns = t2;
+    return NEURON_OK;
+}
+
+/* Sends the sealed datagrams in staging (outside t->mu), paced from res->done_ns (the seal's end). */
+static void transmit_frame(neuron_lumen_tx *t, const struct sockaddr_storage *peer, socklen_t peer_len,
+                           const neuron_lumen_frame *f, neuron_lumen_tx_result *res) {
+    const uint32_t S = t->shard_bytes, n = res->data_shards + res->parity_shards;
+    const uint32_t dlen = NEURON_LUMEN_VIDEO_OVERHEAD + S;
+    const uint64_t t2 = res->done_ns;
+    uint8_t *rec0 = t->staging + REC_LEAD;
     /* a GSO buffer is at most 64 KiB: as many whole datagrams as fit */
     const uint32_t gso_max = 65000u / dlen;
     const uint32_t batch = t->gso && gso_max >= 2 && gso_max < t->cfg.batch ? gso_max : t->cfg.batch;
@@ -288,7 +333,7 @@ int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32
         uint32_t c = n - i < batch ? n - i : batch;
         uint8_t *first = rec0 + (size_t)i * t->stride;
         if (t->gso && c > 1) {
-            int g = send_gso(t, first, t->stride, c, dlen);
+            int g = send_gso(t, peer, peer_len, first, t->stride, c, dlen);
             if (g == 1) {
                 res->bytes += (uint64_t)c * dlen;
                 continue;
@@ -299,14 +344,13 @@ int32_t neuron_lumen_tx_send_frame(neuron_lumen_tx *t, const uint8_t *au, uint32
                 continue;
             }
         }
-        res->send_errors += send_chunk(t, first, t->stride, c, dlen, &res->bytes);
+        res->send_errors += send_chunk(t, peer, peer_len, first, t->stride, c, dlen, &res->bytes);
     }
     res->done_ns = neuron_monotonic_ns();
-    return NEURON_OK;
 }
 
-int32_t neuron_lumen_tx_seal_datagram(neuron_lumen_tx *t, uint32_t plane, const uint8_t *payload, uint32_t len,
-                                      uint8_t *out, uint32_t cap) {
+static int32_t seal_side(neuron_lumen_tx *t, uint32_t plane, const uint8_t *payload, uint32_t len, uint8_t *out,
+                         uint32_t cap) {
     if (t == NULL || out == NULL || (payload == NULL && len) || len > NEURON_LUMEN_MAX_SIDE_PAYLOAD) return NEURON_EINVAL;
     if (plane == NEURON_LUMEN_PLANE_VIDEO || plane == 0 || plane > 255) return NEURON_EINVAL;
     if (cap < NEURON_LUMEN_SIDE_OVERHEAD + len) return NEURON_ERANGE;
@@ -325,16 +369,29 @@ int32_t neuron_lumen_tx_seal_datagram(neuron_lumen_tx *t, uint32_t plane, const 
     int32_t st = 0;
     int32_t rc = neuron_aes_gcm_seal_batch(t->gcm, &lay, 1, len ? payload : empty, &len, out, iv, 0, out, &st);
     if (rc != 1) return rc < 0 ? rc : NEURON_ECRYPTO;
-    t->seq++;
+    __atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELAXED);
     return (int32_t)(NEURON_LUMEN_SIDE_OVERHEAD + len);
 }
 
+int32_t neuron_lumen_tx_seal_datagram(neuron_lumen_tx *t, uint32_t plane, const uint8_t *payload, uint32_t len,
+                                      uint8_t *out, uint32_t cap) {
+    if (t == NULL) return NEURON_EINVAL;
+    pthread_mutex_lock(&t->mu);
+    int32_t rc = seal_side(t, plane, payload, len, out, cap);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
 int32_t neuron_lumen_tx_send_datagram(neuron_lumen_tx *t, uint32_t plane, const uint8_t *payload, uint32_t len) {
-    if (t == NULL || !t->have_peer) return NEURON_EINVAL;
-    int32_t n = neuron_lumen_tx_seal_datagram(t, plane, payload, len, t->side, sizeof t->side);
+    if (t == NULL) return NEURON_EINVAL;
+    pthread_mutex_lock(&t->mu);
+    int32_t n = t->have_peer ? seal_side(t, plane, payload, len, t->side, sizeof t->side) : NEURON_EINVAL;
+    ssize_t r = 0;
+    if (n > 0) {
+        do r = sendto(t->cfg.fd, t->side, (size_t)n, 0, (struct sockaddr *)&t->peer, t->peer_len);
+        while (r < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&t->mu);
     if (n < 0) return n;
-    ssize_t r;
-    do r = sendto(t->cfg.fd, t->side, (size_t)n, 0, (struct sockaddr *)&t->peer, t->peer_len);
-    while (r < 0 && errno == EINTR);
     return r < 0 ? NEURON_EIO : n;
 }

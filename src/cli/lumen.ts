@@ -7,7 +7,7 @@ const MODE = /^(\d{2,5})x(\d{2,5})x(\d{1,3})$/;
 export const lumenCommand: Command = {
   name: "lumen",
   summary: "The native stream protocol lumen/1: connect the reference client to a host, pair by PIN, stream and count.",
-  usage: "lumen connect HOST [--port N] [--pin NNNN] [--mode WxHxFPS] [--seconds S] [--loss PCT] [--burst N] [--codec h264|hevc] [--bitrate KBPS] [--client-dir DIR] [--json]",
+  usage: "lumen connect HOST [--port N] [--pin NNNN] [--mode WxHxFPS] [--seconds S] [--loss PCT] [--burst N] [--codec h264|hevc] [--bitrate KBPS] [--transport quic|tls] [--client-dir DIR] [--json]",
   help: [
     "  connect HOST     stream from the lumen/1 host at HOST (TLS control on TCP, data on UDP, same port)",
     "  --port N         the host's port (default 48100, the documented lumen/1 port)",
@@ -16,6 +16,7 @@ export const lumenCommand: Command = {
     "  --seconds S      how long to stream (default 5)",
     "  --loss PCT       drop this share of incoming data packets at random (testing FEC)",
     "  --burst N        ... in bursts of N packets (default 1)",
+    "  --transport T    control over quic (default: UDP port N) or tls (the TLS 1.3 on TCP fallback)",
     "  --client-dir DIR where the client keeps its id, pinned fingerprints and pairing keys",
     "                   (default ~/.config/neuron-lumen)",
     "  --json           print JSON: framesSent, framesReceived, framesDecoded, framesRecovered, p50Ms, p99Ms, ...",
@@ -31,6 +32,7 @@ export const lumenCommand: Command = {
     codec: { type: "string" },
     bitrate: { type: "string" },
     "client-dir": { type: "string" },
+    transport: { type: "string" },
     name: { type: "string" },
   },
   positionals: true,
@@ -56,6 +58,8 @@ export const lumenCommand: Command = {
     const mode = { width: Number(m[1]), height: Number(m[2]), fps: Number(m[3]) };
     const codec = v.codec as string | undefined;
     if (codec !== undefined && codec !== "h264" && codec !== "hevc") throw new UsageError("lumen connect: --codec is h264 or hevc");
+    const transport = (v.transport as string | undefined) ?? "quic";
+    if (transport !== "quic" && transport !== "tls") throw new UsageError("lumen connect: --transport is quic or tls");
     const bitrate = v.bitrate === undefined ? undefined : num("bitrate", 0, 100, 500_000);
     const config = configFrom(args, ctx);
     const { resolveNativePath } = await import("../../ffi/native.ts");
@@ -66,13 +70,13 @@ export const lumenCommand: Command = {
     const clientDir = (v["client-dir"] as string | undefined) ?? join(ctx.env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "neuron-lumen");
     const r = await runClient({
       host, port, pin, stateDir: clientDir, mode, seconds, loss, burst, name: (v.name as string | undefined) ?? "neuron-appliance lumen",
-      natives: { lumen: new LumenNative(path), stream: new StreamNative(path) }, inputEveryMs: 100,
+      natives: { lumen: new LumenNative(path), stream: new StreamNative(path) }, inputEveryMs: 100, transport,
       ...(codec ? { codecs: [codec as "h264" | "hevc"] } : {}), ...(bitrate ? { bitrateKbps: bitrate } : {}),
     });
     if (v.json) printJson(ctx, r);
     else
       ctx.stdout(
-        `${r.host}:${r.port} ${r.codec} ${r.mode}: ${r.framesReceived}/${r.framesSent} frames received, ${r.framesDecoded ?? "?"} decoded, ` +
+        `${r.host}:${r.port} (${r.transport}) ${r.codec} ${r.mode}: ${r.framesReceived}/${r.framesSent} frames received, ${r.framesDecoded ?? "?"} decoded, ` +
           `${r.framesRecovered} recovered by FEC; capture→reassembled p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`,
       );
     return 0;

@@ -17,7 +17,17 @@ interface Pairing {
   lastSeenAt: string | null;
 }
 
+interface LumenPairing {
+  id: number;
+  clientId: string;
+  name: string;
+  createdAt: string;
+  lastSeenAt: string | null;
+}
+
 const PERMS = GS_PERMISSIONS.join("|");
+/** lumen/1 client ids (src/lumen/messages.ts hello.clientId). */
+const LUMEN_CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** `pair grant|revoke ID PERM...`: the id and the permission names, checked before the service is asked. */
 function permissionArgs(sub: string, rest: string[]): { id: string; perms: string[] } {
@@ -32,16 +42,17 @@ function permissionArgs(sub: string, rest: string[]): { id: string; perms: strin
 
 export const pairCommand: Command = {
   name: "pair",
-  summary: "Pair Moonlight clients: enter the PIN a client shows, list or remove paired clients, grant or revoke what they may do.",
-  usage: `pair --pin NNNN [--attempt ID] | pair pending | pair list | pair remove ID | pair grant ID ${PERMS} | pair revoke ID PERM   [--state-dir DIR] [--json]`,
+  summary: "Pair Moonlight and lumen/1 clients: enter the PIN a client shows, list or remove paired clients, grant or revoke what Moonlight clients may do.",
+  usage: `pair --pin NNNN [--attempt ID] | pair pending | pair list | pair remove ID [--lumen] | pair grant ID ${PERMS} | pair revoke ID PERM   [--state-dir DIR] [--json]`,
   help: [
     "Talks to the running service over its local socket (<state-dir>/api.sock).",
     "",
     "  pair --pin 1234     complete the pairing a client is waiting on (the PIN it shows)",
     "  --attempt ID        which waiting client, when several are (see `pair pending`)",
     "  pair pending        clients waiting for a PIN",
-    "  pair list           paired clients and their permissions",
-    "  pair remove ID      unpair a client",
+    "  pair list           paired clients: Moonlight ones (numeric id, permissions), then lumen/1 ones (client id)",
+    "  pair remove ID      unpair a client: a numeric id is a Moonlight client's, any other a lumen/1 client id",
+    "  --lumen             take ID as a lumen/1 client id even when it is all digits",
     "  pair grant ID PERM  allow a client more (several names, or a,b,c, at once)",
     "  pair revoke ID PERM take a permission away (applies to a running session at once)",
     "",
@@ -50,7 +61,7 @@ export const pairCommand: Command = {
     "all of them; later clients get view only until granted more.",
     "  --json              print JSON",
   ].join("\n"),
-  flags: { ...JSON_FLAG, pin: { type: "string" }, attempt: { type: "string" }, "state-dir": { type: "string" } },
+  flags: { ...JSON_FLAG, pin: { type: "string" }, attempt: { type: "string" }, lumen: { type: "boolean" }, "state-dir": { type: "string" } },
   positionals: true,
   async run(args, ctx) {
     const config = configFrom(args, ctx, { "state-dir": "stateDir" });
@@ -73,11 +84,19 @@ export const pairCommand: Command = {
       }
       case "list": {
         const list = (await callLocalApi<Pairing[]>(config, "GET", "/pairings"))!;
-        if (json) printJson(ctx, list.map(({ id, name, fingerprint, permissions, createdAt, lastSeenAt }) => ({ id, name, fingerprint, permissions, createdAt, lastSeenAt })));
-        else if (list.length === 0) ctx.stdout("no paired clients\n");
-        else
+        const lumen = (await callLocalApi<LumenPairing[]>(config, "GET", "/lumen/pairings"))!;
+        if (json) {
+          printJson(ctx, [
+            ...list.map(({ id, name, fingerprint, permissions, createdAt, lastSeenAt }) => ({ protocol: "gamestream", id, name, fingerprint, permissions, createdAt, lastSeenAt })),
+            ...lumen.map(({ clientId, name, createdAt, lastSeenAt }) => ({ protocol: "lumen", id: clientId, name, createdAt, lastSeenAt })),
+          ]);
+        } else if (list.length === 0 && lumen.length === 0) ctx.stdout("no paired clients\n");
+        else {
           for (const p of list)
             ctx.stdout(`${String(p.id).padStart(4)}  ${p.name.padEnd(24)} ${p.fingerprint.slice(0, 16)}…  ${(p.permissions.join(",") || "(none)").padEnd(12)}  paired ${p.createdAt}  last seen ${p.lastSeenAt ?? "never"}\n`);
+          if (lumen.length) ctx.stdout(`lumen/1 clients:\n`);
+          for (const p of lumen) ctx.stdout(`  ${p.clientId.padEnd(28)} ${p.name.padEnd(24)} paired ${p.createdAt}  last seen ${p.lastSeenAt ?? "never"}\n`);
+        }
         return 0;
       }
       case "grant":
@@ -90,7 +109,13 @@ export const pairCommand: Command = {
       }
       case "remove": {
         const id = rest[0];
-        if (!id || !/^\d+$/.test(id)) throw new UsageError("pair remove: give the numeric id from `pair list`");
+        if (!id || !LUMEN_CLIENT_ID.test(id)) throw new UsageError("pair remove: give an id from `pair list` (a number for a Moonlight client, the client id for a lumen/1 one)");
+        if (args.values.lumen || !/^\d+$/.test(id)) {
+          await callLocalApi(config, "DELETE", `/lumen/pairings/${encodeURIComponent(id)}`);
+          if (json) printJson(ctx, { removed: id, protocol: "lumen" });
+          else ctx.stdout(`unpaired lumen/1 client ${id}\n`);
+          return 0;
+        }
         await callLocalApi(config, "DELETE", `/pairings/${id}`);
         if (json) printJson(ctx, { removed: Number(id) });
         else ctx.stdout(`unpaired client ${id}\n`);

@@ -1,5 +1,5 @@
 /**
- * The lumen/1 reference client (TypeScript on Bun): connects over TLS, pins the host's
+ * The lumen/1 reference client (TypeScript on Bun): connects over QUIC (or TLS on TCP), pins the host's
  * certificate fingerprint, pairs by PIN through SPAKE2 the first time, proves its pairing key
  * later, receives and reassembles frames natively (ffi/lumen.ts), keeps per-epoch Annex-B
  * streams for decoding, sends input, loss reports and clock probes, and counts everything.
@@ -7,12 +7,12 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connect, type TLSSocket } from "node:tls";
-import { LumenReceiver, LumenSender, type LumenFrameInfo, type LumenNative } from "../../ffi/lumen.ts";
+import { LumenReceiver, LumenSender, Plane, type LumenFrameInfo, type LumenNative } from "../../ffi/lumen.ts";
 import { UdpSocket, type StreamNative } from "../../ffi/stream.ts";
 import { AppError } from "../errors.ts";
 import { encodeInputEvent } from "../input/encode.ts";
 import type { InputEvent } from "../input/model.ts";
+import { connectControl, type ControlChannel, type ControlTransport } from "./control.ts";
 import { authMac, LUMEN_DEFAULT_PORT } from "./host.ts";
 import { encodeMessage, HostMessage, LUMEN_VERSION, MessageReader, type ClientMessage, type CodecName, type Mode, type StreamConfig } from "./messages.ts";
 import { confirmMatches, Spake2 } from "./spake2.ts";
@@ -58,6 +58,8 @@ export interface ClientOptions {
   /** Called for each Opus packet of the audio plane. */
   onAudio?: (packet: Uint8Array) => void;
   timeoutMs?: number;
+  /** Control transport: QUIC (default) or TLS 1.3 on TCP (the fallback). */
+  transport?: ControlTransport;
 }
 
 export interface ClientCounters {
@@ -70,6 +72,8 @@ export interface ClientCounters {
   idrRequests: number;
   inputSent: number;
   audioPackets: number;
+  /** Side-plane datagrams that came over the control channel (QUIC DATAGRAM frames). */
+  controlDatagrams: number;
   probes: number;
   clockOffsetNs: number;
   latenciesMs: number[];
@@ -89,7 +93,7 @@ const HOST_KEY = (h: string, p: number) => `${h}:${p}`;
 
 /** One connection to a host. */
 export class LumenClient {
-  private tls!: TLSSocket;
+  private ch!: ControlChannel;
   private readonly reader = new MessageReader(HostMessage);
   private readonly inbox: HostMessage[] = [];
   private waiters: (() => void)[] = [];
@@ -108,7 +112,7 @@ export class LumenClient {
   private bestRtt = Infinity;
   readonly counters: ClientCounters = {
     framesSent: 0, framesReceived: 0, framesRecovered: 0, framesLost: 0, framesDecodable: 0, idrRequests: 0, inputSent: 0,
-    audioPackets: 0, probes: 0, clockOffsetNs: 0, latenciesMs: [], reconfigurations: 0, datagrams: 0, badAuth: 0, replayed: 0, droppedSim: 0,
+    audioPackets: 0, controlDatagrams: 0, probes: 0, clockOffsetNs: 0, latenciesMs: [], reconfigurations: 0, datagrams: 0, badAuth: 0, replayed: 0, droppedSim: 0,
   };
   /** Annex-B bytes per epoch, frames from an IDR on without gaps (for decoding). */
   readonly streams = new Map<number, { codec: CodecName; chunks: Uint8Array[]; frames: number }>();
@@ -126,7 +130,7 @@ export class LumenClient {
   }
 
   private send(m: ClientMessage): void {
-    this.tls.write(encodeMessage(m));
+    this.ch.write(encodeMessage(m));
   }
 
   private async next(timeoutMs = this.o.timeoutMs ?? 10_000): Promise<HostMessage> {
@@ -154,43 +158,40 @@ export class LumenClient {
     for (const f of w) f();
   }
 
-  /** TLS connect, pin check, authentication or PIN pairing, Welcome. */
+  get transport(): ControlTransport {
+    return this.o.transport ?? "quic";
+  }
+
+  /** Control connection (QUIC or TLS), pin check, authentication or PIN pairing, Welcome. */
   async connect(): Promise<void> {
     const state = loadClientState(this.o.stateDir);
     const key = HOST_KEY(this.o.host, this.port);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new LumenClientError("LUMEN_TIMEOUT", `no TLS connection to ${key} in time`, { status: 504 })), this.o.timeoutMs ?? 10_000);
-      // The host's certificate is self-signed: trust comes from the pinned fingerprint (checked below), not a CA.
-      this.tls = connect({ host: this.o.host, port: this.port, rejectUnauthorized: false, minVersion: "TLSv1.3" }, () => {
-        clearTimeout(t);
-        resolve();
-      });
-      this.tls.once("error", (e) => {
-        clearTimeout(t);
-        reject(new LumenClientError("LUMEN_CONNECT", `cannot connect to ${key}: ${e.message}`, { status: 502 }));
-      });
-    });
-    this.tls.setNoDelay(true);
-    this.tls.on("data", (chunk: Buffer) => {
+    let der: Uint8Array;
+    try {
+      ({ channel: this.ch, certDer: der } = await connectControl({ host: this.o.host, port: this.port, transport: this.transport, timeoutMs: this.o.timeoutMs ?? 10_000, lumen: this.o.natives.lumen }));
+    } catch (err) {
+      const m = (err as Error).message;
+      throw new LumenClientError(/in time/.test(m) ? "LUMEN_TIMEOUT" : "LUMEN_CONNECT", `cannot connect to ${key} (${this.transport}): ${m}`, { status: /in time/.test(m) ? 504 : 502 });
+    }
+    this.ch.onData = (chunk) => {
       try {
         this.inbox.push(...this.reader.push(chunk));
       } catch (err) {
         this.closedErr = err as Error;
-        this.tls.destroy();
+        this.ch.destroy();
       }
       this.wake();
-    });
-    this.tls.on("close", () => {
+    };
+    this.ch.onDatagram = (d) => this.controlDatagram(d);
+    this.ch.onClose = () => {
       this.closedErr ??= new LumenClientError("LUMEN_CLOSED", "the host closed the connection", { status: 502 });
       this.wake();
-    });
-    this.tls.on("error", () => {});
-    const der = this.tls.getPeerCertificate(true)?.raw;
-    if (!der) throw new LumenClientError("LUMEN_NO_CERT", "the host sent no certificate", { status: 502 });
+    };
+    // the pin: SHA-256 of the certificate's DER, as the host's own fingerprint (fingerprintOfPem)
     this.fingerprint = new Bun.CryptoHasher("sha256").update(der).digest("hex");
     const known = state.hosts[key];
     if (known && known.fingerprint !== this.fingerprint) {
-      this.tls.destroy();
+      this.ch.destroy();
       throw new LumenClientError("LUMEN_FINGERPRINT_MISMATCH", `the host at ${key} presents certificate ${this.fingerprint.slice(0, 16)}…, not the pinned ${known.fingerprint.slice(0, 16)}…; refusing (pair again only if the host was reinstalled)`, { status: 403 });
     }
     this.send({
@@ -204,7 +205,7 @@ export class LumenClient {
       this.send({ type: "auth", mac: authMac(Buffer.from(known.pairingKey, "hex"), first.nonce, this.fingerprint, state.clientId) });
     } else if (first.type === "pair-required") {
       if (!this.o.pin) {
-        this.tls.destroy();
+        this.ch.destroy();
         throw new LumenClientError("PAIRING_PIN_REQUIRED", `not paired with ${key}: give --pin NNNN and enter the same PIN on the host (pair --pin NNNN)`, { status: 401 });
       }
       const spake = new Spake2("client", this.o.pin, state.clientId, this.fingerprint);
@@ -231,6 +232,8 @@ export class LumenClient {
     this.tx = LumenSender.create(n.lumen, this.udp, { key: Buffer.from(w.clientToHost.key, "hex"), salt: Buffer.from(w.clientToHost.salt, "hex"), sessionId: w.sessionId }, { shardBytes: 64, maxFrameBytes: 64 });
     this.tx.setPeer({ family: this.o.host.includes(":") ? 6 : 4, address: this.o.host === "localhost" ? "127.0.0.1" : this.o.host, port: w.udpPort });
     this.rx = LumenReceiver.create(n.lumen, { key: Buffer.from(w.hostToClient.key, "hex"), salt: Buffer.from(w.hostToClient.salt, "hex"), sessionId: w.sessionId }, { shardBytes: w.shardBytes, maxFrameBytes: w.maxFrameBytes, slots: 8, readyFrames: 16 });
+    // a GSO sender's buffers arrive whole: one read per up to 64 KiB of datagrams
+    this.rx.setGro(this.udp, true);
     if (this.o.loss) this.rx.setDrop(this.o.loss, this.o.burst ?? 1, this.o.seed ?? 1);
     this.frameBuf = new Uint8Array(w.maxFrameBytes);
   }
@@ -252,9 +255,26 @@ export class LumenClient {
     this.tx!.sendDatagram("report", b);
   }
 
+  /** One input event: a DATAGRAM frame on QUIC, the input plane of the UDP data plane on TLS. */
   sendInput(ev: InputEvent): void {
-    this.tx!.sendDatagram("input", encodeInputEvent(ev));
+    const packet = encodeInputEvent(ev);
+    if (this.ch.transport === "quic") {
+      const d = new Uint8Array(1 + packet.length);
+      d[0] = Plane.input;
+      d.set(packet, 1);
+      this.ch.datagram(d);
+    } else this.tx!.sendDatagram("input", packet);
     this.counters.inputSent++;
+  }
+
+  /** A side-plane datagram from the control channel: `plane byte ‖ payload` (audio, rumble). */
+  private controlDatagram(d: Uint8Array): void {
+    if (d.length < 1) return;
+    this.counters.controlDatagrams++;
+    if (d[0] === Plane.audio) {
+      this.counters.audioPackets++;
+      this.o.onAudio?.(d.subarray(1));
+    }
   }
 
   /** Asks for a new mode/codec/bitrate; resolves with the new config once the host confirms. */
@@ -347,7 +367,7 @@ export class LumenClient {
       // a bounded batch at a time, frames taken between: a backlog (the loop was starved) must not
       // complete more frames than the receiver holds before they are taken
       let first = true;
-      while (this.rx!.recv(this.udp!, first ? 1 : 0, RECV_BATCH) === RECV_BATCH) {
+      while (this.rx!.recv(this.udp!, first ? 1 : 0, RECV_BATCH) >= RECV_BATCH) {
         first = false;
         this.takeFrames();
       }
@@ -397,7 +417,7 @@ export class LumenClient {
   }
 
   close(): void {
-    this.tls?.destroy();
+    this.ch?.destroy();
     this.tx?.close();
     this.rx?.close();
     this.udp?.close();

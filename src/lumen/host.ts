@@ -1,17 +1,17 @@
 /**
- * The lumen/1 host: control over TLS on TCP (the GameStream certificate as identity), the data
- * plane on a UDP socket of the same port number shared by every session (datagrams demuxed by
- * the session id in their header). See PROTOCOL.md.
+ * The lumen/1 host: control over QUIC on UDP port P (TLS 1.3 on TCP port P as the fallback; the
+ * GameStream certificate as identity on both), the data plane on UDP port P + 1 shared by every
+ * session (datagrams demuxed by the session id in their header). See PROTOCOL.md.
  *
  * Per connection: Hello → (Challenge → Auth | PairRequired → PIN on the host → SPAKE2) →
  * Welcome → Start → stream; Reconfigure / RequestIdr at any time; Stop → Bye.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { createServer, type Server, type TLSSocket } from "node:tls";
 import { UdpSocket, type UdpPeer } from "../../ffi/stream.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { InputEvent } from "../input/model.ts";
+import { ControlServer, type ControlChannel } from "./control.ts";
 import { ClientMessage, encodeMessage, LumenProtocolError, MessageReader, type HostMessage, type StreamConfig } from "./messages.ts";
 import { PinWaiters, type LumenPairingStore, type LumenPendingPairing } from "./pairing.ts";
 import { LumenSession, type FrameSource, type SessionNatives } from "./session.ts";
@@ -61,7 +61,8 @@ export function fingerprintOfPem(certPem: string): string {
 }
 
 interface Conn {
-  socket: TLSSocket;
+  ch: ControlChannel;
+  idle: ReturnType<typeof setTimeout> | null;
   remote: string;
   abort: AbortController;
   session: LumenSession | null;
@@ -75,7 +76,7 @@ interface Conn {
 }
 
 export class LumenHost {
-  private server: Server | null = null;
+  private server: ControlServer | null = null;
   private socket: UdpSocket | null = null;
   private poll: ReturnType<typeof setInterval> | null = null;
   private statsTimer: ReturnType<typeof setInterval> | null = null;
@@ -86,22 +87,24 @@ export class LumenHost {
   private readonly dgram = new Uint8Array(2048);
   readonly counters = { datagrams: 0, unknownSession: 0, dropped: 0, refusedConnections: 0, protocolErrors: 0 };
   port = 0;
+  /** UDP port of the data plane (Welcome's udpPort). */
+  dataPort = 0;
 
   constructor(private readonly o: LumenHostOptions) {
     this.pins = new PinWaiters(o.pinTimeoutMs);
   }
 
   async start(): Promise<number> {
-    const server = createServer({ key: this.o.keyPem, cert: this.o.certPem, minVersion: "TLSv1.3" }, (s) => this.accept(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.o.port, this.o.host, () => resolve());
-    });
-    server.on("tlsClientError", () => this.counters.refusedConnections++);
+    const server = new ControlServer(
+      { host: this.o.host, port: this.o.port, certPem: this.o.certPem, keyPem: this.o.keyPem, maxConns: Math.max(8, this.o.maxSessions * 2), lumen: this.o.natives.lumen },
+      (ch) => this.accept(ch),
+      () => this.counters.refusedConnections++,
+    );
+    this.port = await server.start();
     this.server = server;
-    const addr = server.address();
-    this.port = typeof addr === "object" && addr ? addr.port : this.o.port;
-    this.socket = UdpSocket.open(this.o.natives.stream, this.o.host, this.port, { sndbuf: 8 << 20, rcvbuf: 1 << 20 });
+    // the data plane: P + 1 (QUIC holds UDP P); any free port when the host was given port 0
+    this.socket = UdpSocket.open(this.o.natives.stream, this.o.host, this.o.port ? this.port + 1 : 0, { sndbuf: 8 << 20, rcvbuf: 1 << 20 });
+    this.dataPort = this.socket.port;
     return this.port;
   }
 
@@ -157,7 +160,7 @@ export class LumenHost {
   }
 
   private send(c: Conn, m: HostMessage): void {
-    if (c.state !== "closed" && !c.socket.destroyed) c.socket.write(encodeMessage(m));
+    if (c.state !== "closed" && !c.ch.closed) c.ch.write(encodeMessage(m));
   }
 
   private fail(c: Conn, code: string, message: string): void {
@@ -180,17 +183,23 @@ export class LumenHost {
       if (this.sessions.size === 0) this.timers(false);
     }
     this.conns.delete(c);
-    c.socket.end();
-    setTimeout(() => c.socket.destroy(), 1000).unref?.();
+    if (c.idle) clearTimeout(c.idle);
+    c.ch.end();
   }
 
-  private accept(socket: TLSSocket): void {
-    const c: Conn = { socket, remote: socket.remoteAddress ?? "?", abort: new AbortController(), session: null, state: "hello" };
+  private accept(ch: ControlChannel): void {
+    const c: Conn = { ch, idle: null, remote: ch.remote, abort: new AbortController(), session: null, state: "hello" };
     this.conns.add(c);
     const reader = new MessageReader(ClientMessage);
-    socket.setNoDelay(true);
-    socket.setTimeout(30_000, () => this.fail(c, "LUMEN_TIMEOUT", "the connection was idle too long"));
-    socket.on("data", (chunk: Buffer) => {
+    // until Welcome a connection must make progress; afterwards its datagrams watch it (silenceMs)
+    const idle = () => {
+      if (c.idle) clearTimeout(c.idle);
+      c.idle = c.state === "hello" || c.state === "auth" || c.state === "pair-confirm" ? setTimeout(() => this.fail(c, "LUMEN_TIMEOUT", "the connection was idle too long"), 30_000) : null;
+    };
+    idle();
+    ch.onDatagram = (d) => c.session?.controlDatagram(d);
+    ch.onData = (chunk: Uint8Array) => {
+      idle();
       let msgs: ClientMessage[];
       try {
         msgs = reader.push(chunk);
@@ -205,9 +214,8 @@ export class LumenHost {
           this.fail(c, e.errorCode ?? "LUMEN_ERROR", e.message);
         });
       }
-    });
-    socket.on("error", () => this.close(c));
-    socket.on("close", () => this.close(c));
+    };
+    ch.onClose = () => this.close(c);
   }
 
   private async handle(c: Conn, m: ClientMessage): Promise<void> {
@@ -327,6 +335,7 @@ export class LumenHost {
     try {
       session = new LumenSession({
         id, config, shardBytes, maxFrameBytes, natives: this.o.natives, socket: this.socket, source: this.o.source,
+        sideChannel: c.ch.transport === "quic" ? (d) => c.ch.datagram(d) : undefined,
         log: this.o.log, paceFraction: this.o.paceFraction ?? 0.25, paceMinDatagrams: 64,
         onInput: this.o.onInput ? (ev) => this.o.onInput!(id, ev) : undefined, audio: this.o.audio?.(id) ?? null,
         fecMinPctX100: this.o.fecMinPctX100 ?? 100, fecMaxPctX100: this.o.fecMaxPctX100 ?? 5000, gso: this.o.gso,
@@ -337,14 +346,15 @@ export class LumenHost {
     c.session = session;
     this.sessions.set(id, session);
     this.connOf.set(id, c);
-    // from here the client is watched by its datagrams (silenceMs), not by TCP idleness
-    c.socket.setTimeout(0);
+    // from here the client is watched by its datagrams (silenceMs), not by the control channel's idleness
+    if (c.idle) clearTimeout(c.idle);
+    c.idle = null;
     this.timers(true);
     c.state = "welcomed";
     const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
     this.o.onEvent?.("lumen.session.started", { session: id, client: c.hello.name, ...config });
     this.send(c, {
-      type: "welcome", sessionId: id, udpPort: this.port, config, epoch: 0, shardBytes, maxFrameBytes,
+      type: "welcome", sessionId: id, udpPort: this.dataPort, config, epoch: 0, shardBytes, maxFrameBytes,
       hostToClient: { key: hex(session.keys.hostToClient.key), salt: hex(session.keys.hostToClient.salt) },
       clientToHost: { key: hex(session.keys.clientToHost.key), salt: hex(session.keys.clientToHost.salt) },
     });
@@ -363,7 +373,7 @@ export class LumenHost {
     }
     const server = this.server;
     this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    await server?.stop();
     this.socket?.close();
     this.socket = null;
   }

@@ -13,6 +13,8 @@ export interface ClientRunResult {
   host: string;
   port: number;
   fingerprint: string;
+  /** The control transport used: quic or tls. */
+  transport: string;
   sessionId: number;
   codec: string;
   mode: string;
@@ -79,7 +81,7 @@ export async function runClient(o: ClientOptions & { seconds: number; inputEvery
     const framesDecoded = o.decode === false ? null : await decodeStreams(c);
     const lat = counters.latenciesMs;
     return {
-      host: o.host, port: c.port, fingerprint: c.fingerprint, sessionId: c.sessionId, codec: c.config.codec,
+      host: o.host, port: c.port, fingerprint: c.fingerprint, transport: c.transport, sessionId: c.sessionId, codec: c.config.codec,
       mode: `${c.config.width}x${c.config.height}x${c.config.fps}`, seconds: o.seconds, loss: o.loss ?? 0, burst: o.burst ?? 1,
       framesSent: counters.framesSent, framesReceived: counters.framesReceived, framesDecoded, framesRecovered: counters.framesRecovered,
       framesLost: Math.max(0, counters.framesSent - counters.framesReceived), p50Ms: round3(percentile(lat, 50)), p99Ms: round3(percentile(lat, 99)),

@@ -1,13 +1,14 @@
 /**
  * One lumen/1 stream on the host: frames from a source, encoded (libavcodec, ffi/capture.ts),
- * handed whole to the native sender (ffi/lumen.ts: split, RS16, AES-GCM, paced sendmmsg);
+ * handed whole to the native pump (ffi/lumen.ts: split, RS16, AES-GCM, sendmmsg/GSO; paced frames on
+ * the pump's own thread, so the JS thread never waits for pacing);
  * client datagrams (input, loss reports, clock probes) opened by its own receiver. The mode,
  * codec and bitrate change mid-stream (reconfigure) without a new connection: the config
  * epoch in every shard tells the client which config a frame belongs to.
  */
 import { randomBytes } from "node:crypto";
 import { VideoEncoder, type CaptureNative } from "../../ffi/capture.ts";
-import { LumenReceiver, LumenSender, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
+import { LumenPump, LumenReceiver, LumenSender, Plane, type LumenNative, type SideDatagram } from "../../ffi/lumen.ts";
 import type { StreamNative, UdpPeer, UdpSocket } from "../../ffi/stream.ts";
 import type { Logger } from "../log.ts";
 import { decodeInputPacket } from "../input/decode.ts";
@@ -66,6 +67,12 @@ export interface LumenSessionOptions {
   fecMaxPctX100: number;
   /** UDP GSO for the video datagrams (default on). */
   gso?: boolean;
+  /**
+   * The control channel's datagrams (QUIC DATAGRAM frames), `plane byte ‖ payload`: where given,
+   * the side planes audio and rumble leave through it and input arrives through it
+   * (controlDatagram); without it they travel on the lumen/1 UDP data plane.
+   */
+  sideChannel?: (datagram: Uint8Array) => boolean;
 }
 
 export function newSessionKeys(): SessionKeys {
@@ -76,10 +83,15 @@ export function newSessionKeys(): SessionKeys {
 }
 
 /**
- * Loss assumed until the client's reports say otherwise: a stream starts protected and relaxes
- * on evidence (each clean report keeps 90 % of the estimate, so about a second to ~1 %).
+ * Loss assumed until the client's reports say otherwise: a stream starts protected — 10 % loss
+ * in bursts of 8 datagrams — and relaxes on evidence: each clean 50 ms report keeps
+ * RELAX_PER_REPORT of both estimates (a half-life of ~1.7 s), so loss that comes in rare long
+ * bursts (10 % in bursts of 10: a burst every ~90 datagrams, most reports clean) still finds
+ * the protection up when it strikes. A worse report raises the estimates at once.
  */
 export const INITIAL_LOSS_PPM = 100_000;
+export const INITIAL_BURST = 8;
+export const RELAX_PER_REPORT = 0.98;
 
 const codecId = (c: StreamConfig["codec"]) => (c === "hevc" ? 1 : 0);
 
@@ -89,6 +101,9 @@ export class LumenSession {
   config: StreamConfig;
   epoch = 0;
   private readonly tx: LumenSender;
+  private pump: LumenPump | null = null;
+  /** Frames handed to the pump whose result has not come back: serial → timings so far. */
+  private readonly inFlight = new Map<number, { encodeUs: number; encodeCallUs: number; captureNs: bigint; bytes: number }>();
   private readonly rx: LumenReceiver;
   private encoder: VideoEncoder | null = null;
   private pixels = new Uint8Array(0);
@@ -103,11 +118,13 @@ export class LumenSession {
   private nextDue = 0;
   private running = false;
   private lastReport: { highest: number; received: number; runs: number } | null = null;
+  /** The mean loss burst estimate, unrounded (stats.burst is its rounded value). */
+  private burstEstimate = INITIAL_BURST;
   private readonly encodeUs: number[] = [];
   /** Per sent frame (the last 4096): convert + encode µs, and ns from the capture to its last datagram handed over. */
   readonly frameTimings = new Map<number, { encodeUs: number; encodeCallUs: number; sentNs: number; bytes: number }>();
   readonly stats: LumenSessionStats = {
-    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: 1, epoch: 0,
+    framesSent: 0, bytesSent: 0, parityShards: 0, dataShards: 0, encodeUsP50: 0, lossPpm: INITIAL_LOSS_PPM, burst: INITIAL_BURST, epoch: 0,
     inputEvents: 0, inputRejected: 0, probes: 0, reports: 0, audioPackets: 0,
   };
 
@@ -126,6 +143,10 @@ export class LumenSession {
     this.encoder = VideoEncoder.open(this.o.natives.capture, { codec: c.codec, width: c.width, height: c.height, fps: c.fps, bitrateKbps: c.bitrateKbps, threads: 2 });
     this.pixels = new Uint8Array(c.width * c.height * 4);
     this.au = new Uint8Array(Math.min(this.o.maxFrameBytes, c.width * c.height * 2 + 65536));
+    // the pump's slots hold access units of this mode: a new mode gets a pump sized for it
+    this.collect();
+    this.pump?.close();
+    this.pump = LumenPump.start(this.o.natives.lumen, this.tx, { slots: 3, auCap: this.au.length });
     this.forceIdr = true;
   }
 
@@ -143,6 +164,22 @@ export class LumenSession {
     }
     this.side(r);
     return true;
+  }
+
+  /** A side-plane datagram from the control channel (QUIC DATAGRAM frame): `plane byte ‖ payload`. */
+  controlDatagram(d: Uint8Array): void {
+    if (d.length < 1) return;
+    // only the planes the control channel carries (PROTOCOL.md); reports and probes stay on the data plane
+    if (d[0] === Plane.input) this.side({ plane: "input", payload: d.subarray(1) });
+  }
+
+  private sendSide(plane: "audio" | "rumble", payload: Uint8Array): void {
+    if (this.o.sideChannel) {
+      const d = new Uint8Array(1 + payload.length);
+      d[0] = Plane[plane];
+      d.set(payload, 1);
+      this.o.sideChannel(d);
+    } else this.tx.sendDatagram(plane, payload);
   }
 
   private side(d: SideDatagram): void {
@@ -169,9 +206,11 @@ export class LumenSession {
         const lost = Math.max(0, expected - got);
         const ppm = Math.min(900_000, Math.round((lost / expected) * 1e6));
         // fast up, slow down: one clean interval does not drop the protection at once
-        this.stats.lossPpm = Math.max(ppm, Math.round(this.stats.lossPpm * 0.9));
-        if (runs > 0 && lost > 0) this.stats.burst = Math.max(1, Math.min(64, Math.round(lost / runs)));
-        else if (ppm === 0) this.stats.burst = Math.max(1, Math.round(this.stats.burst * 0.9));
+        this.stats.lossPpm = Math.max(ppm, Math.round(this.stats.lossPpm * RELAX_PER_REPORT));
+        if (runs > 0 && lost > 0) this.burstEstimate = Math.max(this.burstEstimate * RELAX_PER_REPORT, Math.min(64, lost / runs));
+        else if (ppm === 0) this.burstEstimate *= RELAX_PER_REPORT;
+        this.burstEstimate = Math.max(1, this.burstEstimate);
+        this.stats.burst = Math.round(this.burstEstimate);
         return;
       }
       case "input": {
@@ -199,7 +238,7 @@ export class LumenSession {
         if (!this.peer) return;
         const p = audio.nextPacket();
         if (p) {
-          this.tx.sendDatagram("audio", p);
+          this.sendSide("audio", p);
           this.stats.audioPackets++;
         }
       }, audio.intervalMs);
@@ -239,16 +278,35 @@ export class LumenSession {
     const k = Math.ceil(info.size / this.o.shardBytes);
     const interval = 1e9 / c.fps;
     const paceNs = k >= this.o.paceMinDatagrams ? interval * this.o.paceFraction : 0;
-    const r = this.tx.sendFrame(this.au, info.size, {
+    const serial = this.pump!.submit(this.au, info.size, {
       captureNs, paceNs, idr: info.idr, codec: codecId(c.codec), epoch: this.epoch, lossPpm: this.stats.lossPpm, burst: this.stats.burst,
       minPctX100: this.o.fecMinPctX100, maxPctX100: this.o.fecMaxPctX100,
     });
-    this.stats.framesSent++;
-    this.frameTimings.set(r.frameIndex, { encodeUs: info.encodeUs + info.convertUs, encodeCallUs, sentNs: Number(r.doneNs - captureNs), bytes: info.size });
-    if (this.frameTimings.size > 4096) this.frameTimings.delete(this.frameTimings.keys().next().value!);
-    this.stats.bytesSent += r.bytes;
-    this.stats.dataShards += r.dataShards;
-    this.stats.parityShards += r.parityShards;
+    if (serial === null) {
+      this.forceIdr = true; // the pump is behind: this frame is gone, the next one must stand alone
+      return;
+    }
+    this.inFlight.set(serial, { encodeUs: info.encodeUs + info.convertUs, encodeCallUs, captureNs, bytes: info.size });
+    this.collect();
+  }
+
+  /** Takes the pump's results: counters, and per frame its timings (capture → last datagram handed over). */
+  collect(): void {
+    if (!this.pump) return;
+    for (const r of this.pump.results()) {
+      const f = this.inFlight.get(r.serial);
+      this.inFlight.delete(r.serial);
+      if (r.status < 0) {
+        this.o.log.warn("frame not sent", { session: this.id, status: r.status });
+        continue;
+      }
+      this.stats.framesSent++;
+      this.stats.bytesSent += r.bytes;
+      this.stats.dataShards += r.dataShards;
+      this.stats.parityShards += r.parityShards;
+      if (f) this.frameTimings.set(r.frameIndex, { encodeUs: f.encodeUs, encodeCallUs: f.encodeCallUs, sentNs: Number(r.doneNs - f.captureNs), bytes: f.bytes });
+      if (this.frameTimings.size > 4096) this.frameTimings.delete(this.frameTimings.keys().next().value!);
+    }
   }
 
   requestIdr(): void {
@@ -269,6 +327,7 @@ export class LumenSession {
   }
 
   snapshot(): LumenSessionStats {
+    this.collect();
     const s = [...this.encodeUs].sort((a, b) => a - b);
     this.stats.encodeUsP50 = s.length ? s[Math.floor(s.length / 2)]! : 0;
     return { ...this.stats };
@@ -283,6 +342,8 @@ export class LumenSession {
     this.audioTimer = null;
     this.encoder?.close();
     this.encoder = null;
+    this.pump?.close(); // before the sender it drives
+    this.pump = null;
     this.tx.close();
     this.rx.close();
   }

@@ -14,13 +14,19 @@
  *   - lumenSendGbps: the lumen/1 sender alone (RS16 + AES-GCM + sendmmsg; nobody reads);
  *   - gamestreamSendGbps: the GameStream video sender on the same frames (RS8 in ≤ 4 blocks of
  *     255 shards + AES-GCM + sendmmsg) — the baseline in the same run;
- *   - lumenEndToEndGbps: sender and native receiver (recvmmsg, open, reassemble) on one thread,
- *     every frame checked complete.
+ *   - lumenEndToEndGbps: sender and native receiver (recvmmsg with UDP GRO, open, reassemble) on one thread,
+ *     every frame checked complete;
+ *   - lumenReceiveGbps: the receiver alone — frames sent into the socket's buffer first, then
+ *     timed: recvmmsg, replay window, AES-GCM open, reassembly of every frame; lumenReceiveGroGbps
+ *     the same with UDP GRO on the socket (a GSO buffer per read, split natively);
+ *   - lumenPipelinedGbps: the sender on the frame pump's thread (ffi LumenPump) while this
+ *     thread receives and reassembles: the data plane as host and client run it.
+ * Ratios are against the GameStream sender measured in the same run.
  *
  *   npm run bench:lumen [-- --seconds S]
  */
 import { loadavg } from "node:os";
-import { LumenReceiver, LumenSender } from "../../ffi/lumen.ts";
+import { LumenPump, LumenReceiver, LumenSender } from "../../ffi/lumen.ts";
 import { UdpSocket, VideoSender } from "../../ffi/stream.ts";
 import { LumenClient, percentile } from "../../src/lumen/client.ts";
 import { buildNative, enterPinWhenAsked, loadNatives, startHost, tempDir } from "../lumen/helpers.ts";
@@ -117,6 +123,7 @@ if (only.includes("goodput")) {
   // sender + receiver + reassembly on one thread
   const rx = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 4, readyFrames: 4 });
   const got = new Uint8Array(1 << 20);
+  rx.setGro(sink, true); // as the reference client runs
   let complete = 0, sentFrames = 0;
   const e2e = timeFor(ms, () => {
     tx.sendFrame(au, AU, frame);
@@ -125,11 +132,54 @@ if (only.includes("goodput")) {
     while (rx.nextFrame(got)) complete++;
     return AU;
   });
+  rx.setGro(sink, false);
   const st = rx.stats();
+  // the receiver alone: a socket buffer full of frames, then drained and reassembled, timed
+  const rxOnly = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 8, readyFrames: 16 });
+  const recvRounds: number[] = [], groRounds: number[] = [];
+  let recvFrames = 0;
+  for (let round = 0; round < 16; round++) {
+    // alternate: datagram by datagram, then with UDP GRO (whole GSO buffers per read)
+    const gro = round % 2 === 1;
+    rxOnly.setGro(sink, gro);
+    emptySink();
+    const batch = 16; // 16 × 236 datagrams of 1,404 bytes ≈ 5 MB: within what the receive buffer holds
+    for (let i = 0; i < batch; i++) tx.sendFrame(au, AU, frame);
+    let got2 = 0;
+    const r0 = performance.now();
+    while (rxOnly.recv(sink, 0, 256) > 0) while (rxOnly.nextFrame(got)) got2++;
+    while (rxOnly.nextFrame(got)) got2++;
+    (gro ? groRounds : recvRounds).push((got2 * AU * 8) / ((performance.now() - r0) / 1000) / 1e9);
+    recvFrames += got2;
+  }
+  rxOnly.setGro(sink, false);
+  const recvGbps = Math.max(...recvRounds), groGbps = Math.max(...groRounds);
+  rxOnly.close();
+  // sender on the pump's thread (paced by 1 ns: always queued to it), receiver here
+  const rx2 = LumenReceiver.create(n.lumen, keys, { shardBytes: 1344, maxFrameBytes: 1 << 20, slots: 8, readyFrames: 16 });
+  rx2.setGro(sink, true);
+  while (rx2.recv(sink, 0) > 0) {}
+  const pump = LumenPump.start(n.lumen, tx, { slots: 4, auCap: AU });
+  let piped = 0, pipedSent = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    const queued = pump.stats().pending >= 3;
+    if (!queued && pump.submit(au, AU, { ...frame, paceNs: 1 }) !== null) pipedSent++;
+    // with the pump's queue full, wait in poll (up to 1 ms) rather than spin against its thread
+    if (rx2.recv(sink, queued ? 1 : 0, 256) > 0) while (rx2.recv(sink, 0, 256) > 0) while (rx2.nextFrame(got)) piped++;
+    while (rx2.nextFrame(got)) piped++;
+  }
+  const pipedGbps = (piped * AU * 8) / ((performance.now() - t0) / 1000) / 1e9;
+  pump.close();
+  const st2 = rx2.stats();
+  rx2.close();
   console.log(JSON.stringify({
     case: "goodput", auBytes: AU, parityPct: 20, lumenShardsPerFrame: lumenShards, gamestreamShardsPerFrame: gsShards,
     lumenSendGbps: r2(bestL), gamestreamSendGbps: r2(bestG), ratio: r2(bestL / bestG),
-    lumenEndToEndGbps: r2(e2e.gbps), framesComplete: complete, framesSent: sentFrames, badAuth: st.badAuth, framesLost: st.framesLost, loadAvg1m: r2(loadavg()[0]!),
+    lumenEndToEndGbps: r2(e2e.gbps), endToEndVsGamestreamSend: r2(e2e.gbps / bestG), framesComplete: complete, framesSent: sentFrames, badAuth: st.badAuth, framesLost: st.framesLost,
+    lumenReceiveGbps: r2(recvGbps), receiveVsGamestreamSend: r2(recvGbps / bestG), lumenReceiveGroGbps: r2(groGbps), receiveGroVsGamestreamSend: r2(groGbps / bestG), receiveFrames: recvFrames, receiveFramesSent: 16 * 16,
+    lumenPipelinedGbps: r2(pipedGbps), pipelinedVsGamestreamSend: r2(pipedGbps / bestG), pipelinedFramesComplete: piped, pipelinedFramesSent: pipedSent, pipelinedFramesLost: st2.framesLost,
+    loadAvg1m: r2(loadavg()[0]!),
   }));
   tx.close();
   gsTx.close();

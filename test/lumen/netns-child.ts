@@ -19,8 +19,8 @@ const run = async (argv: string[]) => {
 };
 await run(["ip", "link", "set", "lo", "up"]);
 const host = await startHost({ gso });
-// datagrams from the host's data port to the client: dropped by the kernel, at random
-await run(["iptables", "-A", "INPUT", "-p", "udp", "--sport", String(host.port), "-m", "statistic", "--mode", "random", "--probability", String(probability), "-j", "DROP"]);
+// datagrams from the host's data port (UDP port + 1; QUIC holds the port itself) to the client: dropped by the kernel, at random
+await run(["iptables", "-A", "INPUT", "-p", "udp", "--sport", String(host.dataPort), "-m", "statistic", "--mode", "random", "--probability", String(probability), "-j", "DROP"]);
 using dir = tempDir();
 const c = new LumenClient({ host: "127.0.0.1", port: host.port, stateDir: dir.path, pin: "9753", mode: { width: 320, height: 240, fps: 60 }, natives: loadNatives() });
 c.keepStreams = false;

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUN, REPO_ROOT, runCli, tempDir } from "../helpers/env.ts";
 import { buildNative } from "./helpers.ts";
@@ -81,12 +82,25 @@ describe("serve + lumen connect", () => {
     expect(typeof r.p50Ms).toBe("number");
     expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
     expect(r.mode).toBe("320x240x30");
+    expect(r.transport).toBe("quic");
+    // `pair list` shows the lumen/1 pairing beside Moonlight ones; `pair remove CLIENTID` forgets it
+    const clientId = (JSON.parse(readFileSync(join(clientDir, "lumen-client.json"), "utf8")) as { clientId: string }).clientId;
+    const listed = JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { protocol: string; id: string | number; name: string }[];
+    expect(listed).toContainEqual(expect.objectContaining({ protocol: "lumen", id: clientId, name: "neuron-appliance lumen" }));
+    expect(runCli(["pair", "list"], env()).stdout).toContain(`lumen/1 clients:\n  ${clientId}`);
+    const removed = runCli(["pair", "remove", clientId], env());
+    expect(removed.stdout).toContain(`unpaired lumen/1 client ${clientId}`);
+    expect(runCli(["pair", "remove", clientId], env()).code).not.toBe(0); // a second time: not found
+    expect((JSON.parse(runCli(["pair", "list", "--json"], env()).stdout) as { protocol: string }[]).filter((p) => p.protocol === "lumen")).toEqual([]);
   }, 60_000);
 
   test("bad flags get a clear error and change nothing", () => {
     const r = runCli(["lumen", "connect", "127.0.0.1", "--mode", "huge"], env());
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--mode must look like 1280x720x60");
+    const t = runCli(["lumen", "connect", "127.0.0.1", "--transport", "tcp"], env());
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain("--transport is quic or tls");
     const p = runCli(["lumen", "connect", "127.0.0.1", "--pin", "12"], env());
     expect(p.stderr).toContain("--pin must be 4 digits");
   });

@@ -31,6 +31,7 @@ function client(dir: string, over: Partial<ConstructorParameters<typeof LumenCli
 async function paired(dir: string, name: string, over: Partial<ConstructorParameters<typeof LumenClient>[0]> = {}): Promise<LumenClient> {
   const c = client(dir, { pin: "7777", name, ...over });
   await Promise.all([c.connect(), enterPinWhenAsked(host, "7777")]);
+  expect(c.transport).toBe(over.transport ?? "quic"); // these suites run over QUIC unless they say otherwise
   return c;
 }
 
@@ -87,15 +88,17 @@ describe("lumen/1 sessions", () => {
     expect(cb.config.width).toBe(256);
   }, 30_000);
 
-  test("a pinned fingerprint that does not match is refused before anything is sent", async () => {
-    using dir = tempDir();
-    const s = loadClientState(dir.path);
-    s.hosts[`127.0.0.1:${host.port}`] = { fingerprint: "ab".repeat(32), pairingKey: "00".repeat(32) };
-    saveClientState(dir.path, s);
-    const c = client(dir.path, { pin: "1234" });
-    await expect(c.connect()).rejects.toMatchObject({ errorCode: "LUMEN_FINGERPRINT_MISMATCH" });
-    c.close();
-    expect(host.pending()).toEqual([]);
+  test("a pinned fingerprint that does not match is refused before anything is sent (QUIC and TLS)", async () => {
+    for (const transport of ["quic", "tls"] as const) {
+      using dir = tempDir();
+      const s = loadClientState(dir.path);
+      s.hosts[`127.0.0.1:${host.port}`] = { fingerprint: "ab".repeat(32), pairingKey: "00".repeat(32) };
+      saveClientState(dir.path, s);
+      const c = client(dir.path, { pin: "1234", transport });
+      await expect(c.connect()).rejects.toMatchObject({ errorCode: "LUMEN_FINGERPRINT_MISMATCH" });
+      c.close();
+      expect(host.pending()).toEqual([]);
+    }
   }, 20_000);
 
   test("a client whose pairing key is wrong is refused by the host", async () => {
@@ -139,7 +142,8 @@ describe("lumen/1 sessions", () => {
     });
     await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
     const port = (relay.address() as { port: number }).port;
-    const c = new LumenClient({ host: "127.0.0.1", port, stateDir: dir.path, mode: { width: 320, height: 240, fps: 30 }, natives: loadNatives(), pin: "5555", name: "via-mitm" });
+    // a TLS relay: the client takes the TLS fallback to reach it (QUIC's relay: test/lumen/quic.test.ts)
+    const c = new LumenClient({ host: "127.0.0.1", port, stateDir: dir.path, mode: { width: 320, height: 240, fps: 30 }, natives: loadNatives(), pin: "5555", name: "via-mitm", transport: "tls" });
     const [r] = await Promise.allSettled([c.connect(), enterPinWhenAsked(host, "5555")]);
     c.close();
     relay.close();
@@ -169,7 +173,7 @@ describe("lumen/1 sessions", () => {
         forged[forged.length - 1]! ^= 1;
         const unknown = sealed.slice();
         unknown[4]! ^= 0xff;
-        for (const d of [sealed, sealed, sealed, forged, unknown, new Uint8Array(3)]) sock.send(d, host.port, "127.0.0.1");
+        for (const d of [sealed, sealed, sealed, forged, unknown, new Uint8Array(3)]) sock.send(d, host.dataPort, "127.0.0.1");
       }
       if (phase === 1 && ms > 600) {
         phase = 2;
@@ -186,7 +190,7 @@ describe("lumen/1 sessions", () => {
     c.close();
   }, 20_000);
 
-  test("hostile control streams: a lying length, junk, a huge mode — refused, host unchanged", async () => {
+  test("hostile control streams (TLS fallback): a lying length, junk, a huge mode — refused, host unchanged", async () => {
     const raw = (bytes: Uint8Array[]) =>
       new Promise<string>((resolve) => {
         const s = connect({ host: "127.0.0.1", port: host.port, rejectUnauthorized: false }, () => {
