@@ -32,6 +32,15 @@ export interface Expanded {
   unreadable: { path: string; error: string }[];
   /** Per profile: the Linux home and the Windows path of the profile (for transforms). */
   homes: Map<string, { home: string; windowsHome: string; downloads: string }>;
+  /** Every source folder the scan read, relative to the root, with its modification time (ms). */
+  dirs: [string, number][];
+}
+
+/** The Linux home and Windows profile path of each profile (what transforms need). */
+export function profileHomes(profiles: Profile[]): Expanded["homes"] {
+  const homes: Expanded["homes"] = new Map();
+  for (const p of profiles) if (!p.skipped) homes.set(p.name, { home: p.target, windowsHome: `C:/${p.path}`, downloads: xdgDirs(p.target).DOWNLOAD });
+  return homes;
 }
 
 interface Match {
@@ -40,12 +49,13 @@ interface Match {
 }
 
 /** Paths under profileRel matching the rule's `from` pattern (case-insensitive, `*` = one folder). */
-function resolveFrom(root: string, profileRel: string, rule: Rule): Match[] {
+function resolveFrom(root: string, profileRel: string, rule: Rule, read: Set<string>): Match[] {
   let current: Match[] = [{ rel: profileRel, captures: [] }];
   for (const seg of rule.from.split("/")) {
     const next: Match[] = [];
     for (const m of current) {
       const dir = join(root, m.rel);
+      read.add(m.rel);
       if (seg === "*") {
         let names: string[] = [];
         try {
@@ -69,7 +79,7 @@ function resolveFrom(root: string, profileRel: string, rule: Rule): Match[] {
     }
     current = next;
   }
-  if (rule.when) current = current.filter((m) => findCaseless(join(root, m.rel), rule.when!) !== null);
+  if (rule.when) current = current.filter((m) => (read.add(m.rel), findCaseless(join(root, m.rel), rule.when!) !== null));
   return current.filter((m) => {
     try {
       return !lstatSync(join(root, m.rel)).isSymbolicLink();
@@ -131,16 +141,16 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
   const entries: FileEntry[] = [];
   const notFollowed: Expanded["notFollowed"] = [];
   const unreadable: Expanded["unreadable"] = [];
-  const homes: Expanded["homes"] = new Map();
+  const homes = profileHomes(opts.profiles);
+  const read = new Set<string>();
   const globalEx = matcher(GLOBAL_EXCLUDES)!;
   const seenLinks = new Set<string>();
   for (const profile of opts.profiles) {
     if (profile.skipped) continue;
     const home = profile.target;
     const xdg = xdgDirs(home);
-    homes.set(profile.name, { home, windowsHome: `C:/${profile.path}`, downloads: xdg.DOWNLOAD });
     for (const rule of RULES) {
-      for (const m of resolveFrom(root, profile.path, rule)) {
+      for (const m of resolveFrom(root, profile.path, rule, read)) {
         const id = [profile.name, rule.id, ...m.captures].join("/");
         const base = targetBase(rule, home, xdg, m.captures);
         const item: PlanItem = {
@@ -188,6 +198,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
           const walk = (srcRel: string, rel: string, targetDir: string, depth: number) => {
             if (depth > 256) return;
             let names: string[];
+            read.add(srcRel);
             try {
               names = readdirSync(join(root, srcRel)).sort();
             } catch (err) {
@@ -239,7 +250,15 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
       }
     }
   }
-  return { items, entries, notFollowed, unreadable, homes };
+  const dirs: [string, number][] = [];
+  for (const rel of read) {
+    try {
+      dirs.push([rel, lstatSync(join(root, rel)).mtimeMs]);
+    } catch {
+      dirs.push([rel, -1]);
+    }
+  }
+  return { items, entries, notFollowed, unreadable, homes, dirs };
 }
 
 /** Conflicts of the plan's entries with what the target already holds. */

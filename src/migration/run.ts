@@ -59,6 +59,7 @@ export function journalRows(id: number, exp: Expanded): EntryInsert[] {
     sourcePath: e.source,
     targetPath: e.target,
     size: e.size,
+    mode: e.mode,
     note: e.renamed ? `renamed: ${e.renamed}` : e.transform ? `transform:${e.transform}` : null,
   }));
 }

@@ -12,7 +12,8 @@ import type { Logger } from "../log.ts";
 import type { ConflictPolicy, MigrationStatus, MigrationSummary, Plan, PlanItem, PlanRequest, Profile, Progress, Report, RunRequest, SourceInfo, UndoResult } from "./model.ts";
 import { expandPlan, findConflicts, type Expanded } from "./plan.ts";
 import { listProfiles } from "./profiles.ts";
-import { runJournal, type RunOutcome } from "./run.ts";
+import { expandedFromJournal, scanRecord, scanStillValid, type ScanRecord } from "./journal.ts";
+import { journalRows, runJournal, type RunOutcome } from "./run.ts";
 import type { MigrationSettings } from "./settings.ts";
 import { openSource, type OpenedSource } from "./source.ts";
 import { undoJournal } from "./undo.ts";
@@ -123,9 +124,11 @@ export class MigrationService {
     const src = await this.open(req.source, req.recoveryKey);
     try {
       const profiles = this.profiles(src, req.user, req.target);
-      const { plan } = this.buildPlan(src, profiles, policy);
+      const { plan, exp } = this.buildPlan(src, profiles, policy);
       const options: StoredOptions = { user: req.user, target: req.target, policy, acceptUnsafeSource: req.acceptUnsafeSource };
-      const row = this.deps.repo.insert({ status: "planned", source: src.info.input, plan: JSON.stringify(plan), options: JSON.stringify(options) });
+      const row = this.deps.repo.insert({ status: "planned", source: src.info.input, plan: JSON.stringify(plan), options: JSON.stringify(options), scan: JSON.stringify(scanRecord(exp)) });
+      // the journal is written now: the run reuses this scan while the source is unchanged
+      this.deps.repo.insertEntries(journalRows(row.id, exp));
       this.deps.events?.publish("migration.state", { id: row.id, status: "planned" });
       return this.view(row);
     } finally {
@@ -172,6 +175,25 @@ export class MigrationService {
     this.deps.events?.publish("migration.state", { id, status });
   }
 
+  /**
+   * What the run works from: the plan's own scan and journal while the source is as the plan saw
+   * it (or once a run has started: its journal is the truth), else a fresh scan and journal.
+   */
+  private expansion(row: MigrationRow, src: OpenedSource, stored: StoredPlan, policy: ConflictPolicy): Expanded {
+    const repo = this.deps.repo;
+    const rec = row.scan ? (JSON.parse(row.scan) as ScanRecord) : null;
+    const journaled = repo.entryCount(row.id) > 0;
+    const started = row.status !== "planned";
+    if (rec && journaled && (started || scanStillValid(src.root, rec))) return expandedFromJournal(repo.entries(row.id), stored.items, stored.profiles, rec);
+    const { exp } = this.buildPlan(src, stored.profiles, policy);
+    if (!started) {
+      // the source changed since the plan: a new journal from the new scan (runJournal writes it)
+      repo.clearEntries(row.id);
+      repo.update(row.id, { scan: JSON.stringify(scanRecord(exp)) });
+    }
+    return exp;
+  }
+
   /** Runs (or resumes) migration `id`; progress goes to onProgress and the bus. */
   async run(id: number, opts: RunRequest = {}, onProgress?: (p: Progress) => void): Promise<Report> {
     this.recover();
@@ -195,9 +217,9 @@ export class MigrationService {
         throw new AppError("MIGRATION_SOURCE_UNSAFE", `${src.info.warnings.join(" ")} To copy what the disk holds anyway (read-only), run again with --accept-unsafe-source.`, { status: 409 });
       }
       emit({ id, phase: "scanning", filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, current: null, etaSeconds: null, bytesPerSecond: null });
-      const stale = JSON.parse(row.plan) as StoredPlan;
-      const profiles = stale.profiles;
-      const { exp } = this.buildPlan(src, profiles, policy);
+      const planned = JSON.parse(row.plan) as StoredPlan;
+      const profiles = planned.profiles;
+      const exp = this.expansion(row, src, planned, policy);
       this.setStatus(id, "running", { startedAt: row.startedAt ?? new Date() });
       const owners = new Map<string, { uid: number; gid: number } | null>();
       const homes = profiles.filter((p) => !p.skipped).map((p) => p.target);

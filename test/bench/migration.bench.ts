@@ -13,6 +13,7 @@ import { openDatabase } from "../../src/db/client.ts";
 import { migrationsRepo } from "../../src/db/repos/migrations.ts";
 import { MigrationSettingsSchema } from "../../src/migration/settings.ts";
 import { MigrationService } from "../../src/migration/service.ts";
+import { NTFS3G_ENV, NTFS3G_OPTIONS } from "../../src/migration/source.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 
 const SMALL = Number(process.env.BENCH_SMALL ?? 2000);
@@ -29,8 +30,8 @@ if (!Bun.which("rsync")) {
 const dir = mkdtempSync(join(tmpdir(), "neuron-bench-mig-"));
 // targets on tmpfs by default: the figures are the tools' own cost, not the shared disk's writeback
 const dest = mkdtempSync(join(process.env.BENCH_DEST ?? "/dev/shm", "neuron-bench-mig-dst-"));
-const sh = (argv: string[]) => {
-  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+const sh = (argv: string[], env?: Record<string, string>) => {
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe", env: env ? { ...process.env, ...env } : undefined });
   if (r.exitCode !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr.toString()}`);
 };
 
@@ -148,9 +149,10 @@ try {
     }
     const view = join(dir, "view");
     mkdirSync(view);
-    sh(["ntfs-3g", "-o", "ro", img, view]);
+    // rsync reads the image through ntfs-3g mounted as ours mounts it (same options, same daemon tuning)
+    sh(["ntfs-3g", "-o", NTFS3G_OPTIONS, img, view], NTFS3G_ENV);
     try {
-      // rsync reads the same read-only ntfs-3g mount; ours mounts the image itself
+      // ours mounts the image itself, for its plan and for its run
       await measure("NTFS image (ntfs-3g)", img, view, bytes);
     } finally {
       sh(["umount", view]);
