@@ -11,6 +11,8 @@ export const COPY_BLOCK = 65536;
 export const COPY_VERIFY = 1;
 export const COPY_TIMES = 2;
 export const COPY_OWNER = 4;
+/** neuron_copy_job.open_flags: open the source O_DIRECT. */
+export const COPY_SRC_DIRECT = 1;
 const STATS_BYTES = 96;
 
 const symbols = {
@@ -57,6 +59,8 @@ export interface CopyJob {
   owner?: { uid: number; gid: number } | null;
   /** Data regions; [] = all hole; undefined = SEEK_DATA/SEEK_HOLE. */
   regions?: [number, number][] | null;
+  /** Read the source with O_DIRECT (a FUSE source: one copy less per byte). */
+  direct?: boolean;
 }
 
 export interface CopyJobResult {
@@ -156,6 +160,7 @@ export class NativeCopier {
       v.setUint32(o + 36, j.mode, true);
       v.setUint32(o + 40, j.owner ? j.owner.uid : NO_REGIONS, true);
       v.setUint32(o + 44, j.owner ? j.owner.gid : 0, true);
+      v.setUint32(o + 156, j.direct ? COPY_SRC_DIRECT : 0, true);
     });
     const paths = new Uint8Array(len);
     let at = 0;

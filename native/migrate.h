@@ -94,12 +94,16 @@ typedef struct neuron_copy_job {
     int32_t status;        /* out: NEURON_OK or a negative status */
     int32_t open_errno;    /* out: errno opening the source (0 if it opened) */
     int32_t link_errno;    /* out: errno of link(2), 0 when linked */
-    uint32_t reserved;
+    uint32_t open_flags;   /* in: NEURON_COPY_SRC_* */
 } neuron_copy_job;
+/* neuron_copy_job.open_flags */
+#define NEURON_COPY_SRC_DIRECT 1u /* open the source O_DIRECT (a FUSE source: the daemon's replies land
+                                     in the buffer without a page cache copy); plain open if refused */
 
 _Static_assert(sizeof(neuron_copy_job) == 160, "neuron_copy_job layout");
 _Static_assert(__builtin_offsetof(neuron_copy_job, stats) == 48, "stats offset");
 _Static_assert(__builtin_offsetof(neuron_copy_job, status) == 144, "status offset");
+_Static_assert(__builtin_offsetof(neuron_copy_job, open_flags) == 156, "open_flags offset");
 
 #define NEURON_COPY_MAX_JOBS 65536u
 #define NEURON_COPY_MAX_THREADS 16u

@@ -299,7 +299,22 @@ static void run_job(batch *b, neuron_copy_job *j, uint8_t *buf) {
     const char *src = (const char *)b->paths + j->src_path;
     const char *part = (const char *)b->paths + j->part_path;
     const char *target = (const char *)b->paths + j->target_path;
-    int s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (j->open_flags & ~NEURON_COPY_SRC_DIRECT) {
+        j->status = NEURON_EINVAL;
+        return;
+    }
+    int s = -1;
+    if (j->open_flags & NEURON_COPY_SRC_DIRECT) {
+        s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_DIRECT);
+        if (s < 0 && errno != EINVAL) {
+            j->open_errno = errno;
+            j->status = NEURON_EIO;
+            j->stats.failed_stage = NEURON_COPY_STAGE_READ;
+            j->stats.os_errno = errno;
+            return;
+        }
+    }
+    if (s < 0) s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (s < 0) {
         j->open_errno = errno;
         j->status = NEURON_EIO;

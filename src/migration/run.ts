@@ -29,6 +29,8 @@ export interface RunDeps {
   onProgress(p: Progress): void;
   /** Where a NTFS source's sparse files' data is (null: the file system says, or read it whole). */
   dataRegions?(sourceAbs: string, size: number, blocks: number): [number, number][] | null;
+  /** Read sources past the page cache (O_DIRECT): a FUSE mount (ntfs-3g), where it saves a copy. */
+  directSource?: boolean;
   /** Copy threads of the native batches (default 2). */
   threads?: number;
   /** Stops the run between files (it stays resumable). */
@@ -199,7 +201,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   const flush = () => {
     if (!queue.length) return;
     const results = copier.copyBatch(
-      queue.map((q) => ({ src: join(root, q.row.sourcePath), part: q.part, target: q.target, mode: q.mode, owner: q.owner, regions: q.regions })),
+      queue.map((q) => ({ src: join(root, q.row.sourcePath), part: q.part, target: q.target, mode: q.mode, owner: q.owner, regions: q.regions, direct: deps.directSource })),
       deps.threads ?? 2,
     );
     results.forEach((r, i) => {

@@ -54,8 +54,47 @@ export class MigrationService {
     return (this.copier ??= new NativeCopier(this.deps.nativePath()));
   }
 
-  private open(source: string, recoveryKey?: string): Promise<OpenedSource> {
-    return openSource(source, { settings: this.deps.settings, mountDir: this.mountDir, recoveryKey });
+  /** Mounted volumes kept a while after use (settings.holdSourceMs), by source and key. */
+  private readonly held = new Map<string, { src: OpenedSource; users: number; timer: ReturnType<typeof setTimeout> | null }>();
+
+  private async open(source: string, recoveryKey?: string): Promise<OpenedSource> {
+    const key = `${resolve(source)}\0${recoveryKey ?? ""}`;
+    let h = this.held.get(key);
+    if (!h) {
+      const src = await openSource(source, { settings: this.deps.settings, mountDir: this.mountDir, recoveryKey });
+      // a folder costs nothing to open again; a mount is kept for the next plan or run
+      if (src.info.kind !== "ntfs" || this.deps.settings.holdSourceMs === 0) return src;
+      h = { src, users: 0, timer: null };
+      this.held.set(key, h);
+    }
+    const entry = h;
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    entry.users++;
+    let closed = false;
+    return {
+      ...entry.src,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        if (--entry.users > 0) return;
+        entry.timer = setTimeout(() => void this.release(key), this.deps.settings.holdSourceMs);
+        entry.timer.unref?.();
+      },
+      closeSync: () => {
+        if (closed) return;
+        closed = true;
+        entry.users--;
+      },
+    };
+  }
+
+  private async release(key: string): Promise<void> {
+    const h = this.held.get(key);
+    if (!h || h.users > 0) return;
+    this.held.delete(key);
+    if (h.timer) clearTimeout(h.timer);
+    await h.src.close();
   }
 
   private profiles(src: OpenedSource, user?: string, target?: string): Profile[] {
@@ -234,7 +273,7 @@ export class MigrationService {
       };
       let outcome: RunOutcome;
       try {
-        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, dataRegions: src.device ? sparseRegions : undefined }, exp);
+        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, directSource: src.info.mountedBy === "ntfs-3g", dataRegions: src.device ? sparseRegions : undefined }, exp);
       } catch (err) {
         this.setStatus(id, "interrupted");
         throw err;
@@ -343,8 +382,18 @@ export class MigrationService {
     return { id, removed: r.removed, restored: r.restored, refused: r.refused, status };
   }
 
+  /** Unmounts the volumes kept after use. */
+  async releaseSources(): Promise<void> {
+    for (const key of [...this.held.keys()]) await this.release(key);
+  }
+
   close(): void {
     for (const c of this.active.values()) c.abort();
+    for (const [key, h] of this.held) {
+      if (h.timer) clearTimeout(h.timer);
+      this.held.delete(key);
+      h.src.closeSync();
+    }
     this.copier?.close();
     this.copier = null;
   }

@@ -20,6 +20,8 @@ export interface OpenedSource {
   /** The block device the NTFS volume is on (for runlist queries), null for a directory. */
   device: string | null;
   close(): Promise<void>;
+  /** The same, blocking (a process that is closing). */
+  closeSync(): void;
 }
 
 export interface SourceOptions {
@@ -76,7 +78,11 @@ function hiberfilHibernated(root: string): boolean {
   return false;
 }
 
-type Cleanup = () => Promise<void>;
+/** An undo step of opening a source, done either way (sync: when the process is closing). */
+interface Cleanup {
+  run(): Promise<void>;
+  runSync(): void;
+}
 
 function mountPoints(): Set<string> {
   try {
@@ -149,17 +155,37 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
       device: null,
       info: { input: path, kind: "directory", mountedBy: null, root: path, bitlocker: false, hibernated, dirty: false, readOnly: true, warnings: hibernated ? [HIBERNATED_ADVICE] : [] },
       close: async () => {},
+      closeSync: () => {},
     };
   }
   if (!st.isFile() && !st.isBlockDevice()) throw new AppError("MIGRATION_SOURCE_INVALID", `source ${path} is neither a directory, a disk image nor a block device`, { status: 422 });
   const probe = probeVolume(path);
   if (probe.kind === "unknown") throw new AppError("MIGRATION_SOURCE_INVALID", `source ${path} holds neither NTFS nor BitLocker (give the partition, e.g. /dev/sdb2, or a partition image)`, { status: 422 });
+  const bin = opts.settings.bin;
   const cleanups: Cleanup[] = [];
   const unwind = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => {});
-    cleanups.length = 0;
+    for (const c of cleanups.splice(0).reverse()) await c.run().catch(() => {});
   };
-  const bin = opts.settings.bin;
+  const unwindSync = () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        c.runSync();
+      } catch {
+        // best effort, as unwind
+      }
+    }
+  };
+  const rmdirStep = (dir: string): Cleanup => ({ run: async () => rmdirSync(dir), runSync: () => rmdirSync(dir) });
+  const umountStep = (dir: string, lazy: boolean): Cleanup => ({
+    run: async () => {
+      const r = await run([bin.umount, dir]);
+      if (r.code !== 0 && lazy) await run([bin.umount, "-l", dir]);
+    },
+    runSync: () => {
+      const r = Bun.spawnSync([bin.umount, dir], { stdout: "ignore", stderr: "ignore" });
+      if (r.exitCode !== 0 && lazy) Bun.spawnSync([bin.umount, "-l", dir], { stdout: "ignore", stderr: "ignore" });
+    },
+  });
   try {
     mkdirSync(opts.mountDir, { recursive: true, mode: 0o700 });
     await cleanStaleMounts(opts.mountDir, bin.umount);
@@ -170,10 +196,10 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
       if (!opts.recoveryKey) throw new AppError("MIGRATION_BITLOCKER_LOCKED", BITLOCKER_ADVICE, { status: 422 });
       if (!validRecoveryKey(opts.recoveryKey)) throw new AppError("MIGRATION_BITLOCKER_KEY", "that is not a valid BitLocker recovery key (8 groups of 6 digits, each a multiple of 11)", { status: 422 });
       const fuseDir = mkdtempSync(join(opts.mountDir, `bitlocker-${process.pid}-`));
-      cleanups.push(async () => rmdirSync(fuseDir));
+      cleanups.push(rmdirStep(fuseDir));
       const r = await run([bin.dislocker, "-r", "-V", path, `-p${opts.recoveryKey}`, "--", fuseDir]);
       if (r.code !== 0) throw new AppError("MIGRATION_BITLOCKER_KEY", `BitLocker volume could not be unlocked with that recovery key: ${firstLine(r.stderr || r.stdout) || r.spawnError || "dislocker failed"}`, { status: 422 });
-      cleanups.push(async () => void (await run([bin.umount, fuseDir])));
+      cleanups.push(umountStep(fuseDir, false));
       device = join(fuseDir, "dislocker-file");
       const inner = probeVolume(device);
       if (inner.kind !== "ntfs") throw new AppError("MIGRATION_SOURCE_INVALID", "the unlocked BitLocker volume does not hold NTFS", { status: 422 });
@@ -182,7 +208,7 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
     // an image: ntfs3 through an autoclear loop device (mount -o loop), ntfs-3g opens the file itself
     const isImage = !statSync(device).isBlockDevice();
     const mnt = mkdtempSync(join(opts.mountDir, `ntfs-${process.pid}-`));
-    cleanups.push(async () => rmdirSync(mnt));
+    cleanups.push(rmdirStep(mnt));
     let mountedBy: "ntfs3" | "ntfs-3g" | null = null;
     const errors: string[] = [];
     for (const driver of opts.settings.drivers) {
@@ -197,10 +223,7 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
       errors.push(`${driver}: ${firstLine(r.stderr || r.stdout) || r.spawnError || `exit ${r.code}`}`);
     }
     if (!mountedBy) throw new AppError("MIGRATION_MOUNT_FAILED", `could not mount ${path} read-only (${errors.join("; ")})`, { status: 500 });
-    cleanups.push(async () => {
-      const r = await run([bin.umount, mnt]);
-      if (r.code !== 0) await run([bin.umount, "-l", mnt]);
-    });
+    cleanups.push(umountStep(mnt, true));
     const hibernated = hiberfilHibernated(mnt);
     const warnings = [...(hibernated ? [HIBERNATED_ADVICE] : []), ...(probe.dirty ? [DIRTY_ADVICE] : [])];
     return {
@@ -208,6 +231,7 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
       device,
       info: { input: path, kind: "ntfs", mountedBy, root: mnt, bitlocker, hibernated, dirty: probe.dirty, readOnly: true, warnings },
       close: unwind,
+      closeSync: unwindSync,
     };
   } catch (err) {
     await unwind();

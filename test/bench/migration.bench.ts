@@ -66,7 +66,7 @@ async function oursOnce(source: string, round: number): Promise<{ planS: number;
   const state = join(dir, `state-${round}`);
   mkdirSync(state, { recursive: true });
   const database = openDatabase(join(state, "neuron.db"));
-  const svc = new MigrationService({ repo: migrationsRepo(database.db), settings: MigrationSettingsSchema.parse({}), stateDir: state, etcDir: join(dir, "no-etc"), nativePath: () => nativePath });
+  const svc = new MigrationService({ repo: migrationsRepo(database.db), settings: MigrationSettingsSchema.parse(process.env.BENCH_THREADS ? { copyThreads: Number(process.env.BENCH_THREADS) } : {}), stateDir: state, etcDir: join(dir, "no-etc"), nativePath: () => nativePath });
   try {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -103,8 +103,10 @@ function rsyncOnce(tree: string, round: number): { wall: number; cpu: number } {
   return { wall, cpu };
 }
 
-async function measure(label: string, source: string, tree: string, bytes: number) {
+/** `fresh`: gives rsync a new mount before each of its rounds (untimed), as each of ours mounts anew. */
+async function measure(label: string, source: string, tree: string, bytes: number, fresh: () => void = () => {}) {
   // warm both readers once (page cache, FUSE), then alternate
+  fresh();
   rsyncOnce(tree, -1);
   await oursOnce(source, -1);
   const rs: number[] = [];
@@ -113,6 +115,7 @@ async function measure(label: string, source: string, tree: string, bytes: numbe
   const oursCpu: number[] = [];
   const runs: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
+    fresh();
     const x = rsyncOnce(tree, r);
     rs.push(x.wall);
     rsCpu.push(x.cpu);
@@ -149,13 +152,20 @@ try {
     }
     const view = join(dir, "view");
     mkdirSync(view);
-    // rsync reads the image through ntfs-3g mounted as ours mounts it (same options, same daemon tuning)
-    sh(["ntfs-3g", "-o", NTFS3G_OPTIONS, img, view], NTFS3G_ENV);
+    // rsync reads the image through ntfs-3g mounted as ours mounts it (same options, same daemon
+    // tuning), a fresh mount each round: the mount's kernel cache (kernel_cache) must not serve
+    // rsync the last round's data while ours reads through a new mount
+    let mounted = false;
+    const fresh = () => {
+      if (mounted) sh(["umount", view]);
+      sh(["ntfs-3g", "-o", NTFS3G_OPTIONS, img, view], NTFS3G_ENV);
+      mounted = true;
+    };
     try {
-      // ours mounts the image itself, for its plan and for its run
-      await measure("NTFS image (ntfs-3g)", img, view, bytes);
+      // ours mounts the image itself (once for its plan and run: the service keeps it mounted between)
+      await measure("NTFS image (ntfs-3g)", img, view, bytes, fresh);
     } finally {
-      sh(["umount", view]);
+      if (mounted) sh(["umount", view]);
     }
   } else console.log("NTFS image: skipped (needs root, mkntfs and ntfs-3g)");
 } finally {
