@@ -168,6 +168,17 @@ export const PlanRequest = z
   .strict();
 export type PlanRequest = z.infer<typeof PlanRequest>;
 
+/** The live path: a plan of what a running VM's guest agent serves (pulled into the state dir first). */
+export const LivePlanRequest = z
+  .object({
+    fromVm: z.string().min(1).max(64),
+    user: z.string().min(1).max(256).optional(),
+    target: z.string().min(1).max(4096).optional(),
+    policy: ConflictPolicy.optional(),
+  })
+  .strict();
+export type LivePlanRequest = z.infer<typeof LivePlanRequest>;
+
 export const RunRequest = z.object({ policy: ConflictPolicy.optional(), acceptUnsafeSource: z.boolean().optional(), recoveryKey: RecoveryKey.optional() }).strict();
 export type RunRequest = z.infer<typeof RunRequest>;
 

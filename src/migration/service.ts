@@ -9,9 +9,10 @@ import type { MigrationRow, MigrationsRepo } from "../db/repos/migrations.ts";
 import { AppError, notFound } from "../errors.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Logger } from "../log.ts";
-import type { ConflictPolicy, MigrationStatus, MigrationSummary, Plan, PlanItem, PlanRequest, Profile, Progress, Report, RunRequest, SourceInfo, UndoResult } from "./model.ts";
+import type { ConflictPolicy, LivePlanRequest, MigrationStatus, MigrationSummary, Plan, PlanItem, PlanRequest, Profile, Progress, Report, RunRequest, SourceInfo, UndoResult } from "./model.ts";
 import { expandPlan, findConflicts, type Expanded } from "./plan.ts";
 import { listProfiles } from "./profiles.ts";
+import { pullFromVm, type GuestAgents } from "./live.ts";
 import { expandedFromJournal, scanRecord, scanStillValid, type ScanRecord } from "./journal.ts";
 import { journalRows, runJournal, type RunOutcome } from "./run.ts";
 import type { MigrationSettings } from "./settings.ts";
@@ -28,6 +29,8 @@ export interface MigrationDeps {
   nativePath: () => string;
   events?: EventBus;
   log?: Logger;
+  /** The guest agents of running VMs (the live path, planFromVm). */
+  guest?: GuestAgents;
 }
 
 type StoredPlan = Omit<Plan, "id" | "status" | "createdAt">;
@@ -173,6 +176,17 @@ export class MigrationService {
     } finally {
       await src.close();
     }
+  }
+
+  /**
+   * The live path: the VM's profile(s) pulled through its guest agent into the state dir (only
+   * what changed since the last pull travels), then planned like a folder source.
+   */
+  async planFromVm(req: LivePlanRequest): Promise<Plan> {
+    if (!this.deps.guest) throw new AppError("NOT_SUPPORTED", "this appliance has no guest agent service", { status: 501 });
+    const { dir, mirror } = await pullFromVm(this.deps.guest, this.deps.stateDir, req.fromVm, { user: req.user });
+    this.deps.log?.info("pulled a VM's profile for migration", { vm: req.fromVm, files: mirror.files, fetchedBytes: mirror.fetchedBytes, unchanged: mirror.skipped });
+    return this.plan({ source: dir, user: req.user, target: req.target, policy: req.policy });
   }
 
   private row(id: number): MigrationRow {
