@@ -12,6 +12,7 @@ import type { EntryRow } from "../db/repos/migrations.ts";
 import type { PlanItem, Profile } from "./model.ts";
 import { profileHomes, type Expanded, type FileEntry } from "./plan.ts";
 import type { TransformName } from "./rules.ts";
+import type { EntryMeta } from "./ntfs-meta.ts";
 
 export interface ScanRecord {
   dirs: [string, number][];
@@ -46,7 +47,7 @@ export function expandedFromJournal(rows: EntryRow[], items: PlanItem[], profile
     const transform = /^transform:(.+)$/.exec(r.note ?? "")?.[1] as TransformName | undefined;
     const renamed = /^renamed: (.+)$/.exec(r.note ?? "")?.[1] ?? null;
     const dir = r.kind === "dir";
-    entries.push({ item: r.item, kind: dir ? "dir" : "file", source: r.sourcePath, target: r.targetPath, size: r.size, mtimeMs: 0, mode: r.mode ?? (dir ? 0o755 : 0o644), transform: transform ?? null, renamed });
+    entries.push({ item: r.item, kind: dir ? "dir" : "file", source: r.sourcePath, target: r.targetPath, size: r.size, mtimeMs: 0, mode: r.mode ?? (dir ? 0o755 : 0o644), transform: transform ?? null, renamed, meta: r.meta ? (JSON.parse(r.meta) as EntryMeta) : null });
   }
   return { items, entries, notFollowed: rec.notFollowed, unreadable: rec.unreadable, homes: profileHomes(profiles), dirs: rec.dirs };
 }

@@ -9,6 +9,7 @@ import type { ConflictReason, PlanItem, Profile, Reinstall } from "./model.ts";
 import { findCaseless, xdgDirs, type XdgKey } from "./profiles.ts";
 import { GLOBAL_EXCLUDES, matcher, RULES, type Rule, type TransformName } from "./rules.ts";
 import { safeName } from "./names.ts";
+import type { EntryMeta } from "./ntfs-meta.ts";
 
 export interface FileEntry {
   item: string;
@@ -23,6 +24,8 @@ export interface FileEntry {
   transform: TransformName | null;
   /** Why the target name differs from the source's (Windows names), else null. */
   renamed: string | null;
+  /** Windows attributes and named streams worth carrying (NTFS sources), else null. */
+  meta?: EntryMeta | null;
 }
 
 export interface Expanded {
@@ -133,6 +136,8 @@ function reinstallIds(abs: string, kind: "vscode-extension" | "chromium-extensio
 
 export interface ExpandOptions {
   profiles: Profile[];
+  /** Notable Windows attributes and streams by source path (readNtfsMeta), for NTFS sources. */
+  meta?: Map<string, EntryMeta> | null;
   vm?: string | null;
 }
 
@@ -190,7 +195,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
           continue;
         }
         const addFile = (rel: string, srcRel: string, st: { size: number; mtimeMs: number }, target: string, renamedWhy: string | null) => {
-          itemEntries.push({ item: id, kind: "file", source: srcRel, target, size: st.size, mtimeMs: st.mtimeMs, mode: rule.perms.file, transform: rule.transform ?? null, renamed: renamedWhy });
+          itemEntries.push({ item: id, kind: "file", source: srcRel, target, size: st.size, mtimeMs: st.mtimeMs, mode: rule.perms.file, transform: rule.transform ?? null, renamed: renamedWhy, meta: opts.meta?.get(srcRel) ?? null });
         };
         if (st0.isFile()) {
           addFile("", m.rel, st0, base, null);
@@ -228,7 +233,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
               } else if (st.isDirectory()) {
                 const before = itemEntries.length;
                 walk(childSrc, childRel, childTarget, depth + 1);
-                if (itemEntries.length > before) itemEntries.splice(before, 0, { item: id, kind: "dir", source: childSrc, target: childTarget, size: 0, mtimeMs: st.mtimeMs, mode: rule.perms.dir, transform: null, renamed: safe.reason });
+                if (itemEntries.length > before) itemEntries.splice(before, 0, { item: id, kind: "dir", source: childSrc, target: childTarget, size: 0, mtimeMs: st.mtimeMs, mode: rule.perms.dir, transform: null, renamed: safe.reason, meta: opts.meta?.get(childSrc) ?? null });
               } else if (st.isFile()) {
                 if (include && !include(childRel)) continue;
                 addFile(childRel, childSrc, st, childTarget, safe.reason);
@@ -244,7 +249,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
         items.push(item);
         if (rule.fidelity !== "cannot") {
           // the item's top folder itself
-          if (st0.isDirectory()) entries.push({ item: id, kind: "dir", source: m.rel, target: base, size: 0, mtimeMs: st0.mtimeMs, mode: rule.perms.dir, transform: null, renamed: null });
+          if (st0.isDirectory()) entries.push({ item: id, kind: "dir", source: m.rel, target: base, size: 0, mtimeMs: st0.mtimeMs, mode: rule.perms.dir, transform: null, renamed: null, meta: opts.meta?.get(m.rel) ?? null });
           entries.push(...itemEntries);
         }
       }

@@ -5,7 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { NativeCopier } from "../../ffi/migrate.ts";
-import type { MigrationRow, MigrationsRepo } from "../db/repos/migrations.ts";
+import type { EntryRow, MigrationRow, MigrationsRepo } from "../db/repos/migrations.ts";
 import { AppError, notFound } from "../errors.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Logger } from "../log.ts";
@@ -14,6 +14,7 @@ import { expandPlan, findConflicts, type Expanded } from "./plan.ts";
 import { listProfiles } from "./profiles.ts";
 import { pullFromVm, type GuestAgents } from "./live.ts";
 import { expandedFromJournal, scanRecord, scanStillValid, type ScanRecord } from "./journal.ts";
+import { notable, readNtfsMeta, attributeNames, type MetaOutcome } from "./ntfs-meta.ts";
 import { journalRows, runJournal, type RunOutcome } from "./run.ts";
 import type { MigrationSettings } from "./settings.ts";
 import { openSource, type OpenedSource } from "./source.ts";
@@ -129,7 +130,9 @@ export class MigrationService {
   }
 
   private buildPlan(src: OpenedSource, profiles: Profile[], policy: ConflictPolicy): { plan: StoredPlan; exp: Expanded } {
-    const exp = expandPlan(src.root, { profiles });
+    // attributes and streams from the volume's $MFT (one sequential read, not a request per file)
+    const meta = src.device ? readNtfsMeta(src.device) : null;
+    const exp = expandPlan(src.root, { profiles, meta });
     const conflicts = findConflicts(exp);
     for (const item of exp.items) {
       const c = conflicts.get(item.id) ?? [];
@@ -155,6 +158,13 @@ export class MigrationService {
     const warnings = [...src.info.warnings];
     if (exp.notFollowed.length) warnings.push(`${exp.notFollowed.length} link(s) (junctions, symlinks) are not followed`);
     if (exp.unreadable.length) warnings.push(`${exp.unreadable.length} folder(s) or file(s) could not be read`);
+    if (src.device && !meta) warnings.push("the volume's $MFT could not be read: Windows attributes (hidden, system) and alternate data streams are not carried");
+    const noted = exp.entries.filter((e) => notable(e.meta));
+    if (noted.length) {
+      const streams = noted.reduce((a, e) => a + e.meta!.streams.length, 0);
+      const attributed = noted.filter((e) => e.meta!.attrib).length;
+      warnings.push(`${attributed} file(s) or folder(s) have Windows attributes (read-only, hidden, system) and ${streams} alternate data stream(s) are attached: kept as user.ntfs.* extended attributes where the target allows (Linux shows hidden files), listed in the report`);
+    }
     return {
       exp,
       plan: { source: src.info, profiles, policy, items: exp.items, totals: { items: exp.items.length, files, bytes, conflicts: nconf, byFidelity, byCategory }, estimateSeconds, warnings },
@@ -287,7 +297,7 @@ export class MigrationService {
       };
       let outcome: RunOutcome;
       try {
-        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, directSource: src.info.mountedBy === "ntfs-3g", dataRegions: src.device ? sparseRegions : undefined }, exp);
+        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, directSource: src.info.mountedBy === "ntfs-3g", streamsReadable: src.info.mountedBy === "ntfs-3g", dataRegions: src.device ? sparseRegions : undefined }, exp);
       } catch (err) {
         this.setStatus(id, "interrupted");
         throw err;
@@ -374,6 +384,7 @@ export class MigrationService {
       notFollowed: exp.notFollowed.slice(0, 500),
       cannotMove: items.filter((i) => i.fidelity === "cannot").map((i) => ({ item: i.id, label: i.label, why: i.why ?? "", livePath: i.livePath })),
       reinstall: items.filter((i) => i.reinstall).map((i) => ({ item: i.id, kind: i.reinstall!.kind, ids: i.reinstall!.ids })),
+      windowsMetadata: windowsMetadata(all),
       words: "",
     };
     report.words = reportWords(report, items as PlanItem[]);
@@ -411,6 +422,21 @@ export class MigrationService {
     this.copier?.close();
     this.copier = null;
   }
+}
+
+/** The attributes and streams the run carried (or could not), from the journal's outcomes. */
+function windowsMetadata(rows: EntryRow[]): NonNullable<Report["windowsMetadata"]> {
+  const items: NonNullable<Report["windowsMetadata"]>["items"] = [];
+  let lost = 0;
+  for (const r of rows) {
+    if (!r.meta || r.state !== "done" && r.kind !== "dir") continue;
+    const m = JSON.parse(r.meta) as Partial<MetaOutcome>;
+    if (!("streamsKept" in m)) continue; // not reached by a run
+    const streams = m.streamsKept ?? [];
+    lost += streams.filter((s) => !s.kept).length + (m.attribKept === false ? 1 : 0);
+    items.push({ path: r.sourcePath, target: r.targetPath, attributes: attributeNames(m.attrib ?? 0), attributesKept: m.attribKept ?? null, why: m.attribWhy ?? null, streams });
+  }
+  return { files: items.length, lost, items: items.slice(0, 500) };
 }
 
 /** NTFS through ntfs-3g reports no holes: a file with no allocated blocks is one hole. */

@@ -163,6 +163,23 @@ describe.skipIf(Boolean(SKIP))(`migration from an NTFS image${SKIP ? ` (skipped:
     expect(hist.query("select url from urls").all()).toEqual([{ url: "https://example.org/" }]);
     hist.close();
     expect(statSync(join(home, "Pictures/holiday.jpg")).mtimeMs).toBe(statSync(src("Pictures/holiday.jpg")).mtimeMs);
+    // Windows attributes and alternate data streams, as user.ntfs.* extended attributes
+    const xattr = (path: string, name: string) => {
+      const r = Bun.spawnSync(["getfattr", "--only-values", "-n", name, path], { stdout: "pipe", stderr: "pipe" });
+      return r.exitCode === 0 ? Buffer.from(r.stdout) : null;
+    };
+    expect(xattr(join(home, "Dokumente/report (2).docx"), "user.ntfs.ads.Zone.Identifier")?.toString()).toBe("[ZoneTransfer]\r\nZoneId=3\r\n");
+    expect(xattr(join(home, "Dokumente/hidden.txt"), "user.ntfs.attrib")?.toString("hex")).toBe("00000002");
+    expect(xattr(join(home, "Dokumente/hidden.txt"), "user.ntfs.ads.thumb")?.equals(xattr(src("Documents/hidden.txt"), "user.thumb")!)).toBe(true);
+    expect(xattr(join(home, "Pictures"), "user.ntfs.attrib")?.toString("hex")).toBe("00000006");
+    expect(xattr(join(home, "Pictures/holiday.jpg"), "user.ntfs.attrib")).toBeNull();
+    const wm = report.windowsMetadata as { files: number; lost: number; items: { path: string; attributes: string[]; attributesKept: boolean | null; streams: { name: string; kept: boolean }[] }[] };
+    expect(wm.lost).toBe(0);
+    const byPath = Object.fromEntries(wm.items.map((i) => [i.path, i]));
+    expect(byPath["Users/alice/Documents/hidden.txt"]).toMatchObject({ attributes: ["hidden"], attributesKept: true, streams: [{ name: "thumb", kept: true }] });
+    expect(byPath["Users/alice/Documents/report.docx"]).toMatchObject({ attributes: [], attributesKept: null, streams: [{ name: "Zone.Identifier", size: 26, kept: true }] });
+    expect(byPath["Users/alice/Pictures"]).toMatchObject({ attributes: ["hidden", "system"], attributesKept: true });
+    expect(report.words).toContain("alternate data stream");
     const sparse = statSync(join(home, "Dokumente/disk.vhdx"));
     expect(sparse.size).toBe(4 * 1024 ** 3);
     expect(sparse.blocks * 512).toBeLessThan(1024 * 1024);
