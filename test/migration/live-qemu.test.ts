@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
 import { createCore, type Core } from "../../src/core.ts";
@@ -17,7 +17,7 @@ import { stagingDir } from "../../src/migration/live.ts";
 import type { Plan, Report } from "../../src/migration/model.ts";
 import { mirrorFromAgent, type AgentRequest } from "../../src/migration/vm-source.ts";
 import { asRoot, overTcp } from "../helpers/api.ts";
-import { tempDir, testConfig } from "../helpers/env.ts";
+import { BUN, REPO_ROOT, tempDir, testConfig } from "../helpers/env.ts";
 import { bootAgentGuest, guestAgentClient, type AgentGuest } from "../guest/agent-guest.ts";
 import { findKernel, tinyGuestUnavailable, type Kernel } from "../guest/tiny-guest.ts";
 
@@ -90,7 +90,9 @@ describe.skipIf(skipReason !== null)("live path: the guest agent in a real QEMU 
       return client.request(command, data, 30_000);
     };
     await expect(mirrorFromAgent(cut, dest, { user: "alice" })).rejects.toThrow(/cut/);
-    const partial = statSync(join(dest, "Users/alice/Documents/big.bin")).size;
+    // the part that arrived waits outside Users/ (never taken for a complete file)
+    expect(existsSync(join(dest, "Users/alice/Documents/big.bin"))).toBe(false);
+    const partial = statSync(join(dest, ".partial", createHash("sha256").update("alice/Documents/big.bin").digest("hex"))).size;
     expect(partial).toBe(2 << 20);
     // a new connection over the same channel
     const again: AgentClient = guestAgentClient(guest!.socketPath, guest!.certs, 10_000);
@@ -138,5 +140,34 @@ describe.skipIf(skipReason !== null)("live path: the guest agent in a real QEMU 
     expect(readFileSync(join(home, "Pictures/photo.jpg")).equals(TREE["alice/Pictures/photo.jpg"]!)).toBe(true);
     expect(readFileSync(join(home, ".gitconfig"), "utf8")).toContain("autocrlf = input");
     expect((report as Report).copied.files).toBe(plan.totals.files);
+  }, 180_000);
+
+  test("migrate run --from-vm NAME (the CLI, the VM found through libvirt): a file changed in the guest is pulled again", async () => {
+    // change a file inside the guest, through the agent
+    const client = (await core.guest.client(VM))!;
+    const exited = new Promise<{ code: number | null }>((r) => client.once("app_exited", r));
+    await client.request("launch_app", { path: "/bin/sh", args: ["-c", "echo 'changed in the VM' >> /data/Users/alice/Documents/report.txt; printf 'REWRITTEN, longer than before' > /data/Users/alice/Documents/sub/deeper/note.md"] });
+    expect((await exited).code).toBe(0);
+    // the guest's port takes one host connection: the CLI's
+    core.guest.forget(VM);
+    const node = join(work.path, "libvirt-node.xml");
+    writeFileSync(node, `<node><domain type="test"><name>${VM}</name><memory>262144</memory><os><type>hvm</type></os><devices><channel type="unix"><source mode="bind" path="${guest!.socketPath}"/><target type="virtio" name="org.neuronos.agent.0"/></channel></devices></domain></node>`);
+    const home = join(work.path, "home-cli");
+    mkdirSync(home);
+    const proc = Bun.spawn([BUN, join(REPO_ROOT, "src/main.ts"), "migrate", "run", "--from-vm", VM, "--user", "alice", "--target", home, "--state-dir", work.path, "--json"], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, NEURON_LIBVIRT_URI: `test://${node}`, NEURON_ETC_DIR: etc },
+    });
+    const timer = setTimeout(() => proc.kill(), 120_000);
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(timer);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    const report = JSON.parse(out) as Report;
+    expect(report.status).toBe("done");
+    expect(readFileSync(join(home, "Documents/report.txt"), "utf8")).toBe("quarterly report\r\nchanged in the VM\n");
+    expect(readFileSync(join(home, "Documents/sub/deeper/note.md"), "utf8")).toBe("REWRITTEN, longer than before");
+    expect(sha(readFileSync(join(home, "Documents/big.bin")))).toBe(sha(TREE["alice/Documents/big.bin"]!));
   }, 180_000);
 });
