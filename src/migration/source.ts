@@ -98,6 +98,52 @@ function mountPoints(): Set<string> {
   }
 }
 
+interface MountEntry {
+  mountPoint: string;
+  /** The mounted file system's own root (/ for a whole volume). */
+  fsRoot: string;
+  fstype: string;
+  source: string;
+  readOnly: boolean;
+}
+
+const unescapeMount = (p: string) => p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+function mountTable(): MountEntry[] {
+  let text = "";
+  try {
+    text = readFileSync("/proc/self/mountinfo", "utf8");
+  } catch {
+    return [];
+  }
+  const out: MountEntry[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.split(" ");
+    const dash = f.indexOf("-");
+    if (dash < 6 || f.length < dash + 3) continue;
+    out.push({ mountPoint: unescapeMount(f[4]!), fsRoot: unescapeMount(f[3]!), fstype: f[dash + 1]!, source: unescapeMount(f[dash + 2]!), readOnly: f[5]!.split(",").includes("ro") });
+  }
+  return out;
+}
+
+/** ntfs-3g shows as fuse (an image) or fuseblk (a device); the kernel drivers as ntfs3 / ntfs. */
+const NTFS_FSTYPES = new Map<string, "ntfs3" | "ntfs-3g">([["fuse", "ntfs-3g"], ["fuseblk", "ntfs-3g"], ["ntfs3", "ntfs3"], ["ntfs", "ntfs3"]]);
+
+/**
+ * A whole NTFS volume already mounted read-only (by the desktop, by hand): found by its device or
+ * image (`device`), or by its mount point (`mountPoint`); the appliance reads it there.
+ */
+function existingNtfsMount(q: { device?: string; mountPoint?: string }, mountDir: string): (MountEntry & { driver: "ntfs3" | "ntfs-3g" }) | null {
+  const ours = resolve(mountDir) + "/";
+  for (const m of mountTable().reverse()) {
+    const driver = NTFS_FSTYPES.get(m.fstype);
+    // the appliance's own mounts (of this or another run, or left by a killed one) are not reused
+    if (!driver || !m.readOnly || m.fsRoot !== "/" || m.mountPoint.startsWith(ours)) continue;
+    if ((q.device && resolve(m.source) === q.device) || (q.mountPoint && m.mountPoint === q.mountPoint)) return { ...m, driver };
+  }
+  return null;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -140,6 +186,20 @@ async function run(argv: string[], input?: string) {
   return execFile(argv, { timeoutMs: 60_000, input });
 }
 
+/** A volume someone else mounted read-only: read there, left mounted. */
+function alreadyMounted(input: string, device: string, m: MountEntry & { driver: "ntfs3" | "ntfs-3g" }): OpenedSource {
+  const probe = probeVolume(device);
+  const hibernated = hiberfilHibernated(m.mountPoint);
+  const warnings = [...(hibernated ? [HIBERNATED_ADVICE] : []), ...(probe.dirty ? [DIRTY_ADVICE] : [])];
+  return {
+    root: m.mountPoint,
+    device,
+    info: { input, kind: "ntfs", mountedBy: m.driver, root: m.mountPoint, bitlocker: false, hibernated, dirty: probe.dirty, readOnly: true, warnings },
+    close: async () => {},
+    closeSync: () => {},
+  };
+}
+
 export async function openSource(input: string, opts: SourceOptions): Promise<OpenedSource> {
   const path = resolve(input);
   let st;
@@ -149,6 +209,9 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
     throw new AppError("MIGRATION_SOURCE_INVALID", `source ${path} does not exist`, { status: 422 });
   }
   if (st.isDirectory()) {
+    // the root of an NTFS volume mounted read-only already: an NTFS source, read where it is
+    const m = existingNtfsMount({ mountPoint: path }, opts.mountDir);
+    if (m && existsSync(m.source) && probeVolume(m.source).kind === "ntfs") return alreadyMounted(path, m.source, m);
     const hibernated = hiberfilHibernated(path);
     return {
       root: path,
@@ -161,6 +224,10 @@ export async function openSource(input: string, opts: SourceOptions): Promise<Op
   if (!st.isFile() && !st.isBlockDevice()) throw new AppError("MIGRATION_SOURCE_INVALID", `source ${path} is neither a directory, a disk image nor a block device`, { status: 422 });
   const probe = probeVolume(path);
   if (probe.kind === "unknown") throw new AppError("MIGRATION_SOURCE_INVALID", `source ${path} holds neither NTFS nor BitLocker (give the partition, e.g. /dev/sdb2, or a partition image)`, { status: 422 });
+  if (probe.kind === "ntfs") {
+    const m = existingNtfsMount({ device: path }, opts.mountDir);
+    if (m) return alreadyMounted(path, path, m);
+  }
   const bin = opts.settings.bin;
   const cleanups: Cleanup[] = [];
   const unwind = async () => {

@@ -240,4 +240,23 @@ describe.skipIf(Boolean(SKIP))(`migration from an NTFS image${SKIP ? ` (skipped:
     expect(u.removed).toBeGreaterThan(400);
     expect(listTree(home).sort()).toEqual([...before, "Desktop/", "Desktop/todo.txt"].sort());
   }, 60_000);
+
+  test("a volume already mounted read-only is read where it is (by its image or its mount point), and left mounted", async () => {
+    await sh(["ntfs-3g", "-o", "ro", img, view]);
+    try {
+      const other = join(dir.path, "home-mounted");
+      mkdirSync(other);
+      for (const source of [img, view]) {
+        const r = await cli(["migrate", "plan", source, "--user", "alice", "--target", other, "--state-dir", state, "--json"]);
+        expect(r.err).toBe("");
+        const p = JSON.parse(r.out);
+        expect(p.source).toMatchObject({ kind: "ntfs", mountedBy: "ntfs-3g", root: view, hibernated: true, dirty: true, readOnly: true });
+        expect(p.totals.files).toBeGreaterThan(400);
+        expect(p.warnings.join(" ")).toContain("alternate data stream");
+      }
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${view} `);
+    } finally {
+      await sh(["umount", view]);
+    }
+  }, 60_000);
 });
