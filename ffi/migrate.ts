@@ -11,6 +11,8 @@ export const COPY_BLOCK = 65536;
 export const COPY_VERIFY = 1;
 export const COPY_TIMES = 2;
 export const COPY_OWNER = 4;
+/** neuron_copy_job.open_flags: open the source O_DIRECT. */
+export const COPY_SRC_DIRECT = 1;
 const STATS_BYTES = 96;
 
 const symbols = {
@@ -20,6 +22,8 @@ const symbols = {
   },
   neuron_copy_batch: { args: [FFIType.ptr, "usize", FFIType.ptr, "usize", FFIType.ptr, FFIType.u32, FFIType.u32, FFIType.ptr, "usize"], returns: FFIType.i32 },
   neuron_digest_fd: { args: [FFIType.i32, FFIType.ptr, "usize", FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  neuron_xattr_copy: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.ptr, "usize", FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  neuron_xattr_set: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u32, FFIType.ptr], returns: FFIType.i32 },
 } as const satisfies Record<string, FFIFunction>;
 
 export type CopyStage = "none" | "read" | "write" | "verify" | "meta";
@@ -57,6 +61,8 @@ export interface CopyJob {
   owner?: { uid: number; gid: number } | null;
   /** Data regions; [] = all hole; undefined = SEEK_DATA/SEEK_HOLE. */
   regions?: [number, number][] | null;
+  /** Read the source with O_DIRECT (a FUSE source: one copy less per byte). */
+  direct?: boolean;
 }
 
 export interface CopyJobResult {
@@ -73,6 +79,16 @@ export interface CopyJobResult {
 }
 
 const JOB_BYTES = 160;
+/** NEURON_XATTR_MAX: the largest extended attribute value copied. */
+export const XATTR_MAX = 65536;
+const XATTR_STAGES = ["none", "read", "write", "verify"] as const;
+export interface XattrResult {
+  ok: boolean;
+  size: number;
+  stage: (typeof XATTR_STAGES)[number];
+  errno: number;
+}
+const cstr = (s: string) => Buffer.from(s + "\0");
 const NO_REGIONS = 0xffffffff;
 
 export class NativeCopier {
@@ -156,6 +172,7 @@ export class NativeCopier {
       v.setUint32(o + 36, j.mode, true);
       v.setUint32(o + 40, j.owner ? j.owner.uid : NO_REGIONS, true);
       v.setUint32(o + 44, j.owner ? j.owner.gid : 0, true);
+      v.setUint32(o + 156, j.direct ? COPY_SRC_DIRECT : 0, true);
     });
     const paths = new Uint8Array(len);
     let at = 0;
@@ -181,6 +198,29 @@ export class NativeCopier {
         size: Number(v.getBigUint64(o + 48, true)),
       };
     });
+  }
+
+  private xbuf: Uint8Array | null = null;
+  private readonly xsize = new Uint32Array(1);
+  private readonly xstage = new Int32Array(1);
+
+  /**
+   * Copies extended attribute srcName of src to a new one, dstName, of dst (never replacing
+   * one), read back and compared. Links are not followed.
+   */
+  copyXattr(src: string, srcName: string, dst: string, dstName: string): XattrResult {
+    this.xbuf ??= new Uint8Array(2 * XATTR_MAX);
+    const status = this.mod.sym.neuron_xattr_copy(ptr(cstr(src)), ptr(cstr(srcName)), ptr(cstr(dst)), ptr(cstr(dstName)), ptr(this.xbuf), this.xbuf.length, ptr(this.xsize), ptr(this.xstage), ptr(this.errOut));
+    if (status === NativeStatus.EINVAL) throw new RangeError("neuron_xattr_copy: bad arguments");
+    return { ok: status === NativeStatus.OK, size: this.xsize[0]!, stage: XATTR_STAGES[this.xstage[0]!] ?? "none", errno: this.errOut[0]! };
+  }
+
+  /** Creates extended attribute name = value on path (never replacing one); the errno, 0 when set. */
+  setXattr(path: string, name: string, value: Uint8Array): number {
+    if (value.length > XATTR_MAX) throw new RangeError("extended attribute value too large");
+    const status = this.mod.sym.neuron_xattr_set(ptr(cstr(path)), ptr(cstr(name)), ptr(value.length ? value : new Uint8Array(1)), value.length, ptr(this.errOut));
+    if (status === NativeStatus.EINVAL) throw new RangeError("neuron_xattr_set: bad arguments");
+    return status === NativeStatus.OK ? 0 : this.errOut[0]!;
   }
 
   /** xxh128-z64k of an open file; throws on a read error. */

@@ -94,12 +94,16 @@ typedef struct neuron_copy_job {
     int32_t status;        /* out: NEURON_OK or a negative status */
     int32_t open_errno;    /* out: errno opening the source (0 if it opened) */
     int32_t link_errno;    /* out: errno of link(2), 0 when linked */
-    uint32_t reserved;
+    uint32_t open_flags;   /* in: NEURON_COPY_SRC_* */
 } neuron_copy_job;
+/* neuron_copy_job.open_flags */
+#define NEURON_COPY_SRC_DIRECT 1u /* open the source O_DIRECT (a FUSE source: the daemon's replies land
+                                     in the buffer without a page cache copy); plain open if refused */
 
 _Static_assert(sizeof(neuron_copy_job) == 160, "neuron_copy_job layout");
 _Static_assert(__builtin_offsetof(neuron_copy_job, stats) == 48, "stats offset");
 _Static_assert(__builtin_offsetof(neuron_copy_job, status) == 144, "status offset");
+_Static_assert(__builtin_offsetof(neuron_copy_job, open_flags) == 156, "open_flags offset");
 
 #define NEURON_COPY_MAX_JOBS 65536u
 #define NEURON_COPY_MAX_THREADS 16u
@@ -109,6 +113,32 @@ _Static_assert(__builtin_offsetof(neuron_copy_job, status) == 144, "status offse
 NEURON_EXPORT int32_t neuron_copy_batch(const uint8_t *paths, size_t paths_len, const uint64_t *regions, size_t region_pairs,
                                         neuron_copy_job *jobs, uint32_t count, uint32_t threads, uint8_t *bufs,
                                         size_t buf_len);
+
+/*
+ * Extended attributes, for what NTFS keeps beside the data (named streams through ntfs-3g's
+ * streams_interface=xattr, Windows attributes). Paths and names are NUL-terminated; links are
+ * never followed (l*xattr). Values are at most NEURON_XATTR_MAX bytes.
+ */
+#define NEURON_XATTR_MAX 65536u
+#define NEURON_XATTR_STAGE_READ 1   /* reading the source's attribute */
+#define NEURON_XATTR_STAGE_WRITE 2  /* creating the target's */
+#define NEURON_XATTR_STAGE_VERIFY 3 /* reading it back: absent or different */
+
+/*
+ * Copies attribute src_name of src_path to a new attribute dst_name of dst_path (XATTR_CREATE:
+ * never replaces one), reads it back and compares. buf: at least 2 * NEURON_XATTR_MAX bytes.
+ * Returns NEURON_OK (*size_out = the value's size) or NEURON_EIO with *stage_out
+ * (NEURON_XATTR_STAGE_*) and *errno_out (ERANGE: larger than NEURON_XATTR_MAX; ENOTSUP: the
+ * target file system keeps none; 0 on a read-back mismatch), or NEURON_EINVAL.
+ */
+NEURON_EXPORT int32_t neuron_xattr_copy(const char *src_path, const char *src_name, const char *dst_path,
+                                        const char *dst_name, uint8_t *buf, size_t buf_len, uint32_t *size_out,
+                                        int32_t *stage_out, int32_t *errno_out);
+
+/* Creates attribute name = value[len] on path (XATTR_CREATE, no link followed). NEURON_OK or
+ * NEURON_EIO with *errno_out; NEURON_EINVAL for len > NEURON_XATTR_MAX. */
+NEURON_EXPORT int32_t neuron_xattr_set(const char *path, const char *name, const uint8_t *value, uint32_t len,
+                                       int32_t *errno_out);
 
 #ifdef __cplusplus
 }

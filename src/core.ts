@@ -217,6 +217,7 @@ export function createCore(config: Config, opts: CoreOptions = {}): Core {
     nativePath: loadedPath,
     events,
     log: log.child({ module: "migration" }),
+    guest,
   });
   const gameStreamCryptoLib = (): NativeCrypto => {
     const n = native();

@@ -299,7 +299,22 @@ static void run_job(batch *b, neuron_copy_job *j, uint8_t *buf) {
     const char *src = (const char *)b->paths + j->src_path;
     const char *part = (const char *)b->paths + j->part_path;
     const char *target = (const char *)b->paths + j->target_path;
-    int s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (j->open_flags & ~NEURON_COPY_SRC_DIRECT) {
+        j->status = NEURON_EINVAL;
+        return;
+    }
+    int s = -1;
+    if (j->open_flags & NEURON_COPY_SRC_DIRECT) {
+        s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_DIRECT);
+        if (s < 0 && errno != EINVAL) {
+            j->open_errno = errno;
+            j->status = NEURON_EIO;
+            j->stats.failed_stage = NEURON_COPY_STAGE_READ;
+            j->stats.os_errno = errno;
+            return;
+        }
+    }
+    if (s < 0) s = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (s < 0) {
         j->open_errno = errno;
         j->status = NEURON_EIO;
@@ -380,5 +395,51 @@ NEURON_EXPORT int32_t neuron_copy_batch(const uint8_t *paths, size_t paths_len, 
     }
     lane_main(&lanes[0]);
     for (uint32_t t = 1; t <= started; t++) pthread_join(tids[t], NULL);
+    return NEURON_OK;
+}
+
+/* ---- extended attributes ---- */
+
+#include <sys/xattr.h>
+
+NEURON_EXPORT int32_t neuron_xattr_copy(const char *src_path, const char *src_name, const char *dst_path,
+                                        const char *dst_name, uint8_t *buf, size_t buf_len, uint32_t *size_out,
+                                        int32_t *stage_out, int32_t *errno_out) {
+    if (!src_path || !src_name || !dst_path || !dst_name || !buf || buf_len < 2 * (size_t)NEURON_XATTR_MAX ||
+        !size_out || !stage_out || !errno_out)
+        return NEURON_EINVAL;
+    *size_out = 0;
+    *stage_out = 0;
+    *errno_out = 0;
+    ssize_t n = lgetxattr(src_path, src_name, buf, NEURON_XATTR_MAX);
+    if (n < 0) {
+        *stage_out = NEURON_XATTR_STAGE_READ;
+        *errno_out = errno;
+        return NEURON_EIO;
+    }
+    if (lsetxattr(dst_path, dst_name, buf, (size_t)n, XATTR_CREATE) < 0) {
+        *stage_out = NEURON_XATTR_STAGE_WRITE;
+        *errno_out = errno;
+        return NEURON_EIO;
+    }
+    uint8_t *back = buf + NEURON_XATTR_MAX;
+    ssize_t m = lgetxattr(dst_path, dst_name, back, NEURON_XATTR_MAX);
+    if (m != n || memcmp(buf, back, (size_t)n) != 0) {
+        *stage_out = NEURON_XATTR_STAGE_VERIFY;
+        *errno_out = m < 0 ? errno : 0;
+        return NEURON_EIO;
+    }
+    *size_out = (uint32_t)n;
+    return NEURON_OK;
+}
+
+NEURON_EXPORT int32_t neuron_xattr_set(const char *path, const char *name, const uint8_t *value, uint32_t len,
+                                       int32_t *errno_out) {
+    if (!path || !name || (!value && len) || len > NEURON_XATTR_MAX || !errno_out) return NEURON_EINVAL;
+    *errno_out = 0;
+    if (lsetxattr(path, name, value, len, XATTR_CREATE) < 0) {
+        *errno_out = errno;
+        return NEURON_EIO;
+    }
     return NEURON_OK;
 }

@@ -6,7 +6,6 @@ import type { Plan, Progress, Report } from "../migration/model.ts";
 import { MigrationService } from "../migration/service.ts";
 import { humanBytes } from "../migration/words.ts";
 import { EventBus } from "../events/bus.ts";
-import { join } from "node:path";
 import { JSON_FLAG, printJson, UsageError, type CliContext, type Command, type ParsedArgs } from "./command.ts";
 
 function migrateConfig(args: ParsedArgs, ctx: CliContext): Config {
@@ -45,20 +44,12 @@ const numericId = (s: string) => /^\d+$/.test(s);
 async function mirrorVm(config: Config, ctx: CliContext, vm: string, user: string | undefined, json: boolean): Promise<string> {
   const { createCore } = await import("../core.ts");
   const { createLogger } = await import("../log.ts");
-  const { mirrorFromAgent } = await import("../migration/vm-source.ts");
+  const { pullFromVm } = await import("../migration/live.ts");
   const core = createCore(config, { embeddedNativeLib: ctx.embeddedNativeLib, logger: createLogger({ level: "warn", format: "text", write: (l: string) => ctx.stderr(l + "\n") }) });
   try {
-    const client = await core.guest.client(vm);
-    if (!client) throw new UsageError(`VM ${JSON.stringify(vm)} has no guest agent channel`);
-    const deadline = Date.now() + 30_000;
-    while (client.state !== "connected") {
-      if (Date.now() > deadline) throw new UsageError(`the guest agent of ${vm} did not answer within 30 s (is the VM running with the agent installed?)`);
-      await Bun.sleep(50);
-    }
-    const dest = join(config.stateDir, "migration-staging", vm);
-    const r = await mirrorFromAgent((command, data) => client.request(command, data, 60_000), dest, { user });
-    if (!json) ctx.stderr(`fetched ${r.files} file(s) from ${vm} (${r.skipped} already here) into ${dest}\n`);
-    return dest;
+    const { dir, mirror } = await pullFromVm(core.guest, config.stateDir, vm, { user });
+    if (!json) ctx.stderr(`fetched ${mirror.files} file(s) from ${vm} (${mirror.skipped} already here) into ${dir}\n`);
+    return dir;
   } finally {
     core.close();
   }

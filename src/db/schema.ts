@@ -233,6 +233,12 @@ export const migrations = sqliteTable("migrations", {
   finishedAt: integer("finished_at", { mode: "timestamp_ms" }),
   /** JSON: the report (src/migration/model.ts Report) once a run ended. */
   report: text("report"),
+  /**
+   * JSON: what the plan's scan saw beside its files (src/migration/journal.ts ScanRecord): the
+   * folders it read with their times (a run reuses the scan while none changed), the links not
+   * followed and what could not be read.
+   */
+  scan: text("scan"),
 });
 
 export const MIGRATION_ENTRY_KINDS = ["file", "dir", "generated", "displaced"] as const;
@@ -264,6 +270,13 @@ export const migrationEntries = sqliteTable(
     note: text("note"),
     /** For kind displaced: where the earlier file was moved (undo moves it back). */
     movedTo: text("moved_to"),
+    /** Permission bits the entry is written with (from its rule). */
+    mode: integer("mode"),
+    /**
+     * JSON: what NTFS keeps beside the data (src/migration/ntfs-meta.ts EntryMeta): Windows
+     * attributes (hidden, system, ...) and named data streams (alternate data streams).
+     */
+    meta: text("meta"),
   },
   (t) => [index("migration_entries_run_idx").on(t.migrationId, t.state)],
 );

@@ -124,6 +124,28 @@ export const Report = z.object({
   notFollowed: z.array(z.object({ path: z.string(), kind: z.enum(["junction", "symlink", "reparse"]) })),
   cannotMove: z.array(z.object({ item: z.string(), label: z.string(), why: z.string(), livePath: LivePath.nullable() })),
   reinstall: z.array(z.object({ item: z.string(), kind: z.string(), ids: z.array(z.string()) })),
+  /**
+   * What NTFS kept beside the data, item by item: Windows attributes (read-only, hidden, system;
+   * written as the user.ntfs.attrib extended attribute, Linux has no such flags: a hidden file
+   * shows in file managers) and named data streams (alternate data streams, as
+   * user.ntfs.ads.<name>); each says whether it was kept, and if not, why.
+   */
+  windowsMetadata: z
+    .object({
+      files: z.number().int(),
+      lost: z.number().int(),
+      items: z.array(
+        z.object({
+          path: z.string(),
+          target: z.string(),
+          attributes: z.array(z.string()),
+          attributesKept: z.boolean().nullable(),
+          why: z.string().nullable(),
+          streams: z.array(z.object({ name: z.string(), size: z.number().int(), kept: z.boolean(), why: z.string().nullable() })),
+        }),
+      ),
+    })
+    .optional(),
   words: z.string(),
 });
 export type Report = z.infer<typeof Report>;
@@ -167,6 +189,17 @@ export const PlanRequest = z
   })
   .strict();
 export type PlanRequest = z.infer<typeof PlanRequest>;
+
+/** The live path: a plan of what a running VM's guest agent serves (pulled into the state dir first). */
+export const LivePlanRequest = z
+  .object({
+    fromVm: z.string().min(1).max(64),
+    user: z.string().min(1).max(256).optional(),
+    target: z.string().min(1).max(4096).optional(),
+    policy: ConflictPolicy.optional(),
+  })
+  .strict();
+export type LivePlanRequest = z.infer<typeof LivePlanRequest>;
 
 export const RunRequest = z.object({ policy: ConflictPolicy.optional(), acceptUnsafeSource: z.boolean().optional(), recoveryKey: RecoveryKey.optional() }).strict();
 export type RunRequest = z.infer<typeof RunRequest>;

@@ -9,6 +9,7 @@ import type { ConflictReason, PlanItem, Profile, Reinstall } from "./model.ts";
 import { findCaseless, xdgDirs, type XdgKey } from "./profiles.ts";
 import { GLOBAL_EXCLUDES, matcher, RULES, type Rule, type TransformName } from "./rules.ts";
 import { safeName } from "./names.ts";
+import type { EntryMeta } from "./ntfs-meta.ts";
 
 export interface FileEntry {
   item: string;
@@ -23,6 +24,8 @@ export interface FileEntry {
   transform: TransformName | null;
   /** Why the target name differs from the source's (Windows names), else null. */
   renamed: string | null;
+  /** Windows attributes and named streams worth carrying (NTFS sources), else null. */
+  meta?: EntryMeta | null;
 }
 
 export interface Expanded {
@@ -32,6 +35,15 @@ export interface Expanded {
   unreadable: { path: string; error: string }[];
   /** Per profile: the Linux home and the Windows path of the profile (for transforms). */
   homes: Map<string, { home: string; windowsHome: string; downloads: string }>;
+  /** Every source folder the scan read, relative to the root, with its modification time (ms). */
+  dirs: [string, number][];
+}
+
+/** The Linux home and Windows profile path of each profile (what transforms need). */
+export function profileHomes(profiles: Profile[]): Expanded["homes"] {
+  const homes: Expanded["homes"] = new Map();
+  for (const p of profiles) if (!p.skipped) homes.set(p.name, { home: p.target, windowsHome: `C:/${p.path}`, downloads: xdgDirs(p.target).DOWNLOAD });
+  return homes;
 }
 
 interface Match {
@@ -40,12 +52,13 @@ interface Match {
 }
 
 /** Paths under profileRel matching the rule's `from` pattern (case-insensitive, `*` = one folder). */
-function resolveFrom(root: string, profileRel: string, rule: Rule): Match[] {
+function resolveFrom(root: string, profileRel: string, rule: Rule, read: Set<string>): Match[] {
   let current: Match[] = [{ rel: profileRel, captures: [] }];
   for (const seg of rule.from.split("/")) {
     const next: Match[] = [];
     for (const m of current) {
       const dir = join(root, m.rel);
+      read.add(m.rel);
       if (seg === "*") {
         let names: string[] = [];
         try {
@@ -69,7 +82,7 @@ function resolveFrom(root: string, profileRel: string, rule: Rule): Match[] {
     }
     current = next;
   }
-  if (rule.when) current = current.filter((m) => findCaseless(join(root, m.rel), rule.when!) !== null);
+  if (rule.when) current = current.filter((m) => (read.add(m.rel), findCaseless(join(root, m.rel), rule.when!) !== null));
   return current.filter((m) => {
     try {
       return !lstatSync(join(root, m.rel)).isSymbolicLink();
@@ -123,6 +136,8 @@ function reinstallIds(abs: string, kind: "vscode-extension" | "chromium-extensio
 
 export interface ExpandOptions {
   profiles: Profile[];
+  /** Notable Windows attributes and streams by source path (readNtfsMeta), for NTFS sources. */
+  meta?: Map<string, EntryMeta> | null;
   vm?: string | null;
 }
 
@@ -131,16 +146,16 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
   const entries: FileEntry[] = [];
   const notFollowed: Expanded["notFollowed"] = [];
   const unreadable: Expanded["unreadable"] = [];
-  const homes: Expanded["homes"] = new Map();
+  const homes = profileHomes(opts.profiles);
+  const read = new Set<string>();
   const globalEx = matcher(GLOBAL_EXCLUDES)!;
   const seenLinks = new Set<string>();
   for (const profile of opts.profiles) {
     if (profile.skipped) continue;
     const home = profile.target;
     const xdg = xdgDirs(home);
-    homes.set(profile.name, { home, windowsHome: `C:/${profile.path}`, downloads: xdg.DOWNLOAD });
     for (const rule of RULES) {
-      for (const m of resolveFrom(root, profile.path, rule)) {
+      for (const m of resolveFrom(root, profile.path, rule, read)) {
         const id = [profile.name, rule.id, ...m.captures].join("/");
         const base = targetBase(rule, home, xdg, m.captures);
         const item: PlanItem = {
@@ -180,7 +195,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
           continue;
         }
         const addFile = (rel: string, srcRel: string, st: { size: number; mtimeMs: number }, target: string, renamedWhy: string | null) => {
-          itemEntries.push({ item: id, kind: "file", source: srcRel, target, size: st.size, mtimeMs: st.mtimeMs, mode: rule.perms.file, transform: rule.transform ?? null, renamed: renamedWhy });
+          itemEntries.push({ item: id, kind: "file", source: srcRel, target, size: st.size, mtimeMs: st.mtimeMs, mode: rule.perms.file, transform: rule.transform ?? null, renamed: renamedWhy, meta: opts.meta?.get(srcRel) ?? null });
         };
         if (st0.isFile()) {
           addFile("", m.rel, st0, base, null);
@@ -188,6 +203,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
           const walk = (srcRel: string, rel: string, targetDir: string, depth: number) => {
             if (depth > 256) return;
             let names: string[];
+            read.add(srcRel);
             try {
               names = readdirSync(join(root, srcRel)).sort();
             } catch (err) {
@@ -217,7 +233,7 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
               } else if (st.isDirectory()) {
                 const before = itemEntries.length;
                 walk(childSrc, childRel, childTarget, depth + 1);
-                if (itemEntries.length > before) itemEntries.splice(before, 0, { item: id, kind: "dir", source: childSrc, target: childTarget, size: 0, mtimeMs: st.mtimeMs, mode: rule.perms.dir, transform: null, renamed: safe.reason });
+                if (itemEntries.length > before) itemEntries.splice(before, 0, { item: id, kind: "dir", source: childSrc, target: childTarget, size: 0, mtimeMs: st.mtimeMs, mode: rule.perms.dir, transform: null, renamed: safe.reason, meta: opts.meta?.get(childSrc) ?? null });
               } else if (st.isFile()) {
                 if (include && !include(childRel)) continue;
                 addFile(childRel, childSrc, st, childTarget, safe.reason);
@@ -233,13 +249,21 @@ export function expandPlan(root: string, opts: ExpandOptions): Expanded {
         items.push(item);
         if (rule.fidelity !== "cannot") {
           // the item's top folder itself
-          if (st0.isDirectory()) entries.push({ item: id, kind: "dir", source: m.rel, target: base, size: 0, mtimeMs: st0.mtimeMs, mode: rule.perms.dir, transform: null, renamed: null });
+          if (st0.isDirectory()) entries.push({ item: id, kind: "dir", source: m.rel, target: base, size: 0, mtimeMs: st0.mtimeMs, mode: rule.perms.dir, transform: null, renamed: null, meta: opts.meta?.get(m.rel) ?? null });
           entries.push(...itemEntries);
         }
       }
     }
   }
-  return { items, entries, notFollowed, unreadable, homes };
+  const dirs: [string, number][] = [];
+  for (const rel of read) {
+    try {
+      dirs.push([rel, lstatSync(join(root, rel)).mtimeMs]);
+    } catch {
+      dirs.push([rel, -1]);
+    }
+  }
+  return { items, entries, notFollowed, unreadable, homes, dirs };
 }
 
 /** Conflicts of the plan's entries with what the target already holds. */

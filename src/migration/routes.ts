@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 import { z } from "zod";
 import { ErrorBody } from "../api/errors.ts";
 import type { ApplianceEvent, EventBus } from "../events/bus.ts";
-import { InspectRequest, InspectResult, MigrationIdParams, MigrationList, Plan, PlanRequest, Report, RunRequest, RunStarted, UndoResult } from "./model.ts";
+import { InspectRequest, InspectResult, LivePlanRequest, MigrationIdParams, MigrationList, Plan, PlanRequest, Report, RunRequest, RunStarted, UndoResult } from "./model.ts";
 import type { MigrationService } from "./service.ts";
 
 const ENDED = new Set(["done", "interrupted", "failed", "undone"]);
@@ -61,6 +61,22 @@ function sse(svc: MigrationService, events: EventBus, id: number, signal: AbortS
 export const migrationRoutes = (svc: MigrationService, events: EventBus) =>
   new Elysia({ name: "neuron.migrations", prefix: "/migrations", detail: { tags: ["migrations"] } })
     .get("/", () => ({ migrations: svc.list() }), { response: { 200: MigrationList }, detail: { summary: "Migrations, newest first" } })
+    .post(
+      "/",
+      async ({ body, set }) => {
+        const plan = await svc.planFromVm(body);
+        set.status = 201;
+        return plan;
+      },
+      {
+        body: LivePlanRequest,
+        response: { 201: Plan, 409: ErrorBody, 422: ErrorBody, 500: ErrorBody, 501: ErrorBody, 502: ErrorBody, 503: ErrorBody, 504: ErrorBody },
+        detail: {
+          summary: "Plan a migration from a running VM (the live path)",
+          description: "fromVm: the VM whose guest agent serves the profile(s). Its files are pulled through the agent channel into the state dir first (1 MiB chunks, each checksummed, each file against its whole-file hash; a pull that was cut resumes, unchanged files are not fetched again), then planned like a folder source; answers with the saved plan once the pull is done. Run it with /migrations/{id}/run.",
+        },
+      },
+    )
     .post("/inspect", ({ body }) => svc.inspect(body.source, body.recoveryKey), {
       body: InspectRequest,
       response: { 200: InspectResult, 422: ErrorBody, 500: ErrorBody },

@@ -16,6 +16,7 @@ import { renamed } from "./names.ts";
 import type { Expanded, FileEntry } from "./plan.ts";
 import type { TransformName } from "./rules.ts";
 import { applyTransform } from "./transforms.ts";
+import { carryMeta, type EntryMeta } from "./ntfs-meta.ts";
 
 export interface RunDeps {
   repo: MigrationsRepo;
@@ -29,6 +30,10 @@ export interface RunDeps {
   onProgress(p: Progress): void;
   /** Where a NTFS source's sparse files' data is (null: the file system says, or read it whole). */
   dataRegions?(sourceAbs: string, size: number, blocks: number): [number, number][] | null;
+  /** Read sources past the page cache (O_DIRECT): a FUSE mount (ntfs-3g), where it saves a copy. */
+  directSource?: boolean;
+  /** The source shows named streams as user.<name> extended attributes (ntfs-3g). */
+  streamsReadable?: boolean;
   /** Copy threads of the native batches (default 2). */
   threads?: number;
   /** Stops the run between files (it stays resumable). */
@@ -59,6 +64,8 @@ export function journalRows(id: number, exp: Expanded): EntryInsert[] {
     sourcePath: e.source,
     targetPath: e.target,
     size: e.size,
+    mode: e.mode,
+    meta: e.meta ? JSON.stringify(e.meta) : null,
     note: e.renamed ? `renamed: ${e.renamed}` : e.transform ? `transform:${e.transform}` : null,
   }));
 }
@@ -140,6 +147,12 @@ function transformOf(row: EntryRow): TransformName | null {
 
 export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutcome> {
   const { repo, copier, root, id } = deps;
+  /** The row's attributes and streams carried onto target: the outcome for its journal row. */
+  const meta = (row: EntryRow, target: string): string | undefined => {
+    if (!row.meta) return undefined;
+    const m = JSON.parse(row.meta) as EntryMeta;
+    return JSON.stringify(carryMeta(copier, join(root, row.sourcePath), target, { attrib: m.attrib, streams: m.streams }, deps.streamsReadable ?? false));
+  };
   if (repo.entryCount(id) === 0) repo.insertEntries(journalRows(id, exp));
   const byKey = new Map<string, FileEntry>(exp.entries.map((e) => [`${e.kind === "dir" ? "d" : "f"}:${e.source}:${e.target}`, e]));
   const homeOf = new Map([...exp.homes.values()].map((h) => [h.home, h]));
@@ -198,14 +211,14 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
   const flush = () => {
     if (!queue.length) return;
     const results = copier.copyBatch(
-      queue.map((q) => ({ src: join(root, q.row.sourcePath), part: q.part, target: q.target, mode: q.mode, owner: q.owner, regions: q.regions })),
+      queue.map((q) => ({ src: join(root, q.row.sourcePath), part: q.part, target: q.target, mode: q.mode, owner: q.owner, regions: q.regions, direct: deps.directSource })),
       deps.threads ?? 2,
     );
     results.forEach((r, i) => {
       const q = queue[i]!;
       filesDone++;
       if (r.ok && r.linkErrno === 0) {
-        done(q.row, { state: "done", digest: r.digest, targetPath: q.target }, q.part);
+        done(q.row, { state: "done", digest: r.digest, targetPath: q.target, meta: meta(q.row, q.target) }, q.part);
         out.copiedFiles++;
         out.copiedBytes += q.row.size;
         out.verified++;
@@ -260,6 +273,8 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
             index.add(row.targetPath);
             chmodSync(row.targetPath, e?.mode ?? 0o755);
             if (owner) chownSync(row.targetPath, owner.uid, owner.gid);
+            const m = meta(row, row.targetPath);
+            if (m) repo.updateEntries([{ id: row.id, set: { meta: m } }]);
           } catch (err) {
             done(row, { state: "failed", note: (err as Error).message });
             out.failed.push({ path: row.targetPath, error: (err as Error).message });
@@ -278,7 +293,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           const fd = openSync(target, "r");
           const d = copier.digest(fd);
           closeSync(fd);
-          done(row, { state: "done", digest: d.digest }, part);
+          done(row, { state: "done", digest: d.digest, meta: meta(row, target) }, part);
           filesDone++;
           bytesDone += row.size;
           out.copiedFiles++;
@@ -431,7 +446,7 @@ export async function runJournal(deps: RunDeps, exp: Expanded): Promise<RunOutco
           filesDone++;
           continue;
         }
-        done(row, finished, part);
+        done(row, { ...finished, meta: meta(row, target) }, part);
         index.add(target);
         out.copiedFiles++;
         out.copiedBytes += row.size;

@@ -5,14 +5,17 @@
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { NativeCopier } from "../../ffi/migrate.ts";
-import type { MigrationRow, MigrationsRepo } from "../db/repos/migrations.ts";
+import type { EntryRow, MigrationRow, MigrationsRepo } from "../db/repos/migrations.ts";
 import { AppError, notFound } from "../errors.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { Logger } from "../log.ts";
-import type { ConflictPolicy, MigrationStatus, MigrationSummary, Plan, PlanItem, PlanRequest, Profile, Progress, Report, RunRequest, SourceInfo, UndoResult } from "./model.ts";
+import type { ConflictPolicy, LivePlanRequest, MigrationStatus, MigrationSummary, Plan, PlanItem, PlanRequest, Profile, Progress, Report, RunRequest, SourceInfo, UndoResult } from "./model.ts";
 import { expandPlan, findConflicts, type Expanded } from "./plan.ts";
 import { listProfiles } from "./profiles.ts";
-import { runJournal, type RunOutcome } from "./run.ts";
+import { pullFromVm, type GuestAgents } from "./live.ts";
+import { expandedFromJournal, scanRecord, scanStillValid, type ScanRecord } from "./journal.ts";
+import { notable, readNtfsMeta, attributeNames, type MetaOutcome } from "./ntfs-meta.ts";
+import { journalRows, runJournal, type RunOutcome } from "./run.ts";
 import type { MigrationSettings } from "./settings.ts";
 import { openSource, type OpenedSource } from "./source.ts";
 import { undoJournal } from "./undo.ts";
@@ -27,6 +30,8 @@ export interface MigrationDeps {
   nativePath: () => string;
   events?: EventBus;
   log?: Logger;
+  /** The guest agents of running VMs (the live path, planFromVm). */
+  guest?: GuestAgents;
 }
 
 type StoredPlan = Omit<Plan, "id" | "status" | "createdAt">;
@@ -53,8 +58,47 @@ export class MigrationService {
     return (this.copier ??= new NativeCopier(this.deps.nativePath()));
   }
 
-  private open(source: string, recoveryKey?: string): Promise<OpenedSource> {
-    return openSource(source, { settings: this.deps.settings, mountDir: this.mountDir, recoveryKey });
+  /** Mounted volumes kept a while after use (settings.holdSourceMs), by source and key. */
+  private readonly held = new Map<string, { src: OpenedSource; users: number; timer: ReturnType<typeof setTimeout> | null }>();
+
+  private async open(source: string, recoveryKey?: string): Promise<OpenedSource> {
+    const key = `${resolve(source)}\0${recoveryKey ?? ""}`;
+    let h = this.held.get(key);
+    if (!h) {
+      const src = await openSource(source, { settings: this.deps.settings, mountDir: this.mountDir, recoveryKey });
+      // a folder costs nothing to open again; a mount is kept for the next plan or run
+      if (src.info.kind !== "ntfs" || this.deps.settings.holdSourceMs === 0) return src;
+      h = { src, users: 0, timer: null };
+      this.held.set(key, h);
+    }
+    const entry = h;
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = null;
+    entry.users++;
+    let closed = false;
+    return {
+      ...entry.src,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        if (--entry.users > 0) return;
+        entry.timer = setTimeout(() => void this.release(key), this.deps.settings.holdSourceMs);
+        entry.timer.unref?.();
+      },
+      closeSync: () => {
+        if (closed) return;
+        closed = true;
+        entry.users--;
+      },
+    };
+  }
+
+  private async release(key: string): Promise<void> {
+    const h = this.held.get(key);
+    if (!h || h.users > 0) return;
+    this.held.delete(key);
+    if (h.timer) clearTimeout(h.timer);
+    await h.src.close();
   }
 
   private profiles(src: OpenedSource, user?: string, target?: string): Profile[] {
@@ -86,7 +130,9 @@ export class MigrationService {
   }
 
   private buildPlan(src: OpenedSource, profiles: Profile[], policy: ConflictPolicy): { plan: StoredPlan; exp: Expanded } {
-    const exp = expandPlan(src.root, { profiles });
+    // attributes and streams from the volume's $MFT (one sequential read, not a request per file)
+    const meta = src.device ? readNtfsMeta(src.device) : null;
+    const exp = expandPlan(src.root, { profiles, meta });
     const conflicts = findConflicts(exp);
     for (const item of exp.items) {
       const c = conflicts.get(item.id) ?? [];
@@ -112,6 +158,13 @@ export class MigrationService {
     const warnings = [...src.info.warnings];
     if (exp.notFollowed.length) warnings.push(`${exp.notFollowed.length} link(s) (junctions, symlinks) are not followed`);
     if (exp.unreadable.length) warnings.push(`${exp.unreadable.length} folder(s) or file(s) could not be read`);
+    if (src.device && !meta) warnings.push("the volume's $MFT could not be read: Windows attributes (hidden, system) and alternate data streams are not carried");
+    const noted = exp.entries.filter((e) => notable(e.meta));
+    if (noted.length) {
+      const streams = noted.reduce((a, e) => a + e.meta!.streams.length, 0);
+      const attributed = noted.filter((e) => e.meta!.attrib).length;
+      warnings.push(`${attributed} file(s) or folder(s) have Windows attributes (read-only, hidden, system) and ${streams} alternate data stream(s) are attached: kept as user.ntfs.* extended attributes where the target allows (Linux shows hidden files), listed in the report`);
+    }
     return {
       exp,
       plan: { source: src.info, profiles, policy, items: exp.items, totals: { items: exp.items.length, files, bytes, conflicts: nconf, byFidelity, byCategory }, estimateSeconds, warnings },
@@ -123,14 +176,27 @@ export class MigrationService {
     const src = await this.open(req.source, req.recoveryKey);
     try {
       const profiles = this.profiles(src, req.user, req.target);
-      const { plan } = this.buildPlan(src, profiles, policy);
+      const { plan, exp } = this.buildPlan(src, profiles, policy);
       const options: StoredOptions = { user: req.user, target: req.target, policy, acceptUnsafeSource: req.acceptUnsafeSource };
-      const row = this.deps.repo.insert({ status: "planned", source: src.info.input, plan: JSON.stringify(plan), options: JSON.stringify(options) });
+      const row = this.deps.repo.insert({ status: "planned", source: src.info.input, plan: JSON.stringify(plan), options: JSON.stringify(options), scan: JSON.stringify(scanRecord(exp)) });
+      // the journal is written now: the run reuses this scan while the source is unchanged
+      this.deps.repo.insertEntries(journalRows(row.id, exp));
       this.deps.events?.publish("migration.state", { id: row.id, status: "planned" });
       return this.view(row);
     } finally {
       await src.close();
     }
+  }
+
+  /**
+   * The live path: the VM's profile(s) pulled through its guest agent into the state dir (only
+   * what changed since the last pull travels), then planned like a folder source.
+   */
+  async planFromVm(req: LivePlanRequest): Promise<Plan> {
+    if (!this.deps.guest) throw new AppError("NOT_SUPPORTED", "this appliance has no guest agent service", { status: 501 });
+    const { dir, mirror } = await pullFromVm(this.deps.guest, this.deps.stateDir, req.fromVm, { user: req.user });
+    this.deps.log?.info("pulled a VM's profile for migration", { vm: req.fromVm, files: mirror.files, fetchedBytes: mirror.fetchedBytes, unchanged: mirror.skipped });
+    return this.plan({ source: dir, user: req.user, target: req.target, policy: req.policy });
   }
 
   private row(id: number): MigrationRow {
@@ -172,6 +238,25 @@ export class MigrationService {
     this.deps.events?.publish("migration.state", { id, status });
   }
 
+  /**
+   * What the run works from: the plan's own scan and journal while the source is as the plan saw
+   * it (or once a run has started: its journal is the truth), else a fresh scan and journal.
+   */
+  private expansion(row: MigrationRow, src: OpenedSource, stored: StoredPlan, policy: ConflictPolicy): Expanded {
+    const repo = this.deps.repo;
+    const rec = row.scan ? (JSON.parse(row.scan) as ScanRecord) : null;
+    const journaled = repo.entryCount(row.id) > 0;
+    const started = row.status !== "planned";
+    if (rec && journaled && (started || scanStillValid(src.root, rec))) return expandedFromJournal(repo.entries(row.id), stored.items, stored.profiles, rec);
+    const { exp } = this.buildPlan(src, stored.profiles, policy);
+    if (!started) {
+      // the source changed since the plan: a new journal from the new scan (runJournal writes it)
+      repo.clearEntries(row.id);
+      repo.update(row.id, { scan: JSON.stringify(scanRecord(exp)) });
+    }
+    return exp;
+  }
+
   /** Runs (or resumes) migration `id`; progress goes to onProgress and the bus. */
   async run(id: number, opts: RunRequest = {}, onProgress?: (p: Progress) => void): Promise<Report> {
     this.recover();
@@ -195,9 +280,9 @@ export class MigrationService {
         throw new AppError("MIGRATION_SOURCE_UNSAFE", `${src.info.warnings.join(" ")} To copy what the disk holds anyway (read-only), run again with --accept-unsafe-source.`, { status: 409 });
       }
       emit({ id, phase: "scanning", filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, current: null, etaSeconds: null, bytesPerSecond: null });
-      const stale = JSON.parse(row.plan) as StoredPlan;
-      const profiles = stale.profiles;
-      const { exp } = this.buildPlan(src, profiles, policy);
+      const planned = JSON.parse(row.plan) as StoredPlan;
+      const profiles = planned.profiles;
+      const exp = this.expansion(row, src, planned, policy);
       this.setStatus(id, "running", { startedAt: row.startedAt ?? new Date() });
       const owners = new Map<string, { uid: number; gid: number } | null>();
       const homes = profiles.filter((p) => !p.skipped).map((p) => p.target);
@@ -212,7 +297,7 @@ export class MigrationService {
       };
       let outcome: RunOutcome;
       try {
-        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, dataRegions: src.device ? sparseRegions : undefined }, exp);
+        outcome = await runJournal({ repo: this.deps.repo, copier, root: src.root, id, policy, ownerOf, onProgress: emit, signal: ctl.signal, threads: this.deps.settings.copyThreads, directSource: src.info.mountedBy === "ntfs-3g", streamsReadable: src.info.mountedBy === "ntfs-3g", dataRegions: src.device ? sparseRegions : undefined }, exp);
       } catch (err) {
         this.setStatus(id, "interrupted");
         throw err;
@@ -299,6 +384,7 @@ export class MigrationService {
       notFollowed: exp.notFollowed.slice(0, 500),
       cannotMove: items.filter((i) => i.fidelity === "cannot").map((i) => ({ item: i.id, label: i.label, why: i.why ?? "", livePath: i.livePath })),
       reinstall: items.filter((i) => i.reinstall).map((i) => ({ item: i.id, kind: i.reinstall!.kind, ids: i.reinstall!.ids })),
+      windowsMetadata: windowsMetadata(all),
       words: "",
     };
     report.words = reportWords(report, items as PlanItem[]);
@@ -321,11 +407,36 @@ export class MigrationService {
     return { id, removed: r.removed, restored: r.restored, refused: r.refused, status };
   }
 
+  /** Unmounts the volumes kept after use. */
+  async releaseSources(): Promise<void> {
+    for (const key of [...this.held.keys()]) await this.release(key);
+  }
+
   close(): void {
     for (const c of this.active.values()) c.abort();
+    for (const [key, h] of this.held) {
+      if (h.timer) clearTimeout(h.timer);
+      this.held.delete(key);
+      h.src.closeSync();
+    }
     this.copier?.close();
     this.copier = null;
   }
+}
+
+/** The attributes and streams the run carried (or could not), from the journal's outcomes. */
+function windowsMetadata(rows: EntryRow[]): NonNullable<Report["windowsMetadata"]> {
+  const items: NonNullable<Report["windowsMetadata"]>["items"] = [];
+  let lost = 0;
+  for (const r of rows) {
+    if (!r.meta || r.state !== "done" && r.kind !== "dir") continue;
+    const m = JSON.parse(r.meta) as Partial<MetaOutcome>;
+    if (!("streamsKept" in m)) continue; // not reached by a run
+    const streams = m.streamsKept ?? [];
+    lost += streams.filter((s) => !s.kept).length + (m.attribKept === false ? 1 : 0);
+    items.push({ path: r.sourcePath, target: r.targetPath, attributes: attributeNames(m.attrib ?? 0), attributesKept: m.attribKept ?? null, why: m.attribWhy ?? null, streams });
+  }
+  return { files: items.length, lost, items: items.slice(0, 500) };
 }
 
 /** NTFS through ntfs-3g reports no holes: a file with no allocated blocks is one hole. */

@@ -21,6 +21,11 @@ export const MigrationSettingsSchema = z
     drivers: z.array(z.enum(["ntfs3", "ntfs-3g"])).min(1).max(2).default(["ntfs3", "ntfs-3g"]),
     /** Where the appliance mounts sources; default <stateDir>/migration-mounts. */
     mountDir: z.string().min(1).optional(),
+    /**
+     * How long a mounted disk or image stays mounted after a plan or run is done with it (ms): a
+     * run soon after its plan finds the volume mounted with the plan's lookups still cached.
+     */
+    holdSourceMs: z.number().int().min(0).max(600_000).default(60_000),
     /** Threads copying and verifying files at once. */
     copyThreads: z.number().int().min(1).max(16).default(2),
     /** Conflict policy when a plan names none. */

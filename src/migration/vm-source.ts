@@ -2,11 +2,12 @@
  * The live path: a running Windows VM's profiles, pulled through the guest agent (fs_* commands,
  * src/guest/PROTOCOL.md) into a staging folder that the migration then reads as a directory.
  * Bounded (1 MiB chunks, 1000 entries a listing), checksummed (each chunk's SHA-256, then the
- * whole file's against fs_hash) and resumable (a partial file continues from its size; a file
- * already complete with the same size and time is not fetched again). Links are never followed.
+ * whole file's against fs_hash) and resumable (a file in transfer waits in <dest>/.partial and a
+ * cut transfer continues from its size; a file already complete with the same size and time is
+ * not fetched again, one that differs is fetched whole). Links are never followed.
  */
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync, truncateSync, utimesSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, renameSync, statSync, truncateSync, utimesSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AppError } from "../errors.ts";
 
@@ -68,9 +69,11 @@ export async function mirrorFromAgent(request: AgentRequest, dest: string, opts:
     }
     return all;
   };
+  // a file in transfer lives in <dest>/.partial until its whole-file hash matched: a cut transfer
+  // resumes from it, and a complete copy in Users/ is never mistaken for the start of a newer file
+  const partialDir = join(dest, ".partial");
   const fetchFile = async (rel: string, e: Entry) => {
     const local = join(dest, "Users", rel);
-    mkdirSync(dirname(local), { recursive: true });
     out.files++;
     out.bytes += e.size;
     if (existsSync(local)) {
@@ -79,11 +82,13 @@ export async function mirrorFromAgent(request: AgentRequest, dest: string, opts:
         out.skipped++;
         return;
       }
-      if (st.size > e.size) truncateSync(local, 0);
     }
-    const fd = openSync(local, existsSync(local) ? "r+" : "w+");
+    mkdirSync(partialDir, { recursive: true });
+    const part = join(partialDir, createHash("sha256").update(rel).digest("hex"));
+    if (existsSync(part) && statSync(part).size > e.size) truncateSync(part, 0);
+    const fd = openSync(part, existsSync(part) ? "r+" : "w+");
     try {
-      let off = statSync(local).size;
+      let off = statSync(part).size;
       while (off < e.size) {
         const r = (await request("fs_read", { path: rel, offset: off, length: 1 << 20 })) as { data: string; sha256: string; eof: boolean; size: number };
         const chunk = Buffer.from(r.data, "base64");
@@ -98,11 +103,13 @@ export async function mirrorFromAgent(request: AgentRequest, dest: string, opts:
       closeSync(fd);
     }
     const whole = (await request("fs_hash", { path: rel })) as { sha256: string; size: number };
-    if (whole.sha256 !== sha256File(local)) {
-      truncateSync(local, 0);
+    if (whole.sha256 !== sha256File(part)) {
+      truncateSync(part, 0);
       throw new AppError("MIGRATION_TRANSFER_CORRUPT", `${rel}: the file changed in the VM during the transfer; run again`, { status: 409 });
     }
-    utimesSync(local, new Date(), new Date(e.mtime_ms));
+    utimesSync(part, new Date(), new Date(e.mtime_ms));
+    mkdirSync(dirname(local), { recursive: true });
+    renameSync(part, local);
   };
   const walk = async (rel: string, depth: number) => {
     if (depth > 64) return;

@@ -20,6 +20,12 @@ export function reportWords(r: Report, items: PlanItem[]): string {
   if (r.renamed.length) lines.push(`Renamed ${r.renamed.length} (Windows names, conflicts): e.g. ${r.renamed[0]!.from} → ${r.renamed[0]!.to}.`);
   if (r.failed.length) lines.push(`${r.failed.length} file(s) failed: e.g. ${r.failed[0]!.path}: ${r.failed[0]!.error}.`);
   if (r.unreadable.length) lines.push(`${r.unreadable.length} could not be read: e.g. ${r.unreadable[0]!.path} (${r.unreadable[0]!.error}).`);
+  const wm = r.windowsMetadata;
+  if (wm?.files) {
+    const attrs = wm.items.filter((i) => i.attributes.length).length;
+    const streams = wm.items.reduce((a, i) => a + i.streams.length, 0);
+    lines.push(`${attrs} item(s) had Windows attributes (hidden, system, read-only) and ${streams} alternate data stream(s) were attached: kept as user.ntfs.attrib / user.ntfs.ads.* extended attributes${wm.lost ? `; ${wm.lost} could not be kept (see the report)` : ""}. Linux has no hidden flag: those files show in file managers.`);
+  }
   if (r.notFollowed.length) lines.push(`${r.notFollowed.length} link(s) (junctions, symlinks) were not followed.`);
   for (const c of r.cannotMove) lines.push(`Cannot move ${c.label}: ${c.why}.${c.livePath ? ` Instead: ${c.livePath.hint}.` : ""}`);
   for (const x of r.reinstall) {

@@ -99,3 +99,49 @@ describe("native copy", () => {
     expect(r.status).toBe(-1);
   });
 });
+
+describe("extended attributes (Windows attributes and streams)", () => {
+  let dir: ReturnType<typeof tempDir>;
+  let c: NativeCopier;
+  beforeAll(() => {
+    dir = tempDir("neuron-xattr-");
+    c = new NativeCopier(resolveNativePath({}));
+  });
+  afterAll(() => {
+    c?.close();
+    dir?.cleanup();
+  });
+  const get = (path: string, name: string) => {
+    const r = Bun.spawnSync(["getfattr", "--only-values", "-h", "-n", name, path], { stdout: "pipe", stderr: "pipe" });
+    return r.exitCode === 0 ? Buffer.from(r.stdout) : null;
+  };
+
+  test.skipIf(!Bun.which("setfattr"))("copy, read back, never replace; what cannot be kept says why", async () => {
+    const { carryMeta } = await import("../../src/migration/ntfs-meta.ts");
+    const src = join(dir.path, "src.txt");
+    const dst = join(dir.path, "dst.txt");
+    writeFileSync(src, "x");
+    writeFileSync(dst, "x");
+    expect(Bun.spawnSync(["setfattr", "-n", "user.Zone.Identifier", "-v", "[ZoneTransfer]", src]).exitCode).toBe(0);
+    expect(c.copyXattr(src, "user.Zone.Identifier", dst, "user.ntfs.ads.Zone.Identifier")).toMatchObject({ ok: true, size: 14 });
+    expect(get(dst, "user.ntfs.ads.Zone.Identifier")?.toString()).toBe("[ZoneTransfer]");
+    // already there: not replaced
+    expect(c.copyXattr(src, "user.Zone.Identifier", dst, "user.ntfs.ads.Zone.Identifier")).toMatchObject({ ok: false, stage: "write", errno: 17 });
+    expect(c.copyXattr(src, "user.missing", dst, "user.ntfs.ads.missing")).toMatchObject({ ok: false, stage: "read", errno: 61 });
+    expect(c.setXattr(dst, "user.ntfs.attrib", new Uint8Array([0, 0, 0, 2]))).toBe(0);
+    expect(get(dst, "user.ntfs.attrib")?.toString("hex")).toBe("00000002");
+    // a link: user attributes are refused there (EPERM), reported as not kept
+    const link = join(dir.path, "link");
+    Bun.spawnSync(["ln", "-s", "dst.txt", link]);
+    const out = carryMeta(c, src, link, { attrib: 6, streams: [{ name: "Zone.Identifier", size: 14 }, { name: "big", size: 70_000 }] }, true);
+    expect(out.attribKept).toBe(false);
+    expect(out.attribWhy).toContain("EPERM");
+    expect(out.streamsKept.map((s) => [s.name, s.kept])).toEqual([["Zone.Identifier", false], ["big", false]]);
+    expect(out.streamsKept[1]!.why).toContain("64 KiB");
+    // a driver that does not show streams (ntfs3): each one reported lost, with the reason
+    const n3 = carryMeta(c, src, join(dir.path, "dst.txt"), { attrib: 0, streams: [{ name: "Zone.Identifier", size: 14 }] }, false);
+    expect(n3.attribKept).toBeNull();
+    expect(n3.streamsKept[0]).toMatchObject({ kept: false, why: expect.stringContaining("ntfs3") });
+    expect(() => c.setXattr(dst, "user.big", new Uint8Array(70_000))).toThrow(RangeError);
+  });
+});

@@ -4,8 +4,9 @@
  * resumable), then migrates it like a folder. Bad paths are refused by the agent.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { ensureAgentCertificates, type AgentCertificates } from "../../src/guest/certs.ts";
 import { AgentClient } from "../../src/guest/client.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -56,10 +57,19 @@ describe("migration from a running VM through the guest agent", () => {
     expect(first.links).toContain("alice/Documents/Eigene Dateien");
     const big = "Users/alice/Documents/bulk/0/file-3.bin";
     expect(readFileSync(join(staging, big)).equals(readFileSync(join(guestRoot, big)))).toBe(true);
-    // a transfer cut half way: the next pass continues from the part it has
-    truncateSync(join(staging, big), 1 << 20);
+    // a transfer cut half way (its part waits in .partial): the next pass continues from it
+    const part = join(staging, ".partial", createHash("sha256").update(big.slice("Users/".length)).digest("hex"));
+    mkdirSync(dirname(part), { recursive: true });
+    renameSync(join(staging, big), part);
+    truncateSync(part, 1 << 20);
     const again = await mirrorFromAgent(request, staging, { user: "alice" });
     expect(again.fetchedBytes).toBe((3 << 20) - (1 << 20));
+    expect(readFileSync(join(staging, big)).equals(readFileSync(join(guestRoot, big)))).toBe(true);
+    expect(existsSync(part)).toBe(false);
+    // a complete copy that differs from the VM's file is fetched whole, never continued
+    truncateSync(join(staging, big), 1 << 20);
+    const whole = await mirrorFromAgent(request, staging, { user: "alice" });
+    expect(whole.fetchedBytes).toBe(3 << 20);
     expect(readFileSync(join(staging, big)).equals(readFileSync(join(guestRoot, big)))).toBe(true);
     const third = await mirrorFromAgent(request, staging, { user: "alice" });
     expect(third.fetchedBytes).toBe(0);

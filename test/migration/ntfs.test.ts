@@ -163,6 +163,23 @@ describe.skipIf(Boolean(SKIP))(`migration from an NTFS image${SKIP ? ` (skipped:
     expect(hist.query("select url from urls").all()).toEqual([{ url: "https://example.org/" }]);
     hist.close();
     expect(statSync(join(home, "Pictures/holiday.jpg")).mtimeMs).toBe(statSync(src("Pictures/holiday.jpg")).mtimeMs);
+    // Windows attributes and alternate data streams, as user.ntfs.* extended attributes
+    const xattr = (path: string, name: string) => {
+      const r = Bun.spawnSync(["getfattr", "--only-values", "-n", name, path], { stdout: "pipe", stderr: "pipe" });
+      return r.exitCode === 0 ? Buffer.from(r.stdout) : null;
+    };
+    expect(xattr(join(home, "Dokumente/report (2).docx"), "user.ntfs.ads.Zone.Identifier")?.toString()).toBe("[ZoneTransfer]\r\nZoneId=3\r\n");
+    expect(xattr(join(home, "Dokumente/hidden.txt"), "user.ntfs.attrib")?.toString("hex")).toBe("00000002");
+    expect(xattr(join(home, "Dokumente/hidden.txt"), "user.ntfs.ads.thumb")?.equals(xattr(src("Documents/hidden.txt"), "user.thumb")!)).toBe(true);
+    expect(xattr(join(home, "Pictures"), "user.ntfs.attrib")?.toString("hex")).toBe("00000006");
+    expect(xattr(join(home, "Pictures/holiday.jpg"), "user.ntfs.attrib")).toBeNull();
+    const wm = report.windowsMetadata as { files: number; lost: number; items: { path: string; attributes: string[]; attributesKept: boolean | null; streams: { name: string; kept: boolean }[] }[] };
+    expect(wm.lost).toBe(0);
+    const byPath = Object.fromEntries(wm.items.map((i) => [i.path, i]));
+    expect(byPath["Users/alice/Documents/hidden.txt"]).toMatchObject({ attributes: ["hidden"], attributesKept: true, streams: [{ name: "thumb", kept: true }] });
+    expect(byPath["Users/alice/Documents/report.docx"]).toMatchObject({ attributes: [], attributesKept: null, streams: [{ name: "Zone.Identifier", size: 26, kept: true }] });
+    expect(byPath["Users/alice/Pictures"]).toMatchObject({ attributes: ["hidden", "system"], attributesKept: true });
+    expect(report.words).toContain("alternate data stream");
     const sparse = statSync(join(home, "Dokumente/disk.vhdx"));
     expect(sparse.size).toBe(4 * 1024 ** 3);
     expect(sparse.blocks * 512).toBeLessThan(1024 * 1024);
@@ -222,5 +239,24 @@ describe.skipIf(Boolean(SKIP))(`migration from an NTFS image${SKIP ? ` (skipped:
     expect(u.refused).toEqual([{ path: join(home, "Desktop/todo.txt"), reason: "changed" }]);
     expect(u.removed).toBeGreaterThan(400);
     expect(listTree(home).sort()).toEqual([...before, "Desktop/", "Desktop/todo.txt"].sort());
+  }, 60_000);
+
+  test("a volume already mounted read-only is read where it is (by its image or its mount point), and left mounted", async () => {
+    await sh(["ntfs-3g", "-o", "ro", img, view]);
+    try {
+      const other = join(dir.path, "home-mounted");
+      mkdirSync(other);
+      for (const source of [img, view]) {
+        const r = await cli(["migrate", "plan", source, "--user", "alice", "--target", other, "--state-dir", state, "--json"]);
+        expect(r.err).toBe("");
+        const p = JSON.parse(r.out);
+        expect(p.source).toMatchObject({ kind: "ntfs", mountedBy: "ntfs-3g", root: view, hibernated: true, dirty: true, readOnly: true });
+        expect(p.totals.files).toBeGreaterThan(400);
+        expect(p.warnings.join(" ")).toContain("alternate data stream");
+      }
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${view} `);
+    } finally {
+      await sh(["umount", view]);
+    }
   }, 60_000);
 });

@@ -105,6 +105,9 @@ export async function writeWindowsTree(root: string, opts: { ntfs: boolean; bulk
     }
     await setXattr(join(root, `${u}/Documents/desktop.ini`), "system.ntfs_attrib_be", Buffer.from([0, 0, 0, 0x06]));
     await setXattr(join(root, `${u}/Documents/hidden.txt`), "system.ntfs_attrib_be", Buffer.from([0, 0, 0, 0x02]));
+    // a second stream, binary, on a hidden file; a hidden, system folder
+    await setXattr(join(root, `${u}/Documents/hidden.txt`), "user.thumb", Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 0xff)));
+    await setXattr(join(root, `${u}/Pictures`), "system.ntfs_attrib_be", Buffer.from([0, 0, 0, 0x06]));
     await setXattr(join(root, `${u}/Documents/report.docx`), "user.Zone.Identifier", Buffer.from("[ZoneTransfer]\r\nZoneId=3\r\n"));
   } else {
     symlinkSync("..", loop);

@@ -13,10 +13,10 @@ export function migrationsRepo(db: Db) {
   // more than the copy of a small file)
   const sqlite = (db as unknown as { $client: Database }).$client;
   const addEntry = sqlite.prepare(
-    "insert into migration_entries (migration_id, item, kind, source_path, target_path, size, state, digest, note, moved_to) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    "insert into migration_entries (migration_id, item, kind, source_path, target_path, size, state, digest, note, moved_to, mode, meta) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
   );
   const setEntry = sqlite.prepare(
-    "update migration_entries set state = coalesce(?1, state), digest = coalesce(?2, digest), target_path = coalesce(?3, target_path), size = coalesce(?4, size), note = coalesce(?5, note), moved_to = coalesce(?6, moved_to) where id = ?7",
+    "update migration_entries set state = coalesce(?1, state), digest = coalesce(?2, digest), target_path = coalesce(?3, target_path), size = coalesce(?4, size), note = coalesce(?5, note), moved_to = coalesce(?6, moved_to), meta = coalesce(?8, meta) where id = ?7",
   );
   return {
     insert: (row: MigrationInsert): MigrationRow => db.insert(migrations).values(row).returning().get(),
@@ -27,9 +27,11 @@ export function migrationsRepo(db: Db) {
     entryCount: (id: number): number => db.select({ n: sql<number>`count(*)` }).from(migrationEntries).where(eq(migrationEntries.migrationId, id)).get()?.n ?? 0,
     insertEntries: (rows: EntryInsert[]): void => {
       sqlite.transaction(() => {
-        for (const r of rows) addEntry.run(r.migrationId, r.item, r.kind, r.sourcePath, r.targetPath, r.size ?? 0, r.state ?? "pending", r.digest ?? null, r.note ?? null, r.movedTo ?? null);
+        for (const r of rows) addEntry.run(r.migrationId, r.item, r.kind, r.sourcePath, r.targetPath, r.size ?? 0, r.state ?? "pending", r.digest ?? null, r.note ?? null, r.movedTo ?? null, r.mode ?? null, r.meta ?? null);
       })();
     },
+    /** Drops a journal no run has started on (its plan's scan went stale). */
+    clearEntries: (id: number): void => void db.delete(migrationEntries).where(eq(migrationEntries.migrationId, id)).run(),
     entries: (id: number, states?: EntryRow["state"][]): EntryRow[] =>
       db
         .select()
@@ -41,7 +43,7 @@ export function migrationsRepo(db: Db) {
     updateEntries: (updates: { id: number; set: Partial<EntryInsert> }[]): void => {
       if (!updates.length) return;
       sqlite.transaction(() => {
-        for (const { id, set: s } of updates) setEntry.run(s.state ?? null, s.digest ?? null, s.targetPath ?? null, s.size ?? null, s.note ?? null, s.movedTo ?? null, id);
+        for (const { id, set: s } of updates) setEntry.run(s.state ?? null, s.digest ?? null, s.targetPath ?? null, s.size ?? null, s.note ?? null, s.movedTo ?? null, id, s.meta ?? null);
       })();
     },
   };
