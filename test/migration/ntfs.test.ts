@@ -259,4 +259,31 @@ describe.skipIf(Boolean(SKIP))(`migration from an NTFS image${SKIP ? ` (skipped:
       await sh(["umount", view]);
     }
   }, 60_000);
+
+  test("the service keeps its own mount from a plan to the run after it, then unmounts it", async () => {
+    const { openDatabase } = await import("../../src/db/client.ts");
+    const { migrationsRepo } = await import("../../src/db/repos/migrations.ts");
+    const { MigrationSettingsSchema } = await import("../../src/migration/settings.ts");
+    const { MigrationService } = await import("../../src/migration/service.ts");
+    const { resolveNativePath } = await import("../../ffi/native.ts");
+    const st = join(dir.path, "state-held");
+    const target = join(dir.path, "home-held");
+    mkdirSync(st);
+    mkdirSync(target);
+    const database = openDatabase(join(st, "neuron.db"));
+    const svc = new MigrationService({ repo: migrationsRepo(database.db), settings: MigrationSettingsSchema.parse({}), stateDir: st, etcDir: etc, nativePath: () => resolveNativePath({}) });
+    const ours = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(join(st, "migration-mounts"))).length;
+    try {
+      const plan = await svc.plan({ source: img, user: "alice", target });
+      expect(ours()).toBe(1);
+      const report = await svc.run(plan.id, { acceptUnsafeSource: true });
+      expect(report.status).toBe("done");
+      expect(report.failed).toEqual([]);
+      expect(ours()).toBe(1);
+    } finally {
+      svc.close();
+      database.close();
+    }
+    expect(ours()).toBe(0);
+  }, 120_000);
 });
