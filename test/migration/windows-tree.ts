@@ -156,6 +156,16 @@ export async function makeNtfsImage(dir: string, opts: { bulkFiles?: number; bul
   await sh(["mkntfs", "-F", "-Q", "-q", "-L", "Windows", img]);
   const mnt = join(dir, "fill");
   mkdirSync(mnt, { recursive: true });
+  // first, a stream larger than an extended attribute can hold (64 KiB), written as Windows
+  // does (file:stream); the tree written next keeps it (only the file's data is rewritten)
+  await sh(["ntfs-3g", "-o", "streams_interface=windows", img, mnt]);
+  try {
+    mkdirSync(join(mnt, "Users/alice/Pictures"), { recursive: true });
+    writeFileSync(join(mnt, "Users/alice/Pictures/holiday.jpg"), "");
+    writeFileSync(join(mnt, "Users/alice/Pictures/holiday.jpg:thumbs"), Buffer.alloc(100_000, 0x5a));
+  } finally {
+    await sh(["umount", mnt]);
+  }
   await sh(["ntfs-3g", img, mnt]);
   try {
     await writeWindowsTree(mnt, { ntfs: true, ...opts });
