@@ -85,7 +85,7 @@ describe.skipIf(SKIP !== null)("a VM's frames over the unix-socket fallback (NVF
       await waitFor(() => service.video?.stream.get(session.id) !== undefined, 5000, "the session's video to start");
       const stats = service.video!.stream.get(session.id)!.stats();
       expect(stats).toMatchObject({ source: "vm", transport: "unix" });
-      expect(service.video!.stream.get(session.id)!.apiStats().transport).toBe("unix");
+      expect(service.video!.stream.get(session.id)!.apiStats()).toMatchObject({ transport: "unix", transportReason: choice.reason });
 
       const video = new VideoTestClient({ port: service.ports.video, pingPayload: session.rtsp.videoPingPayload, packetSize: 1024 });
       const exporter = Bun.spawn(
