@@ -21,6 +21,9 @@ int main(void) {
     CHECK(neuron_mutter_name_has_owner(NULL, "org.gnome.Mutter.ScreenCast") == 0);
     CHECK(neuron_mutter_pointer_absolute(NULL, 1, 1) == NEURON_EINVAL);
     CHECK(neuron_mutter_key(NULL, 30, 1) == NEURON_EINVAL);
+    CHECK(neuron_mutter_pointer_relative(NULL, 1, 1) == NEURON_EINVAL);
+    CHECK(neuron_mutter_pointer_axis_discrete(NULL, 0, 1) == NEURON_EINVAL);
+    CHECK(neuron_mutter_pointer_axis(NULL, 0, 5, 8) == NEURON_EINVAL);
     uint32_t node;
     CHECK(neuron_mutter_record_virtual(NULL, 1, 10, &node) == NEURON_EINVAL);
     CHECK(neuron_mutter_stop(NULL) == NEURON_EINVAL);

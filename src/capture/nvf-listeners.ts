@@ -7,6 +7,8 @@
  * frame is kept) and the next session's pipeline takes up the same stream. One session reads
  * a listener at a time: the reader hands each frame out once.
  */
+import { chmodSync, chownSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import type { VsockNative } from "../../ffi/vsock.ts";
 import { CaptureError } from "./source.ts";
 import { SocketFrameSource, type SocketEndpoint } from "./socket-source.ts";
@@ -25,6 +27,18 @@ export class NvfListenerPool {
     let source = this.listeners.get(key);
     if (!source) {
       source = new SocketFrameSource(this.native, endpoint);
+      if (endpoint.kind === "unix") {
+        try {
+          // QEMU (a frames channel) connects as its own user: the socket takes its directory's owner
+          // (vm start makes that QEMU's user, mode 0750), read-write for owner and group
+          const dir = statSync(dirname(endpoint.path));
+          chownSync(endpoint.path, dir.uid, dir.gid);
+          chmodSync(endpoint.path, 0o660);
+        } catch (err) {
+          source.close();
+          throw new CaptureError("CAPTURE_SOURCE_UNAVAILABLE", `${owner}: cannot hand ${endpoint.path} to QEMU's user: ${(err as Error).message}`, { status: 500, cause: err });
+        }
+      }
       this.listeners.set(key, source);
     }
     this.inUse.add(key);

@@ -42,7 +42,7 @@ export function qmpArgument(socketPath: string): string {
  * Creates the socket directory (0750) owned by QEMU's user and group — the
  * owner of `libvirtQemuDir` — or fixes its owner and mode. Returns the owner.
  */
-export function ensureQmpDir(qmpDir: string, libvirtQemuDir: string): { uid: number; gid: number } {
+export function ensureQmpDir(qmpDir: string, libvirtQemuDir: string, setting: "qmpDir" | "frameSocketDir" = "qmpDir"): { uid: number; gid: number } {
   let owner: { uid: number; gid: number };
   try {
     const st = statSync(libvirtQemuDir);
@@ -58,7 +58,7 @@ export function ensureQmpDir(qmpDir: string, libvirtQemuDir: string): { uid: num
     if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(qmpDir, owner.uid, owner.gid);
     if ((st.mode & 0o7777) !== 0o750) chmodSync(qmpDir, 0o750);
   } catch (err) {
-    throw new AppError("QMP_DIR_UNUSABLE", `cannot prepare ${qmpDir} (config qmpDir) for QEMU's user ${owner.uid}:${owner.gid}: ${(err as Error).message}`, {
+    throw new AppError(setting === "qmpDir" ? "QMP_DIR_UNUSABLE" : "FRAME_SOCKET_DIR_UNUSABLE", `cannot prepare ${qmpDir} (config ${setting}) for QEMU's user ${owner.uid}:${owner.gid}: ${(err as Error).message}`, {
       status: 500,
       cause: err,
     });

@@ -252,6 +252,8 @@ export class VmService {
     const { qmpDir, libvirtQemuDir, spiceDir } = this.deps.settings;
     // QEMU creates the monitor socket there: the directory must exist, owned by QEMU's user
     if (qmpDir) ensureQmpDir(qmpDir, libvirtQemuDir ?? "/var/lib/libvirt/qemu");
+    // a frames channel connects there as QEMU's user: the directory is QEMU's (the listeners' sockets take its owner)
+    if (this.deps.settings.frameSocketDir) ensureQmpDir(this.deps.settings.frameSocketDir, libvirtQemuDir ?? "/var/lib/libvirt/qemu", "frameSocketDir");
     // and the display sockets: QEMU's user, the admin group, 2750
     const displayOwner = spiceDir ? ensureGraphicsDir(spiceDir, this.graphicsOwner()) : null;
     // the VM's own sink (its sound, and only its sound, for its streams); no sound is no reason not to start

@@ -71,6 +71,7 @@ describe.skipIf(SKIP !== null)("host-desktop input: Moonlight's control stream â
       expect(await control.connect(service.ports.control, session.connectData)).toBe(true);
       await waitFor(() => service.control.inputBackendOf(session.id) !== null, 10_000, "the session's input backend");
       expect(service.control.inputBackendOf(session.id)?.name).toBe("host-session");
+      expect(service.control.stats(session.id)?.input?.backend).toBe("host-session"); // as the API reports it
       await Bun.sleep(800); // the client's window maps on the output
       const send = (ev: Parameters<typeof encodeInputEvent>[0]) => control.send(ControlType.INPUT, encodeInputEvent(ev), { channel: 2 });
       // absolute motion on a 1280x960 reference surface, swept over the output (where the window is)

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { HostOutputNative, PwVideoStream } from "../../ffi/hostout.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
-import { tempDir } from "../helpers/env.ts";
-import { REPO_ROOT } from "../helpers/env.ts";
+import { HostVirtualOutputSource, MutterBackend } from "../../src/capture/host-output.ts";
+import { REPO_ROOT, tempDir } from "../helpers/env.ts";
 import { HAVE_MUTTER, MISSING_MUTTER, startMutterSession, type DesktopSession } from "./desktop-session.ts";
 
 const pkg = Bun.spawnSync(["pkg-config", "--cflags", "--libs", "libpipewire-0.3"], { stdout: "pipe", stderr: "pipe" });
@@ -35,7 +35,7 @@ describe.skipIf(SKIP !== null)("a PipeWire node that never negotiates", () => {
     return JSON.parse(r.stdout.toString()) as PwObject[];
   };
   const ours = (objs: PwObject[], nodeId: number) => ({
-    nodes: objs.filter((o) => o.type === "PipeWire:Interface:Node" && o.info?.props?.["node.name"] === "neuron-host-output").map((o) => o.id),
+    nodes: objs.filter((o) => o.type === "PipeWire:Interface:Node" && o.info?.props?.["media.name"] === "neuron-host-output").map((o) => o.id),
     links: objs.filter((o) => o.type === "PipeWire:Interface:Link" && (o.info?.["output-node-id"] === nodeId || o.info?.["input-node-id"] === nodeId)).map((o) => o.id),
   });
 
@@ -102,4 +102,17 @@ describe.skipIf(SKIP !== null)("a PipeWire node that never negotiates", () => {
     expect(await new Response(producer!.stderr).text()).not.toContain("FORMAT-AGREED");
     producer = null;
   }, 40_000);
+
+  test("a consumer that streams carries node.dont-reconnect: it never follows its producer elsewhere", () => {
+    const backend = new MutterBackend(native, { busAddress: s.busAddress, pipewireSocket: s.pipewireSocket });
+    const source = new HostVirtualOutputSource(native, backend, { width: 320, height: 240, fps: 30 }, s.pipewireSocket);
+    try {
+      source.attach(5000);
+      const node = dump().find((o) => o.type === "PipeWire:Interface:Node" && o.info?.props?.["media.name"] === "neuron-host-output");
+      expect(node).toBeDefined();
+      expect(String(node!.info!.props!["node.dont-reconnect"])).toBe("true");
+    } finally {
+      source.close();
+    }
+  }, 20_000);
 });

@@ -17,6 +17,8 @@ export const ControlStreamStats = z
     loss: z.object({ reports: count, framesLost: count }).describe("the client's periodic loss reports"),
     input: z
       .object({
+        /** Where the session's input goes: qmp (the VM), host-session (the host's desktop through its compositor), counting (nowhere). */
+        backend: z.string(),
         packets: count,
         events: count,
         rejected: z.record(z.string(), count),

@@ -43,7 +43,8 @@ export interface ControlStats {
   fec: { reports: number; lostDataShards: number; recoveredFrames: number; unrecoverableFrames: number; lastFrameIndex: number | null };
   /** The client's periodic loss reports (0x0201): reports received, frames it said it lost. */
   loss: { reports: number; framesLost: number };
-  input: InputSinkStats | null;
+  /** The session's input: counters and the backend that serves it (qmp, host-session, counting, ...). */
+  input: (InputSinkStats & { backend: string }) | null;
   msSinceLastMessage: number;
 }
 
@@ -149,7 +150,7 @@ export class ControlServer {
       sessionId,
       address: c.address,
       connectedAt: c.connectedAt.toISOString(),
-      input: c.sink?.stats() ?? null,
+      input: c.sink && c.backend ? { ...c.sink.stats(), backend: c.backend.name } : null,
       msSinceLastMessage: Date.now() - c.lastMessageAt,
     };
   }

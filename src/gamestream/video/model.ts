@@ -7,6 +7,8 @@ export const VideoStreamStats = z
     source: z.enum(["vm", "test-pattern", "host-desktop"]),
     /** How a VM source's frames arrive: IVSHMEM (kvmfr), vsock or a unix socket (NVF1); null for other sources. */
     transport: z.enum(["kvmfr", "vsock", "unix"]).nullable(),
+    /** Why that transport (what the VM's definition and the host offer); null for other sources. */
+    transportReason: z.string().nullable(),
     /** The client's video address (learned from its pings); null until the first ping. */
     peer: z.string().nullable(),
     frames: z.number().int(),

@@ -36,6 +36,8 @@ export type FrameTransport = "kvmfr" | "vsock" | "unix";
 export interface VideoSource {
   readonly kind: "vm" | "test-pattern" | "host-desktop";
   readonly transport: FrameTransport | null;
+  /** Why that transport (chooseVmTransport's reason, or the region that exists); null for other sources. */
+  readonly transportReason?: string | null;
   /** host-desktop: input into the host's session at this output (null: the compositor takes none). */
   readonly hostInput?: HostInputTarget | null;
   /** Capacity of one ring slot: the largest access unit the pipeline hands over. */
@@ -104,7 +106,7 @@ export function openVideoSource(
     const path = shmPath(o.shmDir, o.vmName);
     if (existsSync(path)) {
       const pipeline = CapturePipeline.start(native, path, pipelineOpts);
-      return { kind: "vm", transport: "kvmfr", path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
+      return { kind: "vm", transport: "kvmfr", transportReason: `IVSHMEM region ${path}`, path, pipeline, slotBytes: pipelineOpts.slotBytes, stop: () => pipeline.stop() };
     }
     const t = o.vmTransport;
     if (t && t.vm === o.vmName && (t.kind === "vsock" || t.kind === "unix")) return openSocketSource(native, t, o.nvf ?? null, pipelineOpts);
@@ -162,6 +164,7 @@ function openSocketSource(
   return {
     kind: "vm",
     transport: t.kind,
+    transportReason: t.reason,
     path: t.kind === "unix" ? t.socketPath! : "vsock port 5900",
     pipeline,
     slotBytes: pipelineOpts.slotBytes,

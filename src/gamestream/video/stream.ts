@@ -70,6 +70,8 @@ export interface VideoSessionStats {
   source: "vm" | "test-pattern" | "host-desktop";
   /** A VM source's transport (IVSHMEM, vsock, unix socket); null otherwise. */
   transport: FrameTransport | null;
+  /** Why that transport, in words; null otherwise. */
+  transportReason: string | null;
   peer: UdpPeer | null;
   frames: number;
   shards: number;
@@ -234,6 +236,7 @@ export class VideoSession {
       sessionId: this.session.id,
       source: this.source.kind,
       transport: this.source.transport,
+      transportReason: this.source.transportReason ?? null,
       peer: this.peer,
       frames: p.frames,
       shards: p.shards,
@@ -343,7 +346,7 @@ export class VideoStream {
     }
     vs.bitrateKbps = bitrateKbps;
     this.sessions.set(session.id, vs);
-    log.info("video stream started", { source: source.kind, transport: source.transport, transportReason: source.transport ? vmTransport?.reason : undefined, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
+    log.info("video stream started", { source: source.kind, transport: source.transport, transportReason: source.transportReason ?? undefined, path: source.path, width, height, fps, codec: codecOf(session), encrypted: !!st?.encryption.video });
     this.watchTimer ??= setInterval(() => this.watchSources(), SOURCE_CHECK_MS);
     return vs;
   }
