@@ -99,6 +99,14 @@ export class AgentHidBackend implements InputBackend {
     if (onRumble && link.onHidOutput && !this.unsubscribe) this.unsubscribe = link.onHidOutput((o) => this.output(o, onRumble));
   }
 
+  /** Reports waiting for the guest (keyboard, mouse, tablet), and how many one device may hold. */
+  get queuedReports(): number {
+    let n = 0;
+    for (const d of this.devices.values()) n = Math.max(n, d.queue.length);
+    return n;
+  }
+  readonly queueCapacity = QUEUE_LIMIT;
+
   /** The devices created in the guest, by role, with their evdev nodes. */
   created(): { id: number; role: HidDeviceRole; created: HidCreated }[] {
     return [...this.devices].filter(([, d]) => d.phase === "ready" && d.created).map(([id, d]) => ({ id, role: d.role, created: d.created! }));

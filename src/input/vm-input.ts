@@ -94,6 +94,9 @@ export class InputConnection {
     const q = this.hub.qmp;
     if (q.queuedEvents + ops.length * 2 > q.queueCapacity)
       throw new AppError("INPUT_BUSY", `the VM is still taking ${q.queuedEvents} earlier input events: send again shortly`, { status: 429 });
+    const h = this.hub.hid;
+    if (h && h.queuedReports + ops.length > h.queueCapacity)
+      throw new AppError("INPUT_BUSY", `the guest agent is still taking ${h.queuedReports} earlier reports: send again shortly`, { status: 429 });
     const out: InputEvent[] = [];
     for (const op of ops) {
       this.events++;

@@ -29,7 +29,7 @@ const skipReason = typeof mods === "string" ? mods : null;
 if (skipReason) console.warn(`skipping the agent HID end-to-end test: ${skipReason}`);
 
 const EV_KEY = 1, EV_REL = 2, EV_ABS = 3;
-const KEY_LEFTSHIFT = 42, KEY_A = 30, BTN_LEFT = 0x110, BTN_SOUTH = 0x130, BTN_TOUCH = 0x14a;
+const KEY_LEFTSHIFT = 42, KEY_A = 30, BTN_LEFT = 0x110, BTN_RIGHT = 0x111, BTN_SOUTH = 0x130, BTN_TOUCH = 0x14a;
 const REL_X = 0, REL_Y = 1, REL_WHEEL_HI_RES = 11;
 const ABS_X = 0, ABS_Y = 1, ABS_RX = 3, ABS_MT_POSITION_X = 0x35;
 
@@ -73,8 +73,8 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
   test("keyboard, mouse and an Xbox-like pad: created by the agent, driven by the host, destroyed at close", async () => {
     const backend = new AgentHidBackend({ link, hid, log: silentLogger, pads: "xbox" });
     await backend.open();
-    const devs = await backend.prepare(["keyboard", "mouse", { pad: 0 }]);
-    expect(devs.map((d) => [d.role, d.created.driver])).toEqual([["keyboard", "hid-generic"], ["mouse", "hid-generic"], ["xbox", "hid-generic"]]);
+    const devs = await backend.prepare(["keyboard", "mouse", "tablet", { pad: 0 }]);
+    expect(devs.map((d) => [d.role, d.created.driver])).toEqual([["keyboard", "hid-generic"], ["mouse", "hid-generic"], ["tablet", "hid-generic"], ["xbox", "hid-generic"]]);
     const node = (role: string) => devs.find((d) => d.role === role)!.created.inputs[0]!.node;
     for (const d of devs) expect(d.created.inputs.length).toBeGreaterThanOrEqual(1);
     await readNodes(devs.map((d) => d.created.inputs[0]!.node));
@@ -82,6 +82,8 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     const key = (usage: number, down: boolean): InputEvent => ({ kind: "usageKey", page: 7, usage, down, evdev: 0, qcode: null });
     backend.submit([key(0xe1, true), key(0x04, true), key(0x04, false), key(0xe1, false)]);
     backend.submit([{ kind: "mouseButton", button: "left", down: true }, { kind: "mouseMoveRel", dx: 7, dy: -4 }, { kind: "scroll", amount: 120 }, { kind: "mouseButton", button: "left", down: false }]);
+    // absolute motion goes to the tablet, and the buttons after it too
+    backend.submit([{ kind: "mouseMoveAbs", x: 16384, y: 8192, width: 32768, height: 32768 }, { kind: "mouseButton", button: "right", down: true }, { kind: "mouseButton", button: "right", down: false }]);
     backend.submit([pad({ buttonFlags: MoonlightButton.a, leftStickX: 32767 })]);
     await backend.flush();
     backend.submit([pad({})]);
@@ -105,6 +107,15 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
         { type: EV_KEY, code: BTN_LEFT, value: 0 },
       ]),
     );
+    expect(of("tablet")).toEqual(
+      expect.arrayContaining([
+        { type: EV_ABS, code: ABS_X, value: 16384 },
+        { type: EV_ABS, code: ABS_Y, value: 8192 },
+        { type: EV_KEY, code: BTN_RIGHT, value: 1 },
+        { type: EV_KEY, code: BTN_RIGHT, value: 0 },
+      ]),
+    );
+    expect(of("mouse").some((e) => e.code === BTN_RIGHT)).toBe(false);
     const xbox = of("xbox");
     expect(xbox).toEqual(expect.arrayContaining([{ type: EV_KEY, code: BTN_SOUTH, value: 1 }, { type: EV_KEY, code: BTN_SOUTH, value: 0 }]));
     expect(xbox.some((e) => e.type === EV_ABS && e.code === ABS_X && e.value === 65535)).toBe(true);
