@@ -171,6 +171,18 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     guest.client.start();
     await waitFor(() => guest.client.state === "connected", 30_000, "the agent again");
     await waitFor(async () => (await capture()).uhid === 0, 10_000, "the devices of the ended session to go");
+    // the host's backend learns its keyboard is gone from the refusal, and makes it again on the next key
+    const key = (down: boolean): InputEvent => ({ kind: "usageKey", page: 7, usage: 0x04, down, evdev: 30, qcode: "a" });
+    backend.submit([key(true)]);
+    await backend.flush();
+    expect(backend.stats().refusedBatches).toBe(1);
+    backend.submit([key(false)]);
+    await backend.flush();
+    // (the pad, unused since, is still the host's until its next state tells it otherwise)
+    expect(backend.created().map((d) => d.role).sort()).toEqual(["keyboard", "xbox"]);
+    expect((await capture()).uhid).toBe(1);
+    await backend.close();
+    await waitFor(async () => (await capture()).uhid === 0, 10_000, "the keyboard made again to go at close");
   }, 60_000);
 
   test("a hostile hid_create is refused and creates nothing", async () => {
