@@ -112,6 +112,11 @@ export class AgentHidBackend implements InputBackend {
     return [...this.devices].filter(([, d]) => d.phase === "ready" && d.created).map(([id, d]) => ({ id, role: d.role, created: d.created! }));
   }
 
+  /** Destroys every pad whose bit is not in `mask` (a client's active pads). */
+  retain(mask: number): void {
+    for (const [id, d] of this.devices) if (id >= PAD_BASE && !(mask & (1 << (id - PAD_BASE))) && d.phase !== "gone") this.destroy(id);
+  }
+
   /** Roles for prepare(), from the event classes this sink serves. */
   static rolesOf(classes: readonly ("keyboard" | "pointer" | "absolute")[]): ("keyboard" | "mouse" | "tablet")[] {
     return classes.map((c) => (c === "keyboard" ? "keyboard" : c === "pointer" ? "mouse" : "tablet"));

@@ -48,7 +48,7 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     const k = kernel as Kernel;
     const m = mods as Exclude<typeof mods, string>;
     mkdirSync(join(work.path, "qmp"));
-    guest = await bootAgentGuest({ work: work.path, kernel: k, config: CAPTURE_AGENT_CONFIG, files: m.files, init: m.init, qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
+    guest = await bootAgentGuest({ work: work.path, kernel: k, config: CAPTURE_AGENT_CONFIG, files: { ...m.files, ...(k.modules.uinput ? { "modules/uinput.ko": { host: k.modules.uinput } } : {}) }, init: [...m.init, ...(k.modules.uinput ? ["insmod /modules/uinput.ko"] : [])], qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
     guest.client.on("hid_output", (o: HidOutput) => outputs.push(o));
     link = {
       request: (command, data) => guest.client.request(command, data, 20_000),
@@ -243,5 +243,38 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
       await svc.close();
     }
     await waitFor(async () => (await capture()).uhid === 0, 10_000, "the hub's devices to go at close");
+  }, 60_000);
+
+  test("pads \"auto\": a PlayStation controller becomes the uhid DualSense, an Xbox one the uinput pad", async () => {
+    const svc = new VmInputService({
+      qmpDir: join(work.path, "qmp"),
+      settings: { keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 0, keyRepeat: "guest", pins: {}, padDevice: { vm1: "auto" } },
+      nativePath: () => resolveNativePath({}),
+      log: silentLogger,
+      gamepadLink: () => agentClientLink(guest.client),
+    });
+    try {
+      const probe = await svc.probe("vm1");
+      expect(probe.sinks.find((x) => x.eventClass === "gamepad")!.device).toContain("DualSense for a PlayStation one");
+      await svc.inject("vm1", [
+        { type: "gamepadAttach", pad: 3, kind: "dualsense" },
+        { type: "gamepadAttach", pad: 4, kind: "xbox" },
+        { type: "gamepad", pad: 3, buttons: 0 },
+        { type: "gamepad", pad: 4, buttons: 0 },
+      ]);
+      const hub = await svc.hub("vm1");
+      await waitFor(() => hub.hid!.created().some((d) => d.role === "dualsense"), 10_000, "the DualSense");
+      expect(hub.hid!.created().map((d) => d.role)).toEqual(["dualsense"]);
+      const names = async () => [...(await capture()).names.values()];
+      await waitFor(async () => (await names()).includes("NeuronOS Virtual Gamepad 4"), 10_000, "the uinput pad");
+      expect(await names()).toContain("Sony Interactive Entertainment DualSense Wireless Controller Motion Sensors");
+      // pad 3 leaves the client's mask: its DualSense goes, the uinput pad stays
+      await svc.inject("vm1", [{ type: "gamepadDetach", pad: 3 }, { type: "gamepad", pad: 4, buttons: 0 }]);
+      await waitFor(async () => (await capture()).uhid === 0, 10_000, "the DualSense to go");
+      expect(await names()).toContain("NeuronOS Virtual Gamepad 4");
+    } finally {
+      await svc.close();
+    }
+    await waitFor(async () => !(await capture()).names.size || ![...(await capture()).names.values()].includes("NeuronOS Virtual Gamepad 4"), 10_000, "the uinput pad to go at close");
   }, 60_000);
 });
