@@ -125,9 +125,10 @@ export const ConfigSchema = z
         /**
          * The pad the guest agent makes per VM: "uinput" (an Xbox 360 pad through uinput, with
          * rumble), "xbox" (an Xbox-like USB HID pad through uhid), "dualsense" (a DualSense-like
-         * pad through uhid: Linux's hid-playstation adds its motion sensors and touchpad).
+         * pad through uhid: Linux's hid-playstation adds its motion sensors and touchpad), "auto"
+         * (per controller: the DualSense for a PlayStation controller, else the uinput pad).
          */
-        padDevice: z.record(z.string(), z.enum(["uinput", "xbox", "dualsense"])).default({}),
+        padDevice: z.record(z.string(), z.enum(["uinput", "xbox", "dualsense", "auto"])).default({}),
       })
       .strict()
       .default({ keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 8, keyRepeat: "guest", pins: {}, padDevice: {} }),

@@ -143,6 +143,11 @@ export class AgentGamepadBackend implements InputBackend {
     return { ...this.counters, unsupported: { ...this.counters.unsupported } };
   }
 
+  /** Detaches every pad whose bit is not in `mask` (a client's active pads). */
+  retain(mask: number): void {
+    for (const [i, pad] of this.pads) if (!(mask & (1 << i)) && pad.phase !== "detaching") this.detach(i);
+  }
+
   /** Pads attached in the guest (indices). */
   attached(): number[] {
     return [...this.pads].filter(([, p]) => p.phase === "attached").map(([i]) => i);

@@ -99,9 +99,22 @@ export class AgentHidBackend implements InputBackend {
     if (onRumble && link.onHidOutput && !this.unsubscribe) this.unsubscribe = link.onHidOutput((o) => this.output(o, onRumble));
   }
 
+  /** Reports waiting for the guest (keyboard, mouse, tablet), and how many one device may hold. */
+  get queuedReports(): number {
+    let n = 0;
+    for (const d of this.devices.values()) n = Math.max(n, d.queue.length);
+    return n;
+  }
+  readonly queueCapacity = QUEUE_LIMIT;
+
   /** The devices created in the guest, by role, with their evdev nodes. */
   created(): { id: number; role: HidDeviceRole; created: HidCreated }[] {
     return [...this.devices].filter(([, d]) => d.phase === "ready" && d.created).map(([id, d]) => ({ id, role: d.role, created: d.created! }));
+  }
+
+  /** Destroys every pad whose bit is not in `mask` (a client's active pads). */
+  retain(mask: number): void {
+    for (const [id, d] of this.devices) if (id >= PAD_BASE && !(mask & (1 << (id - PAD_BASE))) && d.phase !== "gone") this.destroy(id);
   }
 
   /** Roles for prepare(), from the event classes this sink serves. */

@@ -63,14 +63,21 @@ export interface SinkReport {
 export type SinkPins = Partial<Record<EventClass, SinkName>>;
 
 /** The pad the guest agent makes (config input.padDevice). */
-export type PadDevice = "uinput" | "xbox" | "dualsense";
+export type PadDevice = "uinput" | "xbox" | "dualsense" | "auto";
 
 /** What the agent's device is for each class it serves (the device column of the report). */
 export type AgentDevices = Partial<Record<EventClass, string>>;
 
 export function agentDeviceNames(pad: PadDevice, hidClasses: readonly ("keyboard" | "pointer" | "absolute")[]): AgentDevices {
   const out: AgentDevices = {
-    gamepad: pad === "uinput" ? "uinput Xbox 360 pad (045e:028e)" : pad === "xbox" ? "uhid Xbox-like pad (045e:028e)" : "uhid DualSense (054c:0ce6, motion sensors, touchpad)",
+    gamepad:
+      pad === "uinput"
+        ? "uinput Xbox 360 pad (045e:028e)"
+        : pad === "xbox"
+          ? "uhid Xbox-like pad (045e:028e)"
+          : pad === "dualsense"
+            ? "uhid DualSense (054c:0ce6, motion sensors, touchpad)"
+            : "per controller: uhid DualSense for a PlayStation one, else uinput Xbox 360 pad",
   };
   if (hidClasses.includes("keyboard")) out.keyboard = "uhid NeuronOS Keyboard (NKRO)";
   if (hidClasses.includes("pointer")) out.pointer = "uhid NeuronOS Mouse";

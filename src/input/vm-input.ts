@@ -28,6 +28,7 @@ import { loadLayout } from "./layouts.ts";
 import type { InjectEvent, InjectResult, InputEvent, InputEventKind } from "./model.ts";
 import { QmpInputBackend } from "./qmp-backend.ts";
 import { HostUinputPadBackend } from "./host-uinput-backend.ts";
+import { PadRouter } from "./pad-router.ts";
 import { UinputDriver } from "../guest-agent/gamepad-uinput.ts";
 import { agentDeviceNames, type PadDevice, type SinkPins, type SinkReport } from "./sinks.ts";
 
@@ -94,6 +95,9 @@ export class InputConnection {
     const q = this.hub.qmp;
     if (q.queuedEvents + ops.length * 2 > q.queueCapacity)
       throw new AppError("INPUT_BUSY", `the VM is still taking ${q.queuedEvents} earlier input events: send again shortly`, { status: 429 });
+    const h = this.hub.hid;
+    if (h && h.queuedReports + ops.length > h.queueCapacity)
+      throw new AppError("INPUT_BUSY", `the guest agent is still taking ${h.queuedReports} earlier reports: send again shortly`, { status: 429 });
     const out: InputEvent[] = [];
     for (const op of ops) {
       this.events++;
@@ -245,11 +249,12 @@ export class VmInputHub {
         ? new HostUinputPadBackend({ driver: new UinputDriver(deps.uinputPath), qmp: (name, args) => this.qmp.command(name, args), log })
         : null;
     let pads: InputBackend | null = hostPads;
-    if (link && !hostPads && this.padDevice === "uinput") pads = new AgentGamepadBackend({ link, log, onRumble });
+    const uinputPads = link && !hostPads && (this.padDevice === "uinput" || this.padDevice === "auto") ? new AgentGamepadBackend({ link, log, onRumble }) : null;
+    if (uinputPads && this.padDevice === "uinput") pads = uinputPads;
     if (link && (this.agentClasses.length || (!hostPads && this.padDevice !== "uinput"))) {
       try {
         this.hidNative = new HidNative(deps.nativePath());
-        const padKind: HidPadKind = this.padDevice === "uinput" ? "xbox" : this.padDevice;
+        const padKind: HidPadKind = this.padDevice === "xbox" ? "xbox" : "dualsense";
         let keys: KeyTable | undefined;
         try {
           keys = loadKeyTable(deps.nativePath());
@@ -261,6 +266,8 @@ export class VmInputHub {
         log.warn("the agent's HID devices need the native library: the agent sink serves gamepads through uinput only", { error: String(err) });
       }
     }
+    // "auto": per controller, a PlayStation one becomes the uhid DualSense, any other the uinput pad
+    if (this.padDevice === "auto" && uinputPads) pads = this.hid ? new PadRouter(uinputPads, this.hid) : uinputPads;
     const agentSide: InputBackend | null = this.hid && pads ? new CompositeInputBackend(this.hid, pads, log) : (this.hid ?? pads);
     const kinds = new Set<InputEventKind>(GAMEPAD_EVENT_KINDS);
     if (this.hid) for (const c of this.agentClasses) for (const k of AGENT_CLASS_KINDS[c]) kinds.add(k);

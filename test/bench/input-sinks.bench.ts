@@ -10,7 +10,8 @@
  *    until the events reached the guest's device;
  * each as a ratio against the best sink of the same run. The sinks take turns in the same
  * guest: USB first (QEMU activates usb-kbd at creation), PS/2 once usb-kbd is unplugged,
- * virtio once its driver is loaded, then the agent's keyboard.
+ * virtio once its driver is loaded, then the agent's keyboard; last the pads' latency through
+ * the agent: its uinput pad and its uhid DualSense.
  *
  *   npm run bench:input-sinks
  */
@@ -22,7 +23,7 @@ import { createApp } from "../../src/api/app.ts";
 import { startServer } from "../../src/api/server.ts";
 import { agentClientLink } from "../../src/input/agent-link.ts";
 import { QmpClient } from "../../src/input/qmp-client.ts";
-import type { SinkPins } from "../../src/input/sinks.ts";
+import type { PadDevice, SinkPins } from "../../src/input/sinks.ts";
 import { VmInputService } from "../../src/input/vm-input.ts";
 import { concat, encodeRecord } from "../../src/input/ws-codec.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -37,7 +38,7 @@ const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
 const nowMs = () => performance.timeOrigin + performance.now();
-const EV_KEY = 1, KEY_A = 30;
+const EV_KEY = 1, KEY_A = 30, BTN_SOUTH = 0x130;
 const TAPS = 30;
 const BATCH = 64;
 const ROUNDS = 2;
@@ -61,8 +62,8 @@ const guest = await bootAgentGuest({
   work: dir.path,
   kernel,
   config: CAPTURE_AGENT_CONFIG,
-  files: { ...mods.files, "modules/virtio_input.ko": { host: kernel.modules.virtio_input } },
-  init: mods.init,
+  files: { ...mods.files, "modules/virtio_input.ko": { host: kernel.modules.virtio_input }, ...(kernel.modules.uinput ? { "modules/uinput.ko": { host: kernel.modules.uinput } } : {}) },
+  init: [...mods.init, ...(kernel.modules.uinput ? ["insmod /modules/uinput.ko"] : [])],
   qemu: ["-qmp", `unix:${join(qmpDir, `${VM}.qmp`)},server=on,wait=off`, "-device", "qemu-xhci", "-device", "usb-kbd,id=ukbd", "-device", "virtio-keyboard-pci,id=vkbd"],
 });
 const client = guest.client;
@@ -176,6 +177,38 @@ async function measure(sink: string, deviceName: string, pins: SinkPins): Promis
   print({ case: `sink-${sink}`, device: deviceName, samples: lat.length, latencyP50Ms: r.p50, latencyP99Ms: r.p99, clockErrorMs: errorMs, apiEventsPerS: r.apiRate, wsEventsPerS: r.wsRate });
 }
 
+/** A pad's latency (API → the guest's evdev stamp of BTN_SOUTH): uinput or uhid pads through the agent. */
+async function measurePad(label: string, padDevice: PadDevice, deviceName: string): Promise<void> {
+  const input = new VmInputService({
+    qmpDir,
+    settings: { keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 0, keyRepeat: "guest", pins: {}, padDevice: { [VM]: padDevice } },
+    nativePath: () => resolveNativePath({}),
+    log: silentLogger,
+    gamepadLink: () => agentClientLink(client),
+  });
+  const app = createApp({ ...ctx.core, input } as Core);
+  const post = (buttons: number) =>
+    app.handle(asRoot(new Request(`http://localhost/api/v1/vms/${VM}/inject-input`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events: [{ type: "gamepad", pad: 0, buttons }] }) })));
+  await post(0); // the pad is made on its first state
+  const node = await nodeOf(deviceName);
+  await readNodes(client, [`/dev/input/${node}`]);
+  const presses = async () => ((await capture(client)).events.get(node) ?? []).filter((e) => e.type === EV_KEY && e.code === BTN_SOUTH);
+  const { offset, errorMs } = await clockOffset();
+  const sent: number[] = [];
+  for (let i = 0; i < TAPS; i++) {
+    for (const buttons of [0x1000, 0]) {
+      sent.push(nowMs());
+      const res = await post(buttons);
+      if (res.status !== 200) throw new Error(`inject-input answered ${res.status}: ${await res.text()}`);
+      await Bun.sleep(25);
+    }
+  }
+  await waitUntil(async () => (await presses()).length >= sent.length, 20_000, `${label}: the presses in the guest`);
+  const lat = (await presses()).slice(0, sent.length).map((e, i) => e.at / 1000 - offset - sent[i]!);
+  await input.close();
+  print({ case: `pad-${label}`, device: deviceName, samples: lat.length, latencyP50Ms: round(pct(lat, 50)), latencyP99Ms: round(pct(lat, 99)), clockErrorMs: errorMs });
+}
+
 try {
   await measure("usb", "QEMU QEMU USB Keyboard", {});
   // unplug the USB keyboard: QEMU's keys go to the i8042 again
@@ -190,6 +223,8 @@ try {
   await nodeOf("QEMU Virtio Keyboard");
   await measure("virtio", "QEMU Virtio Keyboard", {});
   await measure("agent", "NeuronOS Keyboard", { keyboard: "agent" });
+  await measurePad("agent-uinput", "uinput", "NeuronOS Virtual Gamepad 0");
+  await measurePad("agent-uhid-dualsense", "dualsense", "Sony Interactive Entertainment DualSense Wireless Controller");
   const bestP50 = Math.min(...results.map((r) => r.p50));
   const bestApi = Math.max(...results.map((r) => r.apiRate));
   const bestWs = Math.max(...results.map((r) => r.wsRate));

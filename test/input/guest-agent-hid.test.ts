@@ -29,7 +29,7 @@ const skipReason = typeof mods === "string" ? mods : null;
 if (skipReason) console.warn(`skipping the agent HID end-to-end test: ${skipReason}`);
 
 const EV_KEY = 1, EV_REL = 2, EV_ABS = 3;
-const KEY_LEFTSHIFT = 42, KEY_A = 30, BTN_LEFT = 0x110, BTN_SOUTH = 0x130, BTN_TOUCH = 0x14a;
+const KEY_LEFTSHIFT = 42, KEY_A = 30, BTN_LEFT = 0x110, BTN_RIGHT = 0x111, BTN_SOUTH = 0x130, BTN_TOUCH = 0x14a;
 const REL_X = 0, REL_Y = 1, REL_WHEEL_HI_RES = 11;
 const ABS_X = 0, ABS_Y = 1, ABS_RX = 3, ABS_MT_POSITION_X = 0x35;
 
@@ -48,7 +48,7 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     const k = kernel as Kernel;
     const m = mods as Exclude<typeof mods, string>;
     mkdirSync(join(work.path, "qmp"));
-    guest = await bootAgentGuest({ work: work.path, kernel: k, config: CAPTURE_AGENT_CONFIG, files: m.files, init: m.init, qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
+    guest = await bootAgentGuest({ work: work.path, kernel: k, config: CAPTURE_AGENT_CONFIG, files: { ...m.files, ...(k.modules.uinput ? { "modules/uinput.ko": { host: k.modules.uinput } } : {}) }, init: [...m.init, ...(k.modules.uinput ? ["insmod /modules/uinput.ko"] : [])], qemu: ["-qmp", `unix:${join(work.path, "qmp", "vm1.qmp")},server=on,wait=off`] });
     guest.client.on("hid_output", (o: HidOutput) => outputs.push(o));
     link = {
       request: (command, data) => guest.client.request(command, data, 20_000),
@@ -73,8 +73,8 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
   test("keyboard, mouse and an Xbox-like pad: created by the agent, driven by the host, destroyed at close", async () => {
     const backend = new AgentHidBackend({ link, hid, log: silentLogger, pads: "xbox" });
     await backend.open();
-    const devs = await backend.prepare(["keyboard", "mouse", { pad: 0 }]);
-    expect(devs.map((d) => [d.role, d.created.driver])).toEqual([["keyboard", "hid-generic"], ["mouse", "hid-generic"], ["xbox", "hid-generic"]]);
+    const devs = await backend.prepare(["keyboard", "mouse", "tablet", { pad: 0 }]);
+    expect(devs.map((d) => [d.role, d.created.driver])).toEqual([["keyboard", "hid-generic"], ["mouse", "hid-generic"], ["tablet", "hid-generic"], ["xbox", "hid-generic"]]);
     const node = (role: string) => devs.find((d) => d.role === role)!.created.inputs[0]!.node;
     for (const d of devs) expect(d.created.inputs.length).toBeGreaterThanOrEqual(1);
     await readNodes(devs.map((d) => d.created.inputs[0]!.node));
@@ -82,6 +82,8 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     const key = (usage: number, down: boolean): InputEvent => ({ kind: "usageKey", page: 7, usage, down, evdev: 0, qcode: null });
     backend.submit([key(0xe1, true), key(0x04, true), key(0x04, false), key(0xe1, false)]);
     backend.submit([{ kind: "mouseButton", button: "left", down: true }, { kind: "mouseMoveRel", dx: 7, dy: -4 }, { kind: "scroll", amount: 120 }, { kind: "mouseButton", button: "left", down: false }]);
+    // absolute motion goes to the tablet, and the buttons after it too
+    backend.submit([{ kind: "mouseMoveAbs", x: 16384, y: 8192, width: 32768, height: 32768 }, { kind: "mouseButton", button: "right", down: true }, { kind: "mouseButton", button: "right", down: false }]);
     backend.submit([pad({ buttonFlags: MoonlightButton.a, leftStickX: 32767 })]);
     await backend.flush();
     backend.submit([pad({})]);
@@ -105,6 +107,15 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
         { type: EV_KEY, code: BTN_LEFT, value: 0 },
       ]),
     );
+    expect(of("tablet")).toEqual(
+      expect.arrayContaining([
+        { type: EV_ABS, code: ABS_X, value: 16384 },
+        { type: EV_ABS, code: ABS_Y, value: 8192 },
+        { type: EV_KEY, code: BTN_RIGHT, value: 1 },
+        { type: EV_KEY, code: BTN_RIGHT, value: 0 },
+      ]),
+    );
+    expect(of("mouse").some((e) => e.code === BTN_RIGHT)).toBe(false);
     const xbox = of("xbox");
     expect(xbox).toEqual(expect.arrayContaining([{ type: EV_KEY, code: BTN_SOUTH, value: 1 }, { type: EV_KEY, code: BTN_SOUTH, value: 0 }]));
     expect(xbox.some((e) => e.type === EV_ABS && e.code === ABS_X && e.value === 65535)).toBe(true);
@@ -160,6 +171,18 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
     guest.client.start();
     await waitFor(() => guest.client.state === "connected", 30_000, "the agent again");
     await waitFor(async () => (await capture()).uhid === 0, 10_000, "the devices of the ended session to go");
+    // the host's backend learns its keyboard is gone from the refusal, and makes it again on the next key
+    const key = (down: boolean): InputEvent => ({ kind: "usageKey", page: 7, usage: 0x04, down, evdev: 30, qcode: "a" });
+    backend.submit([key(true)]);
+    await backend.flush();
+    expect(backend.stats().refusedBatches).toBe(1);
+    backend.submit([key(false)]);
+    await backend.flush();
+    // (the pad, unused since, is still the host's until its next state tells it otherwise)
+    expect(backend.created().map((d) => d.role).sort()).toEqual(["keyboard", "xbox"]);
+    expect((await capture()).uhid).toBe(1);
+    await backend.close();
+    await waitFor(async () => (await capture()).uhid === 0, 10_000, "the keyboard made again to go at close");
   }, 60_000);
 
   test("a hostile hid_create is refused and creates nothing", async () => {
@@ -220,5 +243,38 @@ describe.skipIf(skipReason !== null)("agent sink: uhid devices in a QEMU guest, 
       await svc.close();
     }
     await waitFor(async () => (await capture()).uhid === 0, 10_000, "the hub's devices to go at close");
+  }, 60_000);
+
+  test("pads \"auto\": a PlayStation controller becomes the uhid DualSense, an Xbox one the uinput pad", async () => {
+    const svc = new VmInputService({
+      qmpDir: join(work.path, "qmp"),
+      settings: { keymapDir: "/usr/share/qemu/keymaps", layouts: {}, frameMs: 0, keyRepeat: "guest", pins: {}, padDevice: { vm1: "auto" } },
+      nativePath: () => resolveNativePath({}),
+      log: silentLogger,
+      gamepadLink: () => agentClientLink(guest.client),
+    });
+    try {
+      const probe = await svc.probe("vm1");
+      expect(probe.sinks.find((x) => x.eventClass === "gamepad")!.device).toContain("DualSense for a PlayStation one");
+      await svc.inject("vm1", [
+        { type: "gamepadAttach", pad: 3, kind: "dualsense" },
+        { type: "gamepadAttach", pad: 4, kind: "xbox" },
+        { type: "gamepad", pad: 3, buttons: 0 },
+        { type: "gamepad", pad: 4, buttons: 0 },
+      ]);
+      const hub = await svc.hub("vm1");
+      await waitFor(() => hub.hid!.created().some((d) => d.role === "dualsense"), 10_000, "the DualSense");
+      expect(hub.hid!.created().map((d) => d.role)).toEqual(["dualsense"]);
+      const names = async () => [...(await capture()).names.values()];
+      await waitFor(async () => (await names()).includes("NeuronOS Virtual Gamepad 4"), 10_000, "the uinput pad");
+      expect(await names()).toContain("Sony Interactive Entertainment DualSense Wireless Controller Motion Sensors");
+      // pad 3 leaves the client's mask: its DualSense goes, the uinput pad stays
+      await svc.inject("vm1", [{ type: "gamepadDetach", pad: 3 }, { type: "gamepad", pad: 4, buttons: 0 }]);
+      await waitFor(async () => (await capture()).uhid === 0, 10_000, "the DualSense to go");
+      expect(await names()).toContain("NeuronOS Virtual Gamepad 4");
+    } finally {
+      await svc.close();
+    }
+    await waitFor(async () => !(await capture()).names.size || ![...(await capture()).names.values()].includes("NeuronOS Virtual Gamepad 4"), 10_000, "the uinput pad to go at close");
   }, 60_000);
 });
