@@ -7,6 +7,9 @@
 import { z } from "zod";
 
 /** Devices a host may hold in one guest at once (ids 0..31). */
+/** The agent commands that make, feed and remove virtual HID devices. */
+export type HidCommand = "hid_create" | "hid_input" | "hid_destroy";
+
 export const MAX_HID_DEVICES = 32;
 /** Largest report descriptor and report (uhid's own limit, UHID_DATA_MAX). */
 export const MAX_HID_BYTES = 4096;

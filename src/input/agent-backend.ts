@@ -12,7 +12,7 @@ import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabi
 import { moonlightToGamepad } from "./gamepad-map.ts";
 import type { InputEvent } from "./model.ts";
 import type { HidOutput } from "../guest/hid-model.ts";
-import type { HidCommand } from "./agent-hid-backend.ts";
+import type { HidCommand } from "../guest/hid-model.ts";
 
 export type GamepadCommand = "gamepad_attach" | "gamepad_state" | "gamepad_detach" | HidCommand;
 /** The agent connection as the agent sink's backends need it (GuestService.command or AgentClient.request fit). */

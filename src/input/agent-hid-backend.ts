@@ -12,7 +12,8 @@
 import type { HidNative, HidPadState } from "../../ffi/hid.ts";
 import { AppError, describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { decodeBase64, encodeBase64, MAX_HID_REPORTS, type HidCreated, type HidOutput } from "../guest/hid-model.ts";
+import { decodeBase64, encodeBase64, MAX_HID_REPORTS, type HidCommand, type HidCreated, type HidOutput } from "../guest/hid-model.ts";
+
 import { emptyStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
 import { DS_ACCEL_RAW_PER_G, DS_GYRO_RAW_PER_DPS, DS_TOUCH_MAX_X, DS_TOUCH_MAX_Y, hidCreateRequest, type HidDeviceRole } from "./hid-devices.ts";
 import type { KeyTable } from "./keymap.ts";
@@ -20,7 +21,6 @@ import { HID_PAGE_KEYBOARD } from "./keymap.ts";
 import type { InputEvent, MouseButton } from "./model.ts";
 import type { PadRumble } from "./agent-backend.ts";
 
-export type HidCommand = "hid_create" | "hid_input" | "hid_destroy";
 export interface HidLink {
   request(command: HidCommand, data: Record<string, unknown>): Promise<unknown>;
   /** Hears the devices' output reports (hid_output events); returns the unsubscribe. */
