@@ -4,6 +4,8 @@
  * on TCP (fallback). Over QUIC a channel also carries the side planes as DATAGRAM frames, each
  * `plane byte ‖ payload` (input, audio, rumble). The host and the client see one interface.
  */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import { createServer, connect as tlsConnect, type Server, type TLSSocket } from "node:tls";
 import { QuicEndpoint, QUIC_MAX_DATAGRAM, type QuicEvent } from "../../ffi/lumen-quic.ts";
 import type { LumenNative } from "../../ffi/lumen.ts";
@@ -217,7 +219,8 @@ export async function connectControl(
     }
     return { channel: ch, certDer: new Uint8Array(der) };
   }
-  const host = o.host === "localhost" ? "127.0.0.1" : o.host;
+  // the native side takes numeric addresses: a name is resolved here (IPv4 first, as hosts listen on it by default)
+  const host = isIP(o.host) ? o.host : await resolveHost(o.host);
   const ep = QuicEndpoint.connect(o.lumen, host, o.port);
   const deadline = performance.now() + o.timeoutMs;
   for (;;) {
@@ -235,6 +238,13 @@ export async function connectControl(
     }
     await Bun.sleep(1);
   }
+}
+
+async function resolveHost(name: string): Promise<string> {
+  const all = await lookup(name, { all: true }).catch(() => [] as { address: string; family: number }[]);
+  const pick = all.find((a) => a.family === 4) ?? all[0];
+  if (!pick) throw new Error(`cannot resolve ${name}`);
+  return pick.address;
 }
 
 /** The client's one QUIC connection: owns its endpoint (and the endpoint's thread). */
