@@ -19,6 +19,30 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * ngtcp2 0.x (Debian 12: 0.12) and 1.x (Arch) differ in the connection-close error API (renamed
+ * to ngtcp2_ccerr in 1.0) and in the server's original_dcid_present flag; the rest used here is
+ * the same. Built and tested against 0.12 here; compiled (not linked) against 1.25's headers.
+ */
+#include <ngtcp2/version.h>
+#if NGTCP2_VERSION_NUM >= 0x010000
+typedef ngtcp2_ccerr lq_ccerr;
+#define lq_ccerr_default ngtcp2_ccerr_default
+#define lq_ccerr_set_liberr(E, L) ngtcp2_ccerr_set_liberr((E), (L), NULL, 0)
+#define lq_ccerr_set_app(E, C) ngtcp2_ccerr_set_application_error((E), (C), NULL, 0)
+#define LQ_CCERR_APPLICATION NGTCP2_CCERR_TYPE_APPLICATION
+static void lq_peer_ccerr(ngtcp2_conn *conn, lq_ccerr *out) { *out = *ngtcp2_conn_get_ccerr(conn); }
+#define LQ_SET_ORIGINAL_DCID_PRESENT(P) ((P)->original_dcid_present = 1)
+#else
+typedef ngtcp2_connection_close_error lq_ccerr;
+#define lq_ccerr_default ngtcp2_connection_close_error_default
+#define lq_ccerr_set_liberr(E, L) ngtcp2_connection_close_error_set_transport_error_liberr((E), (L), NULL, 0)
+#define lq_ccerr_set_app(E, C) ngtcp2_connection_close_error_set_application_error((E), (C), NULL, 0)
+#define LQ_CCERR_APPLICATION NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+static void lq_peer_ccerr(ngtcp2_conn *conn, lq_ccerr *out) { ngtcp2_conn_get_connection_close_error(conn, out); }
+#define LQ_SET_ORIGINAL_DCID_PRESENT(P) ((void)(P))
+#endif
+
 #define PKT_CAP 1452u
 #define ALPN "lumen/1"
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
@@ -310,6 +334,7 @@ static qconn *server_accept(struct neuron_quic *q, const uint8_t *pkt, size_t le
     ngtcp2_transport_params p;
     params_for(&p, 1);
     p.original_dcid = hd.dcid;
+    LQ_SET_ORIGINAL_DCID_PRESENT(&p);
     p.stateless_reset_token_present = 1;
     gnutls_rnd(GNUTLS_RND_RANDOM, p.stateless_reset_token, sizeof p.stateless_reset_token);
     ngtcp2_path path;
@@ -341,7 +366,7 @@ static void conn_kill(struct neuron_quic *q, qconn *c, const char *reason, uint3
     if (c->opened || !q->server) push_event(q, NEURON_QUIC_EV_CLOSED, c->id, code, reason, strlen(reason));
 }
 
-static void write_close(struct neuron_quic *q, qconn *c, ngtcp2_connection_close_error *ccerr) {
+static void write_close(struct neuron_quic *q, qconn *c, lq_ccerr *ccerr) {
     uint8_t buf[PKT_CAP];
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
@@ -351,9 +376,9 @@ static void write_close(struct neuron_quic *q, qconn *c, ngtcp2_connection_close
 }
 
 static void close_with_liberr(struct neuron_quic *q, qconn *c, int liberr, const char *why) {
-    ngtcp2_connection_close_error ccerr;
-    ngtcp2_connection_close_error_default(&ccerr);
-    ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, NULL, 0);
+    lq_ccerr ccerr;
+    lq_ccerr_default(&ccerr);
+    lq_ccerr_set_liberr(&ccerr, liberr);
     write_close(q, c, &ccerr);
     char reason[128];
     snprintf(reason, sizeof reason, "%s: %s", why, ngtcp2_strerror(liberr));
@@ -404,9 +429,9 @@ static void flush(struct neuron_quic *q, qconn *c) {
     /* the peer should have the last message (an error, a bye) before the close: wait for its
      * acknowledgement, a bounded while */
     if (c->closing && (c->out.len == 0 || now_ns() >= c->close_due)) {
-        ngtcp2_connection_close_error ccerr;
-        ngtcp2_connection_close_error_default(&ccerr);
-        ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code, NULL, 0);
+        lq_ccerr ccerr;
+        lq_ccerr_default(&ccerr);
+        lq_ccerr_set_app(&ccerr, c->close_code);
         write_close(q, c, &ccerr);
         conn_kill(q, c, "closed", c->close_code);
     }
@@ -431,11 +456,9 @@ static void on_packet(struct neuron_quic *q, const uint8_t *pkt, size_t len, con
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns());
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_CLOSING) {
-        const ngtcp2_connection_close_error *e = NULL;
-        ngtcp2_connection_close_error cc;
-        ngtcp2_conn_get_connection_close_error(c->conn, &cc);
-        e = &cc;
-        uint32_t code = e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? (uint32_t)e->error_code : 0;
+        lq_ccerr cc;
+        lq_peer_ccerr(c->conn, &cc);
+        uint32_t code = cc.type == LQ_CCERR_APPLICATION ? (uint32_t)cc.error_code : 0;
         conn_kill(q, c, "closed by the peer", code);
         return;
     }
@@ -749,9 +772,9 @@ void neuron_quic_destroy(neuron_quic *q) {
     for (uint32_t i = 0; i < q->nconns; i++) {
         qconn *c = q->conns[i];
         if (!c->dead && c->conn && c->opened) {
-            ngtcp2_connection_close_error ccerr;
-            ngtcp2_connection_close_error_default(&ccerr);
-            ngtcp2_connection_close_error_set_application_error(&ccerr, 0, NULL, 0);
+            lq_ccerr ccerr;
+            lq_ccerr_default(&ccerr);
+            lq_ccerr_set_app(&ccerr, 0);
             write_close(q, c, &ccerr);
         }
         conn_free(c);
