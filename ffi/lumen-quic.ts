@@ -4,10 +4,9 @@
  * connection's control stream or one DATAGRAM frame, and polls packed events (open, stream bytes,
  * datagram, closed). The symbols are part of LumenNative's table (ffi/lumen.ts).
  */
-import { FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
+import { FFIType, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
 import { outPtr } from "./capture.ts";
 import { NativeCallError, NativeStatus } from "./native.ts";
-import type { LumenNative } from "./lumen.ts";
 
 const P = FFIType.ptr;
 export const quicSymbols = {
@@ -19,6 +18,11 @@ export const quicSymbols = {
   neuron_quic_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_quic_destroy: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
+
+/** What the endpoint needs of a loaded library: these symbols (LumenNative has them). */
+export interface QuicNative {
+  readonly sym: Library<typeof quicSymbols>["symbols"];
+}
 
 export const QUIC_MAX_DATAGRAM = 1200;
 const EV = { open: 1, stream: 2, datagram: 3, closed: 4 } as const;
@@ -48,14 +52,14 @@ export class QuicEndpoint {
   private readonly statsBuf = new Uint8Array(56);
 
   private constructor(
-    private readonly n: LumenNative,
+    private readonly n: QuicNative,
     handle: Pointer,
   ) {
     this.handle = handle;
   }
 
   /** A host endpoint on UDP host:port with this certificate and key (PEM). */
-  static listen(n: LumenNative, o: { host: string; port: number; certPem: string; keyPem: string; maxConns: number }): QuicEndpoint {
+  static listen(n: QuicNative, o: { host: string; port: number; certPem: string; keyPem: string; maxConns: number }): QuicEndpoint {
     const cell = new BigUint64Array(1);
     const rc = n.sym.neuron_quic_listen(ptr(cstr(o.host)), o.port, ptr(cstr(o.certPem)), ptr(cstr(o.keyPem)), o.maxConns, ptr(cell));
     if (rc < 0) throw new NativeCallError("neuron_quic_listen", rc);
@@ -63,7 +67,7 @@ export class QuicEndpoint {
   }
 
   /** A client endpoint with one connection (number 1) to host:port (numeric address). */
-  static connect(n: LumenNative, host: string, port: number): QuicEndpoint {
+  static connect(n: QuicNative, host: string, port: number): QuicEndpoint {
     const cell = new BigUint64Array(1);
     const rc = n.sym.neuron_quic_connect(ptr(cstr(host)), port, ptr(cell));
     if (rc < 0) throw new NativeCallError("neuron_quic_connect", rc);
