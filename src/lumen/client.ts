@@ -406,6 +406,10 @@ export class LumenClient {
         await new Promise((r) => setTimeout(r, 2));
       }
     }
+    // the bye and the close can arrive in one poll of the QUIC thread: what the host sent before
+    // them (the last frame's datagrams, a paced frame's tail) is in the socket, read it still
+    while (this.rx!.recv(this.udp!, 0) > 0) this.takeFrames();
+    this.takeFrames();
     while (this.inbox.length) this.handleControl(this.inbox.shift()!); // a bye that came with the close
     const s = this.rx!.stats();
     this.counters.datagrams = s.datagrams;
