@@ -27,7 +27,8 @@
  *                            peer's application error code when it sent one
  * Connections are numbered from 1 per endpoint and never reused. A connection is identified by
  * its peer address (no connection migration). Idle timeout NEURON_QUIC_IDLE_MS; both ends send
- * PINGs after a third of it without traffic. Bounds: at most max_conns connections (more are
+ * PINGs after a third of it without traffic; a handshake not done in NEURON_QUIC_HANDSHAKE_MS
+ * ends the connection (its slot among max_conns is free again). Bounds: at most max_conns connections (more are
  * refused by closing them at once), NEURON_QUIC_EVENT_QUEUE bytes of events not yet taken (a
  * connection whose events would overflow it is closed: the caller is not keeping up), and
  * NEURON_QUIC_SEND_QUEUE unsent control-stream bytes per connection.
@@ -47,6 +48,7 @@ extern "C" {
 #define NEURON_QUIC_MAX_CONNS 64u
 #define NEURON_QUIC_DGRAM_QUEUE 256u
 #define NEURON_QUIC_IDLE_MS 30000u
+#define NEURON_QUIC_HANDSHAKE_MS 5000u
 
 enum {
     NEURON_QUIC_EV_OPEN = 1,

@@ -313,6 +313,9 @@ static void path_of(struct neuron_quic *q, qconn *c, ngtcp2_path *path) {
 static void settings_for(ngtcp2_settings *s) {
     ngtcp2_settings_default(s);
     s->initial_ts = now_ns();
+    /* a connection that has not finished its handshake in this time gives its slot back (a
+     * flood of Initials from made-up addresses holds slots only this long) */
+    s->handshake_timeout = (uint64_t)NEURON_QUIC_HANDSHAKE_MS * 1000000ull;
 }
 
 static qconn *server_accept(struct neuron_quic *q, const uint8_t *pkt, size_t len, const struct sockaddr_storage *from,
@@ -517,6 +520,7 @@ static void *quic_main(void *arg) {
             if (c->dead || ngtcp2_conn_get_expiry(c->conn) > ts) continue;
             int rv = ngtcp2_conn_handle_expiry(c->conn, ts);
             if (rv == NGTCP2_ERR_IDLE_CLOSE) conn_kill(q, c, "idle timeout", 0);
+            else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) conn_kill(q, c, "handshake timeout", 0);
             else if (rv != 0) close_with_liberr(q, c, rv, "timer");
         }
         for (uint32_t i = 0; i < q->nconns; i++) flush(q, q->conns[i]);
