@@ -775,6 +775,9 @@ void neuron_quic_destroy(neuron_quic *q) {
     }
     for (uint32_t i = 0; i < q->nconns; i++) {
         qconn *c = q->conns[i];
+        /* what the caller queued last (a bye) goes out before the close, as far as the
+         * congestion window lets it: the thread is gone, so this runs here */
+        if (!c->dead && c->conn && c->opened) flush(q, c);
         if (!c->dead && c->conn && c->opened) {
             lq_ccerr ccerr;
             lq_ccerr_default(&ccerr);
