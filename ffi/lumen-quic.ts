@@ -4,7 +4,7 @@
  * connection's control stream or one DATAGRAM frame, and polls packed events (open, stream bytes,
  * datagram, closed). The symbols are part of LumenNative's table (ffi/lumen.ts).
  */
-import { FFIType, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
+import { FFIType, JSCallback, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
 import { outPtr } from "./capture.ts";
 import { NativeCallError, NativeStatus } from "./native.ts";
 
@@ -15,6 +15,7 @@ export const quicSymbols = {
   neuron_quic_poll: { args: [P, P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
   neuron_quic_send: { args: [P, FFIType.u32, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_quic_close: { args: [P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
+  neuron_quic_set_notify: { args: [P, FFIType.function], returns: FFIType.i32 },
   neuron_quic_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_quic_destroy: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
@@ -50,6 +51,7 @@ export class QuicEndpoint {
   private handle: Pointer | null;
   private readonly buf = new Uint8Array(256 * 1024);
   private readonly statsBuf = new Uint8Array(56);
+  private notify: JSCallback | null = null;
 
   private constructor(
     private readonly n: QuicNative,
@@ -101,6 +103,23 @@ export class QuicEndpoint {
     return out;
   }
 
+  /**
+   * Calls fn on the JS thread soon after events arrive (the endpoint's thread signals through a
+   * threadsafe JSCallback, once until everything has been taken): the caller then polls until
+   * poll() returns nothing. Replaces fixed-interval polling; a slow fallback poll is still wise.
+   */
+  onEvents(fn: () => void): void {
+    const cb = new JSCallback(() => {
+      if (this.handle !== null) fn();
+    }, { args: [], returns: "void", threadsafe: true });
+    const rc = this.n.sym.neuron_quic_set_notify(this.h(), cb);
+    if (rc < 0) {
+      cb.close();
+      throw new NativeCallError("neuron_quic_set_notify", rc);
+    }
+    this.notify = cb;
+  }
+
   /** Queues bytes on the connection's control stream; false when the connection is gone. */
   write(conn: number, bytes: Uint8Array): boolean {
     const rc = this.n.sym.neuron_quic_send(this.h(), conn, 1, bytes.length ? ptr(bytes) : null, bytes.length);
@@ -132,7 +151,11 @@ export class QuicEndpoint {
   }
 
   close(): void {
-    if (this.handle !== null) this.n.sym.neuron_quic_destroy(this.handle);
+    if (this.handle !== null) this.n.sym.neuron_quic_destroy(this.handle); // joins the thread: no call after this
     this.handle = null;
+    const cb = this.notify;
+    this.notify = null;
+    // a call the thread queued just before it stopped may still wait on the JS thread: free the callback after it
+    if (cb) setTimeout(() => cb.close(), 100);
   }
 }

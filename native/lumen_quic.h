@@ -99,6 +99,12 @@ NEURON_EXPORT int32_t neuron_quic_send(neuron_quic *q, uint32_t conn, uint32_t k
  * its control stream has been acknowledged by the peer (at most 2 s later); a CLOSED event
  * follows. */
 NEURON_EXPORT int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code);
+/*
+ * A function the endpoint's thread calls (without holding any lock) when events wait to be taken
+ * and it has not called it since the caller last took every event: the caller then polls. NULL
+ * turns it off. (bun:ffi: a threadsafe JSCallback, which queues the call on the JS thread.)
+ */
+NEURON_EXPORT int32_t neuron_quic_set_notify(neuron_quic *q, void (*fn)(void));
 NEURON_EXPORT void neuron_quic_stats_get(neuron_quic *q, neuron_quic_stats *out);
 /* Stops the thread, closes every connection and frees the endpoint. */
 NEURON_EXPORT void neuron_quic_destroy(neuron_quic *q);

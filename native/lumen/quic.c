@@ -93,6 +93,8 @@ struct neuron_quic {
     neuron_quic_stats st;
     struct sockaddr_storage local;
     socklen_t local_len;
+    void (*notify)(void); /* called (thread, no lock held) once events wait and the caller was told none yet */
+    int notified;
 };
 
 static uint64_t now_ns(void) {
@@ -130,6 +132,14 @@ static int push_event(struct neuron_quic *q, uint32_t kind, uint32_t conn, uint3
     if (qbuf_append(&q->ev, &h, sizeof h, SIZE_MAX) != 0 || qbuf_append(&q->ev, data, len, SIZE_MAX) != 0) return -1;
     pthread_cond_broadcast(&q->cv);
     return 0;
+}
+
+/* Tells the caller (once per batch of events) that it has events to take: the thread calls it at
+ * the end of a pass, outside the lock. */
+static void (*take_notify(struct neuron_quic *q))(void) {
+    if (q->notify == NULL || q->notified || q->ev.len == q->ev_head) return NULL;
+    q->notified = 1;
+    return q->notify;
 }
 
 static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx) {
@@ -525,6 +535,12 @@ static void *quic_main(void *arg) {
         }
         for (uint32_t i = 0; i < q->nconns; i++) flush(q, q->conns[i]);
         reap(q);
+        void (*fn)(void) = take_notify(q);
+        if (fn) {
+            pthread_mutex_unlock(&q->mu);
+            fn();
+            pthread_mutex_lock(&q->mu);
+        }
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -696,6 +712,7 @@ int32_t neuron_quic_poll(neuron_quic *q, uint8_t *out, uint32_t cap, uint32_t ti
         done += (uint32_t)whole;
         q->ev_head += whole;
     }
+    if (q->ev_head == q->ev.len) q->notified = 0; /* all taken: the next event notifies again */
     pthread_mutex_unlock(&q->mu);
     return (int32_t)done;
 }
@@ -752,6 +769,17 @@ int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code) {
     if (c == NULL) return NEURON_EINVAL;
     uint64_t one = 1;
     if (write(q->wake, &one, sizeof one) < 0) return NEURON_OK;
+    return NEURON_OK;
+}
+
+int32_t neuron_quic_set_notify(neuron_quic *q, void (*fn)(void)) {
+    if (q == NULL) return NEURON_EINVAL;
+    pthread_mutex_lock(&q->mu);
+    q->notify = fn;
+    q->notified = 0;
+    pthread_mutex_unlock(&q->mu);
+    uint64_t one = 1;
+    if (write(q->wake, &one, sizeof one) < 0) return NEURON_OK; /* the next pass notifies of what waits */
     return NEURON_OK;
 }
 

@@ -61,6 +61,9 @@ static void pump_events(neuron_quic *q, seen *s, int ms) {
     }
 }
 
+static int notified_count = 0;
+static void on_notify(void) { __atomic_add_fetch(&notified_count, 1, __ATOMIC_SEQ_CST); }
+
 static void test_quic(const char *cert, const char *key) {
     neuron_quic *srv = NULL, *cli = NULL;
     /* bad arguments: refused, nothing made */
@@ -120,6 +123,32 @@ static void test_quic(const char *cert, const char *key) {
     }
     CHECK(cs.stream_bytes == 1000 && cs.dgram == 1 && cs.last_dgram[0] == 'A');
 
+    /* the thread signals once events wait, and again only after they were all taken */
+    CHECK(neuron_quic_set_notify(NULL, on_notify) == NEURON_EINVAL);
+    CHECK(neuron_quic_set_notify(cli, on_notify) == NEURON_OK);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    for (int i = 0; i < 500 && __atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(__atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 1); /* two datagrams, one signal */
+    pump_events(cli, &cs, 2);
+    CHECK(cs.dgram == 3);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    for (int i = 0; i < 500 && __atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 1; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(__atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 2);
+    pump_events(cli, &cs, 2);
+    CHECK(cs.dgram == 4);
+    CHECK(neuron_quic_set_notify(cli, NULL) == NEURON_OK);
+
     /* poll into a buffer too small for the next event: ERANGE, the event stays */
     CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
     uint8_t tiny[8];
@@ -127,7 +156,7 @@ static void test_quic(const char *cert, const char *key) {
     for (int i = 0; i < 200 && pr == 0; i++) pr = neuron_quic_poll(cli, tiny, sizeof tiny, 5);
     CHECK(pr == NEURON_ERANGE);
     pump_events(cli, &cs, 5);
-    CHECK(cs.dgram == 2);
+    CHECK(cs.dgram == 5);
 
     /* the host closes with an application code: the client sees CLOSED with it */
     CHECK(neuron_quic_close(srv, ss.conn, 7) == NEURON_OK);

@@ -2,8 +2,10 @@
  * lumen/1 control transports on 127.0.0.1, one JSON line per case: round trips of a 200-byte
  * message on the control stream and of a 40-byte datagram, echoed by a server in this process.
  *
- *   - ngtcp2: native/lumen/quic.c through ffi (what lumen/1 uses), both ends polled every 1 ms
- *     as the host and client poll it, and polled back to back (the transport's own floor);
+ *   - ngtcp2: native/lumen/quic.c through ffi (what lumen/1 uses): "notified" as host and client
+ *     run it (the QUIC thread signals JS through a threadsafe JSCallback, JS then polls), "polled
+ *     1 ms" (fixed-interval polling, the first design), "back to back" (polling in a tight loop:
+ *     the transport's own floor);
  *   - tls: node:tls on TCP (the fallback; the baseline of the ratios);
  *   - node:quic: Bun's experimental module: a stream per request (body out, reply read to its
  *     end) and datagrams — its streams are one-shot here, not one long control stream.
@@ -63,7 +65,7 @@ const results: Record<string, { streamP50Ms: number; streamP99Ms: number; datagr
 }
 
 // --- ngtcp2 through ffi
-for (const mode of ["polled-1ms", "back-to-back"] as const) {
+for (const mode of ["notified", "polled-1ms", "back-to-back"] as const) {
   const srv = QuicEndpoint.listen(n.lumen, { host: "127.0.0.1", port: 0, certPem: id.certPem, keyPem: id.keyPem, maxConns: 2 });
   const cli = QuicEndpoint.connect(n.lumen, "127.0.0.1", srv.stats().port);
   let srvConn = 0;
@@ -75,15 +77,21 @@ for (const mode of ["polled-1ms", "back-to-back"] as const) {
     }
   };
   const timer = mode === "polled-1ms" ? setInterval(serve, 1) : null;
+  let wake: (() => void) | null = null;
+  if (mode === "notified") {
+    srv.onEvents(serve);
+    cli.onEvents(() => wake?.());
+  }
   const wait = async (want: (k: string, len: number) => boolean) => {
     for (;;) {
       for (const e of cli.poll(0)) if (want(e.kind, e.kind === "closed" ? 0 : e.data.length)) return;
       if (mode === "polled-1ms") await Bun.sleep(1);
+      else if (mode === "notified") await Promise.race([new Promise<void>((r) => (wake = r)), Bun.sleep(50)]);
       else serve();
     }
   };
   await wait((k) => k === "open");
-  while (!srvConn) mode === "polled-1ms" ? await Bun.sleep(1) : serve();
+  while (!srvConn) mode === "back-to-back" ? serve() : await Bun.sleep(1);
   const s: number[] = [], d: number[] = [];
   for (let i = 0; i < rounds; i++) {
     let t0 = performance.now();
