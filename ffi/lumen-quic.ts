@@ -4,10 +4,9 @@
  * connection's control stream or one DATAGRAM frame, and polls packed events (open, stream bytes,
  * datagram, closed). The symbols are part of LumenNative's table (ffi/lumen.ts).
  */
-import { FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
+import { FFIType, JSCallback, ptr, type FFIFunction, type Library, type Pointer } from "bun:ffi";
 import { outPtr } from "./capture.ts";
 import { NativeCallError, NativeStatus } from "./native.ts";
-import type { LumenNative } from "./lumen.ts";
 
 const P = FFIType.ptr;
 export const quicSymbols = {
@@ -16,9 +15,15 @@ export const quicSymbols = {
   neuron_quic_poll: { args: [P, P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
   neuron_quic_send: { args: [P, FFIType.u32, FFIType.u32, P, FFIType.u32], returns: FFIType.i32 },
   neuron_quic_close: { args: [P, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
+  neuron_quic_set_notify: { args: [P, FFIType.function], returns: FFIType.i32 },
   neuron_quic_stats_get: { args: [P, P], returns: FFIType.void },
   neuron_quic_destroy: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
+
+/** What the endpoint needs of a loaded library: these symbols (LumenNative has them). */
+export interface QuicNative {
+  readonly sym: Library<typeof quicSymbols>["symbols"];
+}
 
 export const QUIC_MAX_DATAGRAM = 1200;
 const EV = { open: 1, stream: 2, datagram: 3, closed: 4 } as const;
@@ -46,16 +51,17 @@ export class QuicEndpoint {
   private handle: Pointer | null;
   private readonly buf = new Uint8Array(256 * 1024);
   private readonly statsBuf = new Uint8Array(56);
+  private notify: JSCallback | null = null;
 
   private constructor(
-    private readonly n: LumenNative,
+    private readonly n: QuicNative,
     handle: Pointer,
   ) {
     this.handle = handle;
   }
 
   /** A host endpoint on UDP host:port with this certificate and key (PEM). */
-  static listen(n: LumenNative, o: { host: string; port: number; certPem: string; keyPem: string; maxConns: number }): QuicEndpoint {
+  static listen(n: QuicNative, o: { host: string; port: number; certPem: string; keyPem: string; maxConns: number }): QuicEndpoint {
     const cell = new BigUint64Array(1);
     const rc = n.sym.neuron_quic_listen(ptr(cstr(o.host)), o.port, ptr(cstr(o.certPem)), ptr(cstr(o.keyPem)), o.maxConns, ptr(cell));
     if (rc < 0) throw new NativeCallError("neuron_quic_listen", rc);
@@ -63,7 +69,7 @@ export class QuicEndpoint {
   }
 
   /** A client endpoint with one connection (number 1) to host:port (numeric address). */
-  static connect(n: LumenNative, host: string, port: number): QuicEndpoint {
+  static connect(n: QuicNative, host: string, port: number): QuicEndpoint {
     const cell = new BigUint64Array(1);
     const rc = n.sym.neuron_quic_connect(ptr(cstr(host)), port, ptr(cell));
     if (rc < 0) throw new NativeCallError("neuron_quic_connect", rc);
@@ -97,6 +103,23 @@ export class QuicEndpoint {
     return out;
   }
 
+  /**
+   * Calls fn on the JS thread soon after events arrive (the endpoint's thread signals through a
+   * threadsafe JSCallback, once until everything has been taken): the caller then polls until
+   * poll() returns nothing. Replaces fixed-interval polling; a slow fallback poll is still wise.
+   */
+  onEvents(fn: () => void): void {
+    const cb = new JSCallback(() => {
+      if (this.handle !== null) fn();
+    }, { args: [], returns: "void", threadsafe: true });
+    const rc = this.n.sym.neuron_quic_set_notify(this.h(), cb);
+    if (rc < 0) {
+      cb.close();
+      throw new NativeCallError("neuron_quic_set_notify", rc);
+    }
+    this.notify = cb;
+  }
+
   /** Queues bytes on the connection's control stream; false when the connection is gone. */
   write(conn: number, bytes: Uint8Array): boolean {
     const rc = this.n.sym.neuron_quic_send(this.h(), conn, 1, bytes.length ? ptr(bytes) : null, bytes.length);
@@ -128,7 +151,11 @@ export class QuicEndpoint {
   }
 
   close(): void {
-    if (this.handle !== null) this.n.sym.neuron_quic_destroy(this.handle);
+    if (this.handle !== null) this.n.sym.neuron_quic_destroy(this.handle); // joins the thread: no call after this
     this.handle = null;
+    const cb = this.notify;
+    this.notify = null;
+    // a call the thread queued just before it stopped may still wait on the JS thread: free the callback after it
+    if (cb) setTimeout(() => cb.close(), 100);
   }
 }

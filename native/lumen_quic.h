@@ -27,7 +27,8 @@
  *                            peer's application error code when it sent one
  * Connections are numbered from 1 per endpoint and never reused. A connection is identified by
  * its peer address (no connection migration). Idle timeout NEURON_QUIC_IDLE_MS; both ends send
- * PINGs after a third of it without traffic. Bounds: at most max_conns connections (more are
+ * PINGs after a third of it without traffic; a handshake not done in NEURON_QUIC_HANDSHAKE_MS
+ * ends the connection (its slot among max_conns is free again). Bounds: at most max_conns connections (more are
  * refused by closing them at once), NEURON_QUIC_EVENT_QUEUE bytes of events not yet taken (a
  * connection whose events would overflow it is closed: the caller is not keeping up), and
  * NEURON_QUIC_SEND_QUEUE unsent control-stream bytes per connection.
@@ -47,6 +48,7 @@ extern "C" {
 #define NEURON_QUIC_MAX_CONNS 64u
 #define NEURON_QUIC_DGRAM_QUEUE 256u
 #define NEURON_QUIC_IDLE_MS 30000u
+#define NEURON_QUIC_HANDSHAKE_MS 5000u
 
 enum {
     NEURON_QUIC_EV_OPEN = 1,
@@ -97,6 +99,12 @@ NEURON_EXPORT int32_t neuron_quic_send(neuron_quic *q, uint32_t conn, uint32_t k
  * its control stream has been acknowledged by the peer (at most 2 s later); a CLOSED event
  * follows. */
 NEURON_EXPORT int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code);
+/*
+ * A function the endpoint's thread calls (without holding any lock) when events wait to be taken
+ * and it has not called it since the caller last took every event: the caller then polls. NULL
+ * turns it off. (bun:ffi: a threadsafe JSCallback, which queues the call on the JS thread.)
+ */
+NEURON_EXPORT int32_t neuron_quic_set_notify(neuron_quic *q, void (*fn)(void));
 NEURON_EXPORT void neuron_quic_stats_get(neuron_quic *q, neuron_quic_stats *out);
 /* Stops the thread, closes every connection and frees the endpoint. */
 NEURON_EXPORT void neuron_quic_destroy(neuron_quic *q);

@@ -19,6 +19,30 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * ngtcp2 0.x (Debian 12: 0.12) and 1.x (Arch) differ in the connection-close error API (renamed
+ * to ngtcp2_ccerr in 1.0) and in the server's original_dcid_present flag; the rest used here is
+ * the same. Built and tested against 0.12 here; compiled (not linked) against 1.25's headers.
+ */
+#include <ngtcp2/version.h>
+#if NGTCP2_VERSION_NUM >= 0x010000
+typedef ngtcp2_ccerr lq_ccerr;
+#define lq_ccerr_default ngtcp2_ccerr_default
+#define lq_ccerr_set_liberr(E, L) ngtcp2_ccerr_set_liberr((E), (L), NULL, 0)
+#define lq_ccerr_set_app(E, C) ngtcp2_ccerr_set_application_error((E), (C), NULL, 0)
+#define LQ_CCERR_APPLICATION NGTCP2_CCERR_TYPE_APPLICATION
+static void lq_peer_ccerr(ngtcp2_conn *conn, lq_ccerr *out) { *out = *ngtcp2_conn_get_ccerr(conn); }
+#define LQ_SET_ORIGINAL_DCID_PRESENT(P) ((P)->original_dcid_present = 1)
+#else
+typedef ngtcp2_connection_close_error lq_ccerr;
+#define lq_ccerr_default ngtcp2_connection_close_error_default
+#define lq_ccerr_set_liberr(E, L) ngtcp2_connection_close_error_set_transport_error_liberr((E), (L), NULL, 0)
+#define lq_ccerr_set_app(E, C) ngtcp2_connection_close_error_set_application_error((E), (C), NULL, 0)
+#define LQ_CCERR_APPLICATION NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION
+static void lq_peer_ccerr(ngtcp2_conn *conn, lq_ccerr *out) { ngtcp2_conn_get_connection_close_error(conn, out); }
+#define LQ_SET_ORIGINAL_DCID_PRESENT(P) ((void)(P))
+#endif
+
 #define PKT_CAP 1452u
 #define ALPN "lumen/1"
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
@@ -69,6 +93,8 @@ struct neuron_quic {
     neuron_quic_stats st;
     struct sockaddr_storage local;
     socklen_t local_len;
+    void (*notify)(void); /* called (thread, no lock held) once events wait and the caller was told none yet */
+    int notified;
 };
 
 static uint64_t now_ns(void) {
@@ -106,6 +132,14 @@ static int push_event(struct neuron_quic *q, uint32_t kind, uint32_t conn, uint3
     if (qbuf_append(&q->ev, &h, sizeof h, SIZE_MAX) != 0 || qbuf_append(&q->ev, data, len, SIZE_MAX) != 0) return -1;
     pthread_cond_broadcast(&q->cv);
     return 0;
+}
+
+/* Tells the caller (once per batch of events) that it has events to take: the thread calls it at
+ * the end of a pass, outside the lock. */
+static void (*take_notify(struct neuron_quic *q))(void) {
+    if (q->notify == NULL || q->notified || q->ev.len == q->ev_head) return NULL;
+    q->notified = 1;
+    return q->notify;
 }
 
 static void rand_cb(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx) {
@@ -289,6 +323,9 @@ static void path_of(struct neuron_quic *q, qconn *c, ngtcp2_path *path) {
 static void settings_for(ngtcp2_settings *s) {
     ngtcp2_settings_default(s);
     s->initial_ts = now_ns();
+    /* a connection that has not finished its handshake in this time gives its slot back (a
+     * flood of Initials from made-up addresses holds slots only this long) */
+    s->handshake_timeout = (uint64_t)NEURON_QUIC_HANDSHAKE_MS * 1000000ull;
 }
 
 static qconn *server_accept(struct neuron_quic *q, const uint8_t *pkt, size_t len, const struct sockaddr_storage *from,
@@ -310,6 +347,7 @@ static qconn *server_accept(struct neuron_quic *q, const uint8_t *pkt, size_t le
     ngtcp2_transport_params p;
     params_for(&p, 1);
     p.original_dcid = hd.dcid;
+    LQ_SET_ORIGINAL_DCID_PRESENT(&p);
     p.stateless_reset_token_present = 1;
     gnutls_rnd(GNUTLS_RND_RANDOM, p.stateless_reset_token, sizeof p.stateless_reset_token);
     ngtcp2_path path;
@@ -341,7 +379,7 @@ static void conn_kill(struct neuron_quic *q, qconn *c, const char *reason, uint3
     if (c->opened || !q->server) push_event(q, NEURON_QUIC_EV_CLOSED, c->id, code, reason, strlen(reason));
 }
 
-static void write_close(struct neuron_quic *q, qconn *c, ngtcp2_connection_close_error *ccerr) {
+static void write_close(struct neuron_quic *q, qconn *c, lq_ccerr *ccerr) {
     uint8_t buf[PKT_CAP];
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
@@ -351,9 +389,9 @@ static void write_close(struct neuron_quic *q, qconn *c, ngtcp2_connection_close
 }
 
 static void close_with_liberr(struct neuron_quic *q, qconn *c, int liberr, const char *why) {
-    ngtcp2_connection_close_error ccerr;
-    ngtcp2_connection_close_error_default(&ccerr);
-    ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, NULL, 0);
+    lq_ccerr ccerr;
+    lq_ccerr_default(&ccerr);
+    lq_ccerr_set_liberr(&ccerr, liberr);
     write_close(q, c, &ccerr);
     char reason[128];
     snprintf(reason, sizeof reason, "%s: %s", why, ngtcp2_strerror(liberr));
@@ -404,9 +442,9 @@ static void flush(struct neuron_quic *q, qconn *c) {
     /* the peer should have the last message (an error, a bye) before the close: wait for its
      * acknowledgement, a bounded while */
     if (c->closing && (c->out.len == 0 || now_ns() >= c->close_due)) {
-        ngtcp2_connection_close_error ccerr;
-        ngtcp2_connection_close_error_default(&ccerr);
-        ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_code, NULL, 0);
+        lq_ccerr ccerr;
+        lq_ccerr_default(&ccerr);
+        lq_ccerr_set_app(&ccerr, c->close_code);
         write_close(q, c, &ccerr);
         conn_kill(q, c, "closed", c->close_code);
     }
@@ -431,11 +469,9 @@ static void on_packet(struct neuron_quic *q, const uint8_t *pkt, size_t len, con
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns());
     if (rv == 0) return;
     if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_CLOSING) {
-        const ngtcp2_connection_close_error *e = NULL;
-        ngtcp2_connection_close_error cc;
-        ngtcp2_conn_get_connection_close_error(c->conn, &cc);
-        e = &cc;
-        uint32_t code = e->type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION ? (uint32_t)e->error_code : 0;
+        lq_ccerr cc;
+        lq_peer_ccerr(c->conn, &cc);
+        uint32_t code = cc.type == LQ_CCERR_APPLICATION ? (uint32_t)cc.error_code : 0;
         conn_kill(q, c, "closed by the peer", code);
         return;
     }
@@ -494,10 +530,17 @@ static void *quic_main(void *arg) {
             if (c->dead || ngtcp2_conn_get_expiry(c->conn) > ts) continue;
             int rv = ngtcp2_conn_handle_expiry(c->conn, ts);
             if (rv == NGTCP2_ERR_IDLE_CLOSE) conn_kill(q, c, "idle timeout", 0);
+            else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) conn_kill(q, c, "handshake timeout", 0);
             else if (rv != 0) close_with_liberr(q, c, rv, "timer");
         }
         for (uint32_t i = 0; i < q->nconns; i++) flush(q, q->conns[i]);
         reap(q);
+        void (*fn)(void) = take_notify(q);
+        if (fn) {
+            pthread_mutex_unlock(&q->mu);
+            fn();
+            pthread_mutex_lock(&q->mu);
+        }
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -669,6 +712,7 @@ int32_t neuron_quic_poll(neuron_quic *q, uint8_t *out, uint32_t cap, uint32_t ti
         done += (uint32_t)whole;
         q->ev_head += whole;
     }
+    if (q->ev_head == q->ev.len) q->notified = 0; /* all taken: the next event notifies again */
     pthread_mutex_unlock(&q->mu);
     return (int32_t)done;
 }
@@ -728,6 +772,17 @@ int32_t neuron_quic_close(neuron_quic *q, uint32_t conn, uint32_t code) {
     return NEURON_OK;
 }
 
+int32_t neuron_quic_set_notify(neuron_quic *q, void (*fn)(void)) {
+    if (q == NULL) return NEURON_EINVAL;
+    pthread_mutex_lock(&q->mu);
+    q->notify = fn;
+    q->notified = 0;
+    pthread_mutex_unlock(&q->mu);
+    uint64_t one = 1;
+    if (write(q->wake, &one, sizeof one) < 0) return NEURON_OK; /* the next pass notifies of what waits */
+    return NEURON_OK;
+}
+
 void neuron_quic_stats_get(neuron_quic *q, neuron_quic_stats *out) {
     if (q == NULL || out == NULL) return;
     pthread_mutex_lock(&q->mu);
@@ -748,10 +803,13 @@ void neuron_quic_destroy(neuron_quic *q) {
     }
     for (uint32_t i = 0; i < q->nconns; i++) {
         qconn *c = q->conns[i];
+        /* what the caller queued last (a bye) goes out before the close, as far as the
+         * congestion window lets it: the thread is gone, so this runs here */
+        if (!c->dead && c->conn && c->opened) flush(q, c);
         if (!c->dead && c->conn && c->opened) {
-            ngtcp2_connection_close_error ccerr;
-            ngtcp2_connection_close_error_default(&ccerr);
-            ngtcp2_connection_close_error_set_application_error(&ccerr, 0, NULL, 0);
+            lq_ccerr ccerr;
+            lq_ccerr_default(&ccerr);
+            lq_ccerr_set_app(&ccerr, 0);
             write_close(q, c, &ccerr);
         }
         conn_free(c);

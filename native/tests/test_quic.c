@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +60,9 @@ static void pump_events(neuron_quic *q, seen *s, int ms) {
         }
     }
 }
+
+static int notified_count = 0;
+static void on_notify(void) { __atomic_add_fetch(&notified_count, 1, __ATOMIC_SEQ_CST); }
 
 static void test_quic(const char *cert, const char *key) {
     neuron_quic *srv = NULL, *cli = NULL;
@@ -119,6 +123,32 @@ static void test_quic(const char *cert, const char *key) {
     }
     CHECK(cs.stream_bytes == 1000 && cs.dgram == 1 && cs.last_dgram[0] == 'A');
 
+    /* the thread signals once events wait, and again only after they were all taken */
+    CHECK(neuron_quic_set_notify(NULL, on_notify) == NEURON_EINVAL);
+    CHECK(neuron_quic_set_notify(cli, on_notify) == NEURON_OK);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    for (int i = 0; i < 500 && __atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(__atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 1); /* two datagrams, one signal */
+    pump_events(cli, &cs, 2);
+    CHECK(cs.dgram == 3);
+    CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
+    for (int i = 0; i < 500 && __atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 1; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(__atomic_load_n(&notified_count, __ATOMIC_SEQ_CST) == 2);
+    pump_events(cli, &cs, 2);
+    CHECK(cs.dgram == 4);
+    CHECK(neuron_quic_set_notify(cli, NULL) == NEURON_OK);
+
     /* poll into a buffer too small for the next event: ERANGE, the event stays */
     CHECK(neuron_quic_send(srv, ss.conn, NEURON_QUIC_SEND_DATAGRAM, r, 2) == NEURON_OK);
     uint8_t tiny[8];
@@ -126,7 +156,7 @@ static void test_quic(const char *cert, const char *key) {
     for (int i = 0; i < 200 && pr == 0; i++) pr = neuron_quic_poll(cli, tiny, sizeof tiny, 5);
     CHECK(pr == NEURON_ERANGE);
     pump_events(cli, &cs, 5);
-    CHECK(cs.dgram == 2);
+    CHECK(cs.dgram == 5);
 
     /* the host closes with an application code: the client sees CLOSED with it */
     CHECK(neuron_quic_close(srv, ss.conn, 7) == NEURON_OK);
@@ -153,6 +183,67 @@ static void test_quic(const char *cert, const char *key) {
     for (int i = 0; i < 200 && !s2.closed; i++) pump_events(srv, &s2, 5);
     CHECK(s2.closed == 1);
     neuron_quic_destroy(srv);
+}
+
+/* A half-open connection (an Initial whose sender never answers) holds one of max_conns slots
+ * only until the handshake timeout; meanwhile a further client is not served. */
+static void test_half_open(const char *cert, const char *key) {
+    /* capture a real client's Initial: point it at a UDP socket of ours */
+    int trap = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in ta = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &ta.sin_addr);
+    CHECK(bind(trap, (struct sockaddr *)&ta, sizeof ta) == 0);
+    socklen_t tl = sizeof ta;
+    getsockname(trap, (struct sockaddr *)&ta, &tl);
+    neuron_quic *bait = NULL;
+    CHECK(neuron_quic_connect("127.0.0.1", ntohs(ta.sin_port), &bait) == NEURON_OK);
+    static uint8_t initial[2048];
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(trap, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t il = recv(trap, initial, sizeof initial, 0);
+    CHECK(il >= 1200);
+    neuron_quic_destroy(bait);
+
+    neuron_quic *srv = NULL;
+    CHECK(neuron_quic_listen("127.0.0.1", 0, cert, key, 1, &srv) == NEURON_OK);
+    neuron_quic_stats st;
+    neuron_quic_stats_get(srv, &st);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)st.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    /* the Initial replayed from the trap socket: the host answers into the void */
+    CHECK(sendto(trap, initial, (size_t)il, 0, (struct sockaddr *)&sa, sizeof sa) == il);
+    seen ss = {0};
+    pump_events(srv, &ss, 50);
+    neuron_quic_stats_get(srv, &st);
+    CHECK(st.conns == 1 && ss.open == 0);
+    /* the one slot is taken: a real client is not served while it is */
+    neuron_quic *cli = NULL;
+    CHECK(neuron_quic_connect("127.0.0.1", st.port, &cli) == NEURON_OK);
+    seen cs = {0};
+    pump_events(cli, &cs, 300);
+    pump_events(srv, &ss, 1);
+    CHECK(cs.open == 0 && ss.open == 0);
+    neuron_quic_stats_get(srv, &st);
+    CHECK(st.refused >= 1);
+    neuron_quic_destroy(cli);
+    /* after the handshake timeout the slot is free: a new client connects */
+    for (int i = 0; i < 80; i++) {
+        neuron_quic_stats_get(srv, &st);
+        if (st.conns == 0) break;
+        pump_events(srv, &ss, 100);
+    }
+    CHECK(st.conns == 0 && ss.closed == 0); /* never opened: no event for the caller */
+    cli = NULL;
+    CHECK(neuron_quic_connect("127.0.0.1", st.port, &cli) == NEURON_OK);
+    seen c2 = {0};
+    for (int i = 0; i < 200 && !(c2.open && ss.open); i++) {
+        pump_events(cli, &c2, 5);
+        pump_events(srv, &ss, 5);
+    }
+    CHECK(c2.open == 1 && ss.open == 1);
+    neuron_quic_destroy(cli);
+    neuron_quic_destroy(srv);
+    close(trap);
 }
 
 static void test_pump(void) {
@@ -217,7 +308,10 @@ int main(void) {
     CHECK(system(cmd) == 0);
     char *cert = slurp(certp), *key = slurp(keyp);
     CHECK(cert != NULL && key != NULL);
-    if (cert && key) test_quic(cert, key);
+    if (cert && key) {
+        test_quic(cert, key);
+        test_half_open(cert, key);
+    }
     test_pump();
     free(cert);
     free(key);

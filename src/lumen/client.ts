@@ -228,9 +228,12 @@ export class LumenClient {
     this.config = w.config;
     this.epochs.set(0, w.config);
     const n = this.o.natives;
-    this.udp = UdpSocket.open(n.stream, this.o.host.includes(":") ? "::" : "0.0.0.0", 0, { rcvbuf: 16 << 20 });
+    // the data plane goes to the address the control channel reached (names resolved there)
+    const addr = this.ch.remote.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+    const v6 = addr.includes(":");
+    this.udp = UdpSocket.open(n.stream, v6 ? "::" : "0.0.0.0", 0, { rcvbuf: 16 << 20 });
     this.tx = LumenSender.create(n.lumen, this.udp, { key: Buffer.from(w.clientToHost.key, "hex"), salt: Buffer.from(w.clientToHost.salt, "hex"), sessionId: w.sessionId }, { shardBytes: 64, maxFrameBytes: 64 });
-    this.tx.setPeer({ family: this.o.host.includes(":") ? 6 : 4, address: this.o.host === "localhost" ? "127.0.0.1" : this.o.host, port: w.udpPort });
+    this.tx.setPeer({ family: v6 ? 6 : 4, address: addr, port: w.udpPort });
     this.rx = LumenReceiver.create(n.lumen, { key: Buffer.from(w.hostToClient.key, "hex"), salt: Buffer.from(w.hostToClient.salt, "hex"), sessionId: w.sessionId }, { shardBytes: w.shardBytes, maxFrameBytes: w.maxFrameBytes, slots: 8, readyFrames: 16 });
     // a GSO sender's buffers arrive whole: one read per up to 64 KiB of datagrams
     this.rx.setGro(this.udp, true);
@@ -403,6 +406,10 @@ export class LumenClient {
         await new Promise((r) => setTimeout(r, 2));
       }
     }
+    // the bye and the close can arrive in one poll of the QUIC thread: what the host sent before
+    // them (the last frame's datagrams, a paced frame's tail) is in the socket, read it still
+    while (this.rx!.recv(this.udp!, 0) > 0) this.takeFrames();
+    this.takeFrames();
     while (this.inbox.length) this.handleControl(this.inbox.shift()!); // a bye that came with the close
     const s = this.rx!.stats();
     this.counters.datagrams = s.datagrams;

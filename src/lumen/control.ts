@@ -4,6 +4,8 @@
  * on TCP (fallback). Over QUIC a channel also carries the side planes as DATAGRAM frames, each
  * `plane byte ‖ payload` (input, audio, rumble). The host and the client see one interface.
  */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import { createServer, connect as tlsConnect, type Server, type TLSSocket } from "node:tls";
 import { QuicEndpoint, QUIC_MAX_DATAGRAM, type QuicEvent } from "../../ffi/lumen-quic.ts";
 import type { LumenNative } from "../../ffi/lumen.ts";
@@ -104,9 +106,11 @@ class QuicChannel extends BaseChannel {
   }
 }
 
-/** How often JS takes the QUIC thread's events (ms): while connections are open, and while none is. */
-const QUIC_POLL_MS = 1;
-const QUIC_IDLE_POLL_MS = 20;
+/**
+ * JS takes the QUIC thread's events when the thread signals that some wait (a threadsafe
+ * JSCallback); a slow poll backs that up.
+ */
+const QUIC_FALLBACK_POLL_MS = 20;
 
 /** The host's control listeners: QUIC on UDP port, TLS on TCP port (the same number). */
 export class ControlServer {
@@ -145,22 +149,23 @@ export class ControlServer {
       this.port = port;
       break;
     }
+    this.quic!.onEvents(() => this.drain());
     this.schedule();
     return this.port;
   }
 
-  /** Polls every 1 ms while a connection is open; an idle host checks for new ones every 20 ms. */
+  /** The fallback poll (events normally arrive by the thread's signal). */
   private schedule(): void {
     this.timer = setTimeout(() => {
       this.drain();
       if (this.quic) this.schedule();
-    }, this.channels.size ? QUIC_POLL_MS : QUIC_IDLE_POLL_MS);
+    }, QUIC_FALLBACK_POLL_MS);
   }
 
   private drain(): void {
     const ep = this.quic;
     if (!ep) return;
-    for (const e of ep.poll(0)) {
+    for (let batch = ep.poll(0); batch.length; batch = this.quic ? this.quic.poll(0) : []) for (const e of batch) {
       if (e.kind === "open") {
         const ch = new QuicChannel(() => this.quic, e.conn, new TextDecoder().decode(e.data));
         this.channels.set(e.conn, ch);
@@ -217,7 +222,8 @@ export async function connectControl(
     }
     return { channel: ch, certDer: new Uint8Array(der) };
   }
-  const host = o.host === "localhost" ? "127.0.0.1" : o.host;
+  // the native side takes numeric addresses: a name is resolved here (IPv4 first, as hosts listen on it by default)
+  const host = isIP(o.host) ? o.host : await resolveHost(o.host);
   const ep = QuicEndpoint.connect(o.lumen, host, o.port);
   const deadline = performance.now() + o.timeoutMs;
   for (;;) {
@@ -237,6 +243,13 @@ export async function connectControl(
   }
 }
 
+async function resolveHost(name: string): Promise<string> {
+  const all = await lookup(name, { all: true }).catch(() => [] as { address: string; family: number }[]);
+  const pick = all.find((a) => a.family === 4) ?? all[0];
+  if (!pick) throw new Error(`cannot resolve ${name}`);
+  return pick.address;
+}
+
 /** The client's one QUIC connection: owns its endpoint (and the endpoint's thread). */
 class ClientQuicChannel extends QuicChannel {
   private ep: QuicEndpoint | null;
@@ -244,9 +257,11 @@ class ClientQuicChannel extends QuicChannel {
   constructor(ep: QuicEndpoint, remote: string) {
     super(() => this.ep, 1, remote);
     this.ep = ep;
-    this.timer = setInterval(() => {
-      if (this.ep) for (const e of this.ep.poll(0)) this.event(e);
-    }, QUIC_POLL_MS);
+    const drain = () => {
+      for (let batch = this.ep?.poll(0) ?? []; batch.length; batch = this.ep?.poll(0) ?? []) for (const e of batch) this.event(e);
+    };
+    ep.onEvents(drain);
+    this.timer = setInterval(drain, QUIC_FALLBACK_POLL_MS);
   }
   protected override gone(): void {
     clearInterval(this.timer);

@@ -352,7 +352,7 @@ export class LumenHost {
     this.timers(true);
     c.state = "welcomed";
     const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-    this.o.onEvent?.("lumen.session.started", { session: id, client: c.hello.name, ...config });
+    this.o.onEvent?.("lumen.session.started", { session: id, client: c.hello.name, transport: c.ch.transport, ...config });
     this.send(c, {
       type: "welcome", sessionId: id, udpPort: this.dataPort, config, epoch: 0, shardBytes, maxFrameBytes,
       hostToClient: { key: hex(session.keys.hostToClient.key), salt: hex(session.keys.hostToClient.salt) },

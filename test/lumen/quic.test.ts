@@ -182,6 +182,17 @@ describe("lumen/1 over QUIC", () => {
     expect(host.sessions.size).toBe(sessions);
   }, 20_000);
 
+  test("a host name is resolved for QUIC and the data plane (localhost)", async () => {
+    using dir = tempDir();
+    const c = new LumenClient({ host: "localhost", port: host.port, stateDir: dir.path, pin: "5151", mode: { width: 160, height: 120, fps: 30 }, natives: loadNatives() });
+    await Promise.all([c.connect(), enterPinWhenAsked(host, "5151")]);
+    const r = await c.stream(0.4);
+    expect(r.framesReceived).toBeGreaterThan(3);
+    c.close();
+    const bad = new LumenClient({ host: "no-such-host.invalid", port: host.port, stateDir: dir.path, mode: { width: 160, height: 120, fps: 30 }, natives: loadNatives(), timeoutMs: 2000 });
+    await expect(bad.connect()).rejects.toMatchObject({ errorCode: "LUMEN_CONNECT" });
+  }, 20_000);
+
   test("the TLS-on-TCP fallback still pairs and streams", async () => {
     using dir = tempDir();
     const c = new LumenClient({ host: "127.0.0.1", port: host.port, stateDir: dir.path, pin: "3131", mode: { width: 160, height: 120, fps: 30 }, natives: loadNatives(), transport: "tls" });
