@@ -95,3 +95,19 @@ export const emptyStats = (): InputBackendStats => ({
   dropped: 0,
   connects: 0,
 });
+
+/** The counts of two backends that serve one session together, added up. */
+export function sumStats(a: InputBackendStats, b: InputBackendStats): InputBackendStats {
+  const unsupported: InputBackendStats["unsupported"] = { ...a.unsupported };
+  for (const [k, v] of Object.entries(b.unsupported) as [keyof InputBackendStats["unsupported"], number][]) unsupported[k] = (unsupported[k] ?? 0) + v;
+  return {
+    accepted: a.accepted + b.accepted,
+    delivered: a.delivered + b.delivered,
+    batches: a.batches + b.batches,
+    refusedBatches: a.refusedBatches + b.refusedBatches,
+    unsupported,
+    unmappedKeys: a.unmappedKeys + b.unmappedKeys,
+    dropped: a.dropped + b.dropped,
+    connects: a.connects + b.connects,
+  };
+}

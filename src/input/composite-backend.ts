@@ -6,7 +6,7 @@
  */
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { InputBackend, InputBackendStats, InputCapabilities } from "./backend.ts";
+import { sumStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
 import type { InputEvent, InputEventKind } from "./model.ts";
 
 export const GAMEPAD_EVENT_KINDS: ReadonlySet<InputEventKind> = new Set<InputEventKind>([
@@ -67,19 +67,6 @@ export class CompositeInputBackend implements InputBackend {
   }
 
   stats(): InputBackendStats {
-    const a = this.primary.stats();
-    const b = this.gamepad.stats();
-    const unsupported: InputBackendStats["unsupported"] = { ...a.unsupported };
-    for (const [k, v] of Object.entries(b.unsupported) as [InputEventKind, number][]) unsupported[k] = (unsupported[k] ?? 0) + v;
-    return {
-      accepted: a.accepted + b.accepted,
-      delivered: a.delivered + b.delivered,
-      batches: a.batches + b.batches,
-      refusedBatches: a.refusedBatches + b.refusedBatches,
-      unsupported,
-      unmappedKeys: a.unmappedKeys + b.unmappedKeys,
-      dropped: a.dropped + b.dropped,
-      connects: a.connects + b.connects,
-    };
+    return sumStats(this.primary.stats(), this.gamepad.stats());
   }
 }

@@ -4,7 +4,7 @@
  * other the agent's uinput Xbox 360 pad. A controller whose state comes before its arrival
  * counts as an Xbox one. Per controller, every event goes to the backend chosen for it.
  */
-import type { InputBackend, InputBackendStats, InputCapabilities } from "./backend.ts";
+import { sumStats, type InputBackend, type InputBackendStats, type InputCapabilities } from "./backend.ts";
 import type { InputEvent } from "./model.ts";
 
 /** A pad backend that can drop the pads a client no longer has. */
@@ -60,19 +60,6 @@ export class PadRouter implements InputBackend {
   }
 
   stats(): InputBackendStats {
-    const a = this.xbox.stats();
-    const b = this.playstation.stats();
-    const unsupported = { ...a.unsupported };
-    for (const [k, v] of Object.entries(b.unsupported)) unsupported[k as keyof typeof unsupported] = (unsupported[k as keyof typeof unsupported] ?? 0) + (v ?? 0);
-    return {
-      accepted: a.accepted + b.accepted,
-      delivered: a.delivered + b.delivered,
-      batches: a.batches + b.batches,
-      refusedBatches: a.refusedBatches + b.refusedBatches,
-      unsupported,
-      unmappedKeys: a.unmappedKeys + b.unmappedKeys,
-      dropped: a.dropped + b.dropped,
-      connects: a.connects + b.connects,
-    };
+    return sumStats(this.xbox.stats(), this.playstation.stats());
   }
 }
