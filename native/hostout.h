@@ -2,7 +2,7 @@
  * hostout — the host's own desktop as a frame source: a per-session virtual output the
  * compositor creates at the client's mode, whose frames arrive as a PipeWire video stream.
  *
- * Two parts:
+ * Three parts:
  *  - neuron_pw_*: a PipeWire consumer (libpipewire-0.3, its own thread loop) of one node.
  *    It offers exactly one video format — BGRx/BGRA at width x height, fps/1 — so a
  *    compositor that sizes a virtual output by negotiation (Mutter's RecordVirtual) makes
@@ -17,6 +17,10 @@
  *    signal (the node id), and Session.Stop on close — the virtual output goes away with it.
  *    The D-Bus connection is private and held for the session: Mutter also ends a session
  *    whose caller disconnects.
+ *  - neuron_xdp_*: an xdg-desktop-portal implementation's backend interface
+ *    (org.freedesktop.impl.portal.ScreenCast), called directly on a bus the caller names —
+ *    the way to a wlroots compositor's output (xdg-desktop-portal-wlr, configured to pick
+ *    one output without asking). Session.Close on close ends the stream.
  */
 #ifndef NEURON_HOSTOUT_H
 #define NEURON_HOSTOUT_H
@@ -97,6 +101,23 @@ NEURON_EXPORT int32_t neuron_mutter_stop(neuron_mutter *m);
 NEURON_EXPORT int32_t neuron_mutter_error(neuron_mutter *m, char *buf, uint32_t cap);
 /* Stops (if started) and closes the connection. NULL ignored. */
 NEURON_EXPORT void neuron_mutter_close(neuron_mutter *m);
+
+typedef struct neuron_xdp neuron_xdp;
+/* A private connection to the bus at `address`, for the xdg-desktop-portal implementation that
+ * owns `bus_name` (e.g. org.freedesktop.impl.portal.desktop.wlr). */
+NEURON_EXPORT int32_t neuron_xdp_open(const char *address, const char *bus_name, neuron_xdp **out);
+/* 1 when bus_name has an owner on that bus. */
+NEURON_EXPORT int32_t neuron_xdp_available(neuron_xdp *p);
+/* org.freedesktop.impl.portal.ScreenCast CreateSession, SelectSources (one monitor; cursor_mode 1
+ * hidden, 2 embedded, 4 metadata) and Start, each bounded by timeout_ms; the first stream's
+ * PipeWire node id to *node_id. Which monitor is the implementation's own (non-interactive)
+ * configuration. One session per handle. */
+NEURON_EXPORT int32_t neuron_xdp_start(neuron_xdp *p, uint32_t cursor_mode, uint32_t timeout_ms, uint32_t *node_id);
+/* Closes the session (org.freedesktop.impl.portal.Session.Close): its stream ends. Idempotent. */
+NEURON_EXPORT int32_t neuron_xdp_stop(neuron_xdp *p);
+NEURON_EXPORT int32_t neuron_xdp_error(neuron_xdp *p, char *buf, uint32_t cap);
+/* Stops (if started) and closes the connection. NULL ignored. */
+NEURON_EXPORT void neuron_xdp_close(neuron_xdp *p);
 
 #ifdef __cplusplus
 }

@@ -8,14 +8,17 @@
  *             negotiated format, which offers only the client's mode)
  *   weston    headless + pipewire-plugin: probed; weston 10's plugin needs the DRM backend's
  *             virtual-output API, which headless does not offer
- *   kwin      zkde_screencast stream_virtual_output; gamescope headless; wlroots create_output:
- *             probed by their binaries, reported unavailable with the reason
+ *   wlroots   sway's create_output + a private xdg-desktop-portal-wlr for that output
+ *             (wlroots-output.ts)
+ *   kwin      zkde_screencast stream_virtual_output; gamescope headless: probed by their
+ *             binaries, reported unavailable with the reason
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { HostOutputError, HostOutputNative as HostOutputNativeClass, MutterScreenCast, PwVideoStream, type HostOutputNative, type PwStats } from "../../ffi/hostout.ts";
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
+import { WlrootsBackend } from "./wlroots-output.ts";
 
 export interface OutputMode {
   width: number;
@@ -33,6 +36,16 @@ export interface HostSessionEnv {
   which?: (bin: string) => string | null;
   /** Directory of weston's plugins. */
   westonModuleDir?: string;
+  /** sway's IPC socket ($SWAYSOCK of the session; null: none known). */
+  swaySocket?: string | null;
+  /** The session compositor's Wayland socket (a name in the runtime dir or an absolute path). */
+  waylandDisplay?: string | null;
+  /** xdg-desktop-portal-wlr's binary. */
+  portalWlrBinary?: string;
+  /** Where DRM render nodes live (/dev/dri). */
+  driDir?: string;
+  /** Where per-session helper directories are made (default: the system's temp dir). */
+  runtimeDir?: string;
 }
 
 export interface Availability {
@@ -57,6 +70,8 @@ export interface VirtualOutput {
   readonly nodeId: number;
   /** Present when the compositor takes input for the session (Mutter: a linked RemoteDesktop session). */
   readonly input: HostSessionInput | null;
+  /** The compositor's name for the output, where it has one (sway: HEADLESS-N). */
+  readonly outputName?: string;
   close(): void;
 }
 
@@ -111,7 +126,7 @@ export class MutterBackend implements HostOutputBackend {
 /** A backend this build only probes: its compositor's presence, and why it cannot serve. */
 class ProbedOnlyBackend implements HostOutputBackend {
   constructor(
-    readonly name: "weston" | "kwin" | "gamescope" | "wlroots",
+    readonly name: "weston" | "kwin" | "gamescope",
     private readonly check: () => Availability,
   ) {}
   probe(): Availability {
@@ -143,12 +158,7 @@ export function hostOutputBackends(native: HostOutputNative | null, env: HostSes
         ? { available: false, reason: "gamescope is installed; running it headless per session is not part of this build" }
         : { available: false, reason: "gamescope is not installed" },
     ),
-    new ProbedOnlyBackend("wlroots", () => {
-      const bin = ["sway", "labwc", "cage"].find((b) => which(env, b));
-      return bin
-        ? { available: false, reason: `${bin} (wlroots) is installed; its create_output client is not part of this build` }
-        : { available: false, reason: "no wlroots compositor (sway, labwc, cage) is installed" };
-    }),
+    new WlrootsBackend(native, env),
   ];
 }
 
