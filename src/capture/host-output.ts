@@ -10,14 +10,15 @@
  *             virtual-output API, which headless does not offer
  *   wlroots   sway's create_output + a private xdg-desktop-portal-wlr for that output
  *             (wlroots-output.ts)
- *   kwin      zkde_screencast stream_virtual_output; gamescope headless: probed by their
- *             binaries, reported unavailable with the reason
+ *   gamescope a gamescope of its own per session at the mode (gamescope-output.ts)
+ *   kwin      zkde_screencast stream_virtual_output: probed, reported unavailable with the reason
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { HostOutputError, HostOutputNative as HostOutputNativeClass, MutterScreenCast, PwVideoStream, type HostOutputNative, type PwStats } from "../../ffi/hostout.ts";
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
+import { GamescopeBackend } from "./gamescope-output.ts";
 import { WlrootsBackend } from "./wlroots-output.ts";
 
 export interface OutputMode {
@@ -126,7 +127,7 @@ export class MutterBackend implements HostOutputBackend {
 /** A backend this build only probes: its compositor's presence, and why it cannot serve. */
 class ProbedOnlyBackend implements HostOutputBackend {
   constructor(
-    readonly name: "weston" | "kwin" | "gamescope",
+    readonly name: "weston" | "kwin",
     private readonly check: () => Availability,
   ) {}
   probe(): Availability {
@@ -153,11 +154,7 @@ export function hostOutputBackends(native: HostOutputNative | null, env: HostSes
         ? { available: false, reason: "KWin is installed; its zkde_screencast stream_virtual_output client is not part of this build" }
         : { available: false, reason: "KWin (kwin_wayland) is not installed" },
     ),
-    new ProbedOnlyBackend("gamescope", () =>
-      which(env, "gamescope")
-        ? { available: false, reason: "gamescope is installed; running it headless per session is not part of this build" }
-        : { available: false, reason: "gamescope is not installed" },
-    ),
+    new GamescopeBackend(env),
     new WlrootsBackend(native, env),
   ];
 }
