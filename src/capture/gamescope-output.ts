@@ -40,7 +40,9 @@ export class GamescopeBackend implements HostOutputBackend {
   ) {}
 
   private bin(): string | null {
-    return (this.env.which ?? Bun.which)("gamescope") ?? GAMESCOPE_BINS.find((b) => existsSync(b)) ?? null;
+    // /usr/games is off a service's PATH (Debian puts gamescope there); an injected `which` decides alone
+    if (this.env.which) return this.env.which("gamescope");
+    return Bun.which("gamescope") ?? GAMESCOPE_BINS.find((b) => existsSync(b)) ?? null;
   }
 
   /** gamescope's --help (it exits non-zero, text on stderr). */
