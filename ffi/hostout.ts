@@ -35,6 +35,11 @@ const symbols = {
   neuron_xdp_stop: { args: [P], returns: FFIType.i32 },
   neuron_xdp_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_xdp_close: { args: [P], returns: FFIType.void },
+  neuron_kwin_open: { args: [P, P], returns: FFIType.i32 },
+  neuron_kwin_available: { args: [P], returns: FFIType.i32 },
+  neuron_kwin_stream_virtual_output: { args: [P, P, FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_kwin_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
+  neuron_kwin_close: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
 export class HostOutputNative extends NativeModule<typeof symbols> {
@@ -285,6 +290,54 @@ export class PortalScreenCast {
 
   close(): void {
     if (this.handle !== null) this.n.sym.neuron_xdp_close(this.handle);
+    this.handle = null;
+  }
+}
+
+/** One KWin zkde_screencast virtual-output stream over a Wayland connection held for the session. */
+export class KwinScreencast {
+  private handle: Pointer | null;
+
+  private constructor(
+    private readonly n: HostOutputNative,
+    handle: Pointer,
+  ) {
+    this.handle = handle;
+  }
+
+  /** Connects to the Wayland display (socket name or absolute path). */
+  static open(n: HostOutputNative, display: string): KwinScreencast {
+    const cell = new BigUint64Array(1);
+    const rc = n.sym.neuron_kwin_open(cstr(display), ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, `cannot connect to the Wayland display ${display}`);
+    return new KwinScreencast(n, outPtr(cell));
+  }
+
+  private h(): Pointer {
+    if (this.handle === null) throw new Error("KWin screencast is closed");
+    return this.handle;
+  }
+
+  /** The zkde_screencast_unstable_v1 version offered to this client (0: none). */
+  version(): number {
+    return this.n.sym.neuron_kwin_available(this.h());
+  }
+
+  /** A virtual output `name` at width x height; its PipeWire node id. */
+  streamVirtualOutput(name: string, width: number, height: number, cursor: "hidden" | "embedded" | "metadata", timeoutMs: number): number {
+    const cell = new Uint32Array(1);
+    const pointer = cursor === "hidden" ? 1 : cursor === "embedded" ? 2 : 4;
+    const rc = this.n.sym.neuron_kwin_stream_virtual_output(this.h(), cstr(name), width, height, pointer, timeoutMs, ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `stream_virtual_output failed (status ${rc})`);
+    return cell[0]!;
+  }
+
+  error(): string {
+    return errText((b) => this.n.sym.neuron_kwin_error(this.h(), ptr(b), b.length));
+  }
+
+  close(): void {
+    if (this.handle !== null) this.n.sym.neuron_kwin_close(this.handle);
     this.handle = null;
   }
 }

@@ -11,7 +11,7 @@
  *   wlroots   sway's create_output + a private xdg-desktop-portal-wlr for that output
  *             (wlroots-output.ts)
  *   gamescope a gamescope of its own per session at the mode (gamescope-output.ts)
- *   kwin      zkde_screencast stream_virtual_output: probed, reported unavailable with the reason
+ *   kwin      zkde_screencast_unstable_v1 stream_virtual_output (kwin-output.ts)
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { HostOutputError, HostOutputNative as HostOutputNativeClass, MutterScree
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
 import { GamescopeBackend } from "./gamescope-output.ts";
+import { KwinBackend } from "./kwin-output.ts";
 import { WlrootsBackend } from "./wlroots-output.ts";
 
 export interface OutputMode {
@@ -127,7 +128,7 @@ export class MutterBackend implements HostOutputBackend {
 /** A backend this build only probes: its compositor's presence, and why it cannot serve. */
 class ProbedOnlyBackend implements HostOutputBackend {
   constructor(
-    readonly name: "weston" | "kwin",
+    readonly name: "weston",
     private readonly check: () => Availability,
   ) {}
   probe(): Availability {
@@ -149,11 +150,7 @@ export function hostOutputBackends(native: HostOutputNative | null, env: HostSes
       if (!existsSync(join(moduleDir, "pipewire-plugin.so"))) return { available: false, reason: `weston's pipewire-plugin.so is not in ${moduleDir}` };
       return { available: false, reason: "weston 10's pipewire-plugin creates outputs only through the DRM backend's virtual-output API; the headless backend has none, and outputs are fixed in weston.ini, not per session" };
     }),
-    new ProbedOnlyBackend("kwin", () =>
-      which(env, "kwin_wayland")
-        ? { available: false, reason: "KWin is installed; its zkde_screencast stream_virtual_output client is not part of this build" }
-        : { available: false, reason: "KWin (kwin_wayland) is not installed" },
-    ),
+    new KwinBackend(native, env),
     new GamescopeBackend(env),
     new WlrootsBackend(native, env),
   ];
