@@ -2,8 +2,9 @@
  * gamescope as a host-output backend: per session a gamescope of its own at exactly W×H@Hz
  * (-W/-H/-r for its output, -w/-h for the nested app), whose composited output is its
  * PipeWire node (node.name "gamescope"), found in the session's PipeWire graph (pw-dump).
- * gamescope 3.12+ runs `--headless`; 3.11 has no headless backend, so it runs nested in the
- * session's Wayland display (never embedded: that takes the DRM master and the console).
+ * gamescope 3.12+ runs `--headless`; 3.11 has no headless backend, so there it runs only when
+ * nested mode is opted into (gamescopeNested: a window in the session's Wayland display, e.g.
+ * a headless sway kept for streaming) — never embedded: that takes the DRM master and the console.
  * close() ends that gamescope, and its node with it.
  *
  * gamescope composites with Vulkan and needs a device with DRM format modifiers and
@@ -73,8 +74,12 @@ export class GamescopeBackend implements HostOutputBackend {
       PIPEWIRE_REMOTE: basename(this.env.pipewireSocket),
     };
     if (this.headless(bin)) return { argv: [bin, "--headless", ...size, "--", ...app], env };
-    if (!this.env.waylandDisplay)
-      return { reason: "this gamescope has no --headless (added in 3.12) and no Wayland display of the session is known for its nested mode (its embedded mode would take the DRM master)" };
+    if (!this.env.gamescopeNested)
+      return {
+        reason:
+          "this gamescope has no --headless (added in 3.12): it runs nested, as a window in the session, or embedded, taking the DRM master; neither is a per-session virtual output (nested is opt-in: gamescopeNested)",
+      };
+    if (!this.env.waylandDisplay) return { reason: "gamescope runs nested (no --headless) and no Wayland display of the session is known" };
     return { argv: [bin, ...size, "--", ...app], env: { ...env, WAYLAND_DISPLAY: this.env.waylandDisplay, SDL_VIDEODRIVER: "wayland" } };
   }
 

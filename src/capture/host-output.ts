@@ -48,6 +48,8 @@ export interface HostSessionEnv {
   driDir?: string;
   /** Where per-session helper directories are made (default: the system's temp dir). */
   runtimeDir?: string;
+  /** gamescope without --headless may run nested, as a window in waylandDisplay (opt-in). */
+  gamescopeNested?: boolean;
 }
 
 export interface Availability {

@@ -51,7 +51,7 @@ test("without a PipeWire socket or a display the probe says so, and runs nothing
 
 describe.skipIf(!HAVE)("gamescope nested in a headless sway", () => {
   let s: SwaySession;
-  const env = () => ({ busAddress: null, pipewireSocket: s.pipewireSocket, waylandDisplay: s.waylandDisplay, runtimeDir: dir.path });
+  const env = () => ({ busAddress: null, pipewireSocket: s.pipewireSocket, waylandDisplay: s.waylandDisplay, runtimeDir: dir.path, gamescopeNested: true });
   beforeAll(async () => {
     s = await startSwaySession();
   }, 30_000);
@@ -74,7 +74,13 @@ describe.skipIf(!HAVE)("gamescope nested in a headless sway", () => {
     }
     expect(hostOutputBackends(native, env()).find((b) => b.name === "gamescope")).toBeInstanceOf(GamescopeBackend);
     const probeWithoutDisplay = new GamescopeBackend({ ...env(), waylandDisplay: null }).probe();
-    if (!probeWithoutDisplay.available) expect(probeWithoutDisplay.reason).toMatch(/no --headless|gamescope cannot start/);
+    if (!probeWithoutDisplay.available) expect(probeWithoutDisplay.reason).toMatch(/no Wayland display of the session is known|gamescope cannot start/);
+    // without --headless, nested is opt-in: by default the probe runs nothing and says why
+    const plain = new GamescopeBackend({ ...env(), gamescopeNested: false }).probe();
+    const help = Bun.spawnSync([GAMESCOPE!, "--help"], { stderr: "pipe", stdout: "pipe" });
+    const helpText = help.stdout.toString() + help.stderr.toString();
+    expect(helpText).toContain("--nested-width");
+    if (!/--headless\b/.test(helpText)) expect(plain.reason).toContain("no --headless (added in 3.12)");
   });
 
   test("create(): a node at the client's mode where gamescope runs; otherwise gamescope's reason, nothing left behind", async () => {
