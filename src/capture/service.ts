@@ -56,7 +56,7 @@ export function desktopSessionEnv(uid: number | null, env: Record<string, string
   };
 }
 
-/** A running sway of that user: its IPC socket (sway-ipc.<uid>.<pid>.sock, the newest) and the Wayland socket beside it. */
+/** The user's Wayland socket (the first wayland-N) and a running sway's IPC socket (sway-ipc.<uid>.<pid>.sock, the newest). */
 export function swaySessionIn(runtimeDir: string, uid: number): { swaySocket: string | null; waylandDisplay: string | null } {
   let names: string[] = [];
   try {
@@ -67,7 +67,7 @@ export function swaySessionIn(runtimeDir: string, uid: number): { swaySocket: st
   const ipc = names.filter((n) => n.startsWith(`sway-ipc.${uid}.`) && n.endsWith(".sock")).map((n) => join(runtimeDir, n));
   const newest = ipc.map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => b.t - a.t)[0]?.p ?? null;
   const wl = names.filter((n) => /^wayland-\d+$/.test(n)).sort()[0];
-  return { swaySocket: newest, waylandDisplay: newest && wl ? join(runtimeDir, wl) : null };
+  return { swaySocket: newest, waylandDisplay: wl ? join(runtimeDir, wl) : null };
 }
 
 const FLAG_NAMES: [number, string][] = [

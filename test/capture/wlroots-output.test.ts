@@ -171,13 +171,13 @@ describe.skipIf(!HAVE_SWAY)("wlroots backend on a headless sway", () => {
 });
 
 describe("the sway session of the desktop user", () => {
-  test("found by its IPC socket in the runtime dir (the newest), with the Wayland socket beside it; none without", () => {
+  test("the Wayland socket and sway's IPC socket (the newest of the user) in the runtime dir; none without", () => {
     const run = join(dir.path, "run-1000");
     Bun.spawnSync(["mkdir", "-p", run]);
     expect(swaySessionIn(run, 1000)).toEqual({ swaySocket: null, waylandDisplay: null });
     writeFileSync(join(run, "wayland-1"), "");
     writeFileSync(join(run, "wayland-1.lock"), "");
-    expect(swaySessionIn(run, 1000)).toEqual({ swaySocket: null, waylandDisplay: null });
+    expect(swaySessionIn(run, 1000)).toEqual({ swaySocket: null, waylandDisplay: join(run, "wayland-1") }); // KWin, Mutter: no sway IPC
     writeFileSync(join(run, "sway-ipc.1000.41.sock"), "");
     writeFileSync(join(run, "sway-ipc.1001.42.sock"), ""); // another user's
     expect(swaySessionIn(run, 1000)).toEqual({ swaySocket: join(run, "sway-ipc.1000.41.sock"), waylandDisplay: join(run, "wayland-1") });
