@@ -38,6 +38,7 @@ const symbols = {
   neuron_kwin_open: { args: [P, P], returns: FFIType.i32 },
   neuron_kwin_available: { args: [P], returns: FFIType.i32 },
   neuron_kwin_stream_virtual_output: { args: [P, P, FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_kwin_stream_output: { args: [P, P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
   neuron_kwin_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_kwin_close: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
@@ -329,6 +330,15 @@ export class KwinScreencast {
     const pointer = cursor === "hidden" ? 1 : cursor === "embedded" ? 2 : 4;
     const rc = this.n.sym.neuron_kwin_stream_virtual_output(this.h(), cstr(name), width, height, pointer, timeoutMs, ptr(cell));
     if (rc < 0) throw new HostOutputError(rc, this.error() || `stream_virtual_output failed (status ${rc})`);
+    return cell[0]!;
+  }
+
+  /** An existing output, by its wl_output name; its PipeWire node id. */
+  streamOutput(outputName: string, cursor: "hidden" | "embedded" | "metadata", timeoutMs: number): number {
+    const cell = new Uint32Array(1);
+    const pointer = cursor === "hidden" ? 1 : cursor === "embedded" ? 2 : 4;
+    const rc = this.n.sym.neuron_kwin_stream_output(this.h(), cstr(outputName), pointer, timeoutMs, ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `stream_output failed (status ${rc})`);
     return cell[0]!;
   }
 

@@ -135,6 +135,9 @@ NEURON_EXPORT int32_t neuron_kwin_available(neuron_kwin *k);
  * `failed` (its message in neuron_kwin_error). One stream per handle. */
 NEURON_EXPORT int32_t neuron_kwin_stream_virtual_output(neuron_kwin *k, const char *name, uint32_t width, uint32_t height,
                                                         uint32_t pointer, uint32_t timeout_ms, uint32_t *node_id);
+/* stream_output: an existing output by its wl_output name (e.g. "Virtual-0"); as above. */
+NEURON_EXPORT int32_t neuron_kwin_stream_output(neuron_kwin *k, const char *output_name, uint32_t pointer,
+                                                uint32_t timeout_ms, uint32_t *node_id);
 NEURON_EXPORT int32_t neuron_kwin_error(neuron_kwin *k, char *buf, uint32_t cap);
 /* Closes the stream (the output goes), then the connection. NULL ignored. */
 NEURON_EXPORT void neuron_kwin_close(neuron_kwin *k);

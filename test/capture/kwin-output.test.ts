@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CapturePipeline } from "../../ffi/capture.ts";
-import { HostOutputNative, KwinScreencast } from "../../ffi/hostout.ts";
+import { HostOutputNative, KwinScreencast, PwVideoStream } from "../../ffi/hostout.ts";
 import { resolveNativePath } from "../../ffi/native.ts";
 import { chooseHostOutputBackend, hostOutputBackends, HostVirtualOutputSource } from "../../src/capture/host-output.ts";
 import { KwinBackend } from "../../src/capture/kwin-output.ts";
@@ -18,6 +18,7 @@ import { probeStream } from "./ffmpeg.ts";
 import { loadCaptureNative } from "./helpers.ts";
 import { HAVE_KWIN, MISSING_KWIN, startKwinSession, type KwinSession } from "./kwin-session.ts";
 
+const HAVE_CLIENT = Bun.which("weston-simple-shm") !== null;
 if (!HAVE_KWIN) console.warn(`skip: KWin backend tests need ${MISSING_KWIN.join(", ")} (not installed)`);
 
 const native = new HostOutputNative(resolveNativePath({}));
@@ -92,6 +93,47 @@ describe.skipIf(!HAVE_KWIN)("host desktop through KWin's zkde_screencast", () =>
     }
     expect(after).toEqual(before);
   }, 60_000);
+
+  test.skipIf(!HAVE_CLIENT)("KWin's screencast stream of its own output: negotiated at its size; captured and decoded where KWin sends frames", async () => {
+    const [out] = await s.outputs();
+    expect(out).toEqual({ name: "Virtual-0", mode: "640x480" });
+    const k = KwinScreencast.open(native, s.waylandDisplay);
+    const client = HAVE_CLIENT ? s.client(["weston-simple-shm"]) : null; // KWin sends frames on damage
+    let stream: PwVideoStream | null = null;
+    let pipeline: CapturePipeline | null = null;
+    try {
+      expect(k.version()).toBe(3);
+      expect(() => k.streamOutput("HDMI-9", "embedded", 2000)).toThrow("no output named HDMI-9");
+      const node = k.streamOutput("Virtual-0", "embedded", 5000);
+      stream = PwVideoStream.open(native, { remote: s.pipewireSocket, nodeId: node, width: 640, height: 480, fps: 30, negotiateTimeoutMs: 5000 });
+      if (process.env.NEURON_TEST_VERBOSE) console.log("kwin stream_output:", stream.stats());
+      expect(stream.stats()).toMatchObject({ width: 640, height: 480 });
+      expect(stream.stats().state).toBe("streaming");
+      pipeline = CapturePipeline.startFromStream(capture, stream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 2000, threads: 2, ringSlots: 16 });
+      const buf = new Uint8Array(4 << 20);
+      const chunks: Uint8Array[] = [];
+      const deadline = Date.now() + 5_000;
+      while (chunks.length < 5 && Date.now() < deadline) {
+        const au = pipeline.poll(buf);
+        if (au) chunks.push(buf.slice(0, au.size));
+        else await Bun.sleep(5);
+      }
+      if (chunks.length === 0 && stream.stats().buffers === 0) {
+        // measured: KWin 5.27 on its virtual backend streams (memfd buffers allocated) but queues no buffer
+        console.warn("skip: kwin_wayland --virtual negotiated 640x480 and allocated memfd buffers (its kwin_screencast log) but queued no buffer in 5 s, with a client animating on the output");
+        return;
+      }
+      expect(chunks.length).toBe(5);
+      const file = join(dir.path, "kwin-own.h264");
+      writeFileSync(file, Buffer.concat(chunks));
+      expect(await probeStream(file, "h264")).toMatchObject({ codec: "h264", width: 640, height: 480, frames: 5 });
+    } finally {
+      pipeline?.stop();
+      stream?.close();
+      k.close();
+      client?.kill();
+    }
+  }, 40_000);
 
   test("KWin is chosen where it is the compositor; the others say why not", () => {
     const choice = chooseHostOutputBackend(hostOutputBackends(native, env()));

@@ -8,7 +8,7 @@
  * outside the bounding set (containers), exec fails with EPERM, so the session runs a copy
  * without the capability (the same binary; its Qt platform plugin wants the name kwin_wayland).
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -24,6 +24,8 @@ export interface KwinSession {
   waylandDisplay: string;
   /** Outputs KWin announces (wl_output names and current modes, through wayland-info). */
   outputs(): Promise<{ name: string; mode: string }[]>;
+  /** Starts a client of KWin (killed with the session). */
+  client(argv: string[]): Subprocess;
   stop(): Promise<void>;
 }
 
@@ -43,7 +45,7 @@ async function until(fn: () => boolean, ms: number, what: string): Promise<void>
   }
 }
 
-export async function startKwinSession(opts: { width?: number; height?: number; authorise?: boolean; log?: boolean } = {}): Promise<KwinSession> {
+export async function startKwinSession(opts: { width?: number; height?: number; authorise?: boolean; log?: boolean; env?: Record<string, string> } = {}): Promise<KwinSession> {
   const runtimeDir = mkdtempSync(join(tmpdir(), "neuron-kwin-"));
   const procs: Subprocess[] = [];
   const io = opts.log ? "inherit" : "ignore";
@@ -68,6 +70,7 @@ export async function startKwinSession(opts: { width?: number; height?: number; 
       XDG_DATA_HOME: join(runtimeDir, "data-home"),
       XDG_DATA_DIRS: `${data}:/usr/share`,
       PIPEWIRE_RUNTIME_DIR: runtimeDir,
+      ...opts.env,
     };
     const busPath = join(runtimeDir, "bus");
     procs.push(Bun.spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile", `--address=unix:path=${busPath}`], { env: base, stdout: io, stderr: io }));
@@ -92,6 +95,11 @@ export async function startKwinSession(opts: { width?: number; height?: number; 
       runtimeDir,
       pipewireSocket,
       waylandDisplay,
+      client(argv) {
+        const p = Bun.spawn(argv, { env: { ...env, WAYLAND_DISPLAY: waylandDisplay }, stdout: io, stderr: io });
+        procs.push(p);
+        return p;
+      },
       async outputs() {
         const p = Bun.spawn(["wayland-info"], { env: { ...env, WAYLAND_DISPLAY: waylandDisplay }, stdout: "pipe", stderr: "ignore" });
         const t = setTimeout(() => p.kill("SIGKILL"), 5000);
@@ -108,7 +116,6 @@ export async function startKwinSession(opts: { width?: number; height?: number; 
       },
       stop,
     };
-    void readdirSync;
     return session;
   } catch (err) {
     await stop();
