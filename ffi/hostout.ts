@@ -1,6 +1,7 @@
 /**
  * bun:ffi bindings of native/hostout.h: Mutter's ScreenCast D-Bus session (a virtual
- * output per handle) and the PipeWire consumer of a node. Handles are owned here.
+ * output per handle), a portal implementation's ScreenCast backend interface, and the
+ * PipeWire consumer of a node. Handles are owned here.
  */
 import { CString, FFIType, ptr, type FFIFunction, type Pointer } from "bun:ffi";
 import { NativeModule } from "./native.ts";
@@ -28,6 +29,18 @@ const symbols = {
   neuron_mutter_pointer_axis: { args: [P, FFIType.f64, FFIType.f64, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
   neuron_mutter_close: { args: [P], returns: FFIType.void },
+  neuron_xdp_open: { args: [P, P, P], returns: FFIType.i32 },
+  neuron_xdp_available: { args: [P], returns: FFIType.i32 },
+  neuron_xdp_start: { args: [P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_xdp_stop: { args: [P], returns: FFIType.i32 },
+  neuron_xdp_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
+  neuron_xdp_close: { args: [P], returns: FFIType.void },
+  neuron_kwin_open: { args: [P, P], returns: FFIType.i32 },
+  neuron_kwin_available: { args: [P], returns: FFIType.i32 },
+  neuron_kwin_stream_virtual_output: { args: [P, P, FFIType.u32, FFIType.u32, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_kwin_stream_output: { args: [P, P, FFIType.u32, FFIType.u32, P], returns: FFIType.i32 },
+  neuron_kwin_error: { args: [P, P, FFIType.u32], returns: FFIType.i32 },
+  neuron_kwin_close: { args: [P], returns: FFIType.void },
 } as const satisfies Record<string, FFIFunction>;
 
 export class HostOutputNative extends NativeModule<typeof symbols> {
@@ -230,6 +243,111 @@ export class MutterScreenCast {
 
   close(): void {
     if (this.handle !== null) this.n.sym.neuron_mutter_close(this.handle);
+    this.handle = null;
+  }
+}
+
+/** One ScreenCast session on an xdg-desktop-portal implementation's backend interface. */
+export class PortalScreenCast {
+  private handle: Pointer | null;
+
+  private constructor(
+    private readonly n: HostOutputNative,
+    handle: Pointer,
+  ) {
+    this.handle = handle;
+  }
+
+  /** A private connection to the bus at `address`, for the implementation owning `busName`. */
+  static open(n: HostOutputNative, address: string, busName: string): PortalScreenCast {
+    const cell = new BigUint64Array(1);
+    const rc = n.sym.neuron_xdp_open(cstr(address), cstr(busName), ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, `cannot connect to the bus at ${address} (for ${busName})`);
+    return new PortalScreenCast(n, outPtr(cell));
+  }
+
+  private h(): Pointer {
+    if (this.handle === null) throw new Error("portal session is closed");
+    return this.handle;
+  }
+
+  /** Whether the implementation's name has an owner on the bus. */
+  available(): boolean {
+    return this.n.sym.neuron_xdp_available(this.h()) === 1;
+  }
+
+  /** CreateSession, SelectSources (one monitor), Start: the stream's PipeWire node id. */
+  start(cursorMode: "hidden" | "embedded" | "metadata", timeoutMs: number): number {
+    const cell = new Uint32Array(1);
+    const mode = cursorMode === "hidden" ? 1 : cursorMode === "embedded" ? 2 : 4;
+    const rc = this.n.sym.neuron_xdp_start(this.h(), mode, timeoutMs, ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `portal ScreenCast failed (status ${rc})`);
+    return cell[0]!;
+  }
+
+  error(): string {
+    return errText((b) => this.n.sym.neuron_xdp_error(this.h(), ptr(b), b.length));
+  }
+
+  close(): void {
+    if (this.handle !== null) this.n.sym.neuron_xdp_close(this.handle);
+    this.handle = null;
+  }
+}
+
+/** One KWin zkde_screencast virtual-output stream over a Wayland connection held for the session. */
+export class KwinScreencast {
+  private handle: Pointer | null;
+
+  private constructor(
+    private readonly n: HostOutputNative,
+    handle: Pointer,
+  ) {
+    this.handle = handle;
+  }
+
+  /** Connects to the Wayland display (socket name or absolute path). */
+  static open(n: HostOutputNative, display: string): KwinScreencast {
+    const cell = new BigUint64Array(1);
+    const rc = n.sym.neuron_kwin_open(cstr(display), ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, `cannot connect to the Wayland display ${display}`);
+    return new KwinScreencast(n, outPtr(cell));
+  }
+
+  private h(): Pointer {
+    if (this.handle === null) throw new Error("KWin screencast is closed");
+    return this.handle;
+  }
+
+  /** The zkde_screencast_unstable_v1 version offered to this client (0: none). */
+  version(): number {
+    return this.n.sym.neuron_kwin_available(this.h());
+  }
+
+  /** A virtual output `name` at width x height; its PipeWire node id. */
+  streamVirtualOutput(name: string, width: number, height: number, cursor: "hidden" | "embedded" | "metadata", timeoutMs: number): number {
+    const cell = new Uint32Array(1);
+    const pointer = cursor === "hidden" ? 1 : cursor === "embedded" ? 2 : 4;
+    const rc = this.n.sym.neuron_kwin_stream_virtual_output(this.h(), cstr(name), width, height, pointer, timeoutMs, ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `stream_virtual_output failed (status ${rc})`);
+    return cell[0]!;
+  }
+
+  /** An existing output, by its wl_output name; its PipeWire node id. */
+  streamOutput(outputName: string, cursor: "hidden" | "embedded" | "metadata", timeoutMs: number): number {
+    const cell = new Uint32Array(1);
+    const pointer = cursor === "hidden" ? 1 : cursor === "embedded" ? 2 : 4;
+    const rc = this.n.sym.neuron_kwin_stream_output(this.h(), cstr(outputName), pointer, timeoutMs, ptr(cell));
+    if (rc < 0) throw new HostOutputError(rc, this.error() || `stream_output failed (status ${rc})`);
+    return cell[0]!;
+  }
+
+  error(): string {
+    return errText((b) => this.n.sym.neuron_kwin_error(this.h(), ptr(b), b.length));
+  }
+
+  close(): void {
+    if (this.handle !== null) this.n.sym.neuron_kwin_close(this.handle);
     this.handle = null;
   }
 }

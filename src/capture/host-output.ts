@@ -8,14 +8,19 @@
  *             negotiated format, which offers only the client's mode)
  *   weston    headless + pipewire-plugin: probed; weston 10's plugin needs the DRM backend's
  *             virtual-output API, which headless does not offer
- *   kwin      zkde_screencast stream_virtual_output; gamescope headless; wlroots create_output:
- *             probed by their binaries, reported unavailable with the reason
+ *   wlroots   sway's create_output + a private xdg-desktop-portal-wlr for that output
+ *             (wlroots-output.ts)
+ *   gamescope a gamescope of its own per session at the mode (gamescope-output.ts)
+ *   kwin      zkde_screencast_unstable_v1 stream_virtual_output (kwin-output.ts)
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { HostOutputError, HostOutputNative as HostOutputNativeClass, MutterScreenCast, PwVideoStream, type HostOutputNative, type PwStats } from "../../ffi/hostout.ts";
 import type { CursorInfo, ReaderStats } from "../../ffi/capture.ts";
 import { CaptureError, type FrameEvent, type FrameSource } from "./source.ts";
+import { GamescopeBackend } from "./gamescope-output.ts";
+import { KwinBackend } from "./kwin-output.ts";
+import { WlrootsBackend } from "./wlroots-output.ts";
 
 export interface OutputMode {
   width: number;
@@ -33,6 +38,18 @@ export interface HostSessionEnv {
   which?: (bin: string) => string | null;
   /** Directory of weston's plugins. */
   westonModuleDir?: string;
+  /** sway's IPC socket ($SWAYSOCK of the session; null: none known). */
+  swaySocket?: string | null;
+  /** The session compositor's Wayland socket (a name in the runtime dir or an absolute path). */
+  waylandDisplay?: string | null;
+  /** xdg-desktop-portal-wlr's binary. */
+  portalWlrBinary?: string;
+  /** Where DRM render nodes live (/dev/dri). */
+  driDir?: string;
+  /** Where per-session helper directories are made (default: the system's temp dir). */
+  runtimeDir?: string;
+  /** gamescope without --headless may run nested, as a window in waylandDisplay (opt-in). */
+  gamescopeNested?: boolean;
 }
 
 export interface Availability {
@@ -57,6 +74,8 @@ export interface VirtualOutput {
   readonly nodeId: number;
   /** Present when the compositor takes input for the session (Mutter: a linked RemoteDesktop session). */
   readonly input: HostSessionInput | null;
+  /** The compositor's name for the output, where it has one (sway: HEADLESS-N). */
+  readonly outputName?: string;
   close(): void;
 }
 
@@ -111,7 +130,7 @@ export class MutterBackend implements HostOutputBackend {
 /** A backend this build only probes: its compositor's presence, and why it cannot serve. */
 class ProbedOnlyBackend implements HostOutputBackend {
   constructor(
-    readonly name: "weston" | "kwin" | "gamescope" | "wlroots",
+    readonly name: "weston",
     private readonly check: () => Availability,
   ) {}
   probe(): Availability {
@@ -133,22 +152,9 @@ export function hostOutputBackends(native: HostOutputNative | null, env: HostSes
       if (!existsSync(join(moduleDir, "pipewire-plugin.so"))) return { available: false, reason: `weston's pipewire-plugin.so is not in ${moduleDir}` };
       return { available: false, reason: "weston 10's pipewire-plugin creates outputs only through the DRM backend's virtual-output API; the headless backend has none, and outputs are fixed in weston.ini, not per session" };
     }),
-    new ProbedOnlyBackend("kwin", () =>
-      which(env, "kwin_wayland")
-        ? { available: false, reason: "KWin is installed; its zkde_screencast stream_virtual_output client is not part of this build" }
-        : { available: false, reason: "KWin (kwin_wayland) is not installed" },
-    ),
-    new ProbedOnlyBackend("gamescope", () =>
-      which(env, "gamescope")
-        ? { available: false, reason: "gamescope is installed; running it headless per session is not part of this build" }
-        : { available: false, reason: "gamescope is not installed" },
-    ),
-    new ProbedOnlyBackend("wlroots", () => {
-      const bin = ["sway", "labwc", "cage"].find((b) => which(env, b));
-      return bin
-        ? { available: false, reason: `${bin} (wlroots) is installed; its create_output client is not part of this build` }
-        : { available: false, reason: "no wlroots compositor (sway, labwc, cage) is installed" };
-    }),
+    new KwinBackend(native, env),
+    new GamescopeBackend(env),
+    new WlrootsBackend(native, env),
   ];
 }
 

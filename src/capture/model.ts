@@ -123,6 +123,8 @@ export const SourceKindStatus = z.object({
   reason: z.string().optional(),
   /** host-virtual-output: how input reaches the host's session (remote-desktop, libei, uinput or none) and why. */
   input: z.object({ backend: z.string(), reason: z.string() }).optional(),
+  /** host-virtual-output: every compositor backend, in probe order: available, or why not. */
+  backends: z.array(z.object({ name: z.string(), available: z.boolean(), reason: z.string().optional() })).optional(),
 });
 export const SourceKindList = z.object({ sources: z.array(SourceKindStatus) }).meta({ id: "CaptureSourceKinds" });
 

@@ -3,7 +3,7 @@
  * shared-memory region holds, and a self-contained demo run (synthetic
  * producer → native pipeline). Knows no transport.
  */
-import { existsSync, unlinkSync } from "node:fs";
+import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import {
   CaptureNative,
@@ -43,9 +43,31 @@ export interface FrameSourceSettings {
 
 /** The desktop user's session (/run/user/<uid>), or this process's own environment. */
 export function desktopSessionEnv(uid: number | null, env: Record<string, string | undefined> = process.env): HostSessionEnv {
-  if (uid !== null) return { busAddress: `unix:path=/run/user/${uid}/bus`, pipewireSocket: `/run/user/${uid}/pipewire-0` };
+  if (uid !== null) {
+    const run = `/run/user/${uid}`;
+    return { busAddress: `unix:path=${run}/bus`, pipewireSocket: `${run}/pipewire-0`, ...swaySessionIn(run, uid) };
+  }
   const runtime = env.PIPEWIRE_RUNTIME_DIR ?? env.XDG_RUNTIME_DIR;
-  return { busAddress: env.DBUS_SESSION_BUS_ADDRESS ?? null, pipewireSocket: runtime ? join(runtime, "pipewire-0") : null };
+  return {
+    busAddress: env.DBUS_SESSION_BUS_ADDRESS ?? null,
+    pipewireSocket: runtime ? join(runtime, "pipewire-0") : null,
+    swaySocket: env.SWAYSOCK ?? null,
+    waylandDisplay: env.WAYLAND_DISPLAY ? (env.WAYLAND_DISPLAY.startsWith("/") || !env.XDG_RUNTIME_DIR ? env.WAYLAND_DISPLAY : join(env.XDG_RUNTIME_DIR, env.WAYLAND_DISPLAY)) : null,
+  };
+}
+
+/** The user's Wayland socket (the first wayland-N) and a running sway's IPC socket (sway-ipc.<uid>.<pid>.sock, the newest). */
+export function swaySessionIn(runtimeDir: string, uid: number): { swaySocket: string | null; waylandDisplay: string | null } {
+  let names: string[] = [];
+  try {
+    names = readdirSync(runtimeDir);
+  } catch {
+    return { swaySocket: null, waylandDisplay: null };
+  }
+  const ipc = names.filter((n) => n.startsWith(`sway-ipc.${uid}.`) && n.endsWith(".sock")).map((n) => join(runtimeDir, n));
+  const newest = ipc.map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => b.t - a.t)[0]?.p ?? null;
+  const wl = names.filter((n) => /^wayland-\d+$/.test(n)).sort()[0];
+  return { swaySocket: newest, waylandDisplay: wl ? join(runtimeDir, wl) : null };
 }
 
 const FLAG_NAMES: [number, string][] = [

@@ -21,6 +21,8 @@ export interface SourceKindStatus {
   reason?: string;
   /** host-virtual-output: how input reaches the host's session. */
   input?: { backend: string; reason: string };
+  /** host-virtual-output: every compositor backend, probed in order, and why each cannot serve. */
+  backends?: { name: string; available: boolean; reason?: string }[];
 }
 
 export interface SourceProbeInput {
@@ -70,11 +72,14 @@ export function probeSourceKinds(i: SourceProbeInput): SourceKindStatus[] {
   const vsock = native ?? (existsSync(i.vsockDevice) ? null : `no ${i.vsockDevice} (the vhost_vsock module is not loaded): a VM cannot get a vsock device`);
   const unix = native ?? socketDirUsable(i.frameSocketDir);
   let host = native;
+  let backends: SourceKindStatus["backends"];
   if (!host) {
     const choice = chooseHostOutputBackend(i.hostOutputBackends ?? []);
     host = choice.backend ? null : choice.reason;
+    backends = choice.candidates;
   }
   const hostStatus = status("host-virtual-output", host);
+  if (backends) hostStatus.backends = backends;
   if (i.hostInput) hostStatus.input = { backend: i.hostInput.backend, reason: i.hostInput.reason };
   return [status("kvmfr", shm), status("nfb", shm), status("vsock", vsock), status("unix", unix), hostStatus];
 }

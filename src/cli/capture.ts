@@ -191,6 +191,7 @@ async function listSources(args: ParsedArgs, ctx: Parameters<Command["run"]>[1],
       for (const s of sources) {
         ctx.stdout(`${s.kind.padEnd(20)} ${s.available ? "available" : `unavailable: ${s.reason}`}\n`);
         if (s.input) ctx.stdout(`${"".padEnd(20)} input: ${s.input.backend} (${s.input.reason})\n`);
+        for (const b of s.backends ?? []) ctx.stdout(`${"".padEnd(20)} ${b.name.padEnd(10)} ${b.available ? "available" : `unavailable: ${b.reason}`}\n`);
       }
     return 0;
   } finally {

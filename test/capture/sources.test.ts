@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
 import { chooseVmTransport, domainVsock, probeSourceKinds, SOURCE_KINDS } from "../../src/capture/sources.ts";
+import { hostOutputBackends } from "../../src/capture/host-output.ts";
 import { parseVmSpec } from "../../src/vm/model.ts";
 import { shmName } from "../../src/vm/shm.ts";
 import { buildDomainXml } from "../../src/vm/xml.ts";
@@ -34,6 +35,13 @@ describe("source kinds", () => {
     expect(by.vsock).toMatchObject({ available: false, reason: expect.stringContaining(`no ${vhost}`) });
     expect(by["host-virtual-output"]!.available).toBe(false);
     expect(by["host-virtual-output"]!.reason).toContain("no compositor offers a virtual output");
+    expect(by["host-virtual-output"]!.backends).toEqual([]);
+    // every backend listed with its own verdict
+    const backends = hostOutputBackends(null, { busAddress: null, pipewireSocket: null, which: () => null });
+    const host = probeSourceKinds({ shmDir, vsockDevice: vhost, frameSocketDir: frameDir, nativeError: null, hostOutputBackends: backends }).find((k) => k.kind === "host-virtual-output")!;
+    expect(host.backends!.map((b) => b.name)).toEqual(["mutter", "weston", "kwin", "gamescope", "wlroots"]);
+    expect(host.backends!.find((b) => b.name === "gamescope")).toEqual({ name: "gamescope", available: false, reason: "gamescope is not installed" });
+    expect(host.backends!.find((b) => b.name === "wlroots")).toEqual({ name: "wlroots", available: false, reason: "the native library is not loaded" });
     for (const k of kinds) if (k.available) expect(k.reason).toBeUndefined();
   });
 
