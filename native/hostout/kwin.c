@@ -1,6 +1,6 @@
 /* KWin's zkde_screencast_unstable_v1 (hostout.h): one virtual output per handle. */
 #include "../hostout.h"
-#include "protocol/zkde-screencast-unstable-v1-client.h"
+#include "zkde-screencast-unstable-v1-client.h" /* generated at build time (Makefile) */
 
 #include <errno.h>
 #include <poll.h>

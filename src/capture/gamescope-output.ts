@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { Subprocess } from "bun";
-import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output.ts";
+import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output-contract.ts";
 import { CaptureError } from "./source.ts";
 
 const GAMESCOPE_BINS = ["/usr/bin/gamescope", "/usr/games/gamescope"];

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { KwinScreencast, type HostOutputNative } from "../../ffi/hostout.ts";
-import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output.ts";
+import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output-contract.ts";
 import { CaptureError } from "./source.ts";
 
 const NOT_OFFERED =

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import type { Subprocess } from "bun";
 import { PortalScreenCast, type HostOutputNative } from "../../ffi/hostout.ts";
-import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output.ts";
+import type { Availability, HostOutputBackend, HostSessionEnv, OutputMode, VirtualOutput } from "./host-output-contract.ts";
 import { CaptureError } from "./source.ts";
 
 export const PORTAL_WLR_NAME = "org.freedesktop.impl.portal.desktop.wlr";
