@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mapfile -t wanted < <(grep -v -E '^\s*(#|$)' build/debian-packages.txt)
+# one or more names a line; '#' starts a comment line
+read -ra wanted <<< "$(grep -v -E '^\s*(#|$)' build/debian-packages.txt | tr '\n' ' ')"
 missing=()
 for p in "${wanted[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
