@@ -25,7 +25,8 @@ export interface DesktopSession {
 export const HAVE_MUTTER = ["mutter", "pipewire", "wireplumber", "dbus-daemon", "gdbus"].every((b) => Bun.which(b) !== null);
 export const MISSING_MUTTER = ["mutter", "pipewire", "wireplumber", "dbus-daemon", "gdbus"].filter((b) => Bun.which(b) === null);
 
-async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+/** Waits for fn, polling every 50 ms; throws naming what was not ready in ms. */
+export async function until(fn: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await fn()) return;
@@ -43,12 +44,34 @@ async function run(argv: string[], env: Record<string, string>, ms = 5000): Prom
   return { code, out };
 }
 
-async function stopProc(p: Subprocess | null): Promise<void> {
+/** Ends a process this test started: SIGTERM, SIGKILL after 3 s. */
+export async function stopProc(p: Subprocess | null): Promise<void> {
   if (!p || p.exitCode !== null) return;
   p.kill("SIGTERM");
   const t = setTimeout(() => p.kill("SIGKILL"), 3000);
   await p.exited;
   clearTimeout(t);
+}
+
+/**
+ * A private session bus at <runtimeDir>/bus, then pipewire and wireplumber on it, each pushed
+ * onto procs (the caller stops them in reverse); returns the environment that reaches them.
+ */
+export async function startBusAndPipewire(
+  runtimeDir: string,
+  base: Record<string, string>,
+  procs: Subprocess[],
+  io: "inherit" | "ignore",
+): Promise<{ env: Record<string, string>; pipewireSocket: string }> {
+  const busPath = join(runtimeDir, "bus");
+  procs.push(Bun.spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile", `--address=unix:path=${busPath}`], { env: base, stdout: io, stderr: io }));
+  await until(() => existsSync(busPath), 5000, "dbus-daemon");
+  const env = { ...base, DBUS_SESSION_BUS_ADDRESS: `unix:path=${busPath}` };
+  procs.push(Bun.spawn(["pipewire"], { env, stdout: io, stderr: io }));
+  const pipewireSocket = join(runtimeDir, "pipewire-0");
+  await until(() => existsSync(pipewireSocket), 5000, "pipewire");
+  procs.push(Bun.spawn(["wireplumber"], { env, stdout: io, stderr: io }));
+  return { env, pipewireSocket };
 }
 
 export async function startMutterSession(opts: { log?: boolean } = {}): Promise<DesktopSession> {

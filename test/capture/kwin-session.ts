@@ -12,6 +12,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { startBusAndPipewire, stopProc, until } from "./desktop-session.ts";
 
 const NEEDS = ["kwin_wayland", "pipewire", "wireplumber", "dbus-daemon", "wayland-info"];
 export const MISSING_KWIN = NEEDS.filter((b) => Bun.which(b) === null);
@@ -27,22 +28,6 @@ export interface KwinSession {
   /** Starts a client of KWin (killed with the session). */
   client(argv: string[]): Subprocess;
   stop(): Promise<void>;
-}
-
-async function stopProc(p: Subprocess): Promise<void> {
-  if (p.exitCode !== null) return;
-  p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), 3000);
-  await p.exited;
-  clearTimeout(t);
-}
-
-async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() >= end) throw new Error(`kwin session: ${what} not ready within ${ms} ms`);
-    await Bun.sleep(50);
-  }
 }
 
 export async function startKwinSession(opts: { width?: number; height?: number; authorise?: boolean; log?: boolean; env?: Record<string, string> } = {}): Promise<KwinSession> {
@@ -72,14 +57,7 @@ export async function startKwinSession(opts: { width?: number; height?: number; 
       PIPEWIRE_RUNTIME_DIR: runtimeDir,
       ...opts.env,
     };
-    const busPath = join(runtimeDir, "bus");
-    procs.push(Bun.spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile", `--address=unix:path=${busPath}`], { env: base, stdout: io, stderr: io }));
-    await until(() => existsSync(busPath), 5000, "dbus-daemon");
-    const env = { ...base, DBUS_SESSION_BUS_ADDRESS: `unix:path=${busPath}` };
-    procs.push(Bun.spawn(["pipewire"], { env, stdout: io, stderr: io }));
-    const pipewireSocket = join(runtimeDir, "pipewire-0");
-    await until(() => existsSync(pipewireSocket), 5000, "pipewire");
-    procs.push(Bun.spawn(["wireplumber"], { env, stdout: io, stderr: io }));
+    const { env, pipewireSocket } = await startBusAndPipewire(runtimeDir, base, procs, io);
     const binDir = join(runtimeDir, "bin");
     mkdirSync(binDir);
     const kwin = join(binDir, "kwin_wayland");

@@ -8,6 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { startBusAndPipewire, stopProc, until } from "./desktop-session.ts";
 
 const ROOT = process.getuid?.() === 0;
 const NEEDS = ["sway", "swaymsg", "pipewire", "wireplumber", "dbus-daemon", ...(ROOT ? ["setpriv"] : [])];
@@ -25,22 +26,6 @@ export interface SwaySession {
   stop(): Promise<void>;
 }
 
-async function stopProc(p: Subprocess): Promise<void> {
-  if (p.exitCode !== null) return;
-  p.kill("SIGTERM");
-  const t = setTimeout(() => p.kill("SIGKILL"), 3000);
-  await p.exited;
-  clearTimeout(t);
-}
-
-async function until(fn: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() >= end) throw new Error(`sway session: ${what} not ready within ${ms} ms`);
-    await Bun.sleep(50);
-  }
-}
-
 export async function startSwaySession(opts: { log?: boolean } = {}): Promise<SwaySession> {
   const runtimeDir = mkdtempSync(join(tmpdir(), "neuron-sway-"));
   chmodSync(runtimeDir, 0o711);
@@ -52,14 +37,7 @@ export async function startSwaySession(opts: { log?: boolean } = {}): Promise<Sw
   };
   try {
     const base: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: runtimeDir, XDG_RUNTIME_DIR: runtimeDir, PIPEWIRE_RUNTIME_DIR: runtimeDir };
-    const busPath = join(runtimeDir, "bus");
-    procs.push(Bun.spawn(["dbus-daemon", "--session", "--nofork", "--nopidfile", `--address=unix:path=${busPath}`], { env: base, stdout: io, stderr: io }));
-    await until(() => existsSync(busPath), 5000, "dbus-daemon");
-    const env = { ...base, DBUS_SESSION_BUS_ADDRESS: `unix:path=${busPath}` };
-    procs.push(Bun.spawn(["pipewire"], { env, stdout: io, stderr: io }));
-    const pipewireSocket = join(runtimeDir, "pipewire-0");
-    await until(() => existsSync(pipewireSocket), 5000, "pipewire");
-    procs.push(Bun.spawn(["wireplumber"], { env, stdout: io, stderr: io }));
+    const { env, pipewireSocket } = await startBusAndPipewire(runtimeDir, base, procs, io);
     // sway's own runtime dir (its Wayland and IPC sockets), owned by the user it runs as
     const swayDir = join(runtimeDir, "sway");
     mkdirSync(swayDir, { mode: 0o700 });
