@@ -7,7 +7,7 @@
  * not parse is skipped, a volume whose $MFT cannot be located yields null (nothing claimed).
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { ntfsGeometry } from "./ntfs-volume.ts";
+import { fixup, ntfsGeometry } from "./ntfs-volume.ts";
 
 /** FILE_ATTRIBUTE_* bits worth carrying (the rest describe storage: archive, compressed, sparse...). */
 export const ATTR_READONLY = 0x1;
@@ -30,20 +30,6 @@ export const notable = (m: EntryMeta | null | undefined): m is EntryMeta => Bool
 const ROOT = 5;
 const MAX_RECORDS = 64 << 20;
 const CHUNK = 4 << 20;
-
-function fixup(rec: Buffer, sector: number): boolean {
-  if (rec.length < 48 || rec.readUInt32LE(0) !== 0x454c4946 /* FILE */) return false;
-  const usaOff = rec.readUInt16LE(4);
-  const usaCount = rec.readUInt16LE(6);
-  if (usaCount < 2 || usaOff + usaCount * 2 > rec.length || (usaCount - 1) * sector > rec.length) return false;
-  const usn = rec.readUInt16LE(usaOff);
-  for (let i = 1; i < usaCount; i++) {
-    const end = i * sector - 2;
-    if (rec.readUInt16LE(end) !== usn) return false;
-    rec.writeUInt16LE(rec.readUInt16LE(usaOff + 2 * i), end);
-  }
-  return true;
-}
 
 interface Attr {
   type: number;

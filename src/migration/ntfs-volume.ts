@@ -48,12 +48,15 @@ export function ntfsGeometry(boot: Buffer): NtfsGeometry | null {
   return { bytesPerSector, clusterBytes, mftOffset: mftLcn * clusterBytes, mftMirrOffset: mirrLcn * clusterBytes, recordBytes };
 }
 
-/** Applies the update sequence fixups of one MFT record in place; false if it is not sound. */
-function fixup(rec: Buffer, sector: number): boolean {
+/**
+ * Applies the update sequence fixups of one MFT record in place; false if it is not sound (a
+ * record covers at least one sector, so its array holds the number and at least one entry).
+ */
+export function fixup(rec: Buffer, sector: number): boolean {
   if (rec.length < 48 || rec.toString("latin1", 0, 4) !== "FILE") return false;
   const usaOff = rec.readUInt16LE(4);
   const usaCount = rec.readUInt16LE(6);
-  if (usaCount < 1 || usaOff + usaCount * 2 > rec.length || (usaCount - 1) * sector > rec.length) return false;
+  if (usaCount < 2 || usaOff + usaCount * 2 > rec.length || (usaCount - 1) * sector > rec.length) return false;
   const usn = rec.readUInt16LE(usaOff);
   for (let i = 1; i < usaCount; i++) {
     const end = i * sector - 2;
