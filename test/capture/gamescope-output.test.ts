@@ -15,7 +15,7 @@ import { GamescopeBackend, gamescopeFailure } from "../../src/capture/gamescope-
 import { hostOutputBackends, HostVirtualOutputSource } from "../../src/capture/host-output.ts";
 import { tempDir } from "../helpers/env.ts";
 import { probeStream } from "./ffmpeg.ts";
-import { loadCaptureNative } from "./helpers.ts";
+import { loadCaptureNative, collectAccessUnits } from "./helpers.ts";
 import { HAVE_SWAY, MISSING_SWAY, startSwaySession, type SwaySession } from "./sway-session.ts";
 
 const GAMESCOPE = Bun.which("gamescope") ?? (Bun.file("/usr/games/gamescope").size > 0 ? "/usr/games/gamescope" : null);
@@ -104,14 +104,7 @@ describe.skipIf(!HAVE)("gamescope nested in a headless sway", () => {
       source.attach(8000);
       expect(source.pwStats()).toMatchObject({ width: 640, height: 480, state: "streaming" });
       pipeline = CapturePipeline.startFromStream(capture, source.pwStream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 4000, threads: 2, ringSlots: 16 });
-      const buf = new Uint8Array(4 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 20_000;
-      while (chunks.length < 15 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (au) chunks.push(buf.slice(0, au.size));
-        else await Bun.sleep(5);
-      }
+      const chunks = await collectAccessUnits(pipeline, 15, 20_000);
       expect(chunks.length).toBe(15);
       const file = join(dir.path, "gamescope.h264");
       writeFileSync(file, Buffer.concat(chunks));

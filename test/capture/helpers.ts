@@ -70,3 +70,21 @@ export async function until(fn: () => boolean, ms: number): Promise<boolean> {
   }
   return fn();
 }
+
+/** Polls a capture pipeline until it has handed out count access units or ms passed; their bytes, in order. */
+export async function collectAccessUnits(
+  pipeline: { poll(dst: Uint8Array): { size: number } | null },
+  count: number,
+  ms: number,
+  bufBytes = 4 << 20,
+): Promise<Uint8Array[]> {
+  const buf = new Uint8Array(bufBytes);
+  const chunks: Uint8Array[] = [];
+  const deadline = Date.now() + ms;
+  while (chunks.length < count && Date.now() < deadline) {
+    const au = pipeline.poll(buf);
+    if (au) chunks.push(buf.slice(0, au.size));
+    else await Bun.sleep(5);
+  }
+  return chunks;
+}

@@ -14,7 +14,7 @@ import { chooseHostOutputBackend, hostOutputBackends, HostVirtualOutputSource, M
 import { tempDir } from "../helpers/env.ts";
 import { HAVE_MUTTER, MISSING_MUTTER, startMutterSession, type DesktopSession } from "./desktop-session.ts";
 import { probeStream } from "./ffmpeg.ts";
-import { loadCaptureNative } from "./helpers.ts";
+import { loadCaptureNative, collectAccessUnits } from "./helpers.ts";
 import { frameSourceContract } from "./source-contract.ts";
 import { AppCreate } from "../../src/apps/model.ts";
 import { openVideoSource } from "../../src/gamestream/video/source.ts";
@@ -78,17 +78,7 @@ describe.skipIf(!RUN)("host desktop through Mutter's RecordVirtual", () => {
       expect(during.map((m) => m.mode)).toContain("640x480");
       expect(source.pwStats()).toMatchObject({ width: 640, height: 480, fpsNum: 30, state: "streaming" });
       pipeline = CapturePipeline.startFromStream(capture, source.pwStream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 4000, threads: 2, ringSlots: 16 });
-      const buf = new Uint8Array(4 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 20_000;
-      while (chunks.length < 15 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (!au) {
-          await Bun.sleep(5);
-          continue;
-        }
-        chunks.push(buf.slice(0, au.size));
-      }
+      const chunks = await collectAccessUnits(pipeline, 15, 20_000);
       expect(chunks.length).toBe(15);
       expect(pipeline.stats()).toMatchObject({ width: 640, height: 480 });
       const file = join(dir.path, "host.h264");

@@ -15,7 +15,7 @@ import { chooseHostOutputBackend, hostOutputBackends, HostVirtualOutputSource } 
 import { KwinBackend } from "../../src/capture/kwin-output.ts";
 import { tempDir } from "../helpers/env.ts";
 import { probeStream } from "./ffmpeg.ts";
-import { loadCaptureNative } from "./helpers.ts";
+import { loadCaptureNative, collectAccessUnits } from "./helpers.ts";
 import { HAVE_KWIN, MISSING_KWIN, startKwinSession, type KwinSession } from "./kwin-session.ts";
 
 const HAVE_CLIENT = Bun.which("weston-simple-shm") !== null;
@@ -69,14 +69,7 @@ describe.skipIf(!HAVE_KWIN)("host desktop through KWin's zkde_screencast", () =>
       expect(source.pwStats()).toMatchObject({ width: 800, height: 600, state: "streaming" });
       if (process.env.NEURON_TEST_VERBOSE) console.log("kwin stream:", source.pwStats(), during);
       pipeline = CapturePipeline.startFromStream(capture, source.pwStream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 4000, threads: 2, ringSlots: 16 });
-      const buf = new Uint8Array(4 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 20_000;
-      while (chunks.length < 10 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (au) chunks.push(buf.slice(0, au.size));
-        else await Bun.sleep(5);
-      }
+      const chunks = await collectAccessUnits(pipeline, 10, 20_000);
       expect(chunks.length).toBe(10);
       const file = join(dir.path, "kwin.h264");
       writeFileSync(file, Buffer.concat(chunks));
@@ -110,14 +103,7 @@ describe.skipIf(!HAVE_KWIN)("host desktop through KWin's zkde_screencast", () =>
       expect(stream.stats()).toMatchObject({ width: 640, height: 480 });
       expect(stream.stats().state).toBe("streaming");
       pipeline = CapturePipeline.startFromStream(capture, stream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 2000, threads: 2, ringSlots: 16 });
-      const buf = new Uint8Array(4 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 5_000;
-      while (chunks.length < 5 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (au) chunks.push(buf.slice(0, au.size));
-        else await Bun.sleep(5);
-      }
+      const chunks = await collectAccessUnits(pipeline, 5, 5_000);
       if (chunks.length === 0 && stream.stats().buffers === 0) {
         // measured: KWin 5.27 on its virtual backend streams (memfd buffers allocated) but queues no buffer
         console.warn("skip: kwin_wayland --virtual negotiated 640x480 and allocated memfd buffers (its kwin_screencast log) but queued no buffer in 5 s, with a client animating on the output");

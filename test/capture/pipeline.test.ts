@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CapturePipeline, type AccessUnitInfo } from "../../ffi/capture.ts";
 import { decodeBgra, probeStream } from "./ffmpeg.ts";
-import { loadCaptureNative, removeFile, shmPath, spawnProducer, until } from "./helpers.ts";
+import { loadCaptureNative, removeFile, shmPath, spawnProducer, until, collectAccessUnits } from "./helpers.ts";
 
 const native = loadCaptureNative();
 const dir = mkdtempSync(join(tmpdir(), "neuron-pipeline-"));
@@ -110,14 +110,7 @@ describe("capture pipeline", () => {
     const producer = await spawnProducer(path, { width: 320, height: 240, fps: 120 });
     const p = CapturePipeline.start(native, path, { codec: "hevc", fps: 60, bitrateKbps: 2000, threads: 2 });
     try {
-      const buf = new Uint8Array(320 * 240 * 2);
-      const chunks: Uint8Array[] = [];
-      const end = Date.now() + 15_000;
-      while (chunks.length < 12 && Date.now() < end) {
-        const info = p.poll(buf);
-        if (info) chunks.push(buf.slice(0, info.size));
-        else await Bun.sleep(2);
-      }
+      const chunks = await collectAccessUnits(p, 12, 15_000, 320 * 240 * 2);
       expect(chunks.length).toBe(12);
       expect(p.encoderReport()).toContain("libx265: chosen");
       const file = join(dir, "pipeline.hevc");

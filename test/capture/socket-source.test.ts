@@ -8,7 +8,7 @@ import { CaptureError } from "../../src/capture/source.ts";
 import { encodeFrameHeader, encodeHello, fillPattern } from "../../src/guest-agent/frame-export.ts";
 import { frameSourceContract, type ContractFixture } from "./source-contract.ts";
 import { CapturePipeline } from "../../ffi/capture.ts";
-import { loadCaptureNative } from "./helpers.ts";
+import { loadCaptureNative, collectAccessUnits } from "./helpers.ts";
 import { probeStream } from "./ffmpeg.ts";
 
 const native = new VsockNative(resolveNativePath({}));
@@ -227,14 +227,7 @@ describe("NVF1 over a unix socket", () => {
     try {
       src.attach(5000);
       pipeline = CapturePipeline.startFromNvf(capture, src.nativeHandle, { codec: "h264", fps: 60, bitrateKbps: 2000, threads: 1, ringSlots: 16 });
-      const buf = new Uint8Array(1 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 15_000;
-      while (chunks.length < 10 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (au) chunks.push(buf.slice(0, au.size));
-        else await Bun.sleep(5);
-      }
+      const chunks = await collectAccessUnits(pipeline, 10, 15_000, 1 << 20);
       expect(chunks.length).toBe(10);
       const file = `/tmp/neuron-nvf-pipeline-${process.pid}.h264`;
       await Bun.write(file, Buffer.concat(chunks));

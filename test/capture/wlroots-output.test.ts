@@ -16,7 +16,7 @@ import { createSwayOutput, PORTAL_WLR_NAME, SwayIpc, WlrootsBackend, type SwayOu
 import { desktopSessionEnv, swaySessionIn } from "../../src/capture/service.ts";
 import { tempDir } from "../helpers/env.ts";
 import { probeStream } from "./ffmpeg.ts";
-import { loadCaptureNative } from "./helpers.ts";
+import { loadCaptureNative, collectAccessUnits } from "./helpers.ts";
 import { HAVE_SWAY, MISSING_SWAY, RENDER_NODE, startSwaySession, type SwaySession } from "./sway-session.ts";
 
 if (!HAVE_SWAY) console.warn(`skip: wlroots backend tests need ${MISSING_SWAY.join(", ")} (not installed)`);
@@ -146,17 +146,7 @@ describe.skipIf(!HAVE_SWAY)("wlroots backend on a headless sway", () => {
       expect(active().length).toBe(before.length + 1);
       expect(source.pwStats()).toMatchObject({ width: 640, height: 480, state: "streaming" });
       pipeline = CapturePipeline.startFromStream(capture, source.pwStream.nativeHandle, { codec: "h264", fps: 30, bitrateKbps: 4000, threads: 2, ringSlots: 16 });
-      const buf = new Uint8Array(4 << 20);
-      const chunks: Uint8Array[] = [];
-      const deadline = Date.now() + 20_000;
-      while (chunks.length < 15 && Date.now() < deadline) {
-        const au = pipeline.poll(buf);
-        if (!au) {
-          await Bun.sleep(5);
-          continue;
-        }
-        chunks.push(buf.slice(0, au.size));
-      }
+      const chunks = await collectAccessUnits(pipeline, 15, 20_000);
       expect(chunks.length).toBe(15);
       const file = join(dir.path, "wlr.h264");
       writeFileSync(file, Buffer.concat(chunks));
