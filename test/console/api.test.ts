@@ -196,6 +196,18 @@ describe("a stream session's bitrate", () => {
     expect(gs.sessionInfo(s.id).bitrateKbps).toBeNull();
     gs.endSession(s.id);
   });
+
+  test("through the auth layer: no identity 401, a read token 403, neither reaches the session", async () => {
+    const gs = env.core.gamestream();
+    const s = gs.sessions.start({ appId: 1, appName: "Desktop", vmName: null, width: 640, height: 360, fps: 30, riKey: new Uint8Array(16), riKeyId: 1, localAudioPlayMode: 0, surroundAudioInfo: 0x30002, remoteControllersBitmap: 0, gcmap: 0, hdr: false, encryptedRtsp: true, clientFingerprint: "f" });
+    const reader = env.core.auth.createToken("bitrate-reader", "read", "test").token;
+    const tcp = (headers: Record<string, string>) =>
+      app.handle(overTcp(new Request(`http://localhost/api/v1/sessions/${s.id}`, { method: "PATCH", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ bitrateKbps: 2000 }) })));
+    expect((await tcp({})).status).toBe(401);
+    expect((await tcp({ authorization: `Bearer ${reader}` })).status).toBe(403);
+    expect(gs.sessionInfo(s.id).bitrateKbps).toBeNull();
+    gs.endSession(s.id);
+  });
 });
 
 describe("console open", () => {
